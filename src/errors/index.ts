@@ -1,0 +1,165 @@
+/**
+ * Typed errors shared by every gatesock layer.
+ *
+ * Every failure a user can program against is a {@link GatesockError} with a
+ * stable `code` (see docs/errors.md). Match on `code`, not on the message.
+ * Each family has its own subclass with a `Symbol.for` brand, so
+ * `instanceof` works across duplicate copies of the package (as undici does)
+ * and `instanceof FrameError` matches only frame errors.
+ *
+ * This folder is a leaf: it imports nothing from gatesock, and every layer
+ * may import it.
+ *
+ * @packageDocumentation
+ */
+
+/**
+ * Every stable error code, grouped by the subclass that carries it.
+ * @public
+ */
+export const ERROR_CODES = Object.freeze({
+  config: ['GS_ERR_INVALID_OPTION'],
+  frame: [
+    'GS_ERR_FRAME_MALFORMED',
+    'GS_ERR_FRAME_TOO_LARGE',
+    'GS_ERR_FRAME_VERSION',
+    'GS_ERR_FRAME_UNKNOWN_TYPE',
+    'GS_ERR_UNEXPECTED_FRAME',
+  ],
+  crypto: ['GS_ERR_DECRYPT_FAILED', 'GS_ERR_NONCE_EXHAUSTED', 'GS_ERR_MESSAGE_TOO_LARGE', 'GS_ERR_LOW_ORDER_KEY', 'GS_ERR_BAD_KEY'],
+  handshake: ['GS_ERR_HANDSHAKE_FAILED', 'GS_ERR_HANDSHAKE_TIMEOUT', 'GS_ERR_PEER_REJECTED'],
+  certificate: [
+    'GS_ERR_CERT_INVALID',
+    'GS_ERR_CERT_EXPIRED',
+    'GS_ERR_CERT_NOT_YET_VALID',
+    'GS_ERR_CERT_WRONG_ROLE',
+    'GS_ERR_CERT_UNTRUSTED',
+    'GS_ERR_CERT_BAD_SIGNATURE',
+    'GS_ERR_CERT_MSID_MISMATCH',
+  ],
+  transport: ['GS_ERR_TRANSPORT_CLOSED', 'GS_ERR_CONNECT_FAILED', 'GS_ERR_PROXY_REFUSED', 'GS_ERR_PROXY_AUTH'],
+  session: [
+    'GS_ERR_SESSION_CLOSED',
+    'GS_ERR_SESSION_DEAD',
+    'GS_ERR_PROTOCOL',
+    'GS_ERR_CONN_RESET',
+    'GS_ERR_CONN_CLOSED',
+    'GS_ERR_TOO_MANY_CONNECTIONS',
+  ],
+} as const);
+
+/** @public */
+export type ConfigErrorCode = (typeof ERROR_CODES.config)[number];
+/** @public */
+export type FrameErrorCode = (typeof ERROR_CODES.frame)[number];
+/** @public */
+export type CryptoErrorCode = (typeof ERROR_CODES.crypto)[number];
+/** @public */
+export type HandshakeErrorCode = (typeof ERROR_CODES.handshake)[number];
+/** @public */
+export type CertificateErrorCode = (typeof ERROR_CODES.certificate)[number];
+/** @public */
+export type TransportErrorCode = (typeof ERROR_CODES.transport)[number];
+/** @public */
+export type SessionErrorCode = (typeof ERROR_CODES.session)[number];
+/**
+ * Any stable gatesock error code.
+ * @public
+ */
+export type GatesockErrorCode =
+  | ConfigErrorCode
+  | FrameErrorCode
+  | CryptoErrorCode
+  | HandshakeErrorCode
+  | CertificateErrorCode
+  | TransportErrorCode
+  | SessionErrorCode;
+
+const BASE_BRAND = Symbol.for('gatesock.error');
+
+function branded(value: unknown, brand: symbol): boolean {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true;
+}
+
+/**
+ * Base class of every error gatesock throws on purpose.
+ * @public
+ */
+export class GatesockError extends Error {
+  /** Stable, documented code; programs match on it. */
+  readonly code: GatesockErrorCode;
+
+  constructor(code: GatesockErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'GatesockError';
+    Object.defineProperty(this, BASE_BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, BASE_BRAND);
+  }
+}
+
+// One subclass per family. Each sets its own brand and overrides
+// Symbol.hasInstance, so `x instanceof FrameError` is false for a
+// CertificateError even though both extend GatesockError.
+function family<C extends GatesockErrorCode>(name: string) {
+  const brand = Symbol.for(`gatesock.error.${name}`);
+  const Cls = class extends GatesockError {
+    constructor(code: C, message: string, options?: { cause?: unknown }) {
+      super(code, message, options);
+      this.name = name;
+      Object.defineProperty(this, brand, { value: true });
+    }
+    static override [Symbol.hasInstance](value: unknown): boolean {
+      return branded(value, brand);
+    }
+  };
+  Object.defineProperty(Cls, 'name', { value: name });
+  return Cls;
+}
+
+/**
+ * An option or argument was out of range or of the wrong type.
+ * @public
+ */
+export class ConfigError extends family<ConfigErrorCode>('ConfigError') {}
+/**
+ * Bytes on the wire did not form a valid frame.
+ * @public
+ */
+export class FrameError extends family<FrameErrorCode>('FrameError') {}
+/**
+ * A cryptographic operation failed (bad tag, exhausted nonce, low-order key).
+ * @public
+ */
+export class CryptoError extends family<CryptoErrorCode>('CryptoError') {}
+/**
+ * The secure-channel handshake did not complete.
+ * @public
+ */
+export class HandshakeError extends family<HandshakeErrorCode>('HandshakeError') {}
+/**
+ * A certificate or chain failed validation.
+ * @public
+ */
+export class CertificateError extends family<CertificateErrorCode>('CertificateError') {}
+/**
+ * A transport could not connect, or closed under a caller.
+ * @public
+ */
+export class TransportError extends family<TransportErrorCode>('TransportError') {}
+/**
+ * A multiplexed session or one of its connections failed or closed.
+ * @public
+ */
+export class SessionError extends family<SessionErrorCode>('SessionError') {}
+
+/**
+ * Throw a {@link ConfigError} naming the option unless `ok`.
+ * @internal
+ */
+export function checkOption(ok: boolean, name: string, requirement: string): asserts ok {
+  if (!ok) throw new ConfigError('GS_ERR_INVALID_OPTION', `${name} ${requirement}`);
+}

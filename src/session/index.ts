@@ -1,0 +1,7 @@
+/**
+ * The secure framing layer: frame codec, Noise secure channel, identities and
+ * X.509 certificates, multiplexed sessions.
+ *
+ * @packageDocumentation
+ */
+export {};

@@ -1,0 +1,22 @@
+import { defineConfig } from 'tsup';
+
+// One entry per public subpath (package.json "exports"), plus the CLI.
+const entry = {
+  index: 'src/index.ts',
+  'session/index': 'src/session/index.ts',
+  'transport/index': 'src/transport/index.ts',
+  'socket/index': 'src/socket/index.ts',
+  'fec/index': 'src/fec/index.ts',
+  'keyaddress/index': 'src/keyaddress/index.ts',
+  'delivery/index': 'src/delivery/index.ts',
+  'cli/main': 'src/cli/main.ts',
+};
+
+// ESM-only dependencies are bundled into the CommonJS build only, so that
+// `require('gatesock')` works in loaders without require(esm) (TOOLCHAIN.md §4).
+const esmOnly = [/^@noble\//, 'pkijs', 'asn1js', '@peculiar/utils', 'bytestreamjs', 'pvtsutils', 'pvutils'];
+
+export default defineConfig([
+  { entry, format: ['esm'], dts: true, sourcemap: true, target: 'node20', splitting: true, outDir: 'dist' },
+  { entry, format: ['cjs'], dts: true, sourcemap: true, target: 'node20', outDir: 'dist', noExternal: esmOnly },
+]);
