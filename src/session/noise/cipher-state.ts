@@ -1,0 +1,111 @@
+/**
+ * Noise CipherState (spec §5.1) for ChaChaPoly: a key and a 64-bit nonce.
+ *
+ * The nonce is kept as two 32-bit halves so it counts the full 2^64 range
+ * without BigInt on the hot path. Per §5.1 the value 2^64−1 is reserved (it
+ * is what Rekey() uses), so encrypting or decrypting with it throws
+ * `GS_ERR_NONCE_EXHAUSTED` instead of wrapping; the secure channel rekeys
+ * long before that.
+ */
+import { CryptoError } from '../../errors/index.js';
+import type { Aead, CryptoBackend } from '../crypto/backend.js';
+
+const EMPTY = new Uint8Array(0);
+const MAX = 0xffffffff;
+
+/** A Noise CipherState. */
+export class CipherState {
+  private aead: Aead | undefined;
+  private key: Uint8Array | undefined;
+  private lo = 0;
+  private hi = 0;
+  // ChaChaPoly nonce (spec §12.3): 32 bits of zeros, then the 64-bit counter little-endian.
+  private readonly nonceBytes = new Uint8Array(12);
+  private readonly nonceView = new DataView(this.nonceBytes.buffer);
+
+  constructor(private readonly backend: CryptoBackend) {}
+
+  /** InitializeKey(key): set k and reset n to 0. */
+  initializeKey(key: Uint8Array | undefined): void {
+    this.key?.fill(0);
+    this.key = key?.slice();
+    this.aead = key ? this.backend.aead(key) : undefined;
+    this.lo = 0;
+    this.hi = 0;
+  }
+
+  /** HasKey(). */
+  hasKey(): boolean {
+    return this.aead !== undefined;
+  }
+
+  /** The current nonce, for tests and rekey policy. */
+  get nonce(): bigint {
+    return (BigInt(this.hi) << 32n) | BigInt(this.lo);
+  }
+
+  /** SetNonce(n), for tests that start near exhaustion. */
+  setNonce(n: bigint): void {
+    this.lo = Number(n & 0xffffffffn);
+    this.hi = Number((n >> 32n) & 0xffffffffn);
+  }
+
+  /** EncryptWithAd(ad, plaintext): passes plaintext through while there is no key. */
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    if (!this.aead) return plaintext;
+    const out = this.aead.seal(this.takeNonce(), ad, plaintext);
+    return out;
+  }
+
+  /** DecryptWithAd(ad, ciphertext): throws `GS_ERR_DECRYPT_FAILED` on a bad tag; n advances only on success. */
+  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    if (!this.aead) return ciphertext;
+    this.writeNonce();
+    const out = this.aead.open(this.nonceBytes, ad, ciphertext);
+    this.advance();
+    return out;
+  }
+
+  /** Rekey() (spec §4.2): k = first 32 bytes of ENCRYPT(k, 2^64−1, empty, zeros). */
+  rekey(): void {
+    if (!this.aead) return;
+    const nonce = new Uint8Array(12);
+    nonce.fill(0xff, 4);
+    const next = this.aead.seal(nonce, EMPTY, new Uint8Array(32)).subarray(0, 32);
+    const lo = this.lo;
+    const hi = this.hi;
+    this.initializeKey(next);
+    // Rekey keeps the nonce counter (spec §11.3).
+    this.lo = lo;
+    this.hi = hi;
+    next.fill(0);
+  }
+
+  /** Wipe the key. */
+  clear(): void {
+    this.initializeKey(undefined);
+  }
+
+  private writeNonce(): void {
+    if (this.lo === MAX && this.hi === MAX) {
+      throw new CryptoError('GS_ERR_NONCE_EXHAUSTED', 'Noise nonce exhausted (2^64-1 is reserved); the channel must rekey or close');
+    }
+    this.nonceView.setUint32(4, this.lo, true);
+    this.nonceView.setUint32(8, this.hi, true);
+  }
+
+  private advance(): void {
+    if (this.lo === MAX) {
+      this.lo = 0;
+      this.hi++;
+    } else {
+      this.lo++;
+    }
+  }
+
+  private takeNonce(): Uint8Array {
+    this.writeNonce();
+    this.advance();
+    return this.nonceBytes;
+  }
+}

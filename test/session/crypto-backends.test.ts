@@ -1,0 +1,101 @@
+// The two crypto backends must be interchangeable: same inputs, same bytes.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { getCryptoBackend, nativeBackend, nobleBackend } from '../../src/session/crypto/index.js';
+import { CryptoError } from '../../src/errors/index.js';
+
+const native = nativeBackend();
+const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+
+describe('crypto backends', () => {
+  it('native is available on Node and chosen by auto', () => {
+    expect(native).toBeDefined();
+    expect(getCryptoBackend().name).toBe('native');
+    expect(getCryptoBackend('noble').name).toBe('noble');
+    expect(() => getCryptoBackend('rot13' as never)).toThrow(/crypto backend must be/);
+  });
+
+  it('AEAD seal/open give identical bytes', () => {
+    fc.assert(
+      fc.property(bytes(32), bytes(12), fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 3000 }), (key, nonce, ad, pt) => {
+        const a = nobleBackend.aead(key).seal(nonce, ad, pt);
+        const b = native!.aead(key).seal(nonce, ad, pt);
+        expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
+        expect(Buffer.from(native!.aead(key).open(nonce, ad, a)).equals(Buffer.from(pt))).toBe(true);
+        expect(Buffer.from(nobleBackend.aead(key).open(nonce, ad, b)).equals(Buffer.from(pt))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('AEAD open refuses a flipped bit on both backends with GS_ERR_DECRYPT_FAILED', () => {
+    for (const be of [nobleBackend, native!]) {
+      const key = new Uint8Array(32).fill(7);
+      const nonce = new Uint8Array(12);
+      const ct = be.aead(key).seal(nonce, new Uint8Array(0), new TextEncoder().encode('hello'));
+      ct[2]! ^= 1;
+      expect(() => be.aead(key).open(nonce, new Uint8Array(0), ct)).toThrow(CryptoError);
+      try {
+        be.aead(key).open(nonce, new Uint8Array(0), ct);
+      } catch (e) {
+        expect((e as CryptoError).code).toBe('GS_ERR_DECRYPT_FAILED');
+      }
+      expect(() => be.aead(key).open(nonce, new Uint8Array(0), new Uint8Array(3))).toThrow(CryptoError);
+    }
+  });
+
+  it('X25519 public keys and shared secrets match', () => {
+    fc.assert(
+      fc.property(bytes(32), bytes(32), (a, b) => {
+        const pa = nobleBackend.x25519.publicKey(a);
+        expect(Buffer.from(native!.x25519.publicKey(a)).equals(Buffer.from(pa))).toBe(true);
+        const pb = native!.x25519.publicKey(b);
+        const s1 = nobleBackend.x25519.sharedSecret(a, pb);
+        const s2 = native!.x25519.sharedSecret(b, pa);
+        expect(Buffer.from(s1).equals(Buffer.from(s2))).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('X25519 refuses low-order peer keys with GS_ERR_LOW_ORDER_KEY on both backends', () => {
+    // Low-order points of Curve25519 (RFC 7748 §6.1 / libsodium's blocklist): 0 and 1.
+    const lowOrder = [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))];
+    for (const be of [nobleBackend, native!]) {
+      for (const p of lowOrder) {
+        expect(() => be.x25519.sharedSecret(new Uint8Array(32).fill(9), p)).toThrowError(
+          expect.objectContaining({ code: 'GS_ERR_LOW_ORDER_KEY' }),
+        );
+      }
+    }
+  });
+
+  it('Ed25519 keys and signatures match and cross-verify', () => {
+    fc.assert(
+      fc.property(bytes(32), fc.uint8Array({ maxLength: 500 }), (seed, msg) => {
+        const pk = nobleBackend.ed25519.publicKey(seed);
+        expect(Buffer.from(native!.ed25519.publicKey(seed)).equals(Buffer.from(pk))).toBe(true);
+        const sig = nobleBackend.ed25519.sign(msg, seed);
+        expect(Buffer.from(native!.ed25519.sign(msg, seed)).equals(Buffer.from(sig))).toBe(true);
+        expect(native!.ed25519.verify(sig, msg, pk)).toBe(true);
+        const bad = sig.slice();
+        bad[0]! ^= 1;
+        expect(native!.ed25519.verify(bad, msg, pk)).toBe(false);
+        expect(nobleBackend.ed25519.verify(bad, msg, pk)).toBe(false);
+        expect(nobleBackend.ed25519.verify(sig.subarray(1), msg, pk)).toBe(false);
+        expect(native!.ed25519.verify(sig.subarray(1), msg, pk)).toBe(false);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('SHA-256 and HMAC match over split inputs', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 80 }), (a, b, k) => {
+        expect(Buffer.from(native!.sha256(a, b)).equals(Buffer.from(nobleBackend.sha256(a, b)))).toBe(true);
+        expect(Buffer.from(native!.hmacSha256(k, a, b)).equals(Buffer.from(nobleBackend.hmacSha256(k, a, b)))).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
