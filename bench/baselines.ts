@@ -271,7 +271,7 @@ async function transferOnce(
   try {
     const start = process.hrtime.bigint();
     let sent = 0;
-    await new Promise<void>((resolve) => {
+    const pumped = new Promise<void>((resolve) => {
       const pump = () => {
         while (sent < bytes) {
           const n = Math.min(chunk, bytes - sent);
@@ -287,7 +287,8 @@ async function transferOnce(
       };
       pump();
     });
-    const delivery = await withTimeout(delivered, timeoutMs, `transfer of ${bytes} B`);
+    // One deadline for both: a path that dies mid-transfer never drains.
+    const [, delivery] = await withTimeout(Promise.all([pumped, delivered]), timeoutMs, `transfer of ${bytes} B`);
     if (delivery.bytes !== bytes) throw new BenchCheckError(`sink received ${delivery.bytes} B, sent ${bytes} B`);
     if (delivery.mismatchAt >= 0) throw new BenchCheckError(`delivered bytes differ from the sent ones at offset ${delivery.mismatchAt}`);
     const seconds = Number(delivery.endedAt - start) / 1e9;

@@ -12,7 +12,7 @@
  * `npm install --prefer-offline`, which may ask the registry for metadata.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,7 +75,7 @@ beforeAll(async () => {
 
   consumer = join(work, 'consumer');
   const tarball = `../${info.filename}`;
-  await run('mkdir', [consumer]);
+  mkdirSync(consumer);
   writeFileSync(
     join(consumer, 'package.json'),
     JSON.stringify({ name: 'gatesock-pack-test', version: '0.0.0', private: true, dependencies: { [pkg.name]: `file:${tarball}` } }),
