@@ -66,7 +66,7 @@ describe('identity keys', () => {
     };
     expect(IdentityKey.fromPkcs8(v2(key.publicKey)).publicKey).toEqual(key.publicKey);
     const wrong = key.publicKey;
-    wrong[0] ^= 1;
+    wrong[0] = wrong[0]! ^ 1;
     expect(() => IdentityKey.fromPkcs8(v2(wrong))).toThrow(/does not belong/);
   });
 
