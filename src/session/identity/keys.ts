@@ -6,7 +6,7 @@
 import * as asn1js from 'asn1js';
 import { CryptoError } from '../../errors/index.js';
 import { getCryptoBackend, type CryptoBackend, type CryptoBackendName } from '../crypto/index.js';
-import { bytesEqual, concatBytes, decodeOne, MAX_DER_LEN, toHex } from './der.js';
+import { bytesEqual, decodeOne, MAX_DER_LEN, toHex } from './der.js';
 import { OID_ED25519 } from './oids.js';
 import { decodePemBlocks, encodePem } from './pem.js';
 
@@ -96,7 +96,10 @@ export class IdentityKey {
 
   /** PKCS#8 v1 DER (RFC 8410 §7), as `openssl genpkey -algorithm ed25519` writes it. */
   toPkcs8(): Uint8Array {
-    return concatBytes(PKCS8_ED25519_PREFIX, this.#seed);
+    const out = new Uint8Array(PKCS8_ED25519_PREFIX.length + SEED_LEN);
+    out.set(PKCS8_ED25519_PREFIX);
+    out.set(this.#seed, PKCS8_ED25519_PREFIX.length);
+    return out;
   }
 
   /** PEM `PRIVATE KEY` of {@link IdentityKey.toPkcs8}. */

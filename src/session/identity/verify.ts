@@ -30,7 +30,7 @@
 import { CertificateError, checkOption, type CertificateErrorCode } from '../../errors/index.js';
 import { getCryptoBackend, type CryptoBackend } from '../crypto/index.js';
 import { KEY_USAGE, parseCertificate, partsOf, type Certificate, type CertParts } from './certificate.js';
-import { bytesEqual, concatBytes, toHex } from './der.js';
+import { bytesEqual, MAX_DER_LEN, toHex } from './der.js';
 import type { CryptoOption } from './keys.js';
 import { certificateDigest, msidOf, normalizeMsid } from './msid.js';
 import { ROLES, type Role } from './oids.js';
@@ -146,6 +146,8 @@ export function verifyCertificateChain(chain: readonly (Certificate | Uint8Array
   checkOption(Array.isArray(roots) && roots.every(isParsed), 'roots', 'must be an array of certificates from parseCertificate()');
   if (chain.length === 0) throw fail('GS_ERR_CERT_INVALID', 'empty certificate chain');
   if (chain.length > MAX_CHAIN) throw fail('GS_ERR_CERT_INVALID', `certificate chain longer than ${MAX_CHAIN}`);
+  // Before hashing for the cache key: no peer gets us to hash megabytes.
+  if (chain.some((c) => c instanceof Uint8Array && c.length > MAX_DER_LEN)) throw fail('GS_ERR_CERT_INVALID', `certificate larger than ${MAX_DER_LEN} bytes`);
   const crypto = getCryptoBackend(options.crypto);
 
   let trust: TrustResult | undefined;
@@ -208,14 +210,9 @@ function toCertificate(c: Certificate | Uint8Array): Certificate {
 function cacheKey(chain: readonly (Certificate | Uint8Array)[], roots: readonly Certificate[], crypto: CryptoBackend): string {
   // Digests are fixed-size, so the chain length alone makes the encoding unambiguous.
   const parts: Uint8Array[] = [Uint8Array.of(chain.length)];
-  for (const c of chain) parts.push(c instanceof Uint8Array ? crypto.sha256(c) : digestOf(c));
+  for (const c of chain) parts.push(c instanceof Uint8Array ? crypto.sha256(c) : certificateDigest(c)); // GS_ERR_CERT_INVALID for a look-alike object
   for (const r of roots) parts.push(certificateDigest(r));
-  return toHex(crypto.sha256(concatBytes(...parts)));
-}
-
-function digestOf(c: Certificate): Uint8Array {
-  toCertificate(c);
-  return certificateDigest(c);
+  return toHex(crypto.sha256(...parts));
 }
 
 interface Link {

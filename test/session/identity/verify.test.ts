@@ -163,6 +163,7 @@ describe('verifyCertificateChain refuses, each with its code', () => {
     ['unknown critical extension', () => verifyCertificateChain([unknownCritical], base), 'GS_ERR_CERT_INVALID'],
     ['empty chain', () => verifyCertificateChain([], base), 'GS_ERR_CERT_INVALID'],
     ['chain of nine', () => verifyCertificateChain(Array(9).fill(gw), base), 'GS_ERR_CERT_INVALID'],
+    ['an oversized certificate', () => verifyCertificateChain([new Uint8Array(100_000)], { ...base, cache: new VerificationCache() }), 'GS_ERR_CERT_INVALID'],
     ['garbage in the chain', () => verifyCertificateChain([Uint8Array.of(1, 2, 3)], base), 'GS_ERR_CERT_INVALID'],
     ['a look-alike object', () => verifyCertificateChain([{ ...gw } as Certificate], base), 'GS_ERR_CERT_INVALID'],
     ['bad role option', () => verifyCertificateChain([gw], { ...base, role: 'client' as never }), 'GS_ERR_INVALID_OPTION'],
