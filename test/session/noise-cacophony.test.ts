@@ -1,5 +1,5 @@
 // Every Noise_*_25519_ChaChaPoly_SHA256 vector of cacophony (source recorded in
-// ../shared/vectors/noise/README.md), byte for byte, on both crypto backends.
+// test/vectors/noise/README.md), byte for byte, on both crypto backends.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nativeBackend, nobleBackend, type CryptoBackend } from '../../src/session/crypto/index.js';
@@ -21,7 +21,7 @@ interface Vector {
   messages: { payload: string; ciphertext: string }[];
 }
 
-const file = new URL('../../../shared/vectors/noise/cacophony-25519-chachapoly-sha256.json', import.meta.url);
+const file = new URL('../vectors/noise/cacophony-25519-chachapoly-sha256.json', import.meta.url);
 const vectors: Vector[] = JSON.parse(readFileSync(file, 'utf8')).vectors;
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');

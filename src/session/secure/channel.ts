@@ -1,0 +1,465 @@
+/**
+ * The secure channel: a {@link ByteStream} whose bytes travel in Noise
+ * transport messages after a `Noise_XX_25519_ChaChaPoly_SHA256` handshake in
+ * which both sides prove an X.509 identity.
+ *
+ * Handshake (prologue `gatesock/1`):
+ *
+ * ```
+ * initiator                                   responder
+ *   -> e                       (empty payload)
+ *   <- e, ee, s, es            identity payload (responder's chain + signature over its static key)
+ *   -> s, se                   identity payload (initiator's chain + signature)
+ * ```
+ *
+ * Each side checks the other's payload with its {@link PeerVerifier} (role,
+ * root, or exact MSID) before it sends anything more; a failure closes the
+ * underlying stream. After the handshake, every record is a Noise transport
+ * message of at most 65535 bytes ({@link MAX_RECORD_PLAINTEXT} of plaintext),
+ * framed by a 2-byte length (record-reader.ts). Both sides rekey (spec §11.3)
+ * after every `rekeyInterval` records in each direction, so no key protects
+ * more than that many messages and the 64-bit nonce can never run out.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { checkOption, CryptoError, GatesockError, HandshakeError, TransportError } from '../../errors/index.js';
+import type { ByteStream, ByteStreamEvents, TransportInfo } from '../../transport/index.js';
+import { getCryptoBackend, type CryptoBackend, type CryptoBackendName } from '../crypto/index.js';
+import type { CipherState } from '../noise/cipher-state.js';
+import { HandshakeState, NOISE_MAX_MESSAGE, type KeyPair } from '../noise/handshake-state.js';
+import { decodeIdentityPayload, encodeIdentityPayload, staticKeyMessage } from './identity-payload.js';
+import { RECORD_PREFIX_LEN, RecordReader } from './record-reader.js';
+
+const TAG_LEN = 16;
+/** Largest plaintext one transport record carries (65535 − 16-byte tag). */
+export const MAX_RECORD_PLAINTEXT = NOISE_MAX_MESSAGE - TAG_LEN;
+const PROLOGUE = new TextEncoder().encode('gatesock/1');
+const EMPTY = new Uint8Array(0);
+
+/**
+ * What the channel needs to prove who we are: a certificate chain and the
+ * leaf key's signing function. `Identity` objects from the identity module
+ * satisfy it.
+ * @public
+ */
+export interface ChannelIdentity {
+  /** DER certificates, leaf first. */
+  readonly certificateChain: readonly Uint8Array[];
+  /** Ed25519 signature by the leaf certificate's key. */
+  sign(message: Uint8Array): Uint8Array;
+}
+
+/**
+ * What a verifier learned about the peer. `publicKey` is the Ed25519 key of
+ * the peer's leaf certificate; the channel checks the static-key signature
+ * against it.
+ * @public
+ */
+export interface VerifiedPeer {
+  /** Ed25519 public key of the leaf certificate (32 bytes). */
+  readonly publicKey: Uint8Array;
+  /** `MSID-…` of the leaf certificate. */
+  readonly msid: string;
+  /** The role named in the certificate. */
+  readonly role: string;
+}
+
+/**
+ * Checks the peer's certificate chain (DER, leaf first); throws a
+ * `CertificateError` to refuse it.
+ * @public
+ */
+export type PeerVerifier<P extends VerifiedPeer = VerifiedPeer> = (chain: Uint8Array[]) => P | Promise<P>;
+
+/**
+ * Options of {@link secureConnect} and {@link secureAccept}.
+ * @public
+ */
+export interface SecureChannelOptions<P extends VerifiedPeer = VerifiedPeer> {
+  /** Our certificate chain and signing key. */
+  identity: ChannelIdentity;
+  /** Decides whether the peer is who we expect. */
+  verifyPeer: PeerVerifier<P>;
+  /** Crypto backend: `auto` (default; native when present), `native` or `noble`. */
+  backend?: CryptoBackendName | CryptoBackend;
+  /** Milliseconds the whole handshake may take before the stream is dropped. Default 10000; must be > 0. */
+  handshakeTimeoutMs?: number;
+  /** Records per direction between rekeys. Default 2^20; must be ≥ 1. */
+  rekeyInterval?: number;
+}
+
+/**
+ * Defaults of {@link SecureChannelOptions}.
+ * @public
+ */
+export const DEFAULT_SECURE_CHANNEL_OPTIONS = Object.freeze({
+  backend: 'auto' as CryptoBackendName,
+  handshakeTimeoutMs: 10_000,
+  rekeyInterval: 2 ** 20,
+});
+
+/** The Noise static key and signed identity payload of one identity, made once per backend. */
+interface PreparedIdentity {
+  readonly staticKey: KeyPair;
+  readonly payload: Uint8Array;
+}
+const prepared = new WeakMap<ChannelIdentity, Map<string, PreparedIdentity>>();
+
+function prepare(identity: ChannelIdentity, backend: CryptoBackend): PreparedIdentity {
+  let byBackend = prepared.get(identity);
+  if (!byBackend) prepared.set(identity, (byBackend = new Map()));
+  let p = byBackend.get(backend.name);
+  if (!p) {
+    // One static key per identity per process: the identity signature over it
+    // is made once, not per handshake. Forward secrecy comes from `ee`.
+    const privateKey = backend.randomBytes(32);
+    const staticKey = { privateKey, publicKey: backend.x25519.publicKey(privateKey) };
+    const signature = identity.sign(staticKeyMessage(staticKey.publicKey));
+    p = { staticKey, payload: encodeIdentityPayload({ chain: identity.certificateChain, signature }) };
+    byBackend.set(backend.name, p);
+  }
+  return p;
+}
+
+function verifyOptions(o: SecureChannelOptions<VerifiedPeer>): Required<Pick<SecureChannelOptions, 'handshakeTimeoutMs' | 'rekeyInterval'>> & { backend: CryptoBackend } {
+  checkOption(typeof o === 'object' && o !== null, 'options', 'must be an object');
+  checkOption(typeof o.identity?.sign === 'function' && Array.isArray(o.identity?.certificateChain), 'identity', 'must have certificateChain and sign()');
+  checkOption(typeof o.verifyPeer === 'function', 'verifyPeer', 'must be a function');
+  const handshakeTimeoutMs = o.handshakeTimeoutMs ?? DEFAULT_SECURE_CHANNEL_OPTIONS.handshakeTimeoutMs;
+  checkOption(Number.isFinite(handshakeTimeoutMs) && handshakeTimeoutMs > 0, 'handshakeTimeoutMs', 'must be > 0');
+  const rekeyInterval = o.rekeyInterval ?? DEFAULT_SECURE_CHANNEL_OPTIONS.rekeyInterval;
+  checkOption(Number.isInteger(rekeyInterval) && rekeyInterval >= 1, 'rekeyInterval', 'must be an integer ≥ 1');
+  return { handshakeTimeoutMs, rekeyInterval, backend: getCryptoBackend(o.backend ?? DEFAULT_SECURE_CHANNEL_OPTIONS.backend) };
+}
+
+/**
+ * Run the handshake as initiator over `stream` and return the secure channel.
+ * Rejects with a `HandshakeError` (or the verifier's `CertificateError`) and
+ * destroys `stream` on any failure.
+ * @public
+ */
+export function secureConnect<P extends VerifiedPeer>(stream: ByteStream, options: SecureChannelOptions<P>): Promise<SecureChannel<P>> {
+  return handshake(stream, options, true);
+}
+
+/**
+ * Run the handshake as responder over `stream` and return the secure channel.
+ * @public
+ */
+export function secureAccept<P extends VerifiedPeer>(stream: ByteStream, options: SecureChannelOptions<P>): Promise<SecureChannel<P>> {
+  return handshake(stream, options, false);
+}
+
+async function handshake<P extends VerifiedPeer>(stream: ByteStream, options: SecureChannelOptions<P>, initiator: boolean): Promise<SecureChannel<P>> {
+  const opts = verifyOptions(options as SecureChannelOptions<VerifiedPeer>);
+  const me = prepare(options.identity, opts.backend);
+  const hs = new HandshakeState({ pattern: 'XX', initiator, backend: opts.backend, prologue: PROLOGUE, staticKey: me.staticKey });
+  const io = new HandshakeIo(stream, opts.handshakeTimeoutMs);
+  try {
+    let peer: P | undefined;
+    const checkPeer = async (payload: Uint8Array): Promise<P> => {
+      const id = decodeIdentityPayload(payload);
+      const verified = await options.verifyPeer(id.chain.map((c) => c.slice()));
+      const rs = hs.remoteStaticKey!;
+      if (!opts.backend.ed25519.verify(id.signature, staticKeyMessage(rs), verified.publicKey)) {
+        throw new HandshakeError('GS_ERR_PEER_REJECTED', `peer ${verified.msid} did not sign its Noise static key with its certificate key`);
+      }
+      return verified;
+    };
+    if (initiator) {
+      io.send(hs.writeMessage(EMPTY));
+      peer = await checkPeer(hs.readMessage(await io.receive()));
+      io.send(hs.writeMessage(me.payload));
+    } else {
+      const first = hs.readMessage(await io.receive());
+      if (first.length !== 0) throw new HandshakeError('GS_ERR_HANDSHAKE_FAILED', 'first handshake message must have an empty payload');
+      io.send(hs.writeMessage(me.payload));
+      peer = await checkPeer(hs.readMessage(await io.receive()));
+    }
+    const { send, receive, handshakeHash } = hs.split;
+    return new SecureChannel<P>(stream, io.handOver(), send, receive, peer, handshakeHash, opts.rekeyInterval);
+  } catch (err) {
+    io.fail();
+    stream.destroy(err as Error);
+    if (err instanceof GatesockError) throw err;
+    throw new HandshakeError('GS_ERR_HANDSHAKE_FAILED', `handshake failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+}
+
+/** Moves handshake messages over the stream, with the overall timeout. */
+class HandshakeIo {
+  private readonly reader = new RecordReader();
+  private waiter: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | undefined;
+  private error: GatesockError | undefined;
+  private readonly timer: ReturnType<typeof setTimeout>;
+  private readonly onData = (chunk: Uint8Array) => {
+    this.reader.push(chunk);
+    this.wake();
+  };
+  private readonly onEnd = () => this.abort(new HandshakeError('GS_ERR_HANDSHAKE_FAILED', 'peer closed the stream during the handshake'));
+  private readonly onClose = (e?: GatesockError) =>
+    this.abort(new HandshakeError('GS_ERR_HANDSHAKE_FAILED', `stream closed during the handshake${e ? `: ${e.message}` : ''}`, { cause: e }));
+
+  constructor(
+    private readonly stream: ByteStream,
+    timeoutMs: number,
+  ) {
+    this.timer = setTimeout(() => {
+      this.abort(new HandshakeError('GS_ERR_HANDSHAKE_TIMEOUT', `handshake did not complete within ${timeoutMs} ms`));
+      stream.destroy(this.error);
+    }, timeoutMs);
+    stream.on('data', this.onData);
+    stream.on('end', this.onEnd);
+    stream.on('close', this.onClose);
+    stream.resume();
+  }
+
+  send(message: Uint8Array): void {
+    const rec = new Uint8Array(RECORD_PREFIX_LEN + message.length);
+    rec[0] = message.length >> 8;
+    rec[1] = message.length & 0xff;
+    rec.set(message, RECORD_PREFIX_LEN);
+    this.stream.write(rec);
+  }
+
+  receive(): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.wake();
+    });
+  }
+
+  /** Stop reading and return the bytes that arrived after the handshake. */
+  handOver(): Uint8Array[] {
+    this.detach();
+    return this.reader.drain();
+  }
+
+  fail(): void {
+    this.detach();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (!w) return;
+    if (this.error) {
+      this.waiter = undefined;
+      w.reject(this.error);
+      return;
+    }
+    let rec: Uint8Array | undefined;
+    try {
+      rec = this.reader.next();
+    } catch (err) {
+      this.abort(new HandshakeError('GS_ERR_HANDSHAKE_FAILED', (err as Error).message, { cause: err }));
+      return;
+    }
+    if (rec) {
+      this.waiter = undefined;
+      w.resolve(rec);
+    }
+  }
+
+  private abort(err: GatesockError): void {
+    this.error ??= err;
+    this.wake();
+  }
+
+  private detach(): void {
+    clearTimeout(this.timer);
+    this.stream.pause();
+    this.stream.off('data', this.onData);
+    this.stream.off('end', this.onEnd);
+    this.stream.off('close', this.onClose);
+  }
+}
+
+/**
+ * An established secure channel. It is itself a {@link ByteStream} (kind
+ * `secure`), starts paused like every ByteStream, and knows who the peer is.
+ * @public
+ */
+export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventEmitter<ByteStreamEvents> implements ByteStream {
+  /** What the verifier learned about the peer. */
+  readonly peer: P;
+  /** The Noise handshake hash, identical on both ends (channel binding). */
+  readonly handshakeHash: Uint8Array;
+  readonly info: TransportInfo;
+  closed = false;
+  private readonly reader = new RecordReader();
+  private paused = true;
+  private ended = false;
+  private peerEnded = false;
+  private endEmitted = false;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private flushQueued = false;
+  private innerFull = false;
+  private owedDrain = false;
+  private sentRecords = 0;
+  private receivedRecords = 0;
+
+  /** @internal */
+  constructor(
+    private readonly inner: ByteStream,
+    leftover: Uint8Array[],
+    private readonly sendCipher: CipherState,
+    private readonly receiveCipher: CipherState,
+    peer: P,
+    handshakeHash: Uint8Array,
+    private readonly rekeyInterval: number,
+  ) {
+    super();
+    this.peer = peer;
+    this.handshakeHash = handshakeHash;
+    this.info = { kind: 'secure', local: inner.info.local, remote: inner.info.remote };
+    for (const c of leftover) this.reader.push(c);
+    inner.on('data', (chunk) => {
+      this.reader.push(chunk);
+      this.pump();
+    });
+    inner.on('end', () => {
+      this.peerEnded = true;
+      this.pump();
+    });
+    inner.on('drain', () => {
+      this.innerFull = false;
+      if (this.owedDrain) {
+        this.owedDrain = false;
+        this.emit('drain');
+      }
+    });
+    inner.on('close', (error) => this.finish(error));
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.ended || this.closed) throw new TransportError('GS_ERR_TRANSPORT_CLOSED', 'write after end or close of the secure channel');
+    if (chunk.length === 0) return !this.innerFull;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    // Full records go out at once; a partial one waits a microtask so that
+    // small writes in the same tick share a record.
+    if (this.pendingBytes >= MAX_RECORD_PLAINTEXT) this.flush(false);
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => {
+        this.flushQueued = false;
+        if (!this.closed) this.flush(true);
+      });
+    }
+    if (this.innerFull) this.owedDrain = true;
+    return !this.innerFull;
+  }
+
+  end(): void {
+    if (this.ended || this.closed) return;
+    this.ended = true;
+    this.flush(true);
+    this.inner.end();
+  }
+
+  destroy(error?: Error): void {
+    if (this.closed) return;
+    this.inner.destroy(error);
+    this.finish(error);
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.inner.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
+    if (!this.paused && !this.closed) this.inner.resume();
+  }
+
+  /** Encrypt pending plaintext into records; with `all`, also the last partial record. */
+  private flush(all: boolean): void {
+    try {
+      while (this.pendingBytes >= MAX_RECORD_PLAINTEXT || (all && this.pendingBytes > 0)) {
+        const plaintext = this.takePending(Math.min(this.pendingBytes, MAX_RECORD_PLAINTEXT));
+        const ct = this.sendCipher.encryptWithAd(EMPTY, plaintext);
+        const rec = new Uint8Array(RECORD_PREFIX_LEN + ct.length);
+        rec[0] = ct.length >> 8;
+        rec[1] = ct.length & 0xff;
+        rec.set(ct, RECORD_PREFIX_LEN);
+        if (++this.sentRecords % this.rekeyInterval === 0) this.sendCipher.rekey();
+        if (!this.inner.write(rec)) this.innerFull = true;
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private takePending(n: number): Uint8Array {
+    const first = this.pending[0]!;
+    if (first.length === n) {
+      this.pending.shift();
+      this.pendingBytes -= n;
+      return first;
+    }
+    if (first.length > n) {
+      this.pending[0] = first.subarray(n);
+      this.pendingBytes -= n;
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.pending[0]!;
+      const k = Math.min(c.length, n - off);
+      out.set(k === c.length ? c : c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.pending.shift();
+      else this.pending[0] = c.subarray(k);
+    }
+    this.pendingBytes -= n;
+    return out;
+  }
+
+  /** Decrypt whole records and deliver them while not paused. */
+  private pump(): void {
+    try {
+      while (!this.paused && !this.closed) {
+        const rec = this.reader.next();
+        if (!rec) break;
+        const pt = this.receiveCipher.decryptWithAd(EMPTY, rec);
+        if (++this.receivedRecords % this.rekeyInterval === 0) this.receiveCipher.rekey();
+        this.emit('data', pt);
+      }
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (this.paused) this.inner.pause();
+    if (!this.peerEnded || this.endEmitted || this.closed || this.paused) return;
+    if (this.reader.pending > 0) {
+      // The peer ended mid-record: a truncated stream must not pass for a clean end.
+      this.fail(new TransportError('GS_ERR_TRANSPORT_CLOSED', 'peer ended the secure channel in the middle of a record'));
+      return;
+    }
+    this.endEmitted = true;
+    this.emit('end');
+  }
+
+  private fail(err: unknown): void {
+    const e =
+      err instanceof GatesockError
+        ? err
+        : new CryptoError('GS_ERR_DECRYPT_FAILED', `secure channel failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    this.destroy(e);
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const e =
+      error === undefined || error instanceof GatesockError
+        ? (error as GatesockError | undefined)
+        : new TransportError('GS_ERR_TRANSPORT_CLOSED', error.message, { cause: error });
+    this.emit('close', e);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Splits a byte stream into Noise messages framed as the spec suggests (§3):
+ *
+ * ```
+ *  0      1      2 ...
+ * +------+------+---------------------------+
+ * | length (u16 BE) | message (length bytes) |
+ * +------+------+---------------------------+
+ * ```
+ *
+ * Handshake and transport messages use the same framing. A length of zero is
+ * refused: no valid ChaChaPoly message is empty once keys are set, and the
+ * first handshake message always carries an ephemeral key.
+ */
+import { FrameError } from '../../errors/index.js';
+
+/** Bytes of the length prefix. */
+export const RECORD_PREFIX_LEN = 2;
+
+/** Incremental reader: push chunks in, take whole records out. */
+export class RecordReader {
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+
+  /** Bytes held that do not yet form a record. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The next whole record, or undefined until more bytes arrive. Never holds more than one 64 KiB record plus one chunk. */
+  next(): Uint8Array | undefined {
+    if (this.buffered < RECORD_PREFIX_LEN) return undefined;
+    const head = this.peek(RECORD_PREFIX_LEN);
+    const len = (head[0]! << 8) | head[1]!;
+    if (len === 0) throw new FrameError('GS_ERR_FRAME_MALFORMED', 'zero-length Noise record');
+    if (this.buffered < RECORD_PREFIX_LEN + len) return undefined;
+    this.skip(RECORD_PREFIX_LEN);
+    return this.take(len);
+  }
+
+  /** Everything still held (used when handing the stream over). */
+  drain(): Uint8Array[] {
+    const out = this.chunks;
+    this.chunks = [];
+    this.buffered = 0;
+    return out;
+  }
+
+  private peek(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first;
+    const out = new Uint8Array(n);
+    let off = 0;
+    for (const c of this.chunks) {
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (off === n) break;
+    }
+    return out;
+  }
+
+  private skip(n: number): void {
+    this.take(n);
+  }
+
+  private take(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      // Fast path: the record lies within one chunk (the common case).
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.buffered -= n;
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
