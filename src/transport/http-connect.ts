@@ -143,7 +143,7 @@ function verifyOptions(options: HttpConnectOptions): number {
  * with the tunnel stream, taking over the socket; on failure the socket is
  * destroyed.
  */
-function negotiate(socket: net.Socket, options: HttpConnectOptions, timeoutMs: number): Promise<ByteStream> {
+function negotiate(socket: net.Socket, options: HttpConnectOptions, timeoutMs: number, remainingMs: number): Promise<ByteStream> {
   const proxy = formatHostPort(options.proxy.host, options.proxy.port);
   const target = formatHostPort(options.target.host, options.target.port);
   const signal = options.signal;
@@ -195,7 +195,7 @@ function negotiate(socket: net.Socket, options: HttpConnectOptions, timeoutMs: n
     const onEnd = (): void => settle(failed('proxy closed the connection before answering'));
     const onError = (err: Error): void => settle(failed(describeError(err), err));
     const onAbort = (): void => settle(failed('aborted', signal?.reason));
-    const timer = setTimeout(() => settle(failed(`no answer from the proxy within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => settle(failed(`timed out after ${timeoutMs} ms waiting for the proxy's answer`)), remainingMs);
     socket.on('data', onData).on('end', onEnd).on('error', onError).on('close', onEnd);
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
@@ -227,6 +227,6 @@ export async function httpConnect(options: HttpConnectOptions): Promise<ByteStre
   const timeoutMs = verifyOptions(options);
   const started = performance.now();
   const socket = await openSocket(options.proxy.host, options.proxy.port, timeoutMs, options.signal, 'http-connect proxy');
-  const remaining = Math.max(1, timeoutMs - (performance.now() - started));
-  return negotiate(socket, options, remaining);
+  const remainingMs = Math.max(1, timeoutMs - (performance.now() - started));
+  return negotiate(socket, options, timeoutMs, remainingMs);
 }

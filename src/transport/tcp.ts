@@ -307,7 +307,7 @@ export function serverListener(server: net.Server, onClose: () => void, owned: b
  *   bound (in use, not local); `ConfigError` for a bad option.
  * @public
  */
-export function tcpListen(options: TcpListenOptions, onStream: (stream: ByteStream) => void): Promise<ByteStreamListener> {
+export async function tcpListen(options: TcpListenOptions, onStream: (stream: ByteStream) => void): Promise<ByteStreamListener> {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
     socket.setNoDelay(true);
     onStream(new SocketStream(socket, 'tcp'));

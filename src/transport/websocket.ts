@@ -218,7 +218,7 @@ class WsStream extends StreamBase {
  *   `ConfigError` for a bad URL or option.
  * @public
  */
-export function wsConnect(url: string, options: WsConnectOptions = {}): Promise<ByteStream> {
+export async function wsConnect(url: string, options: WsConnectOptions = {}): Promise<ByteStream> {
   let parsed: URL | undefined;
   try {
     parsed = new URL(url);
@@ -231,7 +231,7 @@ export function wsConnect(url: string, options: WsConnectOptions = {}): Promise<
   const { signal } = options;
   const failed = (reason: string, cause?: unknown) =>
     new TransportError('GS_ERR_CONNECT_FAILED', `websocket connect to ${url} failed: ${reason}`, { cause });
-  if (signal?.aborted) return Promise.reject(failed('aborted', signal.reason));
+  if (signal?.aborted) throw failed('aborted', signal.reason);
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: maxMessageBytes, headers: options.headers });
     let socket: net.Socket | undefined;
@@ -279,7 +279,7 @@ export function wsConnect(url: string, options: WsConnectOptions = {}): Promise<
  *   `host`/`port`, or a `server` that is not listening).
  * @public
  */
-export function wsListen(options: WsListenOptions, onStream: (stream: ByteStream) => void): Promise<ByteStreamListener> {
+export async function wsListen(options: WsListenOptions, onStream: (stream: ByteStream) => void): Promise<ByteStreamListener> {
   const { highWaterMark, maxMessageBytes } = checkStreamOptions(options);
   const { path, server } = options;
   checkOption(path === undefined || (typeof path === 'string' && path.startsWith('/')), 'path', "must start with '/'");
@@ -306,6 +306,6 @@ export function wsListen(options: WsListenOptions, onStream: (stream: ByteStream
     http1.off('upgrade', onUpgrade);
     wss.close();
   };
-  if (server !== undefined) return Promise.resolve(serverListener(server, detach, false));
+  if (server !== undefined) return serverListener(server, detach, false);
   return listenOn(http1, options, 'websocket', detach);
 }
