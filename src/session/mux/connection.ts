@@ -1,0 +1,506 @@
+/**
+ * One multiplexed connection: a {@link ByteStream} carried by a
+ * {@link MuxSession}, so anything that pipes byte streams can pipe it.
+ *
+ * Receive side: DATA is checked against the connection's receive window
+ * (flow.ts) and either emitted at once (resumed, nothing queued) or queued
+ * while paused; unread bytes never exceed the window, and credit is granted
+ * back only as the application consumes, so a paused reader holds up only
+ * this connection. Send side: `write()` copies into a queue the scheduler
+ * drains within the peer's credit; `write()` returns false past
+ * `connectionHighWaterMark` and `drain` follows.
+ *
+ * Every state change goes through {@link MuxConnection.setState}, which traces
+ * it on `gatesock:session:conn-state`. `end` and `close` are emitted on a
+ * microtask, never from inside the session's read or write loop.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { GatesockError, SessionError } from '../../errors/index.js';
+import type { ByteStream, ByteStreamEvents, TransportInfo } from '../../transport/index.js';
+import { INITIAL_WINDOW, MAX_REASON_LEN, ResetCode } from '../frame.js';
+import { ReceiveWindow } from './flow.js';
+import type { MuxClock, MuxOptions } from './options.js';
+import type { SendSource } from './scheduler.js';
+import { canReceive, canSend, ConnState, isTerminal, transition, type ConnEvent } from './state.js';
+
+/**
+ * What a connection needs from its session.
+ * @internal
+ */
+export interface ConnectionHost {
+  readonly options: Readonly<MuxOptions>;
+  readonly clock: MuxClock;
+  readonly transportInfo: TransportInfo;
+  /** Smoothed RTT in ms, 0 if unknown. */
+  rttMs(): number;
+  /** The connection has data (or a CLOSE) that may go now. */
+  wantSend(conn: MuxConnection): void;
+  /** The connection owes the peer a WINDOW_UPDATE. */
+  wantGrant(conn: MuxConnection): void;
+  /** Send RESET for the connection, ahead of data. */
+  sendReset(connId: number, code: number, reason: string): void;
+  /** The connection reached a terminal state: forget its ID. */
+  released(conn: MuxConnection): void;
+  /** Trace a state change. */
+  traced(conn: MuxConnection, from: ConnState, to: ConnState, why: string): void;
+  /** Trace an autotuned window. */
+  windowGrown(conn: MuxConnection, window: number): void;
+}
+
+/**
+ * Counters of one connection.
+ * @public
+ */
+export interface MuxConnectionStats {
+  /** Payload bytes received from the peer. */
+  readonly bytesReceived: number;
+  /** Payload bytes sent to the peer. */
+  readonly bytesSent: number;
+  /** Current receive window (autotuned), in bytes. */
+  readonly receiveWindow: number;
+  /** Bytes received but not yet read by the application (≤ receiveWindow). */
+  readonly bufferedBytes: number;
+  /** Bytes we may still send before the peer grants more. */
+  readonly sendCredit: number;
+  /** Bytes written by the application and not yet sent. */
+  readonly queuedBytes: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextEncoder();
+
+/** Cut `reason` to at most MAX_REASON_LEN UTF-8 bytes without splitting a character. */
+export function clipReason(reason: string): string {
+  if (reason.length * 3 <= MAX_REASON_LEN) return reason;
+  let out = reason;
+  while (utf8.encode(out).length > MAX_REASON_LEN) out = out.slice(0, Math.floor(out.length * 0.9));
+  // A cut may leave a lone high surrogate; drop it.
+  const last = out.charCodeAt(out.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? out.slice(0, -1) : out;
+}
+
+/**
+ * The local error for a RESET the peer sent.
+ * @internal
+ */
+export function resetError(code: number, reason: string, connId: number): SessionError {
+  const tail = reason === '' ? '' : `: ${reason}`;
+  switch (code) {
+    case ResetCode.TOO_MANY_CONNECTIONS:
+      return new SessionError('GS_ERR_TOO_MANY_CONNECTIONS', `connection ${connId} refused: peer is at its connection limit${tail}`);
+    case ResetCode.REFUSED:
+      return new SessionError('GS_ERR_CONN_RESET', `connection ${connId} refused by peer${tail}`);
+    case ResetCode.PROTOCOL:
+      return new SessionError('GS_ERR_PROTOCOL', `connection ${connId} reset by peer for a protocol violation${tail}`);
+    default:
+      return new SessionError('GS_ERR_CONN_RESET', `connection ${connId} reset by peer (code ${code})${tail}`);
+  }
+}
+
+/**
+ * A connection multiplexed over a {@link MuxSession}. Implements
+ * {@link ByteStream}; starts paused like every ByteStream.
+ *
+ * `write()` after `end()`, after a reset or after close throws
+ * {@link SessionError} `GS_ERR_CONN_CLOSED` (or the error that reset it).
+ * @public
+ */
+export class MuxConnection extends EventEmitter<ByteStreamEvents> implements ByteStream, SendSource {
+  /** Connection ID: odd when the initiator opened it, even for the responder. */
+  readonly id: number;
+  /** OPEN metadata: what we sent, or what the peer sent. */
+  readonly metadata: Uint8Array;
+  readonly info: TransportInfo;
+
+  private connState: ConnState = ConnState.Init;
+  private readonly host: ConnectionHost;
+  private failure: GatesockError | undefined;
+  private closeEmitted = false;
+  private closeScheduled = false;
+
+  // Receive side
+  private readonly recv: ReceiveWindow;
+  private inbox: Uint8Array[] = [];
+  private inboxHead = 0;
+  private inboxBytes = 0;
+  private paused = true;
+  private remoteEnded = false;
+  private endEmitted = false;
+  private flushScheduled = false;
+  private received = 0;
+  private pendingGrant = 0;
+
+  // Send side
+  private queue: Uint8Array[] = [];
+  private queueHead = 0;
+  private queueOffset = 0;
+  private queued = 0;
+  private credit = INITIAL_WINDOW;
+  private sent = 0;
+  private finRequested = false;
+  private finSent = false;
+  private wantDrain = false;
+
+  // Close timer
+  private closeTimer: unknown;
+  private lastPeerFrameAt = 0;
+
+  /** @internal SendSource bookkeeping. */
+  inRing = false;
+  /** @internal SendSource bookkeeping. */
+  grantQueued = false;
+  /** @internal SendSource bookkeeping. */
+  turnLeft = 0;
+
+  /** @internal Created by {@link MuxSession} only. */
+  constructor(host: ConnectionHost, id: number, metadata: Uint8Array, event: 'sendOpen' | 'recvOpen') {
+    super();
+    this.host = host;
+    this.id = id;
+    this.metadata = metadata;
+    const t = host.transportInfo;
+    this.info = { kind: 'mux', local: `${t.local ?? t.kind}#${id}`, remote: `${t.remote ?? t.kind}#${id}` };
+    this.recv = new ReceiveWindow(host.options.maxWindow, host.clock.now());
+    this.apply(event, event === 'sendOpen' ? 'open() sent OPEN' : 'peer sent OPEN');
+  }
+
+  /** Current protocol state. */
+  get state(): ConnState {
+    return this.connState;
+  }
+
+  /** True once `close` has been emitted. */
+  get closed(): boolean {
+    return this.closeEmitted;
+  }
+
+  /** The error the connection ended with, if it ended abnormally. */
+  get error(): GatesockError | undefined {
+    return this.failure;
+  }
+
+  /** Counters and flow-control state, for diagnostics and tests. */
+  get stats(): MuxConnectionStats {
+    return {
+      bytesReceived: this.received,
+      bytesSent: this.sent,
+      receiveWindow: this.recv.window,
+      bufferedBytes: this.inboxBytes,
+      sendCredit: this.credit,
+      queuedBytes: this.queued,
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // ByteStream
+
+  write(chunk: Uint8Array): boolean {
+    if (this.finRequested || !canSend(this.connState) || this.closeEmitted) {
+      throw this.failure ?? new SessionError('GS_ERR_CONN_CLOSED', `connection ${this.id}: write after ${this.finRequested ? 'end' : 'close'}`);
+    }
+    if (chunk.length === 0) return true;
+    // The ByteStream contract lets the caller reuse `chunk` once we return.
+    this.queue.push(chunk.slice());
+    this.queued += chunk.length;
+    if (this.credit > 0) this.host.wantSend(this);
+    if (this.queued >= this.host.options.connectionHighWaterMark) {
+      this.wantDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  end(): void {
+    if (this.finRequested || !canSend(this.connState)) return;
+    this.finRequested = true;
+    // The CLOSE needs no credit; the scheduler sends it after the last queued byte.
+    this.host.wantSend(this);
+  }
+
+  destroy(error?: Error): void {
+    if (this.closeEmitted) return;
+    const local = error === undefined ? undefined : error instanceof GatesockError ? error : new SessionError('GS_ERR_CONN_RESET', `connection ${this.id} destroyed: ${error.message}`, { cause: error });
+    if (!isTerminal(this.connState)) {
+      this.host.sendReset(this.id, ResetCode.CANCEL, clipReason(error?.message ?? ''));
+      this.abort(local, 'destroy() called');
+    } else {
+      // Finished cleanly but still holding unread bytes: drop them now.
+      this.dropInbox();
+      this.scheduleClose(local);
+    }
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (this.closeEmitted) return;
+    this.paused = false;
+    this.scheduleFlush();
+  }
+
+  // -------------------------------------------------------------------------
+  // Frames from the peer (called by the session)
+
+  /** @internal DATA arrived. */
+  handleData(payload: Uint8Array, offset: bigint | undefined): void {
+    this.peerActivity();
+    if (!canReceive(this.connState)) return this.protocolReset('DATA after CLOSE');
+    if (offset !== undefined && offset !== BigInt(this.received)) {
+      return this.protocolReset(`DATA offset ${offset}, expected ${this.received}`);
+    }
+    if (!this.recv.onReceive(payload.length)) {
+      return this.protocolReset(`peer sent ${payload.length} bytes with ${this.recv.credit} bytes of window left`);
+    }
+    this.apply('recvFrame', 'first DATA acknowledges OPEN');
+    this.received += payload.length;
+    if (payload.length === 0) return;
+    if (!this.paused && this.inboxBytes === 0 && !this.flushScheduled) {
+      this.emit('data', payload);
+      this.consumed(payload.length);
+      return;
+    }
+    // A view into a large transport chunk would pin all of it; keep a copy
+    // so buffered memory is bounded by the window, not by chunk sizes.
+    const kept = payload.byteLength * 2 < payload.buffer.byteLength ? payload.slice() : payload;
+    this.inbox.push(kept);
+    this.inboxBytes += kept.length;
+    if (!this.paused) this.scheduleFlush();
+  }
+
+  /** @internal WINDOW_UPDATE arrived. */
+  handleWindowUpdate(credit: number): void {
+    this.peerActivity();
+    if (isTerminal(this.connState)) return;
+    if (this.credit + credit > 0xffffffff) return this.protocolReset('send window above 2^32 - 1');
+    this.apply('recvFrame', 'first WINDOW_UPDATE acknowledges OPEN');
+    const was = this.credit;
+    this.credit += credit;
+    if (was === 0 && this.queued > 0) this.host.wantSend(this);
+  }
+
+  /** @internal CLOSE arrived. */
+  handleFin(): void {
+    this.peerActivity();
+    const next = transition(this.connState, 'recvFin');
+    if (next === undefined) return this.protocolReset(`CLOSE in state ${this.connState}`);
+    this.setState(next, 'peer sent CLOSE');
+    this.remoteEnded = true;
+    this.scheduleFlush();
+  }
+
+  /** @internal RESET arrived. */
+  handleReset(code: number, reason: string): void {
+    if (isTerminal(this.connState)) return;
+    this.abort(resetError(code, reason, this.id), `peer sent RESET ${code}`);
+  }
+
+  /** @internal The session ended: end this connection with `error`. */
+  terminate(error: GatesockError, why: string): void {
+    if (!isTerminal(this.connState)) this.abort(error, why);
+  }
+
+  // -------------------------------------------------------------------------
+  // SendSource (called by the scheduler inside the session's write loop)
+
+  /** @internal */
+  sendable(): number {
+    return this.credit < this.queued ? this.credit : this.queued;
+  }
+
+  /** @internal */
+  take(out: Uint8Array, at: number, n: number): void {
+    let left = n;
+    while (left > 0) {
+      const chunk = this.queue[this.queueHead]!;
+      const avail = chunk.length - this.queueOffset;
+      const k = avail < left ? avail : left;
+      out.set(k === chunk.length ? chunk : chunk.subarray(this.queueOffset, this.queueOffset + k), at);
+      at += k;
+      left -= k;
+      this.queueOffset += k;
+      if (this.queueOffset === chunk.length) {
+        this.queue[this.queueHead] = EMPTY;
+        this.queueHead++;
+        this.queueOffset = 0;
+      }
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead > 256) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    this.queued -= n;
+    this.credit -= n;
+    this.sent += n;
+    this.apply('sendFrame', 'first DATA acknowledges OPEN');
+    if (this.wantDrain && this.queued < this.host.options.connectionHighWaterMark) {
+      this.wantDrain = false;
+      queueMicrotask(() => {
+        if (!this.closeEmitted && !isTerminal(this.connState)) this.emit('drain');
+      });
+    }
+  }
+
+  /** @internal */
+  finDue(): boolean {
+    return this.finRequested && !this.finSent && this.queued === 0 && canSend(this.connState);
+  }
+
+  /** @internal */
+  finTaken(): void {
+    this.finSent = true;
+    const next = transition(this.connState, 'sendFin');
+    if (next === undefined) return;
+    this.setState(next, 'sent CLOSE after the last queued byte');
+    if (next === ConnState.LocalClosed) this.armCloseTimer();
+  }
+
+  /** @internal */
+  takeGrant(): number {
+    const g = this.pendingGrant;
+    this.pendingGrant = 0;
+    if (g > 0) this.apply('sendFrame', 'first WINDOW_UPDATE acknowledges OPEN');
+    return canReceive(this.connState) ? g : 0;
+  }
+
+  // -------------------------------------------------------------------------
+  // State
+
+  /**
+   * The one place the state changes. Traces every change; on reaching a
+   * terminal state, releases the connection ID and schedules `close`.
+   */
+  private setState(next: ConnState, why: string): void {
+    const from = this.connState;
+    if (from === next) return;
+    this.connState = next;
+    this.host.traced(this, from, next, why);
+    if (isTerminal(next)) {
+      this.clearCloseTimer();
+      this.host.released(this);
+      if (next === ConnState.Reset) {
+        this.dropInbox();
+        this.queue = [];
+        this.queueHead = 0;
+        this.queueOffset = 0;
+        this.queued = 0;
+        this.pendingGrant = 0;
+        this.scheduleClose(this.failure);
+      } else if (this.endEmitted) {
+        this.scheduleClose(undefined);
+      }
+    }
+  }
+
+  /** Apply an event that may or may not change the state (acks). */
+  private apply(event: ConnEvent, why: string): void {
+    const next = transition(this.connState, event);
+    if (next !== undefined) this.setState(next, why);
+  }
+
+  private abort(error: GatesockError | undefined, why: string): void {
+    this.failure ??= error;
+    this.setState(ConnState.Reset, why);
+  }
+
+  /** The peer broke this connection's rules: reset it, not the session. */
+  private protocolReset(reason: string): void {
+    if (isTerminal(this.connState)) return;
+    this.host.sendReset(this.id, ResetCode.PROTOCOL, clipReason(reason));
+    this.abort(new SessionError('GS_ERR_PROTOCOL', `connection ${this.id}: ${reason}`), `protocol violation: ${reason}`);
+  }
+
+  // -------------------------------------------------------------------------
+  // Close timer (yamux's StreamCloseTimeout)
+
+  private peerActivity(): void {
+    if (this.closeTimer !== undefined) this.lastPeerFrameAt = this.host.clock.now();
+  }
+
+  private armCloseTimer(): void {
+    const timeout = this.host.options.closeTimeoutMs;
+    if (timeout === 0) return;
+    this.lastPeerFrameAt = this.host.clock.now();
+    this.closeTimer = this.host.clock.setTimer(this.onCloseTimer, timeout);
+  }
+
+  private readonly onCloseTimer = (): void => {
+    this.closeTimer = undefined;
+    if (this.connState !== ConnState.LocalClosed) return;
+    const timeout = this.host.options.closeTimeoutMs;
+    const silent = this.host.clock.now() - this.lastPeerFrameAt;
+    if (silent < timeout) {
+      // The peer was active meanwhile: wait out the rest.
+      this.closeTimer = this.host.clock.setTimer(this.onCloseTimer, timeout - silent);
+      return;
+    }
+    this.host.sendReset(this.id, ResetCode.CLOSE_TIMEOUT, `no CLOSE within ${timeout} ms`);
+    this.abort(new SessionError('GS_ERR_CONN_RESET', `connection ${this.id}: peer did not close within ${timeout} ms of our CLOSE`), 'close timer fired');
+  };
+
+  private clearCloseTimer(): void {
+    if (this.closeTimer === undefined) return;
+    this.host.clock.clearTimer(this.closeTimer);
+    this.closeTimer = undefined;
+  }
+
+  // -------------------------------------------------------------------------
+  // Reading
+
+  private consumed(n: number): void {
+    const before = this.recv.window;
+    const grant = this.recv.onConsume(n, this.host.clock.now(), this.host.rttMs());
+    if (grant === 0 || !canReceive(this.connState)) return;
+    if (this.recv.window !== before) this.host.windowGrown(this, this.recv.window);
+    this.pendingGrant += grant;
+    this.host.wantGrant(this);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.closeEmitted) return;
+    this.flushScheduled = true;
+    queueMicrotask(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    // A `data` listener may pause or destroy; re-check each time.
+    while (!this.paused && !this.closeEmitted && this.inboxHead < this.inbox.length) {
+      const chunk = this.inbox[this.inboxHead]!;
+      this.inbox[this.inboxHead] = EMPTY;
+      this.inboxHead++;
+      this.inboxBytes -= chunk.length;
+      this.emit('data', chunk);
+      this.consumed(chunk.length);
+    }
+    if (this.inboxHead === this.inbox.length) {
+      this.inbox.length = 0;
+      this.inboxHead = 0;
+    }
+    if (this.closeEmitted || this.paused) return;
+    if (this.remoteEnded && this.inboxBytes === 0 && !this.endEmitted) {
+      this.endEmitted = true;
+      this.emit('end');
+      if (this.connState === ConnState.Closed) this.scheduleClose(undefined);
+    }
+  };
+
+  private dropInbox(): void {
+    this.inbox = [];
+    this.inboxHead = 0;
+    this.inboxBytes = 0;
+  }
+
+  private scheduleClose(error: GatesockError | undefined): void {
+    if (this.closeScheduled) return;
+    this.closeScheduled = true;
+    queueMicrotask(() => {
+      this.closeEmitted = true;
+      this.emit('close', error);
+    });
+  }
+}
