@@ -17,6 +17,6 @@ const entry = {
 const esmOnly = [/^@noble\//, 'pkijs', 'asn1js', '@peculiar/utils', 'bytestreamjs', 'pvtsutils', 'pvutils'];
 
 export default defineConfig([
-  { entry, format: ['esm'], dts: true, sourcemap: true, target: 'node20', splitting: true, outDir: 'dist' },
-  { entry, format: ['cjs'], dts: true, sourcemap: true, target: 'node20', outDir: 'dist', noExternal: esmOnly },
+  { entry, format: ['esm'], sourcemap: true, target: 'node20', splitting: true, outDir: 'dist' },
+  { entry, format: ['cjs'], sourcemap: true, target: 'node20', outDir: 'dist', noExternal: esmOnly },
 ]);

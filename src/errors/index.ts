@@ -48,19 +48,40 @@ export const ERROR_CODES = Object.freeze({
   ],
 } as const);
 
-/** @public */
+/**
+ * Codes of {@link ConfigError}.
+ * @public
+ */
 export type ConfigErrorCode = (typeof ERROR_CODES.config)[number];
-/** @public */
+/**
+ * Codes of {@link FrameError}.
+ * @public
+ */
 export type FrameErrorCode = (typeof ERROR_CODES.frame)[number];
-/** @public */
+/**
+ * Codes of {@link CryptoError}.
+ * @public
+ */
 export type CryptoErrorCode = (typeof ERROR_CODES.crypto)[number];
-/** @public */
+/**
+ * Codes of {@link HandshakeError}.
+ * @public
+ */
 export type HandshakeErrorCode = (typeof ERROR_CODES.handshake)[number];
-/** @public */
+/**
+ * Codes of {@link CertificateError}.
+ * @public
+ */
 export type CertificateErrorCode = (typeof ERROR_CODES.certificate)[number];
-/** @public */
+/**
+ * Codes of {@link TransportError}.
+ * @public
+ */
 export type TransportErrorCode = (typeof ERROR_CODES.transport)[number];
-/** @public */
+/**
+ * Codes of {@link SessionError}.
+ * @public
+ */
 export type SessionErrorCode = (typeof ERROR_CODES.session)[number];
 /**
  * Any stable gatesock error code.
@@ -96,65 +117,169 @@ export class GatesockError extends Error {
     Object.defineProperty(this, BASE_BRAND, { value: true });
   }
 
+  /** True for any gatesock error, from any copy of gatesock. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return branded(value, BASE_BRAND);
   }
 }
 
-// One subclass per family. Each sets its own brand and overrides
+// One subclass per family, written out rather than made by a factory so that
+// the published types stay plain. Each sets its own brand and overrides
 // Symbol.hasInstance, so `x instanceof FrameError` is false for a
 // CertificateError even though both extend GatesockError.
-function family<C extends GatesockErrorCode>(name: string) {
-  const brand = Symbol.for(`gatesock.error.${name}`);
-  const Cls = class extends GatesockError {
-    constructor(code: C, message: string, options?: { cause?: unknown }) {
-      super(code, message, options);
-      this.name = name;
-      Object.defineProperty(this, brand, { value: true });
-    }
-    static override [Symbol.hasInstance](value: unknown): boolean {
-      return branded(value, brand);
-    }
-  };
-  Object.defineProperty(Cls, 'name', { value: name });
-  return Cls;
-}
+const CONFIG_ERROR_BRAND = Symbol.for('gatesock.error.ConfigError');
 
 /**
  * An option or argument was out of range or of the wrong type.
  * @public
  */
-export class ConfigError extends family<ConfigErrorCode>('ConfigError') {}
+export class ConfigError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: ConfigErrorCode;
+
+  constructor(code: ConfigErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ConfigError';
+    Object.defineProperty(this, CONFIG_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any ConfigError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, CONFIG_ERROR_BRAND);
+  }
+}
+
+const FRAME_ERROR_BRAND = Symbol.for('gatesock.error.FrameError');
+
 /**
  * Bytes on the wire did not form a valid frame.
  * @public
  */
-export class FrameError extends family<FrameErrorCode>('FrameError') {}
+export class FrameError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: FrameErrorCode;
+
+  constructor(code: FrameErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'FrameError';
+    Object.defineProperty(this, FRAME_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any FrameError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, FRAME_ERROR_BRAND);
+  }
+}
+
+const CRYPTO_ERROR_BRAND = Symbol.for('gatesock.error.CryptoError');
+
 /**
- * A cryptographic operation failed (bad tag, exhausted nonce, low-order key).
+ * A cryptographic operation failed (bad tag, exhausted nonce, low-order key, bad key).
  * @public
  */
-export class CryptoError extends family<CryptoErrorCode>('CryptoError') {}
+export class CryptoError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: CryptoErrorCode;
+
+  constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'CryptoError';
+    Object.defineProperty(this, CRYPTO_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any CryptoError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, CRYPTO_ERROR_BRAND);
+  }
+}
+
+const HANDSHAKE_ERROR_BRAND = Symbol.for('gatesock.error.HandshakeError');
+
 /**
  * The secure-channel handshake did not complete.
  * @public
  */
-export class HandshakeError extends family<HandshakeErrorCode>('HandshakeError') {}
+export class HandshakeError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: HandshakeErrorCode;
+
+  constructor(code: HandshakeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'HandshakeError';
+    Object.defineProperty(this, HANDSHAKE_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any HandshakeError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, HANDSHAKE_ERROR_BRAND);
+  }
+}
+
+const CERTIFICATE_ERROR_BRAND = Symbol.for('gatesock.error.CertificateError');
+
 /**
  * A certificate or chain failed validation.
  * @public
  */
-export class CertificateError extends family<CertificateErrorCode>('CertificateError') {}
+export class CertificateError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: CertificateErrorCode;
+
+  constructor(code: CertificateErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'CertificateError';
+    Object.defineProperty(this, CERTIFICATE_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any CertificateError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, CERTIFICATE_ERROR_BRAND);
+  }
+}
+
+const TRANSPORT_ERROR_BRAND = Symbol.for('gatesock.error.TransportError');
+
 /**
  * A transport could not connect, or closed under a caller.
  * @public
  */
-export class TransportError extends family<TransportErrorCode>('TransportError') {}
+export class TransportError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: TransportErrorCode;
+
+  constructor(code: TransportErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'TransportError';
+    Object.defineProperty(this, TRANSPORT_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any TransportError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, TRANSPORT_ERROR_BRAND);
+  }
+}
+
+const SESSION_ERROR_BRAND = Symbol.for('gatesock.error.SessionError');
+
 /**
  * A multiplexed session or one of its connections failed or closed.
  * @public
  */
-export class SessionError extends family<SessionErrorCode>('SessionError') {}
+export class SessionError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: SessionErrorCode;
+
+  constructor(code: SessionErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'SessionError';
+    Object.defineProperty(this, SESSION_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any SessionError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, SESSION_ERROR_BRAND);
+  }
+}
 
 /**
  * Throw a {@link ConfigError} naming the option unless `ok`.
