@@ -182,6 +182,24 @@ export function describeByteStreamConformance(name: string, makePair: () => Prom
         expect(sha256(sink.chunks)).toBe(sha256([data]));
       });
 
+      it('does not keep the written chunk: the caller may reuse its buffer at once', async () => {
+        await open();
+        const sink = readAll(reader);
+        const buf = new Uint8Array(100_000);
+        for (const fill of [1, 2, 3]) {
+          buf.fill(fill);
+          writer.write(buf);
+        }
+        buf.fill(9);
+        writer.end();
+        await sink.done;
+        const got = Buffer.concat(sink.chunks);
+        expect(got.length).toBe(300_000);
+        for (const [i, fill] of [1, 2, 3].entries()) {
+          expect(got.subarray(i * 100_000, (i + 1) * 100_000).every((x) => x === fill)).toBe(true);
+        }
+      });
+
       it('returns false from write() under load, then emits drain', async () => {
         await open();
         readAll(reader);

@@ -62,6 +62,21 @@ describe('tcpListen', () => {
     client.destroy();
   });
 
+  it('destroy() resets the connection: a reading peer closes with ECONNRESET', async () => {
+    let accept!: (s: ByteStream) => void;
+    const accepted = new Promise<ByteStream>((resolve) => (accept = resolve));
+    const listener = await tcpListen({ host: '127.0.0.1' }, accept);
+    const client = await tcpConnect({ host: '127.0.0.1', port: listener.port });
+    const server = await accepted;
+    server.resume();
+    const closed = next<[Error | undefined]>(server, 'close');
+    client.destroy();
+    const [err] = await closed;
+    expect(err).toBeInstanceOf(TransportError);
+    expect(err).toMatchObject({ code: 'GS_ERR_TRANSPORT_CLOSED', message: expect.stringContaining('ECONNRESET') });
+    await listener.close();
+  });
+
   it('a port in use → GS_ERR_CONNECT_FAILED naming the address', async () => {
     const first = await tcpListen({ host: '127.0.0.1' }, () => {});
     const err = await tcpListen({ host: '127.0.0.1', port: first.port }, () => {}).catch((e: unknown) => e);
