@@ -237,7 +237,7 @@ export async function tcpConnect(options: TcpConnectOptions): Promise<ByteStream
 /**
  * Bind `server` and resolve once it listens, as a {@link ByteStreamListener}
  * whose `close()` stops accepting (already accepted streams stay open) and
- * then runs `onClose`. Bind failures are `GS_ERR_CONNECT_FAILED`.
+ * then runs `onClose`. Bind failures are `GS_ERR_LISTEN_FAILED`.
  * @internal
  */
 export function listenOn(
@@ -253,7 +253,7 @@ export function listenOn(
   checkOption(options.backlog === undefined || (Number.isInteger(options.backlog) && options.backlog > 0), 'backlog', 'must be a positive integer');
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
-      reject(new TransportError('GS_ERR_CONNECT_FAILED', `${what} listen on ${formatHostPort(host, port)} failed: ${describeError(err)}`, { cause: err }));
+      reject(new TransportError('GS_ERR_LISTEN_FAILED', `${what} listen on ${formatHostPort(host, port)} failed: ${describeError(err)}`, { cause: err }));
     };
     server.once('error', onError);
     server.listen({ host, port, backlog: options.backlog }, () => {

@@ -80,7 +80,7 @@ describe('tcpListen', () => {
   it('a port in use → GS_ERR_CONNECT_FAILED naming the address', async () => {
     const first = await tcpListen({ host: '127.0.0.1' }, () => {});
     const err = await tcpListen({ host: '127.0.0.1', port: first.port }, () => {}).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'GS_ERR_CONNECT_FAILED', message: expect.stringContaining('EADDRINUSE') });
+    expect(err).toMatchObject({ code: 'GS_ERR_LISTEN_FAILED', message: expect.stringContaining('EADDRINUSE') });
     await first.close();
   });
 });

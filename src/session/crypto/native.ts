@@ -4,31 +4,24 @@
  * through `process.getBuiltinModule` so that importing gatesock never pulls in
  * `node:crypto` where it does not exist.
  *
- * Raw 32-byte keys become KeyObjects by prefixing the fixed DER header of a
- * PKCS#8 / SPKI structure for the algorithm (RFC 8410), which is how OpenSSL
- * expects X25519 and Ed25519 keys.
+ * Raw 32-byte keys become KeyObjects through JWK (RFC 8037 "OKP"), which Node
+ * imports straight into OpenSSL's raw-key constructors; the PKCS#8 DER route
+ * goes through OpenSSL 3's generic decoder and measured ten times slower
+ * (about 365 µs against 28 µs per private key here). Private keys that are
+ * used again (a channel's static key) keep their KeyObject in a small
+ * content-checked cache.
  */
 import type * as NodeCrypto from 'node:crypto';
 import { CryptoError } from '../../errors/index.js';
 import type { Aead, CryptoBackend } from './backend.js';
 import { checkSharedSecret } from './checks.js';
 
-const PKCS8_X25519 = hex('302e020100300506032b656e04220420');
-const SPKI_X25519 = hex('302a300506032b656e032100');
-const PKCS8_ED25519 = hex('302e020100300506032b657004220420');
-const SPKI_ED25519 = hex('302a300506032b6570032100');
 const TAG_LEN = 16;
+// Node ignores `x` when it imports a private JWK (it derives the public key
+// from `d`), but insists the member exists.
+const PLACEHOLDER_X = 'A'.repeat(43);
 
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
+const b64u = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
 
 function asBytes(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -49,12 +42,18 @@ function loadNodeCrypto(): typeof NodeCrypto | undefined {
 }
 
 function makeNativeBackend(c: typeof NodeCrypto): CryptoBackend {
-  const x25519Private = (k: Uint8Array) => c.createPrivateKey({ key: Buffer.from(concat(PKCS8_X25519, k)), format: 'der', type: 'pkcs8' });
-  const x25519Public = (k: Uint8Array) => c.createPublicKey({ key: Buffer.from(concat(SPKI_X25519, k)), format: 'der', type: 'spki' });
-  const ed25519Private = (k: Uint8Array) => c.createPrivateKey({ key: Buffer.from(concat(PKCS8_ED25519, k)), format: 'der', type: 'pkcs8' });
-  const ed25519Public = (k: Uint8Array) => c.createPublicKey({ key: Buffer.from(concat(SPKI_ED25519, k)), format: 'der', type: 'spki' });
-  // The raw public key is the last 32 bytes of its SPKI encoding.
-  const rawPublic = (key: NodeCrypto.KeyObject) => asBytes(key.export({ format: 'der', type: 'spki' }).subarray(-32));
+  type Crv = 'X25519' | 'Ed25519';
+  const privateCache = new WeakMap<Uint8Array, { copy: Uint8Array; key: NodeCrypto.KeyObject; crv: Crv }>();
+  const privateKey_ = (crv: Crv, k: Uint8Array): NodeCrypto.KeyObject => {
+    const hit = privateCache.get(k);
+    if (hit && hit.crv === crv && c.timingSafeEqual(hit.copy, k)) return hit.key;
+    if (k.length !== 32) throw new CryptoError('GS_ERR_BAD_KEY', `${crv} private key must be 32 bytes, not ${k.length}`);
+    const key = c.createPrivateKey({ key: { kty: 'OKP', crv, d: b64u(k), x: PLACEHOLDER_X }, format: 'jwk' });
+    privateCache.set(k, { copy: k.slice(), key, crv });
+    return key;
+  };
+  const publicKey_ = (crv: Crv, k: Uint8Array): NodeCrypto.KeyObject => c.createPublicKey({ key: { kty: 'OKP', crv, x: b64u(k) }, format: 'jwk' });
+  const rawPublic = (key: NodeCrypto.KeyObject): Uint8Array => asBytes(Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url'));
 
   return Object.freeze({
     name: 'native' as const,
@@ -88,11 +87,11 @@ function makeNativeBackend(c: typeof NodeCrypto): CryptoBackend {
       };
     },
     x25519: {
-      publicKey: (privateKey: Uint8Array) => rawPublic(c.createPublicKey(x25519Private(privateKey))),
+      publicKey: (privateKey: Uint8Array) => rawPublic(c.createPublicKey(privateKey_('X25519', privateKey))),
       sharedSecret(privateKey: Uint8Array, peerPublicKey: Uint8Array) {
         let secret: Uint8Array;
         try {
-          secret = asBytes(c.diffieHellman({ privateKey: x25519Private(privateKey), publicKey: x25519Public(peerPublicKey) }));
+          secret = asBytes(c.diffieHellman({ privateKey: privateKey_('X25519', privateKey), publicKey: publicKey_('X25519', peerPublicKey) }));
         } catch (cause) {
           // OpenSSL refuses a low-order point (all-zero output) itself.
           throw new CryptoError('GS_ERR_LOW_ORDER_KEY', 'peer X25519 key is invalid or of low order', { cause });
@@ -101,12 +100,12 @@ function makeNativeBackend(c: typeof NodeCrypto): CryptoBackend {
       },
     },
     ed25519: {
-      publicKey: (seed: Uint8Array) => rawPublic(c.createPublicKey(ed25519Private(seed))),
-      sign: (message: Uint8Array, seed: Uint8Array) => asBytes(c.sign(null, message, ed25519Private(seed))),
+      publicKey: (seed: Uint8Array) => rawPublic(c.createPublicKey(privateKey_('Ed25519', seed))),
+      sign: (message: Uint8Array, seed: Uint8Array) => asBytes(c.sign(null, message, privateKey_('Ed25519', seed))),
       verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) {
         if (signature.length !== 64 || publicKey.length !== 32) return false;
         try {
-          return c.verify(null, message, ed25519Public(publicKey), signature);
+          return c.verify(null, message, publicKey_('Ed25519', publicKey), signature);
         } catch {
           return false;
         }
