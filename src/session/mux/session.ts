@@ -11,11 +11,14 @@
  * the ID rules closes this session (GO_AWAY `PROTOCOL_ERROR` first) with a
  * typed error; nothing is ever thrown out of a transport event handler.
  *
- * Write loop: frames are scheduled by {@link SendScheduler} into one reused
- * batch buffer and written as one transport write; the loop stops when
- * `write()` returns false and continues on `drain`. Reusing the batch relies
- * on the ByteStream contract: a transport keeps no reference to a chunk
- * after `write()` returns.
+ * Write loop: frames are scheduled by {@link SendScheduler} into a batch
+ * buffer and written as one transport write; the loop stops when `write()`
+ * returns false and continues on `drain`. The batch is one 256 KiB scratch
+ * buffer shared by every session in the process (a gateway may hold
+ * thousands of sessions), which relies on the ByteStream contract: a
+ * transport keeps no reference to a chunk after `write()` returns. A flush
+ * that starts while another is writing (a transport whose `write()` runs a
+ * session synchronously) gets a buffer of its own.
  *
  * Keepalive: after `keepaliveMs` without a byte from the peer we PING; after
  * `2 × keepaliveMs` without one the session is dead (`GS_ERR_SESSION_DEAD`)
@@ -95,8 +98,10 @@ interface PendingPing {
   readonly reject: (error: GatesockError) => void;
 }
 
-/** Bytes of the reused write batch: several quanta per transport write. */
+/** Bytes of the write batch: several quanta per transport write. */
 const BATCH_BYTES = 256 * 1024;
+let sharedBatch: Uint8Array | undefined;
+let sharedBatchBusy = false;
 /** Most urgent frames we let queue before we stop answering PINGs (a peer that does not read). */
 const MAX_URGENT_QUEUE = 1024;
 
@@ -127,7 +132,6 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private readonly clock: MuxClock;
   private readonly decoder: FrameDecoder;
   private readonly scheduler: SendScheduler;
-  private readonly batch = new Uint8Array(BATCH_BYTES);
   private readonly conns = new Map<number, MuxConnection>();
   private readonly host: ConnectionHost;
   private readonly rtt = new RttEstimator();
@@ -444,19 +448,15 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.phase === 'closed') return;
-    while (!this.blocked && !this.scheduler.idle) {
-      const out = this.scheduler.fill(this.batch);
-      if (out.length === 0) break;
-      this.counters.bytesOut += out.length;
-      let ok: boolean;
+    if (!this.blocked && !this.scheduler.idle) {
+      const owner = !sharedBatchBusy;
+      const batch = owner ? (sharedBatch ??= new Uint8Array(BATCH_BYTES)) : new Uint8Array(BATCH_BYTES);
+      if (owner) sharedBatchBusy = true;
       try {
-        ok = this.transport.write(out);
-      } catch (error) {
-        const gs = error instanceof GatesockError ? error : undefined;
-        this.teardown(new SessionError('GS_ERR_SESSION_CLOSED', `transport write failed: ${gs?.message ?? String(error)}`, { cause: error }), 'transport write failed');
-        return;
+        this.writeBatches(batch);
+      } finally {
+        if (owner) sharedBatchBusy = false;
       }
-      if (!ok) this.blocked = true;
     }
     if (this.phase === 'closing' && this.conns.size === 0 && this.scheduler.idle) {
       // Every connection closed and every byte handed to the transport.
@@ -464,6 +464,23 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       this.endTransport();
     }
   };
+
+  private writeBatches(batch: Uint8Array): void {
+    while (!this.blocked && !this.scheduler.idle && this.phase !== 'closed') {
+      const out = this.scheduler.fill(batch);
+      if (out.length === 0) break;
+      this.counters.bytesOut += out.length;
+      let ok: boolean;
+      try {
+        ok = this.transport.write(out);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        this.teardown(new SessionError('GS_ERR_SESSION_CLOSED', `transport write failed: ${message}`, { cause: error }), 'transport write failed');
+        return;
+      }
+      if (!ok) this.blocked = true;
+    }
+  }
 
   // -------------------------------------------------------------------------
   // Keepalive
