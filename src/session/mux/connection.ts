@@ -15,7 +15,7 @@
  * microtask, never from inside the session's read or write loop.
  */
 import { EventEmitter } from 'eventemitter3';
-import { GatesockError, SessionError } from '../../errors/index.js';
+import { GatesockError, SessionError, TransportError } from '../../errors/index.js';
 import type { ByteStream, ByteStreamEvents, TransportInfo } from '../../transport/index.js';
 import { INITIAL_WINDOW, MAX_REASON_LEN, ResetCode } from '../frame.js';
 import { ReceiveWindow } from './flow.js';
@@ -102,7 +102,8 @@ export function resetError(code: number, reason: string, connId: number): Sessio
  * {@link ByteStream}; starts paused like every ByteStream.
  *
  * `write()` after `end()`, after a reset or after close throws
- * {@link SessionError} `GS_ERR_CONN_CLOSED` (or the error that reset it).
+ * {@link TransportError} `GS_ERR_TRANSPORT_CLOSED` as every ByteStream does;
+ * after a reset its `cause` is the error that reset the connection.
  * @public
  */
 export class MuxConnection extends EventEmitter<ByteStreamEvents> implements ByteStream, SendSource {
@@ -196,7 +197,10 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
 
   write(chunk: Uint8Array): boolean {
     if (this.finRequested || !canSend(this.connState) || this.closeEmitted) {
-      throw this.failure ?? new SessionError('GS_ERR_CONN_CLOSED', `connection ${this.id}: write after ${this.finRequested ? 'end' : 'close'}`);
+      // The ByteStream contract's code, so code that pipes streams handles a
+      // connection like any transport; the reset or session error is the cause.
+      const why = this.finRequested ? 'end' : this.failure === undefined ? 'close' : `reset (${this.failure.message})`;
+      throw new TransportError('GS_ERR_TRANSPORT_CLOSED', `connection ${this.id}: write after ${why}`, { cause: this.failure });
     }
     if (chunk.length === 0) return true;
     // The ByteStream contract lets the caller reuse `chunk` once we return.
@@ -217,17 +221,21 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     this.host.wantSend(this);
   }
 
+  /**
+   * Abort both directions: RESET goes to the peer (its side closes with
+   * `GS_ERR_CONN_RESET`), queued and unread bytes are dropped, and `close`
+   * is emitted before this returns, with `error` as a GatesockError.
+   */
   destroy(error?: Error): void {
     if (this.closeEmitted) return;
     const local = error === undefined ? undefined : error instanceof GatesockError ? error : new SessionError('GS_ERR_CONN_RESET', `connection ${this.id} destroyed: ${error.message}`, { cause: error });
     if (!isTerminal(this.connState)) {
       this.host.sendReset(this.id, ResetCode.CANCEL, clipReason(error?.message ?? ''));
-      this.abort(local, 'destroy() called');
-    } else {
-      // Finished cleanly but still holding unread bytes: drop them now.
-      this.dropInbox();
-      this.scheduleClose(local);
+      this.failure ??= local;
+      this.setState(ConnState.Reset, 'destroy() called');
     }
+    this.dropInbox();
+    this.emitClose(this.failure ?? local);
   }
 
   pause(): void {
@@ -495,12 +503,17 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     this.inboxBytes = 0;
   }
 
+  /** Emit `close` on a microtask: never from inside the session's read or write loop. */
   private scheduleClose(error: GatesockError | undefined): void {
     if (this.closeScheduled) return;
     this.closeScheduled = true;
-    queueMicrotask(() => {
-      this.closeEmitted = true;
-      this.emit('close', error);
-    });
+    queueMicrotask(() => this.emitClose(error));
+  }
+
+  private emitClose(error: GatesockError | undefined): void {
+    if (this.closeEmitted) return;
+    this.closeScheduled = true;
+    this.closeEmitted = true;
+    this.emit('close', error);
   }
 }
