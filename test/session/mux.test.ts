@@ -324,6 +324,18 @@ describe('session lifetime', () => {
     expect(a.closed && b.closed).toBe(true);
   });
 
+  it('close() finishes even when a connection cannot drain (peer stopped reading)', async () => {
+    const { a, b } = track(sessionPair({ closeTimeoutMs: 60 }));
+    b.on('connection', () => {}); // accepted, never read
+    const conn = a.open();
+    conn.write(new Uint8Array(INITIAL_WINDOW + 1000)); // the last 1000 bytes can never go, nor the CLOSE behind them
+    const t0 = performance.now();
+    await a.close();
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect((await closeError(conn))?.code).toBe('GS_ERR_SESSION_CLOSED');
+    expect(a.error).toBeUndefined();
+  });
+
   it('refuses OPENs beyond maxConnections with GS_ERR_TOO_MANY_CONNECTIONS', async () => {
     const pair = track(sessionPair({ maxConnections: 2 }));
     pair.b.on('connection', (c) => c.resume());

@@ -406,6 +406,7 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
 
   /** Apply an event that may or may not change the state (acks). */
   private apply(event: ConnEvent, why: string): void {
+    if (this.connState === ConnState.Established) return; // the hot path: DATA both ways changes nothing
     const next = transition(this.connState, event);
     if (next !== undefined) this.setState(next, why);
   }
@@ -417,9 +418,14 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
 
   /** The peer broke this connection's rules: reset it, not the session. */
   private protocolReset(reason: string): void {
+    this.kill(ResetCode.PROTOCOL, reason, new SessionError('GS_ERR_PROTOCOL', `connection ${this.id}: ${reason}`), `protocol violation: ${reason}`);
+  }
+
+  /** @internal Reset from our side: RESET `code` to the peer, `error` locally. */
+  kill(code: number, reason: string, error: GatesockError, why: string): void {
     if (isTerminal(this.connState)) return;
-    this.host.sendReset(this.id, ResetCode.PROTOCOL, clipReason(reason));
-    this.abort(new SessionError('GS_ERR_PROTOCOL', `connection ${this.id}: ${reason}`), `protocol violation: ${reason}`);
+    this.host.sendReset(this.id, code, clipReason(reason));
+    this.abort(error, why);
   }
 
   // -------------------------------------------------------------------------
@@ -446,8 +452,12 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
       this.closeTimer = this.host.clock.setTimer(this.onCloseTimer, timeout - silent);
       return;
     }
-    this.host.sendReset(this.id, ResetCode.CLOSE_TIMEOUT, `no CLOSE within ${timeout} ms`);
-    this.abort(new SessionError('GS_ERR_CONN_RESET', `connection ${this.id}: peer did not close within ${timeout} ms of our CLOSE`), 'close timer fired');
+    this.kill(
+      ResetCode.CLOSE_TIMEOUT,
+      `no CLOSE within ${timeout} ms`,
+      new SessionError('GS_ERR_CONN_RESET', `connection ${this.id}: peer did not close within ${timeout} ms of our CLOSE`),
+      'close timer fired',
+    );
   };
 
   private clearCloseTimer(): void {

@@ -148,6 +148,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private keepaliveTimer: unknown;
   private keepalivePingOut = false;
   private lingerTimer: unknown;
+  private graceTimer: unknown;
   private closeWaiters: (() => void)[] = [];
 
   private counters = { opened: 0, accepted: 0, refused: 0, bytesIn: 0, bytesOut: 0, droppedFrames: 0 };
@@ -266,9 +267,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
   /**
    * Close cleanly: send GO_AWAY, refuse new connections, half-close every
-   * connection (queued data first), wait until each is closed by the peer
-   * (or reset by its close timer), then end the transport. Resolves when the
-   * session has ended; never rejects.
+   * connection (queued data first), wait until each is closed by the peer,
+   * then end the transport. A connection still open after `closeTimeoutMs`
+   * (or `2 × keepaliveMs` when that is 0) is reset with `CLOSE_TIMEOUT`,
+   * so this always finishes. Resolves when the session has ended; never
+   * rejects.
    */
   close(): Promise<void> {
     if (this.phase === 'closed') return Promise.resolve();
@@ -278,6 +281,13 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       this.queueUrgent({ kind: 'GO_AWAY', code: GoAwayCode.NORMAL, reason: '' });
       publish(sessionChannels.goAway, () => ({ session: this, direction: 'sent', code: GoAwayCode.NORMAL, reason: '' }));
       for (const conn of [...this.conns.values()]) conn.end();
+      const grace = this.options.closeTimeoutMs || 2 * this.options.keepaliveMs;
+      this.graceTimer = this.clock.setTimer(() => {
+        for (const conn of [...this.conns.values()]) {
+          conn.kill(ResetCode.CLOSE_TIMEOUT, 'session closing', new SessionError('GS_ERR_SESSION_CLOSED', `session closed before connection ${conn.id} finished (after ${grace} ms)`), 'close() grace expired');
+        }
+        this.scheduleFlush();
+      }, grace);
       this.scheduleFlush();
     }
     return done;
@@ -312,8 +322,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
   private readonly onTransportEnd = (): void => {
     if (this.phase === 'closed') return;
-    if (this.remoteGoAway && this.conns.size === 0) {
-      // The peer closed cleanly after its GO_AWAY: finish our side too.
+    if ((this.remoteGoAway || this.phase === 'closing') && this.conns.size === 0) {
+      // The peer ended after a GO_AWAY either way, with nothing left open: a clean close.
       this.teardown(undefined, 'peer ended the transport after GO_AWAY');
     } else {
       this.teardown(new SessionError('GS_ERR_SESSION_CLOSED', 'peer ended the transport without closing the session'), 'transport ended');
@@ -560,6 +570,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.scheduler.clear();
     this.clock.clearTimer(this.keepaliveTimer);
     this.keepaliveTimer = undefined;
+    this.clock.clearTimer(this.graceTimer);
     this.transport.off('data', this.onTransportData);
     const connError = error ?? new SessionError('GS_ERR_SESSION_CLOSED', 'session closed');
     for (const conn of [...this.conns.values()]) conn.terminate(connError, `session ended: ${why}`);
