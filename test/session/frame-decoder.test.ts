@@ -8,16 +8,7 @@ import { FrameError } from '../../src/errors/index.js';
 import { FrameDecoder } from '../../src/session/frame-decoder.js';
 import { encodeFrame, HEADER_LEN, parseFrame, type Frame } from '../../src/session/frame.js';
 import { arbFrame } from './frame-arbitraries.js';
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+import { concat } from './fuzz-arbitraries.js';
 
 interface Outcome {
   frames: Frame[];

@@ -194,33 +194,23 @@ describe('closing connections', () => {
   it('half-closes in both orders', async () => {
     const { a, b } = track(sessionPair());
     const enc = new TextEncoder();
-    for (const clientEndsFirst of [true, false]) {
+    const dec = new TextDecoder();
+    for (const openerEndsFirst of [true, false]) {
       const incoming = nextConnection(b);
-      const client = a.open();
-      const server = await incoming;
-      const states: string[] = [];
-      if (clientEndsFirst) {
-        client.write(enc.encode('request'));
-        client.end();
-        expect(new TextDecoder().decode(await readAll(server))).toBe('request');
-        states.push(server.state);
-        server.write(enc.encode('response'));
-        server.end();
-        expect(new TextDecoder().decode(await readAll(client))).toBe('response');
-      } else {
-        server.write(enc.encode('banner'));
-        server.end();
-        expect(new TextDecoder().decode(await readAll(client))).toBe('banner');
-        states.push(client.state);
-        client.write(enc.encode('bye'));
-        client.end();
-        expect(new TextDecoder().decode(await readAll(server))).toBe('bye');
-      }
-      expect(states).toEqual([ConnState.RemoteClosed]);
-      expect(await Promise.all([closeError(client), closeError(server)])).toEqual([undefined, undefined]);
-      expect(client.state).toBe(ConnState.Closed);
-      expect(server.state).toBe(ConnState.Closed);
-      expect(() => client.write(enc.encode('late'))).toThrow(expect.objectContaining({ code: 'GS_ERR_TRANSPORT_CLOSED' }));
+      const opener = a.open();
+      const accepter = await incoming;
+      const [first, second] = openerEndsFirst ? [opener, accepter] : [accepter, opener];
+      // `first` sends and half-closes; `second` reads to the end, still able to answer.
+      first.write(enc.encode('question'));
+      first.end();
+      expect(dec.decode(await readAll(second))).toBe('question');
+      expect(second.state).toBe(ConnState.RemoteClosed);
+      second.write(enc.encode('answer'));
+      second.end();
+      expect(dec.decode(await readAll(first))).toBe('answer');
+      expect(await Promise.all([closeError(opener), closeError(accepter)])).toEqual([undefined, undefined]);
+      expect([opener.state, accepter.state]).toEqual([ConnState.Closed, ConnState.Closed]);
+      expect(() => first.write(enc.encode('late'))).toThrow(expect.objectContaining({ code: 'GS_ERR_TRANSPORT_CLOSED' }));
     }
   });
 
