@@ -120,6 +120,24 @@ function prepare(identity: ChannelIdentity, backend: CryptoBackend): PreparedIde
   return p;
 }
 
+// A peer keeps one Noise static key per identity and process (see prepare()),
+// so the same signature over the same key arrives on every handshake from it.
+// Remembering signatures that verified — keyed by a hash of exactly the bytes
+// checked — saves an Ed25519 verification per handshake and is sound: the same
+// (key, message, signature) verifies the same way every time. Bounded; the
+// oldest entry goes first.
+const SIGNATURE_MEMO_MAX = 4096;
+const verifiedSignatures = new Set<string>();
+
+function verifyStaticKeySignature(backend: CryptoBackend, signature: Uint8Array, noiseStaticKey: Uint8Array, publicKey: Uint8Array): boolean {
+  const key = String.fromCharCode(...backend.sha256(publicKey, signature, noiseStaticKey));
+  if (verifiedSignatures.has(key)) return true;
+  if (!backend.ed25519.verify(signature, staticKeyMessage(noiseStaticKey), publicKey)) return false;
+  if (verifiedSignatures.size >= SIGNATURE_MEMO_MAX) verifiedSignatures.delete(verifiedSignatures.values().next().value!);
+  verifiedSignatures.add(key);
+  return true;
+}
+
 function verifyOptions(o: SecureChannelOptions<VerifiedPeer>): Required<Pick<SecureChannelOptions, 'handshakeTimeoutMs' | 'rekeyInterval'>> & { backend: CryptoBackend } {
   checkOption(typeof o === 'object' && o !== null, 'options', 'must be an object');
   checkOption(typeof o.identity?.sign === 'function' && Array.isArray(o.identity?.certificateChain), 'identity', 'must have certificateChain and sign()');
@@ -160,7 +178,7 @@ async function handshake<P extends VerifiedPeer>(stream: ByteStream, options: Se
       const id = decodeIdentityPayload(payload);
       const verified = await options.verifyPeer(id.chain.map((c) => c.slice()));
       const rs = hs.remoteStaticKey!;
-      if (!opts.backend.ed25519.verify(id.signature, staticKeyMessage(rs), verified.publicKey)) {
+      if (!verifyStaticKeySignature(opts.backend, id.signature, rs, verified.publicKey)) {
         throw new HandshakeError('GS_ERR_PEER_REJECTED', `peer ${verified.msid} did not sign its Noise static key with its certificate key`);
       }
       return verified;
