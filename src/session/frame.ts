@@ -34,6 +34,8 @@
  * trailing bytes are all {@link FrameError}s, so `emitFrame(parseFrame(b))`
  * gives back `b` byte for byte.
  *
+ * The prose spec for porting is `mux/spec.md` ("Framing", "Frame types").
+ *
  * Two levels, as smoltcp's `wire` module: {@link FrameView} gives named field
  * accessors over a buffer and cannot fail once {@link FrameView.checkLen} has
  * passed; {@link Frame} is the meaning, with {@link parseFrame},
