@@ -102,7 +102,7 @@ interface PendingPing {
 const BATCH_BYTES = 256 * 1024;
 let sharedBatch: Uint8Array | undefined;
 let sharedBatchBusy = false;
-/** Most urgent frames we let queue before we stop answering PINGs (a peer that does not read). */
+/** Most urgent frames we let queue before we stop answering PINGs and refused OPENs (a peer that does not read). */
 const MAX_URGENT_QUEUE = 1024;
 
 const KEYS_BESIDES_OPTIONS = ['role'] as const;
@@ -415,7 +415,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
 
   private refuse(id: number, code: number, reason: string): void {
     this.counters.refused++;
-    this.queueUrgent({ kind: 'RESET', connId: id, code, reason });
+    // A peer that floods OPENs without reading our answers gets no more of them.
+    if (this.scheduler.urgentCount < MAX_URGENT_QUEUE) this.queueUrgent({ kind: 'RESET', connId: id, code, reason });
   }
 
   private onPong(opaque: Uint8Array): void {
