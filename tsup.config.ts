@@ -9,14 +9,15 @@ const entry = {
   'fec/index': 'src/fec/index.ts',
   'keyaddress/index': 'src/keyaddress/index.ts',
   'delivery/index': 'src/delivery/index.ts',
-  'cli/main': 'src/cli/main.ts',
 };
+// The CLI is ESM only (it uses top-level await); it is a bin, not an import.
+const cli = { 'cli/main': 'src/cli/main.ts' };
 
 // ESM-only dependencies are bundled into the CommonJS build only, so that
 // `require('gatesock')` works in loaders without require(esm) (TOOLCHAIN.md §4).
 const esmOnly = [/^@noble\//, 'pkijs', 'asn1js', '@peculiar/utils', 'bytestreamjs', 'pvtsutils', 'pvutils'];
 
 export default defineConfig([
-  { entry, format: ['esm'], sourcemap: true, target: 'node20', splitting: true, outDir: 'dist' },
+  { entry: { ...entry, ...cli }, format: ['esm'], sourcemap: true, target: 'node20', splitting: true, outDir: 'dist' },
   { entry, format: ['cjs'], sourcemap: true, target: 'node20', outDir: 'dist', noExternal: esmOnly },
 ]);

@@ -308,8 +308,12 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   private ended = false;
   private peerEnded = false;
   private endEmitted = false;
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
+  /**
+   * Plaintext waiting to fill a record. Allocated when needed and dropped when
+   * the channel goes quiet, so thousands of idle channels hold no 64 KiB each.
+   */
+  private stage: Uint8Array | undefined;
+  private stageLen = 0;
   private flushQueued = false;
   private innerFull = false;
   private owedDrain = false;
@@ -351,17 +355,30 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
 
   write(chunk: Uint8Array): boolean {
     if (this.ended || this.closed) throw new TransportError('GS_ERR_TRANSPORT_CLOSED', 'write after end or close of the secure channel');
-    if (chunk.length === 0) return !this.innerFull;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    // Full records go out at once; a partial one waits a microtask so that
-    // small writes in the same tick share a record.
-    if (this.pendingBytes >= MAX_RECORD_PLAINTEXT) this.flush(false);
-    else if (!this.flushQueued) {
+    // The caller may reuse `chunk` once write() returns (ByteStream contract),
+    // so bytes are either sealed now or copied into the staging record.
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.stageLen === 0 && chunk.length - off >= MAX_RECORD_PLAINTEXT) {
+        this.seal(chunk.subarray(off, off + MAX_RECORD_PLAINTEXT));
+        off += MAX_RECORD_PLAINTEXT;
+        continue;
+      }
+      const n = Math.min(MAX_RECORD_PLAINTEXT - this.stageLen, chunk.length - off);
+      this.stage ??= new Uint8Array(MAX_RECORD_PLAINTEXT);
+      this.stage.set(chunk.subarray(off, off + n), this.stageLen);
+      this.stageLen += n;
+      off += n;
+      if (this.stageLen === MAX_RECORD_PLAINTEXT) this.flushStage();
+    }
+    // A partial record waits a microtask so that small writes in the same
+    // tick share one record.
+    if (this.stageLen > 0 && !this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => {
         this.flushQueued = false;
-        if (!this.closed) this.flush(true);
+        if (!this.closed) this.flushStage();
+        this.stage = undefined;
       });
     }
     if (this.innerFull) this.owedDrain = true;
@@ -371,7 +388,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   end(): void {
     if (this.ended || this.closed) return;
     this.ended = true;
-    this.flush(true);
+    this.flushStage();
     this.inner.end();
   }
 
@@ -392,48 +409,28 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     if (!this.paused && !this.closed) this.inner.resume();
   }
 
-  /** Encrypt pending plaintext into records; with `all`, also the last partial record. */
-  private flush(all: boolean): void {
+  /** Seal whatever is staged as one record. */
+  private flushStage(): void {
+    if (this.stageLen === 0 || !this.stage) return;
+    const n = this.stageLen;
+    this.stageLen = 0;
+    this.seal(this.stage.subarray(0, n));
+  }
+
+  /** Encrypt one record's plaintext and hand it to the transport. */
+  private seal(plaintext: Uint8Array): void {
+    if (this.closed) return;
     try {
-      while (this.pendingBytes >= MAX_RECORD_PLAINTEXT || (all && this.pendingBytes > 0)) {
-        const plaintext = this.takePending(Math.min(this.pendingBytes, MAX_RECORD_PLAINTEXT));
-        const ct = this.sendCipher.encryptWithAd(EMPTY, plaintext);
-        const rec = new Uint8Array(RECORD_PREFIX_LEN + ct.length);
-        rec[0] = ct.length >> 8;
-        rec[1] = ct.length & 0xff;
-        rec.set(ct, RECORD_PREFIX_LEN);
-        if (++this.sentRecords % this.rekeyInterval === 0) this.sendCipher.rekey();
-        if (!this.inner.write(rec)) this.innerFull = true;
-      }
+      const ct = this.sendCipher.encryptWithAd(EMPTY, plaintext);
+      const rec = new Uint8Array(RECORD_PREFIX_LEN + ct.length);
+      rec[0] = ct.length >> 8;
+      rec[1] = ct.length & 0xff;
+      rec.set(ct, RECORD_PREFIX_LEN);
+      if (++this.sentRecords % this.rekeyInterval === 0) this.sendCipher.rekey();
+      if (!this.inner.write(rec)) this.innerFull = true;
     } catch (err) {
       this.fail(err);
     }
-  }
-
-  private takePending(n: number): Uint8Array {
-    const first = this.pending[0]!;
-    if (first.length === n) {
-      this.pending.shift();
-      this.pendingBytes -= n;
-      return first;
-    }
-    if (first.length > n) {
-      this.pending[0] = first.subarray(n);
-      this.pendingBytes -= n;
-      return first.subarray(0, n);
-    }
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.pending[0]!;
-      const k = Math.min(c.length, n - off);
-      out.set(k === c.length ? c : c.subarray(0, k), off);
-      off += k;
-      if (k === c.length) this.pending.shift();
-      else this.pending[0] = c.subarray(k);
-    }
-    this.pendingBytes -= n;
-    return out;
   }
 
   /** Decrypt whole records and deliver them while not paused. */
@@ -472,8 +469,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   private finish(error: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.stageLen = 0;
     const e =
       error === undefined || error instanceof GatesockError
         ? (error as GatesockError | undefined)

@@ -1,0 +1,31 @@
+/**
+ * How the CLI reports failures: one plain line naming the code, an exit
+ * status per error family, and the stack only under `--debug`.
+ */
+import { GatesockError } from '../errors/index.js';
+
+/** Exit statuses by family; documented in `gatesock --help`. */
+export const EXIT = Object.freeze({
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  config: 3,
+  transport: 4,
+  trust: 5,
+  session: 6,
+});
+
+export function exitStatusOf(err: unknown): number {
+  if (!(err instanceof GatesockError)) return EXIT.failure;
+  if (err.code === 'GS_ERR_INVALID_OPTION') return EXIT.config;
+  if (err.code.startsWith('GS_ERR_CERT_') || err.code.startsWith('GS_ERR_HANDSHAKE') || err.code === 'GS_ERR_PEER_REJECTED') return EXIT.trust;
+  if (/^GS_ERR_(TRANSPORT|CONNECT|LISTEN|PROXY)/.test(err.code)) return EXIT.transport;
+  return EXIT.session;
+}
+
+export function reportError(err: unknown, debug: boolean): number {
+  const line = err instanceof GatesockError ? `gatesock: ${err.code}: ${err.message}` : `gatesock: ${(err as Error)?.message ?? String(err)}`;
+  process.stderr.write(line + '\n');
+  if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+  return exitStatusOf(err);
+}
