@@ -67,6 +67,21 @@ describe('secure channel', () => {
     expect(rawChunks).toBeLessThanOrEqual(2);
   });
 
+  it('keeps no reference to a written chunk: the writer may reuse its buffer at once', async () => {
+    const { client, server } = await pair();
+    const got = collect(server);
+    const buf = new Uint8Array(1000);
+    const expected: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      buf.fill(i);
+      client.write(buf); // small: staged for a microtask, so it must be copied
+      expected.push(...buf);
+    }
+    buf.fill(0xee);
+    client.end();
+    expect(Buffer.from(await got).equals(Buffer.from(expected))).toBe(true);
+  });
+
   it('rekeys in step on both ends (and really changes keys)', async () => {
     const { client, server } = await pair({ rekeyInterval: 3 }, { rekeyInterval: 3 });
     const data = new Uint8Array(400_000).map((_, i) => i & 0xff);

@@ -1,0 +1,58 @@
+/**
+ * The secure channel is a ByteStream, and so is a mux connection riding on
+ * one: the transport conformance suite over both, on memory pairs and over
+ * loopback TCP, in both directions. This is the stack a relay session uses.
+ */
+import { MuxSession, secureAccept, secureConnect, type MuxConnection, type SecureChannel } from '../../src/session/index.js';
+import { memoryPair, tcpConnect, tcpListen, type ByteStream } from '../../src/transport/index.js';
+import { describeByteStreamConformance, type StreamPair } from '../transport/conformance.js';
+import { fakeIdentity, fakeVerifier } from '../helpers/fake-identity.js';
+
+async function securePair(ta: ByteStream, tb: ByteStream): Promise<[SecureChannel, SecureChannel]> {
+  return Promise.all([
+    secureConnect(ta, { identity: fakeIdentity('a'), verifyPeer: fakeVerifier() }),
+    secureAccept(tb, { identity: fakeIdentity('b'), verifyPeer: fakeVerifier() }),
+  ]);
+}
+
+async function tcpPair(): Promise<{ ta: ByteStream; tb: ByteStream; close: () => Promise<void> }> {
+  let accept!: (s: ByteStream) => void;
+  const accepted = new Promise<ByteStream>((resolve) => (accept = resolve));
+  const listener = await tcpListen({ host: '127.0.0.1', port: 0 }, accept);
+  const ta = await tcpConnect({ host: '127.0.0.1', port: listener.port });
+  return { ta, tb: await accepted, close: () => listener.close() };
+}
+
+async function muxOver([sa, sb]: [ByteStream, ByteStream], cleanup: () => Promise<void>): Promise<StreamPair> {
+  const a = new MuxSession(sa, { role: 'initiator' });
+  const b = new MuxSession(sb, { role: 'responder' });
+  const accepted = new Promise<MuxConnection>((resolve) => b.once('connection', (conn) => resolve(conn)));
+  const opened = a.open();
+  const peer = await accepted;
+  return {
+    a: opened,
+    b: peer,
+    cleanup: async () => {
+      a.destroy();
+      b.destroy();
+      await cleanup();
+    },
+  };
+}
+
+describeByteStreamConformance('secure channel over memory', async () => {
+  const [ta, tb] = memoryPair();
+  const [a, b] = await securePair(ta, tb);
+  return { a, b, cleanup: async () => (a.destroy(), b.destroy()) };
+}, { kinds: ['secure', 'secure'], halfClose: true });
+
+describeByteStreamConformance('secure channel over tcp 127.0.0.1', async () => {
+  const { ta, tb, close } = await tcpPair();
+  const [a, b] = await securePair(ta, tb);
+  return { a, b, cleanup: async () => (a.destroy(), b.destroy(), await close()) };
+}, { kinds: ['secure', 'secure'], halfClose: true });
+
+describeByteStreamConformance('mux over secure channel over tcp 127.0.0.1', async () => {
+  const { ta, tb, close } = await tcpPair();
+  return muxOver(await securePair(ta, tb), close);
+}, { kinds: ['mux', 'mux'], halfClose: true });
