@@ -1,8 +1,9 @@
 /**
  * Shared fixtures of the session figures: a small gateway-system PKI, and
- * loopback servers that speak the secure channel (an echo, and a relay that
- * decrypts and forwards to a plain TCP port), so a figure can push bytes or
- * ping-pong through gatesock exactly as through the plain baselines.
+ * loopback servers that speak the secure session — a multiplexed session on a
+ * Noise channel over TCP (an echo, and a relay that decrypts and forwards each
+ * connection to a plain TCP port) — so a figure can push bytes or ping-pong
+ * through gatesock exactly as through the plain baselines.
  */
 import {
   certificateToPem,
@@ -14,6 +15,7 @@ import {
   issueCertificate,
   secureAccept,
   secureConnect,
+  MuxSession,
   type CryptoBackendName,
   type Identity,
 } from '../src/session/index.js';
@@ -77,18 +79,29 @@ export function serverOptions(pki: BenchPki, backend: CryptoBackendName) {
   return { identity: pki.server, verifyPeer: verifiersOf(pki).server, backend };
 }
 
-/** Open a secure channel to `port` as the initiator. */
+/**
+ * Open a secure session to `port` as the initiator — a Noise channel over
+ * TCP with a multiplexed session on it — and one connection on that session.
+ * Destroying the connection ends the session.
+ */
 export async function secureDial(pki: BenchPki, port: number, backend: CryptoBackendName): Promise<BenchStream> {
-  return secureConnect(await tcpConnect({ host: HOST, port }), serverOptions(pki, backend));
+  const channel = await secureConnect(await tcpConnect({ host: HOST, port }), serverOptions(pki, backend));
+  const session = new MuxSession(channel, { role: 'initiator' });
+  const conn = session.open();
+  conn.on('close', () => session.destroy());
+  return conn;
 }
 
-/** Accept secure channels on a free port and hand each to `onChannel`. */
-async function secureListen(pki: BenchPki, backend: CryptoBackendName, onChannel: (c: ByteStream) => void): Promise<LoopbackServer> {
+/** Accept secure sessions on a free port and hand each incoming connection to `onConnection`. */
+async function secureListen(pki: BenchPki, backend: CryptoBackendName, onConnection: (c: ByteStream) => void): Promise<LoopbackServer> {
   const open = new Set<ByteStream>();
   const listener = await tcpListen({ host: HOST, port: 0 }, (s) => {
     open.add(s);
     s.on('close', () => open.delete(s));
-    secureAccept(s, gatewayOptions(pki, backend)).then(onChannel, () => undefined);
+    secureAccept(s, gatewayOptions(pki, backend)).then(
+      (channel) => new MuxSession(channel, { role: 'responder' }).on('connection', (conn) => onConnection(conn)),
+      () => undefined,
+    );
   });
   return {
     port: listener.port,
@@ -99,7 +112,7 @@ async function secureListen(pki: BenchPki, backend: CryptoBackendName, onChannel
   };
 }
 
-/** A secure echo: every byte that arrives goes back through the channel. */
+/** A secure echo: every byte that arrives on a connection goes back on it. */
 export function startSecureEcho(pki: BenchPki, backend: CryptoBackendName): Promise<LoopbackServer> {
   return secureListen(pki, backend, (c) => {
     c.on('data', (d) => c.write(d));

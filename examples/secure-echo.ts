@@ -53,9 +53,6 @@ console.log(`server sees    ${channel.peer.role} ${channel.peer.msid}`);
 
 // 4. One connection over the session: send a line, read until the gateway ends its side.
 const session = new MuxSession(channel, { role: 'initiator' });
-// One round trip first: the answer shows the gateway's session is listening. (An OPEN
-// sent at once can reach the gateway before its 'connection' listener exists and be refused.)
-await session.ping();
 const conn = session.open();
 const echoed = await new Promise<string>((resolve, reject) => {
   const decoder = new TextDecoder();

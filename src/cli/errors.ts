@@ -17,8 +17,17 @@ export const EXIT = Object.freeze({
 
 export function exitStatusOf(err: unknown): number {
   if (!(err instanceof GatesockError)) return EXIT.failure;
-  if (err.code === 'GS_ERR_INVALID_OPTION') return EXIT.config;
-  if (err.code.startsWith('GS_ERR_CERT_') || err.code.startsWith('GS_ERR_HANDSHAKE') || err.code === 'GS_ERR_PEER_REJECTED') return EXIT.trust;
+  // A bad key file is a bad input the user fixes, like a bad option.
+  if (err.code === 'GS_ERR_INVALID_OPTION' || err.code === 'GS_ERR_BAD_KEY') return EXIT.config;
+  if (
+    err.code.startsWith('GS_ERR_CERT_') ||
+    err.code.startsWith('GS_ERR_HANDSHAKE') ||
+    err.code === 'GS_ERR_PEER_REJECTED' ||
+    err.code === 'GS_ERR_LOW_ORDER_KEY' ||
+    err.code === 'GS_ERR_MESSAGE_TOO_LARGE'
+  ) {
+    return EXIT.trust;
+  }
   if (/^GS_ERR_(TRANSPORT|CONNECT|LISTEN|PROXY)/.test(err.code)) return EXIT.transport;
   return EXIT.session;
 }

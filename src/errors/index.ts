@@ -43,7 +43,6 @@ export const ERROR_CODES = Object.freeze({
     'GS_ERR_SESSION_DEAD',
     'GS_ERR_PROTOCOL',
     'GS_ERR_CONN_RESET',
-    'GS_ERR_CONN_CLOSED',
     'GS_ERR_TOO_MANY_CONNECTIONS',
   ],
 } as const);

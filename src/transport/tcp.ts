@@ -303,7 +303,7 @@ export function serverListener(server: net.Server, onClose: () => void, owned: b
  * });
  * console.log(listener.address); // [::1]:40123
  * ```
- * @throws `TransportError` `GS_ERR_CONNECT_FAILED` when the address cannot be
+ * @throws `TransportError` `GS_ERR_LISTEN_FAILED` when the address cannot be
  *   bound (in use, not local); `ConfigError` for a bad option.
  * @public
  */

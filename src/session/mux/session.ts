@@ -154,9 +154,10 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private counters = { opened: 0, accepted: 0, refused: 0, bytesIn: 0, bytesOut: 0, droppedFrames: 0 };
 
   /**
-   * Start a session over `transport` (listeners are attached, then the
-   * transport is resumed). Sends one PING at once to learn the RTT for
-   * window autotuning.
+   * Start a session over `transport`: listeners are attached now, and the
+   * transport is resumed on the next microtask, so listeners the caller
+   * attaches right after construction see every event. Sends one PING at
+   * once to learn the RTT for window autotuning.
    * @throws {@link ConfigError} `GS_ERR_INVALID_OPTION` naming a bad option.
    */
   constructor(transport: ByteStream, options: MuxSessionOptions) {
@@ -184,7 +185,13 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     }
     this.armKeepalive(this.options.keepaliveMs);
     this.ping().catch(() => {});
-    transport.resume();
+    // Resume on the next microtask, not here: bytes already buffered below
+    // (an OPEN that arrived with the handshake) would otherwise be dispatched
+    // inside this constructor, before the caller could attach its
+    // `connection` listener, and the connection would be refused.
+    queueMicrotask(() => {
+      if (!this.closed) transport.resume();
+    });
   }
 
   /** True once the session has ended (the `close` event may still be on its way). */
