@@ -58,6 +58,13 @@ export interface ByteStream extends EventEmitter<ByteStreamEvents> {
    * `chunk` after returning unless documented by the transport.
    */
   write(chunk: Uint8Array): boolean;
+  /**
+   * Like `write()`, but the caller hands `chunk` over: the stream may keep
+   * it without copying, and the caller must never modify it again. Optional;
+   * a caller that has a fresh buffer it will not touch (a sealed record)
+   * uses it where present and falls back to `write()`.
+   */
+  writeOwned?(chunk: Uint8Array): boolean;
   /** Half-close: send everything queued, then signal end to the peer. */
   end(): void;
   /** Abort both directions at once; queued bytes may be lost. */

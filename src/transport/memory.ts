@@ -142,9 +142,9 @@ class MemoryStream extends StreamBase {
     return this.inboxBytes + (this.peer.outLink?.inFlightBytes ?? 0);
   }
 
-  protected send(chunk: Uint8Array): boolean {
+  protected send(chunk: Uint8Array, owned: boolean): boolean {
     if (this.outLink !== undefined) this.outLink.send(chunk);
-    else this.peer.deliver(chunk.slice());
+    else this.peer.deliver(owned ? chunk : chunk.slice());
     const full = this.peer.unread() >= this.highWaterMark;
     if (full) this.wantDrain = true;
     return !full;

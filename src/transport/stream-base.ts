@@ -67,11 +67,19 @@ export abstract class StreamBase extends EventEmitter<ByteStreamEvents> implemen
   }
 
   write(chunk: Uint8Array): boolean {
+    return this.writeChecked(chunk, false);
+  }
+
+  writeOwned(chunk: Uint8Array): boolean {
+    return this.writeChecked(chunk, true);
+  }
+
+  private writeChecked(chunk: Uint8Array, owned: boolean): boolean {
     if (this.isClosed || this.localEnded) {
       throw new TransportError('GS_ERR_TRANSPORT_CLOSED', `${this.info.kind} stream: write after ${this.isClosed ? 'close' : 'end'}`);
     }
     if (chunk.length === 0) return true;
-    return this.send(chunk);
+    return this.send(chunk, owned);
   }
 
   end(): void {
@@ -127,8 +135,12 @@ export abstract class StreamBase extends EventEmitter<ByteStreamEvents> implemen
     this.emit('close', error);
   }
 
-  /** Send bytes to the peer; return false to ask the writer to wait for `drain`. */
-  protected abstract send(chunk: Uint8Array): boolean;
+  /**
+   * Send bytes to the peer; return false to ask the writer to wait for
+   * `drain`. With `owned`, the caller gave `chunk` up (writeOwned) and it may
+   * be kept without a copy; otherwise the caller may reuse it on return.
+   */
+  protected abstract send(chunk: Uint8Array, owned: boolean): boolean;
   /** Send end-of-stream to the peer after everything queued. */
   protected abstract sendEnd(): void;
   /** Tear the transport down at once; `finish` is called right after. */

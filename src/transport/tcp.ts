@@ -168,9 +168,10 @@ export class SocketStream extends StreamBase {
     socket.on('close', (hadError) => this.onSocketClose(hadError));
   }
 
-  protected send(chunk: Uint8Array): boolean {
-    // Copy: net.Socket keeps a reference until the bytes reach the kernel.
-    return this.socket.write(Buffer.from(chunk));
+  protected send(chunk: Uint8Array, owned: boolean): boolean {
+    // net.Socket keeps a reference until the bytes reach the kernel, so a
+    // chunk the caller may reuse is copied; an owned one is sent as it is.
+    return this.socket.write(owned ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.from(chunk));
   }
 
   protected sendEnd(): void {

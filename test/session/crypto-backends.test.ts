@@ -99,3 +99,20 @@ describe('crypto backends', () => {
     );
   });
 });
+
+describe('AEAD sealInto', () => {
+  it('writes exactly the sealed bytes at the offset and nothing else, on both backends', () => {
+    fc.assert(
+      fc.property(bytes(32), bytes(12), fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 0, max: 8 }), (key, nonce, pt, offset) => {
+        const sealed = nobleBackend.aead(key).seal(nonce, new Uint8Array(0), pt);
+        for (const be of [nobleBackend, native!]) {
+          const out = new Uint8Array(offset + sealed.length + 3).fill(0xa5);
+          expect(be.aead(key).sealInto(nonce, new Uint8Array(0), pt, out, offset)).toBe(sealed.length);
+          expect(Buffer.from(out.subarray(offset, offset + sealed.length)).equals(Buffer.from(sealed))).toBe(true);
+          expect([...out.subarray(0, offset), ...out.subarray(offset + sealed.length)].every((b) => b === 0xa5)).toBe(true);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -16,6 +16,12 @@
 export interface Aead {
   /** Encrypt; returns ciphertext followed by the 16-byte tag. `nonce` is 12 bytes. */
   seal(nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * Encrypt into `out` at `offset` (ciphertext, then the tag), so records can
+   * be framed and batched without another copy. Returns the bytes written,
+   * `plaintext.length + 16`; `out` must have room for them.
+   */
+  sealInto(nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number;
   /** Decrypt and authenticate; throws `CryptoError` `GS_ERR_DECRYPT_FAILED` on a bad tag. */
   open(nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
 }

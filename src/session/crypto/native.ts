@@ -46,30 +46,43 @@ function makeNativeBackend(c: typeof NodeCrypto): CryptoBackend {
   const privateCache = new WeakMap<Uint8Array, { copy: Uint8Array; key: NodeCrypto.KeyObject; crv: Crv }>();
   const privateKey_ = (crv: Crv, k: Uint8Array): NodeCrypto.KeyObject => {
     const hit = privateCache.get(k);
-    if (hit && hit.crv === crv && c.timingSafeEqual(hit.copy, k)) return hit.key;
+    if (hit && hit.crv === crv && hit.copy.length === k.length && c.timingSafeEqual(hit.copy, k)) return hit.key;
     if (k.length !== 32) throw new CryptoError('GS_ERR_BAD_KEY', `${crv} private key must be 32 bytes, not ${k.length}`);
     const key = c.createPrivateKey({ key: { kty: 'OKP', crv, d: b64u(k), x: PLACEHOLDER_X }, format: 'jwk' });
     privateCache.set(k, { copy: k.slice(), key, crv });
     return key;
   };
-  const publicKey_ = (crv: Crv, k: Uint8Array): NodeCrypto.KeyObject => c.createPublicKey({ key: { kty: 'OKP', crv, x: b64u(k) }, format: 'jwk' });
+  // A peer's ephemeral key meets two DH tokens in one handshake; keep its
+  // KeyObject for the second (same content check as private keys).
+  const publicCache = new WeakMap<Uint8Array, { copy: Uint8Array; key: NodeCrypto.KeyObject; crv: Crv }>();
+  const publicKey_ = (crv: Crv, k: Uint8Array): NodeCrypto.KeyObject => {
+    const hit = publicCache.get(k);
+    if (hit && hit.crv === crv && hit.copy.length === k.length && c.timingSafeEqual(hit.copy, k)) return hit.key;
+    const key = c.createPublicKey({ key: { kty: 'OKP', crv, x: b64u(k) }, format: 'jwk' });
+    publicCache.set(k, { copy: k.slice(), key, crv });
+    return key;
+  };
   const rawPublic = (key: NodeCrypto.KeyObject): Uint8Array => asBytes(Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url'));
 
   return Object.freeze({
     name: 'native' as const,
     aead(key: Uint8Array): Aead {
       const k = c.createSecretKey(Buffer.from(key));
+      const sealInto = (nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number => {
+        const cipher = c.createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: TAG_LEN });
+        if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+        out.set(cipher.update(plaintext), offset);
+        cipher.final();
+        out.set(cipher.getAuthTag(), offset + plaintext.length);
+        return plaintext.length + TAG_LEN;
+      };
       return {
         seal(nonce, ad, plaintext) {
-          const cipher = c.createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: TAG_LEN });
-          if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
           const out = new Uint8Array(plaintext.length + TAG_LEN);
-          const body = cipher.update(plaintext);
-          out.set(body);
-          cipher.final();
-          out.set(cipher.getAuthTag(), plaintext.length);
+          sealInto(nonce, ad, plaintext, out, 0);
           return out;
         },
+        sealInto,
         open(nonce, ad, ciphertext) {
           if (ciphertext.length < TAG_LEN) throw new CryptoError('GS_ERR_DECRYPT_FAILED', 'ciphertext shorter than its tag');
           const bodyLen = ciphertext.length - TAG_LEN;

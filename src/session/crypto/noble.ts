@@ -12,6 +12,8 @@ import { CryptoError } from '../../errors/index.js';
 import type { Aead, CryptoBackend } from './backend.js';
 import { checkSharedSecret } from './checks.js';
 
+const TAG_LEN = 16;
+
 /**
  * The pure-TypeScript crypto backend.
  * @public
@@ -22,6 +24,11 @@ export const nobleBackend: CryptoBackend = Object.freeze({
     const k = key.slice();
     return {
       seal: (nonce, ad, plaintext) => chacha20poly1305(k, nonce, ad).encrypt(plaintext),
+      sealInto(nonce, ad, plaintext, out, offset) {
+        const n = plaintext.length + TAG_LEN;
+        chacha20poly1305(k, nonce, ad).encrypt(plaintext, out.subarray(offset, offset + n));
+        return n;
+      },
       open(nonce, ad, ciphertext) {
         try {
           return chacha20poly1305(k, nonce, ad).decrypt(ciphertext);

@@ -53,8 +53,16 @@ export class CipherState {
   /** EncryptWithAd(ad, plaintext): passes plaintext through while there is no key. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
     if (!this.aead) return plaintext;
-    const out = this.aead.seal(this.takeNonce(), ad, plaintext);
-    return out;
+    return this.aead.seal(this.takeNonce(), ad, plaintext);
+  }
+
+  /**
+   * EncryptWithAd into `out` at `offset`; returns the bytes written. Only for
+   * a keyed CipherState (transport messages).
+   */
+  encryptInto(ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number {
+    if (!this.aead) throw new CryptoError('GS_ERR_BAD_KEY', 'encryptInto needs a keyed CipherState');
+    return this.aead.sealInto(this.takeNonce(), ad, plaintext, out, offset);
   }
 
   /** DecryptWithAd(ad, ciphertext): throws `GS_ERR_DECRYPT_FAILED` on a bad tag; n advances only on success. */

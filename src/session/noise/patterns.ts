@@ -87,6 +87,18 @@ function parseLine(line: string): { dir: '->' | '<-'; tokens: Token[] } {
  * message N.
  */
 export function parsePattern(name: string): HandshakePattern {
+  let parsed = parsedPatterns.get(name);
+  if (!parsed) {
+    parsed = parse(name);
+    parsedPatterns.set(name, parsed);
+  }
+  return parsed;
+}
+
+// Parsed once per name: a gateway runs the same pattern for every handshake.
+const parsedPatterns = new Map<string, HandshakePattern>();
+
+function parse(name: string): HandshakePattern {
   const m = /^([A-Z0-9]+?)((?:psk\d+\+?)*)$/.exec(name);
   const base = m ? BASE_PATTERNS[m[1]!] : undefined;
   if (!m || base === undefined) throw new ConfigError('GS_ERR_INVALID_OPTION', `unknown Noise handshake pattern ${JSON.stringify(name)}`);
@@ -108,9 +120,9 @@ export function parsePattern(name: string): HandshakePattern {
   }
   return Object.freeze({
     name,
-    initiatorPre: pre.filter((l) => l.dir === '->').flatMap((l) => l.tokens),
-    responderPre: pre.filter((l) => l.dir === '<-').flatMap((l) => l.tokens),
-    messages,
+    initiatorPre: Object.freeze(pre.filter((l) => l.dir === '->').flatMap((l) => l.tokens)),
+    responderPre: Object.freeze(pre.filter((l) => l.dir === '<-').flatMap((l) => l.tokens)),
+    messages: Object.freeze(messages.map((m) => Object.freeze(m))),
     oneWay: messages.length === 1,
     psk: modifiers.length > 0,
   });
