@@ -190,9 +190,13 @@ export type Frame =
  * @public
  */
 export interface FrameHeader {
+  /** The frame type, by name. */
   readonly kind: FrameKind;
+  /** The flags field (only DATA defines a flag, {@link DataFlag}). */
   readonly flags: number;
+  /** Connection ID; 0 for PING, PONG, CONTROL and GO_AWAY. */
   readonly connId: number;
+  /** Bytes of body that follow the header. */
   readonly bodyLength: number;
 }
 
@@ -244,7 +248,10 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * @public
  */
 export class FrameView {
-  private constructor(readonly buffer: Uint8Array) {}
+  private constructor(
+    /** The bytes of the frame, header first. */
+    readonly buffer: Uint8Array,
+  ) {}
 
   /** Wrap `buffer` and {@link FrameView.checkLen} it. */
   static checked(buffer: Uint8Array): FrameView {
@@ -271,30 +278,35 @@ export class FrameView {
     if (len < total) throw new FrameError('GS_ERR_FRAME_MALFORMED', `frame truncated: ${len} of ${total} bytes`);
   }
 
+  /** The version field (1 byte); {@link FRAME_VERSION} in every valid frame. */
   get version(): number {
     return this.buffer[FIELD.VERSION]!;
   }
   set version(v: number) {
     this.buffer[FIELD.VERSION] = v;
   }
+  /** The type field (1 byte), a {@link FrameType} number. */
   get type(): number {
     return this.buffer[FIELD.TYPE]!;
   }
   set type(v: number) {
     this.buffer[FIELD.TYPE] = v;
   }
+  /** The flags field (u16). */
   get flags(): number {
     return readU16(this.buffer, FIELD.FLAGS);
   }
   set flags(v: number) {
     writeU16(this.buffer, FIELD.FLAGS, v);
   }
+  /** The connection ID field (u32). */
   get connId(): number {
     return readU32(this.buffer, FIELD.CONN_ID);
   }
   set connId(v: number) {
     writeU32(this.buffer, FIELD.CONN_ID, v);
   }
+  /** The body length field (u32): bytes of body after the header. */
   get bodyLength(): number {
     return readU32(this.buffer, FIELD.BODY_LENGTH);
   }

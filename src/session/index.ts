@@ -5,6 +5,28 @@
  *
  * @packageDocumentation
  */
+// The errors this layer throws and the stream contract it consumes and
+// implements, so that this entry point is self-contained.
+export {
+  ERROR_CODES,
+  GatesockError,
+  ConfigError,
+  FrameError,
+  CryptoError,
+  HandshakeError,
+  CertificateError,
+  TransportError,
+  SessionError,
+  type GatesockErrorCode,
+  type ConfigErrorCode,
+  type FrameErrorCode,
+  type CryptoErrorCode,
+  type HandshakeErrorCode,
+  type CertificateErrorCode,
+  type TransportErrorCode,
+  type SessionErrorCode,
+} from '../errors/index.js';
+export type { ByteStream, ByteStreamEvents, ByteStreamListener, TransportInfo } from '../transport/index.js';
 export { getCryptoBackend, nativeBackend, nobleBackend, type Aead, type CryptoBackend, type CryptoBackendName } from './crypto/index.js';
 export {
   DEFAULT_SECURE_CHANNEL_OPTIONS,

@@ -66,7 +66,9 @@ export interface RootCaOptions extends CryptoOption {
 
 /** The CA that signs a certificate: its key and its certificate. @public */
 export interface CertificateIssuer {
+  /** The CA's private key; it must be the key of `certificate`. */
   readonly key: IdentityKey;
+  /** The CA's certificate (a CA certificate); its subject becomes the issuer name. */
   readonly certificate: Certificate;
 }
 

@@ -112,6 +112,7 @@ export class IdentityKey {
     return { algorithm: this.algorithm, publicKey: toHex(this.#publicKey) };
   }
 
+  /** `IdentityKey(ed25519 <public key hex>)`: only public data. */
   toString(): string {
     return `IdentityKey(ed25519 ${toHex(this.#publicKey)})`;
   }

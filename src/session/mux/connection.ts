@@ -20,7 +20,6 @@ import type { ByteStream, ByteStreamEvents, TransportInfo } from '../../transpor
 import { INITIAL_WINDOW, MAX_REASON_LEN, ResetCode } from '../frame.js';
 import { ReceiveWindow } from './flow.js';
 import type { MuxClock, MuxOptions } from './options.js';
-import type { SendSource } from './scheduler.js';
 import { canReceive, canSend, ConnState, isTerminal, transition, type ConnEvent } from './state.js';
 
 /**
@@ -97,6 +96,10 @@ export function resetError(code: number, reason: string, connId: number): Sessio
   }
 }
 
+// MuxConnection is also the scheduler's SendSource (the `@internal` members
+// below). It does not declare `implements SendSource`, so the public
+// declaration names no internal type; the session passes connections to the
+// scheduler, which type-checks them against SendSource there.
 /**
  * A connection multiplexed over a {@link MuxSession}. Implements
  * {@link ByteStream}; starts paused like every ByteStream.
@@ -106,11 +109,15 @@ export function resetError(code: number, reason: string, connId: number): Sessio
  * after a reset its `cause` is the error that reset the connection.
  * @public
  */
-export class MuxConnection extends EventEmitter<ByteStreamEvents> implements ByteStream, SendSource {
+export class MuxConnection extends EventEmitter<ByteStreamEvents> implements ByteStream {
   /** Connection ID: odd when the initiator opened it, even for the responder. */
   readonly id: number;
   /** OPEN metadata: what we sent, or what the peer sent. */
   readonly metadata: Uint8Array;
+  /**
+   * Endpoint description: kind `mux`; `local` and `remote` are the session
+   * transport's (its kind when unknown) followed by `#` and the connection ID.
+   */
   readonly info: TransportInfo;
 
   private connState: ConnState = ConnState.Init;
@@ -195,6 +202,12 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   // -------------------------------------------------------------------------
   // ByteStream
 
+  /**
+   * Queue a copy of `chunk` for the peer; it is sent as the peer's credit
+   * allows. Returns false once `connectionHighWaterMark` bytes are queued
+   * (wait for `drain`); throws `GS_ERR_TRANSPORT_CLOSED` after `end()`, a
+   * reset or close.
+   */
   write(chunk: Uint8Array): boolean {
     if (this.finRequested || !canSend(this.connState) || this.closeEmitted) {
       // The ByteStream contract's code, so code that pipes streams handles a
@@ -214,6 +227,7 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     return true;
   }
 
+  /** Half-close: CLOSE goes to the peer after the last queued byte. */
   end(): void {
     if (this.finRequested || !canSend(this.connState)) return;
     this.finRequested = true;
@@ -238,10 +252,15 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     this.emitClose(this.failure ?? local);
   }
 
+  /**
+   * Stop emitting `data`. Arriving bytes are buffered within the receive
+   * window and no credit is granted back, so only this connection stalls.
+   */
   pause(): void {
     this.paused = true;
   }
 
+  /** Start or continue emitting `data`; buffered bytes are delivered on a microtask. */
   resume(): void {
     if (this.closeEmitted) return;
     this.paused = false;
@@ -312,12 +331,12 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   // -------------------------------------------------------------------------
   // SendSource (called by the scheduler inside the session's write loop)
 
-  /** @internal */
+  /** @internal Payload bytes that may go now: queued bytes within the send credit. */
   sendable(): number {
     return this.credit < this.queued ? this.credit : this.queued;
   }
 
-  /** @internal */
+  /** @internal Copy the next `n` queued bytes into `out` at `at`, consuming them and their credit. */
   take(out: Uint8Array, at: number, n: number): void {
     let left = n;
     while (left > 0) {
@@ -353,12 +372,12 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     }
   }
 
-  /** @internal */
+  /** @internal True when `end()` was called, everything queued is sent and the CLOSE is due. */
   finDue(): boolean {
     return this.finRequested && !this.finSent && this.queued === 0 && canSend(this.connState);
   }
 
-  /** @internal */
+  /** @internal The CLOSE was written into the batch. */
   finTaken(): void {
     this.finSent = true;
     const next = transition(this.connState, 'sendFin');
@@ -367,7 +386,7 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     if (next === ConnState.LocalClosed) this.armCloseTimer();
   }
 
-  /** @internal */
+  /** @internal Credit owed to the peer in a WINDOW_UPDATE, taken (and zeroed). */
   takeGrant(): number {
     const g = this.pendingGrant;
     this.pendingGrant = 0;

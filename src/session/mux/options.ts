@@ -52,7 +52,7 @@ export interface MuxOptions {
   /**
    * Idle time before we PING the peer, in milliseconds. The session is
    * declared dead (`GS_ERR_SESSION_DEAD`) after `2 × keepaliveMs` without a
-   * single byte from the peer. Must be > 0. Default 15 000.
+   * single byte from the peer. Must be greater than 0. Default 15 000.
    */
   keepaliveMs: number;
   /**
@@ -85,8 +85,8 @@ export interface MuxOptions {
   closeTimeoutMs: number;
   /**
    * Bytes a connection may have queued for sending before its `write()`
-   * returns false; `drain` follows once the queue is below it. Must be > 0.
-   * Default 256 KiB.
+   * returns false; `drain` follows once the queue is below it. Must be
+   * greater than 0. Default 256 KiB.
    */
   connectionHighWaterMark: number;
   /**

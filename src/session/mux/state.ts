@@ -41,7 +41,10 @@ export const ConnState = Object.freeze({
   Reset: 'reset',
 } as const);
 
-/** @public */
+/**
+ * A state of a {@link MuxConnection}: one of the {@link (ConnState:variable)} values.
+ * @public
+ */
 export type ConnState = (typeof ConnState)[keyof typeof ConnState];
 
 /**

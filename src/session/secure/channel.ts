@@ -30,7 +30,10 @@ import { decodeIdentityPayload, encodeIdentityPayload, staticKeyMessage } from '
 import { RECORD_PREFIX_LEN, RecordReader } from './record-reader.js';
 
 const TAG_LEN = 16;
-/** Largest plaintext one transport record carries (65535 − 16-byte tag). */
+/**
+ * Largest plaintext one transport record carries (65535 − 16-byte tag).
+ * @public
+ */
 export const MAX_RECORD_PLAINTEXT = NOISE_MAX_MESSAGE - TAG_LEN;
 const MAX_RECORD_LEN = RECORD_PREFIX_LEN + NOISE_MAX_MESSAGE;
 
@@ -87,7 +90,7 @@ export interface SecureChannelOptions<P extends VerifiedPeer = VerifiedPeer> {
   verifyPeer: PeerVerifier<P>;
   /** Crypto backend: `auto` (default; native when present), `native` or `noble`. */
   backend?: CryptoBackendName | CryptoBackend;
-  /** Milliseconds the whole handshake may take before the stream is dropped. Default 10000; must be > 0. */
+  /** Milliseconds the whole handshake may take before the stream is dropped. Default 10000; must be greater than 0. */
   handshakeTimeoutMs?: number;
   /** Records per direction between rekeys. Default 2^20; must be ≥ 1. */
   rekeyInterval?: number;
@@ -307,7 +310,9 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   readonly peer: P;
   /** The Noise handshake hash, identical on both ends (channel binding). */
   readonly handshakeHash: Uint8Array;
+  /** Endpoint description: kind `secure`, with the underlying stream's local and remote endpoints. */
   readonly info: TransportInfo;
+  /** True once the channel has closed (set just before `close` is emitted). */
   closed = false;
   private readonly reader = new RecordReader();
   private paused = true;
@@ -359,6 +364,13 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     inner.on('close', (error) => this.finish(error));
   }
 
+  /**
+   * Encrypt `chunk` for the peer: full records go out at once, a partial one
+   * on the next microtask so small writes share a record. The caller may reuse
+   * `chunk` after this returns. Returns false while the underlying stream is
+   * full (wait for `drain`); throws `GS_ERR_TRANSPORT_CLOSED` after `end()` or
+   * close.
+   */
   write(chunk: Uint8Array): boolean {
     if (this.ended || this.closed) throw new TransportError('GS_ERR_TRANSPORT_CLOSED', 'write after end or close of the secure channel');
     // The caller may reuse `chunk` once write() returns (ByteStream contract),
@@ -404,6 +416,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     return off + n;
   }
 
+  /** Half-close: seal any staged bytes, then end the underlying stream. */
   end(): void {
     if (this.ended || this.closed) return;
     this.ended = true;
@@ -411,17 +424,23 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     this.inner.end();
   }
 
+  /**
+   * Abort both directions: destroy the underlying stream; `close` is emitted
+   * before this returns, with `error` as a GatesockError.
+   */
   destroy(error?: Error): void {
     if (this.closed) return;
     this.inner.destroy(error);
     this.finish(error);
   }
 
+  /** Stop emitting `data` and pause the underlying stream. */
   pause(): void {
     this.paused = true;
     this.inner.pause();
   }
 
+  /** Deliver records already received, then resume the underlying stream. */
   resume(): void {
     this.paused = false;
     this.pump();
