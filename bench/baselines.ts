@@ -57,6 +57,15 @@ export interface LoopbackServer {
   close(): Promise<void>;
 }
 
+/** Run `body` with servers that are closed afterwards, whatever happens. */
+export async function usingServers<T>(servers: LoopbackServer[], body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } finally {
+    await Promise.all(servers.map((s) => s.close()));
+  }
+}
+
 // ---------------------------------------------------------------- pattern
 
 /**

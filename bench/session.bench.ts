@@ -3,7 +3,7 @@
  * against plain loopback TCP, and handshakes per second against Node's own
  * TLS 1.3, each backend, all measured side by side in this run.
  */
-import { checkPath, pingPong, pushThrough, startTcpEcho, startTcpSink, type LoopbackServer } from './baselines.js';
+import { checkPath, pingPong, pushThrough, startTcpEcho, startTcpSink, usingServers as using } from './baselines.js';
 import { defineFigures, sideBySide } from './harness.js';
 import { makePki, secureDial, startSecureEcho } from './fixtures.js';
 import { startRelayThread } from './relay-thread.js';
@@ -14,13 +14,6 @@ const MiB = 1 << 20;
 const CHUNK = 256 * 1024;
 const RTT_ROUNDS = 2000;
 
-async function using<T>(servers: LoopbackServer[], body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } finally {
-    await Promise.all(servers.map((s) => s.close()));
-  }
-}
 
 function throughput(backend: 'native' | 'noble', totalMiB: number, ratio: number) {
   const rounds = 2;

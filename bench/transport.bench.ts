@@ -11,7 +11,7 @@ import {
   startPlainRelay,
   startTcpEcho,
   startTcpSink,
-  type LoopbackServer,
+  usingServers as using,
 } from './baselines.js';
 import { defineFigures, sideBySide } from './harness.js';
 
@@ -22,14 +22,6 @@ const ROUND_BYTES = 64 * MiB;
 const CHUNK = 64 * 1024;
 const RTT_ROUNDS = 2000;
 
-/** Run `body` with servers that are closed afterwards, whatever happens. */
-async function using<T>(servers: LoopbackServer[], body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } finally {
-    await Promise.all(servers.map((s) => s.close()));
-  }
-}
 
 export const figures = defineFigures([
   {

@@ -3,28 +3,9 @@
  * run over connections of a session pair carried by a memory pair, a shaped
  * memory pair and loopback TCP, in both directions.
  */
-import { MuxSession, type MuxConnection } from '../../src/session/mux/index.js';
 import { memoryPair, tcpConnect, tcpListen, type ByteStream } from '../../src/transport/index.js';
-import { describeByteStreamConformance, type StreamPair } from '../transport/conformance.js';
-
-/** Sessions over `[ta, tb]`, one connection opened by the initiator, and the responder's side of it. */
-async function connectionPair(ta: ByteStream, tb: ByteStream, cleanup?: () => Promise<void>): Promise<StreamPair> {
-  const a = new MuxSession(ta, { role: 'initiator' });
-  const b = new MuxSession(tb, { role: 'responder' });
-  const accepted = new Promise<MuxConnection>((resolve) => b.once('connection', (conn) => resolve(conn)));
-  const opened = a.open();
-  // Make the OPEN arrive before the suite starts (it checks that nothing is lost while paused).
-  const peer = await accepted;
-  return {
-    a: opened,
-    b: peer,
-    cleanup: async () => {
-      a.destroy();
-      b.destroy();
-      await cleanup?.();
-    },
-  };
-}
+import { describeByteStreamConformance } from '../transport/conformance.js';
+import { connectionPair } from '../helpers/mux-pair.js';
 
 describeByteStreamConformance('mux over memory', async () => {
   const [ta, tb] = memoryPair();

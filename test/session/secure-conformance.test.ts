@@ -4,9 +4,10 @@
  * loopback TCP, in both directions. This is the stack a relay session uses.
  */
 import { describe, expect, it } from 'vitest';
-import { MuxSession, secureAccept, secureConnect, type MuxConnection, type SecureChannel } from '../../src/session/index.js';
+import { MuxSession, secureAccept, secureConnect, type SecureChannel } from '../../src/session/index.js';
 import { memoryPair, tcpConnect, tcpListen, type ByteStream } from '../../src/transport/index.js';
-import { describeByteStreamConformance, type StreamPair } from '../transport/conformance.js';
+import { describeByteStreamConformance } from '../transport/conformance.js';
+import { connectionPair } from '../helpers/mux-pair.js';
 import { fakeIdentity, fakeVerifier } from '../helpers/fake-identity.js';
 
 async function securePair(ta: ByteStream, tb: ByteStream): Promise<[SecureChannel, SecureChannel]> {
@@ -24,23 +25,6 @@ async function tcpPair(): Promise<{ ta: ByteStream; tb: ByteStream; close: () =>
   return { ta, tb: await accepted, close: () => listener.close() };
 }
 
-async function muxOver([sa, sb]: [ByteStream, ByteStream], cleanup: () => Promise<void>): Promise<StreamPair> {
-  const a = new MuxSession(sa, { role: 'initiator' });
-  const b = new MuxSession(sb, { role: 'responder' });
-  const accepted = new Promise<MuxConnection>((resolve) => b.once('connection', (conn) => resolve(conn)));
-  const opened = a.open();
-  const peer = await accepted;
-  return {
-    a: opened,
-    b: peer,
-    cleanup: async () => {
-      a.destroy();
-      b.destroy();
-      await cleanup();
-    },
-  };
-}
-
 describeByteStreamConformance('secure channel over memory', async () => {
   const [ta, tb] = memoryPair();
   const [a, b] = await securePair(ta, tb);
@@ -55,7 +39,8 @@ describeByteStreamConformance('secure channel over tcp 127.0.0.1', async () => {
 
 describeByteStreamConformance('mux over secure channel over tcp 127.0.0.1', async () => {
   const { ta, tb, close } = await tcpPair();
-  return muxOver(await securePair(ta, tb), close);
+  const [a, b] = await securePair(ta, tb);
+  return connectionPair(a, b, close);
 }, { kinds: ['mux', 'mux'], halfClose: true });
 
 
