@@ -30,6 +30,7 @@ parentPort!.on('message', async (m: { type: 'next'; id: number; hash: boolean } 
     await relay.close();
     await sink.close();
     parentPort!.postMessage({ type: 'stopped' });
+    parentPort!.close(); // let the thread end by itself (profilers write their output then)
   }
 });
 parentPort!.postMessage({ type: 'ready', port: relay.port });
