@@ -12,6 +12,7 @@ import {
   ConfigError,
   CryptoError,
   ERROR_CODES,
+  FecError,
   FrameError,
   GatesockError,
   HandshakeError,
@@ -32,6 +33,7 @@ const CLASS_OF: Record<Family, ErrorClass> = {
   certificate: CertificateError,
   transport: TransportError,
   session: SessionError,
+  fec: FecError,
 };
 
 const codes = (Object.entries(ERROR_CODES) as [Family, readonly string[]][]).flatMap(([family, list]) =>

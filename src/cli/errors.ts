@@ -18,7 +18,7 @@ export const EXIT = Object.freeze({
 export function exitStatusOf(err: unknown): number {
   if (!(err instanceof GatesockError)) return EXIT.failure;
   // A bad key file is a bad input the user fixes, like a bad option.
-  if (err.code === 'GS_ERR_INVALID_OPTION' || err.code === 'GS_ERR_BAD_KEY') return EXIT.config;
+  if (err.code === 'GS_ERR_INVALID_OPTION' || err.code === 'GS_ERR_BAD_KEY' || err.code.startsWith('GS_ERR_FEC_')) return EXIT.config;
   if (
     err.code.startsWith('GS_ERR_CERT_') ||
     err.code.startsWith('GS_ERR_HANDSHAKE') ||

@@ -45,6 +45,7 @@ export const ERROR_CODES = Object.freeze({
     'GS_ERR_CONN_RESET',
     'GS_ERR_TOO_MANY_CONNECTIONS',
   ],
+  fec: ['GS_ERR_FEC_INVALID_PARAMS', 'GS_ERR_FEC_SHARD_SIZE', 'GS_ERR_FEC_TOO_FEW_SHARDS', 'GS_ERR_FEC_BAD_INDEX'],
 } as const);
 
 /**
@@ -83,6 +84,11 @@ export type TransportErrorCode = (typeof ERROR_CODES.transport)[number];
  */
 export type SessionErrorCode = (typeof ERROR_CODES.session)[number];
 /**
+ * Codes of {@link FecError}.
+ * @public
+ */
+export type FecErrorCode = (typeof ERROR_CODES.fec)[number];
+/**
  * Any stable gatesock error code.
  * @public
  */
@@ -93,7 +99,8 @@ export type GatesockErrorCode =
   | HandshakeErrorCode
   | CertificateErrorCode
   | TransportErrorCode
-  | SessionErrorCode;
+  | SessionErrorCode
+  | FecErrorCode;
 
 const BASE_BRAND = Symbol.for('gatesock.error');
 
@@ -277,6 +284,29 @@ export class SessionError extends GatesockError {
   /** True for any SessionError, from any copy of gatesock. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return branded(value, SESSION_ERROR_BRAND);
+  }
+}
+
+const FEC_ERROR_BRAND = Symbol.for('gatesock.error.FecError');
+
+/**
+ * An erasure-code operation got parameters or shards it cannot work with
+ * (bad k/m, unequal shard lengths, too few shards, a bad shard index).
+ * @public
+ */
+export class FecError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: FecErrorCode;
+
+  constructor(code: FecErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'FecError';
+    Object.defineProperty(this, FEC_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any FecError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, FEC_ERROR_BRAND);
   }
 }
 

@@ -17,6 +17,7 @@ export {
   CertificateError,
   TransportError,
   SessionError,
+  FecError,
   type GatesockErrorCode,
   type ConfigErrorCode,
   type FrameErrorCode,
@@ -25,6 +26,7 @@ export {
   type CertificateErrorCode,
   type TransportErrorCode,
   type SessionErrorCode,
+  type FecErrorCode,
 } from '../errors/index.js';
 export type { ByteStream, ByteStreamEvents, ByteStreamListener, TransportInfo } from '../transport/index.js';
 export { getCryptoBackend, nativeBackend, nobleBackend, type Aead, type CryptoBackend, type CryptoBackendName } from './crypto/index.js';

@@ -16,6 +16,7 @@ export {
   CertificateError,
   TransportError,
   SessionError,
+  FecError,
   type GatesockErrorCode,
   type ConfigErrorCode,
   type FrameErrorCode,
@@ -24,6 +25,7 @@ export {
   type CertificateErrorCode,
   type TransportErrorCode,
   type SessionErrorCode,
+  type FecErrorCode,
 } from '../errors/index.js';
 export type { ByteStream, ByteStreamEvents, ByteStreamListener, TransportInfo } from './byte-stream.js';
 export { httpConnect, type HttpConnectOptions } from './http-connect.js';
