@@ -1,0 +1,385 @@
+/**
+ * Systematic Reed–Solomon erasure code over GF(2^8): `k` data shards, `m`
+ * parity shards, `k + m ≤ 256`, any `k` of them give the data back (MDS).
+ *
+ * ## Generator matrix
+ *
+ * The generator is `[I; P]`: the k × k identity (data shards are sent as they
+ * are) over an m × k parity matrix `P` derived from a Cauchy matrix
+ *
+ *     C[i][j] = 1 / (x_i + y_j),   x_i = k + i,  y_j = j
+ *
+ * (the `x` and `y` are distinct bytes because `k + m ≤ 256`, so no
+ * denominator is 0). This is ISA-L's `gf_gen_cauchy1_matrix` and
+ * klauspost/reedsolomon's `WithCauchyMatrix`. Every square submatrix of a
+ * Cauchy matrix is invertible, so every k × k submatrix of `[I; C]` is too
+ * (expand along its identity rows: what is left is a square minor of `C`):
+ * the code is MDS for every `k` and `m`, with no search and no special cases,
+ * unlike a Vandermonde matrix, which must first be made systematic by a
+ * matrix inversion. And row `i` of `C` depends on `i` alone, so a single
+ * parity shard is cheap to compute on its own ({@link ReedSolomon.encodeIndex}).
+ *
+ * We then scale `C`'s columns so that its first row is all ones, and its rows
+ * so that its first column is all ones: `P = R · C · S` with `R`, `S`
+ * invertible diagonal matrices. Scaling a row or a column by a non-zero
+ * constant scales every minor that contains it by that constant, so `P` is
+ * still MDS; but parity shard 0 becomes the plain XOR of the data shards (the
+ * kernel's `c === 1` shortcut) and data shard 0 enters every parity shard
+ * unmultiplied. With `m = 1` the code is simple XOR parity. The price: our
+ * parity bytes are not ISA-L's or klauspost's for the same data; the field
+ * (polynomial 0x11d) is the same.
+ *
+ * ## Security
+ *
+ * FEC proves nothing about authenticity. Reconstruction turns whatever
+ * shards it is given into data; a forged or corrupted shard silently yields
+ * wrong data, and `verify` only checks that parity is consistent with data
+ * (anyone can compute consistent parity). Authenticate shards before decoding
+ * (the multicast layer does) and check the digest of what comes out.
+ *
+ * @packageDocumentation
+ */
+import { FecError } from '../errors/index.js';
+import type { ErasureCoder } from './coder.js';
+import { GF256_INV, gfMul } from './gf256.js';
+import { mul, mulAdd } from './gf256-kernel.js';
+import { invertMatrix, type Gf256Matrix } from './matrix.js';
+
+/**
+ * Largest `k + m` of the GF(2^8) code.
+ * @public
+ */
+export const RS8_MAX_SHARDS = 256;
+
+/**
+ * Options of {@link ReedSolomon}.
+ * @public
+ */
+export interface ReedSolomonOptions {
+  /**
+   * How many decode matrices (one per erasure pattern) to keep, least
+   * recently used dropped first. Default 32; 0 disables the cache.
+   */
+  readonly decodeCacheSize?: number;
+}
+
+/**
+ * Bytes per slice of the shards when a job combines several inputs into
+ * several outputs: all inputs and outputs of one slice stay in the L1/L2
+ * cache while each coefficient's pass runs over them. Chosen by measurement
+ * (bench/fec.bench.ts): see the note at {@link combine}.
+ */
+const SLICE = 16 * 1024;
+
+/**
+ * `outputs[r] = Σ_t rows[r][t] · inputs[t]` over bytes `[0, len)`, slice by
+ * slice: within a slice, output-major (one output at a time, every input
+ * multiplied into it), so each output is read and written once per input
+ * while its slice is hot, and the first input writes rather than adds (no
+ * zero-fill pass).
+ */
+function combine(rows: readonly Uint8Array[], inputs: readonly Uint8Array[], outputs: readonly Uint8Array[], len: number): void {
+  const n = inputs.length;
+  for (let s = 0; s < len; s += SLICE) {
+    const e = Math.min(len, s + SLICE);
+    for (let r = 0; r < outputs.length; r++) {
+      const row = rows[r]!;
+      const out = outputs[r]!;
+      mul(row[0]!, inputs[0]!, out, s, e);
+      for (let t = 1; t < n; t++) mulAdd(row[t]!, inputs[t]!, out, s, e);
+    }
+  }
+}
+
+/** Whether two byte arrays share any memory. */
+function overlaps(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.buffer !== b.buffer) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/**
+ * Throw unless `count` is `want`: fewer is GS_ERR_FEC_TOO_FEW_SHARDS, more
+ * is GS_ERR_FEC_BAD_INDEX (an index beyond the code).
+ */
+function checkCount(what: string, count: number, want: number): void {
+  if (count < want) throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `${what}: ${count} given, need ${want}`);
+  if (count > want) throw new FecError('GS_ERR_FEC_BAD_INDEX', `${what}: ${count} given, the code has ${want}`);
+}
+
+/**
+ * Throw unless `shard` is a non-empty Uint8Array of length `len` (or any
+ * non-zero length when `len` is -1). Returns its length.
+ */
+function checkShard(what: string, shard: unknown, len: number): number {
+  if (!(shard instanceof Uint8Array)) throw new TypeError(`${what} is not a Uint8Array`);
+  if (shard.length === 0) throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} is empty`);
+  if (len !== -1 && shard.length !== len) {
+    throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} has ${shard.length} bytes, the others ${len}`);
+  }
+  return shard.length;
+}
+
+/**
+ * The m × k parity matrix `P` (see the module notes): Cauchy, then the first
+ * row and the first column scaled to ones.
+ * @internal
+ */
+export function rs8ParityMatrix(k: number, m: number): Gf256Matrix {
+  const p: Gf256Matrix = [];
+  for (let i = 0; i < m; i++) {
+    const row = new Uint8Array(k);
+    for (let j = 0; j < k; j++) row[j] = GF256_INV[(k + i) ^ j]!;
+    p.push(row);
+  }
+  // Columns: divide column j by C[0][j] (makes row 0 all ones).
+  const first = p[0]!.slice();
+  for (const row of p) for (let j = 0; j < k; j++) row[j] = gfMul(row[j]!, GF256_INV[first[j]!]!);
+  // Rows: divide row i by its first entry (makes column 0 all ones).
+  for (const row of p) {
+    const s = GF256_INV[row[0]!]!;
+    for (let j = 0; j < k; j++) row[j] = gfMul(row[j]!, s);
+  }
+  return p;
+}
+
+/**
+ * Check `k` and `m` of a GF(2^8) code; throws GS_ERR_FEC_INVALID_PARAMS.
+ * @internal
+ */
+export function checkRs8Params(k: number, m: number): void {
+  const bad = (why: string) => new FecError('GS_ERR_FEC_INVALID_PARAMS', `Reed–Solomon GF(2^8) (k=${k}, m=${m}): ${why}`);
+  if (!Number.isSafeInteger(k) || k < 1) throw bad('data shard count k must be an integer ≥ 1');
+  if (!Number.isSafeInteger(m) || m < 1) throw bad('parity shard count m must be an integer ≥ 1');
+  if (k + m > RS8_MAX_SHARDS) throw bad(`k + m must be at most ${RS8_MAX_SHARDS}; use the GF(2^16) codec beyond`);
+}
+
+/**
+ * Systematic, MDS Reed–Solomon code over GF(2^8) with `k` data and `m`
+ * parity shards (1 ≤ k, 1 ≤ m, k + m ≤ 256); the generator is described in
+ * the module notes (Cauchy, normalised). Follows the {@link ErasureCoder}
+ * buffer contract: data shards are only read; parity and reconstructed
+ * shards are written into the arrays given or freshly allocated.
+ *
+ * Not safe to call from two threads on shared buffers at once; one instance
+ * may be shared by any number of callers in one thread. FEC proves nothing
+ * about authenticity: authenticate shards before decoding.
+ *
+ * @example
+ * ```ts
+ * const rs = new ReedSolomon(4, 2);
+ * const data = [1, 2, 3, 4].map((b) => new Uint8Array(1400).fill(b));
+ * const parity = rs.encode(data);
+ * const shards: (Uint8Array | null)[] = [...data, ...parity];
+ * shards[0] = shards[3] = null;           // two lost
+ * rs.reconstruct(shards);                  // shards[0], shards[3] are back
+ * ```
+ * @public
+ */
+export class ReedSolomon implements ErasureCoder {
+  /** `k`: data shards per block. */
+  readonly dataShards: number;
+  /** `m`: parity shards per block. */
+  readonly parityShards: number;
+  /** `k + m`. */
+  readonly totalShards: number;
+  readonly #parity: Gf256Matrix;
+  readonly #cacheSize: number;
+  /** Inverse of the generator rows for a set of k present shards, keyed by their indices. */
+  readonly #decodeCache = new Map<string, Gf256Matrix>();
+
+  /**
+   * Throws {@link FecError} `GS_ERR_FEC_INVALID_PARAMS` when `k` or `m` is
+   * not an integer ≥ 1 or `k + m > 256`.
+   */
+  constructor(dataShards: number, parityShards: number, options: ReedSolomonOptions = {}) {
+    checkRs8Params(dataShards, parityShards);
+    const cacheSize = options.decodeCacheSize ?? 32;
+    if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
+      throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `decodeCacheSize must be an integer ≥ 0, got ${cacheSize}`);
+    }
+    this.dataShards = dataShards;
+    this.parityShards = parityShards;
+    this.totalShards = dataShards + parityShards;
+    this.#parity = rs8ParityMatrix(dataShards, parityShards);
+    this.#cacheSize = cacheSize;
+  }
+
+  /**
+   * The coefficient of data shard `dataIndex` in parity shard `parityIndex`
+   * (entry of `P`): parity shard i = Σ_j coefficient(i, j) · data shard j.
+   * Throws `GS_ERR_FEC_BAD_INDEX` for an index outside the code.
+   */
+  coefficient(parityIndex: number, dataIndex: number): number {
+    this.#checkParityIndex(parityIndex);
+    if (!Number.isInteger(dataIndex) || dataIndex < 0 || dataIndex >= this.dataShards) {
+      throw new FecError('GS_ERR_FEC_BAD_INDEX', `data index ${dataIndex} is outside 0…${this.dataShards - 1}`);
+    }
+    return this.#parity[parityIndex]![dataIndex]!;
+  }
+
+  /**
+   * Compute the `m` parity shards of `data` (`k` shards of one length ≥ 1).
+   * Writes into `parity` when given (`m` arrays of that length, not
+   * overlapping the data), else allocates; returns the parity shards.
+   */
+  encode(data: readonly Uint8Array[], parity?: Uint8Array[]): Uint8Array[] {
+    const len = this.#checkData('encode', data);
+    const out = parity ?? Array.from({ length: this.parityShards }, () => new Uint8Array(len));
+    if (parity) {
+      checkCount('encode: parity shards', parity.length, this.parityShards);
+      parity.forEach((p, i) => {
+        this.#checkOutput(`encode: parity shard ${i}`, p, data, len);
+        for (let j = 0; j < i; j++) {
+          if (overlaps(p, parity[j]!)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `encode: parity shard ${i} overlaps parity shard ${j}`);
+        }
+      });
+    }
+    combine(this.#parity, data, out, len);
+    return out;
+  }
+
+  /**
+   * Compute only parity shard `parityIndex` (0 ≤ index < m; shard number
+   * `k + parityIndex`), without the others: a fresh repair symbol. Equal to
+   * `encode(data)[parityIndex]`. Writes into `out` when given.
+   */
+  encodeIndex(data: readonly Uint8Array[], parityIndex: number, out?: Uint8Array): Uint8Array {
+    this.#checkParityIndex(parityIndex);
+    const len = this.#checkData('encodeIndex', data);
+    if (out) this.#checkOutput('encodeIndex: out', out, data, len);
+    const target = out ?? new Uint8Array(len);
+    combine([this.#parity[parityIndex]!], data, [target], len);
+    return target;
+  }
+
+  /**
+   * Fill the missing entries of `shards` (length `k + m`, missing =
+   * `undefined`/`null`) from `k` present ones, in place, with fresh arrays;
+   * with `dataOnly`, only the data shards. Returns `shards`.
+   *
+   * Uses the lowest-numbered `k` present shards (data first: fewest
+   * multiplications); other present shards are not read, nor checked
+   * against the result — call {@link ReedSolomon.verify} for that.
+   * Throws `GS_ERR_FEC_TOO_FEW_SHARDS` with fewer than `k` present,
+   * `GS_ERR_FEC_SHARD_SIZE` when present shards differ in length or one is
+   * empty.
+   */
+  reconstruct(shards: (Uint8Array | null | undefined)[], options: { dataOnly?: boolean } = {}): Uint8Array[] {
+    const k = this.dataShards;
+    checkCount('reconstruct: shard slots', shards.length, this.totalShards);
+    let len = -1;
+    const chosen: number[] = [];
+    let present = 0;
+    for (let i = 0; i < shards.length; i++) {
+      const s = shards[i];
+      if (s === null || s === undefined) continue;
+      len = checkShard(`reconstruct: shard ${i}`, s, len);
+      present++;
+      if (chosen.length < k) chosen.push(i);
+    }
+    if (present < k) {
+      throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `reconstruct: ${present} of ${this.totalShards} shards present, need ${k}`);
+    }
+    const missingData: number[] = [];
+    for (let j = 0; j < k; j++) if (shards[j] == null) missingData.push(j);
+    if (missingData.length > 0) {
+      const inverse = this.#decodeMatrix(chosen);
+      const rows = missingData.map((j) => inverse[j]!);
+      const outs = missingData.map(() => new Uint8Array(len));
+      combine(rows, chosen.map((i) => shards[i]!), outs, len);
+      missingData.forEach((j, r) => (shards[j] = outs[r]!));
+    }
+    if (!options.dataOnly) {
+      const data = shards.slice(0, k) as Uint8Array[];
+      const missingParity: number[] = [];
+      for (let i = 0; i < this.parityShards; i++) if (shards[k + i] == null) missingParity.push(i);
+      if (missingParity.length > 0) {
+        const outs = missingParity.map(() => new Uint8Array(len));
+        combine(missingParity.map((i) => this.#parity[i]!), data, outs, len);
+        missingParity.forEach((i, r) => (shards[k + i] = outs[r]!));
+      }
+    }
+    return shards as Uint8Array[];
+  }
+
+  /**
+   * True when the parity shards of a complete block (`k + m` shards of one
+   * length) match its data shards. Consistent parity proves nothing about
+   * who made the block. Throws `GS_ERR_FEC_TOO_FEW_SHARDS` when a shard is
+   * missing, `GS_ERR_FEC_SHARD_SIZE` when lengths differ.
+   */
+  verify(shards: readonly Uint8Array[]): boolean {
+    const k = this.dataShards;
+    checkCount('verify: shards', shards.length, this.totalShards);
+    let len = -1;
+    for (let i = 0; i < shards.length; i++) {
+      const s = shards[i];
+      if (s === null || s === undefined) throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `verify: shard ${i} is missing`);
+      len = checkShard(`verify: shard ${i}`, s, len);
+    }
+    const data = shards.slice(0, k);
+    const scratch = new Uint8Array(len);
+    for (let i = 0; i < this.parityShards; i++) {
+      combine([this.#parity[i]!], data, [scratch], len);
+      const p = shards[k + i]!;
+      for (let b = 0; b < len; b++) if (scratch[b] !== p[b]) return false;
+    }
+    return true;
+  }
+
+  #checkParityIndex(parityIndex: number): void {
+    if (!Number.isInteger(parityIndex) || parityIndex < 0 || parityIndex >= this.parityShards) {
+      throw new FecError('GS_ERR_FEC_BAD_INDEX', `parity index ${parityIndex} is outside 0…${this.parityShards - 1}`);
+    }
+  }
+
+  /** Check the k data shards; returns their common length. */
+  #checkData(what: string, data: readonly Uint8Array[]): number {
+    checkCount(`${what}: data shards`, data.length, this.dataShards);
+    let len = -1;
+    for (let j = 0; j < data.length; j++) len = checkShard(`${what}: data shard ${j}`, data[j], len);
+    return len;
+  }
+
+  #checkOutput(what: string, out: Uint8Array, data: readonly Uint8Array[], len: number): void {
+    checkShard(what, out, len);
+    for (let j = 0; j < data.length; j++) {
+      if (overlaps(out, data[j]!)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `${what} overlaps data shard ${j}`);
+    }
+  }
+
+  /** The inverse of the generator rows `chosen` (k ascending indices), from the LRU cache or computed. */
+  #decodeMatrix(chosen: readonly number[]): Gf256Matrix {
+    const key = chosen.join(',');
+    const cache = this.#decodeCache;
+    const hit = cache.get(key);
+    if (hit) {
+      // Re-insert: a Map iterates in insertion order, so the first key is the least recently used.
+      cache.delete(key);
+      cache.set(key, hit);
+      return hit;
+    }
+    const k = this.dataShards;
+    const sub: Gf256Matrix = chosen.map((i) => {
+      if (i >= k) return this.#parity[i - k]!.slice();
+      const row = new Uint8Array(k);
+      row[i] = 1;
+      return row;
+    });
+    const inverse = invertMatrix(sub);
+    if (this.#cacheSize > 0) {
+      if (cache.size >= this.#cacheSize) cache.delete(cache.keys().next().value!);
+      cache.set(key, inverse);
+    }
+    return inverse;
+  }
+}
+
+/**
+ * A {@link ReedSolomon} code with `k` data and `m` parity shards: the
+ * factory form of `new ReedSolomon(k, m, options)`.
+ * @public
+ */
+export function createReedSolomon(dataShards: number, parityShards: number, options?: ReedSolomonOptions): ReedSolomon {
+  return new ReedSolomon(dataShards, parityShards, options);
+}
