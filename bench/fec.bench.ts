@@ -77,67 +77,72 @@ function throughput(op: () => void, bytes: number, ms: number): number {
   return (n * bytes) / ((t - t0) * 1000);
 }
 
-async function measure(ours: () => void, baseline: () => void, bytes: number) {
-  throughput(ours, bytes, WARMUP_MS);
-  throughput(baseline, bytes, WARMUP_MS);
-  return sideBySide(
-    ROUNDS,
-    async () => throughput(ours, bytes, SAMPLE_MS),
-    async () => throughput(baseline, bytes, SAMPLE_MS),
-  );
+/** What a figure times: ours and the baseline on one block, and a check after timing. */
+interface Job {
+  readonly ours: () => void;
+  readonly baseline: () => void;
+  readonly after?: () => void;
 }
 
-function encodeFigure({ k, m, len, label }: Shape, target: Target): Figure {
+/**
+ * A figure on one block of `shape`: `prepare` checks ours and the baseline
+ * on the block (throwing on any difference) and returns what to time.
+ */
+function fecFigure(
+  name: string,
+  { k, m, len }: Shape,
+  target: Target,
+  prepare: (rs: ReedSolomon, base: LogExpReedSolomon, data: Uint8Array[]) => Job,
+): Figure {
   return {
-    name: `fec-encode ${k}+${m} x ${label}`,
+    name,
     unit: 'MB/s',
     target,
     async run() {
-      const rs = new ReedSolomon(k, m);
-      const base = new LogExpReedSolomon(k, m);
-      const data = shards(k, len, k * 1000 + m);
-      const parity = shards(m, len, 1);
-      // Check: identical parity from both, and it verifies.
-      const expected = base.encode(data);
-      equal(expected, rs.encode(data, parity), 'ours vs log/exp parity');
-      if (!rs.verify([...data, ...parity])) throw new Error('parity does not verify');
-      const m8 = await measure(
-        () => rs.encode(data, parity),
-        () => base.encode(data),
-        k * len,
+      const job = prepare(new ReedSolomon(k, m), new LogExpReedSolomon(k, m), shards(k, len, k * 1000 + m));
+      throughput(job.ours, 1, WARMUP_MS);
+      throughput(job.baseline, 1, WARMUP_MS);
+      const measured = await sideBySide(
+        ROUNDS,
+        async () => throughput(job.ours, k * len, SAMPLE_MS),
+        async () => throughput(job.baseline, k * len, SAMPLE_MS),
       );
-      equal(expected, parity, 'ours after timing');
-      return { ...m8, baselineName: 'log-exp-rs' };
+      job.after?.();
+      return { ...measured, baselineName: 'log-exp-rs' };
     },
   };
 }
 
-function reconstructFigure({ k, m, len, label }: Shape, target: Target): Figure {
-  return {
-    name: `fec-reconstruct ${k}+${m} x ${label} (${m} lost)`,
-    unit: 'MB/s',
-    target,
-    async run() {
-      const rs = new ReedSolomon(k, m);
-      const base = new LogExpReedSolomon(k, m);
-      const data = shards(k, len, k * 7 + m);
-      const all = [...data, ...rs.encode(data)];
-      /** The block with the first m data shards lost. */
-      const holed = () => all.map((s, i) => (i < m ? null : s));
-      const a = holed();
-      rs.reconstruct(a);
-      equal(all, a, 'ours reconstructed');
-      const b = holed();
-      base.reconstruct(b);
-      equal(all, b, 'log/exp reconstructed');
-      const m8 = await measure(
-        () => rs.reconstruct(holed()),
-        () => base.reconstruct(holed()),
-        k * len,
-      );
-      return { ...m8, baselineName: 'log-exp-rs' };
-    },
-  };
+function encodeFigure(shape: Shape, target: Target): Figure {
+  const { k, m, len, label } = shape;
+  return fecFigure(`fec-encode ${k}+${m} x ${label}`, shape, target, (rs, base, data) => {
+    const parity = shards(m, len, 1);
+    // Check: identical parity from both, and it verifies.
+    const expected = base.encode(data);
+    equal(expected, rs.encode(data, parity), 'ours vs log/exp parity');
+    if (!rs.verify([...data, ...parity])) throw new Error('parity does not verify');
+    return {
+      ours: () => rs.encode(data, parity),
+      baseline: () => base.encode(data),
+      after: () => equal(expected, parity, 'ours after timing'),
+    };
+  });
+}
+
+function reconstructFigure(shape: Shape, target: Target): Figure {
+  const { k, m, label } = shape;
+  return fecFigure(`fec-reconstruct ${k}+${m} x ${label} (${m} lost)`, shape, target, (rs, base, data) => {
+    const all = [...data, ...rs.encode(data)];
+    /** The block with the first m data shards lost. */
+    const holed = () => all.map((s, i) => (i < m ? null : s));
+    const a = holed();
+    rs.reconstruct(a);
+    equal(all, a, 'ours reconstructed');
+    const b = holed();
+    base.reconstruct(b);
+    equal(all, b, 'log/exp reconstructed');
+    return { ours: () => rs.reconstruct(holed()), baseline: () => base.reconstruct(holed()) };
+  });
 }
 
 const [rs10x4, rs16x4, rs64x8] = SHAPES as [Shape, Shape, Shape];

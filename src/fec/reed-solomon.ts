@@ -112,9 +112,11 @@ function checkCount(what: string, count: number, want: number): void {
 
 /**
  * Throw unless `shard` is a non-empty Uint8Array of length `len` (or any
- * non-zero length when `len` is -1). Returns its length.
+ * non-zero length when `len` is -1): a `TypeError` for another type,
+ * `GS_ERR_FEC_SHARD_SIZE` naming `what` otherwise. Returns its length.
+ * @internal
  */
-function checkShard(what: string, shard: unknown, len: number): number {
+export function checkShard(what: string, shard: unknown, len: number): number {
   if (!(shard instanceof Uint8Array)) throw new TypeError(`${what} is not a Uint8Array`);
   if (shard.length === 0) throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} is empty`);
   if (len !== -1 && shard.length !== len) {

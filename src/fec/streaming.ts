@@ -15,7 +15,7 @@
 import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
 import { mul, mulAdd } from './gf256-kernel.js';
-import type { ReedSolomon } from './reed-solomon.js';
+import { checkShard, type ReedSolomon } from './reed-solomon.js';
 
 /** Throw unless `index` is an integer in `[0, limit)` not yet in `seen`. */
 function checkIndex(what: string, index: number, limit: number, seen: Uint8Array): void {
@@ -23,15 +23,6 @@ function checkIndex(what: string, index: number, limit: number, seen: Uint8Array
     throw new FecError('GS_ERR_FEC_BAD_INDEX', `${what}: index ${index} is outside 0…${limit - 1}`);
   }
   if (seen[index]) throw new FecError('GS_ERR_FEC_BAD_INDEX', `${what}: shard ${index} was already given`);
-}
-
-/** Throw unless `shard` is a non-empty Uint8Array of `len` bytes (any length ≥ 1 when `len` is -1). */
-function checkLength(what: string, shard: Uint8Array, len: number): void {
-  if (!(shard instanceof Uint8Array)) throw new TypeError(`${what} is not a Uint8Array`);
-  if (shard.length === 0) throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} is empty`);
-  if (len !== -1 && shard.length !== len) {
-    throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} has ${shard.length} bytes, the block's shards ${len}`);
-  }
 }
 
 /**
@@ -92,7 +83,7 @@ export class StreamingEncoder {
   add(dataIndex: number, shard: Uint8Array): Uint8Array[] | undefined {
     const k = this.#coder.dataShards;
     checkIndex('StreamingEncoder.add', dataIndex, k, this.#seen);
-    checkLength(`StreamingEncoder.add: data shard ${dataIndex}`, shard, this.#parity ? this.#parity[0]!.length : -1);
+    checkShard(`StreamingEncoder.add: data shard ${dataIndex}`, shard, this.#parity ? this.#parity[0]!.length : -1);
     const parity = this.#parity ?? this.#allocate(shard.length);
     const first = this.#received === 0;
     for (let i = 0; i < parity.length; i++) {
@@ -179,7 +170,7 @@ export class ProgressiveDecoder {
    */
   add(index: number, shard: Uint8Array): Uint8Array[] | undefined {
     checkIndex('ProgressiveDecoder.add', index, this.#coder.totalShards, this.#seen);
-    checkLength(`ProgressiveDecoder.add: shard ${index}`, shard, this.#len);
+    checkShard(`ProgressiveDecoder.add: shard ${index}`, shard, this.#len);
     this.#len = shard.length;
     this.#seen[index] = 1;
     this.#received++;
