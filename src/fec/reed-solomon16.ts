@@ -45,6 +45,7 @@
  */
 import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
+import { checkShard } from './reed-solomon.js';
 import { GF65536_EXP as EXP, GF65536_LOG as LOG, GF65536_ORDER as ORDER } from './gf65536.js';
 
 /**
@@ -331,7 +332,7 @@ export class ReedSolomon16 implements ErasureCoder {
     let len = -1;
     data.forEach((d, i) => {
       if (d == null) throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `data shard ${i} is missing`);
-      len = checkShard(d, len, `data shard ${i}`);
+      len = checkShard16(d, len, `data shard ${i}`);
     });
     return len;
   }
@@ -348,7 +349,7 @@ export class ReedSolomon16 implements ErasureCoder {
         if (complete) throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `verify needs all ${this.totalShards} shards; shard ${i} is missing`);
         return;
       }
-      len = checkShard(s, len, `shard ${i}`);
+      len = checkShard16(s, len, `shard ${i}`);
     });
     return len;
   }
@@ -361,15 +362,23 @@ export class ReedSolomon16 implements ErasureCoder {
   }
 }
 
-/** Check one shard: a Uint8Array of even, non-zero length equal to `len` (or set it when `len` is -1). */
-function checkShard(s: Uint8Array, len: number, what: string): number {
-  if (!(s instanceof Uint8Array)) throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} is not a Uint8Array`);
-  if (s.length === 0) throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} is empty`);
-  if (s.length % 2 !== 0) {
+/**
+ * Check one shard: a non-empty Uint8Array of even length equal to `len` (any
+ * length when `len` is -1), through the GF(2^8) codec's check so both codecs
+ * word their refusals alike. Returns its length.
+ */
+function checkShard16(s: Uint8Array, len: number, what: string): number {
+  if (s instanceof Uint8Array && s.length % 2 !== 0) {
     throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} has odd length ${s.length}: GF(2^16) shards are 16-bit words, so lengths must be even`);
   }
-  if (len !== -1 && s.length !== len) {
-    throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} has length ${s.length}, the others ${len}: all shards of a block must be the same length`);
-  }
-  return s.length;
+  return checkShard(what, s, len);
+}
+
+/**
+ * A {@link ReedSolomon16} code with `k` data and `m` parity shards: the
+ * factory form of `new ReedSolomon16(k, m)`, for the object layer's `coder` option.
+ * @public
+ */
+export function createReedSolomon16(dataShards: number, parityShards: number): ReedSolomon16 {
+  return new ReedSolomon16(dataShards, parityShards);
 }
