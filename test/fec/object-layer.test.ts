@@ -1,7 +1,6 @@
 // Object layer: awkward sizes, losses up to m per block, any order with duplicates, on both codecs.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FecError } from '../../src/errors/index.js';
 import {
   blockSourceSymbols,
   encodeFecInfo,
@@ -14,24 +13,13 @@ import {
 } from '../../src/fec/object.js';
 import { createReedSolomon } from '../../src/fec/reed-solomon.js';
 import { createReedSolomon16 } from '../../src/fec/reed-solomon16.js';
+import { expectFec } from './rs16-expect.js';
 
 // Every test runs against each codec: the layer is written to the ErasureCoder interface.
 const CODERS: readonly (readonly [string, CoderFactory])[] = [
   ['GF(2^16)', createReedSolomon16],
   ['GF(2^8)', createReedSolomon],
 ];
-
-function expectFec(fn: () => unknown, code: string, message: RegExp): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(thrown).toBeInstanceOf(FecError);
-  expect((thrown as FecError).code).toBe(code);
-  expect((thrown as FecError).message).toMatch(message);
-}
 
 function bytes(n: number, seed: number): Uint8Array {
   let s = seed >>> 0 || 1;

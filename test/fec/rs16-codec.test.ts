@@ -1,9 +1,9 @@
 // ReedSolomon16: MDS round trips, encodeIndex, a plain reference twin, and every refusal.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FecError } from '../../src/errors/index.js';
 import { gf65536Exp, gf65536Inv, gf65536Mul } from '../../src/fec/gf65536.js';
 import { cauchyInverseLogs, ReedSolomon16, RS16_MAX_SHARDS } from '../../src/fec/reed-solomon16.js';
+import { expectFec } from './rs16-expect.js';
 
 function randomShards(count: number, len: number, seed: number): Uint8Array[] {
   let s = seed >>> 0 || 1;
@@ -47,18 +47,6 @@ function shuffled(n: number, seed: number): number[] {
     [a[i], a[j]] = [a[j]!, a[i]!];
   }
   return a;
-}
-
-function expectFec(fn: () => unknown, code: string, message: RegExp): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(thrown).toBeInstanceOf(FecError);
-  expect((thrown as FecError).code).toBe(code);
-  expect((thrown as FecError).message).toMatch(message);
 }
 
 /** Lose `lost` of the k + m shards, reconstruct, and compare with the originals. */
