@@ -26,7 +26,7 @@ import {
   type MuxConnection,
 } from '../session/index.js';
 import { tcpConnect, tcpListen, type ByteStream } from '../transport/index.js';
-import { checkOption } from '../errors/index.js';
+import { checkOption } from '../errors/check.js';
 
 /** Options of the demo, with the CLI's defaults. */
 export interface DemoOptions {

@@ -309,11 +309,3 @@ export class FecError extends GatesockError {
     return branded(value, FEC_ERROR_BRAND);
   }
 }
-
-/**
- * Throw a {@link ConfigError} naming the option unless `ok`.
- * @internal
- */
-export function checkOption(ok: boolean, name: string, requirement: string): asserts ok {
-  if (!ok) throw new ConfigError('GS_ERR_INVALID_OPTION', `${name} ${requirement}`);
-}

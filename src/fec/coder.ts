@@ -29,7 +29,7 @@ export interface ErasureCoder {
    */
   encode(data: readonly Uint8Array[], parity?: Uint8Array[]): Uint8Array[];
   /**
-   * Compute only parity shard `parityIndex` (0 ≤ index < m; shard number
+   * Compute only parity shard `parityIndex` (0 ≤ index \< m; shard number
    * `k + parityIndex`), without the others: a fresh repair symbol.
    */
   encodeIndex(data: readonly Uint8Array[], parityIndex: number, out?: Uint8Array): Uint8Array;

@@ -245,7 +245,7 @@ export class ReedSolomon implements ErasureCoder {
   }
 
   /**
-   * Compute only parity shard `parityIndex` (0 ≤ index < m; shard number
+   * Compute only parity shard `parityIndex` (0 ≤ index \< m; shard number
    * `k + parityIndex`), without the others: a fresh repair symbol. Equal to
    * `encode(data)[parityIndex]`. Writes into `out` when given.
    */

@@ -223,7 +223,7 @@ export class ReedSolomon16 implements ErasureCoder {
 
   /**
    * Compute only parity shard `parityIndex` (shard number `k + parityIndex`).
-   * @throws FecError `GS_ERR_FEC_BAD_INDEX` unless 0 ≤ parityIndex < m, and the
+   * @throws FecError `GS_ERR_FEC_BAD_INDEX` unless 0 ≤ parityIndex \< m, and the
    * errors of {@link ReedSolomon16.encode} for `data` and `out`.
    */
   encodeIndex(data: readonly Uint8Array[], parityIndex: number, out?: Uint8Array): Uint8Array {

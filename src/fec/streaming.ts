@@ -74,7 +74,7 @@ export class StreamingEncoder {
   }
 
   /**
-   * Add data shard `dataIndex` (0 ≤ index < k). Its bytes are read now and
+   * Add data shard `dataIndex` (0 ≤ index \< k). Its bytes are read now and
    * not kept. Returns the `m` parity shards when this was the last data
    * shard of the block, else `undefined`. Throws `GS_ERR_FEC_BAD_INDEX` for
    * an index outside the block or given before, `GS_ERR_FEC_SHARD_SIZE`
@@ -161,7 +161,7 @@ export class ProgressiveDecoder {
   }
 
   /**
-   * Add shard `index` (0 ≤ index < k + m; data shards first, then parity).
+   * Add shard `index` (0 ≤ index \< k + m; data shards first, then parity).
    * Returns the `k` data shards once `k` distinct shards are in — from this
    * call on; shards after that are checked and ignored. Throws
    * `GS_ERR_FEC_BAD_INDEX` for an index outside the block or given before,

@@ -7,27 +7,7 @@
  */
 // The errors this layer throws and the stream contract it consumes and
 // implements, so that this entry point is self-contained.
-export {
-  ERROR_CODES,
-  GatesockError,
-  ConfigError,
-  FrameError,
-  CryptoError,
-  HandshakeError,
-  CertificateError,
-  TransportError,
-  SessionError,
-  FecError,
-  type GatesockErrorCode,
-  type ConfigErrorCode,
-  type FrameErrorCode,
-  type CryptoErrorCode,
-  type HandshakeErrorCode,
-  type CertificateErrorCode,
-  type TransportErrorCode,
-  type SessionErrorCode,
-  type FecErrorCode,
-} from '../errors/index.js';
+export * from '../errors/index.js';
 export type { ByteStream, ByteStreamEvents, ByteStreamListener, TransportInfo } from '../transport/index.js';
 export { getCryptoBackend, nativeBackend, nobleBackend, type Aead, type CryptoBackend, type CryptoBackendName } from './crypto/index.js';
 export {

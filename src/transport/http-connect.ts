@@ -9,7 +9,8 @@
  * same packet already belong to the tunnel and are emitted first.
  */
 import type net from 'node:net';
-import { checkOption, TransportError } from '../errors/index.js';
+import { TransportError } from '../errors/index.js';
+import { checkOption } from '../errors/check.js';
 import type { ByteStream } from './byte-stream.js';
 import { describeError } from './stream-base.js';
 import { checkEndpoint, checkTimeout, formatHostPort, openSocket, SocketStream } from './tcp.js';

@@ -6,27 +6,7 @@
  */
 // The errors transports throw (and `close` carries), so that this entry point
 // is self-contained.
-export {
-  ERROR_CODES,
-  GatesockError,
-  ConfigError,
-  FrameError,
-  CryptoError,
-  HandshakeError,
-  CertificateError,
-  TransportError,
-  SessionError,
-  FecError,
-  type GatesockErrorCode,
-  type ConfigErrorCode,
-  type FrameErrorCode,
-  type CryptoErrorCode,
-  type HandshakeErrorCode,
-  type CertificateErrorCode,
-  type TransportErrorCode,
-  type SessionErrorCode,
-  type FecErrorCode,
-} from '../errors/index.js';
+export * from '../errors/index.js';
 export type { ByteStream, ByteStreamEvents, ByteStreamListener, TransportInfo } from './byte-stream.js';
 export { httpConnect, type HttpConnectOptions } from './http-connect.js';
 export { memoryPair, type MemoryPairOptions } from './memory.js';

@@ -3,7 +3,8 @@
  * experiments, optionally shaped like a real link (latency, jitter,
  * bandwidth) with a deterministic, seeded schedule.
  */
-import { checkOption, TransportError } from '../errors/index.js';
+import { TransportError } from '../errors/index.js';
+import { checkOption } from '../errors/check.js';
 import type { ByteStream, TransportInfo } from './byte-stream.js';
 import { SeededRandom } from './random.js';
 import { LinkShaper, type LinkShape } from './shaper.js';

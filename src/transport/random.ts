@@ -15,7 +15,7 @@
  * the all-zero state cannot occur in practice. Outputs for a given seed are
  * fixed by test/transport/random.test.ts against the reference C code.
  */
-import { checkOption } from '../errors/index.js';
+import { checkOption } from '../errors/check.js';
 
 const MASK64 = (1n << 64n) - 1n;
 

@@ -17,7 +17,8 @@
  *   frames and care about latency.
  */
 import net from 'node:net';
-import { checkOption, TransportError } from '../errors/index.js';
+import { TransportError } from '../errors/index.js';
+import { checkOption } from '../errors/check.js';
 import type { ByteStream, ByteStreamListener, TransportInfo } from './byte-stream.js';
 import { describeError, StreamBase, toTransportError } from './stream-base.js';
 

@@ -7,7 +7,7 @@
  */
 import type * as NodeFs from 'node:fs/promises';
 import type * as NodePath from 'node:path';
-import { checkOption } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import { createIdentity, createServerIdentity, type Identity } from './identity.js';
 import { IdentityKey, type CryptoOption } from './keys.js';
 import { certificatesFromPem, certificatesToPem } from './pem.js';

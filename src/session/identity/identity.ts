@@ -3,7 +3,8 @@
  * controller, gateway or server presents in the secure channel's handshake
  * (it satisfies the channel's `ChannelIdentity`).
  */
-import { CryptoError, checkOption } from '../../errors/index.js';
+import { CryptoError } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import { partsOf, type Certificate } from './certificate.js';
 import { bytesEqual } from './der.js';
 import { generateIdentityKey, IdentityKey } from './keys.js';

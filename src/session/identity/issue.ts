@@ -20,7 +20,7 @@
  */
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { checkOption } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import { getCryptoBackend } from '../crypto/index.js';
 import { parseCertificate, partsOf, type Certificate } from './certificate.js';
 import { bytesEqual, toHex } from './der.js';

@@ -9,7 +9,7 @@
  * end to end. SHA-256 has no known collision attack. Parsing canonical DER
  * only (certificate.ts) gives each certificate one encoding, hence one MSID.
  */
-import { checkOption } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import { getCryptoBackend } from '../crypto/index.js';
 import { partsOf, type Certificate } from './certificate.js';
 import { toHex } from './der.js';

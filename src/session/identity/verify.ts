@@ -27,7 +27,8 @@
  * outcome can be cached (see {@link VerificationCache}); steps 3–4 run on
  * every call.
  */
-import { CertificateError, checkOption, type CertificateErrorCode } from '../../errors/index.js';
+import { CertificateError, type CertificateErrorCode } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import { getCryptoBackend, type CryptoBackend } from '../crypto/index.js';
 import { KEY_USAGE, parseCertificate, partsOf, type Certificate, type CertParts } from './certificate.js';
 import { bytesEqual, MAX_DER_LEN, toHex } from './der.js';

@@ -6,7 +6,7 @@
  * Derived, not configured (DESIGN.md, stream relay "Closing"): a session is
  * declared dead after `2 × keepaliveMs` without any traffic from the peer.
  */
-import { checkOption } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import { DATA_OFFSET_LEN, INITIAL_WINDOW, MAX_FRAME_BODY_LIMIT } from '../frame.js';
 
 /**

@@ -25,7 +25,8 @@
  * and every connection closes with that error (DESIGN.md, "Closing").
  */
 import { EventEmitter } from 'eventemitter3';
-import { checkOption, FrameError, GatesockError, SessionError } from '../../errors/index.js';
+import { FrameError, GatesockError, SessionError } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import type { ByteStream } from '../../transport/index.js';
 import { FrameDecoder } from '../frame-decoder.js';
 import { encodeFrame, GoAwayCode, MAX_OPEN_METADATA_LEN, PING_BODY_LEN, ResetCode, type Frame } from '../frame.js';

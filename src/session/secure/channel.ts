@@ -21,7 +21,8 @@
  * more than that many messages and the 64-bit nonce can never run out.
  */
 import { EventEmitter } from 'eventemitter3';
-import { checkOption, CryptoError, GatesockError, HandshakeError, TransportError } from '../../errors/index.js';
+import { CryptoError, GatesockError, HandshakeError, TransportError } from '../../errors/index.js';
+import { checkOption } from '../../errors/check.js';
 import type { ByteStream, ByteStreamEvents, TransportInfo } from '../../transport/index.js';
 import { getCryptoBackend, type CryptoBackend, type CryptoBackendName } from '../crypto/index.js';
 import type { CipherState } from '../noise/cipher-state.js';
