@@ -16,8 +16,9 @@
  * back the data; otherwise it throws and is not printed. Each side is
  * warmed up (JIT) before the alternating timed rounds.
  *
- * Comparisons with ISA-L and zfec (the issue's optional rivals) are left
- * out for now: neither `libisal-dev` nor `python3-zfec` is installed here.
+ * Comparisons with ISA-L and zfec (the issue's optional peers) live in
+ * fec-peers.bench.ts and run where Debian's `libisal-dev` / `python3-zfec`
+ * are installed.
  *
  * Targets: the issue's for RS(10,4) encode (≥ 400 MB/s and ≥ 3× the
  * baseline) and RS(64,8) encode (≥ 150 MB/s); for the other figures ours,
