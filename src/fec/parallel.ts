@@ -59,8 +59,17 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FecError } from '../errors/index.js';
 import { mul, mulAdd } from './gf256-kernel.js';
-import { invertMatrix, multiplyMatrices, type Gf256Matrix } from './matrix.js';
-import { ReedSolomon, checkRs8Params, checkShard, rs8ParityMatrix } from './reed-solomon.js';
+import { multiplyMatrices, type Gf256Matrix } from './matrix.js';
+import { ReedSolomon, checkRs8Params, rs8ParityMatrix } from './reed-solomon.js';
+import {
+  DecodeMatrixCache,
+  checkCount,
+  checkDataShards,
+  checkDecodeCacheSize,
+  checkOutputShard,
+  checkParityOutputs,
+  checkShard,
+} from './rs8-support.js';
 
 /**
  * Options of {@link ParallelReedSolomon}.
@@ -157,15 +166,7 @@ const waitAsync = (Atomics as unknown as {
   waitAsync(a: Int32Array, i: number, v: number): { async: false; value: string } | { async: true; value: Promise<string> };
 }).waitAsync;
 
-function overlaps(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.buffer !== b.buffer) return false;
-  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
-}
 
-function checkCount(what: string, count: number, want: number): void {
-  if (count < want) throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `${what}: ${count} given, need ${want}`);
-  if (count > want) throw new FecError('GS_ERR_FEC_BAD_INDEX', `${what}: ${count} given, the code has ${want}`);
-}
 
 function isShared(a: Uint8Array): boolean {
   return typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
@@ -281,8 +282,7 @@ export class ParallelReedSolomon {
   readonly minShardLength: number;
   readonly #single: ReedSolomon;
   readonly #parity: Gf256Matrix;
-  readonly #cacheSize: number;
-  readonly #decodeCache = new Map<string, Gf256Matrix>();
+  readonly #decoder: DecodeMatrixCache;
   readonly #workerUrl: URL | string | undefined;
   #workers: PoolWorker[] = [];
   #closed = false;
@@ -301,10 +301,7 @@ export class ParallelReedSolomon {
     if (!Number.isSafeInteger(threads) || threads < 1 || threads > 256) throw bad('threads', threads, 'an integer in 1…256');
     const minLen = options.minShardLength ?? 64 * 1024;
     if (!Number.isSafeInteger(minLen) || minLen < 0) throw bad('minShardLength', minLen, 'an integer ≥ 0');
-    const cacheSize = options.decodeCacheSize ?? 32;
-    if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
-      throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `decodeCacheSize must be an integer ≥ 0, got ${cacheSize}`);
-    }
+    const cacheSize = checkDecodeCacheSize(options.decodeCacheSize);
     this.dataShards = dataShards;
     this.parityShards = parityShards;
     this.totalShards = dataShards + parityShards;
@@ -312,7 +309,7 @@ export class ParallelReedSolomon {
     this.minShardLength = minLen;
     this.#single = new ReedSolomon(dataShards, parityShards, { decodeCacheSize: cacheSize });
     this.#parity = rs8ParityMatrix(dataShards, parityShards);
-    this.#cacheSize = cacheSize;
+    this.#decoder = new DecodeMatrixCache(this.#parity, dataShards, cacheSize);
     this.#workerUrl = options.workerUrl;
   }
 
@@ -328,16 +325,8 @@ export class ParallelReedSolomon {
    * arrays. Rejects with the same errors, before any work starts.
    */
   async encode(data: readonly Uint8Array[], parity?: Uint8Array[]): Promise<Uint8Array[]> {
-    const len = this.#checkData('encode', data);
-    if (parity) {
-      checkCount('encode: parity shards', parity.length, this.parityShards);
-      parity.forEach((p, i) => {
-        this.#checkOutput(`encode: parity shard ${i}`, p, data, len);
-        for (let j = 0; j < i; j++) {
-          if (overlaps(p, parity[j]!)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `encode: parity shard ${i} overlaps parity shard ${j}`);
-        }
-      });
-    }
+    const len = checkDataShards('encode', data, this.dataShards);
+    if (parity) checkParityOutputs(parity, this.parityShards, data, len);
     if (!this.#parallel(len)) return this.#single.encode(data, parity);
     const out = parity ?? Array.from({ length: this.parityShards }, () => new Uint8Array(len));
     await this.#combine(this.#parity, data, out, len);
@@ -381,7 +370,7 @@ export class ParallelReedSolomon {
     if (missingData.length === 0) {
       for (const i of missingParity) rows.push(this.#parity[i]!);
     } else {
-      const inverse = this.#decodeMatrix(chosen);
+      const inverse = this.#decoder.inverse(chosen);
       for (const j of missingData) rows.push(inverse[j]!);
       if (missingParity.length > 0) rows.push(...multiplyMatrices(missingParity.map((i) => this.#parity[i]!), inverse));
     }
@@ -518,43 +507,8 @@ export class ParallelReedSolomon {
     }
   }
 
-  #checkData(what: string, data: readonly Uint8Array[]): number {
-    checkCount(`${what}: data shards`, data.length, this.dataShards);
-    let len = -1;
-    for (let j = 0; j < data.length; j++) len = checkShard(`${what}: data shard ${j}`, data[j], len);
-    return len;
-  }
 
-  #checkOutput(what: string, out: Uint8Array, data: readonly Uint8Array[], len: number): void {
-    checkShard(what, out, len);
-    for (let j = 0; j < data.length; j++) {
-      if (overlaps(out, data[j]!)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `${what} overlaps data shard ${j}`);
-    }
-  }
 
-  #decodeMatrix(chosen: readonly number[]): Gf256Matrix {
-    const key = chosen.join(',');
-    const cache = this.#decodeCache;
-    const hit = cache.get(key);
-    if (hit) {
-      cache.delete(key);
-      cache.set(key, hit);
-      return hit;
-    }
-    const k = this.dataShards;
-    const sub: Gf256Matrix = chosen.map((i) => {
-      if (i >= k) return this.#parity[i - k]!.slice();
-      const row = new Uint8Array(k);
-      row[i] = 1;
-      return row;
-    });
-    const inverse = invertMatrix(sub);
-    if (this.#cacheSize > 0) {
-      if (cache.size >= this.#cacheSize) cache.delete(cache.keys().next().value!);
-      cache.set(key, inverse);
-    }
-    return inverse;
-  }
 }
 
 /**

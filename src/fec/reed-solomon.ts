@@ -43,7 +43,16 @@ import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
 import { GF256_INV, gfMul } from './gf256.js';
 import { mul, mulAdd } from './gf256-kernel.js';
-import { invertMatrix, type Gf256Matrix } from './matrix.js';
+import type { Gf256Matrix } from './matrix.js';
+import {
+  DecodeMatrixCache,
+  checkCount,
+  checkDataShards,
+  checkDecodeCacheSize,
+  checkOutputShard,
+  checkParityOutputs,
+  checkShard,
+} from './rs8-support.js';
 
 /**
  * Largest `k + m` of the GF(2^8) code.
@@ -95,35 +104,8 @@ function combine(rows: readonly Uint8Array[], inputs: readonly Uint8Array[], out
   }
 }
 
-/** Whether two byte arrays share any memory. */
-function overlaps(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.buffer !== b.buffer) return false;
-  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
-}
 
-/**
- * Throw unless `count` is `want`: fewer is GS_ERR_FEC_TOO_FEW_SHARDS, more
- * is GS_ERR_FEC_BAD_INDEX (an index beyond the code).
- */
-function checkCount(what: string, count: number, want: number): void {
-  if (count < want) throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `${what}: ${count} given, need ${want}`);
-  if (count > want) throw new FecError('GS_ERR_FEC_BAD_INDEX', `${what}: ${count} given, the code has ${want}`);
-}
 
-/**
- * Throw unless `shard` is a non-empty Uint8Array of length `len` (or any
- * non-zero length when `len` is -1): a `TypeError` for another type,
- * `GS_ERR_FEC_SHARD_SIZE` naming `what` otherwise. Returns its length.
- * @internal
- */
-export function checkShard(what: string, shard: unknown, len: number): number {
-  if (!(shard instanceof Uint8Array)) throw new TypeError(`${what} is not a Uint8Array`);
-  if (shard.length === 0) throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} is empty`);
-  if (len !== -1 && shard.length !== len) {
-    throw new FecError('GS_ERR_FEC_SHARD_SIZE', `${what} has ${shard.length} bytes, the others ${len}`);
-  }
-  return shard.length;
-}
 
 /**
  * The m × k parity matrix `P` (see the module notes): Cauchy, then the first
@@ -189,9 +171,8 @@ export class ReedSolomon implements ErasureCoder {
   /** `k + m`. */
   readonly totalShards: number;
   readonly #parity: Gf256Matrix;
-  readonly #cacheSize: number;
   /** Inverse of the generator rows for a set of k present shards, keyed by their indices. */
-  readonly #decodeCache = new Map<string, Gf256Matrix>();
+  readonly #decoder: DecodeMatrixCache;
 
   /**
    * Throws {@link FecError} `GS_ERR_FEC_INVALID_PARAMS` when `k` or `m` is
@@ -199,15 +180,12 @@ export class ReedSolomon implements ErasureCoder {
    */
   constructor(dataShards: number, parityShards: number, options: ReedSolomonOptions = {}) {
     checkRs8Params(dataShards, parityShards);
-    const cacheSize = options.decodeCacheSize ?? 32;
-    if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
-      throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `decodeCacheSize must be an integer ≥ 0, got ${cacheSize}`);
-    }
+    const cacheSize = checkDecodeCacheSize(options.decodeCacheSize);
     this.dataShards = dataShards;
     this.parityShards = parityShards;
     this.totalShards = dataShards + parityShards;
     this.#parity = rs8ParityMatrix(dataShards, parityShards);
-    this.#cacheSize = cacheSize;
+    this.#decoder = new DecodeMatrixCache(this.#parity, dataShards, cacheSize);
   }
 
   /**
@@ -229,17 +207,9 @@ export class ReedSolomon implements ErasureCoder {
    * overlapping the data), else allocates; returns the parity shards.
    */
   encode(data: readonly Uint8Array[], parity?: Uint8Array[]): Uint8Array[] {
-    const len = this.#checkData('encode', data);
+    const len = checkDataShards('encode', data, this.dataShards);
     const out = parity ?? Array.from({ length: this.parityShards }, () => new Uint8Array(len));
-    if (parity) {
-      checkCount('encode: parity shards', parity.length, this.parityShards);
-      parity.forEach((p, i) => {
-        this.#checkOutput(`encode: parity shard ${i}`, p, data, len);
-        for (let j = 0; j < i; j++) {
-          if (overlaps(p, parity[j]!)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `encode: parity shard ${i} overlaps parity shard ${j}`);
-        }
-      });
-    }
+    if (parity) checkParityOutputs(parity, this.parityShards, data, len);
     combine(this.#parity, data, out, len);
     return out;
   }
@@ -251,8 +221,8 @@ export class ReedSolomon implements ErasureCoder {
    */
   encodeIndex(data: readonly Uint8Array[], parityIndex: number, out?: Uint8Array): Uint8Array {
     this.#checkParityIndex(parityIndex);
-    const len = this.#checkData('encodeIndex', data);
-    if (out) this.#checkOutput('encodeIndex: out', out, data, len);
+    const len = checkDataShards('encodeIndex', data, this.dataShards);
+    if (out) checkOutputShard('encodeIndex: out', out, data, len);
     const target = out ?? new Uint8Array(len);
     combine([this.#parity[parityIndex]!], data, [target], len);
     return target;
@@ -289,7 +259,7 @@ export class ReedSolomon implements ErasureCoder {
     const missingData: number[] = [];
     for (let j = 0; j < k; j++) if (shards[j] == null) missingData.push(j);
     if (missingData.length > 0) {
-      const inverse = this.#decodeMatrix(chosen);
+      const inverse = this.#decoder.inverse(chosen);
       const rows = missingData.map((j) => inverse[j]!);
       const outs = missingData.map(() => new Uint8Array(len));
       combine(rows, chosen.map((i) => shards[i]!), outs, len);
@@ -339,46 +309,8 @@ export class ReedSolomon implements ErasureCoder {
     }
   }
 
-  /** Check the k data shards; returns their common length. */
-  #checkData(what: string, data: readonly Uint8Array[]): number {
-    checkCount(`${what}: data shards`, data.length, this.dataShards);
-    let len = -1;
-    for (let j = 0; j < data.length; j++) len = checkShard(`${what}: data shard ${j}`, data[j], len);
-    return len;
-  }
 
-  #checkOutput(what: string, out: Uint8Array, data: readonly Uint8Array[], len: number): void {
-    checkShard(what, out, len);
-    for (let j = 0; j < data.length; j++) {
-      if (overlaps(out, data[j]!)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `${what} overlaps data shard ${j}`);
-    }
-  }
 
-  /** The inverse of the generator rows `chosen` (k ascending indices), from the LRU cache or computed. */
-  #decodeMatrix(chosen: readonly number[]): Gf256Matrix {
-    const key = chosen.join(',');
-    const cache = this.#decodeCache;
-    const hit = cache.get(key);
-    if (hit) {
-      // Re-insert: a Map iterates in insertion order, so the first key is the least recently used.
-      cache.delete(key);
-      cache.set(key, hit);
-      return hit;
-    }
-    const k = this.dataShards;
-    const sub: Gf256Matrix = chosen.map((i) => {
-      if (i >= k) return this.#parity[i - k]!.slice();
-      const row = new Uint8Array(k);
-      row[i] = 1;
-      return row;
-    });
-    const inverse = invertMatrix(sub);
-    if (this.#cacheSize > 0) {
-      if (cache.size >= this.#cacheSize) cache.delete(cache.keys().next().value!);
-      cache.set(key, inverse);
-    }
-    return inverse;
-  }
 }
 
 /**

@@ -45,7 +45,7 @@
  */
 import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
-import { checkShard } from './reed-solomon.js';
+import { checkShard } from './rs8-support.js';
 import { GF65536_EXP as EXP, GF65536_LOG as LOG, GF65536_ORDER as ORDER } from './gf65536.js';
 
 /**

@@ -15,7 +15,8 @@
 import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
 import { mul, mulAdd } from './gf256-kernel.js';
-import { checkShard, type ReedSolomon } from './reed-solomon.js';
+import type { ReedSolomon } from './reed-solomon.js';
+import { checkShard } from './rs8-support.js';
 
 /** Throw unless `index` is an integer in `[0, limit)` not yet in `seen`. */
 function checkIndex(what: string, index: number, limit: number, seen: Uint8Array): void {
