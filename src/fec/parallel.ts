@@ -63,12 +63,10 @@ import { multiplyMatrices, type Gf256Matrix } from './matrix.js';
 import { ReedSolomon, checkRs8Params, rs8ParityMatrix } from './reed-solomon.js';
 import {
   DecodeMatrixCache,
-  checkCount,
   checkDataShards,
   checkDecodeCacheSize,
-  checkOutputShard,
   checkParityOutputs,
-  checkShard,
+  checkReconstructShards,
 } from './rs8-support.js';
 
 /**
@@ -342,20 +340,7 @@ export class ParallelReedSolomon {
    */
   async reconstruct(shards: (Uint8Array | null | undefined)[], options: { dataOnly?: boolean } = {}): Promise<Uint8Array[]> {
     const k = this.dataShards;
-    checkCount('reconstruct: shard slots', shards.length, this.totalShards);
-    let len = -1;
-    const chosen: number[] = [];
-    let present = 0;
-    for (let i = 0; i < shards.length; i++) {
-      const s = shards[i];
-      if (s === null || s === undefined) continue;
-      len = checkShard(`reconstruct: shard ${i}`, s, len);
-      present++;
-      if (chosen.length < k) chosen.push(i);
-    }
-    if (present < k) {
-      throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `reconstruct: ${present} of ${this.totalShards} shards present, need ${k}`);
-    }
+    const { len, chosen } = checkReconstructShards(shards, k, this.totalShards);
     if (!this.#parallel(len)) return this.#single.reconstruct(shards, options);
     // Every missing shard as one combination of the k chosen shards: a data
     // shard by its row of the inverse, a parity shard by P_i · inverse (or P_i

@@ -51,6 +51,7 @@ import {
   checkDecodeCacheSize,
   checkOutputShard,
   checkParityOutputs,
+  checkReconstructShards,
   checkShard,
 } from './rs8-support.js';
 
@@ -242,20 +243,7 @@ export class ReedSolomon implements ErasureCoder {
    */
   reconstruct(shards: (Uint8Array | null | undefined)[], options: { dataOnly?: boolean } = {}): Uint8Array[] {
     const k = this.dataShards;
-    checkCount('reconstruct: shard slots', shards.length, this.totalShards);
-    let len = -1;
-    const chosen: number[] = [];
-    let present = 0;
-    for (let i = 0; i < shards.length; i++) {
-      const s = shards[i];
-      if (s === null || s === undefined) continue;
-      len = checkShard(`reconstruct: shard ${i}`, s, len);
-      present++;
-      if (chosen.length < k) chosen.push(i);
-    }
-    if (present < k) {
-      throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `reconstruct: ${present} of ${this.totalShards} shards present, need ${k}`);
-    }
+    const { len, chosen } = checkReconstructShards(shards, k, this.totalShards);
     const missingData: number[] = [];
     for (let j = 0; j < k; j++) if (shards[j] == null) missingData.push(j);
     if (missingData.length > 0) {

@@ -63,6 +63,27 @@ export function checkParityOutputs(parity: readonly Uint8Array[], m: number, dat
   });
 }
 
+/**
+ * Check the shards given to `reconstruct` (`total` slots, missing =
+ * null/undefined, at least `k` present, one length); returns that length and
+ * the first `k` present indices, the rows decoding will use.
+ */
+export function checkReconstructShards(shards: readonly (Uint8Array | null | undefined)[], k: number, total: number): { len: number; chosen: number[] } {
+  checkCount('reconstruct: shard slots', shards.length, total);
+  let len = -1;
+  const chosen: number[] = [];
+  let present = 0;
+  for (let i = 0; i < shards.length; i++) {
+    const s = shards[i];
+    if (s === null || s === undefined) continue;
+    len = checkShard(`reconstruct: shard ${i}`, s, len);
+    present++;
+    if (chosen.length < k) chosen.push(i);
+  }
+  if (present < k) throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `reconstruct: ${present} of ${total} shards present, need ${k}`);
+  return { len, chosen };
+}
+
 /** Check a `decodeCacheSize` option; returns it with its default (32). */
 export function checkDecodeCacheSize(value: number | undefined): number {
   const size = value ?? 32;
