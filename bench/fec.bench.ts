@@ -241,6 +241,41 @@ function parallelEncodeFigure({ k, m, len, label }: Shape, zeroCopy: boolean): F
   };
 }
 
+/**
+ * ParallelReedSolomon rebuilding the first m data shards of a block, against
+ * the one-core ReedSolomon doing the same; shards in SharedArrayBuffers.
+ */
+function parallelReconstructFigure({ k, m, len, label }: Shape): Figure {
+  return {
+    name: `fec-reconstruct ${k}+${m} x ${label} (${m} lost, ${THREADS} threads)`,
+    unit: 'MB/s',
+    target: { better: 'higher', ratio: 1.5 },
+    async run() {
+      const par = new ParallelReedSolomon(k, m, { workerUrl: builtWorker() });
+      try {
+        const rs = new ReedSolomon(k, m);
+        const data = shared(shards(k, len, k * 1000 + m));
+        const all = [...data, ...shared(rs.encode(data))];
+        /** The block with the first m data shards lost. */
+        const holed = () => all.map((s, i) => (i < m ? null : s));
+        // Check: both rebuild exactly the lost shards, before timing.
+        equal(all, await par.reconstruct(holed()), 'parallel reconstructed');
+        equal(all, rs.reconstruct(holed()), 'one-core reconstructed');
+        await throughputAsync(() => par.reconstruct(holed()), 1, WARMUP_MS);
+        throughput(() => rs.reconstruct(holed()), 1, WARMUP_MS);
+        const measured = await sideBySide(
+          ROUNDS,
+          () => throughputAsync(() => par.reconstruct(holed()), k * len, SAMPLE_MS),
+          async () => throughput(() => rs.reconstruct(holed()), k * len, SAMPLE_MS),
+        );
+        return { ...measured, baselineName: 'reed-solomon-1-thread' };
+      } finally {
+        await par.close();
+      }
+    },
+  };
+}
+
 const [rs10x4, rs16x4, rs64x8] = SHAPES as [Shape, Shape, Shape];
 
 export const figures = defineFigures([
@@ -253,4 +288,6 @@ export const figures = defineFigures([
   parallelEncodeFigure(rs10x4, true),
   parallelEncodeFigure(rs16x4, true),
   parallelEncodeFigure(rs10x4, false),
+  parallelReconstructFigure(rs10x4),
+  parallelReconstructFigure(rs16x4),
 ]);
