@@ -45,7 +45,7 @@
  */
 import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
-import { checkShard } from './rs8-support.js';
+import { checkCount, checkShard } from './rs8-support.js';
 import { GF65536_EXP as EXP, GF65536_LOG as LOG, GF65536_ORDER as ORDER } from './gf65536.js';
 
 /**
@@ -205,14 +205,14 @@ export class ReedSolomon16 implements ErasureCoder {
    * Reads `data` only; writes into `parity` when given, else allocates.
    * @throws FecError `GS_ERR_FEC_TOO_FEW_SHARDS` / `GS_ERR_FEC_BAD_INDEX` when
    * `data` has fewer / more than k entries, `GS_ERR_FEC_SHARD_SIZE` for an odd,
-   * empty or mismatched length, or a `parity` array of the wrong shape.
+   * empty or mismatched length; `GS_ERR_FEC_TOO_FEW_SHARDS` / `GS_ERR_FEC_BAD_INDEX`
+   * for a `parity` array with fewer / more than m shards.
    */
   encode(data: readonly Uint8Array[], parity?: Uint8Array[]): Uint8Array[] {
     const len = this.checkData(data);
     if (parity !== undefined) {
-      if (parity.length !== this.parityShards) {
-        throw new FecError('GS_ERR_FEC_SHARD_SIZE', `parity must hold m = ${this.parityShards} shards, got ${parity.length}`);
-      }
+      // As the GF(2^8) codec words it: too few outputs, or one past the code.
+      checkCount('encode: parity shards', parity.length, this.parityShards);
       parity.forEach((p, i) => this.checkOutput(p, len, `parity shard ${i}`));
     }
     const words = data.map(loadWords);

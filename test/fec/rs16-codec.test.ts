@@ -193,7 +193,8 @@ describe('ReedSolomon16', () => {
     expectFec(() => rs.encode(randomShards(3, 5, 1)), 'GS_ERR_FEC_SHARD_SIZE', /odd length/);
     expectFec(() => rs.encode([d[0]!, d[1]!, new Uint8Array(10)]), 'GS_ERR_FEC_SHARD_SIZE', /10 bytes, the others 8/);
     expectFec(() => rs.encode(randomShards(3, 0, 1)), 'GS_ERR_FEC_SHARD_SIZE', /empty/);
-    expectFec(() => rs.encode(d, [new Uint8Array(8)]), 'GS_ERR_FEC_SHARD_SIZE', /parity must hold m = 2/);
+    expectFec(() => rs.encode(d, [new Uint8Array(8)]), 'GS_ERR_FEC_TOO_FEW_SHARDS', /encode: parity shards: 1 given, need 2/);
+    expectFec(() => rs.encode(d, [new Uint8Array(8), new Uint8Array(8), new Uint8Array(8)]), 'GS_ERR_FEC_BAD_INDEX', /3 given, the code has 2/);
     expectFec(() => rs.encode(d, [new Uint8Array(8), new Uint8Array(6)]), 'GS_ERR_FEC_SHARD_SIZE', /parity shard 1 .* 8 bytes/);
     expectFec(() => rs.encodeIndex(d, 0, new Uint8Array(4)), 'GS_ERR_FEC_SHARD_SIZE', /output shard/);
     expectFec(() => rs.reconstruct([d[0]!, null, new Uint8Array(6), null, null]), 'GS_ERR_FEC_SHARD_SIZE', /shard 2 has 6 bytes/);
