@@ -202,37 +202,37 @@ const shared = (xs: readonly Uint8Array[]) =>
     return s;
   });
 
+/** What a worker-thread figure times: ours (parallel) and the one-core baseline, and a check after timing. */
+interface ParallelJob {
+  readonly ours: () => Promise<unknown>;
+  readonly baseline: () => void;
+  readonly after?: () => void;
+}
+
 /**
- * ParallelReedSolomon (default workers + this thread) against the one-core
- * ReedSolomon encoding the same block; `zeroCopy`: shards in
- * SharedArrayBuffers, else ordinary arrays (copied in and out).
+ * A worker-thread figure on one block of `shape`: ParallelReedSolomon
+ * (default workers + this thread) against the one-core ReedSolomon. `prepare`
+ * checks both on the block (throwing on any difference) and returns what to
+ * time; the pool is closed whatever happens.
  */
-function parallelEncodeFigure({ k, m, len, label }: Shape, zeroCopy: boolean): Figure {
+function parallelFigure(name: string, { k, m, len }: Shape, prepare: (par: ParallelReedSolomon, rs: ReedSolomon) => Promise<ParallelJob>): Figure {
   return {
-    name: `fec-encode ${k}+${m} x ${label}${zeroCopy ? '' : ' copied'} (${THREADS} threads)`,
+    name,
     unit: 'MB/s',
     target: { better: 'higher', ratio: 1.5 },
     async run() {
       const par = new ParallelReedSolomon(k, m, { workerUrl: builtWorker() });
       try {
-        const rs = new ReedSolomon(k, m);
-        const plain = shards(k, len, k * 1000 + m);
-        const data = zeroCopy ? shared(plain) : plain;
-        const parity = zeroCopy ? shared(shards(m, len, 1)) : shards(m, len, 1);
-        const oneCore = shards(m, len, 2);
-        // Check: identical parity from both, before and after timing.
-        const expected = rs.encode(plain);
-        equal(expected, await par.encode(data, parity), 'parallel vs one-core parity');
+        const job = await prepare(par, new ReedSolomon(k, m));
         if (par.runningWorkers !== WORKERS) throw new Error(`${par.runningWorkers} workers running, expected ${WORKERS}`);
-        await throughputAsync(() => par.encode(data, parity), 1, WARMUP_MS);
-        throughput(() => rs.encode(data, oneCore), 1, WARMUP_MS);
+        await throughputAsync(job.ours, 1, WARMUP_MS);
+        throughput(job.baseline, 1, WARMUP_MS);
         const measured = await sideBySide(
           ROUNDS,
-          () => throughputAsync(() => par.encode(data, parity), k * len, SAMPLE_MS),
-          async () => throughput(() => rs.encode(data, oneCore), k * len, SAMPLE_MS),
+          () => throughputAsync(job.ours, k * len, SAMPLE_MS),
+          async () => throughput(job.baseline, k * len, SAMPLE_MS),
         );
-        equal(expected, parity, 'parallel after timing');
-        equal(expected, oneCore, 'one-core after timing');
+        job.after?.();
         return { ...measured, baselineName: 'reed-solomon-1-thread' };
       } finally {
         await par.close();
@@ -241,39 +241,41 @@ function parallelEncodeFigure({ k, m, len, label }: Shape, zeroCopy: boolean): F
   };
 }
 
-/**
- * ParallelReedSolomon rebuilding the first m data shards of a block, against
- * the one-core ReedSolomon doing the same; shards in SharedArrayBuffers.
- */
-function parallelReconstructFigure({ k, m, len, label }: Shape): Figure {
-  return {
-    name: `fec-reconstruct ${k}+${m} x ${label} (${m} lost, ${THREADS} threads)`,
-    unit: 'MB/s',
-    target: { better: 'higher', ratio: 1.5 },
-    async run() {
-      const par = new ParallelReedSolomon(k, m, { workerUrl: builtWorker() });
-      try {
-        const rs = new ReedSolomon(k, m);
-        const data = shared(shards(k, len, k * 1000 + m));
-        const all = [...data, ...shared(rs.encode(data))];
-        /** The block with the first m data shards lost. */
-        const holed = () => all.map((s, i) => (i < m ? null : s));
-        // Check: both rebuild exactly the lost shards, before timing.
-        equal(all, await par.reconstruct(holed()), 'parallel reconstructed');
-        equal(all, rs.reconstruct(holed()), 'one-core reconstructed');
-        await throughputAsync(() => par.reconstruct(holed()), 1, WARMUP_MS);
-        throughput(() => rs.reconstruct(holed()), 1, WARMUP_MS);
-        const measured = await sideBySide(
-          ROUNDS,
-          () => throughputAsync(() => par.reconstruct(holed()), k * len, SAMPLE_MS),
-          async () => throughput(() => rs.reconstruct(holed()), k * len, SAMPLE_MS),
-        );
-        return { ...measured, baselineName: 'reed-solomon-1-thread' };
-      } finally {
-        await par.close();
-      }
-    },
-  };
+/** Encoding; `zeroCopy`: shards in SharedArrayBuffers, else ordinary arrays (copied in and out). */
+function parallelEncodeFigure(shape: Shape, zeroCopy: boolean): Figure {
+  const { k, m, len, label } = shape;
+  return parallelFigure(`fec-encode ${k}+${m} x ${label}${zeroCopy ? '' : ' copied'} (${THREADS} threads)`, shape, async (par, rs) => {
+    const plain = shards(k, len, k * 1000 + m);
+    const data = zeroCopy ? shared(plain) : plain;
+    const parity = zeroCopy ? shared(shards(m, len, 1)) : shards(m, len, 1);
+    const oneCore = shards(m, len, 2);
+    // Check: identical parity from both, before and after timing.
+    const expected = rs.encode(plain);
+    equal(expected, await par.encode(data, parity), 'parallel vs one-core parity');
+    return {
+      ours: () => par.encode(data, parity),
+      baseline: () => rs.encode(data, oneCore),
+      after: () => {
+        equal(expected, parity, 'parallel after timing');
+        equal(expected, oneCore, 'one-core after timing');
+      },
+    };
+  });
+}
+
+/** Rebuilding the first m data shards of a block; shards in SharedArrayBuffers. */
+function parallelReconstructFigure(shape: Shape): Figure {
+  const { k, m, len, label } = shape;
+  return parallelFigure(`fec-reconstruct ${k}+${m} x ${label} (${m} lost, ${THREADS} threads)`, shape, async (par, rs) => {
+    const data = shared(shards(k, len, k * 1000 + m));
+    const all = [...data, ...shared(rs.encode(data))];
+    /** The block with the first m data shards lost. */
+    const holed = () => all.map((s, i) => (i < m ? null : s));
+    // Check: both rebuild exactly the lost shards, before timing.
+    equal(all, await par.reconstruct(holed()), 'parallel reconstructed');
+    equal(all, rs.reconstruct(holed()), 'one-core reconstructed');
+    return { ours: () => par.reconstruct(holed()), baseline: () => rs.reconstruct(holed()) };
+  });
 }
 
 const [rs10x4, rs16x4, rs64x8] = SHAPES as [Shape, Shape, Shape];
