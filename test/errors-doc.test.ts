@@ -13,6 +13,8 @@ import {
   CryptoError,
   ERROR_CODES,
   FecError,
+  RelayError,
+  SocketError,
   FrameError,
   GatesockError,
   HandshakeError,
@@ -34,6 +36,8 @@ const CLASS_OF: Record<Family, ErrorClass> = {
   transport: TransportError,
   session: SessionError,
   fec: FecError,
+  relay: RelayError,
+  socket: SocketError,
 };
 
 const codes = (Object.entries(ERROR_CODES) as [Family, readonly string[]][]).flatMap(([family, list]) =>

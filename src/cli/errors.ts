@@ -13,14 +13,18 @@ export const EXIT = Object.freeze({
   transport: 4,
   trust: 5,
   session: 6,
+  relay: 7,
 });
 
 export function exitStatusOf(err: unknown): number {
   if (!(err instanceof GatesockError)) return EXIT.failure;
   // A bad key file is a bad input the user fixes, like a bad option.
-  if (err.code === 'GS_ERR_INVALID_OPTION' || err.code === 'GS_ERR_BAD_KEY' || err.code.startsWith('GS_ERR_FEC_')) return EXIT.config;
+  if (err.code === 'GS_ERR_INVALID_OPTION' || err.code === 'GS_ERR_BAD_KEY' || err.code === 'GS_ERR_PCID_INVALID' || err.code.startsWith('GS_ERR_FEC_')) {
+    return EXIT.config;
+  }
   if (
     err.code.startsWith('GS_ERR_CERT_') ||
+    err.code.startsWith('GS_ERR_TOKEN_') ||
     err.code.startsWith('GS_ERR_HANDSHAKE') ||
     err.code === 'GS_ERR_PEER_REJECTED' ||
     err.code === 'GS_ERR_LOW_ORDER_KEY' ||
@@ -28,7 +32,9 @@ export function exitStatusOf(err: unknown): number {
   ) {
     return EXIT.trust;
   }
-  if (/^GS_ERR_(TRANSPORT|CONNECT|LISTEN|PROXY)/.test(err.code)) return EXIT.transport;
+  if (/^GS_ERR_(TRANSPORT|CONNECT|LISTEN|PROXY)/.test(err.code) || err.code === 'GS_ERR_TIMEOUT') return EXIT.transport;
+  // The gateway system answered, and the answer was no.
+  if (/^GS_ERR_(UNKNOWN_PCID|SERVER_OFFLINE|PCID_TAKEN|NO_GATEWAY|GATEWAY_DRAINING|SESSION_REPLACED|RELAY_FORBIDDEN)$/.test(err.code)) return EXIT.relay;
   return EXIT.session;
 }
 

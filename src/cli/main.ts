@@ -38,7 +38,7 @@ const program = new Command()
   .option('--debug', 'print stacks with errors')
   .addHelpText(
     'after',
-    `\nExit status: ${EXIT.ok} ok, ${EXIT.failure} failure, ${EXIT.usage} usage, ${EXIT.config} bad option, ${EXIT.transport} network, ${EXIT.trust} certificate or handshake, ${EXIT.session} session.`,
+    `\nExit status: ${EXIT.ok} ok, ${EXIT.failure} failure, ${EXIT.usage} usage, ${EXIT.config} bad option, ${EXIT.transport} network, ${EXIT.trust} certificate or handshake, ${EXIT.session} session, ${EXIT.relay} refused by the gateway system.`,
   )
   .exitOverride();
 

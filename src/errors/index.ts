@@ -46,6 +46,23 @@ export const ERROR_CODES = Object.freeze({
     'GS_ERR_TOO_MANY_CONNECTIONS',
   ],
   fec: ['GS_ERR_FEC_INVALID_PARAMS', 'GS_ERR_FEC_SHARD_SIZE', 'GS_ERR_FEC_TOO_FEW_SHARDS', 'GS_ERR_FEC_BAD_INDEX'],
+  relay: [
+    'GS_ERR_UNKNOWN_PCID',
+    'GS_ERR_SERVER_OFFLINE',
+    'GS_ERR_PCID_TAKEN',
+    'GS_ERR_PCID_INVALID',
+    'GS_ERR_NO_GATEWAY',
+    'GS_ERR_GATEWAY_DRAINING',
+    'GS_ERR_SESSION_REPLACED',
+    'GS_ERR_RELAY_FORBIDDEN',
+    'GS_ERR_TOKEN_MALFORMED',
+    'GS_ERR_TOKEN_FORGED',
+    'GS_ERR_TOKEN_EXPIRED',
+    'GS_ERR_TOKEN_REPLAYED',
+    'GS_ERR_TOKEN_WRONG_GATEWAY',
+    'GS_ERR_TOKEN_WRONG_MSID',
+  ],
+  socket: ['GS_ERR_TIMEOUT', 'GS_ERR_NOT_CONNECTED'],
 } as const);
 
 /**
@@ -89,6 +106,16 @@ export type SessionErrorCode = (typeof ERROR_CODES.session)[number];
  */
 export type FecErrorCode = (typeof ERROR_CODES.fec)[number];
 /**
+ * Codes of {@link RelayError}.
+ * @public
+ */
+export type RelayErrorCode = (typeof ERROR_CODES.relay)[number];
+/**
+ * Codes of {@link SocketError}.
+ * @public
+ */
+export type SocketErrorCode = (typeof ERROR_CODES.socket)[number];
+/**
  * Any stable gatesock error code.
  * @public
  */
@@ -100,7 +127,9 @@ export type GatesockErrorCode =
   | CertificateErrorCode
   | TransportErrorCode
   | SessionErrorCode
-  | FecErrorCode;
+  | FecErrorCode
+  | RelayErrorCode
+  | SocketErrorCode;
 
 const BASE_BRAND = Symbol.for('gatesock.error');
 
@@ -307,5 +336,54 @@ export class FecError extends GatesockError {
   /** True for any FecError, from any copy of gatesock. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return branded(value, FEC_ERROR_BRAND);
+  }
+}
+
+const RELAY_ERROR_BRAND = Symbol.for('gatesock.error.RelayError');
+
+/**
+ * The gateway system refused a request: an unknown or offline PCID, a name
+ * conflict, no gateway to send a server to, a draining gateway, a session
+ * replaced by a newer one with the same key, or a redirect token or client
+ * ticket that is malformed, forged, expired, replayed or bound to another
+ * gateway or machine.
+ * @public
+ */
+export class RelayError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: RelayErrorCode;
+
+  constructor(code: RelayErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'RelayError';
+    Object.defineProperty(this, RELAY_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any RelayError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, RELAY_ERROR_BRAND);
+  }
+}
+
+const SOCKET_ERROR_BRAND = Symbol.for('gatesock.error.SocketError');
+
+/**
+ * A socket-API call could not complete: a blocking-style call ran past its
+ * timeout, or the socket is no longer connected.
+ * @public
+ */
+export class SocketError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: SocketErrorCode;
+
+  constructor(code: SocketErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'SocketError';
+    Object.defineProperty(this, SOCKET_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any SocketError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, SOCKET_ERROR_BRAND);
   }
 }
