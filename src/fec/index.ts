@@ -32,7 +32,9 @@ export {
   type CoderFactory,
   type EncodedSymbol,
   type FecInfo,
+  type ObjectBlockSource,
   type ObjectCodeOptions,
+  type ObjectDecoderOptions,
   type ObjectLayout,
   type SymbolsOptions,
 } from './object.js';

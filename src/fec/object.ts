@@ -285,10 +285,36 @@ function* blockSymbols(
 }
 
 /**
- * Cuts an object in memory into blocks and yields its source and repair
- * symbols; also makes any one symbol on demand (fresh repair for a block
- * receivers still miss). For inputs too large for memory, see
- * {@link ObjectEncoder.fromChunks}.
+ * An object the encoder reads one block at a time instead of holding it
+ * whole: its length, and a reader for the bytes of one block (a file read
+ * with `fs.readSync` at `offset`, a database blob range, …).
+ * @public
+ */
+export interface ObjectBlockSource {
+  /** True object length in bytes. */
+  readonly length: number;
+  /**
+   * The object bytes `[offset, offset + length)`, which are exactly block
+   * `sbn` (`offset = sbn · k · symbolSize`; `length` is `k · symbolSize`,
+   * less for a short last block). Must return a `Uint8Array` of exactly
+   * `length` bytes. Called once per block by
+   * {@link ObjectEncoder.symbols} and once per call of
+   * {@link ObjectEncoder.symbol}; the encoder keeps no block after the
+   * call that read it, and yields views into what this returns (so return
+   * a fresh array, or do not reuse it while its symbols are in use).
+   */
+  readBlock(sbn: number, offset: number, length: number): Uint8Array;
+}
+
+/**
+ * Cuts an object into blocks and yields its source and repair symbols; also
+ * makes any one symbol on demand (fresh repair for a block receivers still
+ * miss). The object is either a `Uint8Array` in memory or an
+ * {@link ObjectBlockSource}, read one block at a time, so that an object too
+ * large for memory needs only one block of it there (`k · symbolSize`
+ * bytes), both for {@link ObjectEncoder.symbols} and for repair on demand
+ * with {@link ObjectEncoder.symbol}. For input that arrives as a stream of
+ * unknown length, see {@link ObjectEncoder.fromChunks}.
  *
  * FEC proves nothing about authenticity: sign or MAC what you send.
  *
@@ -297,24 +323,41 @@ function* blockSymbols(
  * const enc = new ObjectEncoder(file, { symbolSize: 1400, sourceSymbols: 64, repairSymbols: 8, coder: createReedSolomon });
  * for (const { fecInfo, symbol } of enc.symbols()) send(fecInfo, symbol);
  * ```
+ * @example A file on disk, never read whole:
+ * ```ts
+ * const fd = fs.openSync(path, 'r');
+ * const enc = new ObjectEncoder(
+ *   { length: fs.fstatSync(fd).size, readBlock: (_sbn, offset, n) => { const b = new Uint8Array(n); fs.readSync(fd, b, 0, n, offset); return b; } },
+ *   options,
+ * );
+ * onRepairRequest((fecInfo) => send(fecInfo, enc.symbol(fecInfo)));   // reads just that block
+ * ```
  * @public
  */
 export class ObjectEncoder {
   /** The object's block structure. */
   readonly layout: ObjectLayout;
-  readonly #object: Uint8Array;
+  readonly #read: (sbn: number, offset: number, length: number) => Uint8Array;
   readonly #coder: ErasureCoder;
   readonly #zero: Uint8Array;
 
   /**
-   * @param object - the whole object; read only, never copied (do not change it while encoding)
+   * @param object - the whole object (read only, never copied: do not change
+   * it while encoding), or an {@link ObjectBlockSource} read block by block
    * @throws FecError `GS_ERR_FEC_INVALID_PARAMS` for bad options or an object
    * needing more than 65,536 blocks; the coder's own errors for a symbol size it refuses.
    */
-  constructor(object: Uint8Array, options: ObjectCodeOptions) {
-    if (!(object instanceof Uint8Array)) throw new TypeError('object must be a Uint8Array');
-    this.layout = objectLayout(object.length, options);
-    this.#object = object;
+  constructor(object: Uint8Array | ObjectBlockSource, options: ObjectCodeOptions) {
+    if (object instanceof Uint8Array) {
+      this.layout = objectLayout(object.length, options);
+      this.#read = (_sbn, offset, length) => object.subarray(offset, offset + length);
+    } else {
+      if (object === null || typeof object !== 'object' || typeof object.readBlock !== 'function') {
+        throw new TypeError('object must be a Uint8Array or an ObjectBlockSource { length, readBlock }');
+      }
+      this.layout = objectLayout(object.length, options);
+      this.#read = (sbn, offset, length) => object.readBlock(sbn, offset, length);
+    }
     ({ coder: this.#coder, zero: this.#zero } = makeCoder(this.layout, options.coder));
   }
 
@@ -341,9 +384,16 @@ export class ObjectEncoder {
     return esi < k ? shards[esi]! : this.#coder.encodeIndex(shards, esi - k);
   }
 
+  /** Block `sbn`'s object bytes, from the array or the block source (checked). */
   #blockBytes(sbn: number): Uint8Array {
-    const start = sbn * this.layout.sourceSymbols * this.layout.symbolSize;
-    return this.#object.subarray(start, start + blockLength(this.layout, sbn));
+    const offset = sbn * this.layout.sourceSymbols * this.layout.symbolSize;
+    const length = blockLength(this.layout, sbn);
+    const bytes = this.#read(sbn, offset, length);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`readBlock(${sbn}) must return a Uint8Array`);
+    if (bytes.length !== length) {
+      throw new FecError('GS_ERR_FEC_SHARD_SIZE', `readBlock(${sbn}, ${offset}, ${length}) returned ${bytes.length} bytes, block ${sbn} has ${length}`);
+    }
+    return bytes;
   }
 
   /**
@@ -416,17 +466,50 @@ interface PendingBlock {
 }
 
 /**
+ * Options of {@link ObjectDecoder}: the object's code, and what to do with
+ * decoded blocks.
+ * @public
+ */
+export interface ObjectDecoderOptions extends ObjectCodeOptions {
+  /**
+   * Receives each block the moment it is decoded, and the decoder keeps
+   * nothing of it: only one bit saying it is complete (so late symbols of
+   * the block are still ignored). `bytes` is the block's object bytes (the
+   * last block without its padding), a new array the callback owns; write it
+   * at offset `sbn · k · symbolSize`. With it, the decoder holds only the
+   * symbols of blocks still incomplete, never decoded blocks, so an object
+   * larger than memory can be received; {@link ObjectDecoder.block} and
+   * {@link ObjectDecoder.object} then throw.
+   *
+   * Called synchronously from inside {@link ObjectDecoder.add}, exactly once
+   * per block. If it throws, `add` throws that error, and the block still
+   * counts as complete (its bytes are gone).
+   *
+   * Default: none; decoded blocks are kept until {@link ObjectDecoder.object}.
+   */
+  readonly onBlock?: (sbn: number, bytes: Uint8Array) => void;
+}
+
+/**
  * Rebuilds an object from symbols arriving in any order, with losses and
  * duplicates: each block is decoded as soon as it has as many distinct
  * symbols as it has real source symbols, and its symbols are then dropped.
+ * Decoded blocks are kept for {@link ObjectDecoder.object}, or, with the
+ * `onBlock` option, handed to the caller at once and not kept.
  *
  * FEC proves nothing about authenticity: authenticate every symbol before
- * {@link ObjectDecoder.add} and check the digest of {@link ObjectDecoder.object}.
+ * {@link ObjectDecoder.add} and check the digest of what comes out.
  *
  * @example
  * ```ts
  * const dec = new ObjectDecoder(size, { symbolSize: 1400, sourceSymbols: 64, repairSymbols: 8, coder: createReedSolomon });
  * onPacket((fecInfo, payload) => { if (dec.add(fecInfo, payload).complete) done(dec.object()); });
+ * ```
+ * @example A large object written to disk block by block, never held whole:
+ * ```ts
+ * const blockBytes = 64 * 1400;
+ * const dec = new ObjectDecoder(size, { ...options, onBlock: (sbn, bytes) => fs.writeSync(fd, bytes, 0, bytes.length, sbn * blockBytes) });
+ * onPacket((fecInfo, payload) => { if (dec.add(fecInfo, payload).complete) done(); });
  * ```
  * @public
  */
@@ -436,18 +519,27 @@ export class ObjectDecoder {
   readonly #coder: ErasureCoder;
   readonly #zero: Uint8Array;
   readonly #pending = new Map<number, PendingBlock>();
-  readonly #done: (Uint8Array | undefined)[];
+  /** One bit per block: decoded. */
+  readonly #doneBits: Uint8Array;
+  /** Decoded block bytes, by sbn; null when they go to `onBlock` instead. */
+  readonly #kept: (Uint8Array | undefined)[] | null;
+  readonly #onBlock: ((sbn: number, bytes: Uint8Array) => void) | undefined;
   #completeBlocks = 0;
 
   /**
    * @param length - the object's true length in bytes (from the announcement)
    * @throws FecError `GS_ERR_FEC_INVALID_PARAMS` for bad options or a length
-   * needing more than 65,536 blocks; the coder's own errors for a symbol size it refuses.
+   * needing more than 65,536 blocks; the coder's own errors for a symbol size
+   * it refuses. `TypeError` for an `onBlock` that is not a function.
    */
-  constructor(length: number, options: ObjectCodeOptions) {
+  constructor(length: number, options: ObjectDecoderOptions) {
     this.layout = objectLayout(length, options);
+    const onBlock = options.onBlock;
+    if (onBlock !== undefined && typeof onBlock !== 'function') throw new TypeError('onBlock must be a function (sbn, bytes) => void');
     ({ coder: this.#coder, zero: this.#zero } = makeCoder(this.layout, options.coder));
-    this.#done = new Array<Uint8Array | undefined>(this.layout.blockCount);
+    this.#doneBits = new Uint8Array(Math.ceil(this.layout.blockCount / 8));
+    this.#onBlock = onBlock;
+    this.#kept = onBlock ? null : new Array<Uint8Array | undefined>(this.layout.blockCount);
   }
 
   /** True once every block is decoded (at once for an empty object). */
@@ -458,6 +550,22 @@ export class ObjectDecoder {
   /** Number of blocks decoded so far. */
   get completeBlocks(): number {
     return this.#completeBlocks;
+  }
+
+  /**
+   * Decoded blocks whose bytes this decoder holds: {@link ObjectDecoder.completeBlocks}
+   * without `onBlock`, always 0 with it.
+   */
+  get retainedBlocks(): number {
+    return this.#kept ? this.#completeBlocks : 0;
+  }
+
+  /**
+   * Blocks that have some symbols but are not decoded yet: each holds copies
+   * of the symbols received for it (fewer than its source symbol count).
+   */
+  get pendingBlocks(): number {
+    return this.#pending.size;
   }
 
   /**
@@ -476,10 +584,10 @@ export class ObjectDecoder {
       sbn,
       esi,
       accepted,
-      blockComplete: this.#done[sbn] !== undefined,
+      blockComplete: this.#isDone(sbn),
       complete: this.complete,
     });
-    if (this.#done[sbn] !== undefined) return result(false);
+    if (this.#isDone(sbn)) return result(false);
     let block = this.#pending.get(sbn);
     if (!block) {
       block = { shards: new Array<Uint8Array | null>(this.#coder.totalShards).fill(null), received: 0 };
@@ -495,7 +603,7 @@ export class ObjectDecoder {
   /** True once block `sbn` is decoded. @throws FecError `GS_ERR_FEC_BAD_INDEX` for a block outside the object. */
   isBlockComplete(sbn: number): boolean {
     blockSourceSymbols(this.layout, sbn);
-    return this.#done[sbn] !== undefined;
+    return this.#isDone(sbn);
   }
 
   /**
@@ -505,14 +613,14 @@ export class ObjectDecoder {
    */
   needed(sbn: number): number {
     const kb = blockSourceSymbols(this.layout, sbn);
-    if (this.#done[sbn] !== undefined) return 0;
+    if (this.#isDone(sbn)) return 0;
     return kb - (this.#pending.get(sbn)?.received ?? 0);
   }
 
   /** Numbers of the blocks not yet decoded, ascending. */
   missingBlocks(): number[] {
     const out: number[] = [];
-    for (let sbn = 0; sbn < this.layout.blockCount; sbn++) if (this.#done[sbn] === undefined) out.push(sbn);
+    for (let sbn = 0; sbn < this.layout.blockCount; sbn++) if (!this.#isDone(sbn)) out.push(sbn);
     return out;
   }
 
@@ -520,22 +628,24 @@ export class ObjectDecoder {
    * The object bytes of decoded block `sbn` (the last block without its
    * padding). A view: do not modify.
    * @throws FecError `GS_ERR_FEC_BAD_INDEX` for a block outside the object,
-   * `GS_ERR_FEC_TOO_FEW_SHARDS` when it is not decoded yet.
+   * `GS_ERR_FEC_TOO_FEW_SHARDS` when it is not decoded yet,
+   * `GS_ERR_FEC_INVALID_PARAMS` with `onBlock` (blocks went there, none is kept).
    */
   block(sbn: number): Uint8Array {
     const need = this.needed(sbn);
-    const bytes = this.#done[sbn];
-    if (bytes === undefined) {
+    if (need > 0) {
       throw new FecError('GS_ERR_FEC_TOO_FEW_SHARDS', `block ${sbn} is not decoded yet: it needs ${need} more symbols`);
     }
-    return bytes;
+    return this.#kept ? this.#kept[sbn]! : this.#released(`block ${sbn}`);
   }
 
   /**
    * The whole object, exactly `length` bytes, in a new array.
-   * @throws FecError `GS_ERR_FEC_TOO_FEW_SHARDS` while a block is missing.
+   * @throws FecError `GS_ERR_FEC_TOO_FEW_SHARDS` while a block is missing,
+   * `GS_ERR_FEC_INVALID_PARAMS` with `onBlock` (blocks went there, none is kept).
    */
   object(): Uint8Array {
+    if (!this.#kept) return this.#released('the object');
     if (!this.complete) {
       const missing = this.missingBlocks();
       throw new FecError(
@@ -545,11 +655,19 @@ export class ObjectDecoder {
     }
     const out = new Uint8Array(this.layout.length);
     const blockBytes = this.layout.sourceSymbols * this.layout.symbolSize;
-    this.#done.forEach((bytes, sbn) => out.set(bytes!, sbn * blockBytes));
+    this.#kept.forEach((bytes, sbn) => out.set(bytes!, sbn * blockBytes));
     return out;
   }
 
-  /** Decode a block that has enough symbols, keep its bytes, drop its symbols. */
+  #released(what: string): never {
+    throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `${what}: this decoder hands each block to onBlock and keeps none`);
+  }
+
+  #isDone(sbn: number): boolean {
+    return (this.#doneBits[sbn >>> 3]! & (1 << (sbn & 7))) !== 0;
+  }
+
+  /** Decode a block that has enough symbols, drop its symbols, keep its bytes or hand them to `onBlock`. */
   #decode(sbn: number, block: PendingBlock): void {
     const k = this.layout.sourceSymbols;
     const kb = blockSourceSymbols(this.layout, sbn);
@@ -562,8 +680,10 @@ export class ObjectDecoder {
     const bytes = new Uint8Array(length);
     const t = this.layout.symbolSize;
     for (let esi = 0; esi < kb; esi++) bytes.set(shards[esi]!.subarray(0, Math.min(t, length - esi * t)), esi * t);
-    this.#done[sbn] = bytes;
+    this.#doneBits[sbn >>> 3]! |= 1 << (sbn & 7);
     this.#pending.delete(sbn);
     this.#completeBlocks++;
+    if (this.#kept) this.#kept[sbn] = bytes;
+    else this.#onBlock!(sbn, bytes);
   }
 }
