@@ -5,3 +5,4 @@
  * @packageDocumentation
  */
 export * from './store/index.js';
+export * from './pki.js';
