@@ -5,6 +5,7 @@ const entry = {
   index: 'src/index.ts',
   'session/index': 'src/session/index.ts',
   'transport/index': 'src/transport/index.ts',
+  'relay/index': 'src/relay/index.ts',
   'socket/index': 'src/socket/index.ts',
   'fec/index': 'src/fec/index.ts',
   'keyaddress/index': 'src/keyaddress/index.ts',

@@ -34,7 +34,7 @@ cpSync(esmTypes, cjsTypes, { recursive: true });
   }
 })(cjsTypes);
 
-const entries = ['index', 'session/index', 'transport/index', 'socket/index', 'fec/index', 'keyaddress/index', 'delivery/index'];
+const entries = ['index', 'session/index', 'transport/index', 'relay/index', 'socket/index', 'fec/index', 'keyaddress/index', 'delivery/index'];
 for (const entry of entries) {
   const stub = join(dist, entry);
   mkdirSync(dirname(stub), { recursive: true });

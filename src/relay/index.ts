@@ -1,8 +1,21 @@
 /**
- * The gateway system (design, system 1): the controller's server database
- * and the operator's PKI, with the controller and gateway engines to follow.
+ * The gateway system (design, system 1): the controller (directory and
+ * load balancer, with its server database), the gateways that relay, the
+ * balancing strategies, tokens and tickets, the operator's PKI, and the
+ * server and client endpoints the socket API is built on.
  *
  * @packageDocumentation
  */
+export * from '../errors/index.js';
 export * from './store/index.js';
 export * from './pki.js';
+export { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+export { leastSessionsStrategy, weightedLoadStrategy, type BalancingStrategy, type GatewayLoad, type LoadWeights } from './balancing.js';
+export { Controller, DEFAULT_CONTROLLER_OPTIONS, type ControllerEvents, type ControllerOptions, type GatewayStatus } from './controller.js';
+export { DEFAULT_GATEWAY_OPTIONS, GATEWAY_RELAY_CHANNEL, Gateway, type GatewayEvents, type GatewayOptions } from './gateway.js';
+export type { LinkOptions } from './link.js';
+export { silentLogger, type RelayLogger } from './log.js';
+export type { GatewayAddress, ServerInfo } from './messages.js';
+export type { RelayEndpointOptions } from './endpoint-options.js';
+export { ServerEndpoint, type RelayConnectionInfo, type ServerEndpointEvents, type ServerEndpointOptions } from './server-endpoint.js';
+export { relayConnect, type RelayConnection } from './client-endpoint.js';

@@ -1,0 +1,81 @@
+/**
+ * A client's side of the gateway system: look the PCID up at the
+ * controller, open a client session to the gateway holding that server,
+ * present the ticket, take the one connection the gateway opens, and —
+ * unless turned off — run the end-to-end handshake through it, in which the
+ * server must prove the certificate whose hash is the MSID the controller
+ * gave. The result is a byte stream to the server application.
+ */
+import { SessionError } from '../errors/index.js';
+import { certificateVerifier, secureConnect, type ByteStream, type MuxConnection, type VerifiedCertificate } from '../session/index.js';
+import { checkEndpointOptions, endpointIdentity, type RelayEndpointOptions } from './endpoint-options.js';
+import { dialLink, type Link } from './link.js';
+import { METHOD, parseConnectReply, parseLookupReply } from './messages.js';
+import { decodeRelayOpen } from './relay-open.js';
+import type { RelayConnectionInfo } from './server-endpoint.js';
+import { checkPcid } from './store/index.js';
+
+/**
+ * A connection made by {@link relayConnect}.
+ * @public
+ */
+export interface RelayConnection {
+  /** Bytes to and from the server application. */
+  readonly stream: ByteStream;
+  readonly info: RelayConnectionInfo & { readonly pcid: string };
+}
+
+/**
+ * Connect to the server named `pcid` through the gateway system.
+ * Rejects with `GS_ERR_UNKNOWN_PCID` or `GS_ERR_SERVER_OFFLINE` from the
+ * controller, a token error from the gateway, or a certificate error if the
+ * server fails the end-to-end check. `socket`'s `clientConnect` is built on it.
+ * @public
+ */
+export async function relayConnect(pcid: string, options: RelayEndpointOptions): Promise<RelayConnection> {
+  checkEndpointOptions(options);
+  checkPcid(pcid);
+  const identity = endpointIdentity(options);
+  const endToEnd = options.endToEnd ?? true;
+  const crypto = options.link?.backend;
+  const ctl = await dialLink(options.controller, identity, certificateVerifier({ roots: options.roots, role: 'controller', crypto }), options.link);
+  let lookup;
+  try {
+    lookup = parseLookupReply(await ctl.rpc.request(METHOD.lookup, { pcid }));
+  } finally {
+    void ctl.session.close();
+  }
+  const verifyGateway = certificateVerifier({ roots: options.roots, role: 'gateway', expectMsid: lookup.gateway.msid, crypto });
+  // The gateway opens the connection before it replies, so it is here by the time the reply is.
+  const opened = new Map<number, MuxConnection>();
+  const gw: Link<VerifiedCertificate> = await dialLink(lookup.gateway.address, identity, verifyGateway, options.link, (l) =>
+    l.session.on('connection', (conn, metadata) => {
+      try {
+        opened.set(decodeRelayOpen(metadata).connectionId, conn);
+      } catch (error) {
+        conn.destroy(error as Error);
+      }
+    }),
+  );
+  try {
+    const { connectionId } = parseConnectReply(
+      await gw.rpc.request(METHOD.connect, { msid: lookup.msid, ticket: Buffer.from(lookup.ticket).toString('base64url'), endToEnd }),
+    );
+    const conn = opened.get(connectionId);
+    if (!conn) throw new SessionError('GS_ERR_PROTOCOL', `the gateway replied with connection ${connectionId} but opened no such connection`);
+    // One client session carries one connection: when it is done, so is the session.
+    conn.on('close', () => void gw.session.close());
+    const info = { connectionId, peerMsid: lookup.msid, endToEnd, gateway: lookup.gateway.msid, pcid };
+    if (!endToEnd) return { stream: conn, info };
+    const stream = await secureConnect(conn, {
+      identity,
+      verifyPeer: certificateVerifier({ role: 'server', expectMsid: lookup.msid, allowSelfSignedServer: true, crypto }),
+      backend: crypto,
+      handshakeTimeoutMs: options.link?.handshakeTimeoutMs,
+    });
+    return { stream, info };
+  } catch (error) {
+    gw.session.destroy();
+    throw error;
+  }
+}
