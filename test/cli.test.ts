@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, exitStatusOf } from '../src/cli/errors.js';
 import { CryptoError } from '../src/errors/index.js';
+import { certificateFromPem, msidOf, verifyCertificateChain } from '../src/session/index.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const main = join(repo, 'dist/cli/main.js');
@@ -92,6 +93,10 @@ describe('gatesock demo', () => {
     [['demo', '--bytes', '0'], ['--bytes must be a positive integer']],
     [['demo', '--backend', 'rot13'], ['--backend', 'rot13']],
     [['identity', 'init'], ["missing required argument 'dir'"]],
+    [['pki', 'init'], ["missing required argument 'dir'"]],
+    [['pki', 'init', 'x', '--gateways', '-1'], ['--gateways must be an integer ≥ 0']],
+    [['pki', 'init', 'x', '--days', '0'], ['--days must be a positive integer']],
+    [['pki', 'add-gateway', 'x'], ["missing required argument 'name'"]],
   ])('gatesock %j exits with the usage status', async (args, named) => {
     const r = await gatesock(args, 10_000);
     expect(r.status).toBe(EXIT.usage);
@@ -121,6 +126,7 @@ describe('gatesock --version and --help', () => {
     expect(r.status).toBe(EXIT.ok);
     expect(r.stdout).toMatch(/^\s+demo\b/m);
     expect(r.stdout).toMatch(/^\s+identity\b/m);
+    expect(r.stdout).toMatch(/^\s+pki\b/m);
     const line = /^Exit status: (.*)$/m.exec(r.stdout)?.[1];
     expect(line, 'an "Exit status:" line').toBeDefined();
     const listed = [...line!.matchAll(/(\d+) [a-z]/g)].map((m) => Number(m[1]));
@@ -167,5 +173,52 @@ describe('gatesock identity init', () => {
     expect(r.status).toBe(exitStatusOf(new CryptoError('GS_ERR_BAD_KEY', '')));
     // A new key would mean a new MSID: the CLI must never replace a broken one silently.
     expect(readFileSync(join(dir, 'key.pem'), 'utf8')).toBe('not a key\n');
+  });
+});
+
+describe('gatesock pki init and add-gateway', () => {
+  it('writes a root CA, a controller and gateways, prints each MSID, refuses to overwrite without --force', async () => {
+    const dir = join(work, 'pki'); // does not exist yet
+    const r = await gatesock(['pki', 'init', dir, '--gateways', '3', '--days', '30'], 10_000);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(EXIT.ok);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`wrote ${dir}`);
+    const root = msidAfter(r.stdout, 'root CA');
+    expect(r.stdout).toMatch(new RegExp(`^root CA\\s+${root}  root/cert\\.pem, root/key\\.pem$`, 'm'));
+    const controller = msidAfter(r.stdout, 'controller');
+    const gateways = ['gateway-1', 'gateway-2', 'gateway-3'].map((g) => msidAfter(r.stdout, g));
+    expect(new Set([root, controller, ...gateways]).size).toBe(5);
+    expect(lines.at(-1)).toMatch(/^Ship root\/cert\.pem with applications; keep root\/key\.pem offline/);
+
+    // What it printed is what it wrote: each MSID is its certificate's, each key 0600.
+    for (const [name, msid] of [['root', root], ['controller', controller], ['gateway-3', gateways[2]!]] as const) {
+      expect(msidOf(certificateFromPem(readFileSync(join(dir, name, 'cert.pem'), 'utf8')))).toBe(msid);
+      expect(statSync(join(dir, name, 'key.pem')).mode & 0o777).toBe(0o600);
+    }
+    const controllerCert = certificateFromPem(readFileSync(join(dir, 'controller', 'cert.pem'), 'utf8'));
+    const rootCert = certificateFromPem(readFileSync(join(dir, 'root', 'cert.pem'), 'utf8'));
+    expect(verifyCertificateChain([controllerCert], { roots: [rootCert], role: 'controller' }).role).toBe('controller');
+    const days = (controllerCert.notAfter.getTime() - Date.now()) / 86_400_000;
+    expect(Math.round(days)).toBe(30);
+
+    const again = await gatesock(['pki', 'init', dir], 10_000);
+    expect(again.status).toBe(EXIT.config);
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toMatch(/^gatesock: GS_ERR_INVALID_OPTION: directory .* already holds a PKI .*--force/);
+    expect(msidOf(certificateFromPem(readFileSync(join(dir, 'root', 'cert.pem'), 'utf8')))).toBe(root);
+
+    const add = await gatesock(['pki', 'add-gateway', dir, 'gateway-4'], 10_000);
+    expect(add.stderr).toBe('');
+    expect(add.status).toBe(EXIT.ok);
+    const g4 = msidAfter(add.stdout, 'gateway-4');
+    expect(add.stdout).toBe(`${'gateway-4'.padEnd(12)}${g4}  gateway-4/cert.pem, gateway-4/key.pem\n`);
+    const g4Cert = certificateFromPem(readFileSync(join(dir, 'gateway-4', 'cert.pem'), 'utf8'));
+    expect(msidOf(verifyCertificateChain([g4Cert], { roots: [rootCert], role: 'gateway' }))).toBe(g4);
+
+    const forced = await gatesock(['pki', 'init', dir, '--force', '--gateways', '1'], 10_000);
+    expect(forced.status).toBe(EXIT.ok);
+    expect(msidAfter(forced.stdout, 'root CA')).not.toBe(root);
+    expect(existsSync(join(dir, 'gateway-4', 'cert.pem'))).toBe(false);
   });
 });

@@ -6,6 +6,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { createRequire } from 'node:module';
+import { relative, resolve } from 'node:path';
+import { PKI_DEFAULTS, addGateway, initPki, type PkiIdentityFiles } from '../relay/index.js';
 import { loadOrCreateServerIdentity, msidOf, parseCertificate } from '../session/index.js';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
 import { EXIT, reportError } from './errors.js';
@@ -61,6 +63,47 @@ identity
   .action(async (dir: string) => {
     const id = await loadOrCreateServerIdentity(dir);
     console.log(msidOf(parseCertificate(id.certificateChain[0]!)));
+  });
+
+function nonNegativeInteger(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
+    return n;
+  };
+}
+
+/** One line per identity: label, MSID, and its two files relative to the PKI folder. */
+function pkiLine(label: string, files: PkiIdentityFiles, directory: string): string {
+  const rel = (p: string) => relative(directory, p) || p;
+  return `${label.padEnd(12)}${files.msid}  ${rel(files.certificatePath)}, ${rel(files.keyPath)}`;
+}
+
+const pki = program.command('pki').description("the gateway system's PKI: a root CA and the controller and gateway certificates it signs");
+pki
+  .command('init')
+  .description('create a root CA, a controller certificate and gateway certificates in a folder, and print their MSIDs')
+  .argument('<dir>', 'folder for root/, controller/ and gateway-N/ (each with cert.pem and key.pem)')
+  .option('--gateways <n>', 'gateway certificates to make', nonNegativeInteger('--gateways'), PKI_DEFAULTS.gateways)
+  .option('--days <n>', 'days every certificate is valid', integer('--days'), PKI_DEFAULTS.validDays)
+  .option('--force', 'replace a PKI already in the folder (certificates signed by the old root stop working)')
+  .action(async (dir: string, o: { gateways: number; days: number; force?: boolean }) => {
+    const layout = await initPki({ directory: dir, gateways: o.gateways, validDays: o.days, force: o.force === true });
+    console.log(`wrote ${layout.directory}`);
+    console.log(pkiLine('root CA', layout.root, layout.directory));
+    console.log(pkiLine('controller', layout.controller, layout.directory));
+    for (const g of layout.gateways) console.log(pkiLine(g.name, g, layout.directory));
+    console.log(`Ship ${relative(layout.directory, layout.root.certificatePath)} with applications; keep ${relative(layout.directory, layout.root.keyPath)} offline (\`gatesock pki add-gateway\` needs it).`);
+  });
+pki
+  .command('add-gateway')
+  .description("issue one more gateway certificate into DIR/NAME, signed by the root key in DIR/root")
+  .argument('<dir>', 'the folder `gatesock pki init` made')
+  .argument('<name>', 'the gateway\'s name and folder, e.g. gateway-3')
+  .option('--days <n>', "days the certificate is valid (default: 3650, or what is left of the root's validity)", integer('--days'))
+  .action(async (dir: string, name: string, o: { days?: number }) => {
+    const files = await addGateway(dir, name, o.days === undefined ? {} : { validDays: o.days });
+    console.log(pkiLine(name, files, resolve(dir)));
   });
 
 try {
