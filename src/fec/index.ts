@@ -14,9 +14,9 @@
 export type { ErasureCoder } from './coder.js';
 export { GF256_POLYNOMIAL, gfDiv, gfInv, gfMul, gfPow } from './gf256.js';
 export { mul, mulAdd, xorInto } from './gf256-kernel.js';
-export { RS8_MAX_SHARDS, ReedSolomon, createReedSolomon, type ReedSolomonOptions } from './reed-solomon.js';
+export { RS8_MAX_SHARDS, ReedSolomon, createReedSolomon, type ReconstructOptions, type ReedSolomonOptions } from './reed-solomon.js';
 export { ProgressiveDecoder, StreamingEncoder } from './streaming.js';
-export { ParallelReedSolomon, createParallelReedSolomon, type ParallelReedSolomonOptions } from './parallel.js';
+export { ParallelReedSolomon, createParallelReedSolomon, type ParallelReedSolomonOptions, type ReconstructBlocksOptions } from './parallel.js';
 export { GF65536_ORDER, GF65536_POLY, gf65536Div, gf65536Exp, gf65536Inv, gf65536Log, gf65536Mul } from './gf65536.js';
 export { RS16_MAX_SHARDS, ReedSolomon16, createReedSolomon16 } from './reed-solomon16.js';
 export {

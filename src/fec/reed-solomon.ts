@@ -53,6 +53,7 @@ import {
   checkParityOutputs,
   checkReconstructShards,
   checkShard,
+  reconstructOutputs,
 } from './rs8-support.js';
 
 /**
@@ -71,6 +72,27 @@ export interface ReedSolomonOptions {
    * recently used dropped first. Default 32; 0 disables the cache.
    */
   readonly decodeCacheSize?: number;
+}
+
+/**
+ * Options of `reconstruct` ({@link ReedSolomon.reconstruct},
+ * {@link ParallelReedSolomon.reconstruct}).
+ * @public
+ */
+export interface ReconstructOptions {
+  /** Fill only the missing data shards, not the missing parity shards. Default false. */
+  readonly dataOnly?: boolean;
+  /**
+   * Where to write the shards it fills: one entry per slot of `shards`
+   * (`k + m`); for a slot that is filled, its entry, when given, is written
+   * and put into `shards` instead of a fresh array (same length as the
+   * shards, sharing no memory with a present shard or another output).
+   * Entries of slots that are present, or not filled (parity with
+   * `dataOnly`), are not looked at. With {@link ParallelReedSolomon},
+   * `SharedArrayBuffer`-backed outputs are written by the worker threads
+   * directly, with no copy. Default: fresh arrays.
+   */
+  readonly into?: readonly (Uint8Array | null | undefined)[];
 }
 
 /**
@@ -231,37 +253,37 @@ export class ReedSolomon implements ErasureCoder {
 
   /**
    * Fill the missing entries of `shards` (length `k + m`, missing =
-   * `undefined`/`null`) from `k` present ones, in place, with fresh arrays;
-   * with `dataOnly`, only the data shards. Returns `shards`.
+   * `undefined`/`null`) from `k` present ones, in place, with fresh arrays
+   * (or the arrays of `options.into`); with `dataOnly`, only the data
+   * shards. Returns `shards`.
    *
    * Uses the lowest-numbered `k` present shards (data first: fewest
    * multiplications); other present shards are not read, nor checked
    * against the result — call {@link ReedSolomon.verify} for that.
    * Throws `GS_ERR_FEC_TOO_FEW_SHARDS` with fewer than `k` present,
    * `GS_ERR_FEC_SHARD_SIZE` when present shards differ in length or one is
-   * empty.
+   * empty (or an `into` array has another length), `GS_ERR_FEC_INVALID_PARAMS`
+   * when an `into` array overlaps a present shard or another one.
    */
-  reconstruct(shards: (Uint8Array | null | undefined)[], options: { dataOnly?: boolean } = {}): Uint8Array[] {
+  reconstruct(shards: (Uint8Array | null | undefined)[], options: ReconstructOptions = {}): Uint8Array[] {
     const k = this.dataShards;
     const { len, chosen } = checkReconstructShards(shards, k, this.totalShards);
     const missingData: number[] = [];
     for (let j = 0; j < k; j++) if (shards[j] == null) missingData.push(j);
+    const missingParity: number[] = [];
+    if (!options.dataOnly) for (let i = 0; i < this.parityShards; i++) if (shards[k + i] == null) missingParity.push(i);
+    const outs = reconstructOutputs('reconstruct', options.into, shards, [...missingData, ...missingParity.map((i) => k + i)], len);
     if (missingData.length > 0) {
       const inverse = this.#decoder.inverse(chosen);
       const rows = missingData.map((j) => inverse[j]!);
-      const outs = missingData.map(() => new Uint8Array(len));
-      combine(rows, chosen.map((i) => shards[i]!), outs, len);
+      combine(rows, chosen.map((i) => shards[i]!), outs.slice(0, rows.length), len);
       missingData.forEach((j, r) => (shards[j] = outs[r]!));
     }
-    if (!options.dataOnly) {
+    if (missingParity.length > 0) {
       const data = shards.slice(0, k) as Uint8Array[];
-      const missingParity: number[] = [];
-      for (let i = 0; i < this.parityShards; i++) if (shards[k + i] == null) missingParity.push(i);
-      if (missingParity.length > 0) {
-        const outs = missingParity.map(() => new Uint8Array(len));
-        combine(missingParity.map((i) => this.#parity[i]!), data, outs, len);
-        missingParity.forEach((i, r) => (shards[k + i] = outs[r]!));
-      }
+      const parityOuts = outs.slice(missingData.length);
+      combine(missingParity.map((i) => this.#parity[i]!), data, parityOuts, len);
+      missingParity.forEach((i, r) => (shards[k + i] = parityOuts[r]!));
     }
     return shards as Uint8Array[];
   }

@@ -187,6 +187,282 @@ describe('ParallelReedSolomon reconstruct', () => {
   });
 });
 
+/** A block with up to m shards lost (seeded picks), as ReedSolomon would be given it. */
+function holed(full: readonly Uint8Array[], m: number, picks: readonly number[]): (Uint8Array | null)[] {
+  const lost = new Set(picks.slice(0, m).map((x) => x % full.length));
+  return full.map((s, i) => (lost.has(i) ? null : s));
+}
+
+describe('ParallelReedSolomon reconstruct into caller outputs', () => {
+  it('writes the shards it fills into `into` (shared or not), with ReedSolomon’s bytes; ReedSolomon takes `into` too', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 40_000 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer(),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (k, m, len, shared, dataOnly, seed, picks) => {
+          const rs = new ReedSolomon(k, m);
+          const p = createParallelReedSolomon(k, m, { workerUrl, threads: 2, minShardLength: 0 });
+          try {
+            const data = shards(k, len, seed);
+            const full = [...data, ...rs.encode(data)];
+            const expected = rs.reconstruct(holed(full, m, picks), { dataOnly });
+            for (const codec of [rs, p]) {
+              const into = shards(k + m, len, seed + 5, shared);
+              const got = holed(full, m, picks);
+              const missing = got.map((s, i) => (s === null ? i : -1)).filter((i) => i >= 0);
+              await codec.reconstruct(got, { dataOnly, into });
+              expect(same(got.filter(Boolean), expected.filter(Boolean))).toBe(true);
+              for (const i of missing) {
+                if (dataOnly && i >= k) expect(got[i]).toBeNull();
+                else expect(got[i]).toBe(into[i]); // written in place, no fresh array
+              }
+            }
+          } finally {
+            await p.close();
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+});
+
+/** Blocks of random lengths (some long enough to be cut into chunks), ordinary or shared. */
+function batch(k: number, lens: readonly number[], seed: number, shared: (b: number) => boolean): Uint8Array[][] {
+  return lens.map((len, b) => shards(k, len, seed + b * 7919, shared(b)));
+}
+
+describe('ParallelReedSolomon encodeBlocks', () => {
+  it('gives ReedSolomon’s parity for every block of random batches (lengths, shared or not, into given outputs or fresh)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 24 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 8000, max: 30_000 })), { minLength: 0, maxLength: 12 }),
+        fc.integer(),
+        fc.boolean(),
+        async (k, m, lens, seed, into) => {
+          const p = createParallelReedSolomon(k, m, { workerUrl, threads: 2, minShardLength: 0 });
+          const rs = new ReedSolomon(k, m);
+          try {
+            const blocks = batch(k, lens, seed, (b) => (seed + b) % 3 === 0);
+            const expected = blocks.map((d) => rs.encode(d));
+            const outputs = into ? lens.map((len, b) => shards(m, len, seed - b, (seed + b) % 2 === 0)) : undefined;
+            const got = await p.encodeBlocks(blocks, outputs);
+            expect(got.length).toBe(blocks.length);
+            got.forEach((parity, b) => {
+              expect(same(parity, expected[b]!)).toBe(true);
+              if (outputs) expect(parity).toBe(outputs[b]);
+            });
+            // Data only read.
+            expect(blocks.every((d, b) => same(d, batch(k, lens, seed, () => false)[b]!))).toBe(true);
+          } finally {
+            await p.close();
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('spreads a batch of RS(64,8) x 1,400 B blocks over the workers (default threads and threshold)', async () => {
+    const p = codec(64, 8);
+    const rs = new ReedSolomon(64, 8);
+    const blocks = batch(64, Array.from({ length: 48 }, () => 1400), 11, (b) => b % 2 === 0);
+    expect(48 * 1400).toBeGreaterThanOrEqual(p.minShardLength);
+    const got = await p.encodeBlocks(blocks);
+    blocks.forEach((d, b) => expect(same(got[b]!, rs.encode(d))).toBe(true));
+    expect(p.runningWorkers).toBe(p.threads);
+    expect(p.piecesOnWorkers).toBeGreaterThan(0); // the workers computed some blocks, copied back exactly
+  });
+
+  it('runs a batch below the threshold, and an empty one, in this thread', async () => {
+    const p = codec(64, 8, { threads: 2 });
+    const rs = new ReedSolomon(64, 8);
+    expect(await p.encodeBlocks([])).toEqual([]);
+    const blocks = batch(64, [1400, 1400, 1400], 3, () => false);
+    const got = await p.encodeBlocks(blocks);
+    blocks.forEach((d, b) => expect(same(got[b]!, rs.encode(d))).toBe(true));
+    expect(p.runningWorkers).toBe(0);
+    expect(p.piecesOnWorkers).toBe(0);
+  });
+
+  it('serves concurrent batches without mixing their buffers, and works after close()', async () => {
+    const p = createParallelReedSolomon(6, 3, { workerUrl, threads: 2, minShardLength: 0 });
+    const rs = new ReedSolomon(6, 3);
+    const batches = Array.from({ length: 5 }, (_, i) => batch(6, Array.from({ length: 9 }, (_, b) => 500 + 37 * b + i), i * 100, () => false));
+    const results = await Promise.all(batches.map((bs) => p.encodeBlocks(bs)));
+    batches.forEach((bs, i) => bs.forEach((d, b) => expect(same(results[i]![b]!, rs.encode(d))).toBe(true)));
+    await p.close();
+    const after = await p.encodeBlocks(batches[0]!);
+    batches[0]!.forEach((d, b) => expect(same(after[b]!, rs.encode(d))).toBe(true));
+    expect(p.runningWorkers).toBe(0);
+  });
+});
+
+describe('ParallelReedSolomon reconstructBlocks', () => {
+  it('gives ReedSolomon’s shards for every block of random batches (erasure patterns, dataOnly, into)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(fc.tuple(fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 8000, max: 20_000 })), fc.array(fc.nat(), { maxLength: 6 })), {
+          minLength: 0,
+          maxLength: 10,
+        }),
+        fc.integer(),
+        fc.boolean(),
+        fc.boolean(),
+        async (k, m, spec, seed, dataOnly, withInto) => {
+          const p = createParallelReedSolomon(k, m, { workerUrl, threads: 2, minShardLength: 0 });
+          const rs = new ReedSolomon(k, m);
+          try {
+            const fulls = batch(k, spec.map(([len]) => len), seed, (b) => b % 2 === 1).map((d) => [...d, ...rs.encode(d)]);
+            const expected = fulls.map((full, b) => rs.reconstruct(holed(full, m, spec[b]![1]), { dataOnly }));
+            const blocks = fulls.map((full, b) => holed(full, m, spec[b]![1]));
+            const into = withInto ? spec.map(([len], b) => (b % 3 === 2 ? null : shards(k + m, len, seed + b, b % 2 === 0))) : undefined;
+            const ret = await p.reconstructBlocks(blocks, { dataOnly, into });
+            expect(ret).toBe(blocks);
+            blocks.forEach((got, b) => {
+              expect(got.map((s) => s === null)).toEqual(expected[b]!.map((s) => s === null));
+              expect(same(got.filter(Boolean), expected[b]!.filter(Boolean))).toBe(true);
+              const given = into?.[b];
+              if (given) got.forEach((s, i) => holed(fulls[b]!, m, spec[b]![1])[i] === null && s && expect(s).toBe(given[i]));
+            });
+          } finally {
+            await p.close();
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('spreads a batch of RS(64,8) x 1,400 B blocks, m lost each, over the workers', async () => {
+    const p = codec(64, 8);
+    const rs = new ReedSolomon(64, 8);
+    const fulls = batch(64, Array.from({ length: 48 }, () => 1400), 5, () => true).map((d) => [...d, ...rs.encode(d)]);
+    const blocks = fulls.map((full, b) => full.map((s, i) => ((i + b) % 9 === 0 ? null : s)));
+    const before = p.piecesOnWorkers;
+    await p.reconstructBlocks(blocks);
+    blocks.forEach((got, b) => expect(same(got, fulls[b]!)).toBe(true));
+    expect(p.piecesOnWorkers).toBeGreaterThan(before);
+  });
+});
+
+describe('ParallelReedSolomon batch bad input', () => {
+  const k = 4;
+  const m = 2;
+  const len = 128;
+  const ok = (seed = 1) => shards(k, len, seed);
+  const full = (seed = 1) => {
+    const d = ok(seed);
+    return [...d, ...new ReedSolomon(k, m).encode(d)];
+  };
+
+  /** A bad block for ReedSolomon alone, and the same block in the middle of a batch of good ones. */
+  const blockCases: [string, (c: ReedSolomon) => unknown, (p: ParallelReedSolomon) => Promise<unknown>, string, string][] = [];
+  const encodeCase = (name: string, data: () => Uint8Array[], parity?: () => Uint8Array[]) =>
+    blockCases.push([
+      name,
+      (c) => c.encode(data(), parity?.()),
+      (p) => p.encodeBlocks([ok(2), data(), ok(3)], parity ? [shards(m, len, 4), parity(), shards(m, len, 5)] : undefined),
+      'encode: ',
+      'encodeBlocks: block 1: ',
+    ]);
+  const reconstructCase = (name: string, block: () => (Uint8Array | null)[], into?: () => (Uint8Array | null)[]) =>
+    blockCases.push([
+      name,
+      (c) => c.reconstruct(block(), { into: into?.() }),
+      (p) => p.reconstructBlocks([[null, ...full(2).slice(1)], block(), full(3)], { into: into ? [undefined, into(), null] : undefined }),
+      'reconstruct: ',
+      'reconstructBlocks: block 1: ',
+    ]);
+  encodeCase('too few data shards', () => ok().slice(1));
+  encodeCase('too many data shards', () => [...ok(), new Uint8Array(len)]);
+  encodeCase('mismatched lengths', () => [...ok().slice(1), new Uint8Array(len + 1)]);
+  encodeCase('an empty shard', () => [...ok().slice(1), new Uint8Array(0)]);
+  encodeCase('not a Uint8Array', () => [...ok().slice(1), [1, 2] as unknown as Uint8Array]);
+  encodeCase('parity of the wrong count', ok, () => [new Uint8Array(len)]);
+  encodeCase('parity of the wrong length', ok, () => [new Uint8Array(len), new Uint8Array(len - 1)]);
+  const d = ok();
+  encodeCase('parity overlapping its data', () => d, () => [d[2]!.subarray(0), new Uint8Array(len)]);
+  reconstructCase('too few shards', () => [...ok().slice(0, 3), null, null, null]);
+  reconstructCase('the wrong slot count', () => [...full(), null]);
+  reconstructCase('mismatched lengths', () => [null, ...full().slice(1, 5), new Uint8Array(len + 1)]);
+  reconstructCase('into of the wrong length', () => [null, ...full().slice(1)], () => [new Uint8Array(len + 1), null, null, null, null, null]);
+  reconstructCase('into of the wrong slot count', () => [null, ...full().slice(1)], () => [new Uint8Array(len)]);
+  const f = full();
+  reconstructCase('into overlapping a present shard', () => [null, ...f.slice(1)], () => [f[3]!, null, null, null, null, null]);
+  const two = new Uint8Array(2 * len);
+  reconstructCase(
+    'into overlapping another into',
+    () => [null, null, ...f.slice(2)],
+    () => [two.subarray(0, len), two.subarray(len / 2, len / 2 + len), null, null, null, null],
+  );
+
+  for (const [name, single, batched, theirPrefix, ourPrefix] of blockCases) {
+    it(`rejects a block with ${name}: ReedSolomon’s error naming the block, before starting any worker`, async () => {
+      const p = codec(k, m, { threads: 2, minShardLength: 0 });
+      const theirs = await caught(() => single(new ReedSolomon(k, m)));
+      const promise = batched(p);
+      expect(promise).toBeInstanceOf(Promise); // a rejection, not a synchronous throw
+      const ours = await caught(() => promise);
+      expect(theirs).toBeDefined();
+      expect((ours as Error).constructor).toBe((theirs as Error).constructor);
+      expect((ours as FecError).code).toBe((theirs as FecError).code);
+      expect((theirs as Error).message.startsWith(theirPrefix)).toBe(true);
+      expect((ours as Error).message).toBe(ourPrefix + (theirs as Error).message.slice(theirPrefix.length));
+      expect(p.runningWorkers).toBe(0);
+    });
+  }
+
+  it('the single-block reconstruct refuses bad `into` exactly as ReedSolomon', async () => {
+    const p = codec(k, m, { threads: 2, minShardLength: 0 });
+    for (const [, single] of blockCases.filter((c) => c[3] === 'reconstruct: ')) {
+      sameError(await caught(() => single(p as unknown as ReedSolomon)), await caught(() => single(new ReedSolomon(k, m))));
+    }
+    expect(p.runningWorkers).toBe(0);
+  });
+
+  it('rejects outputs overlapping another block’s shards, and batch shapes that do not match', async () => {
+    const p = codec(k, m, { threads: 2, minShardLength: 0 });
+    const a = ok(1);
+    const b = ok(2);
+    const expectCode = async (promise: Promise<unknown>, code: string, message: RegExp) => {
+      const e = await caught(() => promise);
+      expect(e).toBeInstanceOf(FecError);
+      expect((e as FecError).code).toBe(code);
+      expect((e as Error).message).toMatch(message);
+    };
+    await expectCode(p.encodeBlocks([a, b], [[new Uint8Array(len), new Uint8Array(len)], [a[1]!, new Uint8Array(len)]]), 'GS_ERR_FEC_INVALID_PARAMS', /^encodeBlocks: block 1 parity shard 0 overlaps block 0 data shard 1$/);
+    const shared = new Uint8Array(len);
+    await expectCode(p.encodeBlocks([a, b], [[shared, new Uint8Array(len)], [shared, new Uint8Array(len)]]), 'GS_ERR_FEC_INVALID_PARAMS', /parity shard 0 overlaps block . parity shard 0/);
+    await expectCode(p.encodeBlocks([a, b], [[new Uint8Array(len), new Uint8Array(len)]]), 'GS_ERR_FEC_TOO_FEW_SHARDS', /encodeBlocks: parity blocks: 1 given, need 2/);
+    const fa = full(1);
+    const fb = full(2);
+    await expectCode(
+      p.reconstructBlocks([[null, ...fa.slice(1)], [null, ...fb.slice(1)]], { into: [[fb[4]!, null, null, null, null, null], null] }),
+      'GS_ERR_FEC_INVALID_PARAMS',
+      /reconstructBlocks: block 0 into 0 overlaps block 1 shard 4/,
+    );
+    await expectCode(p.reconstructBlocks([[null, ...fa.slice(1)]], { into: [] }), 'GS_ERR_FEC_TOO_FEW_SHARDS', /reconstructBlocks: into blocks: 0 given, need 1/);
+    await expect(p.encodeBlocks('x' as never)).rejects.toBeInstanceOf(TypeError);
+    await expect(p.encodeBlocks([a, 'x' as never])).rejects.toBeInstanceOf(TypeError);
+    await expect(p.reconstructBlocks([null as never])).rejects.toBeInstanceOf(TypeError);
+    expect(p.runningWorkers).toBe(0);
+    // Read shards may share memory across blocks (the same zero shard in many blocks, say).
+    const zero = new Uint8Array(len);
+    const got = await p.encodeBlocks([[zero, zero, zero, zero], [zero, ...a.slice(1)]]);
+    expect(same(got[1]!, new ReedSolomon(k, m).encode([zero, ...a.slice(1)]))).toBe(true);
+  });
+});
+
 describe('ParallelReedSolomon bad input', () => {
   const k = 4;
   const m = 2;
