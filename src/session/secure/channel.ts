@@ -43,6 +43,12 @@ const MAX_RECORD_LEN = RECORD_PREFIX_LEN + NOISE_MAX_MESSAGE;
 const NodeBuffer = (globalThis as { Buffer?: { allocUnsafe(n: number): Uint8Array } }).Buffer;
 const allocUninitialized = (n: number): Uint8Array => (NodeBuffer ? NodeBuffer.allocUnsafe(n) : new Uint8Array(n));
 const PROLOGUE = new TextEncoder().encode('gatesock/1');
+/**
+ * Where a received record that spans transport chunks is joined before it is
+ * decrypted: one per process, as the mux's write batch, since a record is
+ * opened into fresh memory (the Aead contract) before anything else runs.
+ */
+let joinScratch: Uint8Array | undefined;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -483,7 +489,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   private pump(): void {
     try {
       while (!this.paused && !this.closed) {
-        const rec = this.reader.next();
+        const rec = this.reader.next((joinScratch ??= new Uint8Array(NOISE_MAX_MESSAGE)));
         if (!rec) break;
         const pt = this.receiveCipher.decryptWithAd(EMPTY, rec);
         if (++this.receivedRecords % this.rekeyInterval === 0) this.receiveCipher.rekey();

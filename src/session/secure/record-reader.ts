@@ -33,15 +33,26 @@ export class RecordReader {
     this.buffered += chunk.length;
   }
 
-  /** The next whole record, or undefined until more bytes arrive. Never holds more than one 64 KiB record plus one chunk. */
-  next(): Uint8Array | undefined {
+  /**
+   * The next whole record, or undefined until more bytes arrive. Never holds
+   * more than one 64 KiB record plus one chunk.
+   *
+   * A record that lies within one chunk comes back as a view of it. One that
+   * spans chunks must be joined: into `scratch` when given (65,535 bytes,
+   * the largest Noise message, will do; the result is then a view of `scratch`,
+   * valid only until the caller next uses it), else into a fresh array. With
+   * 64 KiB socket reads and 65,537-byte full records nearly every full record
+   * spans two reads, so a caller that consumes the record at once (decrypts
+   * it into fresh memory) saves a 64 KiB allocation per record.
+   */
+  next(scratch?: Uint8Array): Uint8Array | undefined {
     if (this.buffered < RECORD_PREFIX_LEN) return undefined;
     const head = this.peek(RECORD_PREFIX_LEN);
     const len = (head[0]! << 8) | head[1]!;
     if (len === 0) throw new FrameError('GS_ERR_FRAME_MALFORMED', 'zero-length Noise record');
     if (this.buffered < RECORD_PREFIX_LEN + len) return undefined;
     this.skip(RECORD_PREFIX_LEN);
-    return this.take(len);
+    return this.take(len, scratch);
   }
 
   /** Everything still held (used when handing the stream over). */
@@ -67,10 +78,10 @@ export class RecordReader {
   }
 
   private skip(n: number): void {
-    this.take(n);
+    this.take(n, undefined);
   }
 
-  private take(n: number): Uint8Array {
+  private take(n: number, scratch: Uint8Array | undefined): Uint8Array {
     const first = this.chunks[0]!;
     if (first.length >= n) {
       // Fast path: the record lies within one chunk (the common case).
@@ -80,7 +91,7 @@ export class RecordReader {
       this.buffered -= n;
       return out;
     }
-    const out = new Uint8Array(n);
+    const out = scratch !== undefined && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
     let off = 0;
     while (off < n) {
       const c = this.chunks[0]!;
