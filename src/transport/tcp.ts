@@ -129,6 +129,51 @@ export function openSocket(host: string, port: number, timeoutMs: number, signal
   });
 }
 
+// Copies of written chunks. A fresh Buffer per write would allocate as many
+// bytes as are sent: at hundreds of MB/s that external memory alone makes V8
+// collect garbage every few tens of milliseconds (measured: a scavenge and a
+// mark-compact per ~30 ms on the relay thread of the session throughput
+// figure). Instead copies are carved out of 1 MiB slabs, and a slab is reused
+// once the socket has called back for every copy in it. A copy whose callback
+// never comes (the socket died) just leaves its slab to the garbage
+// collector, so a slab is never reused while the kernel may still read it.
+const SLAB_BYTES = 1 << 20;
+/** Larger chunks get a buffer of their own. */
+const MAX_SLAB_COPY = 256 * 1024;
+/** Idle slabs kept for reuse, process-wide. */
+const MAX_FREE_SLABS = 8;
+
+interface Slab {
+  readonly buf: Buffer;
+  /** Bytes handed out since the slab was last empty. */
+  used: number;
+  /** Copies handed out whose write has not called back yet. */
+  pending: number;
+}
+
+let currentSlab: Slab | undefined;
+const freeSlabs: Slab[] = [];
+
+/** A slab with room for `n` bytes, or undefined when `n` is too large to pool. */
+function slabFor(n: number): Slab | undefined {
+  if (n > MAX_SLAB_COPY) return undefined;
+  const s = currentSlab;
+  if (s !== undefined) {
+    if (s.pending === 0) s.used = 0;
+    if (SLAB_BYTES - s.used >= n) return s;
+  }
+  // `s` is retired: releaseSlab returns it to the free list once its last copy is written.
+  const next = freeSlabs.pop() ?? { buf: Buffer.allocUnsafeSlow(SLAB_BYTES), used: 0, pending: 0 };
+  next.used = 0;
+  currentSlab = next;
+  return next;
+}
+
+function releaseSlab(slab: Slab): void {
+  if (--slab.pending > 0 || slab === currentSlab) return;
+  if (freeSlabs.length < MAX_FREE_SLABS) freeSlabs.push(slab);
+}
+
 /**
  * A connected `net.Socket` as a {@link ByteStream}.
  * @internal
@@ -171,8 +216,16 @@ export class SocketStream extends StreamBase {
 
   protected send(chunk: Uint8Array, owned: boolean): boolean {
     // net.Socket keeps a reference until the bytes reach the kernel, so a
-    // chunk the caller may reuse is copied; an owned one is sent as it is.
-    return this.socket.write(owned ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.from(chunk));
+    // chunk the caller may reuse is copied (into a recycled slab); an owned
+    // one is sent as it is.
+    if (owned) return this.socket.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    const slab = slabFor(chunk.length);
+    if (slab === undefined) return this.socket.write(Buffer.from(chunk));
+    const copy = slab.buf.subarray(slab.used, slab.used + chunk.length);
+    copy.set(chunk);
+    slab.used += chunk.length;
+    slab.pending++;
+    return this.socket.write(copy, () => releaseSlab(slab));
   }
 
   protected sendEnd(): void {
