@@ -254,7 +254,7 @@ for (const [name, makePair] of TRANSPORTS) {
       }
       b.setTimeout(1);
       for (let i = 0; i < 20; i++) expect(await codeOf(b.recv())).toBe('GS_ERR_TIMEOUT');
-      expect(timerCount()).toBe(timers);
+      expect(timerCount()).toBeLessThanOrEqual(timers);
       expect(listeners()).toEqual(before);
     });
   });
