@@ -145,6 +145,22 @@ describe('secure channel', () => {
     expect(x.closed).toBe(true);
   });
 
+  it('keeps data and the end the initiator sends right behind its last handshake message, while the responder still verifies it', async () => {
+    const [x, y] = memoryPair();
+    // A slow (async) verifier on the responder: the initiator's records and its end arrive meanwhile.
+    const slow: SecureChannelOptions['verifyPeer'] = async (chain) => {
+      await new Promise((r) => setTimeout(r, 30));
+      return fakeVerifier()(chain);
+    };
+    const accepting = secureAccept(y, opts('server', { verifyPeer: slow }));
+    const client = await secureConnect(x, opts('client'));
+    client.write(new TextEncoder().encode('right behind the handshake'));
+    client.end();
+    client.resume();
+    const server = await accepting;
+    expect((await collect(server)).toString()).toBe('right behind the handshake');
+  });
+
   it('treats a stream that ends mid-record as an error, not a clean end', async () => {
     const [x, y] = memoryPair();
     const [mx, my] = memoryPair();

@@ -210,7 +210,9 @@ async function handshake<P extends VerifiedPeer>(stream: ByteStream, options: Se
       peer = await checkPeer(hs.readMessage(await io.receive()));
     }
     const { send, receive, handshakeHash } = hs.split;
-    return new SecureChannel<P>(stream, io.handOver(), send, receive, peer, handshakeHash, opts.rekeyInterval);
+    const { leftover, peerEnded } = io.handOver();
+    if (stream.closed) throw new HandshakeError('GS_ERR_HANDSHAKE_FAILED', 'stream closed while the peer was being verified');
+    return new SecureChannel<P>(stream, leftover, peerEnded, send, receive, peer, handshakeHash, opts.rekeyInterval);
   } catch (err) {
     io.fail();
     stream.destroy(err as Error);
@@ -229,7 +231,17 @@ class HandshakeIo {
     this.reader.push(chunk);
     this.wake();
   };
-  private readonly onEnd = () => this.abort(new HandshakeError('GS_ERR_HANDSHAKE_FAILED', 'peer closed the stream during the handshake'));
+  /**
+   * The peer may send its first records and end its side right behind its
+   * last handshake message, while we still verify it: then the end belongs
+   * to the channel, not to the handshake. So an end is remembered, and fails
+   * the handshake only when a handshake message is still missing.
+   */
+  private peerEnded = false;
+  private readonly onEnd = () => {
+    this.peerEnded = true;
+    this.wake();
+  };
   private readonly onClose = (e?: GatesockError) =>
     this.abort(new HandshakeError('GS_ERR_HANDSHAKE_FAILED', `stream closed during the handshake${e ? `: ${e.message}` : ''}`, { cause: e }));
 
@@ -262,10 +274,10 @@ class HandshakeIo {
     });
   }
 
-  /** Stop reading and return the bytes that arrived after the handshake. */
-  handOver(): Uint8Array[] {
+  /** Stop reading and return the bytes that arrived after the handshake, and whether the peer already ended. */
+  handOver(): { leftover: Uint8Array[]; peerEnded: boolean } {
     this.detach();
-    return this.reader.drain();
+    return { leftover: this.reader.drain(), peerEnded: this.peerEnded };
   }
 
   fail(): void {
@@ -290,6 +302,8 @@ class HandshakeIo {
     if (rec) {
       this.waiter = undefined;
       w.resolve(rec);
+    } else if (this.peerEnded) {
+      this.abort(new HandshakeError('GS_ERR_HANDSHAKE_FAILED', 'peer closed the stream during the handshake'));
     }
   }
 
@@ -342,6 +356,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   constructor(
     private readonly inner: ByteStream,
     leftover: Uint8Array[],
+    peerEnded: boolean,
     private readonly sendCipher: CipherState,
     private readonly receiveCipher: CipherState,
     peer: P,
@@ -353,6 +368,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     this.handshakeHash = handshakeHash;
     this.info = { kind: 'secure', local: inner.info.local, remote: inner.info.remote };
     for (const c of leftover) this.reader.push(c);
+    this.peerEnded = peerEnded;
     inner.on('data', (chunk) => {
       this.reader.push(chunk);
       this.pump();
