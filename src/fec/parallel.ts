@@ -81,14 +81,13 @@ import { multiplyMatrices, type Gf256Matrix } from './matrix.js';
 import { ReedSolomon, checkRs8Params, rs8ParityMatrix, type ReconstructOptions } from './reed-solomon.js';
 import {
   DecodeMatrixCache,
-  checkBatchDisjoint,
   checkCount,
   checkDataShards,
   checkDecodeCacheSize,
   checkParityOutputs,
   checkReconstructShards,
+  findBatchOverlap,
   reconstructOutputs,
-  type BatchArray,
 } from './rs8-support.js';
 
 /**
@@ -230,6 +229,33 @@ interface BlockTask {
   readonly inputs: readonly Uint8Array[];
   readonly outputs: readonly Uint8Array[];
   readonly len: number;
+}
+
+/**
+ * The shards of a batch, for one overlap check across all its blocks
+ * ({@link findBatchOverlap}), with each one's block and slot (`k + i` for
+ * parity shard `i`) to name it in a message.
+ */
+class BatchArrays {
+  readonly arrays: Uint8Array[] = [];
+  readonly #written: number[] = [];
+  readonly #block: number[] = [];
+  readonly #slot: number[] = [];
+
+  add(array: Uint8Array, written: boolean, block: number, slot: number): void {
+    this.arrays.push(array);
+    this.#written.push(written ? 1 : 0);
+    this.#block.push(block);
+    this.#slot.push(slot);
+  }
+
+  /** The first overlap involving a written array, as two `[written, block, slot]` triples. */
+  overlap(): [[boolean, number, number], [boolean, number, number]] | undefined {
+    const hit = findBatchOverlap(this.arrays, Uint8Array.from(this.#written));
+    if (!hit) return undefined;
+    const at = (i: number): [boolean, number, number] => [this.#written[i] === 1, this.#block[i]!, this.#slot[i]!];
+    return [at(hit[0]), at(hit[1])];
+  }
 }
 
 /** `Atomics.waitAsync` (Node ≥ 16; typed in lib ES2024, not our ES2022). */
@@ -447,8 +473,10 @@ export class ParallelReedSolomon {
    *
    * Every block is checked before any work starts; a bad one rejects with
    * the error {@link ReedSolomon.encode} throws for it, its message prefixed
-   * `encodeBlocks: block <b>`. `GS_ERR_FEC_INVALID_PARAMS` also when a given
-   * output overlaps a shard of another block; `GS_ERR_FEC_TOO_FEW_SHARDS` /
+   * `encodeBlocks: block <b>` (overlaps are checked after every length, so
+   * a block with several faults may be refused for another one of them).
+   * `GS_ERR_FEC_INVALID_PARAMS` also when a given output overlaps a shard of
+   * another block; `GS_ERR_FEC_TOO_FEW_SHARDS` /
    * `GS_ERR_FEC_BAD_INDEX` when `parity` has fewer / more blocks than `blocks`.
    */
   async encodeBlocks(blocks: readonly (readonly Uint8Array[])[], parity?: readonly Uint8Array[][]): Promise<Uint8Array[][]> {
@@ -464,18 +492,24 @@ export class ParallelReedSolomon {
       const out = parity?.[b];
       if (parity) {
         if (!Array.isArray(out)) throw new TypeError(`${what}: parity is not an array of parity shards`);
-        checkParityOutputs(out, this.parityShards, data, len, what);
+        checkParityOutputs(out, this.parityShards, data, len, what, false); // overlaps: below, for the whole batch at once
       }
       return { rows: this.#parity, inputs: data, outputs: out ?? Array.from({ length: this.parityShards }, () => new Uint8Array(len)), len };
     });
     if (parity) {
-      checkBatchDisjoint(
-        'encodeBlocks',
-        tasks.flatMap((t, b) => [
-          ...t.inputs.map((array, j): BatchArray => ({ array, written: false, name: `block ${b} data shard ${j}` })),
-          ...t.outputs.map((array, i): BatchArray => ({ array, written: true, name: `block ${b} parity shard ${i}` })),
-        ]),
-      );
+      const all = new BatchArrays();
+      tasks.forEach((t, b) => {
+        t.inputs.forEach((a, j) => all.add(a, false, b, j));
+        t.outputs.forEach((a, i) => all.add(a, true, b, this.dataShards + i));
+      });
+      const hit = all.overlap();
+      if (hit) {
+        // An overlap within one block fails with ReedSolomon's message for it; across blocks, both are named.
+        tasks.forEach((t, b) => checkParityOutputs(t.outputs as Uint8Array[], this.parityShards, t.inputs, t.len, `encodeBlocks: block ${b}`));
+        const name = ([, b, slot]: [boolean, number, number]) =>
+          slot < this.dataShards ? `block ${b} data shard ${slot}` : `block ${b} parity shard ${slot - this.dataShards}`;
+        throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `encodeBlocks: ${name(hit[0])} overlaps ${name(hit[1])}`);
+      }
     }
     await this.#runBatch(tasks);
     return tasks.map((t) => t.outputs as Uint8Array[]);
@@ -509,8 +543,10 @@ export class ParallelReedSolomon {
    *
    * Every block is checked before any work starts; a bad one rejects with
    * the error {@link ReedSolomon.reconstruct} throws for it, its message
-   * prefixed `reconstructBlocks: block <b>`. `GS_ERR_FEC_INVALID_PARAMS`
-   * also when an `into` output overlaps a shard of another block.
+   * prefixed `reconstructBlocks: block <b>` (overlaps are checked after
+   * every length, so a block with several faults may be refused for another
+   * one of them). `GS_ERR_FEC_INVALID_PARAMS` also when an `into` output
+   * overlaps a shard of another block.
    */
   async reconstructBlocks(blocks: (Uint8Array | null | undefined)[][], options: ReconstructBlocksOptions = {}): Promise<Uint8Array[][]> {
     if (!Array.isArray(blocks)) throw new TypeError('reconstructBlocks: blocks must be an array of blocks (arrays of k + m shard slots)');
@@ -524,17 +560,24 @@ export class ParallelReedSolomon {
       if (!Array.isArray(shards)) throw new TypeError(`${what} is not an array of shard slots`);
       const { len, chosen } = checkReconstructShards(shards, this.dataShards, this.totalShards, what);
       const fill = this.#missing(shards, options.dataOnly);
-      const outs = reconstructOutputs(what, into?.[b] ?? undefined, shards, fill, len);
+      // Overlaps: below, for the whole batch at once.
+      const outs = reconstructOutputs(what, into?.[b] ?? undefined, shards, fill, len, false);
       return { shards, len, chosen, fill, outs };
     });
     if (into) {
-      checkBatchDisjoint(
-        'reconstructBlocks',
-        plans.flatMap(({ shards, fill, outs }, b) => [
-          ...shards.flatMap((array, i): BatchArray[] => (array ? [{ array, written: false, name: `block ${b} shard ${i}` }] : [])),
-          ...fill.flatMap((i, r): BatchArray[] => (outs[r] === into[b]?.[i] ? [{ array: outs[r]!, written: true, name: `block ${b} into ${i}` }] : [])),
-        ]),
-      );
+      const all = new BatchArrays();
+      plans.forEach(({ shards, fill, outs }, b) => {
+        shards.forEach((a, i) => a && all.add(a, false, b, i));
+        const given = into[b];
+        if (given) fill.forEach((i, r) => outs[r] === given[i] && all.add(outs[r]!, true, b, i));
+      });
+      const hit = all.overlap();
+      if (hit) {
+        // An overlap within one block fails with ReedSolomon's message for it; across blocks, both are named.
+        plans.forEach(({ shards, fill, len }, b) => reconstructOutputs(`reconstructBlocks: block ${b}`, into[b] ?? undefined, shards, fill, len));
+        const name = ([written, b, slot]: [boolean, number, number]) => `block ${b} ${written ? 'into' : 'shard'} ${slot}`;
+        throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `reconstructBlocks: ${name(hit[0])} overlaps ${name(hit[1])}`);
+      }
     }
     // The rows of one erasure pattern, computed once per call (the decode matrix itself is cached across calls).
     const rowsByPattern = new Map<string, readonly Uint8Array[]>();

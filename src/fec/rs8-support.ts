@@ -52,10 +52,21 @@ export function checkOutputShard(what: string, out: Uint8Array, data: readonly U
   }
 }
 
-/** Check caller-given parity outputs for `encode`: `m` of them, right length, overlapping nothing. */
-export function checkParityOutputs(parity: readonly Uint8Array[], m: number, data: readonly Uint8Array[], len: number, what = 'encode'): void {
+/**
+ * Check caller-given parity outputs for `encode`: `m` of them, right length,
+ * overlapping nothing (unless `checkOverlaps` is false: lengths only).
+ */
+export function checkParityOutputs(
+  parity: readonly Uint8Array[],
+  m: number,
+  data: readonly Uint8Array[],
+  len: number,
+  what = 'encode',
+  checkOverlaps = true,
+): void {
   checkCount(`${what}: parity shards`, parity.length, m);
   parity.forEach((p, i) => {
+    if (!checkOverlaps) return void checkShard(`${what}: parity shard ${i}`, p, len);
     checkOutputShard(`${what}: parity shard ${i}`, p, data, len);
     for (let j = 0; j < i; j++) {
       if (overlaps(p, parity[j]!)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `${what}: parity shard ${i} overlaps parity shard ${j}`);
@@ -92,8 +103,9 @@ export function checkReconstructShards(
 /**
  * The arrays reconstruct writes slots `fill` into: `into[i]` where the
  * caller gave one (checked: `len` bytes, overlapping no present shard and no
- * other output), else a fresh array. `into`, when given, has one entry per
- * slot of `shards`; entries of slots not in `fill` are not looked at.
+ * other output; not the overlaps when `checkOverlaps` is false), else a
+ * fresh array. `into`, when given, has one entry per slot of `shards`;
+ * entries of slots not in `fill` are not looked at.
  */
 export function reconstructOutputs(
   what: string,
@@ -101,6 +113,7 @@ export function reconstructOutputs(
   shards: readonly (Uint8Array | null | undefined)[],
   fill: readonly number[],
   len: number,
+  checkOverlaps = true,
 ): Uint8Array[] {
   if (into === undefined) return fill.map(() => new Uint8Array(len));
   if (!Array.isArray(into)) throw new TypeError(`${what}: into must be an array of ${shards.length} slots`);
@@ -110,6 +123,7 @@ export function reconstructOutputs(
     const out = into[i];
     if (out === null || out === undefined) return new Uint8Array(len);
     checkShard(`${what}: into ${i}`, out, len);
+    if (!checkOverlaps) return out;
     shards.forEach((s, p) => {
       if (s && overlaps(out, s)) throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `${what}: into ${i} overlaps shard ${p}`);
     });
@@ -121,43 +135,59 @@ export function reconstructOutputs(
   });
 }
 
-/** One array of a batch for {@link checkBatchDisjoint}: whether it is written, and its name in messages. */
-export interface BatchArray {
-  readonly array: Uint8Array;
-  readonly written: boolean;
-  readonly name: string;
-}
-
 /**
- * Throw `GS_ERR_FEC_INVALID_PARAMS` when an array a batch writes shares
- * memory with any other array of the batch (read arrays may share memory
- * with each other). One sort and a sweep per buffer, not a check of every
- * pair: a batch of 64 blocks of 72 shards has 4,608 arrays.
+ * The first pair of arrays (indices into `arrays`) sharing memory where at
+ * least one is written (`written[i]` non-zero), or undefined when there is
+ * none; read arrays may share memory with each other. One sort and a sweep
+ * per buffer rather than a check of every pair, and no object per array: a
+ * batch of 64 blocks of 72 shards has 4,608 arrays, and a pairwise check
+ * would cost as much as coding a block.
  */
-export function checkBatchDisjoint(what: string, arrays: readonly BatchArray[]): void {
-  const byBuffer = new Map<ArrayBufferLike, BatchArray[]>();
-  for (const a of arrays) {
-    const list = byBuffer.get(a.array.buffer);
-    if (list) list.push(a);
-    else byBuffer.set(a.array.buffer, [a]);
+export function findBatchOverlap(arrays: readonly Uint8Array[], written: Uint8Array): [number, number] | undefined {
+  const byBuffer = new Map<ArrayBufferLike, number[]>();
+  const hasWrite = new Set<ArrayBufferLike>();
+  for (let i = 0; i < arrays.length; i++) {
+    const buffer = arrays[i]!.buffer;
+    const list = byBuffer.get(buffer);
+    if (list) list.push(i);
+    else byBuffer.set(buffer, [i]);
+    if (written[i]) hasWrite.add(buffer);
   }
-  for (const list of byBuffer.values()) {
-    if (list.length < 2 || !list.some((a) => a.written)) continue;
-    list.sort((a, b) => a.array.byteOffset - b.array.byteOffset);
+  for (const buffer of hasWrite) {
+    const list = byBuffer.get(buffer)!;
+    const n = list.length;
+    if (n < 2) continue;
+    // Sort by start: a native numeric sort of start · n + position when that is exact, else a comparator.
+    let maxStart = 0;
+    for (const i of list) maxStart = Math.max(maxStart, arrays[i]!.byteOffset);
+    let order: number[];
+    if ((maxStart + 1) * n <= Number.MAX_SAFE_INTEGER) {
+      const keys = new Float64Array(n);
+      for (let p = 0; p < n; p++) keys[p] = arrays[list[p]!]!.byteOffset * n + p;
+      keys.sort();
+      order = Array.from(keys, (key) => list[key % n]!);
+    } else {
+      order = list.slice().sort((a, b) => arrays[a]!.byteOffset - arrays[b]!.byteOffset);
+    }
     // Sorted by start, an array overlaps an earlier one iff it starts before that one's end.
-    let reach: BatchArray | undefined; // the earlier array that ends last
-    let reachWritten: BatchArray | undefined; // the earlier written array that ends last
-    const end = (a: BatchArray) => a.array.byteOffset + a.array.byteLength;
-    for (const a of list) {
-      const other = a.written ? reach : reachWritten;
-      if (other && a.array.byteOffset < end(other)) {
-        const [w, r] = a.written ? [a, other] : [other, a];
-        throw new FecError('GS_ERR_FEC_INVALID_PARAMS', `${what}: ${w.name} overlaps ${r.name}`);
+    let reach = -1; // the earlier array that ends last
+    let reachWritten = -1; // the earlier written array that ends last
+    let reachEnd = 0;
+    let reachWrittenEnd = 0;
+    for (const i of order) {
+      const a = arrays[i]!;
+      const start = a.byteOffset;
+      const end = start + a.byteLength;
+      if (written[i]) {
+        if (reach >= 0 && start < reachEnd) return [i, reach];
+      } else if (reachWritten >= 0 && start < reachWrittenEnd) {
+        return [reachWritten, i];
       }
-      if (!reach || end(a) > end(reach)) reach = a;
-      if (a.written && (!reachWritten || end(a) > end(reachWritten))) reachWritten = a;
+      if (end > reachEnd) [reach, reachEnd] = [i, end];
+      if (written[i] && end > reachWrittenEnd) [reachWritten, reachWrittenEnd] = [i, end];
     }
   }
+  return undefined;
 }
 
 /** Check a `decodeCacheSize` option; returns it with its default (32). */

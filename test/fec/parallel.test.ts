@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FecError } from '../../src/errors/index.js';
 import { ParallelReedSolomon, createParallelReedSolomon } from '../../src/fec/parallel.js';
 import { ReedSolomon } from '../../src/fec/reed-solomon.js';
+import { findBatchOverlap } from '../../src/fec/rs8-support.js';
 
 const workerUrl = new URL('../../dist/fec/parallel-worker.js', import.meta.url);
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -352,6 +353,36 @@ describe('ParallelReedSolomon reconstructBlocks', () => {
     await p.reconstructBlocks(blocks);
     blocks.forEach((got, b) => expect(same(got, fulls[b]!)).toBe(true));
     expect(p.piecesOnWorkers).toBeGreaterThan(before);
+  });
+});
+
+describe('findBatchOverlap (the batch overlap check)', () => {
+  it('finds an overlap involving a written array exactly when a pairwise check does', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(2), fc.nat(60), fc.integer({ min: 1, max: 20 }), fc.boolean()), { minLength: 1, maxLength: 40 }),
+        (spec) => {
+          const buffers = [new ArrayBuffer(80), new ArrayBuffer(80), new SharedArrayBuffer(80)];
+          const arrays = spec.map(([b, off, len]) => new Uint8Array(buffers[b]!, off, len));
+          const written = Uint8Array.from(spec, ([, , , w]) => (w ? 1 : 0));
+          const meet = (i: number, j: number) =>
+            arrays[i]!.buffer === arrays[j]!.buffer &&
+            arrays[i]!.byteOffset < arrays[j]!.byteOffset + arrays[j]!.length &&
+            arrays[j]!.byteOffset < arrays[i]!.byteOffset + arrays[i]!.length;
+          let expected = false;
+          for (let i = 0; i < arrays.length; i++) for (let j = 0; j < i; j++) if ((written[i] || written[j]) && meet(i, j)) expected = true;
+          const hit = findBatchOverlap(arrays, written);
+          expect(hit !== undefined).toBe(expected);
+          if (hit) {
+            const [w, other] = hit;
+            expect(w).not.toBe(other);
+            expect(written[w]).toBe(1);
+            expect(meet(w, other)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
