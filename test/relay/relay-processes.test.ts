@@ -135,7 +135,7 @@ describe('relay across processes', () => {
     const thief = await at(lookup.gateway.address, createServerIdentity());
     await expect(thief.rpc.request('connect', { msid: lookup.msid, ticket: lookup.ticket })).rejects.toMatchObject({ code: 'GS_ERR_TOKEN_WRONG_MSID' });
     const forged = Buffer.from(lookup.ticket, 'base64url');
-    forged[20] ^= 1;
+    forged[20]! ^= 1;
     const forger = await at(lookup.gateway.address);
     await expect(forger.rpc.request('connect', { msid: lookup.msid, ticket: forged.toString('base64url') })).rejects.toMatchObject({ code: 'GS_ERR_TOKEN_FORGED' });
     const good = await at(lookup.gateway.address);

@@ -96,7 +96,7 @@ describe('tokens', () => {
 
 function flip(t: Uint8Array, i: number): Uint8Array {
   const c = t.slice();
-  c[i] ^= 1;
+  c[i]! ^= 1;
   return c;
 }
 function setByte(t: Uint8Array, i: number, v: number): Uint8Array {
