@@ -6,7 +6,7 @@
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, SocketError } from '../../src/errors/index.js';
-import { SockIo, WOULD_BLOCK } from '../../src/socket/index.js';
+import { SockEvent, SockIo, WOULD_BLOCK } from '../../src/socket/index.js';
 import { concat, randomBytes, recvAll, sendAll, sha256, sleep, TRANSPORTS, type SockPair } from './pairs.js';
 
 /** Active Node timers right now. */
@@ -170,6 +170,20 @@ for (const [name, makePair] of TRANSPORTS) {
       a.end();
       expect(await b.getEvent().wait(5000)).toBe(true);
       expect(b.recvAsync()).toEqual(new Uint8Array(0));
+    });
+
+    it('replaceEvent: the new event is set at once and gets later signals; the old one gets none', async () => {
+      pair = await makePair();
+      const { a, b } = pair;
+      const old = b.getEvent();
+      const shared = new SockEvent();
+      b.replaceEvent(shared);
+      expect(b.getEvent()).toBe(shared);
+      expect(await shared.wait(0)).toBe(true); // set once on replacement
+      await a.send(Uint8Array.of(1));
+      expect(await shared.wait(5000)).toBe(true);
+      expect(old.isSet).toBe(false);
+      expect(Array.from(b.recvAsync() as Uint8Array)).toEqual([1]);
     });
 
     it('sendAsync returns WOULD_BLOCK under backpressure; the event is set when room returns', async () => {
