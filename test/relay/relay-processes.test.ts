@@ -187,3 +187,24 @@ describe('relay across processes', () => {
     expect(fresh.some((s) => s.gateway!.msid === late.msid)).toBe(true);
   }, 30_000);
 });
+
+describe('rolling restart', () => {
+  it('SIGTERM drains each gateway in turn and it is restarted: no server goes offline, every one stays reachable', async () => {
+    const fleet = await Promise.all(Array.from({ length: 12 }, (_, i) => serve(`roll-${i}`)));
+    let offline = 0;
+    for (const s of fleet) s.on('offline', () => offline++);
+    for (const [name, proc] of [...gateways.entries()]) {
+      const exited = new Promise<number | null>((resolve) => proc.child.once('exit', resolve));
+      proc.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      gateways.set(name, await start(['gateway', dir, name, controller.address]));
+      // Every server is on a live gateway again before the next one goes.
+      await until(() => fleet.every((s) => s.isOnline && s.gateway!.msid !== proc.msid), 10_000);
+    }
+    expect(offline).toBe(0);
+    for (const s of fleet) {
+      const { stream } = await relayConnect(s.pcid!, common());
+      expect(await echoTrip(stream, randomBytes(512))).toBe(true);
+    }
+  }, 90_000);
+});
