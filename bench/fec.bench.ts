@@ -35,8 +35,21 @@
  * (one postMessage to the worker, ~tens of µs, during which this thread is
  * already computing chunks) is small beside the ~1 ms a 10 × 64 KiB block
  * takes on one core. Measured here (2 cores): 1.60–1.82 with shared shards,
- * 1.56–1.70 copied. The worker is the BUILT one
- * (dist/fec/parallel-worker.js): run `npm run build` first.
+ * 1.56–1.70 copied. The reconstruct figures give the rebuilt shards fresh
+ * ordinary arrays (the workers' chunks copied back), the `into-shared` ones
+ * SharedArrayBuffer-backed outputs (`reconstruct`'s `into`: no copy back).
+ *
+ * Batches (`… x 64 blocks`): RS(64,8) with 1,400-byte shards is far too
+ * little work per block to cut, so `encodeBlocks` / `reconstructBlocks`
+ * spread 64 whole blocks (5.7 MB of data) per call across the threads,
+ * against the one-core ReedSolomon coding the same 64 blocks one after the
+ * other. Without `copied`, each batch lies in one SharedArrayBuffer and its
+ * outputs in another (zero copy); with it, ordinary arrays. Each figure
+ * throws unless the workers computed some of the blocks.
+ *
+ * The worker is the BUILT one (dist/fec/parallel-worker.js): run
+ * `npm run build` first. Other processes on the machine move the
+ * worker-thread ratios more than the one-core ones.
  */
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +69,8 @@ interface Shape {
   readonly m: number;
   readonly len: number;
   readonly label: string;
+  /** Blocks per call (a batch for `encodeBlocks` / `reconstructBlocks`); default 1. */
+  readonly blocks?: number;
 }
 
 const SHAPES: readonly Shape[] = [
@@ -202,6 +217,25 @@ const shared = (xs: readonly Uint8Array[]) =>
     return s;
   });
 
+/** `xs` copied into one SharedArrayBuffer, laid end to end: how a zero-copy caller lays out a batch of small shards. */
+function sharedTogether(xs: readonly Uint8Array[]): Uint8Array[] {
+  const sab = new SharedArrayBuffer(xs.reduce((n, x) => n + x.length, 0));
+  let at = 0;
+  return xs.map((x) => {
+    const s = new Uint8Array(sab, at, x.length);
+    s.set(x);
+    at += x.length;
+    return s;
+  });
+}
+
+/** `blocks` of equal shard counts, all in one SharedArrayBuffer. */
+function sharedBatch(blocks: readonly Uint8Array[][]): Uint8Array[][] {
+  const flat = sharedTogether(blocks.flat());
+  const n = blocks[0]?.length ?? 0;
+  return blocks.map((_, b) => flat.slice(b * n, (b + 1) * n));
+}
+
 /** What a worker-thread figure times: ours (parallel) and the one-core baseline, and a check after timing. */
 interface ParallelJob {
   readonly ours: () => Promise<unknown>;
@@ -215,7 +249,7 @@ interface ParallelJob {
  * checks both on the block (throwing on any difference) and returns what to
  * time; the pool is closed whatever happens.
  */
-function parallelFigure(name: string, { k, m, len }: Shape, prepare: (par: ParallelReedSolomon, rs: ReedSolomon) => Promise<ParallelJob>): Figure {
+function parallelFigure(name: string, { k, m, len, blocks = 1 }: Shape, prepare: (par: ParallelReedSolomon, rs: ReedSolomon) => Promise<ParallelJob>): Figure {
   return {
     name,
     unit: 'MB/s',
@@ -229,8 +263,8 @@ function parallelFigure(name: string, { k, m, len }: Shape, prepare: (par: Paral
         throughput(job.baseline, 1, WARMUP_MS);
         const measured = await sideBySide(
           ROUNDS,
-          () => throughputAsync(job.ours, k * len, SAMPLE_MS),
-          async () => throughput(job.baseline, k * len, SAMPLE_MS),
+          () => throughputAsync(job.ours, blocks * k * len, SAMPLE_MS),
+          async () => throughput(job.baseline, blocks * k * len, SAMPLE_MS),
         );
         job.after?.();
         return { ...measured, baselineName: 'reed-solomon-1-thread' };
@@ -263,22 +297,99 @@ function parallelEncodeFigure(shape: Shape, zeroCopy: boolean): Figure {
   });
 }
 
-/** Rebuilding the first m data shards of a block; shards in SharedArrayBuffers. */
-function parallelReconstructFigure(shape: Shape): Figure {
+/**
+ * Rebuilding the first m data shards of a block; shards in SharedArrayBuffers.
+ * `into`: the rebuilt shards are written into SharedArrayBuffer-backed
+ * outputs (`reconstruct`'s `into`, no copy back; the one-core side gets
+ * ordinary preallocated outputs), else into fresh ordinary arrays (the
+ * workers' chunks copied back).
+ */
+function parallelReconstructFigure(shape: Shape, into = false): Figure {
   const { k, m, len, label } = shape;
-  return parallelFigure(`fec-reconstruct ${k}+${m} x ${label} (${m} lost, ${THREADS} threads)`, shape, async (par, rs) => {
+  return parallelFigure(`fec-reconstruct ${k}+${m} x ${label}${into ? ' into-shared' : ''} (${m} lost, ${THREADS} threads)`, shape, async (par, rs) => {
     const data = shared(shards(k, len, k * 1000 + m));
     const all = [...data, ...shared(rs.encode(data))];
     /** The block with the first m data shards lost. */
     const holed = () => all.map((s, i) => (i < m ? null : s));
+    const oursInto = into ? shared(shards(k + m, len, 3)) : undefined;
+    const oneCoreInto = into ? shards(k + m, len, 4) : undefined;
     // Check: both rebuild exactly the lost shards, before timing.
-    equal(all, await par.reconstruct(holed()), 'parallel reconstructed');
-    equal(all, rs.reconstruct(holed()), 'one-core reconstructed');
-    return { ours: () => par.reconstruct(holed()), baseline: () => rs.reconstruct(holed()) };
+    const a = await par.reconstruct(holed(), { into: oursInto });
+    equal(all, a, 'parallel reconstructed');
+    if (into && a[0] !== oursInto![0]) throw new Error('parallel reconstruct did not write into the given outputs');
+    equal(all, rs.reconstruct(holed(), { into: oneCoreInto }), 'one-core reconstructed');
+    return { ours: () => par.reconstruct(holed(), { into: oursInto }), baseline: () => rs.reconstruct(holed(), { into: oneCoreInto }) };
+  });
+}
+
+/**
+ * Many independent blocks per call (`encodeBlocks`, spread whole across
+ * the threads) against the one-core ReedSolomon encoding the same blocks
+ * one after the other. `zeroCopy`: the batch's data in one
+ * SharedArrayBuffer and its parity in another, else ordinary arrays (the data copied into the pooled buffer, the
+ * workers' parity copied back).
+ */
+function parallelEncodeBatchFigure(shape: Shape, zeroCopy: boolean): Figure {
+  const { k, m, len, label, blocks = 1 } = shape;
+  return parallelFigure(`fec-encode ${k}+${m} x ${label} x ${blocks} blocks${zeroCopy ? '' : ' copied'} (${THREADS} threads)`, shape, async (par, rs) => {
+    const plain = Array.from({ length: blocks }, (_, b) => shards(k, len, k * 1000 + m + b));
+    const data = zeroCopy ? sharedBatch(plain) : plain;
+    const plainParity = plain.map((_, b) => shards(m, len, b));
+    const parity = zeroCopy ? sharedBatch(plainParity) : plainParity;
+    const oneCore = plain.map((_, b) => shards(m, len, b + 1));
+    // Check: identical parity from both for every block, before and after timing.
+    const expected = plain.map((d) => rs.encode(d));
+    const got = await par.encodeBlocks(data, parity);
+    expected.forEach((e, b) => equal(e, got[b]!, `parallel vs one-core parity, block ${b}`));
+    if (par.piecesOnWorkers === 0) throw new Error('the workers computed no block');
+    return {
+      ours: () => par.encodeBlocks(data, parity),
+      baseline: () => data.forEach((d, b) => rs.encode(d, oneCore[b])),
+      after: () =>
+        expected.forEach((e, b) => {
+          equal(e, parity[b]!, `parallel after timing, block ${b}`);
+          equal(e, oneCore[b]!, `one-core after timing, block ${b}`);
+        }),
+    };
+  });
+}
+
+/**
+ * Many independent blocks per call, the first m data shards lost in each
+ * (`reconstructBlocks`) against
+ * the one-core ReedSolomon rebuilding the same blocks one after the other.
+ * `zeroCopy`: the batch's shards in one SharedArrayBuffer and the rebuilt
+ * shards written into outputs in another (`into`; the one-core side gets
+ * ordinary preallocated outputs), else ordinary arrays and fresh outputs on both sides.
+ */
+function parallelReconstructBatchFigure(shape: Shape, zeroCopy: boolean): Figure {
+  const { k, m, len, label, blocks = 1 } = shape;
+  const name = `fec-reconstruct ${k}+${m} x ${label} x ${blocks} blocks${zeroCopy ? '' : ' copied'} (${m} lost, ${THREADS} threads)`;
+  return parallelFigure(name, shape, async (par, rs) => {
+    const plain = Array.from({ length: blocks }, (_, b) => {
+      const d = shards(k, len, k * 1000 + m + b);
+      return [...d, ...rs.encode(d)];
+    });
+    const alls = zeroCopy ? sharedBatch(plain) : plain;
+    /** Every block with its first m data shards lost (as the one-block figures). */
+    const holed = () => alls.map((all) => all.map((s, i) => (i < m ? null : s)));
+    const oursInto = zeroCopy ? sharedBatch(alls.map(() => shards(k + m, len, 9))) : undefined;
+    const oneCoreInto = zeroCopy ? alls.map(() => shards(k + m, len, 10)) : undefined;
+    // Check: both rebuild exactly the lost shards of every block, before timing.
+    const got = await par.reconstructBlocks(holed(), { into: oursInto });
+    alls.forEach((all, b) => equal(all, got[b]!, `parallel reconstructed, block ${b}`));
+    holed().forEach((h, b) => equal(alls[b]!, rs.reconstruct(h, { into: oneCoreInto?.[b] }), `one-core reconstructed, block ${b}`));
+    if (par.piecesOnWorkers === 0) throw new Error('the workers computed no block');
+    return {
+      ours: () => par.reconstructBlocks(holed(), { into: oursInto }),
+      baseline: () => holed().forEach((h, b) => rs.reconstruct(h, { into: oneCoreInto?.[b] })),
+    };
   });
 }
 
 const [rs10x4, rs16x4, rs64x8] = SHAPES as [Shape, Shape, Shape];
+/** RS(64,8) with 1,400-byte shards, 64 blocks per call (5.7 MB of data). */
+const rs64x8Batch: Shape = { ...rs64x8, blocks: 64 };
 
 export const figures = defineFigures([
   encodeFigure(rs10x4, { better: 'higher', ratio: 3, ours: 400 }),
@@ -292,4 +403,10 @@ export const figures = defineFigures([
   parallelEncodeFigure(rs10x4, false),
   parallelReconstructFigure(rs10x4),
   parallelReconstructFigure(rs16x4),
+  parallelReconstructFigure(rs10x4, true),
+  parallelReconstructFigure(rs16x4, true),
+  parallelEncodeBatchFigure(rs64x8Batch, true),
+  parallelEncodeBatchFigure(rs64x8Batch, false),
+  parallelReconstructBatchFigure(rs64x8Batch, true),
+  parallelReconstructBatchFigure(rs64x8Batch, false),
 ]);
