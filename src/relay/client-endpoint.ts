@@ -22,6 +22,7 @@ import { checkPcid } from './store/index.js';
 export interface RelayConnection {
   /** Bytes to and from the server application. */
   readonly stream: ByteStream;
+  /** Connection ID, the server's MSID, the gateway, and the PCID asked for. */
   readonly info: RelayConnectionInfo & { readonly pcid: string };
 }
 

@@ -9,9 +9,13 @@
  * @public
  */
 export interface RelayLogger {
+  /** Detail for debugging (refused handshakes, for example). */
   debug(context: object, message: string): void;
+  /** What an operator wants to see: registrations, logins, attaches. */
   info(context: object, message: string): void;
+  /** Something refused or lost: a token, a link. */
   warn(context: object, message: string): void;
+  /** Something broken. */
   error(context: object, message: string): void;
 }
 

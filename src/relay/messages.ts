@@ -38,9 +38,14 @@ export const METHOD = Object.freeze({
   connect: 'connect',
 });
 
-/** Where a gateway is. */
+/**
+ * Where a gateway is.
+ * @public
+ */
 export interface GatewayAddress {
+  /** The gateway's MSID (its certificate's hash). */
   readonly msid: string;
+  /** Where servers and clients reach it (`host:port`). */
   readonly address: string;
 }
 

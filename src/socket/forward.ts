@@ -66,7 +66,9 @@ export function joinSocket(socket: net.Socket, stream: ByteStream): Promise<void
  * @public
  */
 export interface TcpTarget {
+  /** Host name or address. */
   readonly host: string;
+  /** TCP port. */
   readonly port: number;
 }
 
@@ -131,7 +133,9 @@ export interface ForwardTcpOptions extends ClientConnectOptions {
 export interface TcpForwarder {
   /** The address listened on, e.g. `127.0.0.1:2222`. */
   readonly address: string;
+  /** The port listened on. */
   readonly port: number;
+  /** A line per forwarded connection, for logs. */
   readonly events: EventEmitter<ForwardEvents>;
   /** Stop listening and reset forwarded connections. */
   close(): Promise<void>;
