@@ -3,11 +3,12 @@
  * in and attaches, a client finds it by PCID and exchanges bytes both ways
  * through the gateway, with and without the end-to-end layer.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServerIdentity, type ByteStream } from '../../src/session/index.js';
 import { GATEWAY_RELAY_CHANNEL, ServerEndpoint, relayConnect, type RelayConnectionInfo } from '../../src/relay/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { echo, roundTrip, sha256, until } from './streams.js';
 import { startSystem, type TestSystem } from './system.js';
 
 let system: TestSystem | undefined;
@@ -17,38 +18,6 @@ afterEach(async () => {
   await system?.close();
   system = undefined;
 });
-
-function echo(stream: ByteStream): void {
-  stream.on('data', (d) => {
-    if (!stream.write(d)) {
-      stream.pause();
-      stream.once('drain', () => stream.resume());
-    }
-  });
-  stream.on('end', () => stream.end());
-  stream.resume();
-}
-
-/** Send `data`, collect what comes back until end. */
-function roundTrip(stream: ByteStream, data: Uint8Array): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const got: Uint8Array[] = [];
-    stream.on('data', (d) => got.push(d));
-    stream.on('end', () => resolve(Buffer.concat(got)));
-    stream.on('close', (e) => e && reject(e));
-    stream.resume();
-    let off = 0;
-    const pump = (): void => {
-      while (off < data.length) {
-        const piece = data.subarray(off, off + 65536);
-        off += piece.length;
-        if (!stream.write(piece)) return void stream.once('drain', pump);
-      }
-      stream.end();
-    };
-    pump();
-  });
-}
 
 async function startEchoServer(sys: TestSystem, extra: Partial<ConstructorParameters<typeof ServerEndpoint>[0]> = {}): Promise<ServerEndpoint> {
   const server = new ServerEndpoint({ controller: sys.controller.address, roots: [sys.pki.root], identity: createServerIdentity(), ...extra });
@@ -74,7 +43,7 @@ describe('relay flow', () => {
       const marker = Buffer.from('PLAINTEXT-MARKER-'.repeat(64));
       const data = Buffer.concat([marker, randomBytes(1 << 20)]);
       const back = await roundTrip(stream, data);
-      expect(createHash('sha256').update(back).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(sha256(back)).toBe(sha256(data));
       const relayed = Buffer.concat(seen);
       expect(relayed.length).toBeGreaterThan(2 * data.length);
       expect(relayed.includes(Buffer.from('PLAINTEXT-MARKER-'))).toBe(false);
@@ -125,11 +94,3 @@ describe('relay flow', () => {
     await expect(relayConnect('alpha', opts)).rejects.toMatchObject({ code: 'GS_ERR_SERVER_OFFLINE' });
   });
 });
-
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

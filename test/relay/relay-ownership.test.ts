@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServerIdentity, type ByteStream } from '../../src/session/index.js';
 import { ServerEndpoint, relayConnect, type Gateway, type ServerEndpointOptions } from '../../src/relay/index.js';
 import { startFreezeProxy, type FreezeProxy } from '../helpers/freeze-proxy.js';
+import { echo, until } from './streams.js';
 import { startSystem, type TestSystem } from './system.js';
 
 let system: TestSystem | undefined;
@@ -15,12 +16,6 @@ afterEach(async () => {
   await system?.close();
   system = undefined;
 });
-
-function echo(stream: ByteStream): void {
-  stream.on('data', (d) => stream.write(d));
-  stream.on('end', () => stream.end());
-  stream.resume();
-}
 
 async function serve(sys: TestSystem, extra: Partial<ServerEndpointOptions> = {}): Promise<ServerEndpoint> {
   const server = new ServerEndpoint({
@@ -48,15 +43,6 @@ async function reach(sys: TestSystem, pcid: string): Promise<boolean> {
     stream.resume();
     stream.write(new Uint8Array([42]));
   });
-}
-
-async function until(cond: () => boolean, timeoutMs = 10_000): Promise<number> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - t0;
 }
 
 /** A gateway whose advertised address is a proxy that can cut its flows. */

@@ -4,7 +4,7 @@
  * process. Needs a fresh dist/ (`npm test` builds first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateVerifier, createServerIdentity, type ByteStream, type Certificate } from '../../src/session/index.js';
 import { ServerEndpoint, addGateway, initPki, loadPki, relayConnect } from '../../src/relay/index.js';
 import { dialLink } from '../../src/relay/link.js';
+import { echo, roundTrip, sha256, until } from './streams.js';
+
+/** Send random-ish data through, true when the echo's digest matches. */
+const echoTrip = async (stream: ByteStream, data: Uint8Array): Promise<boolean> => sha256(await roundTrip(stream, data, 16384)) === sha256(data);
 
 const T1 = 200;
 const T2 = 1000;
@@ -43,48 +47,9 @@ const common = () => ({ controller: controller.address, roots: [root], backoff: 
 async function serve(pcid?: string): Promise<ServerEndpoint> {
   const s = new ServerEndpoint({ ...common(), identity: createServerIdentity(), pcid });
   servers.push(s);
-  s.on('connection', (stream: ByteStream) => {
-    // Echo.
-    stream.on('data', (d) => {
-      if (!stream.write(d)) {
-        stream.pause();
-        stream.once('drain', () => stream.resume());
-      }
-    });
-    stream.on('end', () => stream.end());
-    stream.resume();
-  });
+  s.on('connection', echo);
   await s.online();
   return s;
-}
-
-function echoTrip(stream: ByteStream, data: Uint8Array): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const digest = createHash('sha256');
-    stream.on('data', (d) => digest.update(d));
-    stream.on('end', () => resolve(digest.digest('hex') === createHash('sha256').update(data).digest('hex')));
-    stream.on('close', (e) => e && reject(e));
-    stream.resume();
-    let off = 0;
-    const pump = (): void => {
-      while (off < data.length) {
-        const piece = data.subarray(off, off + 16384);
-        off += piece.length;
-        if (!stream.write(piece)) return void stream.once('drain', pump);
-      }
-      stream.end();
-    };
-    pump();
-  });
-}
-
-async function until(cond: () => boolean, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - t0;
 }
 
 beforeAll(async () => {
