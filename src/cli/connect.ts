@@ -1,0 +1,57 @@
+/**
+ * `gatesock connect NAME --listen HOST:PORT`: a local TCP port that reaches
+ * the server named NAME through the gateway system (`forwardTcp`); each
+ * accepted connection is its own relayed connection, so many run at once.
+ *
+ * At start it makes one connection to NAME and closes it, so that an
+ * unknown PCID, an offline server, an unreachable controller or a
+ * certificate problem is reported at once, with its exit status, rather
+ * than at the first forwarded connection. The relay's public API has no
+ * look-up without connecting, so the server sees that connection (and, for
+ * `gatesock serve`, its target gets a connection that closes at once);
+ * `--no-check` skips it.
+ */
+import { relayConnect } from '../relay/index.js';
+import { forwardTcp } from '../socket/index.js';
+import { checkReachable, kind, loadRoots, parseValue } from './config.js';
+import { reportError } from './errors.js';
+import { onShutdown } from './lifecycle.js';
+import { ROOT_HINT } from './serve.js';
+
+/** Options of {@link runConnect}, as the flags give them. */
+export interface ConnectOptions {
+  pcid: string;
+  listen: string;
+  controller: string;
+  root: string;
+  e2e: boolean;
+  /** Check NAME at start (`--no-check` turns it off). */
+  check: boolean;
+  debug: boolean;
+  print: (line: string) => void;
+  note: (line: string) => void;
+}
+
+/** Forward until SIGINT or SIGTERM. */
+export async function runConnect(o: ConnectOptions): Promise<void> {
+  const listen = parseValue(kind.listen(), o.listen, '--listen');
+  const controller = parseValue(kind.controller(), o.controller, '--controller');
+  const roots = await loadRoots(o.root, ROOT_HINT);
+  const options = { controller, roots, endToEnd: o.e2e };
+  let close: (() => Promise<void>) | undefined;
+  onShutdown(async () => {
+    await close?.();
+  });
+  await checkReachable(controller, 'the controller');
+  if (o.check) {
+    const { stream, info } = await relayConnect(o.pcid, options);
+    stream.destroy();
+    o.print(`found    ${o.pcid} (${info.peerMsid}) via gateway ${info.gateway}${info.endToEnd ? ', end to end' : ', end-to-end layer off'}`);
+  }
+  const forwarder = await forwardTcp({ ...options, pcid: o.pcid, host: listen.host, port: listen.port });
+  close = () => forwarder.close();
+  o.print(`listening on ${forwarder.address}, forwarding to ${o.pcid}`);
+  forwarder.events.on('open', (id) => o.note(`open   #${id}`));
+  forwarder.events.on('close', (id, bytesIn, bytesOut) => o.note(`close  #${id} ${bytesIn} B sent, ${bytesOut} B received`));
+  forwarder.events.on('failed', (error) => void reportError(error, o.debug));
+}
