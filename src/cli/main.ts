@@ -9,8 +9,14 @@ import { createRequire } from 'node:module';
 import { relative, resolve } from 'node:path';
 import { PKI_DEFAULTS, addGateway, initPki, type PkiIdentityFiles } from '../relay/index.js';
 import { loadOrCreateServerIdentity, msidOf, parseCertificate } from '../session/index.js';
+import { addSettingOptions } from './config.js';
+import { runConnect } from './connect.js';
+import { CONTROLLER_SETTINGS, runController } from './controller.js';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
 import { EXIT, reportError } from './errors.js';
+import { GATEWAY_SETTINGS, runGateway } from './gateway.js';
+import { ENDPOINT_DEFAULTS, runServe } from './serve.js';
+import { UP_DEFAULTS, runUp } from './up.js';
 
 const version = (() => {
   try {
@@ -105,6 +111,63 @@ pki
     const files = await addGateway(dir, name, o.days === undefined ? {} : { validDays: o.days });
     console.log(pkiLine(name, files, resolve(dir)));
   });
+
+const debug = (): boolean => program.opts<{ debug?: boolean }>().debug === true;
+const print = (line: string): void => void process.stdout.write(line + '\n');
+const note = (line: string): void => void process.stderr.write(line + '\n');
+
+addSettingOptions(
+  program
+    .command('controller')
+    .description('run the controller: directory and load balancer of the gateway system (JSON logs on stdout; SIGTERM or SIGINT closes and exits 0)')
+    .option('--config <file>', 'YAML file of settings (keys are the flag names without dashes); flags override it'),
+  CONTROLLER_SETTINGS,
+).action(async (o: Record<string, unknown> & { config?: string }) => runController(o, o.config));
+
+addSettingOptions(
+  program
+    .command('gateway')
+    .description('run a gateway: relays between clients and servers (JSON logs on stdout; SIGTERM, SIGINT or SIGUSR2 drains and exits 0, a second SIGTERM closes at once)')
+    .option('--config <file>', 'YAML file of settings (keys are the flag names without dashes); flags override it'),
+  GATEWAY_SETTINGS,
+).action(async (o: Record<string, unknown> & { config?: string }) => runGateway(o, o.config));
+
+program
+  .command('up')
+  .description('run a whole gateway system on loopback (a controller and gateways in one process, state in --dir) and print how to serve and connect')
+  .option('--dir <path>', 'state folder: PKI (made on first run) and controller.db', UP_DEFAULTS.dir)
+  .option('--port <n>', 'controller port on 127.0.0.1', integer('--port'), UP_DEFAULTS.port)
+  .option('--gateways <n>', 'gateways to run', integer('--gateways'), UP_DEFAULTS.gateways)
+  .option('--log-level <level>', 'level of the JSON logs on stderr', UP_DEFAULTS.logLevel)
+  .action(async (o: { dir: string; port: number; gateways: number; logLevel: string }) =>
+    runUp({ ...o, logLevel: o.logLevel as typeof UP_DEFAULTS.logLevel, print }),
+  );
+
+program
+  .command('serve')
+  .description('serve a local TCP service through the gateway system under a PCID; prints the PCID and MSID, and a line per connection on stderr')
+  .requiredOption('--forward <host:port>', 'the local TCP service each connection is forwarded to')
+  .option('--pcid <name>', 'ask for this PCID (1 to 31 printable ASCII characters); default: the one the controller gave')
+  .option('--controller <host:port>', "the controller's address", ENDPOINT_DEFAULTS.controller)
+  .option('--root <file>', "the gateway system's root certificate (PEM)", ENDPOINT_DEFAULTS.root)
+  .option('--identity <dir>', "the server's identity folder, made on first run (its hash is the MSID)", ENDPOINT_DEFAULTS.identity)
+  .option('--no-e2e', 'turn the end-to-end layer off (the gateways can then read the bytes)')
+  .action(async (o: { forward: string; pcid?: string; controller: string; root: string; identity: string; e2e: boolean }) =>
+    runServe({ ...o, debug: debug(), print, note }),
+  );
+
+program
+  .command('connect')
+  .description('listen on a local TCP port and forward each connection to the server NAME through the gateway system')
+  .argument('<name>', "the server's PCID")
+  .option('--listen <host:port>', 'local address to listen on; port 0 picks one', '127.0.0.1:0')
+  .option('--controller <host:port>', "the controller's address", ENDPOINT_DEFAULTS.controller)
+  .option('--root <file>', "the gateway system's root certificate (PEM)", ENDPOINT_DEFAULTS.root)
+  .option('--no-e2e', 'turn the end-to-end layer off (the server must allow it)')
+  .option('--no-check', 'do not connect once at start to check NAME (errors then show per connection)')
+  .action(async (pcid: string, o: { listen: string; controller: string; root: string; e2e: boolean; check: boolean }) =>
+    runConnect({ ...o, pcid, debug: debug(), print, note }),
+  );
 
 try {
   await program.parseAsync(process.argv);
