@@ -32,9 +32,10 @@ interface Child {
 
 const children: Child[] = [];
 
-function start(args: string[], cwd: string): Child {
+/** Spawn `script` (default: the CLI) with `args` in `cwd`. */
+function start(args: string[], cwd: string, script = main): Child {
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-  const proc = spawn(process.execPath, [main, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [script, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const child: Child = {
     proc,
     stdout: '',
@@ -296,6 +297,22 @@ describe('gatesock controller and gateway', () => {
     expect(await stop(connect)).toBe(EXIT.ok);
     expect(await stop(serve)).toBe(EXIT.ok);
     expect(await stop(gateways[1 - held]!)).toBe(EXIT.ok);
+  });
+
+  it('the reference servers run with their sample configs (every key known and valid) and stop with exit 0', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const entry = (name: string): string => join(repo, 'reference-servers', name, 'main.mjs');
+    const spawnEntry = (name: string, args: string[]): Child => start(args, dir, entry(name));
+    const ctl = spawnEntry('controller', ['--pki', 'pki', '--listen', address, '--db', ':memory:']);
+    await waitFor(ctl, 'stdout', /"msg":"controller ready"/);
+    // The sample's values, not the flags', where no flag was given.
+    expect(logLines(ctl.stdout).find((l) => l.msg === 'controller ready')).toMatchObject({ keepaliveMs: 5000, gatewayTimeoutMs: 15000 });
+    const gw = spawnEntry('gateway', ['--pki', 'pki', '--name', 'gateway-2', '--controller', address]);
+    await waitFor(gw, 'stdout', /"msg":"gateway listening"/);
+    expect(logLines(gw.stdout).find((l) => l.msg === 'gateway listening')).toMatchObject({ capacity: 1000, gateway: 'gateway-2' });
+    expect(await stop(gw)).toBe(EXIT.ok);
+    expect(await stop(ctl)).toBe(EXIT.ok);
+    expect(ctl.stderr + gw.stderr).toBe('');
   });
 
   it('controller closes and exits 0 on SIGTERM', async () => {
