@@ -178,14 +178,18 @@ describe('gatesock up, serve and connect', () => {
     expect(up.stdout).toContain(`server ${msid} is on gateway-`);
   });
 
-  it('connect names an unknown PCID at once: the GS_ERR_UNKNOWN_PCID line and exit status 7', async () => {
+  it('connect names an unknown PCID or an offline server at once: its line and exit status 7', async () => {
     const r = await run(['connect', 'unknown-name', '--listen', '127.0.0.1:0', '--controller', controller], dir);
     expect(r.stderr).toMatch(/^gatesock: GS_ERR_UNKNOWN_PCID: .*"unknown-name"/m);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.status).toBe(EXIT.relay);
+    // "web" is known, but its serve stopped in the test before: offline, same status.
+    const offline = await run(['connect', 'web', '--controller', controller], dir);
+    expect(offline.stderr.trim()).toMatch(/^gatesock: GS_ERR_SERVER_OFFLINE: server "web" \(MSID-[0-9A-F]{64}\) has no session on any gateway now$/);
+    expect(offline.status).toBe(EXIT.relay);
   });
 
-  it('connect says when the controller cannot be reached (exit 4) or the root certificate is missing (exit 3)', async () => {
+  it('connect and serve say when the controller cannot be reached (exit 4), the root certificate is missing (exit 3) or belongs to another system (exit 5)', async () => {
     const closed = await freePort();
     const unreachable = await run(['connect', 'web', '--controller', `127.0.0.1:${closed}`], dir);
     expect(unreachable.stderr.trim()).toMatch(new RegExp(`^gatesock: GS_ERR_CONNECT_FAILED: cannot reach the controller at 127\\.0\\.0\\.1:${closed}: ECONNREFUSED$`));
@@ -193,6 +197,12 @@ describe('gatesock up, serve and connect', () => {
     const noRoot = await run(['serve', '--forward', `127.0.0.1:${webPort}`, '--controller', controller, '--root', 'nope.pem'], dir);
     expect(noRoot.stderr.trim()).toMatch(/^gatesock: GS_ERR_INVALID_OPTION: cannot read the root certificate nope\.pem: ENOENT/);
     expect(noRoot.status).toBe(EXIT.config);
+    // Another gateway system's root: the controller's certificate does not chain to it.
+    expect((await run(['pki', 'init', 'other-pki', '--gateways', '0'], dir)).status).toBe(EXIT.ok);
+    const wrongRoot = await run(['connect', 'web', '--controller', controller, '--root', 'other-pki/root/cert.pem'], dir);
+    expect(wrongRoot.stderr.trim()).toMatch(/^gatesock: GS_ERR_(CERT_UNTRUSTED|CERT_BAD_SIGNATURE|PEER_REJECTED|HANDSHAKE_FAILED): /);
+    expect(wrongRoot.stderr.trim().split('\n')).toHaveLength(1);
+    expect(wrongRoot.status).toBe(EXIT.trust);
   });
 
   it('up stops cleanly on SIGTERM, and reuses its PKI and database on the next run', async () => {
