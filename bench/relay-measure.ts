@@ -229,6 +229,8 @@ export interface LoginOptions {
   pool?: number;
   /** Runs of ours and the baseline, alternating. Default 3. */
   runs?: number;
+  /** Run the TLS baseline too. Default true. */
+  baseline?: boolean;
   log?: (s: string) => void;
 }
 
@@ -262,11 +264,13 @@ export async function logins(o: LoginOptions = {}): Promise<{ ours: LoginRun[]; 
       const ours = (n: number) => run(ctl, 'loginLoad', { controller }, n);
       const tls = (n: number) => run(tlsd, 'tlsLoad', { port }, n);
       // Warm-up, untimed: JIT, the identities' first parse in the load process.
+      const withTls = o.baseline ?? true;
       await ours(Math.min(500, count));
-      await tls(Math.min(500, count));
+      if (withTls) await tls(Math.min(500, count));
       const out = { ours: [] as LoginRun[], tls: [] as LoginRun[] };
       for (let i = 0; i < (o.runs ?? 3); i++) {
-        for (const k of i % 2 === 0 ? (['ours', 'tls'] as const) : (['tls', 'ours'] as const)) {
+        const order = i % 2 === 0 ? (['ours', 'tls'] as const) : (['tls', 'ours'] as const);
+        for (const k of order.filter((k) => withTls || k === 'ours')) {
           const r = await (k === 'ours' ? ours : tls)(count);
           if (Object.keys(r.failed).length > 0) throw new Error(`${k}: failed logins ${JSON.stringify(r.failed)}`);
           o.log?.(`${k}: ${r.ok} logins in ${r.seconds.toFixed(2)} s, server CPU ${r.cpuSeconds.toFixed(2)} s → ${r.perCpuSecond.toFixed(0)}/CPU-s, ${r.perSecond.toFixed(0)}/s wall`);
@@ -285,7 +289,7 @@ export async function logins(o: LoginOptions = {}): Promise<{ ours: LoginRun[]; 
 export interface RehomeResult {
   /** Milliseconds from SIGKILL of the gateway to every server online elsewhere. */
   readonly rehomeMs: number;
-  /** Milliseconds for as many fresh servers to come online from a cold start (all at once). */
+  /** Milliseconds for as many fresh servers to come online from a cold start (all at once); NaN when not measured. */
   readonly coldMs: number;
 }
 
@@ -307,27 +311,26 @@ export interface Tick {
  * `onTick` sees the state at each poll (the failover experiment prints it).
  */
 export async function rehome(
-  o: { servers?: number; others?: number; pollMs?: number; timeoutMs?: number; onTick?: (t: Tick) => void; stop?: 'kill' | 'drain' } = {},
+  o: { servers?: number; others?: number; pollMs?: number; timeoutMs?: number; onTick?: (t: Tick) => void; stop?: 'kill' | 'drain'; coldStart?: boolean } = {},
 ): Promise<RehomeResult> {
   const n = o.servers ?? 1000;
   const others = o.others ?? 2;
   const pollMs = o.pollMs ?? 50;
-  ensureServerIdentities(2 * n);
+  ensureServerIdentities(o.coldStart === false ? n : 2 * n);
   const pki = await tempPki(others + 1);
   try {
     return await withNodes(async (start) => {
-      const ctl = await start('controller');
+      const [ctl, crowd, ...procs] = await Promise.all([start('controller'), start('servers'), ...Array.from({ length: others + 1 }, (_, i) => start(`gateway-${i + 1}`))]);
       const { address: controller } = await ctl.call<{ address: string }>('controller', { pki: pki.dir });
       const names = new Map<string, string>();
       const gws: RelayNode[] = [];
       const addGateway = async (i: number): Promise<void> => {
-        const g = await start(`gateway-${i}`);
+        const g = procs[i - 1]!;
         const { msid } = await g.call<{ msid: string }>('gateway', { pki: pki.dir, name: `gateway-${i}`, controller, capacity: 10 * n });
         names.set(msid, `gateway-${i}`);
         gws.push(g);
       };
       await addGateway(1);
-      const crowd = await start('servers');
       await crowd.call('servers', { pki: pki.dir, controller, from: 0, count: n, concurrency: 100 });
       for (let i = 2; i <= others + 1; i++) await addGateway(i);
       const status = async (node: RelayNode): Promise<Tick & { raw: Record<string, number> }> => {
@@ -355,6 +358,7 @@ export async function rehome(
         await sleep(pollMs);
       }
       // Baseline: as many fresh servers, cold, all at once, on the surviving gateways.
+      if (o.coldStart === false) return { rehomeMs, coldMs: NaN };
       const fresh = await start('servers');
       const { ms: coldMs } = await fresh.call<{ ms: number }>('servers', { pki: pki.dir, controller, from: n, count: n, concurrency: 0, timeoutMs: deadline });
       return { rehomeMs, coldMs };
@@ -378,12 +382,11 @@ export async function balancing(o: { capacities: number[]; servers: number; stra
     return await withNodes(async (start) => {
       const ctl = await start('controller');
       const { address: controller } = await ctl.call<{ address: string }>('controller', { pki: pki.dir, strategy: o.strategy });
+      const [crowd, ...gws] = await Promise.all([start('servers'), ...o.capacities.map((_, i) => start(`gateway-${i + 1}`))]);
       const msids: string[] = [];
       for (let i = 0; i < o.capacities.length; i++) {
-        const g = await start(`gateway-${i + 1}`);
-        msids.push((await g.call<{ msid: string }>('gateway', { pki: pki.dir, name: `gateway-${i + 1}`, controller, capacity: o.capacities[i] })).msid);
+        msids.push((await gws[i]!.call<{ msid: string }>('gateway', { pki: pki.dir, name: `gateway-${i + 1}`, controller, capacity: o.capacities[i] })).msid);
       }
-      const crowd = await start('servers');
       await crowd.call('servers', { pki: pki.dir, controller, from: 0, count: o.servers, concurrency: o.concurrency ?? 50 });
       await sleep(300); // the last session deltas
       const table = await ctl.call<{ msid: string; servers: number }[]>('gateways');

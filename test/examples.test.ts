@@ -15,10 +15,10 @@ const MSID = 'MSID-[0-9A-F]{64}';
 const env = { ...process.env };
 delete env.NODE_OPTIONS;
 
-/** Run `examples/<file>` with tsx; rejects on a non-zero exit or a timeout, with the output. */
-function example(file: string, timeout = 30_000): Promise<{ stdout: string; stderr: string }> {
+/** Run `examples/<file>` with tsx (and `args`); rejects on a non-zero exit or a timeout, with the output. */
+function example(file: string, timeout = 30_000, args: readonly string[] = []): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(tsx, [join('examples', file)], { cwd: repo, env, timeout, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+    execFile(tsx, [join('examples', file), ...args], { cwd: repo, env, timeout, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       if (error) reject(new Error(`examples/${file} failed (${error.killed ? `killed after ${timeout} ms` : `exit ${error.code}`}):\n${stdout}${stderr}`));
       else resolve({ stdout, stderr });
     });
@@ -38,4 +38,76 @@ describe('examples', () => {
     expect(stdout).toMatch(new RegExp(`^gateway sees\\s+server ${server}$`, 'm'));
     expect(stdout).toMatch(/^echo\s+hello through gatesock$/m);
   });
+
+  it('relay-echo.ts: a server found by its PCID echoes both lines through the gateway', async () => {
+    const { stdout, stderr } = await example('relay-echo.ts');
+    expect(stderr).toBe('');
+    const pcid = /^server\s+online as PCID "([^"]+)"/m.exec(stdout)?.[1];
+    expect(pcid, stdout).toBeDefined();
+    expect(stdout).toMatch(new RegExp(`^client\\s+connected to ${pcid} through the gateway, end to end: true$`, 'm'));
+    expect(stdout).toMatch(/^server\s+accepted connection 1 from MSID-/m);
+    expect(stdout).toMatch(/^echo\s+hello through gatesock$/m);
+    expect(stdout).toMatch(/^echo\s+second line$/m);
+    expect(stdout).toMatch(/^closed$/m);
+  });
+
+  it('port-forward.ts: fetch gets the HTTP page through forwardTcp → gateway → serveTcp', async () => {
+    const { stdout, stderr } = await example('port-forward.ts');
+    expect(stderr).toBe('');
+    expect(stdout).toMatch(/^served as\s+PCID "example-web"/m);
+    expect(stdout).toMatch(/^fetch\s+HTTP 200: hello from the HTTP server behind the relay \(you asked for \/through-the-tunnel\)$/m);
+    expect(stdout).toMatch(/^forward\s+connection 1 closed \(\d+ B out, \d+ B in\)$/m);
+  });
+
+  // The experiments, at small sizes (each a few seconds; processes on loopback).
+  const row = (stdout: string, label: string): string[] => {
+    const line = stdout.split('\n').find((l) => l.startsWith(label));
+    expect(line, stdout).toBeDefined();
+    return line!.slice(label.length).trim().split(/\s{2,}/);
+  };
+
+  it('experiments/latency.ts: a table of RTT percentiles for every path', async () => {
+    const { stdout } = await example('experiments/latency.ts', 30_000, ['--rounds', '100', '--repeats', '1']);
+    for (const path of ['direct TCP', 'plain net relay', 'gatesock, end to end', 'gatesock, no end-to-end layer']) {
+      const [samples, p50] = row(stdout, path).map(Number);
+      expect(samples).toBeGreaterThanOrEqual(100);
+      expect(p50).toBeGreaterThan(0);
+    }
+  }, 40_000);
+
+  it('experiments/throughput.ts: MB/s each direction, end-to-end layer on and off', async () => {
+    const { stdout } = await example('experiments/throughput.ts', 30_000, ['--mib', '8', '--rounds', '2']);
+    for (const dir of ['client-to-server', 'server-to-client']) {
+      for (const e2e of ['on', 'off']) {
+        const cells = row(stdout, `${dir}  ${e2e}`).map(Number);
+        expect(cells[0]).toBeGreaterThan(0); // gatesock MB/s
+        expect(cells[1]).toBeGreaterThan(0); // plain relay MB/s
+      }
+    }
+  }, 40_000);
+
+  it('experiments/balancing.ts: every server lands on a gateway, for both strategies', async () => {
+    const { stdout } = await example('experiments/balancing.ts', 30_000, ['--servers', '30', '--capacities', '10,20,30']);
+    const rows = [1, 2, 3].map((i) => row(stdout, `gateway-${i}`).map(Number));
+    expect(rows.map((r) => r[0])).toEqual([10, 20, 30]);
+    expect(rows.reduce((n, r) => n + r[2]!, 0)).toBe(30); // least-sessions
+    expect(rows.reduce((n, r) => n + r[3]!, 0)).toBe(30); // weighted
+    // least-sessions keeps each gateway within one server of its share.
+    for (const r of rows) expect(Math.abs(r[2]! - r[1]!)).toBeLessThanOrEqual(1);
+  }, 40_000);
+
+  it('experiments/failover.ts: the killed gateway\'s servers come back on the other one', async () => {
+    const { stdout } = await example('experiments/failover.ts', 30_000, ['--servers', '30', '--gateways', '2']);
+    const lines = stdout.trim().split('\n');
+    expect(lines.at(-1)).toMatch(/^all 30 servers back online on other gateways after \d+\.\d+ s$/);
+    expect(lines.at(-2)!.trim().split(/\s+/).slice(1).map(Number)).toEqual([0, 30, 30]);
+  }, 40_000);
+
+  it('experiments/controller-capacity.ts: logins per minute at each load level', async () => {
+    const { stdout } = await example('experiments/controller-capacity.ts', 30_000, ['--logins', '100', '--concurrency', '1,4', '--pool', '100']);
+    for (const level of ['1', '4']) {
+      const cells = stdout.split('\n').find((l) => new RegExp(`^\\s*${level}\\s+100\\s`).test(l));
+      expect(cells, stdout).toBeDefined();
+    }
+  }, 40_000);
 });
