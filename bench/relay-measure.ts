@@ -60,7 +60,7 @@ export async function withPaths<T>(body: (paths: Paths) => Promise<T>): Promise<
       const { port: relayPort } = await relay.call<{ port: number }>('plainRelay', { target: appPort });
       const root: Certificate = (await loadPki(pki.dir)).root;
       const ours = (endToEnd: boolean): Dial => async () =>
-        (await relayConnect(pcids[0]!, { controller, roots: [root], endToEnd, link: { backend: 'native' } })).stream as unknown as AppStream;
+        (await relayConnect(pcids[0]!, { controller, roots: [root], endToEnd, link: { backend: 'native', ...(process.env.BENCH_RELAY_MUX ? { mux: JSON.parse(process.env.BENCH_RELAY_MUX) as object } : {}) } })).stream as unknown as AppStream;
       return await body({ direct: dialTcp(appPort), plain: dialTcp(relayPort), ours });
     });
   } finally {

@@ -28,7 +28,8 @@ import { certificateVerifier, type Identity } from '../src/session/index.js';
 import { HOST, listenApp, listenPlainRelay, listenTcp, serveApp, type AppStream } from './relay-app.js';
 import { derToPem, serverIdentities } from './relay-procs.js';
 
-const LINK = { backend: 'native' as const };
+// BENCH_RELAY_MUX='{"connectionHighWaterMark":4194304}': session tunables for a diagnosis run.
+const LINK = { backend: 'native' as const, ...(process.env.BENCH_RELAY_MUX ? { mux: JSON.parse(process.env.BENCH_RELAY_MUX) as object } : {}) };
 const pkis = new Map<string, Promise<LoadedPki>>();
 const pkiOf = (dir: string): Promise<LoadedPki> => {
   let p = pkis.get(dir);

@@ -29,6 +29,8 @@ export interface RelayNode {
   call<T = unknown>(command: string, args?: unknown, timeoutMs?: number): Promise<T>;
   /** SIGKILL, and wait for the exit. */
   kill(): Promise<void>;
+  /** Let the child end by itself (IPC disconnect), SIGKILL after 2 s; wait for the exit. */
+  stop(): Promise<void>;
 }
 
 const live = new Set<RelayNode>();
@@ -47,7 +49,8 @@ export async function startNode(name: string, options: { gc?: boolean } = {}): P
   }
   const child = fork(entry, [name], {
     cwd: repo,
-    execArgv: ['--import', 'tsx', ...(options.gc ? ['--expose-gc'] : [])],
+    // BENCH_RELAY_PROFILE=DIR: each child writes a V8 CPU profile into DIR when it ends (by `stop()`).
+    execArgv: ['--import', 'tsx', ...(options.gc ? ['--expose-gc'] : []), ...(process.env.BENCH_RELAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROFILE}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_OPTIONS: '' },
   });
@@ -89,6 +92,12 @@ export async function startNode(name: string, options: { gc?: boolean } = {}): P
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     },
+    async stop() {
+      if (child.connected) child.disconnect();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(timer);
+    },
   };
   live.add(node);
   await node.call('ping', undefined, 60_000);
@@ -106,7 +115,7 @@ export async function withNodes<T>(body: (start: typeof startNode) => Promise<T>
   try {
     return await body(start);
   } finally {
-    await Promise.all(mine.map((n) => n.kill()));
+    await Promise.all(mine.map((n) => n.stop()));
   }
 }
 
