@@ -34,6 +34,7 @@ import {
   type Identity,
   type MuxConnection,
   type VerifiedCertificate,
+  type VerifiedPeer,
 } from '../session/index.js';
 import { tcpListen, type ByteStream, type ByteStreamListener } from '../transport/index.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
@@ -119,9 +120,9 @@ export interface GatewayEvents {
 /** A server's session here. */
 interface ServerSession {
   readonly msid: string;
-  readonly link: Link<VerifiedCertificate>;
+  readonly link: Link<VerifiedPeer>;
   /** Relayed connections by connection ID → the client link to close with it. */
-  readonly relays: Map<number, Link<VerifiedCertificate>>;
+  readonly relays: Map<number, Link<VerifiedPeer>>;
   nextConnectionId: number;
   /** A newer session of this server exists elsewhere; close this one when its connections are done. */
   moved: boolean;
@@ -137,9 +138,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly controllerKeys: Uint8Array[] = [];
   private readonly tokens: TokenChecker;
   private readonly log: RelayLogger;
-  private readonly verifyPeer: (chain: readonly Uint8Array[]) => VerifiedCertificate;
+  private readonly verifyPeer: (chain: readonly Uint8Array[]) => VerifiedPeer;
   private readonly stopped = new AbortController();
-  private controllerLink: Link<VerifiedCertificate> | undefined;
+  private controllerLink: Link<VerifiedPeer> | undefined;
   private readonly pendingAdded = new Set<string>();
   private readonly pendingRemoved = new Set<string>();
   private readonly deltaWaiters: Array<() => void> = [];
@@ -157,7 +158,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   ) {
     super();
     this.log = options.log ?? silentLogger;
-    this.verifyPeer = certificateVerifier({ roots: options.roots, role: 'server', allowSelfSignedServer: true, crypto: options.link?.backend });
+    const verify = certificateVerifier({ roots: options.roots, role: 'server', allowSelfSignedServer: true, crypto: options.link?.backend });
+    // Keep only what a session needs of its peer: a parsed certificate held
+    // for every idle server session would be most of its memory.
+    this.verifyPeer = (chain) => {
+      const { publicKey, msid, role } = verify(chain);
+      return { publicKey, msid, role };
+    };
     const crypto = getCryptoBackend(options.link?.backend ?? 'auto');
     this.tokens = new TokenChecker({
       gateway: options.identity.msid,
@@ -389,7 +396,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     );
   }
 
-  private serve(link: Link<VerifiedCertificate>): void {
+  private serve(link: Link<VerifiedPeer>): void {
     if (this.closed) return link.session.destroy();
     this.links.add(link);
     const peer = link.peer.msid;
@@ -442,7 +449,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  private attachServer(link: Link<VerifiedCertificate>): Promise<void> {
+  private attachServer(link: Link<VerifiedPeer>): Promise<void> {
     const msid = link.peer.msid;
     const old = this.servers.get(msid);
     const session: ServerSession = { msid, link, relays: new Map(), nextConnectionId: 1, moved: false };
@@ -469,7 +476,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /** Open the connection on both sessions and relay it; returns its connection ID. */
-  private relay(server: ServerSession, client: Link<VerifiedCertificate>, endToEnd: boolean): number {
+  private relay(server: ServerSession, client: Link<VerifiedPeer>, endToEnd: boolean): number {
     let id = server.nextConnectionId;
     while (server.relays.has(id) || id === 0) id = (id + 1) >>> 0;
     server.nextConnectionId = (id + 1) >>> 0;

@@ -257,7 +257,8 @@ export async function loadPki(directory: string, options: { now?: Date } = {}): 
   const gatewayFiles: PkiGatewayFiles[] = [];
   for (const name of names) {
     const folder = path.join(dir, name);
-    if (!(await exists(fs, path.join(folder, IDENTITY_FILES.certificate)))) continue;
+    // Other identities may live beside the PKI (`gatesock serve` keeps a server's there): only gateways count.
+    if ((await certificateRoleIn(fs, path, folder)) !== 'gateway') continue;
     const g = await load(folder, 'gateway');
     gateways.set(name, g.identity);
     gatewayFiles.push(Object.freeze({ name, ...g.files }));
@@ -293,7 +294,7 @@ function filesOf(path: typeof NodePath, folder: string): { directory: string; ce
   return { directory: folder, certificatePath: path.join(folder, IDENTITY_FILES.certificate), keyPath: path.join(folder, IDENTITY_FILES.key) };
 }
 
-/** The folders of `directory` that hold PKI files: root, controller, and any gateway-named folder with a cert.pem or key.pem. */
+/** The folders of `directory` that hold PKI files: root, controller, and every folder whose certificate is a gateway's (a server identity kept beside them is not the PKI's). */
 async function pkiFolders(fs: typeof NodeFs, path: typeof NodePath, directory: string): Promise<string[]> {
   const entries = await fs.readdir(directory, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
@@ -303,13 +304,22 @@ async function pkiFolders(fs: typeof NodeFs, path: typeof NodePath, directory: s
   for (const e of entries) {
     if (!e.isDirectory()) continue;
     const folder = path.join(directory, e.name);
-    if (e.name === ROOT_DIR || (await holdsIdentity(fs, path, folder))) found.push(folder);
+    if (e.name === ROOT_DIR || e.name === CONTROLLER_DIR || (await certificateRoleIn(fs, path, folder)) === 'gateway') found.push(folder);
   }
   return found;
 }
 
 async function holdsIdentity(fs: typeof NodeFs, path: typeof NodePath, folder: string): Promise<boolean> {
   return (await exists(fs, path.join(folder, IDENTITY_FILES.certificate))) || (await exists(fs, path.join(folder, IDENTITY_FILES.key)));
+}
+
+/** The role named by the certificate in `folder`, if it holds a readable one. */
+async function certificateRoleIn(fs: typeof NodeFs, path: typeof NodePath, folder: string): Promise<Role | null | undefined> {
+  try {
+    return certificateFromPem(await fs.readFile(path.join(folder, IDENTITY_FILES.certificate), 'utf8')).role;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Remove a folder's cert.pem and key.pem, then the folder if nothing else is in it. */

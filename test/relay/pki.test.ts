@@ -12,8 +12,10 @@ import { PKI_DEFAULTS, addGateway, initPki, loadPki, type PkiIdentityFiles } fro
 import {
   certificateFromPem,
   certificatesFromPem,
+  createServerIdentity,
   loadIdentity,
   msidOf,
+  saveIdentity,
   verifyCertificateChain,
   type Certificate,
   type Role,
@@ -214,6 +216,17 @@ describe('loadPki', () => {
     // The controller's folder holds a gateway certificate.
     for (const f of ['cert.pem', 'key.pem']) writeFileSync(join(dir2, 'controller', f), readFileSync(join(dir2, 'gateway-1', f)));
     expect(await rejection(loadPki(dir2))).toMatchObject({ code: 'GS_ERR_CERT_WRONG_ROLE' });
+  });
+
+  it('leaves a server identity kept beside the PKI alone: not a gateway to loadPki, not removed by init --force', async () => {
+    const dir = freshDir();
+    await initPki({ directory: dir });
+    const server = createServerIdentity();
+    await saveIdentity(server, join(dir, 'server-identity'));
+    const loaded = await loadPki(dir);
+    expect([...loaded.gateways.keys()]).toEqual(['gateway-1', 'gateway-2']);
+    await initPki({ directory: dir, force: true });
+    expect((await loadIdentity(join(dir, 'server-identity'))).msid).toBe(server.msid);
   });
 
   it('fails with the file-system error when there is no PKI', async () => {
