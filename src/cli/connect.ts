@@ -3,15 +3,13 @@
  * the server named NAME through the gateway system (`forwardTcp`); each
  * accepted connection is its own relayed connection, so many run at once.
  *
- * At start it makes one connection to NAME and closes it, so that an
- * unknown PCID, an offline server, an unreachable controller or a
- * certificate problem is reported at once, with its exit status, rather
- * than at the first forwarded connection. The relay's public API has no
- * look-up without connecting, so the server sees that connection (and, for
- * `gatesock serve`, its target gets a connection that closes at once);
+ * At start it looks NAME up at the controller (`relayLookup`; nothing
+ * reaches the server), so that an unknown PCID, an offline server, an
+ * unreachable controller or a certificate problem is reported at once, with
+ * its exit status, rather than at the first forwarded connection;
  * `--no-check` skips it.
  */
-import { relayConnect } from '../relay/index.js';
+import { relayLookup } from '../relay/index.js';
 import { forwardTcp } from '../socket/index.js';
 import { checkReachable, kind, loadRoots, parseValue } from './config.js';
 import { reportError } from './errors.js';
@@ -44,9 +42,8 @@ export async function runConnect(o: ConnectOptions): Promise<void> {
   });
   await checkReachable(controller, 'the controller');
   if (o.check) {
-    const { stream, info } = await relayConnect(o.pcid, options);
-    stream.destroy();
-    o.print(`found    ${o.pcid} (${info.peerMsid}) via gateway ${info.gateway}${info.endToEnd ? ', end to end' : ', end-to-end layer off'}`);
+    const found = await relayLookup(o.pcid, options);
+    o.print(`found    ${o.pcid} (${found.msid}) via gateway ${found.gateway.msid}${o.e2e ? ', end to end' : ', end-to-end layer off'}`);
   }
   const forwarder = await forwardTcp({ ...options, pcid: o.pcid, host: listen.host, port: listen.port });
   close = () => forwarder.close();

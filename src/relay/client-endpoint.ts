@@ -7,10 +7,10 @@
  * gave. The result is a byte stream to the server application.
  */
 import { SessionError } from '../errors/index.js';
-import { certificateVerifier, secureConnect, type ByteStream, type MuxConnection, type VerifiedCertificate } from '../session/index.js';
+import { certificateVerifier, secureConnect, type ByteStream, type Identity, type MuxConnection, type VerifiedCertificate } from '../session/index.js';
 import { checkEndpointOptions, endpointIdentity, type RelayEndpointOptions } from './endpoint-options.js';
 import { dialLink, type Link } from './link.js';
-import { METHOD, parseConnectReply, parseLookupReply } from './messages.js';
+import { METHOD, parseConnectReply, parseLookupReply, type GatewayAddress, type LookupReply } from './messages.js';
 import { decodeRelayOpen } from './relay-open.js';
 import type { RelayConnectionInfo } from './server-endpoint.js';
 import { checkPcid } from './store/index.js';
@@ -27,6 +27,30 @@ export interface RelayConnection {
 }
 
 /**
+ * Where the server named `pcid` is now: its MSID and the gateway holding
+ * its session. Asks the controller only (nothing reaches the server), so it
+ * is the cheap way to check a name; rejects with `GS_ERR_UNKNOWN_PCID` or
+ * `GS_ERR_SERVER_OFFLINE` like {@link relayConnect}.
+ * @public
+ */
+export async function relayLookup(pcid: string, options: RelayEndpointOptions): Promise<{ readonly msid: string; readonly gateway: GatewayAddress }> {
+  checkEndpointOptions(options);
+  checkPcid(pcid);
+  const { msid, gateway } = await lookup(pcid, endpointIdentity(options), options);
+  return { msid, gateway };
+}
+
+async function lookup(pcid: string, identity: Identity, options: RelayEndpointOptions): Promise<LookupReply> {
+  const verifyController = certificateVerifier({ roots: options.roots, role: 'controller', crypto: options.link?.backend });
+  const ctl = await dialLink(options.controller, identity, verifyController, options.link);
+  try {
+    return parseLookupReply(await ctl.rpc.request(METHOD.lookup, { pcid }));
+  } finally {
+    void ctl.session.close();
+  }
+}
+
+/**
  * Connect to the server named `pcid` through the gateway system.
  * Rejects with `GS_ERR_UNKNOWN_PCID` or `GS_ERR_SERVER_OFFLINE` from the
  * controller, a token error from the gateway, or a certificate error if the
@@ -39,17 +63,11 @@ export async function relayConnect(pcid: string, options: RelayEndpointOptions):
   const identity = endpointIdentity(options);
   const endToEnd = options.endToEnd ?? true;
   const crypto = options.link?.backend;
-  const ctl = await dialLink(options.controller, identity, certificateVerifier({ roots: options.roots, role: 'controller', crypto }), options.link);
-  let lookup;
-  try {
-    lookup = parseLookupReply(await ctl.rpc.request(METHOD.lookup, { pcid }));
-  } finally {
-    void ctl.session.close();
-  }
-  const verifyGateway = certificateVerifier({ roots: options.roots, role: 'gateway', expectMsid: lookup.gateway.msid, crypto });
+  const found = await lookup(pcid, identity, options);
+  const verifyGateway = certificateVerifier({ roots: options.roots, role: 'gateway', expectMsid: found.gateway.msid, crypto });
   // The gateway opens the connection before it replies, so it is here by the time the reply is.
   const opened = new Map<number, MuxConnection>();
-  const gw: Link<VerifiedCertificate> = await dialLink(lookup.gateway.address, identity, verifyGateway, options.link, (l) =>
+  const gw: Link<VerifiedCertificate> = await dialLink(found.gateway.address, identity, verifyGateway, options.link, (l) =>
     l.session.on('connection', (conn, metadata) => {
       try {
         opened.set(decodeRelayOpen(metadata).connectionId, conn);
@@ -60,17 +78,17 @@ export async function relayConnect(pcid: string, options: RelayEndpointOptions):
   );
   try {
     const { connectionId } = parseConnectReply(
-      await gw.rpc.request(METHOD.connect, { msid: lookup.msid, ticket: Buffer.from(lookup.ticket).toString('base64url'), endToEnd }),
+      await gw.rpc.request(METHOD.connect, { msid: found.msid, ticket: Buffer.from(found.ticket).toString('base64url'), endToEnd }),
     );
     const conn = opened.get(connectionId);
     if (!conn) throw new SessionError('GS_ERR_PROTOCOL', `the gateway replied with connection ${connectionId} but opened no such connection`);
     // One client session carries one connection: when it is done, so is the session.
     conn.on('close', () => void gw.session.close());
-    const info = { connectionId, peerMsid: lookup.msid, endToEnd, gateway: lookup.gateway.msid, pcid };
+    const info = { connectionId, peerMsid: found.msid, endToEnd, gateway: found.gateway.msid, pcid };
     if (!endToEnd) return { stream: conn, info };
     const stream = await secureConnect(conn, {
       identity,
-      verifyPeer: certificateVerifier({ role: 'server', expectMsid: lookup.msid, allowSelfSignedServer: true, crypto }),
+      verifyPeer: certificateVerifier({ role: 'server', expectMsid: found.msid, allowSelfSignedServer: true, crypto }),
       backend: crypto,
       handshakeTimeoutMs: options.link?.handshakeTimeoutMs,
     });

@@ -20,4 +20,4 @@ export { silentLogger, type RelayLogger } from './log.js';
 export type { GatewayAddress, ServerInfo } from './messages.js';
 export type { RelayEndpointOptions } from './endpoint-options.js';
 export { ServerEndpoint, type RelayConnectionInfo, type ServerEndpointEvents, type ServerEndpointOptions } from './server-endpoint.js';
-export { relayConnect, type RelayConnection } from './client-endpoint.js';
+export { relayConnect, relayLookup, type RelayConnection } from './client-endpoint.js';

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServerIdentity, type ByteStream } from '../../src/session/index.js';
-import { GATEWAY_RELAY_CHANNEL, ServerEndpoint, relayConnect, type RelayConnectionInfo } from '../../src/relay/index.js';
+import { GATEWAY_RELAY_CHANNEL, ServerEndpoint, relayConnect, relayLookup, type RelayConnectionInfo } from '../../src/relay/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { echo, roundTrip, sha256, until } from './streams.js';
 import { startSystem, type TestSystem } from './system.js';
@@ -83,6 +83,8 @@ describe('relay flow', () => {
     await expect(relayConnect('no-such-server', opts)).rejects.toMatchObject({ code: 'GS_ERR_UNKNOWN_PCID' });
     const a = await startEchoServer(system);
     const b = await startEchoServer(system);
+    await expect(relayLookup('no-such-server', opts)).rejects.toMatchObject({ code: 'GS_ERR_UNKNOWN_PCID' });
+    expect(await relayLookup(a.pcid!, opts)).toEqual({ msid: a.msid, gateway: { msid: system.gateways[0]!.msid, address: system.gateways[0]!.address } });
     const info = await a.renameMachine('alpha');
     expect(info).toMatchObject({ msid: a.msid, pcid: 'alpha' });
     expect((await a.getLoginInfo()).pcid).toBe('alpha');
