@@ -62,19 +62,19 @@ afterAll(() => {
 });
 
 describe('gatesock demo', () => {
-  it('runs a verified echo over several connections and prints what it promises', async () => {
+  it('runs a whole gateway system, finds the server by PCID and verifies an end-to-end echo over several connections', async () => {
     const r = await gatesock(['demo', '--bytes', '1048576', '--connections', '3']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(EXIT.ok);
     const root = msidAfter(r.stdout, 'root CA');
-    const gateway = msidAfter(r.stdout, 'gateway');
+    const gateway1 = msidAfter(r.stdout, 'gateway 1');
+    const gateway2 = msidAfter(r.stdout, 'gateway 2');
     const server = msidAfter(r.stdout, 'server');
-    expect(new Set([root, gateway, server]).size).toBe(3);
-    expect(r.stdout).toMatch(new RegExp(`^gateway\\s+${gateway} \\(signed by the root\\)$`, 'm'));
+    expect(new Set([root, gateway1, gateway2, server]).size).toBe(4);
     expect(r.stdout).toMatch(new RegExp(`^server\\s+${server} \\(self-signed, temporary\\)$`, 'm'));
-    // Each side names the MSID it authenticated: the same ones printed above.
-    expect(msidAfter(r.stdout, '\\s+server sees\\s+gateway')).toBe(gateway);
-    expect(msidAfter(r.stdout, '\\s+gateway sees\\s+server')).toBe(server);
+    // The server's session is on one of the two gateways, and the client proved the same MSID end to end.
+    expect([gateway1, gateway2]).toContain(msidAfter(r.stdout, '\\s+online\\s+as PCID \\S+, server session on gateway'));
+    expect(msidAfter(r.stdout, '\\s+proven\\s+the server behind the relay is')).toBe(server);
     expect(r.stdout).toMatch(/^connections\s+3 × 1 MiB sent and echoed back, SHA-256 verified on each$/m);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('ok');
   });
@@ -160,7 +160,7 @@ describe('gatesock identity init', () => {
     expect(demo.status).toBe(EXIT.ok);
     expect(msidAfter(demo.stdout, 'server')).toBe(msid);
     expect(demo.stdout).toContain(`(self-signed, kept in ${dir})`);
-    expect(msidAfter(demo.stdout, '\\s+gateway sees\\s+server')).toBe(msid);
+    expect(msidAfter(demo.stdout, '\\s+proven\\s+the server behind the relay is')).toBe(msid);
   });
 
   it('refuses a damaged key file with its code and leaves it in place', async () => {

@@ -52,9 +52,9 @@ const program = new Command()
 
 program
   .command('demo')
-  .description('run a secure session on loopback with a throwaway PKI: handshake, multiplexed connections, verified echo')
+  .description('run a whole gateway system on loopback with a throwaway PKI: controller, two gateways, a server found by its PCID, end-to-end encrypted connections with verified echo')
   .option('--bytes <n>', 'bytes each connection sends', integer('--bytes'), DEMO_DEFAULTS.bytes)
-  .option('--connections <n>', 'connections over the session', integer('--connections'), DEMO_DEFAULTS.connections)
+  .option('--connections <n>', 'relayed connections to the server, at once', integer('--connections'), DEMO_DEFAULTS.connections)
   .option('--backend <name>', 'crypto backend: auto, native or noble', backendName, DEMO_DEFAULTS.backend)
   .option('--dir <path>', 'keep the server identity in this folder (made on first run)')
   .action(async (o: { bytes: number; connections: number; backend: 'auto' | 'native' | 'noble'; dir?: string }) => {
