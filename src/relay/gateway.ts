@@ -401,13 +401,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.links.add(link);
     const peer = link.peer.msid;
     // A session that never says what it is for does not get to sit here.
-    const idle = setTimeout(
+    let idle: ReturnType<typeof setTimeout> | undefined = setTimeout(
       () => link.session.destroy(new RelayError('GS_ERR_RELAY_FORBIDDEN', 'no attach or connect in time')),
       this.options.attachTimeoutMs ?? DEFAULT_GATEWAY_OPTIONS.attachTimeoutMs,
     );
     idle.unref?.();
-    link.session.on('close', () => {
+    // Cleared and dropped once the session says what it is for (an idle session keeps no timer).
+    const settled = (): void => {
       clearTimeout(idle);
+      idle = undefined;
+    };
+    link.session.on('close', () => {
+      settled();
       this.links.delete(link);
     });
     link.rpc.on('problem', (e) => this.log.warn({ peer, code: e.code, error: e.message }, 'bad message'));
@@ -420,7 +425,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (this.draining) throw new RelayError('GS_ERR_GATEWAY_DRAINING', 'this gateway is draining');
       this.checkToken(() => this.tokens.check(bytesField(p, 'token', 512), { kind: 'redirect', holder: peer, target: peer }), peer);
       used = true;
-      clearTimeout(idle);
+      settled();
       await this.attachServer(link);
       return { ok: true };
     });
@@ -432,7 +437,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const server = this.servers.get(target);
       if (!server || server.moved) throw new RelayError('GS_ERR_SERVER_OFFLINE', `${target} has no session on this gateway`);
       used = true;
-      clearTimeout(idle);
+      settled();
       return { connectionId: this.relay(server, link, endToEnd) };
     });
   }

@@ -105,9 +105,11 @@ export function errorFromRefusal(code: unknown, message: unknown): GatesockError
  * when the session closes, every pending request fails with its error.
  */
 export class RpcPeer extends EventEmitter<RpcPeerEvents> {
-  private readonly handlers = new Map<string, RpcHandler>();
-  private readonly noticeHandlers = new Map<string, NoticeHandler>();
-  private readonly pending = new Map<number, Pending>();
+  // Made on first use: a gateway holds thousands of idle sessions, and an
+  // empty Map is a few hundred bytes each.
+  private handlers: Map<string, RpcHandler> | undefined;
+  private noticeHandlers: Map<string, NoticeHandler> | undefined;
+  private pending: Map<number, Pending> | undefined;
   private nextId = 1;
 
   constructor(
@@ -118,9 +120,10 @@ export class RpcPeer extends EventEmitter<RpcPeerEvents> {
     session.on('control', this.onControl);
     session.on('close', (error) => {
       const why = error ?? new SessionError('GS_ERR_SESSION_CLOSED', 'session closed before the reply came');
-      for (const [id, p] of this.pending) {
+      const pending = this.pending;
+      this.pending = undefined;
+      for (const p of pending?.values() ?? []) {
         clearTimeout(p.timer);
-        this.pending.delete(id);
         p.reject(why);
       }
     });
@@ -128,13 +131,13 @@ export class RpcPeer extends EventEmitter<RpcPeerEvents> {
 
   /** Answer requests for `method`. */
   handle(method: string, handler: RpcHandler): this {
-    this.handlers.set(method, handler);
+    (this.handlers ??= new Map()).set(method, handler);
     return this;
   }
 
   /** Take notices for `method`. */
   onNotice(method: string, handler: NoticeHandler): this {
-    this.noticeHandlers.set(method, handler);
+    (this.noticeHandlers ??= new Map()).set(method, handler);
     return this;
   }
 
@@ -144,17 +147,18 @@ export class RpcPeer extends EventEmitter<RpcPeerEvents> {
     const id = this.nextId;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
     return new Promise<RpcValue>((resolve, reject) => {
+      const pending = (this.pending ??= new Map());
       const timer = setTimeout(() => {
-        this.pending.delete(id);
+        pending.delete(id);
         reject(new SocketError('GS_ERR_TIMEOUT', `no reply to "${method}" within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       timer.unref?.();
-      this.pending.set(id, { resolve, reject, timer });
+      pending.set(id, { resolve, reject, timer });
       try {
         this.session.sendControl(encodeRpcMessage(Kind.Request, id, { m: method, p: params }));
       } catch (error) {
         clearTimeout(timer);
-        this.pending.delete(id);
+        pending.delete(id);
         reject(error);
       }
     });
@@ -175,10 +179,10 @@ export class RpcPeer extends EventEmitter<RpcPeerEvents> {
     if (!msg) return this.problem(new SessionError('GS_ERR_PROTOCOL', 'malformed control message'));
     const { kind, id, value } = msg;
     if (kind === Kind.Reply || kind === Kind.Refusal) {
-      const p = this.pending.get(id);
+      const p = this.pending?.get(id);
       if (!p) return; // late reply after a timeout
       clearTimeout(p.timer);
-      this.pending.delete(id);
+      this.pending!.delete(id);
       if (kind === Kind.Reply) p.resolve((value.r ?? null) as RpcValue);
       else p.reject(errorFromRefusal(value.code, value.message));
       return;
@@ -190,7 +194,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEvents> {
       return;
     }
     if (kind === Kind.Notice) {
-      const handler = this.noticeHandlers.get(method);
+      const handler = this.noticeHandlers?.get(method);
       if (!handler) return this.problem(new RelayError('GS_ERR_RELAY_FORBIDDEN', `unexpected notice "${method.slice(0, 64)}"`));
       try {
         handler(params as RpcParams);
@@ -199,7 +203,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEvents> {
       }
       return;
     }
-    const handler = this.handlers.get(method);
+    const handler = this.handlers?.get(method);
     if (!handler) return this.refuse(id, new RelayError('GS_ERR_RELAY_FORBIDDEN', `this peer does not answer "${method.slice(0, 64)}"`));
     let result: RpcValue | Promise<RpcValue>;
     try {

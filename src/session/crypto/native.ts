@@ -118,7 +118,10 @@ function makeNativeBackend(c: typeof NodeCrypto): CryptoBackend {
       verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) {
         if (signature.length !== 64 || publicKey.length !== 32) return false;
         try {
-          return c.verify(null, message, publicKey_('Ed25519', publicKey), signature);
+          // Not through the key cache: a verified peer's key array lives as long as its
+          // session, and a cached KeyObject (an OpenSSL key) would live with it.
+          const key = c.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(publicKey) }, format: 'jwk' });
+          return c.verify(null, message, key, signature);
         } catch {
           return false;
         }
