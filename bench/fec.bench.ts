@@ -45,7 +45,8 @@
  * against the one-core ReedSolomon coding the same 64 blocks one after the
  * other. Without `copied`, each batch lies in one SharedArrayBuffer and its
  * outputs in another (zero copy); with it, ordinary arrays. Each figure
- * throws unless the workers computed some of the blocks.
+ * throws unless the workers computed some of the blocks (checked after
+ * timing: under load a worker may wake too late for one given call).
  *
  * The worker is the BUILT one (dist/fec/parallel-worker.js): run
  * `npm run build` first. Other processes on the machine move the
@@ -322,6 +323,11 @@ function parallelReconstructFigure(shape: Shape, into = false): Figure {
   });
 }
 
+/** Throw unless the worker threads computed some of the blocks (over the warm-up and the timed rounds). */
+function workersWorked(par: ParallelReedSolomon): void {
+  if (par.piecesOnWorkers === 0) throw new Error('the worker threads computed no block: this figure timed the calling thread alone');
+}
+
 /**
  * Many independent blocks per call (`encodeBlocks`, spread whole across
  * the threads) against the one-core ReedSolomon encoding the same blocks
@@ -341,15 +347,16 @@ function parallelEncodeBatchFigure(shape: Shape, zeroCopy: boolean): Figure {
     const expected = plain.map((d) => rs.encode(d));
     const got = await par.encodeBlocks(data, parity);
     expected.forEach((e, b) => equal(e, got[b]!, `parallel vs one-core parity, block ${b}`));
-    if (par.piecesOnWorkers === 0) throw new Error('the workers computed no block');
     return {
       ours: () => par.encodeBlocks(data, parity),
       baseline: () => data.forEach((d, b) => rs.encode(d, oneCore[b])),
-      after: () =>
+      after: () => {
         expected.forEach((e, b) => {
           equal(e, parity[b]!, `parallel after timing, block ${b}`);
           equal(e, oneCore[b]!, `one-core after timing, block ${b}`);
-        }),
+        });
+        workersWorked(par);
+      },
     };
   });
 }
@@ -379,10 +386,10 @@ function parallelReconstructBatchFigure(shape: Shape, zeroCopy: boolean): Figure
     const got = await par.reconstructBlocks(holed(), { into: oursInto });
     alls.forEach((all, b) => equal(all, got[b]!, `parallel reconstructed, block ${b}`));
     holed().forEach((h, b) => equal(alls[b]!, rs.reconstruct(h, { into: oneCoreInto?.[b] }), `one-core reconstructed, block ${b}`));
-    if (par.piecesOnWorkers === 0) throw new Error('the workers computed no block');
     return {
       ours: () => par.reconstructBlocks(holed(), { into: oursInto }),
       baseline: () => holed().forEach((h, b) => rs.reconstruct(h, { into: oneCoreInto?.[b] })),
+      after: () => workersWorked(par),
     };
   });
 }
