@@ -24,6 +24,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import net from 'node:net';
 import { median } from './harness.js';
+import { PATTERN_MAX_CHUNK, patternAt, patternDigest, patternMismatch } from './pattern.js';
 
 const HOST = '127.0.0.1';
 
@@ -64,42 +65,6 @@ export async function usingServers<T>(servers: LoopbackServer[], body: () => Pro
   } finally {
     await Promise.all(servers.map((s) => s.close()));
   }
-}
-
-// ---------------------------------------------------------------- pattern
-
-/**
- * The byte stream every transfer sends: a fixed pseudo-random block, repeated.
- * The period is not a multiple of any chunk size, so a lost, doubled or
- * misplaced chunk shows up as a content mismatch, not only in the count.
- */
-const PERIOD = (1 << 20) + 13;
-const MAX_CHUNK = 1 << 20;
-/** Pattern followed by its own first MAX_CHUNK bytes, so any chunk is one subarray. */
-const PATTERN: Buffer = (() => {
-  const b = Buffer.allocUnsafe(PERIOD + MAX_CHUNK);
-  let x = 0x9e3779b9; // xorshift32, fixed seed: the same bytes in every run
-  for (let i = 0; i < PERIOD; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  b.copy(b, PERIOD, 0, MAX_CHUNK);
-  return b;
-})();
-
-/** Bytes `[offset, offset + length)` of the endless pattern stream, as a view (length ≤ 1 MiB). */
-function patternAt(offset: number, length: number): Buffer {
-  const start = offset % PERIOD;
-  return PATTERN.subarray(start, start + length);
-}
-
-/** SHA-256 of the first `bytes` bytes of the pattern stream. */
-function expectedDigest(bytes: number): string {
-  const h = createHash('sha256');
-  for (let off = 0; off < bytes; off += MAX_CHUNK) h.update(patternAt(off, Math.min(MAX_CHUNK, bytes - off)));
-  return h.digest('hex');
 }
 
 // ---------------------------------------------------------------- sink
@@ -147,18 +112,7 @@ export async function startTcpSink(): Promise<TcpSink> {
     let bytes = 0;
     let mismatchAt = -1;
     socket.on('data', (chunk: Buffer) => {
-      if (mismatchAt < 0) {
-        // Compare in pieces of at most MAX_CHUNK, the pattern view's limit.
-        for (let i = 0; i < chunk.length && mismatchAt < 0; i += MAX_CHUNK) {
-          const piece = chunk.subarray(i, Math.min(chunk.length, i + MAX_CHUNK));
-          if (!piece.equals(patternAt(bytes + i, piece.length))) {
-            const want = patternAt(bytes + i, piece.length);
-            let j = 0;
-            while (piece[j] === want[j]) j++;
-            mismatchAt = bytes + i + j;
-          }
-        }
-      }
+      if (mismatchAt < 0) mismatchAt = patternMismatch(chunk, bytes);
       hash?.update(chunk);
       bytes += chunk.length;
     });
@@ -257,7 +211,7 @@ export async function pushThrough(entry: Entry, sink: TcpSink, bytes: number, op
  */
 export async function checkPath(entry: Entry, sink: TcpSink, bytes = 8 << 20, options: PushOptions = {}): Promise<string> {
   const { delivery } = await transferOnce(entry, sink, bytes, options, true);
-  const want = expectedDigest(bytes);
+  const want = patternDigest(bytes);
   if (delivery.sha256 !== want) {
     throw new BenchCheckError(`sha256 of delivered bytes ${delivery.sha256} differs from the sent ${want}`);
   }
@@ -274,7 +228,7 @@ async function transferOnce(
   const chunk = options.chunk ?? 64 << 10;
   const timeoutMs = options.timeoutMs ?? 60_000;
   if (!(Number.isInteger(bytes) && bytes > 0)) throw new RangeError('bytes must be a positive integer');
-  if (!(Number.isInteger(chunk) && chunk > 0 && chunk <= MAX_CHUNK)) throw new RangeError('chunk must be 1 B to 1 MiB');
+  if (!(Number.isInteger(chunk) && chunk > 0 && chunk <= PATTERN_MAX_CHUNK)) throw new RangeError('chunk must be 1 B to 1 MiB');
   const delivered = sink.next({ hash });
   const stream = await open(entry);
   try {

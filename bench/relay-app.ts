@@ -25,6 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { patternAt, patternDigest, patternMismatch } from './pattern.js';
 
 export const HOST = '127.0.0.1';
 const MiB = 1 << 20;
@@ -50,51 +51,7 @@ export class AppCheckError extends Error {
   override name = 'AppCheckError';
 }
 
-// ---------------------------------------------------------------- pattern
-
-/** Period of the pattern: not a multiple of any chunk size, so a lost or doubled chunk shows. */
-const PERIOD = MiB + 13;
-const MAX_CHUNK = MiB;
-const PATTERN: Buffer = (() => {
-  const b = Buffer.allocUnsafe(PERIOD + MAX_CHUNK);
-  let x = 0x2545f491; // xorshift32 with a fixed seed: the same bytes in every process
-  for (let i = 0; i < PERIOD; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  b.copy(b, PERIOD, 0, MAX_CHUNK);
-  return b;
-})();
-
-/** Bytes `[offset, offset + length)` of the endless pattern (length ≤ 1 MiB), as a view. */
-export function patternAt(offset: number, length: number): Buffer {
-  const start = offset % PERIOD;
-  return PATTERN.subarray(start, start + length);
-}
-
-/** SHA-256 (hex) of the first `bytes` bytes of the pattern. */
-export function patternDigest(bytes: number): string {
-  const h = createHash('sha256');
-  for (let off = 0; off < bytes; off += MAX_CHUNK) h.update(patternAt(off, Math.min(MAX_CHUNK, bytes - off)));
-  return h.digest('hex');
-}
-
-/** Offset of the first byte of `chunk` (at stream offset `at`) that differs from the pattern, or -1. */
-function mismatch(chunk: Uint8Array, at: number): number {
-  const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  for (let i = 0; i < buf.length; i += MAX_CHUNK) {
-    const piece = buf.subarray(i, Math.min(buf.length, i + MAX_CHUNK));
-    const want = patternAt(at + i, piece.length);
-    if (!piece.equals(want)) {
-      let j = 0;
-      while (piece[j] === want[j]) j++;
-      return at + i + j;
-    }
-  }
-  return -1;
-}
+export { patternAt, patternDigest } from './pattern.js';
 
 // ---------------------------------------------------------------- server side
 
@@ -129,7 +86,7 @@ export function serveApp(stream: AppStream): void {
       return;
     }
     if (bad < 0) {
-      const m = mismatch(chunk, received);
+      const m = patternMismatch(chunk, received);
       if (m >= 0) bad = m;
     }
     hash?.update(chunk);
@@ -251,7 +208,7 @@ export async function pull(dial: Dial, bytes: number, options: TransferOptions =
     const done = new Promise<bigint>((resolve, reject) => {
       stream.on('data', (c) => {
         if (bad < 0) {
-          const m = mismatch(c, received);
+          const m = patternMismatch(c, received);
           if (m >= 0) bad = m;
         }
         hash?.update(c);
