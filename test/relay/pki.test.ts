@@ -20,6 +20,7 @@ import {
   type Certificate,
   type Role,
 } from '../../src/session/index.js';
+import { rejection } from '../helpers/rejection.js';
 
 const work = mkdtempSync(join(tmpdir(), 'gatesock-pki-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -33,15 +34,6 @@ const OPENSSL_VERSION = (() => {
 if (!OPENSSL_VERSION) console.warn('pki.test.ts: openssl checks SKIPPED — no `openssl` on PATH');
 const opensslVerify = (caFile: string, certFile: string) =>
   spawnSync('openssl', ['verify', '-check_ss_sig', '-x509_strict', '-CAfile', caFile, certFile], { encoding: 'utf8' });
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
 
 const readCert = (file: string): Certificate => certificateFromPem(readFileSync(file, 'utf8'));
 const mode = (file: string) => statSync(file).mode & 0o777;

@@ -24,6 +24,7 @@ import {
 } from '../../src/relay/store/index.js';
 import { loadSqliteDriver } from '../../src/relay/store/sqlite.js';
 import { createServerIdentity, msidOf } from '../../src/session/index.js';
+import { rejection } from '../helpers/rejection.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'gatesock-store-'));
@@ -39,15 +40,6 @@ const RawDatabase = createRequire(import.meta.url)('better-sqlite3') as new (pat
 function machine(): { msid: string; hash: string } {
   const hex = randomBytes(32).toString('hex');
   return { msid: `MSID-${hex.toUpperCase()}`, hash: hex };
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected a rejection, but the promise resolved');
 }
 
 const T0 = new Date('2030-01-02T03:04:05.678Z');

@@ -2,15 +2,9 @@
  * An in-process gateway system for tests: a throwaway root CA, a controller
  * on a memory store, and gateways, all on loopback with short timers.
  */
-import {
-  createIdentity,
-  createRootCa,
-  generateIdentityKey,
-  issueCertificate,
-  type Certificate,
-  type Identity,
-} from '../../src/session/index.js';
 import { Controller, Gateway, MemoryServerStore, type ControllerOptions, type GatewayOptions } from '../../src/relay/index.js';
+import type { Certificate, Identity } from '../../src/session/index.js';
+import { createGatewaySystemPki } from '../session/identity/pki.js';
 
 export interface TestPki {
   readonly root: Certificate;
@@ -19,13 +13,8 @@ export interface TestPki {
 }
 
 export function makePki(): TestPki {
-  const rootKey = generateIdentityKey();
-  const root = createRootCa({ commonName: 'test root', validDays: 1, key: rootKey });
-  const issue = (role: 'controller' | 'gateway', name: string): Identity => {
-    const key = generateIdentityKey();
-    return createIdentity(key, [issueCertificate({ role, commonName: name, publicKey: key.publicKey, issuer: { key: rootKey, certificate: root }, validDays: 1 })]);
-  };
-  return { root, controller: issue('controller', 'test-controller'), gateway: (name) => issue('gateway', name) };
+  const pki = createGatewaySystemPki({ rootName: 'relay test root' });
+  return { root: pki.root, controller: pki.controller, gateway: (name) => pki.issue('gateway', name) };
 }
 
 export interface TestSystem {
