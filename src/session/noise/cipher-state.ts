@@ -12,6 +12,12 @@ import type { Aead, CryptoBackend } from '../crypto/backend.js';
 
 const EMPTY = new Uint8Array(0);
 const MAX = 0xffffffff;
+// ChaChaPoly nonce (spec §12.3): 32 bits of zeros, then the 64-bit counter
+// little-endian. One scratch for every CipherState: each call writes it and
+// the AEAD reads it before returning, and a gateway holds thousands of idle
+// channels (two CipherStates each) that need no nonce of their own.
+const NONCE = new Uint8Array(12);
+const NONCE_VIEW = new DataView(NONCE.buffer);
 
 /** A Noise CipherState. */
 export class CipherState {
@@ -19,9 +25,6 @@ export class CipherState {
   private key: Uint8Array | undefined;
   private lo = 0;
   private hi = 0;
-  // ChaChaPoly nonce (spec §12.3): 32 bits of zeros, then the 64-bit counter little-endian.
-  private readonly nonceBytes = new Uint8Array(12);
-  private readonly nonceView = new DataView(this.nonceBytes.buffer);
 
   constructor(private readonly backend: CryptoBackend) {}
 
@@ -68,8 +71,7 @@ export class CipherState {
   /** DecryptWithAd(ad, ciphertext): throws `GS_ERR_DECRYPT_FAILED` on a bad tag; n advances only on success. */
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
     if (!this.aead) return ciphertext;
-    this.writeNonce();
-    const out = this.aead.open(this.nonceBytes, ad, ciphertext);
+    const out = this.aead.open(this.writeNonce(), ad, ciphertext);
     this.advance();
     return out;
   }
@@ -94,12 +96,13 @@ export class CipherState {
     this.initializeKey(undefined);
   }
 
-  private writeNonce(): void {
+  private writeNonce(): Uint8Array {
     if (this.lo === MAX && this.hi === MAX) {
       throw new CryptoError('GS_ERR_NONCE_EXHAUSTED', 'Noise nonce exhausted (2^64-1 is reserved); the channel must rekey or close');
     }
-    this.nonceView.setUint32(4, this.lo, true);
-    this.nonceView.setUint32(8, this.hi, true);
+    NONCE_VIEW.setUint32(4, this.lo, true);
+    NONCE_VIEW.setUint32(8, this.hi, true);
+    return NONCE;
   }
 
   private advance(): void {
@@ -112,8 +115,8 @@ export class CipherState {
   }
 
   private takeNonce(): Uint8Array {
-    this.writeNonce();
+    const nonce = this.writeNonce();
     this.advance();
-    return this.nonceBytes;
+    return nonce;
   }
 }
