@@ -12,7 +12,8 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CertificateError } from '../../errors/index.js';
 import { bytesEqual, decodeOne, encodedBytes, isDerFramed, MAX_DER_LEN, toHex } from './der.js';
-import { decodeName } from './names.js';
+import { readCertificate } from './certificate-reader.js';
+import { decodeName, type NameAttribute } from './names.js';
 import { OID_CN, OID_ED25519, OID_EXT, OID_OU, ROLE_PURPOSE_DER, ROLES, type Role } from './oids.js';
 
 /**
@@ -82,23 +83,50 @@ export function partsOf(cert: Certificate): CertParts {
   return parts;
 }
 
+/**
+ * What both decoders ({@link decodeWithPkijs} and the strict reader in
+ * certificate-reader.ts) produce: the verification parts and what the public
+ * text fields are made from. The RFC 4514 texts and the serial's hex are
+ * built only when someone reads them; every check on the names has already
+ * run by then.
+ */
+export interface DecodedCertificate {
+  readonly parts: CertParts;
+  /** The subject's attributes (type OID and string value), RDN by RDN. */
+  readonly subjectAttributes: readonly NameAttribute[];
+  readonly subjectText: () => string;
+  readonly issuerText: () => string;
+  /** Serial number contents without one leading zero byte. */
+  readonly serial: Uint8Array;
+}
+
 class ParsedCertificate implements Certificate {
   readonly #p: CertParts;
+  readonly #d: DecodedCertificate;
   readonly commonName: string | null;
-  readonly subject: string;
-  readonly issuer: string;
-  readonly serialNumber: string;
+  #subject: string | undefined;
+  #issuer: string | undefined;
+  #serialNumber: string | undefined;
 
-  constructor(parts: CertParts, names: { commonName: string | null; subject: string; issuer: string; serialNumber: string }) {
-    this.#p = parts;
-    this.commonName = names.commonName;
-    this.subject = names.subject;
-    this.issuer = names.issuer;
-    this.serialNumber = names.serialNumber;
-    PARTS.set(this, parts);
+  constructor(d: DecodedCertificate) {
+    this.#p = d.parts;
+    this.#d = d;
+    this.commonName = d.subjectAttributes.find(([oid]) => oid === OID_CN)?.[1] ?? null;
+    PARTS.set(this, d.parts);
     Object.freeze(this);
   }
 
+  // Lazy (the private memo fields stay writable after freeze); decoding a
+  // name to text costs more than everything else a verifier needs from it.
+  get subject(): string {
+    return (this.#subject ??= this.#d.subjectText());
+  }
+  get issuer(): string {
+    return (this.#issuer ??= this.#d.issuerText());
+  }
+  get serialNumber(): string {
+    return (this.#serialNumber ??= toHex(this.#d.serial).toUpperCase());
+  }
   get der(): Uint8Array {
     return this.#p.der.slice();
   }
@@ -155,14 +183,26 @@ export function parseCertificate(der: Uint8Array): Certificate {
   if (der.length > MAX_DER_LEN) throw invalid(`larger than ${MAX_DER_LEN} bytes`);
   const bytes = der.slice();
   if (!isDerFramed(bytes)) throw invalid('not a single DER-encoded element');
+  // The strict reader takes the shape gatesock issues in a few microseconds;
+  // anything else (or anything it is unsure of) goes the general pkijs way.
+  // Both end in the same checks (finish) and give identical results.
+  return finish(readCertificate(bytes) ?? decodeWithPkijs(bytes));
+}
+
+/**
+ * Decode a DER-framed certificate with pkijs + asn1js: the general path, for
+ * any certificate shape. Throws `GS_ERR_CERT_INVALID`. Internal (tests compare
+ * it with the strict reader).
+ */
+export function decodeWithPkijs(der: Uint8Array): DecodedCertificate {
   let cert: pkijs.Certificate;
   try {
-    cert = new pkijs.Certificate({ schema: asn1js.fromBER(bytes).result });
+    cert = new pkijs.Certificate({ schema: asn1js.fromBER(der).result });
   } catch (cause) {
     throw invalid('not an X.509 certificate', cause);
   }
   try {
-    return fromPkijs(cert, bytes);
+    return fromPkijs(cert, der);
   } catch (e) {
     if (e instanceof CertificateError) throw e;
     // asn1js/pkijs getters can throw on odd input we did not foresee; still a typed refusal.
@@ -170,7 +210,20 @@ export function parseCertificate(der: Uint8Array): Certificate {
   }
 }
 
-function fromPkijs(cert: pkijs.Certificate, der: Uint8Array): Certificate {
+/** The checks both decoders share, then the certificate object. */
+function finish(d: DecodedCertificate): Certificate {
+  const { parts } = d;
+  if (!Number.isFinite(parts.notBefore) || !Number.isFinite(parts.notAfter)) throw invalid('bad validity time');
+  if (parts.notAfter < parts.notBefore) throw invalid('validity ends before it starts');
+  const ous = d.subjectAttributes.filter(([oid]) => oid === OID_OU).map(([, v]) => v);
+  // The role lives in the key purposes; the OU repeats it for people. They must agree.
+  if (parts.role !== null && (!ous.includes(parts.role) || ous.some((ou) => ou !== parts.role && (ROLES as readonly string[]).includes(ou)))) {
+    throw invalid(`role ${parts.role} in extendedKeyUsage does not match the subject OU`);
+  }
+  return new ParsedCertificate(d);
+}
+
+function fromPkijs(cert: pkijs.Certificate, der: Uint8Array): DecodedCertificate {
   if (![0, 1, 2].includes(cert.version)) throw invalid(`unknown version ${cert.version}`);
   // RFC 5280 §4.1.1.2: the outer signatureAlgorithm must equal the TBS signature field.
   for (const alg of [cert.signatureAlgorithm, cert.signature]) {
@@ -183,8 +236,6 @@ function fromPkijs(cert: pkijs.Certificate, der: Uint8Array): Certificate {
 
   const notBefore = cert.notBefore.value.getTime();
   const notAfter = cert.notAfter.value.getTime();
-  if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter)) throw invalid('bad validity time');
-  if (notAfter < notBefore) throw invalid('validity ends before it starts');
 
   const issuerDer = new Uint8Array(cert.issuer.valueBeforeDecode);
   const subjectDer = new Uint8Array(cert.subject.valueBeforeDecode);
@@ -199,11 +250,6 @@ function fromPkijs(cert: pkijs.Certificate, der: Uint8Array): Certificate {
 
   if (cert.extensions && cert.version !== 2) throw invalid('extensions in a certificate older than v3');
   const ext = readExtensions(cert.extensions ?? []);
-  const ous = subject.attributes.filter(([oid]) => oid === OID_OU).map(([, v]) => v);
-  // The role lives in the key purposes; the OU repeats it for people. They must agree.
-  if (ext.role !== null && (!ous.includes(ext.role) || ous.some((ou) => ou !== ext.role && (ROLES as readonly string[]).includes(ou)))) {
-    throw invalid(`role ${ext.role} in extendedKeyUsage does not match the subject OU`);
-  }
 
   const parts: CertParts = {
     der,
@@ -216,12 +262,7 @@ function fromPkijs(cert: pkijs.Certificate, der: Uint8Array): Certificate {
     notAfter,
     ...ext,
   };
-  return new ParsedCertificate(parts, {
-    commonName: subject.attributes.find(([oid]) => oid === OID_CN)?.[1] ?? null,
-    subject: subject.text,
-    issuer: issuer.text,
-    serialNumber: toHex(serialBytes).toUpperCase(),
-  });
+  return { parts, subjectAttributes: subject.attributes, subjectText: () => subject.text, issuerText: () => issuer.text, serial: serialBytes };
 }
 
 function bitStringBytes(bits: asn1js.BitString, length: number, what: string): Uint8Array {
@@ -231,7 +272,7 @@ function bitStringBytes(bits: asn1js.BitString, length: number, what: string): U
   return b;
 }
 
-type ExtensionFields = Pick<CertParts, 'isCa' | 'pathLen' | 'keyUsage' | 'subjectKeyId' | 'authorityKeyId' | 'role' | 'unknownCritical'>;
+export type ExtensionFields = Pick<CertParts, 'isCa' | 'pathLen' | 'keyUsage' | 'subjectKeyId' | 'authorityKeyId' | 'role' | 'unknownCritical'>;
 
 function readExtensions(extensions: readonly pkijs.Extension[]): ExtensionFields {
   const out: { -readonly [K in keyof ExtensionFields]: ExtensionFields[K] } = {

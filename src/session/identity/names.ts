@@ -64,6 +64,20 @@ function stringValue(value: asn1js.AsnType): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/**
+ * RFC 4514 text of a name whose RDNs each hold one attribute of a type in
+ * NAME_ATTRIBUTES with a string value (the strict certificate reader's
+ * names); the same text {@link decodeName} gives for such a name.
+ */
+export function simpleNameText(attributes: readonly NameAttribute[]): string {
+  const rdns: string[] = [];
+  for (let i = attributes.length - 1; i >= 0; i--) {
+    const [oid, value] = attributes[i]!;
+    rdns.push(`${NAME_ATTRIBUTES[oid]!}=${escapeValue(value)}`);
+  }
+  return rdns.join(',');
+}
+
 /** RFC 4514 §2.4 escaping. */
 function escapeValue(s: string): string {
   let out = s.replace(/[\\",+;<>]/g, (c) => `\\${c}`).replace(/\0/g, '\\00');

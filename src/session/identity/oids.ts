@@ -71,6 +71,16 @@ export const NAME_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({
   '0.9.2342.19200300.100.1.25': 'DC',
 });
 
+const oidDer = (oid: string) => new Uint8Array(new asn1js.ObjectIdentifier({ value: oid }).toBER());
+
+/** DER of each NAME_ATTRIBUTES type (tag, length and contents) with its dotted OID, for byte comparison. */
+export const NAME_ATTRIBUTES_DER: ReadonlyArray<readonly [Uint8Array, string]> = Object.keys(NAME_ATTRIBUTES).map((oid) => [oidDer(oid), oid] as const);
+
+/** DER of each OID_EXT extension ID with its name, for byte comparison (at most 31 entries: a bit mask tracks duplicates). */
+export const OID_EXT_DER: ReadonlyArray<readonly [Uint8Array, keyof typeof OID_EXT]> = (Object.keys(OID_EXT) as (keyof typeof OID_EXT)[])
+  .filter((name) => name !== 'subjectAltName') // the reader leaves certificates with names we do not use to pkijs
+  .map((name) => [oidDer(OID_EXT[name]), name] as const);
+
 /** OID of the commonName attribute. */
 export const OID_CN = '2.5.4.3';
 /** OID of the organizationalUnitName attribute (carries the role, for humans and `openssl x509 -text`). */
