@@ -154,7 +154,8 @@ export function verifyCertificateChain(chain: readonly (Certificate | Uint8Array
   let trust: TrustResult | undefined;
   if (options.cache) {
     const s = state(options.cache);
-    const key = cacheKey(chain, roots, crypto);
+    const digests = chain.map((c) => (c instanceof Uint8Array ? crypto.sha256(c) : certificateDigest(c))); // GS_ERR_CERT_INVALID for a look-alike object
+    const key = cacheKey(digests, roots, crypto);
     trust = s.map.get(key);
     if (trust) {
       s.hits++;
@@ -162,12 +163,17 @@ export function verifyCertificateChain(chain: readonly (Certificate | Uint8Array
       s.map.set(key, trust);
     } else {
       s.misses++;
-      trust = checkTrust(chain.map(toCertificate), roots, crypto);
+      // The key's digests are the certificates' SHA-256: keep them, so msidOf does not hash the same bytes again.
+      trust = checkTrust(
+        chain.map((c, i) => toCertificate(c, digests[i])),
+        roots,
+        crypto,
+      );
       s.map.set(key, trust);
       if (s.map.size > options.cache.maxEntries) s.map.delete(s.map.keys().next().value!);
     }
   } else {
-    trust = checkTrust(chain.map(toCertificate), roots, crypto);
+    trust = checkTrust(chain.map((c) => toCertificate(c)), roots, crypto);
   }
 
   const leaf = trust.leaf;
@@ -202,16 +208,20 @@ function isParsed(c: unknown): c is Certificate {
   }
 }
 
-function toCertificate(c: Certificate | Uint8Array): Certificate {
-  if (c instanceof Uint8Array) return parseCertificate(c);
+/** `c` as a parsed certificate; `digest`, when given, is the SHA-256 of `c`'s DER (any backend gives the same bytes). */
+function toCertificate(c: Certificate | Uint8Array, digest?: Uint8Array): Certificate {
+  if (c instanceof Uint8Array) {
+    const cert = parseCertificate(c);
+    if (digest) partsOf(cert).digest ??= digest;
+    return cert;
+  }
   partsOf(c); // GS_ERR_CERT_INVALID for an object we did not make
   return c;
 }
 
-function cacheKey(chain: readonly (Certificate | Uint8Array)[], roots: readonly Certificate[], crypto: CryptoBackend): string {
+function cacheKey(chainDigests: readonly Uint8Array[], roots: readonly Certificate[], crypto: CryptoBackend): string {
   // Digests are fixed-size, so the chain length alone makes the encoding unambiguous.
-  const parts: Uint8Array[] = [Uint8Array.of(chain.length)];
-  for (const c of chain) parts.push(c instanceof Uint8Array ? crypto.sha256(c) : certificateDigest(c)); // GS_ERR_CERT_INVALID for a look-alike object
+  const parts: Uint8Array[] = [Uint8Array.of(chainDigests.length), ...chainDigests];
   for (const r of roots) parts.push(certificateDigest(r));
   return toHex(crypto.sha256(...parts));
 }
