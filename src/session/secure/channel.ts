@@ -335,6 +335,13 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   readonly info: TransportInfo;
   /** True once the channel has closed (set just before `close` is emitted). */
   closed = false;
+  /**
+   * Plaintext bytes of a full record. A write of at least this many bytes
+   * starts a new record at its first byte, so a writer that cuts its frames
+   * at multiples of it from the start of each such write (the multiplexed
+   * session does) has every frame arrive inside one record.
+   */
+  readonly recordSize = MAX_RECORD_PLAINTEXT;
   private readonly reader = new RecordReader();
   private paused = true;
   private ended = false;
@@ -388,8 +395,10 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   }
 
   /**
-   * Encrypt `chunk` for the peer: full records go out at once, a partial one
-   * on the next microtask so small writes share a record. The caller may reuse
+   * Encrypt `chunk` for the peer. A write of at least a record goes out at
+   * once, in records from its first byte (see {@link SecureChannel.recordSize});
+   * smaller writes are staged and sealed together on the next microtask, or
+   * as soon as they fill a record, so small writes share one. The caller may reuse
    * `chunk` after this returns. Returns false while the underlying stream is
    * full (wait for `drain`); throws `GS_ERR_TRANSPORT_CLOSED` after `end()` or
    * close.
@@ -398,36 +407,51 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     if (this.ended || this.closed) throw new TransportError('GS_ERR_TRANSPORT_CLOSED', 'write after end or close of the secure channel');
     // The caller may reuse `chunk` once write() returns (ByteStream contract),
     // so bytes are either sealed now or copied into the staging record.
-    let off = 0;
-    if (this.stageLen > 0) off = this.stageBytes(chunk, 0);
-    const fullStage = this.stageLen === MAX_RECORD_PLAINTEXT ? 1 : 0;
-    const direct = Math.floor((chunk.length - off) / MAX_RECORD_PLAINTEXT);
-    if (fullStage + direct > 0) {
-      // Every full record of this write goes out in one transport write.
-      const batch = allocUninitialized((fullStage + direct) * MAX_RECORD_LEN);
-      let pos = 0;
-      if (fullStage) {
-        pos += this.sealRecordInto(this.stage!, batch, pos);
-        this.stageLen = 0;
+    if (chunk.length >= MAX_RECORD_PLAINTEXT) {
+      this.writeBulk(chunk);
+    } else {
+      const off = this.stageLen > 0 ? this.stageBytes(chunk, 0) : 0;
+      if (this.stageLen === MAX_RECORD_PLAINTEXT) this.flushStage();
+      if (off < chunk.length) this.stageBytes(chunk, off);
+      // A partial record waits a microtask so that small writes in the same
+      // tick share one record.
+      if (this.stageLen > 0 && !this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(() => {
+          this.flushQueued = false;
+          if (!this.closed) this.flushStage();
+          this.stage = undefined;
+        });
       }
-      for (let i = 0; i < direct; i++, off += MAX_RECORD_PLAINTEXT) {
-        pos += this.sealRecordInto(chunk.subarray(off, off + MAX_RECORD_PLAINTEXT), batch, pos);
-      }
-      this.send(batch);
-    }
-    if (off < chunk.length) this.stageBytes(chunk, off);
-    // A partial record waits a microtask so that small writes in the same
-    // tick share one record.
-    if (this.stageLen > 0 && !this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(() => {
-        this.flushQueued = false;
-        if (!this.closed) this.flushStage();
-        this.stage = undefined;
-      });
     }
     if (this.innerFull) this.owedDrain = true;
     return !this.innerFull;
+  }
+
+  /**
+   * A write of at least a record: staged bytes go first in a record of their
+   * own, then `chunk` in full records from its first byte and its short tail
+   * in one more, all in one transport write. Records thus start where bulk
+   * writes start (what {@link SecureChannel.recordSize} promises), and a
+   * tail is not held for a microtask, which would cost a second transport
+   * write and a second wakeup of a peer that cannot use the last bytes
+   * before the tail.
+   */
+  private writeBulk(chunk: Uint8Array): void {
+    const staged = this.stageLen;
+    const full = Math.floor(chunk.length / MAX_RECORD_PLAINTEXT);
+    const tail = chunk.length - full * MAX_RECORD_PLAINTEXT;
+    const overhead = RECORD_PREFIX_LEN + TAG_LEN;
+    const batch = allocUninitialized((staged > 0 ? staged + overhead : 0) + full * MAX_RECORD_LEN + (tail > 0 ? tail + overhead : 0));
+    let pos = 0;
+    if (staged > 0) {
+      pos += this.sealRecordInto(this.stage!.subarray(0, staged), batch, pos);
+      this.stageLen = 0;
+    }
+    for (let at = 0; at < chunk.length; at += MAX_RECORD_PLAINTEXT) {
+      pos += this.sealRecordInto(chunk.subarray(at, Math.min(at + MAX_RECORD_PLAINTEXT, chunk.length)), batch, pos);
+    }
+    this.send(batch);
   }
 
   /** Copy from `chunk` at `off` into the staging record; returns the new offset. */
