@@ -91,7 +91,10 @@ export interface MuxOptions {
   connectionHighWaterMark: number;
   /**
    * Bytes a busy connection may send in one round-robin turn before the next
-   * busy connection gets the link. Must be in [1 KiB, 1 MiB]. Default 64 KiB.
+   * busy connection gets the link. Over a secure channel a quantum of at
+   * least one record is rounded to whole records (64 KiB: one record), so a
+   * turn ends where a record ends rather than leaving a sliver of a frame.
+   * Must be in [1 KiB, 1 MiB]. Default 64 KiB.
    */
   sendQuantum: number;
   /** Time source and timers; the process clock unless a test passes one. */

@@ -15,6 +15,12 @@
  *    at most one quantum per busy connection. A connection's CLOSE goes out
  *    right after its last queued byte.
  *
+ * Record alignment: over a transport that seals each write into records of
+ * `align` bytes from the write's first byte (the secure channel), a DATA
+ * frame is cut where a record ends, and a batch holds whole records, so no
+ * frame spans two records and the receiver's decoder hands each body out as
+ * a view of the decrypted record instead of gathering it into a fresh copy.
+ *
  * Sans-I/O: it fills buffers; the session writes them and honours the
  * transport's backpressure.
  */
@@ -40,7 +46,7 @@ export interface SendSource {
   inRing: boolean;
   /** Scheduler bookkeeping: queued for a window update. */
   grantQueued: boolean;
-  /** Scheduler bookkeeping: bytes left in the current turn (0 = a fresh turn). */
+  /** Scheduler bookkeeping: bytes (or, with record alignment, records) left in the current turn (0 = a fresh turn). */
   turnLeft: number;
 }
 
@@ -55,10 +61,24 @@ export class SendScheduler {
   private ring: SendSource[] = [];
   private ringHead = 0;
 
+  /**
+   * With record alignment and a quantum of at least a record, turns are
+   * counted in records (the quantum rounded to whole records), so a turn ends
+   * where a record ends instead of cutting a record into a full frame and a
+   * sliver; 0 otherwise (turns counted in payload bytes).
+   */
+  private readonly recordTurns: number;
+
+  /**
+   * @param align - record size of the transport (0: none); see the file comment.
+   */
   constructor(
     private readonly quantum: number,
     private readonly maxPayload: number,
-  ) {}
+    private readonly align = 0,
+  ) {
+    this.recordTurns = align > 0 && quantum >= align - HEADER_LEN ? Math.max(1, Math.round(quantum / align)) : 0;
+  }
 
   /** True when nothing is waiting. */
   get idle(): boolean {
@@ -114,7 +134,9 @@ export class SendScheduler {
    */
   fill(out: Uint8Array): Uint8Array {
     let pos = 0;
-    const cap = out.length;
+    const align = this.align;
+    // Whole records only (the last one would otherwise go out short).
+    const cap = align > 0 && out.length >= align ? out.length - (out.length % align) : out.length;
 
     while (this.urgentHead < this.urgent.length) {
       const frame = this.urgent[this.urgentHead]!;
@@ -139,16 +161,26 @@ export class SendScheduler {
       if (credit > 0) pos += emitFrame({ kind: 'WINDOW_UPDATE', connId: source.id, credit }, out.subarray(pos));
     }
 
+    const recordTurns = this.recordTurns;
     while (this.ringHead < this.ring.length && pos + HEADER_LEN < cap) {
       const source = this.ring[this.ringHead]!;
-      if (source.turnLeft === 0) source.turnLeft = this.quantum;
+      if (source.turnLeft === 0) source.turnLeft = recordTurns || this.quantum;
       while (source.turnLeft > 0 && pos + HEADER_LEN < cap) {
-        const n = Math.min(source.sendable(), source.turnLeft, this.maxPayload, cap - pos - HEADER_LEN);
+        let n = Math.min(source.sendable(), this.maxPayload, cap - pos - HEADER_LEN);
+        if (recordTurns === 0 && n > source.turnLeft) n = source.turnLeft;
+        if (align > 0) {
+          // End the frame where its record ends; when not even the header
+          // fits before that, where the next record ends.
+          let room = align - (pos % align) - HEADER_LEN;
+          if (room <= 0) room += align;
+          if (n > room) n = room;
+        }
         if (n <= 0) break;
         emitHeader(out, pos, FrameType.DATA, 0, source.id, n);
         source.take(out, pos + HEADER_LEN, n);
         pos += HEADER_LEN + n;
-        source.turnLeft -= n;
+        if (recordTurns === 0) source.turnLeft -= n;
+        else if (pos % align === 0) source.turnLeft--;
       }
       if (source.sendable() === 0 && source.finDue()) {
         if (pos + HEADER_LEN > cap) break; // the batch is full; the CLOSE goes first next time

@@ -13,7 +13,10 @@
  *
  * Write loop: frames are scheduled by {@link SendScheduler} into a batch
  * buffer and written as one transport write; the loop stops when `write()`
- * returns false and continues on `drain`. The batch is one 256 KiB scratch
+ * returns false and continues on `drain`. Over a transport that seals writes
+ * into records (the secure channel's `recordSize`), DATA frames end where
+ * records end, so the peer decodes each frame inside one record, without
+ * gathering its body into a copy. The batch is one 256 KiB scratch
  * buffer shared by every session in the process (a gateway may hold
  * thousands of sessions), which relies on the ByteStream contract: a
  * transport keeps no reference to a chunk after `write()` returns. A flush
@@ -29,7 +32,7 @@ import { FrameError, GatesockError, SessionError } from '../../errors/index.js';
 import { checkOption } from '../../errors/check.js';
 import type { ByteStream } from '../../transport/index.js';
 import { FrameDecoder } from '../frame-decoder.js';
-import { encodeFrame, GoAwayCode, MAX_OPEN_METADATA_LEN, PING_BODY_LEN, ResetCode, type Frame } from '../frame.js';
+import { encodeFrame, GoAwayCode, HEADER_LEN, MAX_OPEN_METADATA_LEN, PING_BODY_LEN, ResetCode, type Frame } from '../frame.js';
 import { clipReason, MuxConnection, type ConnectionHost } from './connection.js';
 import { publish, sessionChannels } from './diagnostics.js';
 import { RttEstimator } from './flow.js';
@@ -109,6 +112,16 @@ const MAX_URGENT_QUEUE = 1024;
 const KEYS_BESIDES_OPTIONS = ['role'] as const;
 
 /**
+ * The record size a transport seals its writes into, if it says (a
+ * SecureChannel's `recordSize`), else 0. DATA frames are then cut at record
+ * ends (scheduler.ts, "Record alignment").
+ */
+function recordSizeOf(transport: ByteStream): number {
+  const size = (transport as { readonly recordSize?: unknown }).recordSize;
+  return typeof size === 'number' && Number.isInteger(size) && size > 2 * HEADER_LEN && size <= BATCH_BYTES ? size : 0;
+}
+
+/**
  * A multiplexed session over one {@link ByteStream}.
  *
  * ```ts
@@ -170,7 +183,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.transport = transport;
     this.clock = this.options.clock;
     this.decoder = new FrameDecoder({ maxBody: this.options.maxFrameBody });
-    this.scheduler = new SendScheduler(this.options.sendQuantum, MAX_DATA_PAYLOAD);
+    this.scheduler = new SendScheduler(this.options.sendQuantum, MAX_DATA_PAYLOAD, recordSizeOf(transport));
     this.nextId = role === 'initiator' ? 1 : 2;
     this.lastRecvAt = this.clock.now();
     this.host = this.makeHost();
