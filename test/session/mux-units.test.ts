@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, SessionError } from '../../src/errors/index.js';
 import { FrameDecoder } from '../../src/session/frame-decoder.js';
-import { encodeFrame, HEADER_LEN, INITIAL_WINDOW, ResetCode, type Frame } from '../../src/session/frame.js';
+import { encodeFrame, HEADER_LEN, INITIAL_WINDOW, parseHeader, ResetCode, type Frame } from '../../src/session/frame.js';
 import { ReceiveWindow, RttEstimator } from '../../src/session/mux/flow.js';
 import { DEFAULT_MUX_OPTIONS, MuxSession, verifyMuxOptions } from '../../src/session/mux/index.js';
 import { SendScheduler, type SendSource } from '../../src/session/mux/scheduler.js';
@@ -319,6 +319,50 @@ describe('keepalive and close timers (manual clock)', () => {
     expect(conn.error?.code).toBe('GS_ERR_CONN_RESET');
     expect(written(t).at(-1)).toMatchObject({ kind: 'RESET', connId: conn.id, code: ResetCode.CLOSE_TIMEOUT });
     expect(s.closed).toBe(false);
+    s.destroy();
+  });
+});
+
+describe('record alignment', () => {
+  /** A transport that says it carries records of `recordSize` bytes, as the secure channel does. */
+  class RecordTransport extends FakeTransport {
+    constructor(readonly recordSize: number) {
+      super();
+    }
+  }
+
+  /** Start and end offsets of every frame in one transport write. */
+  function frameSpans(bytes: Uint8Array): Array<{ kind: string; start: number; end: number }> {
+    const spans = [];
+    for (let at = 0; at < bytes.length; ) {
+      const h = parseHeader(bytes, at);
+      const end = at + HEADER_LEN + h.bodyLength;
+      spans.push({ kind: h.kind, start: at, end });
+      at = end;
+    }
+    return spans;
+  }
+
+  it.each([4096, 65_519])('over a transport with records of %i bytes, no DATA frame crosses a record boundary', async (recordSize) => {
+    const t = new RecordTransport(recordSize);
+    const s = new MuxSession(t, { role: 'initiator', clock: new ManualClock(), keepaliveMs: 60_000 });
+    const conns = [s.open(), s.open()];
+    await tick();
+    const setup = t.written.length;
+    // Writes of awkward sizes on two connections, so turns interleave.
+    for (const size of [1, 70_000, 333, 100_000, 65_536]) for (const c of conns) c.write(new Uint8Array(size).fill(7));
+    for (let i = 0; i < 10; i++) await tick();
+    // Each transport write is sealed into records from its first byte: within a write,
+    // no DATA frame may straddle a multiple of recordSize.
+    let data = 0;
+    for (const chunk of t.written.slice(setup)) {
+      for (const f of frameSpans(chunk)) {
+        if (f.kind !== 'DATA') continue;
+        data++;
+        expect(Math.floor(f.start / recordSize)).toBe(Math.floor((f.end - 1) / recordSize));
+      }
+    }
+    expect(data).toBeGreaterThan(4);
     s.destroy();
   });
 });
