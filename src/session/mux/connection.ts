@@ -34,8 +34,6 @@ export interface ConnectionHost {
   rttMs(): number;
   /** The connection has data (or a CLOSE) that may go now. */
   wantSend(conn: MuxConnection): void;
-  /** Run the write loop now rather than on the next microtask (a large write that may go out without a copy). */
-  flushNow(): void;
   /** The connection owes the peer a WINDOW_UPDATE. */
   wantGrant(conn: MuxConnection): void;
   /** Send RESET for the connection, ahead of data. */
@@ -68,8 +66,6 @@ export interface MuxConnectionStats {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Writes at least this large are framed at once, without a copy, when they have credit. */
-const DIRECT_WRITE_MIN = 16 * 1024;
 const utf8 = new TextEncoder();
 
 /** Cut `reason` to at most MAX_REASON_LEN UTF-8 bytes without splitting a character. */
@@ -220,24 +216,13 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
       throw new TransportError('GS_ERR_TRANSPORT_CLOSED', `connection ${this.id}: write after ${why}`, { cause: this.failure });
     }
     if (chunk.length === 0) return true;
-    if (chunk.length >= DIRECT_WRITE_MIN && this.credit > 0) {
-      // A large write with credit: frame it straight from the caller's bytes
-      // (the write loop runs now), and copy only what is still queued after,
-      // since the ByteStream contract lets the caller reuse `chunk` once we
-      // return. Saves an allocation and a copy of the whole chunk on a busy
-      // connection.
-      this.queue.push(chunk);
-      this.queued += chunk.length;
-      this.host.wantSend(this);
-      this.host.flushNow();
-      const last = this.queue.length - 1;
-      if (last >= this.queueHead && this.queue[last] === chunk) this.queue[last] = chunk.slice();
-    } else {
-      // The ByteStream contract lets the caller reuse `chunk` once we return.
-      this.queue.push(chunk.slice());
-      this.queued += chunk.length;
-      if (this.credit > 0) this.host.wantSend(this);
-    }
+    // The ByteStream contract lets the caller reuse `chunk` once we return.
+    // Queued, not sent from here: the write loop runs on the next microtask
+    // and takes turns between every connection with data, so a connection
+    // that writes first does not get the link to itself (fair sending).
+    this.queue.push(chunk.slice());
+    this.queued += chunk.length;
+    if (this.credit > 0) this.host.wantSend(this);
     if (this.queued >= this.host.options.connectionHighWaterMark) {
       this.wantDrain = true;
       return false;

@@ -621,7 +621,6 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         this.scheduler.scheduleData(conn);
         this.scheduleFlush();
       },
-      flushNow: () => this.flush(),
       wantGrant: (conn) => {
         if (this.phase === 'closed') return;
         this.scheduler.scheduleGrant(conn);
