@@ -147,7 +147,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   private readonly decoder: FrameDecoder;
   private readonly scheduler: SendScheduler;
   private readonly conns = new Map<number, MuxConnection>();
-  private readonly host: ConnectionHost;
+  /** What connections call back into; made with the first connection (an idle session needs none). */
+  private host: ConnectionHost | undefined;
   private readonly rtt = new RttEstimator();
   private readonly pings = new Map<number, PendingPing>();
 
@@ -186,7 +187,6 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.scheduler = new SendScheduler(this.options.sendQuantum, MAX_DATA_PAYLOAD, recordSizeOf(transport));
     this.nextId = role === 'initiator' ? 1 : 2;
     this.lastRecvAt = this.clock.now();
-    this.host = this.makeHost();
 
     transport.on('data', this.onTransportData);
     transport.on('end', this.onTransportEnd);
@@ -250,7 +250,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     const copy = metadata.slice();
     // OPEN is queued before the connection exists for the scheduler, so it precedes its DATA.
     this.scheduler.pushUrgent({ kind: 'OPEN', connId: id, metadata: copy });
-    const conn = new MuxConnection(this.host, id, copy, 'sendOpen');
+    const conn = new MuxConnection((this.host ??= this.makeHost()), id, copy, 'sendOpen');
     this.conns.set(id, conn);
     this.counters.opened++;
     this.scheduleFlush();
@@ -428,7 +428,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       return;
     }
     const copy = metadata.slice();
-    const conn = new MuxConnection(this.host, id, copy, 'recvOpen');
+    const conn = new MuxConnection((this.host ??= this.makeHost()), id, copy, 'recvOpen');
     this.conns.set(id, conn);
     this.counters.accepted++;
     this.emit('connection', conn, copy);
