@@ -41,7 +41,8 @@ export interface FrameDecoderOptions {
 export class FrameDecoder {
   private readonly maxBody: number;
   private parserState: FrameDecoderState = 'header';
-  private readonly headerBuf = new Uint8Array(HEADER_LEN);
+  /** A header split across chunks is gathered here; made the first time one is (most never are). */
+  private headerBuf: Uint8Array | undefined;
   private headerFill = 0;
   private header: FrameHeader | undefined;
   private body: Uint8Array | undefined;
@@ -122,12 +123,12 @@ export class FrameDecoder {
             at += HEADER_LEN;
           } else {
             const take = Math.min(HEADER_LEN - this.headerFill, end - at);
-            this.headerBuf.set(chunk.subarray(at, at + take), this.headerFill);
+            (this.headerBuf ??= new Uint8Array(HEADER_LEN)).set(chunk.subarray(at, at + take), this.headerFill);
             this.headerFill += take;
             at += take;
             if (this.headerFill < HEADER_LEN) return;
             this.headerFill = 0;
-            header = parseHeader(this.headerBuf, 0, this.maxBody);
+            header = parseHeader(this.headerBuf!, 0, this.maxBody);
           }
           const n = header.bodyLength;
           if (end - at >= n) {

@@ -24,6 +24,12 @@ export interface Aead {
   sealInto(nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number;
   /** Decrypt and authenticate; throws `CryptoError` `GS_ERR_DECRYPT_FAILED` on a bad tag. */
   open(nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+  /**
+   * Overwrite this instance's copy of the key, where it holds one in
+   * JavaScript memory; the instance must not be used afterwards. Optional:
+   * the native backend's key lives in an OpenSSL key object it cannot wipe.
+   */
+  wipe?(): void;
 }
 
 /**

@@ -36,6 +36,7 @@ export const nobleBackend: CryptoBackend = Object.freeze({
           throw new CryptoError('GS_ERR_DECRYPT_FAILED', 'message authentication failed', { cause });
         }
       },
+      wipe: () => void k.fill(0),
     };
   },
   x25519: {
