@@ -122,7 +122,8 @@ interface ServerSession {
   readonly msid: string;
   readonly link: Link<VerifiedPeer>;
   /** Relayed connections by connection ID → the client link to close with it. */
-  readonly relays: Map<number, Link<VerifiedPeer>>;
+  /** Made with the first relayed connection: most server sessions sit idle. */
+  relays: Map<number, Link<VerifiedPeer>> | undefined;
   nextConnectionId: number;
   /** A newer session of this server exists elsewhere; close this one when its connections are done. */
   moved: boolean;
@@ -227,7 +228,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Relayed connections open now. */
   get connectionCount(): number {
     let n = 0;
-    for (const s of this.servers.values()) n += s.relays.size;
+    for (const s of this.servers.values()) n += s.relays?.size ?? 0;
     return n;
   }
 
@@ -382,7 +383,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   private closeIfIdle(s: ServerSession): void {
-    if (s.moved && s.relays.size === 0) void s.link.session.close();
+    if (s.moved && !s.relays?.size) void s.link.session.close();
   }
 
   // ---------------------------------------------------------------------------
@@ -457,7 +458,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private attachServer(link: Link<VerifiedPeer>): Promise<void> {
     const msid = link.peer.msid;
     const old = this.servers.get(msid);
-    const session: ServerSession = { msid, link, relays: new Map(), nextConnectionId: 1, moved: false };
+    const session: ServerSession = { msid, link, relays: undefined, nextConnectionId: 1, moved: false };
     this.servers.set(msid, session);
     if (old) {
       this.log.info({ msid }, 'a newer session of this server replaces the old one');
@@ -468,8 +469,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.emit('serverAttached', msid);
     // Servers open nothing towards us; refuse if they try.
     link.session.on('close', (error) => {
-      for (const client of session.relays.values()) client.session.destroy(error ?? new SessionError('GS_ERR_SESSION_CLOSED', 'the server session ended'));
-      session.relays.clear();
+      for (const client of session.relays?.values() ?? []) client.session.destroy(error ?? new SessionError('GS_ERR_SESSION_CLOSED', 'the server session ended'));
+      session.relays = undefined;
       if (this.servers.get(msid) === session) {
         this.servers.delete(msid);
         this.reportSession(msid, false);
@@ -483,7 +484,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Open the connection on both sessions and relay it; returns its connection ID. */
   private relay(server: ServerSession, client: Link<VerifiedPeer>, endToEnd: boolean): number {
     let id = server.nextConnectionId;
-    while (server.relays.has(id) || id === 0) id = (id + 1) >>> 0;
+    const relays = (server.relays ??= new Map());
+    while (relays.has(id) || id === 0) id = (id + 1) >>> 0;
     server.nextConnectionId = (id + 1) >>> 0;
     const toServer = server.link.session.open(encodeRelayOpen({ connectionId: id, endToEnd, peer: client.peer.msid }));
     let toClient: MuxConnection;
@@ -493,11 +495,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       toServer.destroy();
       throw error;
     }
-    server.relays.set(id, client);
+    relays.set(id, client);
     let open = 2;
     const finished = (): void => {
       if (--open > 0) return;
-      server.relays.delete(id);
+      relays.delete(id);
       void client.session.close();
       this.closeIfIdle(server);
     };
