@@ -421,12 +421,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const once = (): void => {
       if (used) throw new RelayError('GS_ERR_RELAY_FORBIDDEN', 'this session is already attached or connected');
     };
+    // A session is for one thing: once it is, both requests go (and their closures with them).
+    const decided = (): void => {
+      used = true;
+      settled();
+      link.rpc.unhandle(METHOD.attach).unhandle(METHOD.connect);
+    };
     link.rpc.handle(METHOD.attach, async (p) => {
       once();
       if (this.draining) throw new RelayError('GS_ERR_GATEWAY_DRAINING', 'this gateway is draining');
       this.checkToken(() => this.tokens.check(bytesField(p, 'token', 512), { kind: 'redirect', holder: peer, target: peer }), peer);
-      used = true;
-      settled();
+      decided();
       await this.attachServer(link);
       return { ok: true };
     });
@@ -437,8 +442,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.checkToken(() => this.tokens.check(bytesField(p, 'ticket', 512), { kind: 'ticket', holder: peer, target }), peer);
       const server = this.servers.get(target);
       if (!server || server.moved) throw new RelayError('GS_ERR_SERVER_OFFLINE', `${target} has no session on this gateway`);
-      used = true;
-      settled();
+      decided();
       return { connectionId: this.relay(server, link, endToEnd) };
     });
   }

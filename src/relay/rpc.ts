@@ -135,6 +135,13 @@ export class RpcPeer extends EventEmitter<RpcPeerEvents> {
     return this;
   }
 
+  /** Stop answering `method` (a later request for it is refused as unknown). */
+  unhandle(method: string): this {
+    this.handlers?.delete(method);
+    if (this.handlers?.size === 0) this.handlers = undefined;
+    return this;
+  }
+
   /** Take notices for `method`. */
   onNotice(method: string, handler: NoticeHandler): this {
     (this.noticeHandlers ??= new Map()).set(method, handler);
