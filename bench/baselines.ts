@@ -278,7 +278,25 @@ export async function pingPong(entry: Entry, rounds = 2000, options: { warmup?: 
   const warmup = options.warmup ?? 200;
   const timeoutMs = options.timeoutMs ?? 30_000;
   if (!(Number.isInteger(rounds) && rounds > 0)) throw new RangeError('rounds must be a positive integer');
-  const stream = await open(entry);
+  const samples = await timeEchoes(await open(entry), rounds, warmup, timeoutMs);
+  return { medianMicros: median(samples), samples };
+}
+
+/** What {@link timeEchoes} needs of a stream: `net.Socket` and gatesock `ByteStream` both fit. */
+export interface EchoStream {
+  write(chunk: Uint8Array): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+}
+
+/**
+ * Ping-pong 8-byte messages over `stream`, which must echo them: send one,
+ * wait for the same 8 bytes back, repeat. The first `warmup` are not timed;
+ * each message carries its round number and must come back intact, with
+ * nothing extra. Destroys the stream; returns the round trips in µs.
+ */
+export async function timeEchoes(stream: EchoStream, rounds: number, warmup: number, timeoutMs: number): Promise<number[]> {
   let pending = Buffer.alloc(0);
   let wake: (() => void) | undefined;
   stream.on('data', (c) => {
@@ -292,7 +310,7 @@ export async function pingPong(entry: Entry, rounds = 2000, options: { warmup?: 
     await withTimeout(
       (async () => {
         for (let i = 0; i < warmup + rounds; i++) {
-          msg.writeBigUInt64LE(BigInt(i) * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn);
+          msg.writeBigUInt64LE((BigInt(i) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn);
           const t0 = process.hrtime.bigint();
           stream.write(msg);
           while (pending.length < 8) await new Promise<void>((r) => (wake = r));
@@ -310,7 +328,7 @@ export async function pingPong(entry: Entry, rounds = 2000, options: { warmup?: 
   } finally {
     stream.destroy();
   }
-  return { medianMicros: median(samples), samples };
+  return samples;
 }
 
 // ---------------------------------------------------------------- plumbing
@@ -340,7 +358,8 @@ function closeServer(server: net.Server, sockets: Set<net.Socket>): Promise<void
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** `p`, or a {@link BenchCheckError} naming `what` after `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new BenchCheckError(`${what} did not finish within ${ms} ms`)), ms);

@@ -25,6 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { BenchCheckError, timeEchoes, withTimeout } from './baselines.js';
 import { patternAt, patternDigest, patternMismatch } from './pattern.js';
 
 export const HOST = '127.0.0.1';
@@ -46,10 +47,6 @@ export interface AppStream {
 /** A path's entry: opens a new connection to the app at the far end. */
 export type Dial = () => Promise<AppStream>;
 
-/** The far end's check failed, or a transfer did not finish in time. */
-export class AppCheckError extends Error {
-  override name = 'AppCheckError';
-}
 
 export { patternAt, patternDigest } from './pattern.js';
 
@@ -163,7 +160,7 @@ export async function push(dial: Dial, bytes: number, options: TransferOptions =
         got = Buffer.concat([got, c]);
         if (got.length >= 48) resolve(got.subarray(0, 48));
       });
-      stream.on('close', () => reject(new AppCheckError(`the path closed after ${got.length} answer bytes`)));
+      stream.on('close', () => reject(new BenchCheckError(`the path closed after ${got.length} answer bytes`)));
       stream.resume();
     });
     const start = process.hrtime.bigint();
@@ -185,8 +182,8 @@ export async function push(dial: Dial, bytes: number, options: TransferOptions =
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const received = Number(a.readBigUInt64LE(0));
     const bad = Number(a.readBigUInt64LE(8)) - 1;
-    if (received !== bytes) throw new AppCheckError(`the server received ${received} B, ${bytes} B were sent`);
-    if (bad >= 0) throw new AppCheckError(`the server received wrong bytes at offset ${bad}`);
+    if (received !== bytes) throw new BenchCheckError(`the server received ${received} B, ${bytes} B were sent`);
+    if (bad >= 0) throw new BenchCheckError(`the server received wrong bytes at offset ${bad}`);
     return { bytes, seconds, mbPerSecond: bytes / seconds / 1e6, sha256: options.hash ? a.subarray(16).toString('hex') : undefined };
   } finally {
     stream.destroy();
@@ -215,13 +212,13 @@ export async function pull(dial: Dial, bytes: number, options: TransferOptions =
         received += c.length;
         if (received >= bytes) resolve(process.hrtime.bigint());
       });
-      stream.on('close', () => reject(new AppCheckError(`the path closed after ${received} of ${bytes} B`)));
+      stream.on('close', () => reject(new BenchCheckError(`the path closed after ${received} of ${bytes} B`)));
       stream.resume();
     });
     stream.write(request('G', bytes));
     const end = await withTimeout(done, options.timeoutMs ?? 60_000, `pull of ${bytes} B`);
-    if (received !== bytes) throw new AppCheckError(`received ${received} B, the server sent ${bytes} B`);
-    if (bad >= 0) throw new AppCheckError(`received wrong bytes at offset ${bad}`);
+    if (received !== bytes) throw new BenchCheckError(`received ${received} B, the server sent ${bytes} B`);
+    if (bad >= 0) throw new BenchCheckError(`received wrong bytes at offset ${bad}`);
     const seconds = Number(end - start) / 1e9;
     return { bytes, seconds, mbPerSecond: bytes / seconds / 1e6, sha256: hash?.digest('hex') };
   } finally {
@@ -233,7 +230,7 @@ export async function pull(dial: Dial, bytes: number, options: TransferOptions =
 export async function checkPath(dial: Dial, direction: 'push' | 'pull', bytes = 8 * MiB): Promise<string> {
   const t = await (direction === 'push' ? push : pull)(dial, bytes, { hash: true });
   const want = patternDigest(bytes);
-  if (t.sha256 !== want) throw new AppCheckError(`${direction}: SHA-256 of what arrived ${t.sha256} is not the sent ${want}`);
+  if (t.sha256 !== want) throw new BenchCheckError(`${direction}: SHA-256 of what arrived ${t.sha256} is not the sent ${want}`);
   return want;
 }
 
@@ -245,39 +242,8 @@ export async function checkPath(dial: Dial, direction: 'push' | 'pull', bytes = 
 export async function pingPong(dial: Dial, rounds: number, options: { warmup?: number; timeoutMs?: number } = {}): Promise<number[]> {
   const warmup = options.warmup ?? 200;
   const stream = await dial();
-  let pending = Buffer.alloc(0);
-  let wake: (() => void) | undefined;
-  stream.on('data', (c) => {
-    pending = pending.length === 0 ? Buffer.from(c) : Buffer.concat([pending, c]);
-    wake?.();
-  });
-  stream.on('close', () => wake?.());
-  stream.resume();
   stream.write(request('E', 0));
-  const samples: number[] = [];
-  const msg = Buffer.alloc(8);
-  try {
-    await withTimeout(
-      (async () => {
-        for (let i = 0; i < warmup + rounds; i++) {
-          msg.writeBigUInt64LE((BigInt(i) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn);
-          const t0 = process.hrtime.bigint();
-          stream.write(msg);
-          while (pending.length < 8) await new Promise<void>((r) => (wake = r));
-          const t1 = process.hrtime.bigint();
-          const reply = pending.subarray(0, 8);
-          pending = pending.subarray(8);
-          if (!reply.equals(msg)) throw new AppCheckError(`round ${i}: echoed ${reply.toString('hex')}, sent ${msg.toString('hex')}`);
-          if (i >= warmup) samples.push(Number(t1 - t0) / 1e3);
-        }
-      })(),
-      options.timeoutMs ?? 30_000,
-      `${rounds} round trips`,
-    );
-  } finally {
-    stream.destroy();
-  }
-  return samples;
+  return timeEchoes(stream, rounds, warmup, options.timeoutMs ?? 30_000);
 }
 
 // ---------------------------------------------------------------- plain TCP
@@ -350,10 +316,3 @@ export async function listenTcp(onSocket: (s: net.Socket) => void, backlog = 409
   };
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new AppCheckError(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
