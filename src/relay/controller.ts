@@ -19,9 +19,10 @@ import { EventEmitter } from 'eventemitter3';
 import { GatesockError, RelayError } from '../errors/index.js';
 import { checkOption } from '../errors/check.js';
 import { certificateVerifier, getCryptoBackend, type Certificate, type Identity, type VerifiedCertificate } from '../session/index.js';
-import { tcpListen, type ByteStream, type ByteStreamListener } from '../transport/index.js';
+import type { ByteStream } from '../transport/index.js';
 import { leastSessionsStrategy, type BalancingStrategy, type GatewayLoad } from './balancing.js';
 import { Directory, type GatewayRecord } from './directory.js';
+import { listenAll, type Listeners, type WebSocketListenOptions } from './listen.js';
 import { acceptLink, type Link, type LinkOptions } from './link.js';
 import { silentLogger, type RelayLogger } from './log.js';
 import { METHOD, serverInfoParams } from './messages.js';
@@ -55,6 +56,8 @@ export interface ControllerOptions {
   strategy?: BalancingStrategy;
   /** Crypto backend, handshake and session tunables of every link. */
   link?: LinkOptions;
+  /** Also listen for WebSocket upgrades (peers behind web infrastructure dial its `ws://` URL). Default: TCP only. */
+  websocket?: WebSocketListenOptions;
   /** Structured logs. Default: none. */
   log?: RelayLogger;
 }
@@ -116,7 +119,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
 
   private constructor(
     private readonly options: ControllerOptions,
-    private readonly listener: ByteStreamListener,
+    private readonly endpoints: Listeners,
   ) {
     super();
     this.log = options.log ?? silentLogger;
@@ -142,26 +145,29 @@ export class Controller extends EventEmitter<ControllerEvents> {
     checkOption(Number.isFinite(t2) && t2 > t1, 'gatewayTimeoutMs', 'must be greater than keepaliveIntervalMs');
     const lifetime = options.tokenLifetimeMs ?? DEFAULT_CONTROLLER_OPTIONS.tokenLifetimeMs;
     checkOption(Number.isFinite(lifetime) && lifetime >= 1000, 'tokenLifetimeMs', 'must be at least 1000');
-    let controller: Controller | undefined;
-    const pending: ByteStream[] = [];
-    const listener = await tcpListen({ host: options.host ?? DEFAULT_CONTROLLER_OPTIONS.host, port: options.port ?? DEFAULT_CONTROLLER_OPTIONS.port }, (stream) => {
-      if (controller) controller.accept(stream);
-      else pending.push(stream);
-    });
-    controller = new Controller(options, listener);
-    for (const s of pending) controller.accept(s);
-    options.log?.info({ address: listener.address, strategy: controller.strategy.name }, 'controller listening');
+    const { listeners, ready } = await listenAll(
+      { host: options.host ?? DEFAULT_CONTROLLER_OPTIONS.host, port: options.port ?? DEFAULT_CONTROLLER_OPTIONS.port },
+      options.websocket,
+    );
+    const controller = new Controller(options, listeners);
+    ready((stream) => controller.accept(stream));
+    options.log?.info({ address: listeners.tcp.address, websocket: listeners.ws?.url, strategy: controller.strategy.name }, 'controller listening');
     return controller;
   }
 
   /** The address gateways, servers and clients connect to. */
   get address(): string {
-    return this.listener.address;
+    return this.endpoints.tcp.address;
   }
 
   /** The port listened on. */
   get port(): number {
-    return this.listener.port;
+    return this.endpoints.tcp.port;
+  }
+
+  /** The `ws://` URL of the WebSocket listener, when there is one. */
+  get websocketUrl(): string | undefined {
+    return this.endpoints.ws?.url;
   }
 
   /** Server logins answered since start. */
@@ -201,7 +207,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.sweepTimer);
-    await this.listener.close();
+    await this.endpoints.close();
     for (const link of this.links) link.session.destroy();
     this.links.clear();
     await this.options.store.close();

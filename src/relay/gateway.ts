@@ -36,8 +36,9 @@ import {
   type VerifiedCertificate,
   type VerifiedPeer,
 } from '../session/index.js';
-import { tcpListen, type ByteStream, type ByteStreamListener } from '../transport/index.js';
+import type { ByteStream } from '../transport/index.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
+import { listenAll, type Listeners, type WebSocketListenOptions } from './listen.js';
 import { acceptLink, dialLink, type Link, type LinkOptions } from './link.js';
 import { silentLogger, type RelayLogger } from './log.js';
 import { METHOD, booleanField, msidField, parseRegisterReply } from './messages.js';
@@ -69,8 +70,12 @@ export interface GatewayOptions {
   host?: string;
   /** Port to listen on; 0 picks a free one. Default 0. */
   port?: number;
-  /** The address servers and clients are told to use. Default: the address listened on. */
+  /** The address servers and clients are told to use (`host:port` or a `ws://` URL). Default: the address listened on. */
   advertise?: string;
+  /** Also listen for WebSocket upgrades. Default: TCP only. */
+  websocket?: WebSocketListenOptions;
+  /** Without `advertise`, tell servers and clients the WebSocket listener's URL rather than the TCP address. Default false. */
+  advertiseWebSocket?: boolean;
   /** Server sessions this gateway can hold, as its operator sets it; the controller balances on it. Default 1000. */
   capacity?: number;
   /** How long a drain waits for servers to move before closing what is left, in ms. Default 30000. */
@@ -155,7 +160,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   private constructor(
     private readonly options: GatewayOptions,
-    private readonly listener: ByteStreamListener,
+    private readonly endpoints: Listeners,
   ) {
     super();
     this.log = options.log ?? silentLogger;
@@ -186,15 +191,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     checkOption(typeof options.controller === 'string' && options.controller.length > 0, 'controller', 'must be the controller address');
     const capacity = options.capacity ?? DEFAULT_GATEWAY_OPTIONS.capacity;
     checkOption(Number.isInteger(capacity) && capacity >= 1, 'capacity', 'must be a positive integer');
-    let gateway: Gateway | undefined;
-    const early: ByteStream[] = [];
-    const listener = await tcpListen({ host: options.host ?? DEFAULT_GATEWAY_OPTIONS.host, port: options.port ?? DEFAULT_GATEWAY_OPTIONS.port }, (stream) => {
-      if (gateway) gateway.accept(stream);
-      else early.push(stream);
-    });
-    gateway = new Gateway(options, listener);
-    for (const s of early) gateway.accept(s);
-    const registered = new Promise<void>((resolve, reject) => (gateway!.firstRegistration = { resolve, reject }));
+    const { listeners, ready } = await listenAll(
+      { host: options.host ?? DEFAULT_GATEWAY_OPTIONS.host, port: options.port ?? DEFAULT_GATEWAY_OPTIONS.port },
+      options.websocket,
+    );
+    const gateway = new Gateway(options, listeners);
+    ready((stream) => gateway.accept(stream));
+    const registered = new Promise<void>((resolve, reject) => (gateway.firstRegistration = { resolve, reject }));
     void gateway.controllerLoop();
     try {
       await registered;
@@ -212,12 +215,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** The address listened on. */
   get address(): string {
-    return this.listener.address;
+    return this.endpoints.tcp.address;
   }
 
-  /** What servers and clients are told to use. */
+  /** The `ws://` URL of the WebSocket listener, when there is one. */
+  get websocketUrl(): string | undefined {
+    return this.endpoints.ws?.url;
+  }
+
+  /** What servers and clients are told to use: `advertise`, else the WebSocket URL if `advertiseWebSocket`, else the TCP address. */
   get advertisedAddress(): string {
-    return this.options.advertise ?? this.listener.address;
+    return this.options.advertise ?? (this.options.advertiseWebSocket ? this.endpoints.ws?.url : undefined) ?? this.endpoints.tcp.address;
   }
 
   /** Server sessions held now. */
@@ -264,7 +272,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     clearTimeout(this.deltaTimer);
     clearInterval(this.keepaliveTimer);
     this.firstRegistration?.reject(new RelayError('GS_ERR_GATEWAY_DRAINING', 'gateway closed before it registered'));
-    await this.listener.close();
+    await this.endpoints.close();
     for (const link of this.links) link.session.destroy(new RelayError('GS_ERR_GATEWAY_DRAINING', 'the gateway closed'));
     this.links.clear();
     this.controllerLink?.session.destroy();

@@ -16,6 +16,7 @@ export { leastSessionsStrategy, weightedLoadStrategy, type BalancingStrategy, ty
 export { Controller, DEFAULT_CONTROLLER_OPTIONS, type ControllerEvents, type ControllerOptions, type GatewayStatus } from './controller.js';
 export { DEFAULT_GATEWAY_OPTIONS, GATEWAY_RELAY_CHANNEL, Gateway, type GatewayEvents, type GatewayOptions } from './gateway.js';
 export type { LinkOptions } from './link.js';
+export type { WebSocketListenOptions } from './listen.js';
 export { silentLogger, type RelayLogger } from './log.js';
 export type { GatewayAddress, ServerInfo } from './messages.js';
 export type { RelayEndpointOptions } from './endpoint-options.js';

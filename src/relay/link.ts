@@ -18,7 +18,7 @@ import {
   type SecureChannel,
   type VerifiedPeer,
 } from '../session/index.js';
-import { tcpConnect, wsConnect, type ByteStream } from '../transport/index.js';
+import { httpConnect, tcpConnect, wsConnect, type ByteStream } from '../transport/index.js';
 import { RpcPeer } from './rpc.js';
 
 /**
@@ -34,6 +34,12 @@ export interface LinkOptions {
   mux?: Partial<MuxOptions>;
   /** Milliseconds to wait for the reply to a request. Default 15000. */
   requestTimeoutMs?: number;
+  /**
+   * Reach `host:port` addresses through this HTTP CONNECT proxy (optional
+   * Basic auth), for machines that may only leave through one. `ws://`
+   * addresses are dialled directly.
+   */
+  proxy?: { host: string; port: number; auth?: { username: string; password: string } };
 }
 
 /** One hop, ready: channel, session and requests. */
@@ -71,10 +77,12 @@ export function parseAddress(address: string, what = 'address'): ParsedAddress {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** Connect a byte stream to an address. */
-export function connectStream(address: string, timeoutMs?: number): Promise<ByteStream> {
+/** Connect a byte stream to an address: WebSocket for a URL, else TCP, through `proxy` when given. */
+export function connectStream(address: string, timeoutMs?: number, proxy?: LinkOptions['proxy']): Promise<ByteStream> {
   const a = parseAddress(address);
-  return a.url ? wsConnect(a.url, { timeoutMs }) : tcpConnect({ host: a.host, port: a.port, timeoutMs });
+  if (a.url) return wsConnect(a.url, { timeoutMs });
+  if (proxy) return httpConnect({ proxy, target: { host: a.host, port: a.port }, timeoutMs });
+  return tcpConnect({ host: a.host, port: a.port, timeoutMs });
 }
 
 /**
@@ -99,7 +107,7 @@ export async function dialLink<P extends VerifiedPeer>(
   options: LinkOptions = {},
   setup?: LinkSetup<P>,
 ): Promise<Link<P>> {
-  const stream = await connectStream(address, options.handshakeTimeoutMs);
+  const stream = await connectStream(address, options.handshakeTimeoutMs, options.proxy);
   const channel = await secureConnect(stream, { identity, verifyPeer, backend: options.backend, handshakeTimeoutMs: options.handshakeTimeoutMs });
   return makeLink(channel, 'initiator', options, setup);
 }
