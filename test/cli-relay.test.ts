@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/errors.js';
+import { startConnectProxy } from './helpers/connect-proxy.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const main = join(repo, 'dist/cli/main.js');
@@ -176,6 +177,26 @@ describe('gatesock up, serve and connect', () => {
     expect(await stop(serve)).toBe(EXIT.ok);
     // `up` saw the server log in.
     expect(up.stdout).toContain(`server ${msid} is on gateway-`);
+  });
+
+  it('serve and connect leave through an HTTP CONNECT proxy (--proxy user:password@host:port) and the tunnel still works', async () => {
+    const auth = { username: 'op', password: 'pw' };
+    const proxy = await startConnectProxy({ auth });
+    try {
+      const via = `${auth.username}:${auth.password}@127.0.0.1:${proxy.port}`;
+      const serve = start(['serve', '--forward', `127.0.0.1:${webPort}`, '--pcid', 'web-proxied', '--identity', join(dir, 'proxied-id'), '--controller', controller, '--proxy', via], dir);
+      await waitFor(serve, 'stdout', /^gateway\s+127\.0\.0\.1:\d+/m);
+      const connect = start(['connect', 'web-proxied', '--listen', '127.0.0.1:0', '--controller', controller, '--proxy', via], dir);
+      const local = (await waitFor(connect, 'stdout', /^listening on (127\.0\.0\.1:\d+), forwarding to web-proxied$/m))[1]!;
+      expect(await fetch(`http://${local}/`).then((r) => r.text())).toBe(PAGE);
+      // Every hop of both went through the proxy: logins and lookups at the controller, sessions to the gateway.
+      expect(proxy.requests.filter((r) => r.startsWith(`CONNECT ${controller} `)).length).toBeGreaterThanOrEqual(2);
+      expect(proxy.requests.some((r) => !r.startsWith(`CONNECT ${controller} `))).toBe(true);
+      expect(await stop(connect)).toBe(EXIT.ok);
+      expect(await stop(serve)).toBe(EXIT.ok);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('connect names an unknown PCID or an offline server at once: its line and exit status 7', async () => {

@@ -47,6 +47,11 @@ export interface HostPort {
   readonly port: number;
 }
 
+/** An HTTP CONNECT proxy to leave through. */
+export interface ProxySetting extends HostPort {
+  readonly auth?: { readonly username: string; readonly password: string };
+}
+
 /** `host:port` or `[ipv6]:port`, as printed and accepted everywhere. */
 export function formatHostPort(a: HostPort): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
@@ -82,6 +87,17 @@ export const kind = Object.freeze({
       }
     }
     return formatHostPort(hostPort(raw, false));
+  },
+  /** An HTTP CONNECT proxy: `host:port`, or `user:password@host:port` for Basic auth. */
+  proxy: (): Parse<ProxySetting> => (raw) => {
+    const text = typeof raw === 'string' ? raw : '';
+    const at = text.lastIndexOf('@');
+    const where = hostPort(at < 0 ? raw : text.slice(at + 1), false);
+    if (at < 0) return where;
+    const credentials = text.slice(0, at);
+    const colon = credentials.indexOf(':');
+    if (colon < 1) throw 'must be "host:port" or "user:password@host:port"';
+    return { ...where, auth: { username: credentials.slice(0, colon), password: credentials.slice(colon + 1) } };
   },
   /** An integer within [min, max]; from YAML a number, from a flag its digits. */
   integer:

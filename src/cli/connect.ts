@@ -23,6 +23,8 @@ export interface ConnectOptions {
   controller: string;
   root: string;
   e2e: boolean;
+  /** Leave through this HTTP CONNECT proxy (`[user:password@]host:port`). */
+  proxy?: string;
   /** Check NAME at start (`--no-check` turns it off). */
   check: boolean;
   debug: boolean;
@@ -35,12 +37,14 @@ export async function runConnect(o: ConnectOptions): Promise<void> {
   const listen = parseValue(kind.listen(), o.listen, '--listen');
   const controller = parseValue(kind.controller(), o.controller, '--controller');
   const roots = await loadRoots(o.root, ROOT_HINT);
-  const options = { controller, roots, endToEnd: o.e2e };
+  const proxy = o.proxy === undefined ? undefined : parseValue(kind.proxy(), o.proxy, '--proxy');
+  const options = { controller, roots, endToEnd: o.e2e, link: proxy && { proxy } };
   let close: (() => Promise<void>) | undefined;
   onShutdown(async () => {
     await close?.();
   });
-  await checkReachable(controller, 'the controller');
+  // Through a proxy the controller may be unreachable directly; the look-up below tells.
+  if (!proxy) await checkReachable(controller, 'the controller');
   if (o.check) {
     const found = await relayLookup(o.pcid, options);
     o.print(`found    ${o.pcid} (${found.msid}) via gateway ${found.gateway.msid}${o.e2e ? ', end to end' : ', end-to-end layer off'}`);

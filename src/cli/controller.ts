@@ -14,7 +14,7 @@ import {
   weightedLoadStrategy,
   type BalancingStrategy,
 } from '../relay/index.js';
-import { LOG_LEVELS, kind, loadPkiIdentity, required, resolveSettings, type Setting } from './config.js';
+import { LOG_LEVELS, kind, loadPkiIdentity, required, resolveSettings, type HostPort, type Setting } from './config.js';
 import { createLogger, onShutdown } from './lifecycle.js';
 
 /** The balancing strategies by their CLI name. */
@@ -27,6 +27,7 @@ export const STRATEGIES: Readonly<Record<'least-sessions' | 'weighted-load', Bal
 export const CONTROLLER_SETTINGS = Object.freeze({
   pki: { parse: kind.path(), arg: 'dir', help: 'PKI folder made by `gatesock pki init`: uses root/cert.pem and controller/{cert,key}.pem' } as Setting<string>,
   listen: { parse: kind.listen(), default: { host: '127.0.0.1', port: 7000 }, arg: 'host:port', help: 'address to listen on for gateways, servers and clients' },
+  websocket: { parse: kind.listen(), arg: 'host:port', help: 'also listen for WebSocket upgrades (path /gatesock) here, for peers behind web proxies' } as Setting<HostPort>,
   db: { parse: kind.path(), default: './gatesock-controller.db', arg: 'file', help: 'SQLite file of the server database (MSID ↔ PCID), created on first use; ":memory:" keeps it in memory' },
   keepalive: {
     parse: kind.integer(10),
@@ -67,6 +68,7 @@ export async function runController(flags: Record<string, unknown>, config: stri
       store,
       host: s.listen.host,
       port: s.listen.port,
+      websocket: s.websocket && { host: s.websocket.host, port: s.websocket.port },
       keepaliveIntervalMs: s.keepalive,
       gatewayTimeoutMs: s['gateway-timeout'],
       strategy: STRATEGIES[s.strategy],

@@ -10,7 +10,7 @@
  * - A second SIGTERM or SIGINT during the drain: close at once, exit 0.
  */
 import { DEFAULT_GATEWAY_OPTIONS, Gateway } from '../relay/index.js';
-import { LOG_LEVELS, formatHostPort, kind, loadPkiIdentity, required, resolveSettings, type HostPort, type Setting } from './config.js';
+import { LOG_LEVELS, kind, loadPkiIdentity, required, resolveSettings, type HostPort, type Setting } from './config.js';
 import { createLogger, onShutdown } from './lifecycle.js';
 
 /** Every setting of `gatesock gateway`: flag `--KEY`, or `KEY:` in the config file. */
@@ -19,7 +19,8 @@ export const GATEWAY_SETTINGS = Object.freeze({
   name: { parse: kind.text(), arg: 'name', help: "this gateway's folder in the PKI folder, e.g. gateway-1" } as Setting<string>,
   controller: { parse: kind.controller(), default: '127.0.0.1:7000', arg: 'host:port', help: "the controller's address" },
   listen: { parse: kind.listen(), default: { host: DEFAULT_GATEWAY_OPTIONS.host, port: DEFAULT_GATEWAY_OPTIONS.port }, arg: 'host:port', help: 'address to listen on for servers and clients; port 0 picks one' },
-  advertise: { parse: kind.address(), arg: 'host:port', help: 'address servers and clients are told to use (default: the address listened on)' } as Setting<HostPort>,
+  advertise: { parse: kind.controller(), arg: 'host:port|ws-url', help: 'address servers and clients are told to use: host:port, or the ws:// URL of the WebSocket listener as the world sees it (default: the address listened on)' } as Setting<string>,
+  websocket: { parse: kind.listen(), arg: 'host:port', help: 'also listen for WebSocket upgrades (path /gatesock) here, for peers behind web proxies' } as Setting<HostPort>,
   capacity: { parse: kind.integer(1, 10_000_000), default: DEFAULT_GATEWAY_OPTIONS.capacity, arg: 'n', help: 'server sessions this gateway can hold; the controller balances on sessions / capacity' },
   'drain-timeout': { parse: kind.integer(0), default: DEFAULT_GATEWAY_OPTIONS.drainTimeoutMs, arg: 'ms', help: 'how long a drain waits for servers to move before closing what is left' },
   'log-level': { parse: kind.oneOf(...LOG_LEVELS), default: 'info' as (typeof LOG_LEVELS)[number], arg: 'level', help: `log level: ${LOG_LEVELS.join(', ')}` },
@@ -57,10 +58,11 @@ export async function runGateway(flags: Record<string, unknown>, config: string 
     controller: s.controller,
     host: s.listen.host,
     port: s.listen.port,
-    advertise: s.advertise && formatHostPort(s.advertise),
+    advertise: s.advertise,
+    websocket: s.websocket && { host: s.websocket.host, port: s.websocket.port },
     capacity: s.capacity,
     drainTimeoutMs: s['drain-timeout'],
     log,
   });
-  log.info({ address: gateway.address, advertise: gateway.advertisedAddress, msid: gateway.msid, capacity: s.capacity, pid: process.pid }, 'gateway listening');
+  log.info({ address: gateway.address, websocket: gateway.websocketUrl, advertise: gateway.advertisedAddress, msid: gateway.msid, capacity: s.capacity, pid: process.pid }, 'gateway listening');
 }

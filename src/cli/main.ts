@@ -152,7 +152,8 @@ program
   .option('--root <file>', "the gateway system's root certificate (PEM)", ENDPOINT_DEFAULTS.root)
   .option('--identity <dir>', "the server's identity folder, made on first run (its hash is the MSID)", ENDPOINT_DEFAULTS.identity)
   .option('--no-e2e', 'turn the end-to-end layer off (the gateways can then read the bytes)')
-  .action(async (o: { forward: string; pcid?: string; controller: string; root: string; identity: string; e2e: boolean }) =>
+  .option('--proxy <[user:password@]host:port>', 'reach the controller and gateways through this HTTP CONNECT proxy')
+  .action(async (o: { forward: string; pcid?: string; controller: string; root: string; identity: string; e2e: boolean; proxy?: string }) =>
     runServe({ ...o, debug: debug(), print, note }),
   );
 
@@ -164,8 +165,9 @@ program
   .option('--controller <host:port>', "the controller's address", ENDPOINT_DEFAULTS.controller)
   .option('--root <file>', "the gateway system's root certificate (PEM)", ENDPOINT_DEFAULTS.root)
   .option('--no-e2e', 'turn the end-to-end layer off (the server must allow it)')
-  .option('--no-check', 'do not connect once at start to check NAME (errors then show per connection)')
-  .action(async (pcid: string, o: { listen: string; controller: string; root: string; e2e: boolean; check: boolean }) =>
+  .option('--no-check', 'do not look NAME up at start (errors then show per connection)')
+  .option('--proxy <[user:password@]host:port>', 'reach the controller and gateways through this HTTP CONNECT proxy')
+  .action(async (pcid: string, o: { listen: string; controller: string; root: string; e2e: boolean; check: boolean; proxy?: string }) =>
     runConnect({ ...o, pcid, debug: debug(), print, note }),
   );
 

@@ -37,6 +37,8 @@ export interface ServeOptions {
   identity: string;
   /** The end-to-end layer (`--no-e2e` turns it off). */
   e2e: boolean;
+  /** Leave through this HTTP CONNECT proxy (`[user:password@]host:port`). */
+  proxy?: string;
   debug: boolean;
   /** stdout and stderr lines. */
   print: (line: string) => void;
@@ -53,11 +55,13 @@ export async function runServe(o: ServeOptions): Promise<void> {
   onShutdown(async () => {
     await server?.close();
   });
-  await checkReachable(controller, 'the controller');
+  const proxy = o.proxy === undefined ? undefined : parseValue(kind.proxy(), o.proxy, '--proxy');
+  // Through a proxy the controller may be unreachable directly; the proxy's answer tells.
+  if (!proxy) await checkReachable(controller, 'the controller');
   // Online takes a login and an attach; if it takes long the controller has no gateway to give.
   const slow = setTimeout(() => o.note(`not online yet: the controller at ${controller} answers, but gives no gateway; still trying`), 5000);
   try {
-    server = await serveTcp(target, { controller, roots, identity, pcid: o.pcid, endToEnd: o.e2e });
+    server = await serveTcp(target, { controller, roots, identity, pcid: o.pcid, endToEnd: o.e2e, link: proxy && { proxy } });
   } finally {
     clearTimeout(slow);
   }
