@@ -2,7 +2,6 @@
  * Connected SockIo pairs for the socket tests, over each transport the suite
  * runs on: the in-memory pair and real loopback TCP.
  */
-import { createHash } from 'node:crypto';
 import { SockIo, type SockIoOptions } from '../../src/socket/index.js';
 import { memoryPair, tcpListen, tcpConnect, type ByteStream, type MemoryPairOptions } from '../../src/transport/index.js';
 import { SeededRandom } from '../../src/transport/random.js';
@@ -62,23 +61,9 @@ export const TRANSPORTS: readonly [string, PairMaker][] = [
   ['tcp', tcpSockPair],
 ];
 
-/** `size` reproducible pseudo-random bytes. */
-export function randomBytes(size: number, seed: number): Uint8Array {
-  const rng = new SeededRandom(seed);
-  const words = new Uint32Array(Math.ceil(size / 4));
-  for (let i = 0; i < words.length; i++) words[i] = rng.next();
-  return new Uint8Array(words.buffer, 0, size);
-}
+// Shared with the transport conformance suite.
+export { randomBytes, sha256, sleep } from '../transport/conformance.js';
 
-export function sha256(chunks: Iterable<Uint8Array>): string {
-  const h = createHash('sha256');
-  for (const c of chunks) h.update(c);
-  return h.digest('hex');
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Send all of `data` with `send`, in pieces of random size up to `maxPiece`. */
 export async function sendAll(sock: SockIo, data: Uint8Array, maxPiece = 0, seed = 1): Promise<number> {
