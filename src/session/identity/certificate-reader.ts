@@ -267,16 +267,13 @@ function daysIn(year: number, month: number): number {
 }
 
 /** The extensions issue.ts writes, in the DER it writes them; anything else defers. */
+/** What a certificate without extensions says; both parse paths start from it. */
+export function noExtensions(): { -readonly [K in keyof ExtensionFields]: ExtensionFields[K] } {
+  return { isCa: false, pathLen: undefined, keyUsage: undefined, subjectKeyId: undefined, authorityKeyId: undefined, role: null, unknownCritical: [] };
+}
+
 function readExtensions(b: Uint8Array, list: Tlv): ExtensionFields {
-  const out: { -readonly [K in keyof ExtensionFields]: ExtensionFields[K] } = {
-    isCa: false,
-    pathLen: undefined,
-    keyUsage: undefined,
-    subjectKeyId: undefined,
-    authorityKeyId: undefined,
-    role: null,
-    unknownCritical: [],
-  };
+  const out = noExtensions();
   let seen = 0;
   for (let off = list.start; off < list.end; ) {
     const e = expectTag(tlv(b, off, list.end), TAG.SEQ);

@@ -15,7 +15,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CertificateError } from '../../errors/index.js';
 import { bytesEqual, decodeOne, encodedBytes, isDerFramed, MAX_DER_LEN, toHex } from './der.js';
-import { readCertificate } from './certificate-reader.js';
+import { noExtensions, readCertificate } from './certificate-reader.js';
 import { decodeName, type NameAttribute } from './names.js';
 import { OID_CN, OID_ED25519, OID_EXT, OID_OU, ROLE_PURPOSE_DER, ROLES, type Role } from './oids.js';
 
@@ -292,15 +292,7 @@ function bitStringBytes(bits: asn1js.BitString, length: number, what: string): U
 export type ExtensionFields = Pick<CertParts, 'isCa' | 'pathLen' | 'keyUsage' | 'subjectKeyId' | 'authorityKeyId' | 'role' | 'unknownCritical'>;
 
 function readExtensions(extensions: readonly pkijs.Extension[]): ExtensionFields {
-  const out: { -readonly [K in keyof ExtensionFields]: ExtensionFields[K] } = {
-    isCa: false,
-    pathLen: undefined,
-    keyUsage: undefined,
-    subjectKeyId: undefined,
-    authorityKeyId: undefined,
-    role: null,
-    unknownCritical: [],
-  };
+  const out = noExtensions();
   const seen = new Set<string>();
   const unknownCritical: string[] = [];
   for (const e of extensions) {
