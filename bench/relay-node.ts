@@ -1,6 +1,6 @@
 /**
  * One process of the relay figures and experiments (started by
- * bench/relay-procs.ts with tsx). It does nothing until the parent sends a
+ * bench/relay-procs.ts with the bench's TypeScript hooks). It does nothing until the parent sends a
  * command over IPC (`{ id, command, args }`) and answers each with
  * `{ id, ok, value | error }`. A process may hold several roles (a controller
  * and a gateway, say); it exits when the parent goes away.

@@ -17,6 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { initPki } from '../src/relay/index.js';
 import { createIdentity, createServerIdentity, IdentityKey, parseCertificate, type Identity } from '../src/session/index.js';
 
+/** Children load TypeScript as `npm run bench` does (types stripped, no tsx keepNames). */
+const TS_REGISTER = new URL('../scripts/ts-register.mjs', import.meta.url).href;
+
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..');
 const entry = join(here, 'relay-node.ts');
@@ -50,7 +53,7 @@ export async function startNode(name: string, options: { gc?: boolean } = {}): P
   const child = fork(entry, [name], {
     cwd: repo,
     // BENCH_RELAY_PROFILE=DIR: each child writes a V8 CPU profile into DIR when it ends (by `stop()`).
-    execArgv: ['--import', 'tsx', ...(options.gc ? ['--expose-gc'] : []), ...(process.env.BENCH_RELAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROFILE}`] : [])],
+    execArgv: ['--import', TS_REGISTER, ...(options.gc ? ['--expose-gc'] : []), ...(process.env.BENCH_RELAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROFILE}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_OPTIONS: '' },
   });

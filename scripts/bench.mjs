@@ -1,9 +1,11 @@
 // Benchmark runner: `npm run bench [-- [--json FILE] [--list] [--strict] [NAME ...]]`.
 //
-// Discovers bench/*.bench.ts, imports them through tsx (registered here, so
-// plain `node scripts/bench.mjs` runs TypeScript without a build step; the
-// bench code imports src/ directly, so figures always measure the working
-// tree), and runs every figure one after the other in this one process.
+// Discovers bench/*.bench.ts, imports them through scripts/ts-hooks.mjs
+// (registered here, so plain `node scripts/bench.mjs` runs TypeScript
+// without a build step; the bench code imports src/ directly, so figures
+// always measure the working tree; the hooks strip types only, so the code
+// runs as the built package does — see ts-hooks.mjs for why not tsx), and
+// runs every figure one after the other in this one process.
 // The contract of a benchmark module, and the output line, are documented in
 // bench/harness.ts.
 //
@@ -19,9 +21,7 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { register } from 'tsx/esm/api';
-
-register();
+import './ts-register.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(root, 'bench');
