@@ -8,19 +8,13 @@ import {
   ObjectDecoder,
   ObjectEncoder,
   objectLayout,
-  type CoderFactory,
   type EncodedSymbol,
   type ObjectBlockSource,
   type ObjectCodeOptions,
 } from '../../src/fec/object.js';
 import { createReedSolomon } from '../../src/fec/reed-solomon.js';
-import { createReedSolomon16 } from '../../src/fec/reed-solomon16.js';
-import { expectFec } from './rs16-expect.js';
+import { CODERS, expectFec } from './rs16-expect.js';
 
-const CODERS: readonly (readonly [string, CoderFactory])[] = [
-  ['GF(2^16)', createReedSolomon16],
-  ['GF(2^8)', createReedSolomon],
-];
 
 /** Byte `i` of a virtual object (seeded): an object that is never materialised by the source. */
 function byteAt(i: number, seed: number): number {

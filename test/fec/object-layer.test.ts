@@ -13,13 +13,8 @@ import {
 } from '../../src/fec/object.js';
 import { createReedSolomon } from '../../src/fec/reed-solomon.js';
 import { createReedSolomon16 } from '../../src/fec/reed-solomon16.js';
-import { expectFec } from './rs16-expect.js';
+import { CODERS, expectFec } from './rs16-expect.js';
 
-// Every test runs against each codec: the layer is written to the ErasureCoder interface.
-const CODERS: readonly (readonly [string, CoderFactory])[] = [
-  ['GF(2^16)', createReedSolomon16],
-  ['GF(2^8)', createReedSolomon],
-];
 
 function bytes(n: number, seed: number): Uint8Array {
   let s = seed >>> 0 || 1;
