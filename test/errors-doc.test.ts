@@ -12,7 +12,9 @@ import {
   ConfigError,
   CryptoError,
   ERROR_CODES,
+  DeliveryError,
   FecError,
+  KeyAddressError,
   RelayError,
   SocketError,
   FrameError,
@@ -38,6 +40,8 @@ const CLASS_OF: Record<Family, ErrorClass> = {
   fec: FecError,
   relay: RelayError,
   socket: SocketError,
+  keyaddress: KeyAddressError,
+  delivery: DeliveryError,
 };
 
 const codes = (Object.entries(ERROR_CODES) as [Family, readonly string[]][]).flatMap(([family, list]) =>

@@ -14,10 +14,14 @@ export const EXIT = Object.freeze({
   trust: 5,
   session: 6,
   relay: 7,
+  keyAddress: 8,
+  delivery: 9,
 });
 
 export function exitStatusOf(err: unknown): number {
   if (!(err instanceof GatesockError)) return EXIT.failure;
+  if (err.code.startsWith('GS_ERR_KEYADDR_')) return EXIT.keyAddress;
+  if (err.code.startsWith('GS_ERR_DELIVERY_')) return EXIT.delivery;
   // A bad key file is a bad input the user fixes, like a bad option.
   if (err.code === 'GS_ERR_INVALID_OPTION' || err.code === 'GS_ERR_BAD_KEY' || err.code === 'GS_ERR_PCID_INVALID' || err.code.startsWith('GS_ERR_FEC_')) {
     return EXIT.config;

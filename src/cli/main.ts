@@ -46,7 +46,7 @@ const program = new Command()
   .option('--debug', 'print stacks with errors')
   .addHelpText(
     'after',
-    `\nExit status: ${EXIT.ok} ok, ${EXIT.failure} failure, ${EXIT.usage} usage, ${EXIT.config} bad option, ${EXIT.transport} network, ${EXIT.trust} certificate or handshake, ${EXIT.session} session, ${EXIT.relay} refused by the gateway system.`,
+    `\nExit status: ${EXIT.ok} ok, ${EXIT.failure} failure, ${EXIT.usage} usage, ${EXIT.config} bad option, ${EXIT.transport} network, ${EXIT.trust} certificate or handshake, ${EXIT.session} session, ${EXIT.relay} refused by the gateway system, ${EXIT.keyAddress} key-address set-up, ${EXIT.delivery} update delivery.`,
   )
   .exitOverride();
 

@@ -63,6 +63,23 @@ export const ERROR_CODES = Object.freeze({
     'GS_ERR_TOKEN_WRONG_MSID',
   ],
   socket: ['GS_ERR_TIMEOUT', 'GS_ERR_NOT_CONNECTED'],
+  keyaddress: [
+    'GS_ERR_KEYADDR_INVALID_PREFIX',
+    'GS_ERR_KEYADDR_STATE',
+    'GS_ERR_KEYADDR_NO_ROUTE',
+    'GS_ERR_KEYADDR_NOT_PERMITTED',
+    'GS_ERR_KEYADDR_UNKNOWN_NAME',
+  ],
+  delivery: [
+    'GS_ERR_DELIVERY_MALFORMED',
+    'GS_ERR_DELIVERY_BAD_SIGNATURE',
+    'GS_ERR_DELIVERY_DIGEST_MISMATCH',
+    'GS_ERR_DELIVERY_STALE',
+    'GS_ERR_DELIVERY_UNSAFE_NAME',
+    'GS_ERR_DELIVERY_NOT_PERMITTED',
+    'GS_ERR_DELIVERY_TIMEOUT',
+    'GS_ERR_DELIVERY_NO_MULTICAST',
+  ],
 } as const);
 
 /**
@@ -116,6 +133,16 @@ export type RelayErrorCode = (typeof ERROR_CODES.relay)[number];
  */
 export type SocketErrorCode = (typeof ERROR_CODES.socket)[number];
 /**
+ * Codes of {@link KeyAddressError}.
+ * @public
+ */
+export type KeyAddressErrorCode = (typeof ERROR_CODES.keyaddress)[number];
+/**
+ * Codes of {@link DeliveryError}.
+ * @public
+ */
+export type DeliveryErrorCode = (typeof ERROR_CODES.delivery)[number];
+/**
  * Any stable gatesock error code.
  * @public
  */
@@ -129,7 +156,9 @@ export type GatesockErrorCode =
   | SessionErrorCode
   | FecErrorCode
   | RelayErrorCode
-  | SocketErrorCode;
+  | SocketErrorCode
+  | KeyAddressErrorCode
+  | DeliveryErrorCode;
 
 const BASE_BRAND = Symbol.for('gatesock.error');
 
@@ -385,5 +414,55 @@ export class SocketError extends GatesockError {
   /** True for any SocketError, from any copy of gatesock. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return branded(value, SOCKET_ERROR_BRAND);
+  }
+}
+
+const KEY_ADDRESS_ERROR_BRAND = Symbol.for('gatesock.error.KeyAddressError');
+
+/**
+ * Key addresses (`gatesock/keyaddress`) could not be used: a prefix that is
+ * not a /64, a damaged or mismatched ratchet state, a host without the local
+ * route or privilege a key-address listener needs, or a name the resolver
+ * was not configured for.
+ * @public
+ */
+export class KeyAddressError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: KeyAddressErrorCode;
+
+  constructor(code: KeyAddressErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'KeyAddressError';
+    Object.defineProperty(this, KEY_ADDRESS_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any KeyAddressError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, KEY_ADDRESS_ERROR_BRAND);
+  }
+}
+
+const DELIVERY_ERROR_BRAND = Symbol.for('gatesock.error.DeliveryError');
+
+/**
+ * The multicast updater refused or could not finish an update: a malformed
+ * or badly signed packet, a file whose digest does not match, a stale
+ * announcement, an unsafe file name, an update this receiver may not take,
+ * a timeout, or a host without multicast.
+ * @public
+ */
+export class DeliveryError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: DeliveryErrorCode;
+
+  constructor(code: DeliveryErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'DeliveryError';
+    Object.defineProperty(this, DELIVERY_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any DeliveryError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, DELIVERY_ERROR_BRAND);
   }
 }

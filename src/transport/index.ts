@@ -19,3 +19,5 @@ export {
   type WsListenOptions,
   type WsStreamOptions,
 } from './websocket.js';
+export { systemClock, type Clock } from './clock.js';
+export type { DatagramAddress, DatagramSocket, DatagramSocketEvents } from './datagram.js';

@@ -7,39 +7,18 @@
  * declared dead after `2 × keepaliveMs` without any traffic from the peer.
  */
 import { checkOption } from '../../errors/check.js';
+import { systemClock, type Clock } from '../../transport/index.js';
 import { DATA_OFFSET_LEN, INITIAL_WINDOW, MAX_FRAME_BODY_LIMIT } from '../frame.js';
 
 /**
- * Time source and timers of a session. The default reads
- * `performance.now()` and uses unref'd Node timers; tests pass a manual clock
- * to run keepalive and close timers deterministically.
+ * Time source and timers of a session: the transport layer's {@link Clock}.
+ * The default reads `performance.now()` and uses unref'd Node timers; tests
+ * pass a manual clock to run keepalive and close timers deterministically.
  * @public
  */
-export interface MuxClock {
-  /** Milliseconds on a monotonic clock. */
-  now(): number;
-  /** Call `fn` after `ms` milliseconds; return a handle for `clearTimer`. */
-  setTimer(fn: () => void, ms: number): unknown;
-  /** Cancel a timer from `setTimer` (a handle already fired is ignored). */
-  clearTimer(handle: unknown): void;
-}
+export type MuxClock = Clock;
 
-/**
- * The process clock: `performance.now()` and timers that do not keep the
- * process alive.
- * @public
- */
-export const systemClock: MuxClock = Object.freeze({
-  now: () => performance.now(),
-  setTimer(fn: () => void, ms: number): unknown {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t;
-  },
-  clearTimer(handle: unknown): void {
-    clearTimeout(handle as ReturnType<typeof setTimeout>);
-  },
-});
+export { systemClock };
 
 /**
  * Tunables of a multiplexed session. Both ends may use different values:
