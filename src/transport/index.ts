@@ -21,3 +21,26 @@ export {
 } from './websocket.js';
 export { systemClock, type Clock } from './clock.js';
 export type { DatagramAddress, DatagramSocket, DatagramSocketEvents } from './datagram.js';
+export { VirtualClock, type RunOptions, type RunOutcome, type RunResult } from './virtual-clock.js';
+export {
+  averageLossOf,
+  gilbertElliott,
+  gilbertElliottLoss,
+  independentLoss,
+  type GilbertElliottLoss,
+  type GilbertElliottTarget,
+  type IndependentLoss,
+  type LossModel,
+} from './loss.js';
+export {
+  isMulticastAddress,
+  MAX_DATAGRAM_BYTES,
+  SimHost,
+  SimNetwork,
+  type LinkModel,
+  type SimBindOptions,
+  type SimHostOptions,
+  type SimNetworkOptions,
+  type SimSocketInfo,
+  type TrafficCounters,
+} from './sim-network.js';
