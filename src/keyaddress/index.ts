@@ -1,8 +1,62 @@
 /**
- * gatesock/keyaddress — reserved subpath. Its public surface arrives with the issue
- * that builds it (see DESIGN.md, "Layers and folders"); importing it today
- * yields an empty module.
+ * gatesock/keyaddress — key addresses (DESIGN.md system 3, seed paper 002
+ * §4.2–4.3): a server listens on secret IPv6 addresses that change every
+ * session, derived from a shared passphrase; a client that knows the
+ * passphrase connects to the one address the server accepts next.
+ *
+ * - The generator (generator.ts) is a ratchet: scrypt once, a forward-secure
+ *   tree of epoch keys, and a keyed chain of session positions (t, n) inside
+ *   each epoch. The construction, with its diagram and where it departs from
+ *   the seed, is documented there and in docs/keyaddress.md.
+ * - {@link KeyAddressClient} hands out the next address to try (never the
+ *   same one twice); {@link KeyAddressServer} keeps a look-ahead window of
+ *   addresses it accepts, retires every address it sees, and rolls epochs on
+ *   the clock with a skew allowance either side of a boundary.
+ * - Both export their ratchet state (no passphrase, no past keys) so a
+ *   restarted process resumes without the passphrase.
  *
  * @packageDocumentation
  */
-export {};
+export {
+  IPV6_BYTES,
+  RESERVED_IID_RANGES,
+  formatIpv6,
+  iidOf,
+  isReservedIid,
+  parseIpv6,
+  parsePrefix,
+  type KeyAddressPrefix,
+} from './address.js';
+export {
+  KEYADDRESS_KDF_DEFAULTS,
+  EpochFrontier,
+  EPOCH_COUNT,
+  deriveMasterKey,
+  deriveMasterKeyAsync,
+  epochKey,
+  frontierShape,
+  keyAddressAt,
+  openChain,
+  positionAt,
+  stepChain,
+  type FrontierNode,
+  type KdfParams,
+  type KeyAddressPosition,
+  type KeyAddressSecret,
+} from './generator.js';
+export {
+  KEYADDRESS_DEFAULTS,
+  epochOf,
+  epochStart,
+  type KeyAddressOptions,
+  type KeyAddressServerOptions,
+} from './options.js';
+export { KeyAddressClient } from './client.js';
+export {
+  KeyAddressServer,
+  type AdmitResult,
+  type AdmitRefusal,
+  type KeyAddressChange,
+  type KeyAddressServerEvents,
+} from './server.js';
+export * from '../errors/index.js';

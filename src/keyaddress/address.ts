@@ -1,0 +1,148 @@
+/**
+ * IPv6 text and bytes for key addresses: the /64 prefix a server owns, the
+ * 64-bit interface identifiers (IIDs) the generator ORs into it, and the IIDs
+ * no generator may produce because the prefix reserves them.
+ *
+ * Text out is canonical (RFC 5952 §4: lower case, leading zeros dropped, the
+ * first longest run of two or more zero groups as `::`), which is also what
+ * Node's `URL` and `net` print for such an address, so listeners, resolvers
+ * and logs can compare strings.
+ */
+import { KeyAddressError } from '../errors/index.js';
+
+/** Length of an IPv6 address in bytes. */
+export const IPV6_BYTES = 16;
+
+/** A parsed /64 prefix: the canonical text (`2001:db8:1:2::/64`) and its 16 bytes (low 8 zero). */
+export interface KeyAddressPrefix {
+  /** Canonical text with `/64`, e.g. `2001:db8:1:2::/64`. */
+  readonly text: string;
+  /** The prefix as an address: 16 bytes whose low 8 bytes are zero. A fresh copy per parse. */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Parse IPv6 text (no zone, no prefix length) into 16 bytes, or return
+ * `undefined`. Uses the WHATWG URL host parser, so exactly the forms Node
+ * itself accepts (including an embedded dotted IPv4 tail) parse.
+ */
+export function parseIpv6(text: string): Uint8Array | undefined {
+  if (typeof text !== 'string' || text.length === 0 || text.length > 64 || /[^0-9a-fA-F:.]/.test(text)) return undefined;
+  let host: string;
+  try {
+    host = new URL(`http://[${text}]/`).hostname;
+  } catch {
+    return undefined;
+  }
+  // The URL parser prints pure hex groups with at most one `::`.
+  const inner = host.slice(1, -1);
+  const [head, tail] = inner.includes('::') ? inner.split('::') : [inner, undefined];
+  const left = head === '' ? [] : head!.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  if (groups.length !== 8) return undefined;
+  const out = new Uint8Array(IPV6_BYTES);
+  groups.forEach((g, i) => {
+    const v = Number.parseInt(g, 16);
+    out[2 * i] = v >>> 8;
+    out[2 * i + 1] = v & 0xff;
+  });
+  return out;
+}
+
+/**
+ * Canonical text of a 16-byte IPv6 address (RFC 5952 §4), e.g.
+ * `2001:db8:1:2:8f3a:10:0:7`.
+ */
+export function formatIpv6(bytes: Uint8Array): string {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== IPV6_BYTES) throw new RangeError('an IPv6 address is 16 bytes');
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
+  // RFC 5952 §4.2.3: the first longest run of zero groups, only if 2 or longer.
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
+  if (bestAt < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
+}
+
+/**
+ * Parse a /64 prefix such as `2001:db8:1:2::/64`.
+ * @throws KeyAddressError `GS_ERR_KEYADDR_INVALID_PREFIX` unless the text is an
+ * IPv6 address, `/64`, with all of its low 64 bits zero.
+ */
+export function parsePrefix(text: string): KeyAddressPrefix {
+  const bad = (why: string) =>
+    new KeyAddressError('GS_ERR_KEYADDR_INVALID_PREFIX', `prefix ${JSON.stringify(text)} ${why}; give a /64 like 2001:db8:1:2::/64`);
+  if (typeof text !== 'string') throw bad('is not a string');
+  const slash = text.indexOf('/');
+  if (slash < 0) throw bad('has no prefix length');
+  if (text.slice(slash + 1) !== '64') throw bad('is not a /64');
+  const bytes = parseIpv6(text.slice(0, slash));
+  if (bytes === undefined) throw bad('is not an IPv6 address');
+  if (bytes.subarray(8).some((b) => b !== 0)) throw bad('has bits set in its low 64 bits');
+  return { text: `${formatIpv6(bytes)}/64`, bytes };
+}
+
+/**
+ * Interface identifiers a generated address must never use, as inclusive
+ * ranges of the 64-bit IID. Written once here; {@link isReservedIid} reads it.
+ *
+ * - RFC 4291 §2.6.1 / RFC 5453 §3: the all-zero IID is the Subnet-Router
+ *   anycast address.
+ * - RFC 5453 §3 (IANA "Reserved IPv6 Interface Identifiers"): the
+ *   "Reserved IPv6 Interface Identifiers corresponding to the IANA Ethernet
+ *   Block" 0200:5EFF:FE00:0000–0200:5EFF:FE00:5212, the Proxy Mobile IPv6 IID
+ *   0200:5EFF:FE00:5213 (RFC 6543), and the rest of that block
+ *   0200:5EFF:FE00:5214–0200:5EFF:FEFF:FFFF.
+ * - RFC 2526 §2: the reserved subnet anycast addresses, the top 128 IIDs
+ *   FDFF:FFFF:FFFF:FF80–FDFF:FFFF:FFFF:FFFF (EUI-64 format prefixes).
+ */
+export const RESERVED_IID_RANGES: readonly { readonly first: bigint; readonly last: bigint; readonly what: string }[] = Object.freeze([
+  { first: 0x0000_0000_0000_0000n, last: 0x0000_0000_0000_0000n, what: 'Subnet-Router anycast (RFC 4291 §2.6.1, RFC 5453)' },
+  { first: 0x0200_5eff_fe00_0000n, last: 0x0200_5eff_fe00_5212n, what: 'IANA Ethernet block, reserved (RFC 5453)' },
+  { first: 0x0200_5eff_fe00_5213n, last: 0x0200_5eff_fe00_5213n, what: 'Proxy Mobile IPv6 (RFC 5453, RFC 6543)' },
+  { first: 0x0200_5eff_fe00_5214n, last: 0x0200_5eff_feff_ffffn, what: 'IANA Ethernet block, reserved (RFC 5453)' },
+  { first: 0xfdff_ffff_ffff_ff80n, last: 0xfdff_ffff_ffff_ffffn, what: 'reserved subnet anycast (RFC 2526)' },
+]);
+
+/** Read 8 bytes at `offset` as an unsigned big-endian 64-bit integer. */
+export function iidOf(bytes: Uint8Array, offset = 0): bigint {
+  if (bytes.length < offset + 8) throw new RangeError('an IID is 8 bytes');
+  let v = 0n;
+  for (let i = 0; i < 8; i++) v = (v << 8n) | BigInt(bytes[offset + i]!);
+  return v;
+}
+
+/**
+ * Whether a 64-bit interface identifier (a bigint, or 8 bytes big-endian) is
+ * one of {@link RESERVED_IID_RANGES}.
+ */
+export function isReservedIid(iid: bigint | Uint8Array): boolean {
+  let v: bigint;
+  if (typeof iid === 'bigint') {
+    if (iid < 0n || iid > 0xffff_ffff_ffff_ffffn) throw new RangeError('an IID is an unsigned 64-bit value');
+    v = iid;
+  } else {
+    if (!(iid instanceof Uint8Array) || iid.length !== 8) throw new RangeError('an IID is 8 bytes');
+    // Fast reject for the common case (every range starts with 0x00, 0x02 or
+    // 0xfd), before the bigint conversion: this runs once per address.
+    const top = iid[0]!;
+    if (top !== 0x00 && top !== 0x02 && top !== 0xfd) return false;
+    v = iidOf(iid);
+  }
+  return RESERVED_IID_RANGES.some((r) => v >= r.first && v <= r.last);
+}

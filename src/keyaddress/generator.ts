@@ -1,0 +1,415 @@
+/**
+ * The key-address generator: a ratchet over the seed's two-dimensional
+ * sequence of addresses (t, n) (seed paper 002 §4.3, figures 9 and 10).
+ *
+ * ```text
+ *  passphrase ──NFKC, UTF-8──► scrypt(N=2^15, r=8, p=1, 32 bytes)
+ *  salt = "gatesock/keyaddress/v1" 0x00 context      │
+ *                                                    ▼
+ *                                         master (used once, then wiped)
+ *  epoch tree, depth 32 (GGM):                       │ = root
+ *  child(node, b) = HMAC-SHA256(node, "gs-ka tree" ‖ b), b ∈ {0x00, 0x01}
+ *                                  root
+ *                          0 ╱            ╲ 1
+ *                          ○                ○   ◄─ frontier keeps right siblings
+ *                      0 ╱   ╲ 1         ...       of the path, so every later
+ *                      ○      ●  ◄─ kept           epoch stays derivable and no
+ *                     ...                          earlier one does
+ *                 E_0  E_1  …  E_t  …  E_(2^32−1)   leaves, 32 bits of t from the MSB
+ *                              │
+ *  epoch t (time resync, the   ▼  C(t,0) = HMAC(E_t, "gs-ka session chain")
+ *  seed's horizontal axis):
+ *        C(t,0) ──────► C(t,1) ──────► C(t,2) ──────► …   (session ends, the
+ *          │      ▲       │      ▲       │                 seed's vertical axis)
+ *          │      │       │      │       ▼
+ *          │      └───────┼──────┘ C(t,n+1) = HMAC(C(t,n), "gs-ka next" ‖ A(t,n))
+ *          ▼              ▼
+ *  IID(t,n) = HMAC(C(t,n), "gs-ka address" ‖ u32be(k))[0..8]
+ *             for the smallest k ≥ 0 whose IID is not reserved
+ *  A(t,n)   = prefix/64 OR IID(t,n)               (16 bytes, canonical text)
+ *  slot(t,n,label) = HMAC(C(t,n), "gs-ka slot " ‖ label)   (e.g. a relay PCID)
+ * ```
+ *
+ * Where and why it departs from the seed (§4.3):
+ *
+ * - The seed hashes the passphrase with t for (t, 0) and then hashes the
+ *   previous *address* for (t, n): an unkeyed hash (SHA-1 suggested) of a
+ *   value that travels on the wire in the clear. Anyone who sees one address
+ *   can compute every later one of that epoch. Here every step is keyed by
+ *   the secret chain key C(t, n); the address is mixed in ("hashing the
+ *   previous address", keyed) but knowing it predicts nothing.
+ * - The seed keeps the passphrase, so a device captured later can recompute
+ *   the whole past. Here the passphrase goes through a slow KDF once; the
+ *   master key builds the epoch frontier and is wiped; a state keeps only
+ *   the frontier (future epochs) and the current chain key (future positions
+ *   of this epoch). HMAC is one-way, so a captured state cannot compute an
+ *   address used before capture, while it still computes every future one.
+ * - SHA-256 instead of SHA-1, and interface IDs that the prefix reserves
+ *   (RFC 5453, RFC 2526) are skipped rather than produced.
+ *
+ * Every primitive is @noble/hashes (hmac, sha256, scrypt); nothing is
+ * hand-written. Superseded keys are filled with zeros where this code owns
+ * them (JavaScript gives no guarantee that no copy survives elsewhere).
+ */
+import { hmac } from '@noble/hashes/hmac.js';
+import { scrypt, scryptAsync } from '@noble/hashes/scrypt.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { ConfigError, KeyAddressError } from '../errors/index.js';
+import { checkOption } from '../errors/check.js';
+import { formatIpv6, isReservedIid, parsePrefix } from './address.js';
+
+/** Number of epochs the tree holds: t is a 32-bit unsigned integer. */
+export const EPOCH_COUNT = 2 ** 32;
+/** Depth of the epoch tree. */
+const TREE_DEPTH = 32;
+/** Length of every key in the construction (SHA-256 output). */
+const KEY_BYTES = 32;
+
+/** scrypt cost parameters. */
+export interface KdfParams {
+  /** CPU/memory cost, a power of two > 1. Default 2^15. */
+  readonly N: number;
+  /** Block size. Default 8. */
+  readonly r: number;
+  /** Parallelism. Default 1. */
+  readonly p: number;
+}
+
+/** The default scrypt parameters (about 32 MiB and a fraction of a second per derivation). */
+export const KEYADDRESS_KDF_DEFAULTS: KdfParams = Object.freeze({ N: 2 ** 15, r: 8, p: 1 });
+
+/** The shared secret both ends derive the sequence from. */
+export interface KeyAddressSecret {
+  /** The shared passphrase; normalised to NFKC, then UTF-8. Must not be empty. */
+  readonly passphrase: string;
+  /**
+   * Optional label so one passphrase can serve several devices (each gets an
+   * unrelated sequence). Default empty. UTF-8, not normalised.
+   */
+  readonly context?: string;
+  /** scrypt parameters; missing fields take {@link KEYADDRESS_KDF_DEFAULTS}. Tests lower them. */
+  readonly kdf?: Partial<KdfParams>;
+}
+
+/**
+ * One position of the sequence: the address of session n in epoch t, with
+ * the per-position secrets asked for.
+ */
+export interface KeyAddressPosition {
+  /** Epoch index (time resync). */
+  readonly t: number;
+  /** Session index within the epoch. */
+  readonly n: number;
+  /** Canonical text (RFC 5952), e.g. `2001:db8:1:2:9a1f:4c2:e07:1b3d`. */
+  readonly address: string;
+  /** The same address as 16 bytes. */
+  readonly bytes: Uint8Array;
+  /** `slot(t, n, label)` for every label asked for, 32 bytes each. */
+  readonly slots: Readonly<Record<string, Uint8Array>>;
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const LABEL_TREE = utf8('gs-ka tree');
+const LABEL_CHAIN = utf8('gs-ka session chain');
+const LABEL_ADDRESS = utf8('gs-ka address');
+const LABEL_NEXT = utf8('gs-ka next');
+const LABEL_SLOT = utf8('gs-ka slot ');
+const SALT_PREFIX = utf8('gatesock/keyaddress/v1');
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function kdfInputs(secret: KeyAddressSecret): { password: Uint8Array; salt: Uint8Array; params: KdfParams } {
+  checkOption(secret !== null && typeof secret === 'object', 'secret', 'must be an object { passphrase, context?, kdf? }');
+  checkOption(typeof secret.passphrase === 'string' && secret.passphrase.length > 0, 'passphrase', 'must be a non-empty string');
+  const context = secret.context ?? '';
+  checkOption(typeof context === 'string', 'context', 'must be a string');
+  const params = { ...KEYADDRESS_KDF_DEFAULTS, ...(secret.kdf ?? {}) };
+  checkOption(Number.isInteger(params.N) && params.N > 1 && (params.N & (params.N - 1)) === 0 && params.N <= 2 ** 24, 'kdf.N', 'must be a power of two in 2..2^24');
+  checkOption(Number.isInteger(params.r) && params.r >= 1 && params.r <= 64, 'kdf.r', 'must be an integer in 1..64');
+  checkOption(Number.isInteger(params.p) && params.p >= 1 && params.p <= 16, 'kdf.p', 'must be an integer in 1..16');
+  return {
+    password: utf8(secret.passphrase.normalize('NFKC')),
+    salt: concat(SALT_PREFIX, new Uint8Array([0]), utf8(context)),
+    params: { N: params.N, r: params.r, p: params.p },
+  };
+}
+
+/**
+ * master = scrypt(NFKC(passphrase), "gatesock/keyaddress/v1" ‖ 0x00 ‖ context).
+ * Blocks the thread for the whole derivation (a fraction of a second with
+ * the defaults); servers prefer {@link deriveMasterKeyAsync}. The caller owns
+ * the result and should wipe it (`fill(0)`) once it has built a state.
+ * @throws ConfigError `GS_ERR_INVALID_OPTION` for an empty passphrase or bad parameters.
+ */
+export function deriveMasterKey(secret: KeyAddressSecret): Uint8Array {
+  const { password, salt, params } = kdfInputs(secret);
+  try {
+    return scrypt(password, salt, { ...params, dkLen: KEY_BYTES, maxmem: 2 ** 31 });
+  } finally {
+    password.fill(0);
+  }
+}
+
+/** As {@link deriveMasterKey}, but yields to the event loop while it works. Same result. */
+export async function deriveMasterKeyAsync(secret: KeyAddressSecret): Promise<Uint8Array> {
+  const { password, salt, params } = kdfInputs(secret);
+  try {
+    return await scryptAsync(password, salt, { ...params, dkLen: KEY_BYTES, maxmem: 2 ** 31, asyncTick: 10 });
+  } finally {
+    password.fill(0);
+  }
+}
+
+function treeChild(node: Uint8Array, bit: number): Uint8Array {
+  return hmac(sha256, node, concat(LABEL_TREE, new Uint8Array([bit])));
+}
+
+function checkEpoch(t: number, name = 't'): void {
+  if (!(Number.isInteger(t) && t >= 0 && t < EPOCH_COUNT)) {
+    throw new ConfigError('GS_ERR_INVALID_OPTION', `${name} must be an integer in 0..2^32-1, got ${t}`);
+  }
+}
+
+/**
+ * E_t straight from the master key (32 HMACs down the tree). For tools and
+ * tests; a running state never holds the master key and uses
+ * {@link EpochFrontier} instead.
+ */
+export function epochKey(master: Uint8Array, t: number): Uint8Array {
+  checkEpoch(t);
+  if (!(master instanceof Uint8Array) || master.length !== KEY_BYTES) throw new RangeError('a master key is 32 bytes');
+  let node = master;
+  for (let d = TREE_DEPTH - 1; d >= 0; d--) {
+    const next = treeChild(node, Math.floor(t / 2 ** d) % 2);
+    if (node !== master) node.fill(0);
+    node = next;
+  }
+  return node;
+}
+
+/** One node of the frontier: the subtree at `depth` whose epochs start at `index × 2^(32 − depth)`. */
+export interface FrontierNode {
+  readonly depth: number;
+  readonly index: number;
+  readonly key: Uint8Array;
+}
+
+const span = (depth: number) => 2 ** (TREE_DEPTH - depth);
+
+/**
+ * The shape of the minimal cover of the epochs [from, 2^32) by aligned
+ * subtrees, in increasing order: what a frontier starting at `from` holds.
+ * At most 32 nodes.
+ */
+export function frontierShape(from: number): { depth: number; index: number }[] {
+  const out: { depth: number; index: number }[] = [];
+  let x = from;
+  while (x < EPOCH_COUNT) {
+    let depth = 0;
+    // The largest aligned block starting at x.
+    while (x % span(depth) !== 0) depth++;
+    out.push({ depth, index: x / span(depth) });
+    x += span(depth);
+  }
+  return out;
+}
+
+/**
+ * The forward-secure part of a state: keys for every epoch from `from` on,
+ * none before. Holds the minimal cover of [from, 2^32) (the right siblings of
+ * the path to `from`, at most 32 keys of 32 bytes).
+ */
+export class EpochFrontier {
+  #from: number;
+  #nodes: FrontierNode[];
+
+  private constructor(from: number, nodes: FrontierNode[]) {
+    this.#from = from;
+    this.#nodes = nodes;
+  }
+
+  /** Build the frontier for epochs ≥ `from` from the master key (does not wipe `master`). */
+  static fromMaster(master: Uint8Array, from: number): EpochFrontier {
+    checkEpoch(from, 'from');
+    if (!(master instanceof Uint8Array) || master.length !== KEY_BYTES) throw new RangeError('a master key is 32 bytes');
+    const f = new EpochFrontier(0, [{ depth: 0, index: 0, key: master.slice() }]);
+    f.advanceTo(from);
+    return f;
+  }
+
+  /**
+   * Rebuild a frontier from stored nodes. The nodes must be exactly the
+   * shape {@link frontierShape}(from) gives.
+   * @throws KeyAddressError `GS_ERR_KEYADDR_STATE` otherwise.
+   */
+  static fromNodes(from: number, nodes: readonly FrontierNode[]): EpochFrontier {
+    const bad = (why: string) => new KeyAddressError('GS_ERR_KEYADDR_STATE', `key-address state: frontier ${why}`);
+    if (!(Number.isInteger(from) && from >= 0 && from <= EPOCH_COUNT)) throw bad(`start ${from} out of range`);
+    const shape = frontierShape(from);
+    if (shape.length !== nodes.length) throw bad(`has ${nodes.length} nodes, ${shape.length} expected`);
+    shape.forEach((s, i) => {
+      const n = nodes[i]!;
+      if (n.depth !== s.depth || n.index !== s.index) throw bad(`node ${i} is not where epoch ${from} puts it`);
+      if (!(n.key instanceof Uint8Array) || n.key.length !== KEY_BYTES) throw bad(`node ${i} key is not 32 bytes`);
+    });
+    return new EpochFrontier(from, nodes.map((n) => ({ depth: n.depth, index: n.index, key: n.key.slice() })));
+  }
+
+  /** The first epoch this frontier can still derive (2^32 once exhausted). */
+  get from(): number {
+    return this.#from;
+  }
+
+  /** Copies of the stored nodes, for serialisation. */
+  nodes(): FrontierNode[] {
+    return this.#nodes.map((n) => ({ depth: n.depth, index: n.index, key: n.key.slice() }));
+  }
+
+  /**
+   * Forget every epoch before `from` (wiping the keys), keeping the minimal
+   * cover of [from, 2^32). Computes only the children it keeps or descends
+   * through: at most 2 HMACs per level.
+   */
+  advanceTo(from: number): void {
+    if (!(Number.isInteger(from) && from >= 0 && from <= EPOCH_COUNT)) throw new RangeError(`from must be in 0..2^32, got ${from}`);
+    if (from <= this.#from) return;
+    const kept: FrontierNode[] = [];
+    for (const node of this.#nodes) {
+      const start = node.index * span(node.depth);
+      const end = start + span(node.depth);
+      if (end <= from) {
+        node.key.fill(0);
+        continue;
+      }
+      if (start >= from) {
+        kept.push(node);
+        continue;
+      }
+      // The node straddles `from`: descend towards it, keeping right children
+      // that lie wholly at or after `from`.
+      const rights: FrontierNode[] = [];
+      let { depth, index, key } = node;
+      for (;;) {
+        const s = index * span(depth);
+        if (s === from) {
+          kept.push({ depth, index, key });
+          break;
+        }
+        const mid = s + span(depth + 1);
+        if (from >= mid) {
+          const next = treeChild(key, 1);
+          key.fill(0);
+          ({ depth, index, key } = { depth: depth + 1, index: 2 * index + 1, key: next });
+        } else {
+          rights.push({ depth: depth + 1, index: 2 * index + 1, key: treeChild(key, 1) });
+          const next = treeChild(key, 0);
+          key.fill(0);
+          ({ depth, index, key } = { depth: depth + 1, index: 2 * index, key: next });
+        }
+      }
+      kept.push(...rights.reverse());
+    }
+    kept.sort((a, b) => a.index * span(a.depth) - b.index * span(b.depth));
+    this.#nodes = kept;
+    this.#from = from;
+  }
+
+  /**
+   * Take E_t for an epoch t ≥ {@link from} and forget every epoch ≤ t: the
+   * caller owns (and should wipe) the returned key.
+   * @throws KeyAddressError `GS_ERR_KEYADDR_STATE` if t is before `from` (the past is gone).
+   */
+  open(t: number): Uint8Array {
+    checkEpoch(t);
+    if (t < this.#from) {
+      throw new KeyAddressError('GS_ERR_KEYADDR_STATE', `epoch ${t} is before this state's first epoch ${this.#from}; its keys are gone`);
+    }
+    this.advanceTo(t);
+    // The first node now starts at t: descend its left edge to the leaf.
+    const first = this.#nodes[0]!;
+    let key: Uint8Array = first.key.slice();
+    for (let d = first.depth; d < TREE_DEPTH; d++) {
+      const next = treeChild(key, 0);
+      key.fill(0);
+      key = next;
+    }
+    this.advanceTo(t + 1);
+    return key;
+  }
+
+  /** Fill every key with zeros; the frontier derives nothing afterwards. */
+  wipe(): void {
+    for (const n of this.#nodes) n.key.fill(0);
+    this.#nodes = [];
+    this.#from = EPOCH_COUNT;
+  }
+}
+
+/** C(t, 0) = HMAC-SHA256(E_t, "gs-ka session chain"). Does not wipe `epochKeyT`. */
+export function openChain(epochKeyT: Uint8Array): Uint8Array {
+  return hmac(sha256, epochKeyT, LABEL_CHAIN);
+}
+
+/**
+ * The position derived from chain key C(t, n): the address (prefix OR the
+ * first non-reserved IID) and the slots for `labels`.
+ */
+export function positionAt(chainKey: Uint8Array, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[] = []): KeyAddressPosition {
+  const bytes = new Uint8Array(16);
+  bytes.set(prefixBytes.subarray(0, 8));
+  const counter = new Uint8Array(LABEL_ADDRESS.length + 4);
+  counter.set(LABEL_ADDRESS);
+  const view = new DataView(counter.buffer);
+  // k is bounded by 2^32 in principle; a reserved IID has probability about
+  // 2^-39 per try, so k = 0 nearly always and k = 1 almost surely ends it.
+  for (let k = 0; ; k++) {
+    view.setUint32(LABEL_ADDRESS.length, k);
+    const mac = hmac(sha256, chainKey, counter);
+    const iid = mac.subarray(0, 8);
+    if (!isReservedIid(iid)) {
+      bytes.set(iid, 8);
+      mac.fill(0);
+      break;
+    }
+    mac.fill(0);
+    if (k === 0xffff_ffff) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'no unreserved interface ID (cannot happen with HMAC-SHA256)');
+  }
+  const slots: Record<string, Uint8Array> = {};
+  for (const label of labels) slots[label] = hmac(sha256, chainKey, concat(LABEL_SLOT, utf8(label)));
+  return { t, n, address: formatIpv6(bytes), bytes, slots };
+}
+
+/** C(t, n+1) = HMAC-SHA256(C(t, n), "gs-ka next" ‖ A(t, n)). Does not wipe `chainKey`. */
+export function stepChain(chainKey: Uint8Array, address: Uint8Array): Uint8Array {
+  return hmac(sha256, chainKey, concat(LABEL_NEXT, address));
+}
+
+/**
+ * A(t, n) (and its slots) straight from the master key: E_t, then n chain
+ * steps. For test vectors and tools; running code uses the client and server.
+ */
+export function keyAddressAt(master: Uint8Array, prefix: string, t: number, n: number, labels: readonly string[] = []): KeyAddressPosition {
+  const p = parsePrefix(prefix);
+  checkEpoch(t);
+  if (!(Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff)) throw new ConfigError('GS_ERR_INVALID_OPTION', `n must be an integer in 0..2^32-1, got ${n}`);
+  const e = epochKey(master, t);
+  let c = openChain(e);
+  e.fill(0);
+  for (let i = 0; i < n; i++) {
+    const pos = positionAt(c, p.bytes, t, i);
+    const next = stepChain(c, pos.bytes);
+    c.fill(0);
+    c = next;
+  }
+  const out = positionAt(c, p.bytes, t, n, labels);
+  c.fill(0);
+  return out;
+}

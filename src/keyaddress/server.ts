@@ -1,0 +1,408 @@
+/**
+ * The server end of key-address synchronisation (seed 002 §4.2, figure 8):
+ * a look-ahead window per open epoch, epochs rolled on the clock with a skew
+ * allowance either side of a boundary, and every address seen retired at once.
+ *
+ * ```text
+ *  epoch t:   … retired │ pos  pos+1  …  pos+w−1 │ pos+w … pos+w+ahead−1 │ not derived yet
+ *                       └──── accepted (window) ──┘└── recognised: refused  ┘
+ *                                                     "outside-window" and retired
+ *  admit(A(t, m)) with pos ≤ m < pos+w:  accepted; pos ← m + 1 (m and all before it retired)
+ *
+ *  time ──────────┬───────────────────────────────────┬──────────────►
+ *          start(t)                             start(t+1)
+ *          │◄ skewMs ►│                     │◄ skewMs ►│
+ *   t−1 still accepted                      t+1 already accepted
+ * ```
+ *
+ * Sans-I/O: the clock is the `now` option, and nothing happens between
+ * calls except through {@link KeyAddressServer.watch}, which polls at
+ * {@link KeyAddressServer.nextDeadline}. Listeners (listener*.ts) subscribe
+ * to `change` and bind what {@link KeyAddressServer.acceptable} lists.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { KeyAddressError } from '../errors/index.js';
+import { formatIpv6, parseIpv6 } from './address.js';
+import {
+  EPOCH_COUNT,
+  deriveMasterKey,
+  deriveMasterKeyAsync,
+  EpochFrontier,
+  openChain,
+  positionAt,
+  stepChain,
+  type KeyAddressPosition,
+  type KeyAddressSecret,
+} from './generator.js';
+import { epochOf, epochStart, resolveOptions, type KeyAddressServerOptions, type ResolvedOptions } from './options.js';
+import { decodeState, encodeState } from './state.js';
+
+/** Why {@link KeyAddressServer.admit} refused an address. */
+export type AdmitRefusal =
+  /** Not an address of any epoch the server accepts now (nor one it remembers retiring). */
+  | 'unknown'
+  /** An address the server has already seen or moved past (used or not). */
+  | 'retired'
+  /** An address of an accepted epoch, but beyond the window: refused, and retired. */
+  | 'outside-window';
+
+/** What {@link KeyAddressServer.admit} answered. */
+export type AdmitResult =
+  | { readonly ok: true; readonly position: KeyAddressPosition }
+  | { readonly ok: false; readonly reason: AdmitRefusal; readonly t?: number; readonly n?: number };
+
+/** The set of acceptable addresses changed: listeners bind `added` and release `removed`. */
+export interface KeyAddressChange {
+  readonly added: readonly KeyAddressPosition[];
+  readonly removed: readonly KeyAddressPosition[];
+  /** `admit`: the window moved past an accepted address; `clock`: an epoch opened or closed. */
+  readonly cause: 'admit' | 'clock';
+}
+
+/** Events of {@link KeyAddressServer}. */
+export interface KeyAddressServerEvents {
+  /** The acceptable set changed (never emitted with both lists empty). */
+  change: [KeyAddressChange];
+  /** {@link KeyAddressServer.watch}'s timer could not poll (e.g. the clock left the epoch range). */
+  error: [Error];
+}
+
+interface Entry {
+  readonly position: KeyAddressPosition;
+  /** C(t, n) of this entry. */
+  readonly key: Uint8Array;
+}
+
+/** One open epoch: positions pos … pos + window + ahead − 1 derived, with their chain keys. */
+class EpochWindow {
+  readonly t: number;
+  pos: number;
+  entries: Entry[] = [];
+  /** Positions ≥ pos seen out of order (beyond the window): retired individually. */
+  readonly retired = new Set<number>();
+  readonly byAddress = new Map<string, number>();
+  /** C(t, pos + entries.length), the key of the next position to derive. */
+  #head: Uint8Array;
+
+  constructor(t: number, pos: number, key: Uint8Array, retired: readonly number[], private readonly o: ResolvedOptions) {
+    this.t = t;
+    this.pos = pos;
+    this.#head = key;
+    for (const n of retired) this.retired.add(n);
+    this.fill();
+  }
+
+  /** Derive positions until the window and the recognised look-ahead are covered. */
+  fill(): void {
+    const want = this.o.window + this.o.recognizeAhead;
+    while (this.entries.length < want && this.pos + this.entries.length <= 0xffff_ffff) {
+      const n = this.pos + this.entries.length;
+      const position = positionAt(this.#head, this.o.prefix.bytes, this.t, n, this.o.slots);
+      this.entries.push({ position, key: this.#head });
+      this.byAddress.set(position.address, n);
+      this.#head = stepChain(this.#head, position.bytes);
+    }
+  }
+
+  /** Retire every position before m: wipe their keys, forget their addresses; returns them. */
+  moveTo(m: number): KeyAddressPosition[] {
+    const gone = this.entries.splice(0, m - this.pos);
+    for (const e of gone) {
+      e.key.fill(0);
+      this.byAddress.delete(e.position.address);
+      this.retired.delete(e.position.n);
+    }
+    this.pos = m;
+    this.fill();
+    return gone.map((e) => e.position);
+  }
+
+  /** Positions accepted now: the window minus those retired out of order. */
+  accepted(): KeyAddressPosition[] {
+    return this.entries.slice(0, this.o.window).filter((e) => !this.retired.has(e.position.n)).map((e) => e.position);
+  }
+
+  get key(): Uint8Array {
+    return this.entries[0]?.key ?? this.#head;
+  }
+
+  wipe(): void {
+    for (const e of this.entries) e.key.fill(0);
+    this.#head.fill(0);
+    this.entries = [];
+    this.byAddress.clear();
+  }
+}
+
+/**
+ * A server's ratchet and acceptance window. Holds no passphrase and nothing
+ * from which an address before its windows could be recomputed (apart from
+ * up to `retiredMemory` recently retired addresses, in memory only).
+ *
+ * @example
+ * ```ts
+ * const server = await KeyAddressServer.fromPassphrase({ passphrase: 'correct horse' }, { prefix: '2001:db8:1:2::/64' });
+ * server.on('change', ({ added, removed }) => rebind(added, removed));
+ * const stop = server.watch();                 // roll epochs on time
+ * const r = server.admit(socket.localAddress!); // on each incoming connection
+ * if (!r.ok) socket.destroy();
+ * ```
+ */
+export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
+  readonly #o: ResolvedOptions;
+  readonly #frontier: EpochFrontier;
+  /** Open epochs by t (some may be in the future and not yet accepted after a clock step back). */
+  readonly #windows = new Map<number, EpochWindow>();
+  /** Recently retired addresses, oldest first (in memory only). */
+  readonly #recent = new Map<string, { t: number; n: number }>();
+  #wiped = false;
+
+  private constructor(o: ResolvedOptions, frontier: EpochFrontier) {
+    super();
+    this.#o = o;
+    this.#frontier = frontier;
+  }
+
+  /**
+   * Build a server from a master key (see {@link deriveMasterKey}), starting
+   * at n = 0 of every epoch the clock makes acceptable. Does not keep
+   * `master`; the caller wipes it.
+   */
+  static fromMasterKey(master: Uint8Array, options: KeyAddressServerOptions): KeyAddressServer {
+    const o = resolveOptions(options);
+    const now = o.now();
+    const tc = epochOf(now, o.epochMs, o.originMs);
+    const first = tc > 0 && now < epochStart(tc, o.epochMs, o.originMs) + o.skewMs ? tc - 1 : tc;
+    const s = new KeyAddressServer(o, EpochFrontier.fromMaster(master, first));
+    s.#sync(false);
+    return s;
+  }
+
+  /** Derive the master key (scrypt, yielding to the event loop), build the server, wipe the master key. */
+  static async fromPassphrase(secret: KeyAddressSecret, options: KeyAddressServerOptions): Promise<KeyAddressServer> {
+    resolveOptions(options); // fail on bad options before the slow KDF
+    const master = await deriveMasterKeyAsync(secret);
+    try {
+      return KeyAddressServer.fromMasterKey(master, options);
+    } finally {
+      master.fill(0);
+    }
+  }
+
+  /** As {@link KeyAddressServer.fromPassphrase}, blocking the thread for the KDF. */
+  static fromPassphraseSync(secret: KeyAddressSecret, options: KeyAddressServerOptions): KeyAddressServer {
+    resolveOptions(options);
+    const master = deriveMasterKey(secret);
+    try {
+      return KeyAddressServer.fromMasterKey(master, options);
+    } finally {
+      master.fill(0);
+    }
+  }
+
+  /**
+   * Resume from {@link KeyAddressServer.exportState}'s bytes, then catch up
+   * with the clock. `options` must name the same prefix, epochMs and originMs.
+   * @throws KeyAddressError `GS_ERR_KEYADDR_STATE` for a damaged or mismatched state.
+   */
+  static fromState(state: Uint8Array, options: KeyAddressServerOptions): KeyAddressServer {
+    const o = resolveOptions(options);
+    const st = decodeState(state, 'server', o.fingerprint);
+    const s = new KeyAddressServer(o, st.frontier);
+    for (const e of st.epochs) s.#windows.set(e.t, new EpochWindow(e.t, e.pos, e.key, e.retired, o));
+    s.#sync(false);
+    return s;
+  }
+
+  /** The look-ahead window length in positions. */
+  get window(): number {
+    return this.#o.window;
+  }
+
+  /** The skew allowance at epoch boundaries, ms. */
+  get skewMs(): number {
+    return this.#o.skewMs;
+  }
+
+  /** The epochs accepted at Unix time `now`, increasing. */
+  #activeEpochs(now: number): number[] {
+    const { epochMs, originMs, skewMs } = this.#o;
+    const tc = epochOf(now, epochMs, originMs);
+    const out: number[] = [];
+    if (tc > 0 && now < epochStart(tc, epochMs, originMs) + skewMs) out.push(tc - 1);
+    out.push(tc);
+    if (tc + 1 < EPOCH_COUNT && now >= epochStart(tc + 1, epochMs, originMs) - skewMs) out.push(tc + 1);
+    return out;
+  }
+
+  #accepted(active: readonly number[]): KeyAddressPosition[] {
+    return active.flatMap((t) => this.#windows.get(t)?.accepted() ?? []);
+  }
+
+  #remember(positions: readonly KeyAddressPosition[]): void {
+    if (this.#o.retiredMemory === 0) return;
+    for (const p of positions) {
+      this.#recent.delete(p.address);
+      this.#recent.set(p.address, { t: p.t, n: p.n });
+    }
+    for (const k of this.#recent.keys()) {
+      if (this.#recent.size <= this.#o.retiredMemory) break;
+      this.#recent.delete(k);
+    }
+  }
+
+  /** Open and close epochs for the clock; returns the epochs accepted now. */
+  #sync(emit: boolean): number[] {
+    if (this.#wiped) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'this key-address server was wiped');
+    const now = this.#o.now();
+    const active = this.#activeEpochs(now);
+    const before = emit ? this.#acceptedSnapshot() : undefined;
+    for (const [t, w] of this.#windows) {
+      if (t < active[0]!) {
+        // Past every accepted epoch: its keys and memory go.
+        w.wipe();
+        this.#windows.delete(t);
+        for (const [a, p] of this.#recent) if (p.t === t) this.#recent.delete(a);
+      }
+    }
+    for (const t of active) {
+      if (this.#windows.has(t) || t < this.#frontier.from) continue;
+      const e = this.#frontier.open(t);
+      const key = openChain(e);
+      e.fill(0);
+      this.#windows.set(t, new EpochWindow(t, 0, key, [], this.#o));
+    }
+    if (before !== undefined) this.#emitDiff(before, this.#accepted(active), 'clock');
+    return active;
+  }
+
+  #acceptedSnapshot(): KeyAddressPosition[] {
+    return this.#accepted(this.#activeEpochs(this.#o.now()).filter((t) => this.#windows.has(t)));
+  }
+
+  #emitDiff(before: readonly KeyAddressPosition[], after: readonly KeyAddressPosition[], cause: KeyAddressChange['cause']): void {
+    const a = new Set(after.map((p) => p.address));
+    const b = new Set(before.map((p) => p.address));
+    const removed = before.filter((p) => !a.has(p.address));
+    const added = after.filter((p) => !b.has(p.address));
+    if (added.length > 0 || removed.length > 0) this.emit('change', { added, removed, cause });
+  }
+
+  /**
+   * Bring the windows up to the clock (open a new epoch at n = 0, close one
+   * whose skew allowance has passed), emitting `change` if the acceptable set
+   * changed. {@link admit} and {@link acceptable} call it themselves.
+   */
+  poll(): void {
+    this.#sync(true);
+  }
+
+  /** Unix ms of the next time the acceptable set changes by the clock alone. */
+  nextDeadline(): number {
+    const { epochMs, originMs, skewMs } = this.#o;
+    const now = this.#o.now();
+    const tc = epochOf(now, epochMs, originMs);
+    const start = epochStart(tc, epochMs, originMs);
+    return Math.min(...[start + skewMs, start + epochMs - skewMs, start + epochMs].filter((x) => x > now));
+  }
+
+  /**
+   * Poll at every {@link nextDeadline} with a timer (unref'd, so it does not
+   * keep the process alive). Returns a function that stops it.
+   */
+  watch(): () => void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    const arm = () => {
+      if (stopped) return;
+      const delay = Math.min(Math.max(0, this.nextDeadline() - this.#o.now()), 2 ** 31 - 1);
+      timer = setTimeout(() => {
+        try {
+          this.poll();
+        } catch (err) {
+          this.emit('error', err as Error);
+        }
+        arm();
+      }, delay);
+      timer.unref?.();
+    };
+    arm();
+    return () => {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+    };
+  }
+
+  /**
+   * Every address accepted right now, by increasing (t, n): the window of
+   * each accepted epoch, minus addresses retired out of order. For
+   * bind-per-address listeners.
+   */
+  acceptable(): KeyAddressPosition[] {
+    this.poll();
+    return this.#accepted(this.#activeEpochs(this.#o.now()));
+  }
+
+  /**
+   * Decide on an incoming connection's local address (text or 16 bytes).
+   * Accepted when it is in the window of an accepted epoch; then it and every
+   * earlier position of its epoch are retired and the window moves past it
+   * (emitting `change`). Retired whether or not the session then succeeds:
+   * never admitted twice. An address of an accepted epoch beyond the window
+   * is refused and retired too.
+   */
+  admit(address: string | Uint8Array): AdmitResult {
+    let bytes: Uint8Array | undefined;
+    if (typeof address === 'string') bytes = parseIpv6(address);
+    else if (address instanceof Uint8Array && address.length === 16) bytes = address;
+    else throw new TypeError('admit() takes an IPv6 address as text or 16 bytes');
+    const active = this.#sync(true);
+    if (bytes === undefined) return { ok: false, reason: 'unknown' };
+    const text = formatIpv6(bytes);
+    for (const t of active) {
+      const w = this.#windows.get(t);
+      const n = w?.byAddress.get(text);
+      if (w === undefined || n === undefined) continue;
+      if (w.retired.has(n)) return { ok: false, reason: 'retired', t, n };
+      if (n >= w.pos + this.#o.window) {
+        w.retired.add(n);
+        return { ok: false, reason: 'outside-window', t, n };
+      }
+      const before = this.#accepted(active);
+      const gone = w.moveTo(n + 1);
+      this.#remember(gone);
+      this.#emitDiff(before, this.#accepted(active), 'admit');
+      return { ok: true, position: gone[gone.length - 1]! };
+    }
+    const seen = this.#recent.get(text);
+    if (seen !== undefined) return { ok: false, reason: 'retired', t: seen.t, n: seen.n };
+    return { ok: false, reason: 'unknown' };
+  }
+
+  /** Each open epoch's next acceptable position, increasing t (for diagnostics and tests). */
+  positions(): { readonly t: number; readonly pos: number }[] {
+    return [...this.#windows.values()].sort((a, b) => a.t - b.t).map((w) => ({ t: w.t, pos: w.pos }));
+  }
+
+  /**
+   * The ratchet state as bytes (format in state.ts and docs/keyaddress.md):
+   * the frontier, and for each open epoch its position, chain key and
+   * out-of-order retired positions. No addresses, no past keys.
+   */
+  exportState(): Uint8Array {
+    if (this.#wiped) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'this key-address server was wiped');
+    const epochs = [...this.#windows.values()]
+      .sort((a, b) => a.t - b.t)
+      .map((w) => ({ t: w.t, pos: w.pos, key: w.key, retired: [...w.retired].sort((a, b) => a - b) }));
+    return encodeState('server', this.#o.fingerprint, this.#frontier.from, this.#frontier.nodes(), epochs);
+  }
+
+  /** Fill every key with zeros and forget retired addresses; the server accepts nothing afterwards. */
+  wipe(): void {
+    this.#frontier.wipe();
+    for (const w of this.#windows.values()) w.wipe();
+    this.#windows.clear();
+    this.#recent.clear();
+    this.#wiped = true;
+  }
+}
