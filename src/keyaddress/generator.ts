@@ -359,6 +359,23 @@ export function openChain(epochKeyT: Uint8Array): Uint8Array {
 }
 
 /**
+ * The first candidate IID (first 8 bytes of `candidate(k)`, k = 0, 1, 2, …)
+ * that is not reserved. Candidates are wiped once read. A reserved IID has
+ * probability about 2^-39 per try with HMAC output, so k = 0 nearly always
+ * ends it; k stops at 2^32 − 1 as the construction's counter is a u32.
+ * @internal
+ */
+export function firstUnreservedIid(candidate: (k: number) => Uint8Array): Uint8Array {
+  for (let k = 0; k <= 0xffff_ffff; k++) {
+    const mac = candidate(k);
+    const iid = mac.slice(0, 8);
+    mac.fill(0);
+    if (!isReservedIid(iid)) return iid;
+  }
+  throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'no unreserved interface ID (cannot happen with HMAC-SHA256)');
+}
+
+/**
  * The position derived from chain key C(t, n): the address (prefix OR the
  * first non-reserved IID) and the slots for `labels`.
  */
@@ -368,20 +385,11 @@ export function positionAt(chainKey: Uint8Array, prefixBytes: Uint8Array, t: num
   const counter = new Uint8Array(LABEL_ADDRESS.length + 4);
   counter.set(LABEL_ADDRESS);
   const view = new DataView(counter.buffer);
-  // k is bounded by 2^32 in principle; a reserved IID has probability about
-  // 2^-39 per try, so k = 0 nearly always and k = 1 almost surely ends it.
-  for (let k = 0; ; k++) {
+  const iid = firstUnreservedIid((k) => {
     view.setUint32(LABEL_ADDRESS.length, k);
-    const mac = hmac(sha256, chainKey, counter);
-    const iid = mac.subarray(0, 8);
-    if (!isReservedIid(iid)) {
-      bytes.set(iid, 8);
-      mac.fill(0);
-      break;
-    }
-    mac.fill(0);
-    if (k === 0xffff_ffff) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'no unreserved interface ID (cannot happen with HMAC-SHA256)');
-  }
+    return hmac(sha256, chainKey, counter);
+  });
+  bytes.set(iid, 8);
   const slots: Record<string, Uint8Array> = {};
   for (const label of labels) slots[label] = hmac(sha256, chainKey, concat(LABEL_SLOT, utf8(label)));
   return { t, n, address: formatIpv6(bytes), bytes, slots };
