@@ -56,19 +56,34 @@ import { canonicalIpv6, checkKeyAddressHost, listenError, prefix64 } from './hos
 /**
  * The server side of one key-address sequence, as the listener needs it:
  * which addresses are valid now, and the one-shot admission of one of them.
- * (The synchronisation module's server window has this shape.)
+ * {@link KeyAddressServer} has this shape; so does anything with the same
+ * three methods.
  * @public
  */
 export interface AdmissionWindow {
-  /** The addresses a client may use now (canonical IPv6 text). */
-  acceptable(): readonly string[];
+  /** The addresses a client may use now (IPv6 text, or positions carrying it). */
+  acceptable(): readonly (string | { readonly address: string })[];
   /**
    * Admit a connection to `address`: true (or `{ ok: true }`) consumes it —
-   * the address is retired and the window moves on; anything else refuses.
+   * the address is retired and the window moves on; anything else refuses
+   * (a `reason` is passed on in the `refused` event).
    */
-  admit(address: string): boolean | { readonly ok: boolean };
-  /** Call `listener` whenever `acceptable()` changes; returns an unsubscribe function. */
-  onChange?(listener: () => void): () => void;
+  admit(address: string): boolean | { readonly ok: boolean; readonly reason?: string };
+  /** Subscribe to changes of `acceptable()` (an EventEmitter's `on('change', …)`). */
+  on?(event: 'change', listener: () => void): unknown;
+  /** Unsubscribe. */
+  off?(event: 'change', listener: () => void): unknown;
+  /**
+   * Start re-reading the clock (epoch changes); returns the stop function.
+   * The listener calls it at start and stops it at close.
+   */
+  watch?(): () => void;
+}
+
+/** The address text of an `acceptable()` entry. */
+function addressOf(entry: string | { readonly address: string }): string {
+  const text = typeof entry === 'string' ? entry : entry.address;
+  return canonicalIpv6(text) ?? text;
 }
 
 /**
@@ -107,7 +122,7 @@ export interface KeyAddressListenerOptions {
   readonly host?: string;
   /** Check the local route (and, for `bind`, the sysctl) before listening; default true. */
   readonly checkHost?: boolean;
-  /** Mode `bind`, windows without `onChange`: re-read `acceptable()` this often, in ms (default 1000). */
+  /** Mode `bind`, windows without `on('change')`: re-read `acceptable()` this often, in ms (default 1000). */
   readonly refreshMs?: number;
   /** TCP backlog per listening socket (default 511). */
   readonly backlog?: number;
@@ -128,14 +143,28 @@ export interface KeyAddressConnectionInfo {
 }
 
 /**
- * Why a connection was reset: its destination is no lane's acceptable
- * address (`unknown-address`: random, used or expired), its lane holds a
- * session in the serial model (`lane-busy`), the window refused it
- * (`not-admitted`, e.g. a race with another connection), or the listener is
- * closing (`closing`).
+ * Why a connection was reset: no listening lane's window admitted its
+ * destination (`not-admitted`: a random, used, expired or out-of-window
+ * address; the window's own reason is in `detail`), the address is valid in
+ * a lane that holds a session in the serial model (`lane-busy`), or the
+ * listener is closing (`closing`).
  * @public
  */
-export type RefusalReason = 'unknown-address' | 'lane-busy' | 'not-admitted' | 'closing';
+export type RefusalReason = 'not-admitted' | 'lane-busy' | 'closing';
+
+/**
+ * A reset connection, as the `refused` event reports it.
+ * @public
+ */
+export interface RefusedConnection {
+  /** The address the client dialled. */
+  readonly address: string;
+  /** The client's address. */
+  readonly remoteAddress: string;
+  readonly reason: RefusalReason;
+  /** For `not-admitted`: the first lane's reason, if its window gave one (`unknown`, `retired`, `outside-window`). */
+  readonly detail?: string;
+}
 
 /**
  * Events of a {@link KeyAddressListener}.
@@ -145,7 +174,7 @@ export interface KeyAddressListenerEvents {
   /** A connection was admitted; it is the caller's from now on. */
   connection: (socket: Socket, info: KeyAddressConnectionInfo) => void;
   /** A connection was reset. */
-  refused: (info: { readonly address: string; readonly remoteAddress: string; readonly reason: RefusalReason }) => void;
+  refused: (info: RefusedConnection) => void;
   /** Mode `bind`: the set of listened addresses changed. */
   listening: (addresses: readonly string[]) => void;
   /** A listening socket failed after start (mode `bind`: an address could not be bound). */
@@ -162,6 +191,10 @@ const DEFAULT_REFRESH_MS = 1000;
 
 function admitted(result: boolean | { readonly ok: boolean }): boolean {
   return result === true || (typeof result === 'object' && result !== null && result.ok === true);
+}
+
+function reasonOf(result: boolean | { readonly ok: boolean; readonly reason?: string }): string | undefined {
+  return typeof result === 'object' && result !== null && typeof result.reason === 'string' ? result.reason : undefined;
 }
 
 function refuse(socket: Socket): void {
@@ -258,7 +291,7 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
   listeningAddresses(): string[] {
     const out = new Set<string>();
     this.#lanes.forEach((lane) => {
-      if (this.#laneListens(lane)) for (const a of lane.window.acceptable()) out.add(canonicalIpv6(a) ?? a);
+      if (this.#laneListens(lane)) for (const a of lane.window.acceptable()) out.add(addressOf(a));
     });
     return [...out];
   }
@@ -290,12 +323,17 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
       this.#server = await this.#open(o.host);
       return;
     }
-    for (const lane of this.#lanes) {
-      const unsubscribe = lane.window.onChange?.(() => this.#changed());
-      if (unsubscribe) this.#unsubscribe.push(unsubscribe);
+    const onChange = () => this.#changed();
+    let polled = false;
+    for (const { window } of this.#lanes) {
+      if (window.watch) this.#unsubscribe.push(window.watch());
+      if (window.on && window.off) {
+        window.on('change', onChange);
+        this.#unsubscribe.push(() => window.off!('change', onChange));
+      } else polled = true;
     }
-    if (this.#lanes.some((l) => l.window.onChange === undefined)) {
-      this.#timer = setInterval(() => this.#changed(), o.refreshMs);
+    if (polled) {
+      this.#timer = setInterval(onChange, o.refreshMs);
       this.#timer.unref();
     }
     try {
@@ -324,23 +362,35 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     const address = canonicalIpv6(socket.localAddress ?? '') ?? socket.localAddress ?? '';
     const remoteAddress = socket.remoteAddress ?? '';
     const remotePort = socket.remotePort ?? 0;
-    const reject = (reason: RefusalReason) => {
+    const reject = (reason: RefusalReason, detail?: string) => {
       this.#refused++;
       refuse(socket);
-      this.emit('refused', { address, remoteAddress, reason });
+      this.emit('refused', detail === undefined ? { address, remoteAddress, reason } : { address, remoteAddress, reason, detail });
     };
     if (this.#closed) return reject('closing');
-    let busy = false;
+    // Every listening lane's window is asked (the one that knows the
+    // address admits it; the others answer "unknown" and keep nothing).
+    // A window that recognises a used or out-of-window address retires it.
+    let detail: string | undefined;
     let index = -1;
-    for (let i = 0; i < this.#lanes.length && index < 0; i++) {
+    for (let i = 0; i < this.#lanes.length; i++) {
       const lane = this.#lanes[i]!;
-      if (!lane.window.acceptable().some((a) => a === address || canonicalIpv6(a) === address)) continue;
-      if (this.#laneListens(lane)) index = i;
-      else busy = true;
+      if (!this.#laneListens(lane)) continue;
+      const result = lane.window.admit(address);
+      if (admitted(result)) {
+        index = i;
+        break;
+      }
+      const why = reasonOf(result);
+      if (detail === undefined || detail === 'unknown') detail = why;
     }
-    if (index < 0) return reject(busy ? 'lane-busy' : 'unknown-address');
+    if (index < 0) {
+      // Serial model: the address may be valid in a lane that is busy; it
+      // stays valid there (not consumed) for when the lane listens again.
+      const busy = this.#lanes.some((l) => !this.#laneListens(l) && l.window.acceptable().some((a) => addressOf(a) === address));
+      return busy ? reject('lane-busy') : reject('not-admitted', detail);
+    }
     const lane = this.#lanes[index]!;
-    if (!admitted(lane.window.admit(address))) return reject('not-admitted');
     this.#accepted++;
     lane.sessions++;
     socket.once('close', () => {

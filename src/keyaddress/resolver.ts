@@ -24,8 +24,8 @@ import { canonicalIpv6 } from './host.js';
  * @public
  */
 export interface AddressCursor {
-  /** The next key address to try (IPv6 text); never the same one twice. */
-  next(): string;
+  /** The next key address to try (IPv6 text, or a position carrying it); never the same one twice. */
+  next(): string | { readonly address: string };
 }
 
 /**
@@ -72,7 +72,8 @@ export function cursorMap(names: KeyAddressLookupOptions['names'], option = 'nam
 
 /** The next address of `cursor`, canonical, checked to be IPv6. @internal */
 export function nextAddress(cursor: AddressCursor, name: string): string {
-  const raw = cursor.next();
+  const next = cursor.next();
+  const raw: unknown = typeof next === 'object' && next !== null ? next.address : next;
   const address = typeof raw === 'string' ? canonicalIpv6(raw) : undefined;
   if (address === undefined) {
     throw new KeyAddressError('GS_ERR_KEYADDR_STATE', `the cursor for ${JSON.stringify(name)} gave ${JSON.stringify(raw)}, not an IPv6 address`);

@@ -53,7 +53,7 @@ describe('KeyAddressListener, mode admit', () => {
     const w = sequenceWindow([2, 3, 4].map(v4));
     const { listener, sessions } = await start([w]);
     const refused: string[] = [];
-    listener.on('refused', (r) => refused.push(`${r.reason} ${r.address}`));
+    listener.on('refused', (r) => refused.push(`${r.reason} ${r.detail} ${r.address}`));
 
     const first = await probe('127.0.0.2', listener.port);
     expect(first.result).toBe('admitted');
@@ -66,7 +66,7 @@ describe('KeyAddressListener, mode admit', () => {
     expect((await probe('127.0.0.3', listener.port)).result).toBe('admitted');
     // An address the window does not hold.
     expect((await probe('127.0.0.99', listener.port)).result).toBe('reset');
-    expect(refused).toEqual(['unknown-address ::ffff:7f00:2', 'unknown-address ::ffff:7f00:63']);
+    expect(refused).toEqual(['not-admitted retired ::ffff:7f00:2', 'not-admitted unknown ::ffff:7f00:63']);
     expect(listener.stats).toMatchObject({ accepted: 2, refused: 2 });
     first.socket.destroy();
   });
@@ -110,12 +110,12 @@ describe('KeyAddressListener, mode admit', () => {
 
   it('a window that refuses admission (e.g. a lost race) gets the connection reset', async () => {
     const w: SequenceWindow = sequenceWindow([v4(2)]);
-    const refusing: AdmissionWindow = { acceptable: () => w.acceptable(), admit: () => ({ ok: false }) };
+    const refusing: AdmissionWindow = { acceptable: () => w.acceptable(), admit: () => ({ ok: false, reason: 'outside-window' }) };
     const { listener } = await start([refusing]);
     const reasons: string[] = [];
-    listener.on('refused', (r) => reasons.push(r.reason));
+    listener.on('refused', (r) => reasons.push(`${r.reason} ${r.detail}`));
     expect((await probe('127.0.0.2', listener.port)).result).toBe('reset');
-    expect(reasons).toEqual(['not-admitted']);
+    expect(reasons).toEqual(['not-admitted outside-window']);
   });
 
   it('checks its options by name', async () => {
