@@ -155,6 +155,8 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
   readonly #windows = new Map<number, EpochWindow>();
   /** Recently retired addresses, oldest first (in memory only). */
   readonly #recent = new Map<string, { t: number; n: number }>();
+  /** The epochs accepted at the last sync (what listeners were last told). */
+  #active: number[] = [];
   #wiped = false;
 
   private constructor(o: ResolvedOptions, frontier: EpochFrontier) {
@@ -256,7 +258,7 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
     if (this.#wiped) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'this key-address server was wiped');
     const now = this.#o.now();
     const active = this.#activeEpochs(now);
-    const before = emit ? this.#acceptedSnapshot() : undefined;
+    const before = emit ? this.#accepted(this.#active) : undefined;
     for (const [t, w] of this.#windows) {
       if (t < active[0]!) {
         // Past every accepted epoch: its keys and memory go.
@@ -272,12 +274,9 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
       e.fill(0);
       this.#windows.set(t, new EpochWindow(t, 0, key, [], this.#o));
     }
+    this.#active = active;
     if (before !== undefined) this.#emitDiff(before, this.#accepted(active), 'clock');
     return active;
-  }
-
-  #acceptedSnapshot(): KeyAddressPosition[] {
-    return this.#accepted(this.#activeEpochs(this.#o.now()).filter((t) => this.#windows.has(t)));
   }
 
   #emitDiff(before: readonly KeyAddressPosition[], after: readonly KeyAddressPosition[], cause: KeyAddressChange['cause']): void {
