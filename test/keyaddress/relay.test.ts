@@ -1,0 +1,146 @@
+/**
+ * Key addresses over the relay: a server registered under secret PCIDs from
+ * the key-address sequence (ka-core's KeyAddressServer / KeyAddressClient,
+ * cheap KDF), an in-process controller and gateway on loopback.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { KeyAddressClient, KeyAddressServer } from '../../src/keyaddress/index.js';
+import { KeyAddressRelayClient, KeyAddressRelayServer, RELAY_PCID_SLOT, secretPcid } from '../../src/keyaddress/relay.js';
+import { relayLookup } from '../../src/relay/index.js';
+import { createServerIdentity } from '../../src/session/index.js';
+import type { SockIo } from '../../src/socket/index.js';
+import { startSystem, type TestSystem } from '../relay/system.js';
+
+const SECRET = { passphrase: 'relay test passphrase', kdf: { N: 16, r: 1, p: 1 } };
+const OPTIONS = { prefix: '2001:db8:1:2::/64', slots: [RELAY_PCID_SLOT] };
+
+let system: TestSystem | undefined;
+const closers: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+  await system?.close();
+  system = undefined;
+});
+
+/** Echo each chunk, prefixed, until the client ends. */
+async function echo(sock: SockIo): Promise<void> {
+  for (;;) {
+    const data = await sock.recv(4096);
+    if (data.length === 0) break;
+    await sock.send(new TextEncoder().encode(`echo ${new TextDecoder().decode(data)}`));
+  }
+  await sock.disconnect();
+}
+
+async function roundTrip(sock: SockIo, text: string): Promise<string> {
+  await sock.send(new TextEncoder().encode(text));
+  return new TextDecoder().decode(await sock.recv(4096));
+}
+
+async function setUp(model: 'serial' | 'parallel' = 'parallel') {
+  system = await startSystem();
+  const common = { controller: system.controller.address, roots: [system.pki.root] };
+  const window = KeyAddressServer.fromPassphraseSync(SECRET, OPTIONS);
+  const server = await KeyAddressRelayServer.start({ ...common, identity: createServerIdentity(), window, model }, echo);
+  closers.push(() => server.close());
+  const client = (lookahead?: number) =>
+    new KeyAddressRelayClient({ ...common, cursor: KeyAddressClient.fromPassphraseSync(SECRET, OPTIONS), timeoutMs: 10_000, ...(lookahead === undefined ? {} : { lookahead }) });
+  const known = (pcid: string) => relayLookup(pcid, common).then(() => true, (e: { code?: string }) => (e.code === 'GS_ERR_UNKNOWN_PCID' ? false : Promise.reject(e)));
+  return { common, window, server, client, known };
+}
+
+describe('secretPcid', () => {
+  it('is ka- and 24 base32 symbols of the first 120 bits (RFC 4648 alphabet, lower case)', () => {
+    expect(secretPcid(new Uint8Array(32))).toBe(`ka-${'a'.repeat(24)}`);
+    expect(secretPcid(new Uint8Array(15).fill(0xff))).toBe(`ka-${'7'.repeat(24)}`);
+    // "foobar" is MZXW6YTBOI in RFC 4648 §10; pad to 15 bytes with zeros.
+    const foobar = new Uint8Array(15);
+    foobar.set(new TextEncoder().encode('foobar'));
+    expect(secretPcid(foobar).slice(3, 13)).toBe('mzxw6ytboi');
+    expect(secretPcid(foobar)).toHaveLength(27);
+    expect(() => secretPcid(new Uint8Array(14))).toThrow(/15 bytes/);
+  });
+});
+
+describe('KeyAddressRelayServer / KeyAddressRelayClient', () => {
+  it('parallel: the client reaches the server by the secret PCID; the used PCID is dead at once; the next session uses the next one', async () => {
+    const { server, client, known, window } = await setUp();
+    const first = server.pcid!;
+    expect(first).toMatch(/^ka-[a-z2-7]{24}$/);
+    expect(first).toBe(secretPcid(window.acceptable()[0]!.slots[RELAY_PCID_SLOT]!));
+    const c = client();
+    const sock = await c.connect();
+    expect(await roundTrip(sock, 'one')).toBe('echo one');
+    await server.settled();
+    // Moved on while the first session still runs (parallel).
+    const second = server.pcid!;
+    expect(second).not.toBe(first);
+    expect(await known(first)).toBe(false);
+    expect(await known(second)).toBe(true);
+    const sock2 = await c.connect();
+    expect(await roundTrip(sock2, 'two')).toBe('echo two');
+    expect(server.stats).toMatchObject({ accepted: 2, refused: 0 });
+    await sock.disconnect();
+    await sock2.disconnect();
+  });
+
+  it('a client behind the server (another holder used positions) catches up within its lookahead; with none it fails typed', async () => {
+    const { server, client } = await setUp();
+    const other = client();
+    for (let i = 0; i < 3; i++) {
+      const s = await other.connect();
+      await s.disconnect();
+      await server.settled();
+    }
+    await expect(client(0).connect()).rejects.toMatchObject({ code: 'GS_ERR_UNKNOWN_PCID' });
+    const late = await client(4).connect();
+    expect(await roundTrip(late, 'caught up')).toBe('echo caught up');
+    await late.disconnect();
+  });
+
+  it('serial: during a session the server answers to no secret PCID; after it ends, to the next one', async () => {
+    const { server, client, known, window } = await setUp('serial');
+    const c = client();
+    const sock = await c.connect();
+    // The client's connect resolves when its side is up; the server sees it a moment later.
+    await waitFor(async () => server.stats.sessions === 1);
+    await server.settled();
+    const next = secretPcid(window.acceptable()[0]!.slots[RELAY_PCID_SLOT]!);
+    expect(server.pcid).not.toBe(next);
+    expect(await known(next)).toBe(false);
+    // The client's next attempt misses (its lookahead of 0: one try).
+    await expect(new KeyAddressRelayClient({ ...setUpCommon(), cursor: cursorAt(1), lookahead: 0, timeoutMs: 10_000 }).connect()).rejects.toMatchObject({ code: 'GS_ERR_UNKNOWN_PCID' });
+    await sock.disconnect();
+    await waitFor(async () => server.stats.sessions === 0 && (await known(next)));
+    const again = await client(3).connect();
+    expect(await roundTrip(again, 'after')).toBe('echo after');
+    await again.disconnect();
+  });
+
+  it('a window without the slot is a clear configuration error', async () => {
+    system = await startSystem();
+    const window = KeyAddressServer.fromPassphraseSync(SECRET, { prefix: OPTIONS.prefix });
+    await expect(
+      KeyAddressRelayServer.start({ controller: system.controller.address, roots: [system.pki.root], identity: createServerIdentity(), window }, echo),
+    ).rejects.toThrow(/slots: \['relay-pcid'\]/);
+  });
+});
+
+function setUpCommon() {
+  return { controller: system!.controller.address, roots: [system!.pki.root] };
+}
+
+/** A fresh client cursor moved to position n of the current epoch. */
+function cursorAt(n: number) {
+  const c = KeyAddressClient.fromPassphraseSync(SECRET, OPTIONS);
+  for (let i = 0; i < n; i++) c.next();
+  return c;
+}
+
+async function waitFor(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
