@@ -1,8 +1,9 @@
 /**
- * gatesock/delivery — reserved subpath. Its public surface arrives with the issue
- * that builds it (see DESIGN.md, "Layers and folders"); importing it today
- * yields an empty module.
+ * gatesock/delivery — the reliable multicast updater (signed updates to many
+ * hosts at once over UDP multicast; docs/delivery.md), and later the
+ * verifiable dispatcher and the agents.
  *
  * @packageDocumentation
  */
-export {};
+export * from './update/index.js';
+export { DeliveryError, type DeliveryErrorCode } from '../errors/index.js';

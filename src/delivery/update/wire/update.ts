@@ -1,0 +1,422 @@
+/**
+ * The two ends of the wire for one update, built from the codecs, the
+ * manifest and the publisher key:
+ *
+ * - {@link prepareUpdate} (sender): reads the file once, computing its
+ *   SHA-256, the hash of every source and pool repair symbol and the Merkle
+ *   tree over the manifest pages; signs the announcement; then makes any
+ *   packet on demand (a symbol, a manifest page, a signed round end or ack).
+ * - {@link UpdateAuthenticator} (receiver): from a verified announcement,
+ *   checks every data-session packet *before* it is decoded or written —
+ *   file ID, position, sequence and length against the layout, a manifest
+ *   page against the signed root, a symbol against its page's hash, a round
+ *   end or ack against the publisher key — and throws a typed
+ *   `DeliveryError` for anything else, which the engine counts and ignores.
+ */
+import { createHash } from 'node:crypto';
+import { DeliveryError } from '../../../errors/index.js';
+import {
+  createReedSolomon,
+  createReedSolomon16,
+  encodeFecInfo,
+  ObjectEncoder,
+  type CoderFactory,
+  type ObjectBlockSource,
+} from '../../../fec/index.js';
+import { getCryptoBackend, type CryptoBackend, type CryptoOption, type IdentityKey } from '../../../session/index.js';
+import { bytesEqual, fromHex, toHex } from './common.js';
+import { type Announcement, encodeControl, sourceSymbolCount, type UpdateCode } from './control.js';
+import {
+  blockSourceCount,
+  choosePageSize,
+  manifestPayloadLength,
+  MerkleTree,
+  outOfRange,
+  pageHashCount,
+  pageLeaf,
+  pageOfEsi,
+  symbolHash,
+  symbolPayloadLength,
+  symbolSeq,
+  updateLayout,
+  verifyMerkleProof,
+  type UpdateLayout,
+} from './manifest.js';
+import { encodePacket, SYMBOL_HASH_LEN, type AckPacket, type ManifestPacket, type RoundPacket, type SymbolPacket } from './packet.js';
+import { ackSigningBytes, isVerified, roundSigningBytes, signAnnouncement, type VerifiedAnnouncement } from './publisher.js';
+
+/**
+ * The coder factory of an update code: `rs8` → `createReedSolomon`,
+ * `rs16` → `createReedSolomon16`.
+ * @public
+ */
+export function coderFor(code: UpdateCode): CoderFactory {
+  return code === 'rs16' ? createReedSolomon16 : (k, m) => createReedSolomon(k, m);
+}
+
+/**
+ * Defaults of {@link PrepareUpdateOptions}: GF(2^8) blocks of 192 source and
+ * 64 repair symbols of 1,400 bytes (a 1,412-byte datagram fits a 1,500-byte
+ * IPv6 MTU), first sequence 1 as in the seed's example, valid for a day.
+ * @public
+ */
+export const DEFAULT_UPDATE_OPTIONS = Object.freeze({
+  code: 'rs8' as UpdateCode,
+  sourceSymbols: 192,
+  repairSymbols: 64,
+  symbolSize: 1400,
+  firstSeq: 1,
+  validitySeconds: 86_400,
+});
+
+/**
+ * What {@link prepareUpdate} needs besides the file.
+ * @public
+ */
+export interface PrepareUpdateOptions extends CryptoOption {
+  /** Update name (names.ts grammar): where receivers put the file, relative to their directory. */
+  readonly name: string;
+  /** The publisher key that signs. */
+  readonly key: IdentityKey;
+  /** File ID for the data session, 0 … 65,535. */
+  readonly fileId: number;
+  /** Version of this name, ≥ 1; must grow with every update of the name. */
+  readonly version: number;
+  /** Unix time (s) after which receivers refuse it; default now + `validitySeconds`. */
+  readonly expires?: number;
+  /** Validity when `expires` is not given, seconds (default 86,400). */
+  readonly validitySeconds?: number;
+  /** Erasure code (default `rs8`). */
+  readonly code?: UpdateCode;
+  /** Source symbols per block, k (default 192). */
+  readonly sourceSymbols?: number;
+  /** Repair pool per block, m (default 64). */
+  readonly repairSymbols?: number;
+  /** Bytes per symbol (default 1,400). */
+  readonly symbolSize?: number;
+  /** Symbol hashes per manifest page (default: {@link choosePageSize}). */
+  readonly hashesPerPage?: number;
+  /** First sequence number (default 1). */
+  readonly firstSeq?: number;
+}
+
+/**
+ * A signed update ready to send: the announcement, the layout, and every
+ * packet on demand. Made by {@link prepareUpdate}.
+ * @public
+ */
+export class PreparedUpdate {
+  /** The signed announcement. */
+  readonly announcement: Announcement;
+  /** Its layout. */
+  readonly layout: UpdateLayout;
+  /** The object encoder (reads the file block by block on demand). */
+  readonly encoder: ObjectEncoder;
+  readonly #key: IdentityKey;
+  readonly #hashes: Uint8Array;
+  readonly #tree: MerkleTree;
+  readonly #udate: Uint8Array;
+
+  /** @internal */
+  constructor(announcement: Announcement, layout: UpdateLayout, encoder: ObjectEncoder, key: IdentityKey, hashes: Uint8Array, tree: MerkleTree) {
+    this.announcement = announcement;
+    this.layout = layout;
+    this.encoder = encoder;
+    this.#key = key;
+    this.#hashes = hashes;
+    this.#tree = tree;
+    this.#udate = encodeControl({ kind: 'udate', announcement });
+  }
+
+  /** The `UDATE` datagram (a fresh copy). */
+  announcementDatagram(): Uint8Array {
+    return this.#udate.slice();
+  }
+
+  /**
+   * The data (esi < k) or repair (esi ≥ k) packet of symbol `(sbn, esi)`.
+   * @throws DeliveryError `GS_ERR_DELIVERY_OUT_OF_RANGE` for a symbol the update does not have.
+   */
+  symbolPacket(sbn: number, esi: number): Uint8Array {
+    const l = this.layout;
+    checkSymbolPosition(l, sbn, esi);
+    const symbol = this.encoder.symbol(encodeFecInfo(sbn, esi));
+    const payload = symbol.subarray(0, symbolPayloadLength(l, sbn, esi));
+    return encodePacket({ kind: esi < l.sourceSymbols ? 'data' : 'repair', fileId: l.fileId, seq: symbolSeq(l, sbn, esi), sbn, esi, payload });
+  }
+
+  /**
+   * The manifest page packet `(sbn, page)`.
+   * @throws DeliveryError `GS_ERR_DELIVERY_OUT_OF_RANGE` for a page the update does not have.
+   */
+  manifestPacket(sbn: number, page: number): Uint8Array {
+    const l = this.layout;
+    checkPagePosition(l, sbn, page);
+    const start = (sbn * (l.sourceSymbols + l.repairSymbols) + page * l.hashesPerPage) * SYMBOL_HASH_LEN;
+    const hashes = this.#hashes.subarray(start, start + pageHashCount(l, page) * SYMBOL_HASH_LEN);
+    const proof = this.#tree.proof(sbn * l.pagesPerBlock + page);
+    const payload = new Uint8Array(hashes.length + proof.length);
+    payload.set(hashes);
+    payload.set(proof, hashes.length);
+    return encodePacket({ kind: 'manifest', fileId: l.fileId, sbn, page, payload });
+  }
+
+  /** The manifest page holding the hash of `esi` (same for every block). */
+  pageOfEsi(esi: number): number {
+    return pageOfEsi(this.layout, esi);
+  }
+
+  /** A signed round-end packet. */
+  roundPacket(round: number, grttMs: number, backoffMs: number): Uint8Array {
+    const signature = this.#key.sign(roundSigningBytes(this.announcement, round, grttMs, backoffMs));
+    return encodePacket({ kind: 'round', fileId: this.layout.fileId, round, grttMs, backoffMs, signature });
+  }
+
+  /** A signed completion ack for receiver `host`. */
+  ackPacket(host: string): Uint8Array {
+    const signature = this.#key.sign(ackSigningBytes(this.announcement, host));
+    return encodePacket({ kind: 'ack', fileId: this.layout.fileId, host, signature });
+  }
+}
+
+function checkSymbolPosition(l: UpdateLayout, sbn: number, esi: number): void {
+  if (!Number.isInteger(sbn) || sbn < 0 || sbn >= l.blockCount) throw outOfRange(`block ${sbn} is outside the update (${l.blockCount} blocks)`);
+  if (!Number.isInteger(esi) || esi < 0 || esi >= l.sourceSymbols + l.repairSymbols) {
+    throw outOfRange(`symbol ${esi} of block ${sbn} is outside k + m = ${l.sourceSymbols + l.repairSymbols}`);
+  }
+  if (esi < l.sourceSymbols && esi >= blockSourceCount(l, sbn)) throw outOfRange(`symbol ${esi} of block ${sbn} is past the end of the file`);
+}
+
+function checkPagePosition(l: UpdateLayout, sbn: number, page: number): void {
+  if (!Number.isInteger(sbn) || sbn < 0 || sbn >= l.blockCount) throw outOfRange(`block ${sbn} is outside the update (${l.blockCount} blocks)`);
+  if (!Number.isInteger(page) || page < 0 || page >= l.pagesPerBlock) throw outOfRange(`manifest page ${page} is outside the ${l.pagesPerBlock} pages of a block`);
+}
+
+/**
+ * Read `file` once and make a signed, ready-to-send update: its digest, the
+ * hash of every source and pool repair symbol, the Merkle tree, the
+ * announcement. Memory: the file is read one block at a time when given as
+ * an `ObjectBlockSource`; the hashes take `16 · (k + m)` bytes per block.
+ * @throws DeliveryError `GS_ERR_DELIVERY_MALFORMED` (or `…_UNSAFE_NAME`) for options outside the grammar.
+ * @public
+ */
+export function prepareUpdate(file: Uint8Array | ObjectBlockSource, options: PrepareUpdateOptions): PreparedUpdate {
+  const crypto = getCryptoBackend(options.crypto);
+  const code = options.code ?? DEFAULT_UPDATE_OPTIONS.code;
+  const k = options.sourceSymbols ?? DEFAULT_UPDATE_OPTIONS.sourceSymbols;
+  const m = options.repairSymbols ?? DEFAULT_UPDATE_OPTIONS.repairSymbols;
+  const symbolSize = options.symbolSize ?? DEFAULT_UPDATE_OPTIONS.symbolSize;
+  const firstSeq = options.firstSeq ?? DEFAULT_UPDATE_OPTIONS.firstSeq;
+  const size = file instanceof Uint8Array ? file.length : file.length;
+  if (!Number.isSafeInteger(size) || size < 1) throw new DeliveryError('GS_ERR_DELIVERY_MALFORMED', 'an update file must have at least one byte');
+  const hashesPerPage = options.hashesPerPage ?? choosePageSize({ size, symbolSize, sourceSymbols: k, repairSymbols: m });
+  const expires = options.expires ?? Math.floor(Date.now() / 1000) + (options.validitySeconds ?? DEFAULT_UPDATE_OPTIONS.validitySeconds);
+  const base = {
+    name: options.name,
+    size,
+    fileId: options.fileId,
+    firstSeq,
+    lastSeq: firstSeq + sourceSymbolCount(size, symbolSize) - 1,
+    code,
+    sourceSymbols: k,
+    repairSymbols: m,
+    symbolSize,
+    hashesPerPage,
+    version: options.version,
+    expires,
+  };
+  // Check every field (and the name) before the long read: sign a draft with zero digest and root.
+  signAnnouncement({ ...base, digest: '0'.repeat(64), root: '0'.repeat(32) }, options.key);
+  const layout = updateLayout(base);
+  const encoder = new ObjectEncoder(file, { symbolSize, sourceSymbols: k, repairSymbols: m, coder: coderFor(code) });
+  const perBlock = k + m;
+  const hashes = new Uint8Array(layout.blockCount * perBlock * SYMBOL_HASH_LEN);
+  const zeroHash = symbolHash(crypto, new Uint8Array(symbolSize));
+  const digest = createHash('sha256');
+  let fed = 0;
+  for (const { sbn, esi, symbol } of encoder.symbols()) {
+    const at = (sbn * perBlock + esi) * SYMBOL_HASH_LEN;
+    hashes.set(symbolHash(crypto, symbol), at);
+    if (esi < k) {
+      const take = Math.min(symbolSize, size - fed);
+      digest.update(symbol.subarray(0, take));
+      fed += take;
+    }
+  }
+  // A short last block's never-sent source symbols are zero symbols.
+  const last = layout.blockCount - 1;
+  for (let esi = blockSourceCount(layout, last); esi < k; esi++) hashes.set(zeroHash, (last * perBlock + esi) * SYMBOL_HASH_LEN);
+  const leaves: Uint8Array[] = [];
+  for (let sbn = 0; sbn < layout.blockCount; sbn++) {
+    for (let page = 0; page < layout.pagesPerBlock; page++) {
+      const start = (sbn * perBlock + page * hashesPerPage) * SYMBOL_HASH_LEN;
+      leaves.push(pageLeaf(crypto, hashes.subarray(start, start + pageHashCount(layout, page) * SYMBOL_HASH_LEN)));
+    }
+  }
+  const tree = new MerkleTree(crypto, leaves);
+  const announcement = signAnnouncement({ ...base, digest: digest.digest('hex'), root: toHex(tree.root) }, options.key);
+  return new PreparedUpdate(announcement, layout, encoder, options.key, hashes, tree);
+}
+
+/**
+ * What {@link UpdateAuthenticator.checkSymbol} found.
+ * @public
+ */
+export type SymbolCheck =
+  /** The symbol is authentic; `symbol` is it padded to `symbolSize`, ready for the decoder. */
+  | { readonly status: 'ok'; readonly sbn: number; readonly esi: number; readonly symbol: Uint8Array }
+  /** Its manifest page has not arrived: hold the packet (bounded) and check it again later, or drop it. */
+  | { readonly status: 'no-manifest'; readonly sbn: number; readonly esi: number; readonly page: number };
+
+/**
+ * A receiver's gate for one update's data session: every packet passes here
+ * before anything decodes or writes it.
+ *
+ * Failures are `DeliveryError`s the caller counts and ignores:
+ * `GS_ERR_DELIVERY_FOREIGN_FILE` (another file ID),
+ * `GS_ERR_DELIVERY_OUT_OF_RANGE` (a position, sequence or length outside
+ * the announced file), `GS_ERR_DELIVERY_BAD_SIGNATURE` (a page whose proof
+ * does not reach the signed root, a symbol whose hash is not its page's, a
+ * round end or ack not signed by the publisher).
+ * @public
+ */
+export class UpdateAuthenticator {
+  /** The verified announcement. */
+  readonly announcement: VerifiedAnnouncement;
+  /** Its layout. */
+  readonly layout: UpdateLayout;
+  readonly #crypto: CryptoBackend;
+  readonly #root: Uint8Array;
+  /** Page hashes by block, until the block is forgotten. */
+  readonly #pages = new Map<number, (Uint8Array | undefined)[]>();
+  /** Blocks already decoded and forgotten. */
+  readonly #done = new Set<number>();
+
+  /**
+   * @param announcement - from `verifyAnnouncement`; anything else is refused
+   * @throws TypeError for an announcement that did not come from `verifyAnnouncement`.
+   */
+  constructor(announcement: VerifiedAnnouncement, options: CryptoOption = {}) {
+    if (!isVerified(announcement)) throw new TypeError('UpdateAuthenticator needs an announcement returned by verifyAnnouncement()');
+    this.announcement = announcement;
+    this.layout = updateLayout(announcement);
+    this.#crypto = getCryptoBackend(options.crypto);
+    this.#root = fromHex(announcement.root);
+  }
+
+  #checkFile(fileId: number): void {
+    if (fileId !== this.layout.fileId) throw new DeliveryError('GS_ERR_DELIVERY_FOREIGN_FILE', `packet for file ${fileId}, receiving file ${this.layout.fileId}`);
+  }
+
+  /**
+   * Check a manifest page against the signed root and keep its hashes.
+   * Returns `duplicate` for a page already held (or of a forgotten block).
+   * @throws DeliveryError `…_FOREIGN_FILE`, `…_OUT_OF_RANGE`, `…_BAD_SIGNATURE`.
+   */
+  addPage(packet: ManifestPacket): 'added' | 'duplicate' {
+    const l = this.layout;
+    this.#checkFile(packet.fileId);
+    checkPagePosition(l, packet.sbn, packet.page);
+    const expected = manifestPayloadLength(l, packet.sbn, packet.page);
+    if (packet.payload.length !== expected) {
+      throw outOfRange(`manifest page (${packet.sbn}, ${packet.page}) has ${packet.payload.length} bytes, the layout gives ${expected}`);
+    }
+    if (this.#done.has(packet.sbn) || this.#pages.get(packet.sbn)?.[packet.page] !== undefined) return 'duplicate';
+    const hashLen = pageHashCount(l, packet.page) * SYMBOL_HASH_LEN;
+    const hashes = packet.payload.subarray(0, hashLen);
+    const proof = packet.payload.subarray(hashLen);
+    const index = packet.sbn * l.pagesPerBlock + packet.page;
+    if (!verifyMerkleProof(this.#crypto, pageLeaf(this.#crypto, hashes), index, l.pageCount, proof, this.#root)) {
+      throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', `manifest page (${packet.sbn}, ${packet.page}) does not lead to the signed root`);
+    }
+    let pages = this.#pages.get(packet.sbn);
+    if (!pages) {
+      pages = new Array<Uint8Array | undefined>(l.pagesPerBlock).fill(undefined);
+      this.#pages.set(packet.sbn, pages);
+    }
+    pages[packet.page] = hashes.slice();
+    return 'added';
+  }
+
+  /** True when page `(sbn, page)` is held, or its block was forgotten as done. */
+  hasPage(sbn: number, page: number): boolean {
+    return this.#done.has(sbn) || this.#pages.get(sbn)?.[page] !== undefined;
+  }
+
+  /** Pages of block `sbn` not yet held, among those covering `esis` (default: all pages). */
+  missingPages(sbn: number, esis?: Iterable<number>): number[] {
+    if (this.#done.has(sbn)) return [];
+    const pages = this.#pages.get(sbn);
+    const wanted = esis ? new Set([...esis].map((e) => pageOfEsi(this.layout, e))) : null;
+    const out: number[] = [];
+    for (let p = 0; p < this.layout.pagesPerBlock; p++) if (pages?.[p] === undefined && (!wanted || wanted.has(p))) out.push(p);
+    return out;
+  }
+
+  /**
+   * Check a data or repair packet: file ID, position, sequence, payload
+   * length, then (once its page is here) its hash.
+   * @throws DeliveryError `…_FOREIGN_FILE`, `…_OUT_OF_RANGE`, `…_BAD_SIGNATURE`.
+   */
+  checkSymbol(packet: SymbolPacket): SymbolCheck {
+    const l = this.layout;
+    const { sbn, esi } = packet;
+    this.#checkFile(packet.fileId);
+    checkSymbolPosition(l, sbn, esi);
+    if ((packet.kind === 'data') !== esi < l.sourceSymbols) {
+      throw outOfRange(`a ${packet.kind} packet with esi ${esi} (source symbols are esi < k = ${l.sourceSymbols})`);
+    }
+    const seq = symbolSeq(l, sbn, esi);
+    if (packet.seq !== seq) throw outOfRange(`symbol (${sbn}, ${esi}) carries sequence ${packet.seq}, the layout gives ${seq}`);
+    const length = symbolPayloadLength(l, sbn, esi);
+    if (packet.payload.length !== length) throw outOfRange(`symbol (${sbn}, ${esi}) has ${packet.payload.length} bytes, the layout gives ${length}`);
+    const page = pageOfEsi(l, esi);
+    const hashes = this.#pages.get(sbn)?.[page];
+    if (!hashes) return { status: 'no-manifest', sbn, esi, page };
+    let symbol = packet.payload;
+    if (length < l.symbolSize) {
+      symbol = new Uint8Array(l.symbolSize);
+      symbol.set(packet.payload);
+    }
+    const at = (esi - page * l.hashesPerPage) * SYMBOL_HASH_LEN;
+    if (!bytesEqual(symbolHash(this.#crypto, symbol), hashes.subarray(at, at + SYMBOL_HASH_LEN))) {
+      throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', `symbol (${sbn}, ${esi}) does not match its manifest hash`);
+    }
+    return { status: 'ok', sbn, esi, symbol };
+  }
+
+  /**
+   * Check a round end's signature.
+   * @throws DeliveryError `…_FOREIGN_FILE`, `…_BAD_SIGNATURE`.
+   */
+  verifyRound(packet: RoundPacket): void {
+    this.#checkFile(packet.fileId);
+    const message = roundSigningBytes(this.announcement, packet.round, packet.grttMs, packet.backoffMs);
+    if (!this.#crypto.ed25519.verify(packet.signature, message, this.announcement.publisherKey)) {
+      throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', `round end ${packet.round} is not signed by the publisher`);
+    }
+  }
+
+  /**
+   * Check a completion ack: for this receiver (`host`) and signed by the publisher.
+   * @throws DeliveryError `…_FOREIGN_FILE`, `…_OUT_OF_RANGE` (another host), `…_BAD_SIGNATURE`.
+   */
+  verifyAck(packet: AckPacket, host: string): void {
+    this.#checkFile(packet.fileId);
+    if (packet.host !== host) throw outOfRange(`completion ack for ${packet.host}, this receiver is ${host}`);
+    if (!this.#crypto.ed25519.verify(packet.signature, ackSigningBytes(this.announcement, host), this.announcement.publisherKey)) {
+      throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', 'completion ack is not signed by the publisher');
+    }
+  }
+
+  /** Drop block `sbn`'s page hashes once it is decoded; later pages and symbols of it count as duplicates. */
+  forgetBlock(sbn: number): void {
+    this.#pages.delete(sbn);
+    this.#done.add(sbn);
+  }
+
+  /** True once {@link UpdateAuthenticator.forgetBlock} was called for `sbn`. */
+  isForgotten(sbn: number): boolean {
+    return this.#done.has(sbn);
+  }
+}
