@@ -4,7 +4,7 @@
  * at once, so no address is ever tried twice (a failed attempt simply moves
  * on), and that jumps to n = 0 of a new epoch when its own clock enters one.
  */
-import { deriveMasterKey, deriveMasterKeyAsync, EpochFrontier, openChain, positionAt, stepChain, type KeyAddressPosition, type KeyAddressSecret } from './generator.js';
+import { advanceChain, deriveMasterKey, deriveMasterKeyAsync, EpochFrontier, openChain, type KeyAddressPosition, type KeyAddressSecret } from './generator.js';
 import { epochOf, resolveOptions, type KeyAddressOptions, type ResolvedOptions } from './options.js';
 import { decodeState, encodeState } from './state.js';
 import { KeyAddressError } from '../errors/index.js';
@@ -110,8 +110,7 @@ export class KeyAddressClient {
       this.#n = 0;
     }
     if (this.#n >= 0xffff_ffff) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', `epoch ${this.#t} has no positions left`);
-    const pos = positionAt(this.#key, this.#o.prefix.bytes, this.#t, this.#n, this.#o.slots);
-    const next = stepChain(this.#key, pos.bytes);
+    const { position: pos, next } = advanceChain(this.#key, this.#o.prefix.bytes, this.#t, this.#n, this.#o.slots);
     this.#key.fill(0);
     this.#key = next;
     this.#n++;

@@ -375,11 +375,19 @@ export function firstUnreservedIid(candidate: (k: number) => Uint8Array): Uint8A
   throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'no unreserved interface ID (cannot happen with HMAC-SHA256)');
 }
 
-/**
- * The position derived from chain key C(t, n): the address (prefix OR the
- * first non-reserved IID) and the slots for `labels`.
- */
-export function positionAt(chainKey: Uint8Array, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[] = []): KeyAddressPosition {
+/** HMAC-SHA256 under one key for several messages: the key's pads are hashed once. */
+type KeyedMac = (message: Uint8Array) => Uint8Array;
+
+function withKey<R>(key: Uint8Array, use: (mac: KeyedMac) => R): R {
+  const keyed = hmac.create(sha256, key);
+  try {
+    return use((message) => keyed.clone().update(message).digest());
+  } finally {
+    keyed.destroy();
+  }
+}
+
+function position(mac: KeyedMac, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[]): KeyAddressPosition {
   const bytes = new Uint8Array(16);
   bytes.set(prefixBytes.subarray(0, 8));
   const counter = new Uint8Array(LABEL_ADDRESS.length + 4);
@@ -387,17 +395,42 @@ export function positionAt(chainKey: Uint8Array, prefixBytes: Uint8Array, t: num
   const view = new DataView(counter.buffer);
   const iid = firstUnreservedIid((k) => {
     view.setUint32(LABEL_ADDRESS.length, k);
-    return hmac(sha256, chainKey, counter);
+    return mac(counter);
   });
   bytes.set(iid, 8);
   const slots: Record<string, Uint8Array> = {};
-  for (const label of labels) slots[label] = hmac(sha256, chainKey, concat(LABEL_SLOT, utf8(label)));
+  for (const label of labels) slots[label] = mac(concat(LABEL_SLOT, utf8(label)));
   return { t, n, address: formatIpv6(bytes), bytes, slots };
+}
+
+/**
+ * The position derived from chain key C(t, n): the address (prefix OR the
+ * first non-reserved IID) and the slots for `labels`.
+ */
+export function positionAt(chainKey: Uint8Array, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[] = []): KeyAddressPosition {
+  return withKey(chainKey, (mac) => position(mac, prefixBytes, t, n, labels));
 }
 
 /** C(t, n+1) = HMAC-SHA256(C(t, n), "gs-ka next" ‖ A(t, n)). Does not wipe `chainKey`. */
 export function stepChain(chainKey: Uint8Array, address: Uint8Array): Uint8Array {
   return hmac(sha256, chainKey, concat(LABEL_NEXT, address));
+}
+
+/**
+ * {@link positionAt} and {@link stepChain} in one: the position of C(t, n)
+ * and C(t, n+1), sharing the keyed HMAC. Does not wipe `chainKey`.
+ */
+export function advanceChain(
+  chainKey: Uint8Array,
+  prefixBytes: Uint8Array,
+  t: number,
+  n: number,
+  labels: readonly string[] = [],
+): { readonly position: KeyAddressPosition; readonly next: Uint8Array } {
+  return withKey(chainKey, (mac) => {
+    const p = position(mac, prefixBytes, t, n, labels);
+    return { position: p, next: mac(concat(LABEL_NEXT, p.bytes)) };
+  });
 }
 
 /**
@@ -412,8 +445,7 @@ export function keyAddressAt(master: Uint8Array, prefix: string, t: number, n: n
   let c = openChain(e);
   e.fill(0);
   for (let i = 0; i < n; i++) {
-    const pos = positionAt(c, p.bytes, t, i);
-    const next = stepChain(c, pos.bytes);
+    const { next } = advanceChain(c, p.bytes, t, i);
     c.fill(0);
     c = next;
   }

@@ -29,6 +29,7 @@ export {
 } from './address.js';
 export {
   KEYADDRESS_KDF_DEFAULTS,
+  advanceChain,
   EpochFrontier,
   EPOCH_COUNT,
   deriveMasterKey,

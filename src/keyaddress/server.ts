@@ -25,12 +25,11 @@ import { KeyAddressError } from '../errors/index.js';
 import { formatIpv6, parseIpv6 } from './address.js';
 import {
   EPOCH_COUNT,
+  advanceChain,
   deriveMasterKey,
   deriveMasterKeyAsync,
   EpochFrontier,
   openChain,
-  positionAt,
-  stepChain,
   type KeyAddressPosition,
   type KeyAddressSecret,
 } from './generator.js';
@@ -97,10 +96,10 @@ class EpochWindow {
     const want = this.o.window + this.o.recognizeAhead;
     while (this.entries.length < want && this.pos + this.entries.length <= 0xffff_ffff) {
       const n = this.pos + this.entries.length;
-      const position = positionAt(this.#head, this.o.prefix.bytes, this.t, n, this.o.slots);
+      const { position, next } = advanceChain(this.#head, this.o.prefix.bytes, this.t, n, this.o.slots);
       this.entries.push({ position, key: this.#head });
       this.byAddress.set(position.address, n);
-      this.#head = stepChain(this.#head, position.bytes);
+      this.#head = next;
     }
   }
 
