@@ -44,3 +44,5 @@ export {
   type SimSocketInfo,
   type TrafficCounters,
 } from './sim-network.js';
+export { udpBind, type UdpBindOptions, type UdpSocketInfo } from './udp.js';
+export { withLoss, type LossInjectorInfo, type LossInjectorOptions } from './lossy.js';
