@@ -3,31 +3,34 @@
  * sequence of addresses (t, n) (seed paper 002 §4.3, figures 9 and 10).
  *
  * ```text
- *  passphrase ──NFKC, UTF-8──► scrypt(N=2^15, r=8, p=1, 32 bytes)
- *  salt = "gatesock/keyaddress/v1" 0x00 context      │
- *                                                    ▼
- *                                         master (used once, then wiped)
- *  epoch tree, depth 32 (GGM):                       │ = root
- *  child(node, b) = HMAC-SHA256(node, "gs-ka tree" ‖ b), b ∈ {0x00, 0x01}
- *                                  root
- *                          0 ╱            ╲ 1
- *                          ○                ○   ◄─ frontier keeps right siblings
- *                      0 ╱   ╲ 1         ...       of the path, so every later
- *                      ○      ●  ◄─ kept           epoch stays derivable and no
- *                     ...                          earlier one does
- *                 E_0  E_1  …  E_t  …  E_(2^32−1)   leaves, 32 bits of t from the MSB
- *                              │
- *  epoch t (time resync, the   ▼  C(t,0) = HMAC(E_t, "gs-ka session chain")
- *  seed's horizontal axis):
- *        C(t,0) ──────► C(t,1) ──────► C(t,2) ──────► …   (session ends, the
- *          │      ▲       │      ▲       │                 seed's vertical axis)
- *          │      │       │      │       ▼
- *          │      └───────┼──────┘ C(t,n+1) = HMAC(C(t,n), "gs-ka next" ‖ A(t,n))
- *          ▼              ▼
- *  IID(t,n) = HMAC(C(t,n), "gs-ka address" ‖ u32be(k))[0..8]
- *             for the smallest k ≥ 0 whose IID is not reserved
- *  A(t,n)   = prefix/64 OR IID(t,n)               (16 bytes, canonical text)
- *  slot(t,n,label) = HMAC(C(t,n), "gs-ka slot " ‖ label)   (e.g. a relay PCID)
+ *  passphrase ──NFKC, UTF-8──► scrypt(N=2^15, r=8, p=1, dkLen=32)
+ *  salt = "gatesock/keyaddress/v1" ‖ 0x00 ‖ context    │
+ *                                                      ▼
+ *                                  master = root (used once, then wiped)
+ *
+ *  epoch tree, depth 32 (GGM); child(node, b) = HMAC-SHA256(node, "gs-ka tree" ‖ b)
+ *
+ *                          root                      ◎ the path to `from`
+ *                   0 ╱            ╲ 1               ● kept in the frontier
+ *                    ◎               ●               ○ dropped (only the past)
+ *              0 ╱     ╲ 1
+ *               ○       ◎                 the frontier for `from` = the right
+ *                  0 ╱     ╲ 1            siblings along the path to it, plus
+ *                   ◎       ●             its own leaf (≤ 32 keys): it derives
+ *                  ...                    every epoch ≥ from and none before
+ *   leaves: E_0 … E_t … E_(2^32−1), reached by the 32 bits of t, MSB first
+ *
+ *  within epoch t (the seed's time resync: a new t restarts n at 0):
+ *
+ *      E_t ──"gs-ka session chain"──► C(t,0) ──► C(t,1) ──► C(t,2) ──► …
+ *                                        │    ▲     │    ▲     │        one step
+ *                                        ▼    │     ▼    │     ▼        per session
+ *                                     A(t,0) ─┘  A(t,1) ─┘  A(t,2)      end
+ *
+ *  IID(t,n)  = HMAC(C(t,n), "gs-ka address" ‖ u32be(k))[0..8], smallest k ≥ 0 not reserved
+ *  A(t,n)    = prefix/64 OR IID(t,n)                      (16 bytes, canonical text)
+ *  C(t,n+1)  = HMAC(C(t,n), "gs-ka next" ‖ A(t,n))        ("hashing the previous address", keyed)
+ *  slot(t,n,label) = HMAC(C(t,n), "gs-ka slot " ‖ label)  (e.g. a secret relay PCID)
  * ```
  *
  * Where and why it departs from the seed (§4.3):
