@@ -15,7 +15,7 @@ const entry = {
 const cli = { 'cli/main': 'src/cli/main.ts' };
 // The worker thread of ParallelReedSolomon, loaded by URL beside fec/index
 // (both the ESM and the CJS fec entry use this one ESM file); not an export.
-const fecWorker = { 'fec/parallel-worker': 'src/fec/parallel-worker.ts' };
+const fecWorker = { 'fec/parallel-worker': 'src/fec/parallel-worker.ts', 'session/seal-worker': 'src/session/secure/seal-worker.ts' };
 
 // ESM-only dependencies are bundled into the CommonJS build only, so that
 // `require('gatesock')` works in loaders without require(esm) (TOOLCHAIN.md §4).

@@ -21,6 +21,7 @@ export {
   type SecureChannelOptions,
   type VerifiedPeer,
 } from './secure/channel.js';
+export type { ParallelSealOptions } from './secure/parallel-seal.js';
 export * from './identity/index.js';
 export {
   CODE_LEN,

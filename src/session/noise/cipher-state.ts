@@ -19,11 +19,30 @@ const MAX = 0xffffffff;
 const NONCE = new Uint8Array(12);
 const NONCE_VIEW = new DataView(NONCE.buffer);
 
+/**
+ * The first nonce of a run taken by {@link CipherState.reserve}, as the low
+ * and high 32 bits of the 64-bit counter.
+ */
+export interface NonceRun {
+  readonly lo: number;
+  readonly hi: number;
+}
+
 /** A Noise CipherState. */
 export class CipherState {
   // Only the AEAD holds the key (a copy kept here would be one more copy in
-  // memory, and two more arrays per idle channel); it wipes its own.
+  // memory, and two more arrays per idle channel); it wipes its own. The one
+  // exception is `key` below.
   private aead: Aead | undefined;
+  /**
+   * The key itself, kept only for the noble backend, so that
+   * {@link CipherState.reserve} can hand it to threads that seal in
+   * parallel. noble's AEAD holds its key in JavaScript memory anyway, so
+   * this adds a copy of the same kind, wiped at the same moments; the native
+   * backend (whose key lives in OpenSSL, and which gateways run by the
+   * thousand) keeps none.
+   */
+  private key: Uint8Array | undefined;
   private lo = 0;
   private hi = 0;
 
@@ -32,9 +51,42 @@ export class CipherState {
   /** InitializeKey(key): set k and reset n to 0. */
   initializeKey(key: Uint8Array | undefined): void {
     this.aead?.wipe?.();
+    this.key?.fill(0);
     this.aead = key ? this.backend.aead(key) : undefined;
+    this.key = key && this.backend.name === 'noble' ? key.slice() : undefined;
     this.lo = 0;
     this.hi = 0;
+  }
+
+  /**
+   * Take `count` consecutive nonces under the current key without
+   * encrypting: write the key into `keyOut` (32 bytes) and return the first
+   * nonce; the CipherState moves on to the nonce after the run, exactly as
+   * `count` calls of EncryptWithAd would. For sealing transport messages on
+   * other threads (secure/parallel-seal.ts): message `i` of the run must be
+   * sealed with nonce `first + i`. The caller does not cross a rekey in one
+   * run (it calls {@link CipherState.rekey} between runs, as between
+   * messages). Only for a keyed noble CipherState; throws
+   * `GS_ERR_NONCE_EXHAUSTED` when the run would reach the reserved 2^64−1,
+   * leaving the nonce unchanged.
+   */
+  reserve(count: number, keyOut: Uint8Array): NonceRun {
+    if (!this.key) throw new CryptoError('GS_ERR_BAD_KEY', 'reserve needs a CipherState keyed with the noble backend');
+    if (!Number.isInteger(count) || count < 1 || count > 0x7fffffff) throw new RangeError(`reserve: count must be an integer in [1, 2^31), got ${count}`);
+    // The last nonce of the run, first + count − 1, must stay below 2^64−1.
+    if (this.hi === MAX && this.lo + count > MAX) {
+      throw new CryptoError('GS_ERR_NONCE_EXHAUSTED', 'Noise nonce exhausted (2^64-1 is reserved); the channel must rekey or close');
+    }
+    keyOut.set(this.key);
+    const run = { lo: this.lo, hi: this.hi };
+    const lo = this.lo + count;
+    if (lo > MAX) {
+      this.lo = lo - 2 ** 32;
+      this.hi++;
+    } else {
+      this.lo = lo;
+    }
+    return run;
   }
 
   /** HasKey(). */
