@@ -10,10 +10,16 @@
  */
 import { KeyAddressError } from '../errors/index.js';
 
-/** Length of an IPv6 address in bytes. */
+/**
+ * Length of an IPv6 address in bytes.
+ * @public
+ */
 export const IPV6_BYTES = 16;
 
-/** A parsed /64 prefix: the canonical text (`2001:db8:1:2::/64`) and its 16 bytes (low 8 zero). */
+/**
+ * A parsed /64 prefix: the canonical text (`2001:db8:1:2::/64`) and its 16 bytes (low 8 zero).
+ * @public
+ */
 export interface KeyAddressPrefix {
   /** Canonical text with `/64`, e.g. `2001:db8:1:2::/64`. */
   readonly text: string;
@@ -25,6 +31,7 @@ export interface KeyAddressPrefix {
  * Parse IPv6 text (no zone, no prefix length) into 16 bytes, or return
  * `undefined`. Uses the WHATWG URL host parser, so exactly the forms Node
  * itself accepts (including an embedded dotted IPv4 tail) parse.
+ * @public
  */
 export function parseIpv6(text: string): Uint8Array | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > 64 || /[^0-9a-fA-F:.]/.test(text)) return undefined;
@@ -53,6 +60,7 @@ export function parseIpv6(text: string): Uint8Array | undefined {
 /**
  * Canonical text of a 16-byte IPv6 address (RFC 5952 §4), e.g.
  * `2001:db8:1:2:8f3a:10:0:7`.
+ * @public
  */
 export function formatIpv6(bytes: Uint8Array): string {
   if (!(bytes instanceof Uint8Array) || bytes.length !== IPV6_BYTES) throw new RangeError('an IPv6 address is 16 bytes');
@@ -83,6 +91,7 @@ export function formatIpv6(bytes: Uint8Array): string {
  * Parse a /64 prefix such as `2001:db8:1:2::/64`.
  * @throws KeyAddressError `GS_ERR_KEYADDR_INVALID_PREFIX` unless the text is an
  * IPv6 address, `/64`, with all of its low 64 bits zero.
+ * @public
  */
 export function parsePrefix(text: string): KeyAddressPrefix {
   const bad = (why: string) =>
@@ -110,6 +119,7 @@ export function parsePrefix(text: string): KeyAddressPrefix {
  *   0200:5EFF:FE00:5214–0200:5EFF:FEFF:FFFF.
  * - RFC 2526 §2: the reserved subnet anycast addresses, the top 128 IIDs
  *   FDFF:FFFF:FFFF:FF80–FDFF:FFFF:FFFF:FFFF (EUI-64 format prefixes).
+ * @public
  */
 export const RESERVED_IID_RANGES: readonly { readonly first: bigint; readonly last: bigint; readonly what: string }[] = Object.freeze([
   { first: 0x0000_0000_0000_0000n, last: 0x0000_0000_0000_0000n, what: 'Subnet-Router anycast (RFC 4291 §2.6.1, RFC 5453)' },
@@ -119,7 +129,10 @@ export const RESERVED_IID_RANGES: readonly { readonly first: bigint; readonly la
   { first: 0xfdff_ffff_ffff_ff80n, last: 0xfdff_ffff_ffff_ffffn, what: 'reserved subnet anycast (RFC 2526)' },
 ]);
 
-/** Read 8 bytes at `offset` as an unsigned big-endian 64-bit integer. */
+/**
+ * Read 8 bytes at `offset` as an unsigned big-endian 64-bit integer.
+ * @public
+ */
 export function iidOf(bytes: Uint8Array, offset = 0): bigint {
   if (bytes.length < offset + 8) throw new RangeError('an IID is 8 bytes');
   let v = 0n;
@@ -130,6 +143,7 @@ export function iidOf(bytes: Uint8Array, offset = 0): bigint {
 /**
  * Whether a 64-bit interface identifier (a bigint, or 8 bytes big-endian) is
  * one of {@link RESERVED_IID_RANGES}.
+ * @public
  */
 export function isReservedIid(iid: bigint | Uint8Array): boolean {
   let v: bigint;

@@ -4,7 +4,7 @@
  * at once, so no address is ever tried twice (a failed attempt simply moves
  * on), and that jumps to n = 0 of a new epoch when its own clock enters one.
  */
-import { advanceChain, deriveMasterKey, deriveMasterKeyAsync, EpochFrontier, openChain, type KeyAddressPosition, type KeyAddressSecret } from './generator.js';
+import { advanceChain, withMasterKey, withMasterKeySync, EpochFrontier, openChain, type KeyAddressPosition, type KeyAddressSecret } from './generator.js';
 import { epochOf, resolveOptions, type KeyAddressOptions, type ResolvedOptions } from './options.js';
 import { decodeState, encodeState } from './state.js';
 import { KeyAddressError } from '../errors/index.js';
@@ -20,6 +20,7 @@ import { KeyAddressError } from '../errors/index.js';
  * const { address } = client.next();   // connect to [address]:port; on failure call next() again
  * saveSomewhere(client.exportState()); // resume later with KeyAddressClient.fromState(bytes, options)
  * ```
+ * @public
  */
 export class KeyAddressClient {
   readonly #o: ResolvedOptions;
@@ -53,23 +54,13 @@ export class KeyAddressClient {
   /** Derive the master key (scrypt, off the event loop in slices), build the client, wipe the master key. */
   static async fromPassphrase(secret: KeyAddressSecret, options: KeyAddressOptions): Promise<KeyAddressClient> {
     resolveOptions(options); // fail on bad options before the slow KDF
-    const master = await deriveMasterKeyAsync(secret);
-    try {
-      return KeyAddressClient.fromMasterKey(master, options);
-    } finally {
-      master.fill(0);
-    }
+    return withMasterKey(secret, (master) => KeyAddressClient.fromMasterKey(master, options));
   }
 
   /** As {@link KeyAddressClient.fromPassphrase}, blocking the thread for the KDF. */
   static fromPassphraseSync(secret: KeyAddressSecret, options: KeyAddressOptions): KeyAddressClient {
     resolveOptions(options);
-    const master = deriveMasterKey(secret);
-    try {
-      return KeyAddressClient.fromMasterKey(master, options);
-    } finally {
-      master.fill(0);
-    }
+    return withMasterKeySync(secret, (master) => KeyAddressClient.fromMasterKey(master, options));
   }
 
   /**
@@ -84,7 +75,7 @@ export class KeyAddressClient {
     return new KeyAddressClient(o, s.frontier, e.t, e.pos, e.key);
   }
 
-  /** The position the next call to {@link next} hands out, before any epoch change the clock may bring. */
+  /** The position the next call to {@link KeyAddressClient.next} hands out, before any epoch change the clock may bring. */
   get position(): { readonly t: number; readonly n: number } {
     return { t: this.#t, n: this.#n };
   }
@@ -96,7 +87,7 @@ export class KeyAddressClient {
    * later one. If the clock has gone back to an earlier epoch, stays in the
    * current one (the ratchet cannot go back); the server still accepts it
    * while its own clock is within its skew allowance.
-   * @throws KeyAddressError `GS_ERR_KEYADDR_STATE` after {@link wipe}, or past the last epoch.
+   * @throws KeyAddressError `GS_ERR_KEYADDR_STATE` after {@link KeyAddressClient.wipe}, or past the last epoch.
    */
   next(): KeyAddressPosition {
     if (this.#key.length === 0) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'this key-address client was wiped');
@@ -119,7 +110,7 @@ export class KeyAddressClient {
 
   /**
    * The ratchet state as bytes (format in state.ts and docs/keyaddress.md):
-   * the frontier and the chain key of {@link position}. Store it where only
+   * the frontier and the chain key of {@link KeyAddressClient.position}. Store it where only
    * this client can read it: it computes every future address.
    */
   exportState(): Uint8Array {

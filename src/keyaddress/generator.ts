@@ -57,20 +57,27 @@
 import { hmac } from '@noble/hashes/hmac.js';
 import { scrypt, scryptAsync } from '@noble/hashes/scrypt.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { ConfigError, KeyAddressError } from '../errors/index.js';
 import { checkOption } from '../errors/check.js';
 import { formatIpv6, isReservedIid, parsePrefix } from './address.js';
 
-/** Number of epochs the tree holds: t is a 32-bit unsigned integer. */
+/**
+ * Number of epochs the tree holds: t is a 32-bit unsigned integer.
+ * @public
+ */
 export const EPOCH_COUNT = 2 ** 32;
 /** Depth of the epoch tree. */
 const TREE_DEPTH = 32;
 /** Length of every key in the construction (SHA-256 output). */
 const KEY_BYTES = 32;
 
-/** scrypt cost parameters. */
+/**
+ * scrypt cost parameters.
+ * @public
+ */
 export interface KdfParams {
-  /** CPU/memory cost, a power of two > 1. Default 2^15. */
+  /** CPU/memory cost, a power of two from 2 to 2^24. Default 2^15. */
   readonly N: number;
   /** Block size. Default 8. */
   readonly r: number;
@@ -78,10 +85,16 @@ export interface KdfParams {
   readonly p: number;
 }
 
-/** The default scrypt parameters (about 32 MiB and a fraction of a second per derivation). */
+/**
+ * The default scrypt parameters (about 32 MiB and a fraction of a second per derivation).
+ * @public
+ */
 export const KEYADDRESS_KDF_DEFAULTS: KdfParams = Object.freeze({ N: 2 ** 15, r: 8, p: 1 });
 
-/** The shared secret both ends derive the sequence from. */
+/**
+ * The shared secret both ends derive the sequence from.
+ * @public
+ */
 export interface KeyAddressSecret {
   /** The shared passphrase; normalised to NFKC, then UTF-8. Must not be empty. */
   readonly passphrase: string;
@@ -97,6 +110,7 @@ export interface KeyAddressSecret {
 /**
  * One position of the sequence: the address of session n in epoch t, with
  * the per-position secrets asked for.
+ * @public
  */
 export interface KeyAddressPosition {
   /** Epoch index (time resync). */
@@ -111,23 +125,14 @@ export interface KeyAddressPosition {
   readonly slots: Readonly<Record<string, Uint8Array>>;
 }
 
-const utf8 = (s: string) => new TextEncoder().encode(s);
+const utf8 = utf8ToBytes;
+const concat = concatBytes;
 const LABEL_TREE = utf8('gs-ka tree');
 const LABEL_CHAIN = utf8('gs-ka session chain');
 const LABEL_ADDRESS = utf8('gs-ka address');
 const LABEL_NEXT = utf8('gs-ka next');
 const LABEL_SLOT = utf8('gs-ka slot ');
 const SALT_PREFIX = utf8('gatesock/keyaddress/v1');
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function kdfInputs(secret: KeyAddressSecret): { password: Uint8Array; salt: Uint8Array; params: KdfParams } {
   checkOption(secret !== null && typeof secret === 'object', 'secret', 'must be an object { passphrase, context?, kdf? }');
@@ -151,6 +156,7 @@ function kdfInputs(secret: KeyAddressSecret): { password: Uint8Array; salt: Uint
  * the defaults); servers prefer {@link deriveMasterKeyAsync}. The caller owns
  * the result and should wipe it (`fill(0)`) once it has built a state.
  * @throws ConfigError `GS_ERR_INVALID_OPTION` for an empty passphrase or bad parameters.
+ * @public
  */
 export function deriveMasterKey(secret: KeyAddressSecret): Uint8Array {
   const { password, salt, params } = kdfInputs(secret);
@@ -161,13 +167,41 @@ export function deriveMasterKey(secret: KeyAddressSecret): Uint8Array {
   }
 }
 
-/** As {@link deriveMasterKey}, but yields to the event loop while it works. Same result. */
+/**
+ * As {@link deriveMasterKey}, but yields to the event loop while it works. Same result.
+ * @public
+ */
 export async function deriveMasterKeyAsync(secret: KeyAddressSecret): Promise<Uint8Array> {
   const { password, salt, params } = kdfInputs(secret);
   try {
     return await scryptAsync(password, salt, { ...params, dkLen: KEY_BYTES, maxmem: 2 ** 31, asyncTick: 10 });
   } finally {
     password.fill(0);
+  }
+}
+
+/**
+ * Derive the master key (off the event loop in slices), hand it to `build`,
+ * and wipe it whatever happens: the one way the client and server
+ * constructors use a passphrase.
+ * @internal
+ */
+export async function withMasterKey<R>(secret: KeyAddressSecret, build: (master: Uint8Array) => R): Promise<R> {
+  const master = await deriveMasterKeyAsync(secret);
+  try {
+    return build(master);
+  } finally {
+    master.fill(0);
+  }
+}
+
+/** As {@link withMasterKey}, blocking the thread for the KDF. @internal */
+export function withMasterKeySync<R>(secret: KeyAddressSecret, build: (master: Uint8Array) => R): R {
+  const master = deriveMasterKey(secret);
+  try {
+    return build(master);
+  } finally {
+    master.fill(0);
   }
 }
 
@@ -185,6 +219,7 @@ function checkEpoch(t: number, name = 't'): void {
  * E_t straight from the master key (32 HMACs down the tree). For tools and
  * tests; a running state never holds the master key and uses
  * {@link EpochFrontier} instead.
+ * @public
  */
 export function epochKey(master: Uint8Array, t: number): Uint8Array {
   checkEpoch(t);
@@ -198,10 +233,16 @@ export function epochKey(master: Uint8Array, t: number): Uint8Array {
   return node;
 }
 
-/** One node of the frontier: the subtree at `depth` whose epochs start at `index × 2^(32 − depth)`. */
+/**
+ * One node of the frontier: the subtree at `depth` whose epochs start at `index × 2^(32 − depth)`.
+ * @public
+ */
 export interface FrontierNode {
+  /** Depth in the tree: 0 is the root, 32 a leaf (one epoch). */
   readonly depth: number;
+  /** Index of the node among those of its depth (its epochs' common high bits). */
   readonly index: number;
+  /** The node's 32-byte key. */
   readonly key: Uint8Array;
 }
 
@@ -211,6 +252,7 @@ const span = (depth: number) => 2 ** (TREE_DEPTH - depth);
  * The shape of the minimal cover of the epochs [from, 2^32) by aligned
  * subtrees, in increasing order: what a frontier starting at `from` holds.
  * At most 32 nodes.
+ * @public
  */
 export function frontierShape(from: number): { depth: number; index: number }[] {
   const out: { depth: number; index: number }[] = [];
@@ -229,6 +271,7 @@ export function frontierShape(from: number): { depth: number; index: number }[] 
  * The forward-secure part of a state: keys for every epoch from `from` on,
  * none before. Holds the minimal cover of [from, 2^32) (the right siblings of
  * the path to `from`, at most 32 keys of 32 bytes).
+ * @public
  */
 export class EpochFrontier {
   #from: number;
@@ -326,7 +369,7 @@ export class EpochFrontier {
   }
 
   /**
-   * Take E_t for an epoch t ≥ {@link from} and forget every epoch ≤ t: the
+   * Take E_t for an epoch t ≥ {@link EpochFrontier.from} and forget every epoch ≤ t: the
    * caller owns (and should wipe) the returned key.
    * @throws KeyAddressError `GS_ERR_KEYADDR_STATE` if t is before `from` (the past is gone).
    */
@@ -356,7 +399,10 @@ export class EpochFrontier {
   }
 }
 
-/** C(t, 0) = HMAC-SHA256(E_t, "gs-ka session chain"). Does not wipe `epochKeyT`. */
+/**
+ * C(t, 0) = HMAC-SHA256(E_t, "gs-ka session chain"). Does not wipe `epochKeyT`.
+ * @public
+ */
 export function openChain(epochKeyT: Uint8Array): Uint8Array {
   return hmac(sha256, epochKeyT, LABEL_CHAIN);
 }
@@ -409,12 +455,16 @@ function position(mac: KeyedMac, prefixBytes: Uint8Array, t: number, n: number, 
 /**
  * The position derived from chain key C(t, n): the address (prefix OR the
  * first non-reserved IID) and the slots for `labels`.
+ * @public
  */
 export function positionAt(chainKey: Uint8Array, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[] = []): KeyAddressPosition {
   return withKey(chainKey, (mac) => position(mac, prefixBytes, t, n, labels));
 }
 
-/** C(t, n+1) = HMAC-SHA256(C(t, n), "gs-ka next" ‖ A(t, n)). Does not wipe `chainKey`. */
+/**
+ * C(t, n+1) = HMAC-SHA256(C(t, n), "gs-ka next" ‖ A(t, n)). Does not wipe `chainKey`.
+ * @public
+ */
 export function stepChain(chainKey: Uint8Array, address: Uint8Array): Uint8Array {
   return hmac(sha256, chainKey, concat(LABEL_NEXT, address));
 }
@@ -422,6 +472,7 @@ export function stepChain(chainKey: Uint8Array, address: Uint8Array): Uint8Array
 /**
  * {@link positionAt} and {@link stepChain} in one: the position of C(t, n)
  * and C(t, n+1), sharing the keyed HMAC. Does not wipe `chainKey`.
+ * @public
  */
 export function advanceChain(
   chainKey: Uint8Array,
@@ -439,6 +490,7 @@ export function advanceChain(
 /**
  * A(t, n) (and its slots) straight from the master key: E_t, then n chain
  * steps. For test vectors and tools; running code uses the client and server.
+ * @public
  */
 export function keyAddressAt(master: Uint8Array, prefix: string, t: number, n: number, labels: readonly string[] = []): KeyAddressPosition {
   const p = parsePrefix(prefix);

@@ -9,7 +9,10 @@ import { checkOption } from '../errors/check.js';
 import { parsePrefix, type KeyAddressPrefix } from './address.js';
 import { EPOCH_COUNT } from './generator.js';
 
-/** Options both ends must agree on (the first three), plus local ones. */
+/**
+ * Options both ends must agree on (the first three), plus local ones.
+ * @public
+ */
 export interface KeyAddressOptions {
   /** The server's /64, e.g. `2001:db8:1:2::/64`. Both ends must use the same one. */
   readonly prefix: string;
@@ -29,7 +32,10 @@ export interface KeyAddressOptions {
   readonly slots?: readonly string[];
 }
 
-/** Server-only options. */
+/**
+ * Server-only options.
+ * @public
+ */
 export interface KeyAddressServerOptions extends KeyAddressOptions {
   /**
    * Look-ahead window: the server accepts positions pos … pos + window − 1 of
@@ -58,7 +64,10 @@ export interface KeyAddressServerOptions extends KeyAddressOptions {
   readonly retiredMemory?: number;
 }
 
-/** Defaults of every optional field (the KDF's are {@link KEYADDRESS_KDF_DEFAULTS}). */
+/**
+ * Defaults of every optional field (the KDF's are {@link KEYADDRESS_KDF_DEFAULTS}).
+ * @public
+ */
 export const KEYADDRESS_DEFAULTS = Object.freeze({
   epochMs: 3_600_000,
   originMs: 0,
@@ -113,6 +122,7 @@ export function resolveOptions(o: KeyAddressServerOptions): ResolvedOptions {
 /**
  * The epoch a Unix time falls in: floor((unixMs − originMs) / epochMs).
  * @throws ConfigError `GS_ERR_INVALID_OPTION` for a time before `originMs` or past epoch 2^32 − 1.
+ * @public
  */
 export function epochOf(unixMs: number, epochMs: number = KEYADDRESS_DEFAULTS.epochMs, originMs: number = KEYADDRESS_DEFAULTS.originMs): number {
   if (!Number.isFinite(unixMs)) throw new ConfigError('GS_ERR_INVALID_OPTION', `now() returned ${unixMs}, not a time`);
@@ -123,7 +133,10 @@ export function epochOf(unixMs: number, epochMs: number = KEYADDRESS_DEFAULTS.ep
   return t;
 }
 
-/** Unix ms at which epoch t starts. */
+/**
+ * Unix ms at which epoch t starts.
+ * @public
+ */
 export function epochStart(t: number, epochMs: number = KEYADDRESS_DEFAULTS.epochMs, originMs: number = KEYADDRESS_DEFAULTS.originMs): number {
   return originMs + t * epochMs;
 }

@@ -26,8 +26,8 @@ import { formatIpv6, parseIpv6 } from './address.js';
 import {
   EPOCH_COUNT,
   advanceChain,
-  deriveMasterKey,
-  deriveMasterKeyAsync,
+  withMasterKey,
+  withMasterKeySync,
   EpochFrontier,
   openChain,
   type KeyAddressPosition,
@@ -36,7 +36,10 @@ import {
 import { epochOf, epochStart, resolveOptions, type KeyAddressServerOptions, type ResolvedOptions } from './options.js';
 import { decodeState, encodeState } from './state.js';
 
-/** Why {@link KeyAddressServer.admit} refused an address. */
+/**
+ * Why {@link KeyAddressServer.admit} refused an address.
+ * @public
+ */
 export type AdmitRefusal =
   /** Not an address of any epoch the server accepts now (nor one it remembers retiring). */
   | 'unknown'
@@ -45,20 +48,31 @@ export type AdmitRefusal =
   /** An address of an accepted epoch, but beyond the window: refused, and retired. */
   | 'outside-window';
 
-/** What {@link KeyAddressServer.admit} answered. */
+/**
+ * What {@link KeyAddressServer.admit} answered.
+ * @public
+ */
 export type AdmitResult =
   | { readonly ok: true; readonly position: KeyAddressPosition }
   | { readonly ok: false; readonly reason: AdmitRefusal; readonly t?: number; readonly n?: number };
 
-/** The set of acceptable addresses changed: listeners bind `added` and release `removed`. */
+/**
+ * The set of acceptable addresses changed: listeners bind `added` and release `removed`.
+ * @public
+ */
 export interface KeyAddressChange {
+  /** Positions accepted now that were not before, increasing (t, n). */
   readonly added: readonly KeyAddressPosition[];
+  /** Positions no longer accepted (admitted, passed over, or their epoch closed). */
   readonly removed: readonly KeyAddressPosition[];
   /** `admit`: the window moved past an accepted address; `clock`: an epoch opened or closed. */
   readonly cause: 'admit' | 'clock';
 }
 
-/** Events of {@link KeyAddressServer}. */
+/**
+ * Events of {@link KeyAddressServer}.
+ * @public
+ */
 export interface KeyAddressServerEvents {
   /** The acceptable set changed (never emitted with both lists empty). */
   change: [KeyAddressChange];
@@ -146,6 +160,7 @@ class EpochWindow {
  * const r = server.admit(socket.localAddress!); // on each incoming connection
  * if (!r.ok) socket.destroy();
  * ```
+ * @public
  */
 export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
   readonly #o: ResolvedOptions;
@@ -182,23 +197,13 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
   /** Derive the master key (scrypt, yielding to the event loop), build the server, wipe the master key. */
   static async fromPassphrase(secret: KeyAddressSecret, options: KeyAddressServerOptions): Promise<KeyAddressServer> {
     resolveOptions(options); // fail on bad options before the slow KDF
-    const master = await deriveMasterKeyAsync(secret);
-    try {
-      return KeyAddressServer.fromMasterKey(master, options);
-    } finally {
-      master.fill(0);
-    }
+    return withMasterKey(secret, (master) => KeyAddressServer.fromMasterKey(master, options));
   }
 
   /** As {@link KeyAddressServer.fromPassphrase}, blocking the thread for the KDF. */
   static fromPassphraseSync(secret: KeyAddressSecret, options: KeyAddressServerOptions): KeyAddressServer {
     resolveOptions(options);
-    const master = deriveMasterKey(secret);
-    try {
-      return KeyAddressServer.fromMasterKey(master, options);
-    } finally {
-      master.fill(0);
-    }
+    return withMasterKeySync(secret, (master) => KeyAddressServer.fromMasterKey(master, options));
   }
 
   /**
@@ -289,7 +294,7 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
   /**
    * Bring the windows up to the clock (open a new epoch at n = 0, close one
    * whose skew allowance has passed), emitting `change` if the acceptable set
-   * changed. {@link admit} and {@link acceptable} call it themselves.
+   * changed. {@link KeyAddressServer.admit} and {@link KeyAddressServer.acceptable} call it themselves.
    */
   poll(): void {
     this.#sync(true);
@@ -305,7 +310,7 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
   }
 
   /**
-   * Poll at every {@link nextDeadline} with a timer (unref'd, so it does not
+   * Poll at every {@link KeyAddressServer.nextDeadline} with a timer (unref'd, so it does not
    * keep the process alive). Returns a function that stops it.
    */
   watch(): () => void {
