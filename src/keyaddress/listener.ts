@@ -359,7 +359,10 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
   }
 
   #onSocket(socket: Socket): void {
-    const address = canonicalIpv6(socket.localAddress ?? '') ?? socket.localAddress ?? '';
+    // Node prints a local IPv6 address in RFC 5952 form already (libuv's
+    // inet_ntop); only an IPv4-mapped one (`::ffff:1.2.3.4`) needs rewriting.
+    const local = socket.localAddress ?? '';
+    const address = local.includes('.') ? (canonicalIpv6(local) ?? local) : local;
     const remoteAddress = socket.remoteAddress ?? '';
     const remotePort = socket.remotePort ?? 0;
     const reject = (reason: RefusalReason, detail?: string) => {

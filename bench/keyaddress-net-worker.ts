@@ -1,0 +1,113 @@
+/**
+ * The in-namespace half of bench/keyaddress-net.bench.ts, run as
+ * `ip netns exec NS node --import scripts/ts-register.mjs bench/keyaddress-net-worker.ts PREFIX MODE`
+ * in a namespace whose /64 is routed locally on `lo`.
+ *
+ * Two listeners in this process: a KeyAddressListener (admission mode
+ * `admit`, or `bind`; parallel model) over a real KeyAddressServer window,
+ * and a plain `net` server on `::`. Each sends one byte to every connection
+ * it keeps. Commands on stdin, one JSON line each on stdout:
+ *
+ *   check        verify before timing: a fresh key address is admitted and
+ *                gets its byte, the same address again is refused, a random
+ *                address of the /64 is refused, the plain server answers →
+ *                {"ok":true} or {"ok":false,"why"}
+ *   ours N       N sequential connect + accept + first byte round trips, each
+ *                to the client's next key address (the N addresses taken from
+ *                the client before timing) → {"us": mean µs per connection}
+ *   plain N      the same to the plain server at one fixed address of the /64
+ *                (`PREFIX::1`) → {"us": …}
+ *
+ * Each timed connection is checked (the byte arrived; ours admitted, not
+ * reset) and the worker answers {"error"} otherwise.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { KeyAddressClient, KeyAddressServer, formatIpv6, parsePrefix } from '../src/keyaddress/index.js';
+import { KeyAddressListener, type ListenerMode } from '../src/keyaddress/listener.js';
+
+const [prefix, mode] = process.argv.slice(2) as [string, ListenerMode];
+const SECRET = { passphrase: 'bench passphrase', kdf: { N: 16, r: 1, p: 1 } };
+const OURS_PORT = 7400;
+const PLAIN_PORT = 7401;
+
+const window = KeyAddressServer.fromPassphraseSync(SECRET, { prefix });
+const client = KeyAddressClient.fromPassphraseSync(SECRET, { prefix });
+const greet = (socket: Socket) => {
+  socket.on('error', () => undefined);
+  socket.write(Buffer.of(0x2a));
+  socket.on('end', () => socket.end());
+};
+const listener = await KeyAddressListener.listen({ prefix, port: OURS_PORT, windows: [window], mode, model: 'parallel' }, greet);
+const plain = createServer({ noDelay: true }, greet);
+await new Promise<void>((r) => plain.listen({ port: PLAIN_PORT, host: '::', backlog: 511 }, r));
+const fixed = (() => {
+  const b = parsePrefix(prefix).bytes;
+  b[15] = 1;
+  return formatIpv6(b);
+})();
+const random = () => {
+  const b = parsePrefix(prefix).bytes;
+  b.set(randomBytes(8), 8);
+  return formatIpv6(b);
+};
+
+/** One connect + first byte; resolves 'byte', 'reset' or 'refused'. */
+function once(host: string, port: number): Promise<'byte' | 'reset' | 'refused'> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port, noDelay: true });
+    let done = false;
+    const finish = (r: 'byte' | 'reset' | 'refused') => {
+      if (done) return;
+      done = true;
+      s.destroy();
+      resolve(r);
+    };
+    s.once('data', () => finish('byte'));
+    s.on('error', (e: NodeJS.ErrnoException) => finish(e.code === 'ECONNREFUSED' ? 'refused' : 'reset'));
+    s.on('close', () => finish('reset'));
+  });
+}
+
+async function run(n: number, ours: boolean): Promise<number> {
+  // The client's addresses are computed before the clock starts: the figure
+  // is the listener's set-up time (the client's next() is client-side work,
+  // measured on its own in the notes / docs).
+  const targets = Array.from({ length: n }, () => (ours ? client.next().address : fixed));
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    const r = await once(targets[i]!, ours ? OURS_PORT : PLAIN_PORT);
+    if (r !== 'byte') throw new Error(`${ours ? 'key-address' : 'plain'} connection ${i} was ${r}`);
+  }
+  return Number(process.hrtime.bigint() - t0) / 1000 / n;
+}
+
+const say = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
+say({ ready: true });
+for await (const line of createInterface({ input: process.stdin })) {
+  const [cmd, arg] = line.trim().split(/\s+/);
+  try {
+    if (cmd === 'check') {
+      const address = client.next().address;
+      const first = await once(address, OURS_PORT);
+      // In `bind` mode the used address's socket closes asynchronously (bounded wait).
+      let again = await once(address, OURS_PORT);
+      for (let i = 0; mode === 'bind' && again !== 'refused' && i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        again = await once(address, OURS_PORT);
+      }
+      const rnd = await once(random(), OURS_PORT);
+      const base = await once(fixed, PLAIN_PORT);
+      const refused = mode === 'bind' ? 'refused' : 'reset';
+      const ok = first === 'byte' && again === refused && rnd === refused && base === 'byte';
+      say(ok ? { ok } : { ok, why: `fresh ${first}, again ${again}, random ${rnd}, plain ${base}` });
+    } else if (cmd === 'ours' || cmd === 'plain') {
+      say({ us: await run(Number(arg), cmd === 'ours') });
+    } else say({ error: `unknown command ${cmd}` });
+  } catch (error) {
+    say({ error: String(error) });
+  }
+}
+await listener.close();
+plain.close();
