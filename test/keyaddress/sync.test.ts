@@ -24,8 +24,9 @@ const PREFIX = '2001:db8:1:2::/64';
 const EPOCH = 60_000;
 const SKEW = 10_000;
 const WINDOW = 4;
+const AHEAD = 8;
 const T0 = 1_000; // the epoch the tests start in
-const base: KeyAddressServerOptions = { prefix: PREFIX, epochMs: EPOCH, skewMs: SKEW, window: WINDOW };
+const base: KeyAddressServerOptions = { prefix: PREFIX, epochMs: EPOCH, skewMs: SKEW, window: WINDOW, recognizeAhead: AHEAD };
 
 /** A server and a client with their own clocks (ms), the client's offset by `skew`. */
 function pair(startMs = epochStart(T0, EPOCH) + EPOCH / 2, skew = 0, extra: Partial<KeyAddressServerOptions> = {}) {
@@ -83,11 +84,12 @@ describe('session ends', () => {
     type Step = { kind: 'session' } | { kind: 'lost' } | { kind: 'wait'; ms: number };
     const step: fc.Arbitrary<Step> = fc.oneof(
       { weight: 5, arbitrary: fc.constant({ kind: 'session' as const }) },
-      { weight: 2, arbitrary: fc.constant({ kind: 'lost' as const }) },
+      { weight: 4, arbitrary: fc.constant({ kind: 'lost' as const }) },
       { weight: 1, arbitrary: fc.integer({ min: 1, max: EPOCH }).map((ms) => ({ kind: 'wait' as const, ms })) },
     );
+    const seen = { accepted: 0, refused: 0, unknown: 0 };
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: EPOCH - 1 }), fc.array(step, { maxLength: 60 }), (offset, steps) => {
+      fc.property(fc.integer({ min: 0, max: EPOCH - 1 }), fc.array(step, { minLength: 10, maxLength: 80, size: 'max' }), (offset, steps) => {
         const { clock, server, client } = pair(epochStart(T0, EPOCH) + offset);
         // Model: how far the client's cursor is ahead of the server's position in the client's epoch.
         let ahead = 0;
@@ -110,15 +112,25 @@ describe('session ends', () => {
           const r = server.admit(p.address);
           if (ahead < WINDOW) {
             expect(r).toMatchObject({ ok: true, position: { t: p.t, n: p.n } });
+            seen.accepted++;
             ahead = 0;
-          } else {
+          } else if (ahead < WINDOW + AHEAD) {
             expect(r).toMatchObject({ ok: false, reason: 'outside-window', t: p.t, n: p.n });
+            seen.refused++;
+            ahead++;
+          } else {
+            expect(r).toEqual({ ok: false, reason: 'unknown' }); // beyond what the server recognises
+            seen.unknown++;
             ahead++;
           }
         }
       }),
       { numRuns: 150 },
     );
+    // Both branches of the model were exercised (lockouts need WINDOW lost attempts in a row).
+    expect(seen.refused).toBeGreaterThan(20);
+    expect(seen.unknown).toBeGreaterThan(5);
+    expect(seen.accepted).toBeGreaterThan(1000);
   });
 });
 
