@@ -53,6 +53,7 @@ export {
   type KeyAddressServerOptions,
 } from './options.js';
 export { KeyAddressClient } from './client.js';
+export { keyAddressChannels } from './diagnostics.js';
 export {
   KeyAddressServer,
   type AdmitResult,
@@ -61,3 +62,32 @@ export {
   type KeyAddressServerEvents,
 } from './server.js';
 export * from '../errors/index.js';
+// The network half (listeners, host checks, resolver, DNS responder, relay variant).
+export {
+  KeyAddressListener,
+  type AdmissionWindow,
+  type KeyAddressConnectionInfo,
+  type KeyAddressListenerEvents,
+  type KeyAddressListenerOptions,
+  type ListenerMode,
+  type ListeningModel,
+  type RefusalReason,
+  type RefusedConnection,
+} from './listener.js';
+export { NONLOCAL_BIND_COMMAND, checkKeyAddressHost, hasLocalRoute, localRouteCommand, nonlocalBindEnabled } from './host.js';
+export { createKeyAddressLookup, type AddressCursor, type KeyAddressLookupOptions, type LookupFunction } from './resolver.js';
+export { DNS_RETRANSMIT_MS, KeyAddressDnsResponder, type KeyAddressDnsOptions, type KeyAddressDnsStats } from './dns.js';
+export {
+  DEFAULT_RELAY_LOOKAHEAD,
+  KeyAddressRelayClient,
+  KeyAddressRelayServer,
+  RELAY_PCID_SLOT,
+  SECRET_PCID_PREFIX,
+  secretPcid,
+  type KeyAddressRelayClientOptions,
+  type KeyAddressRelayServerEvents,
+  type KeyAddressRelayServerOptions,
+  type RelayCursor,
+  type RelayPosition,
+  type RelayWindow,
+} from './relay.js';
