@@ -14,6 +14,13 @@
  *   the clock with a skew allowance either side of a boundary.
  * - Both export their ratchet state (no passphrase, no past keys) so a
  *   restarted process resumes without the passphrase.
+ * - On the network: {@link KeyAddressListener} admits a connection only at a
+ *   valid key address (serial or parallel model, N lanes; one socket with
+ *   admission by destination, or a socket per address), with host checks that
+ *   name the `ip`/`sysctl` command to run; {@link createKeyAddressLookup} and
+ *   {@link KeyAddressDnsResponder} are the seed's DNS masquerade; and
+ *   {@link KeyAddressRelayServer} / {@link KeyAddressRelayClient} carry the
+ *   idea over the relay as secret PCIDs where IPv6 end to end is missing.
  *
  * @packageDocumentation
  */
