@@ -208,6 +208,34 @@ describe('data-session packets', () => {
     expect(codeOf(() => prepared.symbolPacket(0, 12))).toBe('GS_ERR_DELIVERY_OUT_OF_RANGE');
   });
 
+  it('a block whose page was lost is recovered from held symbols only if the block hash matches', () => {
+    const auth = receiverFor(prepared);
+    // Page 1 of block 0 (esi 5…9) is lost; pages 0 and 2 arrive.
+    auth.addPage(asPage(prepared.manifestPacket(0, 0)));
+    expect(auth.hasBlockHash(0)).toBe(true);
+    expect(auth.hasBlockHash(1)).toBe(false);
+    auth.addPage(asPage(prepared.manifestPacket(0, 2)));
+    const all = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((esi) => asSymbol(prepared.symbolPacket(0, esi)));
+    const held = all.filter((p) => auth.checkSymbol(p).status === 'no-manifest');
+    expect(held.map((p) => p.esi)).toEqual([5, 6, 7, 8, 9]);
+    // Source 0, 2, 4 lost too: 8 of the 12 symbols are left, 4 of them unverified.
+    const left = all.filter((p) => ![0, 2, 4].includes(p.esi) && p.esi !== 10);
+    const source = auth.recoverBlock(0, left);
+    expect(source).toHaveLength(8);
+    for (let esi = 0; esi < 8; esi++) expect(source![esi]).toEqual(prepared.encoder.symbol(esi));
+    // Too few symbols, or one forged held symbol: nothing comes back.
+    expect(auth.recoverBlock(0, left.slice(1))).toBeUndefined();
+    const forged = left.map((p) => (p.esi === 6 ? { ...p, payload: p.payload.map((b) => b ^ 1) } : p));
+    expect(auth.recoverBlock(0, forged)).toBeUndefined();
+    // Block 1 has no page yet: no block hash to check against.
+    expect(auth.recoverBlock(1, [8, 9, 10, 11, 0, 1, 2, 3].map((esi) => asSymbol(prepared.symbolPacket(1, esi))))).toBeUndefined();
+    // The short last block recovers too, once any page of it is here.
+    auth.addPage(asPage(prepared.manifestPacket(1, 2)));
+    const last = auth.recoverBlock(1, [8, 9, 10, 11, 0, 1, 2, 3].map((esi) => asSymbol(prepared.symbolPacket(1, esi))));
+    expect(last?.[7]).toEqual(prepared.encoder.symbol(0x10007));
+    expect(codeOf(() => auth.recoverBlock(1, [asSymbol(prepared.symbolPacket(0, 1))]))).toBe('GS_ERR_DELIVERY_OUT_OF_RANGE');
+  });
+
   it('round end and ack: genuine ones verify; forged, altered, replayed for another host → refused', () => {
     const auth = receiverFor(prepared);
     const round = decodePacket(prepared.roundPacket(2, 30, 200)) as RoundPacket;

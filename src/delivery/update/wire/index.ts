@@ -58,8 +58,10 @@ export {
 } from './packet.js';
 export { decodeDatagram, type WireMessage } from './datagram.js';
 export {
+  BLOCK_HASH_LEN,
   MERKLE_NODE_LEN,
   MerkleTree,
+  blockHash,
   blockSourceCount,
   choosePageSize,
   manifestPayloadLength,

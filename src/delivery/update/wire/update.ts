@@ -21,12 +21,15 @@ import {
   encodeFecInfo,
   ObjectEncoder,
   type CoderFactory,
+  type ErasureCoder,
   type ObjectBlockSource,
 } from '../../../fec/index.js';
 import { getCryptoBackend, type CryptoBackend, type CryptoOption, type IdentityKey } from '../../../session/index.js';
 import { bytesEqual, fromHex, toHex } from './common.js';
 import { type Announcement, encodeControl, sourceSymbolCount, type UpdateCode } from './control.js';
 import {
+  BLOCK_HASH_LEN,
+  blockHash,
   blockSourceCount,
   choosePageSize,
   manifestPayloadLength,
@@ -114,16 +117,26 @@ export class PreparedUpdate {
   readonly encoder: ObjectEncoder;
   readonly #key: IdentityKey;
   readonly #hashes: Uint8Array;
+  readonly #blockHashes: Uint8Array;
   readonly #tree: MerkleTree;
   readonly #udate: Uint8Array;
 
   /** @internal */
-  constructor(announcement: Announcement, layout: UpdateLayout, encoder: ObjectEncoder, key: IdentityKey, hashes: Uint8Array, tree: MerkleTree) {
+  constructor(
+    announcement: Announcement,
+    layout: UpdateLayout,
+    encoder: ObjectEncoder,
+    key: IdentityKey,
+    hashes: Uint8Array,
+    blockHashes: Uint8Array,
+    tree: MerkleTree,
+  ) {
     this.announcement = announcement;
     this.layout = layout;
     this.encoder = encoder;
     this.#key = key;
     this.#hashes = hashes;
+    this.#blockHashes = blockHashes;
     this.#tree = tree;
     this.#udate = encodeControl({ kind: 'udate', announcement });
   }
@@ -155,9 +168,10 @@ export class PreparedUpdate {
     const start = (sbn * (l.sourceSymbols + l.repairSymbols) + page * l.hashesPerPage) * SYMBOL_HASH_LEN;
     const hashes = this.#hashes.subarray(start, start + pageHashCount(l, page) * SYMBOL_HASH_LEN);
     const proof = this.#tree.proof(sbn * l.pagesPerBlock + page);
-    const payload = new Uint8Array(hashes.length + proof.length);
-    payload.set(hashes);
-    payload.set(proof, hashes.length);
+    const payload = new Uint8Array(BLOCK_HASH_LEN + hashes.length + proof.length);
+    payload.set(this.#blockHashes.subarray(sbn * BLOCK_HASH_LEN, (sbn + 1) * BLOCK_HASH_LEN));
+    payload.set(hashes, BLOCK_HASH_LEN);
+    payload.set(proof, BLOCK_HASH_LEN + hashes.length);
     return encodePacket({ kind: 'manifest', fileId: l.fileId, sbn, page, payload });
   }
 
@@ -231,16 +245,23 @@ export function prepareUpdate(file: Uint8Array | ObjectBlockSource, options: Pre
   const encoder = new ObjectEncoder(file, { symbolSize, sourceSymbols: k, repairSymbols: m, coder: coderFor(code) });
   const perBlock = k + m;
   const hashes = new Uint8Array(layout.blockCount * perBlock * SYMBOL_HASH_LEN);
+  const blockHashes = new Uint8Array(layout.blockCount * BLOCK_HASH_LEN);
   const zeroHash = symbolHash(crypto, new Uint8Array(symbolSize));
   const digest = createHash('sha256');
   let fed = 0;
+  let parts: Uint8Array[] = [];
   for (const { sbn, esi, symbol } of encoder.symbols()) {
     const at = (sbn * perBlock + esi) * SYMBOL_HASH_LEN;
     hashes.set(symbolHash(crypto, symbol), at);
     if (esi < k) {
       const take = Math.min(symbolSize, size - fed);
       digest.update(symbol.subarray(0, take));
+      parts.push(symbol.subarray(0, take));
       fed += take;
+      if (esi === blockSourceCount(layout, sbn) - 1) {
+        blockHashes.set(blockHash(crypto, ...parts), sbn * BLOCK_HASH_LEN);
+        parts = [];
+      }
     }
   }
   // A short last block's never-sent source symbols are zero symbols.
@@ -250,12 +271,13 @@ export function prepareUpdate(file: Uint8Array | ObjectBlockSource, options: Pre
   for (let sbn = 0; sbn < layout.blockCount; sbn++) {
     for (let page = 0; page < layout.pagesPerBlock; page++) {
       const start = (sbn * perBlock + page * hashesPerPage) * SYMBOL_HASH_LEN;
-      leaves.push(pageLeaf(crypto, hashes.subarray(start, start + pageHashCount(layout, page) * SYMBOL_HASH_LEN)));
+      const bh = blockHashes.subarray(sbn * BLOCK_HASH_LEN, (sbn + 1) * BLOCK_HASH_LEN);
+      leaves.push(pageLeaf(crypto, bh, hashes.subarray(start, start + pageHashCount(layout, page) * SYMBOL_HASH_LEN)));
     }
   }
   const tree = new MerkleTree(crypto, leaves);
   const announcement = signAnnouncement({ ...base, digest: digest.digest('hex'), root: toHex(tree.root) }, options.key);
-  return new PreparedUpdate(announcement, layout, encoder, options.key, hashes, tree);
+  return new PreparedUpdate(announcement, layout, encoder, options.key, hashes, blockHashes, tree);
 }
 
 /**
@@ -289,6 +311,9 @@ export class UpdateAuthenticator {
   readonly #root: Uint8Array;
   /** Page hashes by block, until the block is forgotten. */
   readonly #pages = new Map<number, (Uint8Array | undefined)[]>();
+  /** Block hashes, from the first authentic page of each block, until the block is forgotten. */
+  readonly #blockHashes = new Map<number, Uint8Array>();
+  #coder: ErasureCoder | undefined;
   /** Blocks already decoded and forgotten. */
   readonly #done = new Set<number>();
 
@@ -302,6 +327,21 @@ export class UpdateAuthenticator {
     this.layout = updateLayout(announcement);
     this.#crypto = getCryptoBackend(options.crypto);
     this.#root = fromHex(announcement.root);
+  }
+
+  /** File ID, position, kind, sequence and length of a symbol packet against the layout. */
+  #checkPlacement(packet: SymbolPacket): void {
+    const l = this.layout;
+    const { sbn, esi } = packet;
+    this.#checkFile(packet.fileId);
+    checkSymbolPosition(l, sbn, esi);
+    if ((packet.kind === 'data') !== esi < l.sourceSymbols) {
+      throw outOfRange(`a ${packet.kind} packet with esi ${esi} (source symbols are esi < k = ${l.sourceSymbols})`);
+    }
+    const seq = symbolSeq(l, sbn, esi);
+    if (packet.seq !== seq) throw outOfRange(`symbol (${sbn}, ${esi}) carries sequence ${packet.seq}, the layout gives ${seq}`);
+    const length = symbolPayloadLength(l, sbn, esi);
+    if (packet.payload.length !== length) throw outOfRange(`symbol (${sbn}, ${esi}) has ${packet.payload.length} bytes, the layout gives ${length}`);
   }
 
   #checkFile(fileId: number): void {
@@ -323,10 +363,11 @@ export class UpdateAuthenticator {
     }
     if (this.#done.has(packet.sbn) || this.#pages.get(packet.sbn)?.[packet.page] !== undefined) return 'duplicate';
     const hashLen = pageHashCount(l, packet.page) * SYMBOL_HASH_LEN;
-    const hashes = packet.payload.subarray(0, hashLen);
-    const proof = packet.payload.subarray(hashLen);
+    const bh = packet.payload.subarray(0, BLOCK_HASH_LEN);
+    const hashes = packet.payload.subarray(BLOCK_HASH_LEN, BLOCK_HASH_LEN + hashLen);
+    const proof = packet.payload.subarray(BLOCK_HASH_LEN + hashLen);
     const index = packet.sbn * l.pagesPerBlock + packet.page;
-    if (!verifyMerkleProof(this.#crypto, pageLeaf(this.#crypto, hashes), index, l.pageCount, proof, this.#root)) {
+    if (!verifyMerkleProof(this.#crypto, pageLeaf(this.#crypto, bh, hashes), index, l.pageCount, proof, this.#root)) {
       throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', `manifest page (${packet.sbn}, ${packet.page}) does not lead to the signed root`);
     }
     let pages = this.#pages.get(packet.sbn);
@@ -335,7 +376,57 @@ export class UpdateAuthenticator {
       this.#pages.set(packet.sbn, pages);
     }
     pages[packet.page] = hashes.slice();
+    if (!this.#blockHashes.has(packet.sbn)) this.#blockHashes.set(packet.sbn, bh.slice());
     return 'added';
+  }
+
+  /** True when some authentic page of block `sbn` arrived, so {@link UpdateAuthenticator.recoverBlock} can check it. */
+  hasBlockHash(sbn: number): boolean {
+    return this.#blockHashes.has(sbn);
+  }
+
+  /**
+   * Recover a block from symbols whose pages are missing: decode it from
+   * `symbols` (any mix of authenticated ones and held packets, at least as
+   * many as the block's source symbols; payloads as on the wire) and keep the
+   * result only if it matches the block hash an authentic page of the block
+   * carried. Returns the block's source symbols, each padded to
+   * `symbolSize`, ready for the decoder as authentic ones; `undefined` when
+   * the block hash is not known yet, there are too few symbols, or the result
+   * does not match (a forged or damaged held symbol: drop the held ones and
+   * ask for the missing pages).
+   * @throws DeliveryError `…_FOREIGN_FILE`, `…_OUT_OF_RANGE` for a packet that does not fit the layout.
+   */
+  recoverBlock(sbn: number, symbols: Iterable<SymbolPacket>): Uint8Array[] | undefined {
+    const l = this.layout;
+    const expected = this.#blockHashes.get(sbn);
+    if (!expected) return undefined;
+    const k = l.sourceSymbols;
+    const kb = blockSourceCount(l, sbn);
+    const shards: (Uint8Array | null)[] = new Array<Uint8Array | null>(k + l.repairSymbols).fill(null);
+    let present = 0;
+    for (const p of symbols) {
+      if (p.sbn !== sbn) throw outOfRange(`recoverBlock(${sbn}) was given a symbol of block ${p.sbn}`);
+      this.#checkPlacement(p);
+      if (shards[p.esi] === null) present++;
+      shards[p.esi] = this.#padded(p.payload);
+    }
+    if (present < kb) return undefined;
+    const zero = new Uint8Array(l.symbolSize);
+    for (let esi = kb; esi < k; esi++) shards[esi] = zero;
+    this.#coder ??= coderFor(l.code)(k, l.repairSymbols);
+    this.#coder.reconstruct(shards, { dataOnly: true });
+    const source = shards.slice(0, kb) as Uint8Array[];
+    const bytes = l.size - sbn * k * l.symbolSize;
+    const parts = source.map((s, i) => s.subarray(0, Math.min(l.symbolSize, bytes - i * l.symbolSize)));
+    return bytesEqual(blockHash(this.#crypto, ...parts), expected) ? source : undefined;
+  }
+
+  #padded(payload: Uint8Array): Uint8Array {
+    if (payload.length === this.layout.symbolSize) return payload;
+    const symbol = new Uint8Array(this.layout.symbolSize);
+    symbol.set(payload);
+    return symbol;
   }
 
   /** True when page `(sbn, page)` is held, or its block was forgotten as done. */
@@ -361,23 +452,11 @@ export class UpdateAuthenticator {
   checkSymbol(packet: SymbolPacket): SymbolCheck {
     const l = this.layout;
     const { sbn, esi } = packet;
-    this.#checkFile(packet.fileId);
-    checkSymbolPosition(l, sbn, esi);
-    if ((packet.kind === 'data') !== esi < l.sourceSymbols) {
-      throw outOfRange(`a ${packet.kind} packet with esi ${esi} (source symbols are esi < k = ${l.sourceSymbols})`);
-    }
-    const seq = symbolSeq(l, sbn, esi);
-    if (packet.seq !== seq) throw outOfRange(`symbol (${sbn}, ${esi}) carries sequence ${packet.seq}, the layout gives ${seq}`);
-    const length = symbolPayloadLength(l, sbn, esi);
-    if (packet.payload.length !== length) throw outOfRange(`symbol (${sbn}, ${esi}) has ${packet.payload.length} bytes, the layout gives ${length}`);
+    this.#checkPlacement(packet);
     const page = pageOfEsi(l, esi);
     const hashes = this.#pages.get(sbn)?.[page];
     if (!hashes) return { status: 'no-manifest', sbn, esi, page };
-    let symbol = packet.payload;
-    if (length < l.symbolSize) {
-      symbol = new Uint8Array(l.symbolSize);
-      symbol.set(packet.payload);
-    }
+    const symbol = this.#padded(packet.payload);
     const at = (esi - page * l.hashesPerPage) * SYMBOL_HASH_LEN;
     if (!bytesEqual(symbolHash(this.#crypto, symbol), hashes.subarray(at, at + SYMBOL_HASH_LEN))) {
       throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', `symbol (${sbn}, ${esi}) does not match its manifest hash`);
@@ -412,6 +491,7 @@ export class UpdateAuthenticator {
   /** Drop block `sbn`'s page hashes once it is decoded; later pages and symbols of it count as duplicates. */
   forgetBlock(sbn: number): void {
     this.#pages.delete(sbn);
+    this.#blockHashes.delete(sbn);
     this.#done.add(sbn);
   }
 
