@@ -8,6 +8,7 @@ import { advanceChain, withMasterKey, withMasterKeySync, EpochFrontier, openChai
 import { epochOf, resolveOptions, type KeyAddressOptions, type ResolvedOptions } from './options.js';
 import { decodeState, encodeState } from './state.js';
 import { KeyAddressError } from '../errors/index.js';
+import { keyAddressChannels, publish } from './diagnostics.js';
 
 /**
  * A client's ratchet: the frontier of future epochs and the chain key of the
@@ -105,6 +106,7 @@ export class KeyAddressClient {
     this.#key.fill(0);
     this.#key = next;
     this.#n++;
+    publish(keyAddressChannels.next, () => ({ t: pos.t, n: pos.n }));
     return pos;
   }
 

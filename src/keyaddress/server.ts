@@ -23,6 +23,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { KeyAddressError } from '../errors/index.js';
 import { formatIpv6, parseIpv6 } from './address.js';
+import { keyAddressChannels, publish } from './diagnostics.js';
 import {
   EPOCH_COUNT,
   advanceChain,
@@ -268,6 +269,7 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
         // Past every accepted epoch: its keys and memory go.
         w.wipe();
         this.#windows.delete(t);
+        publish(keyAddressChannels.epoch, () => ({ t, event: 'close' }));
         for (const [a, p] of this.#recent) if (p.t === t) this.#recent.delete(a);
       }
     }
@@ -277,6 +279,7 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
       const key = openChain(e);
       e.fill(0);
       this.#windows.set(t, new EpochWindow(t, 0, key, [], this.#o));
+      publish(keyAddressChannels.epoch, () => ({ t, event: 'open' }));
     }
     this.#active = active;
     if (before !== undefined) this.#emitDiff(before, this.#accepted(active), 'clock');
@@ -355,6 +358,12 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
    * is refused and retired too.
    */
   admit(address: string | Uint8Array): AdmitResult {
+    const r = this.#decide(address);
+    publish(keyAddressChannels.admit, () => (r.ok ? { ok: true, t: r.position.t, n: r.position.n } : { ...r }));
+    return r;
+  }
+
+  #decide(address: string | Uint8Array): AdmitResult {
     let bytes: Uint8Array | undefined;
     if (typeof address === 'string') bytes = parseIpv6(address);
     else if (address instanceof Uint8Array && address.length === 16) bytes = address;

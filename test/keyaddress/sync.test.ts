@@ -4,6 +4,7 @@
  * and beyond the window, epoch boundaries with client clock skew, the
  * `change` events listeners rebind on, and option checking.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import {
@@ -15,6 +16,7 @@ import {
   epochOf,
   epochStart,
   keyAddressAt,
+  keyAddressChannels,
   type KeyAddressChange,
   type KeyAddressServerOptions,
 } from '../../src/keyaddress/index.js';
@@ -318,6 +320,31 @@ describe('change events and the acceptable set', () => {
     stop();
     vi.advanceTimersByTime(3 * EPOCH);
     expect(causes).toHaveLength(2);
+  });
+
+  it('diagnostics channels report positions and decisions, never addresses', () => {
+    const got: string[] = [];
+    const on = (name: string) => (m: unknown) => got.push(`${name} ${JSON.stringify(m)}`);
+    const handlers = { next: on('next'), admit: on('admit'), epoch: on('epoch') };
+    for (const [k, h] of Object.entries(handlers)) subscribe(keyAddressChannels[k as keyof typeof handlers].name, h);
+    try {
+      const B = epochStart(T0 + 1, EPOCH);
+      const { clock, server, client } = pair(B - SKEW - 1);
+      server.admit(client.next().address);
+      server.admit('2001:db8:1:2::1');
+      clock.ms = B + SKEW;
+      server.poll();
+      expect(got).toEqual([
+        `epoch {"t":${T0},"event":"open"}`,
+        `next {"t":${T0},"n":0}`,
+        `admit {"ok":true,"t":${T0},"n":0}`,
+        'admit {"ok":false,"reason":"unknown"}',
+        `epoch {"t":${T0},"event":"close"}`,
+        `epoch {"t":${T0 + 1},"event":"open"}`,
+      ]);
+    } finally {
+      for (const [k, h] of Object.entries(handlers)) unsubscribe(keyAddressChannels[k as keyof typeof handlers].name, h);
+    }
   });
 
   it('slots ride along on both ends', () => {
