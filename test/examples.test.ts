@@ -59,6 +59,35 @@ describe('examples', () => {
     expect(stdout).toMatch(/^forward\s+connection 1 closed \(\d+ B out, \d+ B in\)$/m);
   });
 
+  it('keyaddress.ts: admitted at the key address found by name; used and random addresses refused (or the relay variant)', async () => {
+    const { stdout, stderr } = await example('keyaddress.ts');
+    expect(stderr).toBe('');
+    if (/^mode\s+relay/m.test(stdout)) {
+      // Not root here: the example says why and shows the relay variant (tested below).
+      expect(stdout).toMatch(/^reply\s+echo hello over a secret PCID$/m);
+      return;
+    }
+    const address = /^client\s+device\.example → (\S+)$/m.exec(stdout)?.[1];
+    expect(address, stdout).toBeDefined();
+    expect(stdout).toContain(`reply       echo hello over a key address (at ${address})`);
+    expect(stdout).toMatch(new RegExp(`^again\\s+${address} → refused \\(reset after accept\\)$`, 'm'));
+    expect(stdout).toMatch(/^random\s+\S+ → refused \(reset after accept\)$/m);
+    const viaDns = /^dns\s+AAAA device\.example @\S+ → (\S+)$/m.exec(stdout)?.[1];
+    expect(viaDns).toBeDefined();
+    expect(viaDns).not.toBe(address);
+    expect(stdout).toContain(`reply       echo hello via DNS (at ${viaDns})`);
+  });
+
+  it('keyaddress.ts --relay: the server answers to a secret PCID and moves on after each session', async () => {
+    const { stdout, stderr } = await example('keyaddress.ts', 30_000, ['--relay']);
+    expect(stderr).toBe('');
+    const pcids = [...stdout.matchAll(/(ka-[a-z2-7]{5})…/g)].map((m) => m[1]);
+    expect(pcids).toHaveLength(3);
+    expect(new Set(pcids).size).toBe(3);
+    expect(stdout).toMatch(/^reply\s+echo hello over a secret PCID$/m);
+    expect(stdout).toMatch(/^reply\s+echo next session, next PCID$/m);
+  });
+
   // The experiments, at small sizes (each a few seconds; processes on loopback).
   const row = (stdout: string, label: string): string[] => {
     const line = stdout.split('\n').find((l) => l.startsWith(label));
