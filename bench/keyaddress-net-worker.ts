@@ -24,7 +24,10 @@
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { KeyAddressClient, KeyAddressServer, formatIpv6, parsePrefix } from '../src/keyaddress/index.js';
+// Narrow imports (not the folder's index): the child loads only what it runs.
+import { formatIpv6, parsePrefix } from '../src/keyaddress/address.js';
+import { KeyAddressClient } from '../src/keyaddress/client.js';
+import { KeyAddressServer } from '../src/keyaddress/server.js';
 import { KeyAddressListener, type ListenerMode } from '../src/keyaddress/listener.js';
 
 const [prefix, mode] = process.argv.slice(2) as [string, ListenerMode];
