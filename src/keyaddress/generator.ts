@@ -286,7 +286,7 @@ export class EpochFrontier {
   static fromMaster(master: Uint8Array, from: number): EpochFrontier {
     checkEpoch(from, 'from');
     if (!(master instanceof Uint8Array) || master.length !== KEY_BYTES) throw new RangeError('a master key is 32 bytes');
-    const f = new EpochFrontier(0, [{ depth: 0, index: 0, key: master.slice() }]);
+    const f = new EpochFrontier(0, [{ depth: 0, index: 0, key: new Uint8Array(master) }]); // a copy even of a Buffer (whose slice() is a view)
     f.advanceTo(from);
     return f;
   }
@@ -306,7 +306,7 @@ export class EpochFrontier {
       if (n.depth !== s.depth || n.index !== s.index) throw bad(`node ${i} is not where epoch ${from} puts it`);
       if (!(n.key instanceof Uint8Array) || n.key.length !== KEY_BYTES) throw bad(`node ${i} key is not 32 bytes`);
     });
-    return new EpochFrontier(from, nodes.map((n) => ({ depth: n.depth, index: n.index, key: n.key.slice() })));
+    return new EpochFrontier(from, nodes.map((n) => ({ depth: n.depth, index: n.index, key: new Uint8Array(n.key) })));
   }
 
   /** The first epoch this frontier can still derive (2^32 once exhausted). */

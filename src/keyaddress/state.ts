@@ -93,8 +93,19 @@ export function encodeState(role: StateRole, fingerprint: Uint8Array, from: numb
  * Decode and check a state for `role` under options with `fingerprint`.
  * @throws KeyAddressError `GS_ERR_KEYADDR_STATE` for anything damaged or mismatched.
  */
-export function decodeState(bytes: Uint8Array, role: StateRole, fingerprint: Uint8Array): StoredState {
-  if (!(bytes instanceof Uint8Array)) throw bad('must be a Uint8Array');
+export function decodeState(input: Uint8Array, role: StateRole, fingerprint: Uint8Array): StoredState {
+  if (!(input instanceof Uint8Array)) throw bad('must be a Uint8Array');
+  // Work on a private copy: keys taken from it are wiped later, and the
+  // caller's buffer (often a Buffer, whose slice() is a view) stays intact.
+  const bytes = new Uint8Array(input);
+  try {
+    return decodeCopy(bytes, role, fingerprint);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+function decodeCopy(bytes: Uint8Array, role: StateRole, fingerprint: Uint8Array): StoredState {
   if (bytes.length < 23 + 1 + CHECK_BYTES) throw bad(`${bytes.length} bytes is too short`);
   const body = bytes.subarray(0, bytes.length - CHECK_BYTES);
   const check = sha256(body).subarray(0, CHECK_BYTES);

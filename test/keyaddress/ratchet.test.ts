@@ -139,6 +139,25 @@ describe('a captured state', () => {
   });
 });
 
+describe('buffers the caller owns', () => {
+  it('a Buffer master key or state is read, never wiped or kept', () => {
+    const now = () => epochStart(T0, EPOCH) + 30_000;
+    const m = Buffer.from(master);
+    const c = KeyAddressClient.fromMasterKey(m, { ...base, now });
+    expect(m.equals(Buffer.from(master))).toBe(true);
+    c.next();
+    const state = Buffer.from(c.exportState());
+    const copy = Buffer.from(state);
+    const d = KeyAddressClient.fromState(state, { ...base, now });
+    for (let i = 0; i < 3; i++) d.next();
+    d.wipe();
+    expect(state.equals(copy)).toBe(true);
+    const s = KeyAddressServer.fromState(Buffer.from(KeyAddressServer.fromMasterKey(m, { ...base, now }).exportState()), { ...base, now });
+    expect(s.admit(keyAddressAt(master, PREFIX, T0, 0).address).ok).toBe(true);
+    expect(m.equals(Buffer.from(master))).toBe(true);
+  });
+});
+
 describe('state damage and mismatch', () => {
   const now = () => epochStart(T0, EPOCH) + 30_000;
   const clientState = KeyAddressClient.fromMasterKey(master, { ...base, now }).exportState();
