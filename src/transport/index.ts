@@ -35,8 +35,8 @@ export {
 export {
   isMulticastAddress,
   MAX_DATAGRAM_BYTES,
-  SimHost,
   SimNetwork,
+  type SimHost,
   type LinkModel,
   type SimBindOptions,
   type SimHostOptions,

@@ -259,13 +259,13 @@ class LinkDirection {
 
 /** A datagram (or one copy of it) on its way to a host. Records are pooled. */
 class Delivery extends SimEvent {
-  host: SimHost | undefined = undefined;
+  host: Host | undefined = undefined;
   /** The group for a multicast copy, or undefined for unicast. */
   group: string | undefined = undefined;
   port = 0;
   data: Uint8Array = EMPTY;
   from: DatagramAddress = NO_ADDRESS;
-  constructor(private readonly network: SimNetwork) {
+  constructor(private readonly network: Fabric) {
     super();
   }
   fire(): void {
@@ -275,12 +275,12 @@ class Delivery extends SimEvent {
 
 /** A multicast datagram leaving the sender's uplink, to be copied to every member host. */
 class FanOut extends SimEvent {
-  sender: SimHost | undefined = undefined;
+  sender: Host | undefined = undefined;
   group = '';
   port = 0;
   data: Uint8Array = EMPTY;
   from: DatagramAddress = NO_ADDRESS;
-  constructor(private readonly network: SimNetwork) {
+  constructor(private readonly network: Fabric) {
     super();
   }
   fire(): void {
@@ -298,22 +298,40 @@ const SLAB_BYTES = 64 * 1024;
  * {@link SimNetwork.addHost}.
  * @public
  */
-export class SimHost {
+export interface SimHost {
+  /** The network this host is on. */
+  readonly network: SimNetwork;
+  /** This host's address. */
+  readonly name: string;
   /** This host's counters (sends from it, deliveries to it, drops on its links). */
+  readonly counters: Readonly<TrafficCounters>;
+  /** This host's open sockets, by port (to close them all, e.g. to simulate a crash). */
+  readonly ports: ReadonlyMap<number, readonly (DatagramSocket & SimSocketInfo)[]>;
+  /**
+   * Change this host's link models from now on (loss state and queues start
+   * afresh; the random streams continue).
+   */
+  configure(options: Pick<SimHostOptions, 'downlink' | 'uplink'>): void;
+  /**
+   * Bind a socket on this host. Port 0 (the default) picks a free port from
+   * 49152 up. A port already bound throws `GS_ERR_LISTEN_FAILED` unless
+   * every socket on it used `reuseAddr`.
+   */
+  bind(port?: number, options?: SimBindOptions): DatagramSocket & SimSocketInfo;
+}
+
+/** A host: its links, sockets and counters. */
+class Host implements Host {
   readonly counters: TrafficCounters = zeroCounters();
-  /** @internal */
   readonly downlink: LinkDirection;
-  /** @internal */
   readonly uplink: LinkDirection;
-  /** Open sockets by port. @internal */
+  /** Open sockets by port. */
   readonly ports = new Map<number, SimSocket[]>();
   private nextEphemeral = FIRST_EPHEMERAL_PORT;
 
-  /** @internal */
   constructor(
-    /** The network this host is on. */
+    readonly fabric: Fabric,
     readonly network: SimNetwork,
-    /** This host's address. */
     readonly name: string,
     downlinkRng: SeededRandom,
     uplinkRng: SeededRandom,
@@ -323,20 +341,11 @@ export class SimHost {
     this.uplink = new LinkDirection(uplinkRng, checkLink(options.uplink, 'uplink'));
   }
 
-  /**
-   * Change this host's link models from now on (loss state and queues start
-   * afresh; the random streams continue).
-   */
   configure(options: Pick<SimHostOptions, 'downlink' | 'uplink'>): void {
     if (options.downlink !== undefined) this.downlink.configure(checkLink(options.downlink, 'downlink'));
     if (options.uplink !== undefined) this.uplink.configure(checkLink(options.uplink, 'uplink'));
   }
 
-  /**
-   * Bind a socket on this host. Port 0 (the default) picks a free port from
-   * 49152 up. A port already bound throws `GS_ERR_LISTEN_FAILED` unless
-   * every socket on it used `reuseAddr`.
-   */
   bind(port = 0, options: SimBindOptions = {}): DatagramSocket & SimSocketInfo {
     checkOption(Number.isInteger(port) && port >= 0 && port <= 65535, 'port', 'must be an integer from 0 to 65535');
     const reuse = options.reuseAddr ?? false;
@@ -381,14 +390,14 @@ class SimSocket extends EventEmitter<DatagramSocketEvents> implements DatagramSo
   closed = false;
 
   constructor(
-    readonly host: SimHost,
+    readonly host: Host,
     readonly port: number,
     readonly reuseAddr: boolean,
     readonly multicastLoopback: boolean,
   ) {
     super();
     this.localAddress = Object.freeze({ address: host.name, port });
-    this.clock = host.network.clock;
+    this.clock = host.fabric.clock;
   }
 
   send(data: Uint8Array, to: DatagramAddress): void {
@@ -397,7 +406,7 @@ class SimSocket extends EventEmitter<DatagramSocketEvents> implements DatagramSo
     checkOption(data.length <= MAX_DATAGRAM_BYTES, 'data', `must be at most ${MAX_DATAGRAM_BYTES} bytes (got ${data.length})`);
     checkOption(typeof to === 'object' && to !== null && typeof to.address === 'string', 'to.address', 'must be a string');
     checkOption(Number.isInteger(to.port) && to.port >= 1 && to.port <= 65535, 'to.port', 'must be an integer from 1 to 65535');
-    this.host.network.send(this, data.slice(), to.address, to.port);
+    this.host.fabric.send(this, data.slice(), to.address, to.port);
   }
 
   joinGroup(group: string): void {
@@ -405,19 +414,19 @@ class SimSocket extends EventEmitter<DatagramSocketEvents> implements DatagramSo
     checkOption(typeof group === 'string' && isMulticastAddress(group), 'group', `must be a multicast address (ff00::/8 or 224.0.0.0/4), got ${String(group)}`);
     if (this.groups.has(group)) return;
     this.groups.add(group);
-    this.host.network.addMember(group, this.port, this.host);
+    this.host.fabric.addMember(group, this.port, this.host);
   }
 
   leaveGroup(group: string): void {
     this.checkOpen('leaveGroup');
     if (!this.groups.delete(group)) return;
-    this.host.network.removeMember(group, this.port, this.host);
+    this.host.fabric.removeMember(group, this.port, this.host);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const g of this.groups) this.host.network.removeMember(g, this.port, this.host);
+    for (const g of this.groups) this.host.fabric.removeMember(g, this.port, this.host);
     this.groups.clear();
     const list = this.host.ports.get(this.port);
     if (list !== undefined) {
@@ -435,36 +444,16 @@ class SimSocket extends EventEmitter<DatagramSocketEvents> implements DatagramSo
 
 /** Hosts that have at least one member socket of a group on a port, with a count per host. */
 interface GroupMembers {
-  hosts: SimHost[];
-  counts: Map<SimHost, number>;
+  hosts: Host[];
+  counts: Map<Host, number>;
 }
 
-/**
- * A simulated datagram network on virtual time (see the module comment for
- * the model).
- *
- * @example
- * ```ts
- * const net = new SimNetwork({ seed: 7 });
- * const sender = net.addHost({ name: 'sender', uplink: { rateBps: 100e6 } });
- * const receivers = Array.from({ length: 1000 }, () =>
- *   net.addHost({ downlink: { delayMs: 10, jitterMs: 2, loss: independentLoss(0.05) } }));
- * const sockets = receivers.map((h) => h.bind(7000));
- * let got = 0;
- * for (const s of sockets) { s.joinGroup('ff15::1'); s.on('message', () => got++); }
- * const out = sender.bind();
- * for (let i = 0; i < 100; i++) out.send(new Uint8Array(1200), { address: 'ff15::1', port: 7000 });
- * net.run({ maxTimeMs: 10_000 }); // { outcome: 'idle', ... }; got ≈ 95 000
- * ```
- * @public
- */
-export class SimNetwork {
-  /** The virtual clock every socket of this network uses. */
+/** The network's machinery: hosts, groups, links, the event records. */
+class Fabric {
   readonly clock: VirtualClock;
-  /** Counters summed over every host. */
   readonly counters: TrafficCounters = zeroCounters();
-  private readonly hostsByName = new Map<string, SimHost>();
-  private readonly hostList: SimHost[] = [];
+  readonly hostsByName = new Map<string, Host>();
+  readonly hostList: Host[] = [];
   private readonly groups = new Map<string, GroupMembers>();
   private readonly streams: SeededRandom;
   private readonly sharePayloads: boolean;
@@ -473,7 +462,10 @@ export class SimNetwork {
   private slab = new ArrayBuffer(SLAB_BYTES);
   private slabUsed = 0;
 
-  constructor(options: SimNetworkOptions = {}) {
+  constructor(
+    private readonly network: SimNetwork,
+    options: SimNetworkOptions,
+  ) {
     const seed = options.seed ?? 0;
     checkOption(Number.isSafeInteger(seed) && seed >= 0, 'seed', 'must be an integer in [0, 2^53)');
     checkOption(options.clock === undefined || options.clock instanceof VirtualClock, 'clock', 'must be a VirtualClock');
@@ -482,42 +474,20 @@ export class SimNetwork {
     this.sharePayloads = options.sharePayloads ?? false;
   }
 
-  /** Every host, in the order added. */
-  get hosts(): readonly SimHost[] {
-    return this.hostList;
-  }
-
-  /** The host with this address, if any. */
-  host(name: string): SimHost | undefined {
-    return this.hostsByName.get(name);
-  }
-
-  /** Add a host with its own link models. Its name must be unique and not a multicast address. */
-  addHost(options: SimHostOptions = {}): SimHost {
+  addHost(options: SimHostOptions): Host {
     const name = options.name ?? `host-${this.hostList.length}`;
     checkOption(typeof name === 'string' && name.length > 0, 'name', 'must be a non-empty string');
     checkOption(!isMulticastAddress(name), 'name', `must not be a multicast address (${name})`);
     checkOption(!this.hostsByName.has(name), 'name', `is already a host on this network (${name})`);
     const down = this.streams.jump().clone();
     const up = this.streams.jump().clone();
-    const host = new SimHost(this, name, down, up, options);
+    const host = new Host(this, this.network, name, down, up, options);
     this.hostsByName.set(name, host);
     this.hostList.push(host);
     return host;
   }
 
-  /** Run the network's clock: see {@link VirtualClock.run}. */
-  run(options?: RunOptions): RunResult {
-    return this.clock.run(options);
-  }
-
-  /** Run the network's clock for handlers that await: see {@link VirtualClock.runAsync}. */
-  runAsync(options?: RunOptions): Promise<RunResult> {
-    return this.clock.runAsync(options);
-  }
-
-  /** @internal */
-  addMember(group: string, port: number, host: SimHost): void {
+  addMember(group: string, port: number, host: Host): void {
     const key = `${group}/${port}`;
     let g = this.groups.get(key);
     if (g === undefined) {
@@ -529,8 +499,7 @@ export class SimNetwork {
     g.counts.set(host, n + 1);
   }
 
-  /** @internal */
-  removeMember(group: string, port: number, host: SimHost): void {
+  removeMember(group: string, port: number, host: Host): void {
     const key = `${group}/${port}`;
     const g = this.groups.get(key);
     const n = g?.counts.get(host);
@@ -544,7 +513,6 @@ export class SimNetwork {
     if (g.hosts.length === 0) this.groups.delete(key);
   }
 
-  /** @internal */
   send(socket: SimSocket, data: Uint8Array, address: string, port: number): void {
     const from = socket.host;
     const bytes = data.length;
@@ -588,7 +556,7 @@ export class SimNetwork {
     else this.clock.schedule(f, t);
   }
 
-  /** A multicast datagram left the sender's uplink: one copy per member host, each through its downlink. @internal */
+  /** A multicast datagram left the sender's uplink: one copy per member host, each through its downlink. */
   fanOut(f: FanOut): void {
     const { sender, group, port, data, from } = f;
     f.sender = undefined;
@@ -609,7 +577,7 @@ export class SimNetwork {
     }
   }
 
-  private deliver(host: SimHost, group: string | undefined, port: number, data: Uint8Array, from: DatagramAddress, at: number): void {
+  private deliver(host: Host, group: string | undefined, port: number, data: Uint8Array, from: DatagramAddress, at: number): void {
     const d = this.deliveryPool.pop() ?? new Delivery(this);
     d.host = host;
     d.group = group;
@@ -619,7 +587,7 @@ export class SimNetwork {
     this.clock.schedule(d, at);
   }
 
-  /** A datagram reached a host: hand it to the sockets it is for. @internal */
+  /** A datagram reached a host: hand it to the sockets it is for. */
   arrive(d: Delivery): void {
     const host = d.host!;
     const { group, port, data, from } = d;
@@ -650,7 +618,7 @@ export class SimNetwork {
     if (handed === 0) this.countDiscard(host, bytes);
   }
 
-  private hand(host: SimHost, socket: SimSocket, data: Uint8Array, from: DatagramAddress, owned: boolean): void {
+  private hand(host: Host, socket: SimSocket, data: Uint8Array, from: DatagramAddress, owned: boolean): void {
     const bytes = data.length;
     host.counters.deliveredDatagrams++;
     host.counters.deliveredBytes += bytes;
@@ -683,7 +651,7 @@ export class SimNetwork {
     return out;
   }
 
-  private countDrop(host: SimHost, why: number, bytes: number): void {
+  private countDrop(host: Host, why: number, bytes: number): void {
     if (why === LOST) {
       host.counters.lostDatagrams++;
       host.counters.lostBytes += bytes;
@@ -697,12 +665,75 @@ export class SimNetwork {
     }
   }
 
-  private countDiscard(host: SimHost | undefined, bytes: number): void {
+  private countDiscard(host: Host | undefined, bytes: number): void {
     if (host !== undefined) {
       host.counters.discardedDatagrams++;
       host.counters.discardedBytes += bytes;
     }
     this.counters.discardedDatagrams++;
     this.counters.discardedBytes += bytes;
+  }
+}
+
+/**
+ * A simulated datagram network on virtual time (see the module comment for
+ * the model).
+ *
+ * @example
+ * ```ts
+ * const net = new SimNetwork({ seed: 7 });
+ * const sender = net.addHost({ name: 'sender', uplink: { rateBps: 100e6 } });
+ * const receivers = Array.from({ length: 1000 }, () =>
+ *   net.addHost({ downlink: { delayMs: 10, jitterMs: 2, loss: independentLoss(0.05) } }));
+ * const sockets = receivers.map((h) => h.bind(7000));
+ * let got = 0;
+ * for (const s of sockets) { s.joinGroup('ff15::1'); s.on('message', () => got++); }
+ * const out = sender.bind();
+ * for (let i = 0; i < 100; i++) out.send(new Uint8Array(1200), { address: 'ff15::1', port: 7000 });
+ * net.run({ maxTimeMs: 10_000 }); // { outcome: 'idle', ... }; got ≈ 95 000
+ * ```
+ * @public
+ */
+export class SimNetwork {
+  private readonly fabric: Fabric;
+
+  constructor(options: SimNetworkOptions = {}) {
+    checkOption(typeof options === 'object' && options !== null, 'options', 'must be an object');
+    this.fabric = new Fabric(this, options);
+  }
+
+  /** The virtual clock every socket of this network uses. */
+  get clock(): VirtualClock {
+    return this.fabric.clock;
+  }
+
+  /** Counters summed over every host. */
+  get counters(): Readonly<TrafficCounters> {
+    return this.fabric.counters;
+  }
+
+  /** Every host, in the order added. */
+  get hosts(): readonly SimHost[] {
+    return this.fabric.hostList;
+  }
+
+  /** The host with this address, if any. */
+  host(name: string): SimHost | undefined {
+    return this.fabric.hostsByName.get(name);
+  }
+
+  /** Add a host with its own link models. Its name must be unique and not a multicast address. */
+  addHost(options: SimHostOptions = {}): SimHost {
+    return this.fabric.addHost(options);
+  }
+
+  /** Run the network's clock: see {@link VirtualClock.run}. */
+  run(options?: RunOptions): RunResult {
+    return this.fabric.clock.run(options);
+  }
+
+  /** Run the network's clock for handlers that await: see {@link VirtualClock.runAsync}. */
+  runAsync(options?: RunOptions): Promise<RunResult> {
+    return this.fabric.clock.runAsync(options);
   }
 }
