@@ -34,7 +34,6 @@
  * the `local` one included: a line whose flags carry `RTF_LOCAL`
  * (0x80000000) and whose destination, of length ≤ 64, covers the prefix.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { KeyAddressError } from '../errors/index.js';
 import { formatIpv6, parseIpv6, parsePrefix } from './address.js';
@@ -66,13 +65,6 @@ export function prefix64(prefix: string): Uint8Array {
 /** The prefix as `ip` wants it: `2001:db8:1:2::/64`. @internal */
 export function prefixText(prefix: string): string {
   return parsePrefix(prefix).text;
-}
-
-/** True if `address` (any text form) lies in the /64 `prefix`. @internal */
-export function inPrefix(address: string, prefix: string): boolean {
-  const a = parseIpv6(address);
-  const p = prefix64(prefix);
-  return a !== undefined && p.every((x, i) => a[i] === x);
 }
 
 /**
@@ -194,21 +186,4 @@ export function listenError(error: unknown, prefix: string, port: number, host: 
     );
   }
   return error;
-}
-
-/**
- * Run `ip` with `args` (set-up helpers for tests, examples and tools).
- * Resolves with stdout; rejects with `GS_ERR_KEYADDR_NOT_PERMITTED` when
- * the kernel says "Operation not permitted", the plain error otherwise.
- * @internal
- */
-export function runIp(args: readonly string[], timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: timeoutMs }, (error, stdout, stderr) => {
-      if (!error) return resolve(stdout);
-      if (/not permitted|permission denied/i.test(stderr)) {
-        reject(new KeyAddressError('GS_ERR_KEYADDR_NOT_PERMITTED', `ip ${args.join(' ')}: ${stderr.trim()} (needs root or CAP_NET_ADMIN)`, { cause: error }));
-      } else reject(new Error(`ip ${args.join(' ')} failed: ${stderr.trim() || error.message}`, { cause: error }));
-    });
-  });
 }

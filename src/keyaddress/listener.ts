@@ -267,7 +267,7 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     return listener;
   }
 
-  /** The options in force (defaults filled in). */
+  /** Listening model in force. */
   get model(): ListeningModel {
     return this.#options.model;
   }
