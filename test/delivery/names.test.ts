@@ -28,7 +28,7 @@ describe('resolveUpdatePath', () => {
   it('refuses every listed kind of unsafe name', () => {
     const unsafe = [
       '', '..', '.', '../x', 'a/../../x', 'a/..', './a', '/etc/passwd', '//x', 'a//b', 'a/', 'a\\b', '..\\x',
-      'a\u0000b', 'a\nb', 'a\tb', 'a\u007fb', 'a b', 'ä', 'a/\u2215b', 'x'.repeat(MAX_NAME_LENGTH + 1), `${'y'.repeat(101)}/z`, 'C:x', '~/x?',
+      'a\u0000b', 'a\nb', 'a\tb', 'a\u007fb', 'a b', 'ä', 'a/\u2215b', 'x'.repeat(MAX_NAME_LENGTH + 1), `${'y'.repeat(101)}/z`, 'C:x', '~/x?', '.gatesock-partial/3-x', '.gatesock-history.json', '.gatesockx',
     ];
     for (const name of unsafe) expect(resolve(name), JSON.stringify(name)).toBe('UNSAFE');
     expect(isSafeUpdateName(undefined)).toBe(false);

@@ -102,7 +102,7 @@ export {
   type PrepareUpdateOptions,
   type SymbolCheck,
 } from './update.js';
-export { MAX_NAME_LENGTH, MAX_NAME_SEGMENT_LENGTH, checkUpdateName, isSafeUpdateName, resolveUpdatePath, unsafeNameReason } from './names.js';
+export { MAX_NAME_LENGTH, MAX_NAME_SEGMENT_LENGTH, RESERVED_PREFIX, checkUpdateName, isSafeUpdateName, resolveUpdatePath, unsafeNameReason } from './names.js';
 export {
   FileUpdateHistory,
   MAX_PATTERN_LENGTH,

@@ -9,6 +9,9 @@
  *     segment = 1*100 ( ALPHA / DIGIT / "." / "_" / "-" / "+" )
  *                                                 ; but never "." or ".."
  *
+ * and the name must not start with `.gatesock` (receivers keep their working
+ * state and version history under that prefix in the same directory).
+ *
  * So no absolute path, no `..`, no empty segment, no backslash, no NUL or
  * other control character, no space, nothing outside ASCII, nothing
  * overlong. {@link resolveUpdatePath} checks this again and then checks the
@@ -23,6 +26,8 @@ export const MAX_NAME_LENGTH = 200;
 export const MAX_NAME_SEGMENT_LENGTH = 100;
 
 const SEGMENT_RE = /^[A-Za-z0-9._+-]+$/;
+/** Names starting with this are refused: receivers keep their own state under it (partial transfers, history). @public */
+export const RESERVED_PREFIX = '.gatesock';
 
 /**
  * Why `name` is not a safe update name, or `undefined` when it is.
@@ -42,6 +47,7 @@ export function unsafeNameReason(name: unknown): string | undefined {
   }
   if (name.includes('\\')) return 'the name contains a backslash';
   if (name.startsWith('/')) return 'the name is an absolute path';
+  if (name.startsWith(RESERVED_PREFIX)) return `names starting with "${RESERVED_PREFIX}" are reserved for the receiver's own state`;
   for (const segment of name.split('/')) {
     if (segment.length === 0) return 'the name has an empty segment (a "//" or a trailing "/")';
     if (segment === '.' || segment === '..') return `the name has a "${segment}" segment`;
