@@ -257,34 +257,25 @@ class LinkDirection {
   }
 }
 
-/** A datagram (or one copy of it) on its way to a host. Records are pooled. */
-class Delivery extends SimEvent {
+/**
+ * A datagram in flight, as an event of the clock's heap. Records are pooled.
+ * Either one copy on its way to `host` (`fanOut` false; `group` set for a
+ * multicast copy), or a multicast datagram leaving its sender `host`'s
+ * uplink, to be copied to every member host (`fanOut` true).
+ */
+class Transit extends SimEvent {
+  fanOut = false;
   host: Host | undefined = undefined;
-  /** The group for a multicast copy, or undefined for unicast. */
   group: string | undefined = undefined;
   port = 0;
   data: Uint8Array = EMPTY;
   from: DatagramAddress = NO_ADDRESS;
-  constructor(private readonly network: Fabric) {
+  constructor(private readonly fabric: Fabric) {
     super();
   }
   fire(): void {
-    this.network.arrive(this);
-  }
-}
-
-/** A multicast datagram leaving the sender's uplink, to be copied to every member host. */
-class FanOut extends SimEvent {
-  sender: Host | undefined = undefined;
-  group = '';
-  port = 0;
-  data: Uint8Array = EMPTY;
-  from: DatagramAddress = NO_ADDRESS;
-  constructor(private readonly network: Fabric) {
-    super();
-  }
-  fire(): void {
-    this.network.fanOut(this);
+    if (this.fanOut) this.fabric.fanOut(this);
+    else this.fabric.arrive(this);
   }
 }
 
@@ -457,8 +448,7 @@ class Fabric {
   private readonly groups = new Map<string, GroupMembers>();
   private readonly streams: SeededRandom;
   private readonly sharePayloads: boolean;
-  private readonly deliveryPool: Delivery[] = [];
-  private readonly fanOutPool: FanOut[] = [];
+  private readonly pool: Transit[] = [];
   private slab = new ArrayBuffer(SLAB_BYTES);
   private slabUsed = 0;
 
@@ -546,23 +536,16 @@ class Fabric {
       else this.deliver(target, undefined, port, data, socket.localAddress, t2);
       return;
     }
-    const f = this.fanOutPool.pop() ?? new FanOut(this);
-    f.sender = from;
-    f.group = address;
-    f.port = port;
-    f.data = data;
-    f.from = socket.localAddress;
+    const f = this.transit(true, from, address, port, data, socket.localAddress);
     if (t === now) this.fanOut(f);
     else this.clock.schedule(f, t);
   }
 
   /** A multicast datagram left the sender's uplink: one copy per member host, each through its downlink. */
-  fanOut(f: FanOut): void {
-    const { sender, group, port, data, from } = f;
-    f.sender = undefined;
-    f.data = EMPTY;
-    f.from = NO_ADDRESS;
-    this.fanOutPool.push(f);
+  fanOut(f: Transit): void {
+    const { host: sender, port, data, from } = f;
+    const group = f.group!;
+    this.release(f);
     const members = this.groups.get(`${group}/${port}`);
     if (members === undefined) return;
     const now = this.clock.now();
@@ -578,23 +561,33 @@ class Fabric {
   }
 
   private deliver(host: Host, group: string | undefined, port: number, data: Uint8Array, from: DatagramAddress, at: number): void {
-    const d = this.deliveryPool.pop() ?? new Delivery(this);
-    d.host = host;
-    d.group = group;
-    d.port = port;
-    d.data = data;
-    d.from = from;
-    this.clock.schedule(d, at);
+    this.clock.schedule(this.transit(false, host, group, port, data, from), at);
+  }
+
+  private transit(fanOut: boolean, host: Host, group: string | undefined, port: number, data: Uint8Array, from: DatagramAddress): Transit {
+    const t = this.pool.pop() ?? new Transit(this);
+    t.fanOut = fanOut;
+    t.host = host;
+    t.group = group;
+    t.port = port;
+    t.data = data;
+    t.from = from;
+    return t;
+  }
+
+  /** Back to the pool, dropping its references so pooled records pin no payloads. */
+  private release(t: Transit): void {
+    t.host = undefined;
+    t.data = EMPTY;
+    t.from = NO_ADDRESS;
+    this.pool.push(t);
   }
 
   /** A datagram reached a host: hand it to the sockets it is for. */
-  arrive(d: Delivery): void {
+  arrive(d: Transit): void {
     const host = d.host!;
     const { group, port, data, from } = d;
-    d.host = undefined;
-    d.data = EMPTY;
-    d.from = NO_ADDRESS;
-    this.deliveryPool.push(d);
+    this.release(d);
     const sockets = host.ports.get(port);
     const bytes = data.length;
     if (sockets === undefined) {
