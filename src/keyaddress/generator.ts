@@ -69,6 +69,8 @@ import { formatIpv6, isReservedIid, parsePrefix } from './address.js';
 export const EPOCH_COUNT = 2 ** 32;
 /** Depth of the epoch tree. */
 const TREE_DEPTH = 32;
+/** Most memory scrypt may use (128 × N × r bytes): 1 GiB. */
+const KDF_MAX_MEMORY = 2 ** 30;
 /** Length of every key in the construction (SHA-256 output). */
 const KEY_BYTES = 32;
 
@@ -143,6 +145,7 @@ function kdfInputs(secret: KeyAddressSecret): { password: Uint8Array; salt: Uint
   checkOption(Number.isInteger(params.N) && params.N > 1 && (params.N & (params.N - 1)) === 0 && params.N <= 2 ** 24, 'kdf.N', 'must be a power of two in 2..2^24');
   checkOption(Number.isInteger(params.r) && params.r >= 1 && params.r <= 64, 'kdf.r', 'must be an integer in 1..64');
   checkOption(Number.isInteger(params.p) && params.p >= 1 && params.p <= 16, 'kdf.p', 'must be an integer in 1..16');
+  checkOption(128 * params.N * params.r <= KDF_MAX_MEMORY, 'kdf', `needs 128 × N × r bytes of memory, at most ${KDF_MAX_MEMORY} (1 GiB)`);
   return {
     password: utf8(secret.passphrase.normalize('NFKC')),
     salt: concat(SALT_PREFIX, new Uint8Array([0]), utf8(context)),
@@ -161,7 +164,7 @@ function kdfInputs(secret: KeyAddressSecret): { password: Uint8Array; salt: Uint
 export function deriveMasterKey(secret: KeyAddressSecret): Uint8Array {
   const { password, salt, params } = kdfInputs(secret);
   try {
-    return scrypt(password, salt, { ...params, dkLen: KEY_BYTES, maxmem: 2 ** 31 });
+    return scrypt(password, salt, { ...params, dkLen: KEY_BYTES, maxmem: 2 * KDF_MAX_MEMORY });
   } finally {
     password.fill(0);
   }
@@ -174,7 +177,7 @@ export function deriveMasterKey(secret: KeyAddressSecret): Uint8Array {
 export async function deriveMasterKeyAsync(secret: KeyAddressSecret): Promise<Uint8Array> {
   const { password, salt, params } = kdfInputs(secret);
   try {
-    return await scryptAsync(password, salt, { ...params, dkLen: KEY_BYTES, maxmem: 2 ** 31, asyncTick: 10 });
+    return await scryptAsync(password, salt, { ...params, dkLen: KEY_BYTES, maxmem: 2 * KDF_MAX_MEMORY, asyncTick: 10 });
   } finally {
     password.fill(0);
   }

@@ -183,6 +183,7 @@ describe('master key (scrypt)', () => {
     [{ passphrase: 'x', kdf: { N: 16, r: 0 } }, /kdf\.r/],
     [{ passphrase: 'x', kdf: { N: 16, p: 99 } }, /kdf\.p/],
     [{ passphrase: 'x', context: 7 as unknown as string }, /context/],
+    [{ passphrase: 'x', kdf: { N: 2 ** 24, r: 8 } }, /memory/],
   ])('refuses bad secrets by name (%j)', (secret, why) => {
     expect(() => deriveMasterKey(secret)).toThrow(ConfigError);
     expect(() => deriveMasterKey(secret)).toThrow(why);
