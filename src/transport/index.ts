@@ -21,7 +21,7 @@ export {
 } from './websocket.js';
 export { systemClock, type Clock } from './clock.js';
 export type { DatagramAddress, DatagramSocket, DatagramSocketEvents } from './datagram.js';
-export { VirtualClock, type RunOptions, type RunOutcome, type RunResult } from './virtual-clock.js';
+export { SimEvent, VirtualClock, type RunOptions, type RunOutcome, type RunResult } from './virtual-clock.js';
 export {
   averageLossOf,
   gilbertElliott,

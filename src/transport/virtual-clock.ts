@@ -15,16 +15,19 @@ import { checkOption } from '../errors/check.js';
 import type { Clock } from './clock.js';
 
 /**
- * One scheduled event. The scheduler calls `fire()` when virtual time reaches
- * `at`. Subclassed by timers and by the simulated network's deliveries.
- * @internal
+ * An event for {@link VirtualClock.schedule}: subclass it and implement
+ * `fire()`. For simulations that schedule very many events (the simulated
+ * network's deliveries) and want to reuse event records instead of making a
+ * closure per event as `setTimer` does. A record may be scheduled again once
+ * it has fired or been cancelled.
+ * @public
  */
 export abstract class SimEvent {
-  /** Virtual time (ms) the event is due. */
+  /** Virtual time (ms) the event is due; set by `schedule`. */
   at = 0;
-  /** Insertion number: orders events due at the same time. */
+  /** Insertion number: orders events due at the same time. Managed by the clock. */
   seq = 0;
-  /** Position in the heap, or -1 when not scheduled. */
+  /** Position in the clock's heap, or -1 when not queued. Managed by the clock. */
   heapIndex = -1;
   /** Run the event. Called once, after it left the heap. */
   abstract fire(): void;
@@ -135,10 +138,11 @@ export class VirtualClock implements Clock {
   }
 
   /**
-   * Put `ev` in the queue, due at virtual time `at` (not before now).
-   * @internal
+   * Put `ev` in the queue, due at virtual time `at` (times in the past count
+   * as now). `ev` must not already be queued.
    */
   schedule(ev: SimEvent, at: number): void {
+    checkOption(ev.heapIndex === -1, 'event', 'is already scheduled');
     ev.at = at < this.time ? this.time : at;
     ev.seq = this.nextSeq++;
     const heap = this.heap;
@@ -147,10 +151,7 @@ export class VirtualClock implements Clock {
     this.up(ev.heapIndex);
   }
 
-  /**
-   * Remove `ev` from the queue if it is there.
-   * @internal
-   */
+  /** Remove `ev` from the queue if it is there. */
   cancel(ev: SimEvent): void {
     const i = ev.heapIndex;
     const heap = this.heap;

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, TransportError } from '../../src/errors/index.js';
 import { averageLossOf, gilbertElliott, gilbertElliottLoss, independentLoss, type LossModel } from '../../src/transport/loss.js';
 import { isMulticastAddress, MAX_DATAGRAM_BYTES, SimNetwork, type LinkModel } from '../../src/transport/sim-network.js';
-import { VirtualClock } from '../../src/transport/virtual-clock.js';
+import { SimEvent, VirtualClock } from '../../src/transport/virtual-clock.js';
 import type { DatagramSocket } from '../../src/transport/datagram.js';
 
 const GROUP = 'ff15::1';
@@ -96,6 +96,25 @@ describe('VirtualClock', () => {
     clock.run();
     const expected = [...Array(2000).keys()].filter((i) => i % 3 !== 0).sort((a, b) => ((a * 7919) % 1000) - ((b * 7919) % 1000) || a - b);
     expect(fired).toEqual(expected);
+  });
+
+  it('schedules reusable event records without a closure each', () => {
+    const clock = new VirtualClock();
+    const times: number[] = [];
+    class Tick extends SimEvent {
+      fire(): void {
+        times.push(clock.now());
+        if (times.length < 3) clock.schedule(this, clock.now() + 7);
+      }
+    }
+    const tick = new Tick();
+    clock.schedule(tick, 5);
+    expect(() => clock.schedule(tick, 6)).toThrow(/already scheduled/);
+    clock.run();
+    expect(times).toEqual([5, 12, 19]);
+    clock.schedule(tick, 1); // in the past: due now
+    clock.cancel(tick);
+    expect(clock.run().events).toBe(0);
   });
 
   it('runAsync lets promises started by an event settle before time moves on', async () => {
