@@ -137,6 +137,28 @@ describe.skipIf(!available.ok)('key addresses across two network namespaces', ()
     }
   });
 
+  it('an unmodified program: getaddrinfo asks the DNS responder (resolv.conf of the namespace) and reaches the server', async () => {
+    pair!.clientResolvConf('nameserver 127.0.0.53\noptions timeout:1 attempts:2\n');
+    const port = 7500;
+    const s = server(port, 'admit', 'parallel');
+    expect(await s.next()).toMatchObject({ ready: true });
+    const state = join(dir, 'client-dns.state');
+    const run = runInNamespace(pair!.client, join(fixtures, 'ka-client.ts'), [state, pair!.prefix, String(port), 'connect-dns']);
+    children.push(run);
+    // glibc's getent: the AAAA answer is the client's first key address (one consumed).
+    const getent = await run.next();
+    expect(getent.getent).toMatch(new RegExp(`^${pair!.prefix.replace('::/64', ':')}`));
+    expect(getent.answered).toBe(1);
+    // Node's net.connect without a lookup option (getaddrinfo): the next address, admitted.
+    const line = await run.next();
+    expect(line).toMatchObject({ result: 'admitted' });
+    expect(line.address).not.toBe(getent.getent);
+    expect(line.greeting).toBe(`hello ${line.address as string}`);
+    expect(await event(s, 'admitted')).toMatchObject({ address: line.address });
+    s.kill();
+    await s.exited;
+  });
+
   it('host checks: without the local route, or bind mode without ip_nonlocal_bind, the listener names the command', async () => {
     // The client namespace routes the /64 away (via), not locally.
     const noRoute = server(7300, 'admit', 'serial', pair!.client);
