@@ -379,7 +379,14 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     for (let i = 0; i < this.#lanes.length; i++) {
       const lane = this.#lanes[i]!;
       if (!this.#laneListens(lane)) continue;
-      const result = lane.window.admit(address);
+      let result: ReturnType<AdmissionWindow['admit']>;
+      try {
+        result = lane.window.admit(address);
+      } catch (error) {
+        // A window that throws (e.g. wiped) refuses; the listener lives on.
+        this.emit('error', error);
+        result = { ok: false, reason: 'error' };
+      }
       if (admitted(result)) {
         index = i;
         break;

@@ -246,7 +246,13 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
       this.emit('refused', info);
       return;
     }
-    const r = this.#o.window.admit(current.address);
+    let r: ReturnType<RelayWindow['admit']>;
+    try {
+      r = this.#o.window.admit(current.address);
+    } catch (error) {
+      this.emit('error', error);
+      r = false;
+    }
     if (!(r === true || (typeof r === 'object' && r.ok))) {
       // The window moved under us (an epoch rolled): this PCID is stale.
       this.#refused++;

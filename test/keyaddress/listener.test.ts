@@ -118,6 +118,26 @@ describe('KeyAddressListener, mode admit', () => {
     expect(reasons).toEqual(['not-admitted outside-window']);
   });
 
+  it('a window that throws refuses that connection and reports the error; the listener keeps serving', async () => {
+    const w = sequenceWindow([v4(2)]);
+    let calls = 0;
+    const flaky: AdmissionWindow = {
+      acceptable: () => w.acceptable(),
+      admit: (a) => {
+        if (calls++ === 0) throw new Error('window wiped');
+        return w.admit(a);
+      },
+    };
+    const { listener } = await start([flaky]);
+    const errors: unknown[] = [];
+    listener.on('error', (e) => errors.push(e));
+    expect((await probe('127.0.0.2', listener.port)).result).toBe('reset');
+    expect(errors).toHaveLength(1);
+    const ok = await probe('127.0.0.2', listener.port);
+    expect(ok.result).toBe('admitted');
+    ok.socket.destroy();
+  });
+
   it('checks its options by name', async () => {
     const w = sequenceWindow([v4(2)]);
     await expect(KeyAddressListener.listen({ prefix: '::/64', port: 0, windows: [w], checkHost: false })).rejects.toThrow(/port/);
