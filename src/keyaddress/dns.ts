@@ -32,7 +32,10 @@ import * as dnsPacket from 'dns-packet';
 import { checkOption } from '../errors/check.js';
 import { cursorMap, nextAddress, normalizeName, type AddressCursor, type KeyAddressLookupOptions } from './resolver.js';
 
-/** How long a reply is kept for a retransmitted query, in ms. */
+/**
+ * How long a reply is kept for a retransmitted query, in ms.
+ * @public
+ */
 export const DNS_RETRANSMIT_MS = 2000;
 /** At most this many replies are kept for retransmissions (oldest dropped first). */
 const RETRANSMIT_CACHE_MAX = 1024;

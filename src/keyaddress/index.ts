@@ -98,3 +98,6 @@ export {
   type RelayPosition,
   type RelayWindow,
 } from './relay.js';
+// What the relay variant's options and results are made of.
+export type { ClientConnectOptions, SockIo, SockIoOptions } from '../socket/index.js';
+export type { RelayConnectionInfo, ServerEndpoint, ServerEndpointOptions } from '../relay/index.js';
