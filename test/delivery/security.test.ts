@@ -248,8 +248,30 @@ describe('data-session packets', () => {
     const ack = decodePacket(prepared.ackPacket('h1')) as AckPacket;
     expect(() => auth.verifyAck(ack, 'h1')).not.toThrow();
     expect(codeOf(() => auth.verifyAck(ack, 'h2'))).toBe('GS_ERR_DELIVERY_OUT_OF_RANGE');
-    expect(codeOf(() => auth.verifyAck({ ...ack, host: 'h2' }, 'h2'))).toBe('GS_ERR_DELIVERY_BAD_SIGNATURE');
+    expect(codeOf(() => auth.verifyAck({ ...ack, hosts: ['h2'] }, 'h2'))).toBe('GS_ERR_DELIVERY_BAD_SIGNATURE');
+    expect(codeOf(() => auth.verifyAck({ ...ack, hosts: ['h1', 'h2'] }, 'h2'))).toBe('GS_ERR_DELIVERY_BAD_SIGNATURE');
     expect(codeOf(() => auth.verifyAck({ ...ack, signature: stranger.sign(new Uint8Array(1)) }, 'h1'))).toBe('GS_ERR_DELIVERY_BAD_SIGNATURE');
+  });
+});
+
+describe('batched completion acks', () => {
+  it('one signature names many hosts; each named host verifies it, others do not; batches fit the limit', () => {
+    const { prepared } = smallUpdate();
+    const auth = receiverFor(prepared);
+    const hosts = Array.from({ length: 250 }, (_, i) => `receiver-${i}.example.net`);
+    const packets = prepared.ackPackets(hosts, 1200);
+    expect(packets.length).toBeGreaterThan(1);
+    const seen: string[] = [];
+    for (const bytes of packets) {
+      expect(bytes.length - 12).toBeLessThanOrEqual(1200);
+      const ack = decodePacket(bytes) as AckPacket;
+      seen.push(...ack.hosts);
+      for (const h of ack.hosts) expect(() => auth.verifyAck(ack, h)).not.toThrow();
+      expect(codeOf(() => auth.verifyAck(ack, 'someone-else'))).toBe('GS_ERR_DELIVERY_OUT_OF_RANGE');
+    }
+    expect(seen).toEqual(hosts);
+    const one = decodePacket(prepared.ackPacket(['a', 'b'])) as AckPacket;
+    expect(codeOf(() => auth.verifyAck({ ...one, hosts: ['b', 'a'] }, 'a'))).toBe('GS_ERR_DELIVERY_BAD_SIGNATURE');
   });
 });
 

@@ -72,7 +72,8 @@ const samples: Packet[] = [
   { kind: 'repair', fileId: 3, seq: 17, sbn: 2, esi: 9, payload: new Uint8Array(64).fill(7) },
   { kind: 'manifest', fileId: 65535, sbn: 1, page: 2, payload: new Uint8Array(48).fill(1) },
   { kind: 'notice', fileId: 3, host: 'host.example.jp', requests: 4 },
-  { kind: 'ack', fileId: 3, host: 'h1', signature: sig },
+  { kind: 'ack', fileId: 3, hosts: ['h1'], signature: sig },
+  { kind: 'ack', fileId: 3, hosts: ['h1', 'host-2.example', '10.0.0.9'], signature: sig },
   { kind: 'round', fileId: 3, round: 2, grttMs: 40, backoffMs: 250, signature: sig },
   { kind: 'request', fileId: 3, highestInOrder: 4000, round: 1, needs: [{ sbn: 0, need: 2 }, { sbn: 5, need: 11 }], pages: [{ sbn: 5, page: 0 }, { sbn: 5, page: 2 }], lacking: { sbn: 9, esis: [1, 4, 7] } },
   { kind: 'request', fileId: 0, highestInOrder: null, round: 0, needs: [], pages: [], lacking: null },
@@ -102,7 +103,7 @@ describe('packets', () => {
   });
 
   it('golden bytes of a retransmission request', () => {
-    const bytes = encodePacket(samples[6]!);
+    const bytes = encodePacket(samples[7]!);
     expect(Buffer.from(bytes).toString('hex')).toBe(
       '12' + '03' + '0003' + '00000fa0' + '00000000' + // header: v1 type 2, 3 words, file 3, seq 4000, FEC 0
         '0001' + '01' + // round 1, in-order mark present
@@ -120,7 +121,7 @@ describe('packets', () => {
     const fecSet = notice.slice();
     fecSet[11] = 1;
     expect(codeOf(() => decodePacket(fecSet))).toBe('GS_ERR_DELIVERY_MALFORMED');
-    const base = samples[6] as RetransmissionRequest;
+    const base = samples[7] as RetransmissionRequest;
     expect(codeOf(() => encodePacket({ ...base, needs: [{ sbn: 5, need: 1 }, { sbn: 5, need: 2 }] }))).toBe('GS_ERR_DELIVERY_MALFORMED');
     expect(codeOf(() => encodePacket({ ...base, needs: [{ sbn: 5, need: 0 }] }))).toBe('GS_ERR_DELIVERY_MALFORMED');
     expect(codeOf(() => encodePacket({ ...base, pages: [{ sbn: 5, page: 2 }, { sbn: 5, page: 0 }] }))).toBe('GS_ERR_DELIVERY_MALFORMED');
@@ -135,6 +136,8 @@ describe('packets', () => {
     expect(codeOf(() => decodePacket(flags))).toBe('GS_ERR_DELIVERY_MALFORMED');
     expect(codeOf(() => encodePacket({ kind: 'round', fileId: 1, round: 0, grttMs: 0, backoffMs: 0, signature: sig }))).toBe('GS_ERR_DELIVERY_MALFORMED');
     expect(codeOf(() => encodePacket({ kind: 'notice', fileId: 1, host: 'bad host', requests: 0 }))).toBe('GS_ERR_DELIVERY_MALFORMED');
+    expect(codeOf(() => encodePacket({ kind: 'ack', fileId: 1, hosts: [], signature: sig }))).toBe('GS_ERR_DELIVERY_MALFORMED');
+    expect(codeOf(() => encodePacket({ kind: 'ack', fileId: 1, hosts: ['a', 'a'], signature: sig }))).toBe('GS_ERR_DELIVERY_MALFORMED');
     expect(codeOf(() => encodePacket({ kind: 'data', fileId: 70000, seq: 0, sbn: 0, esi: 0, payload: sig }))).toBe('GS_ERR_DELIVERY_MALFORMED');
   });
 

@@ -37,6 +37,7 @@ export {
   PacketType,
   SIGNATURE_LEN,
   SYMBOL_HASH_LEN,
+  ackPayloadLength,
   decodePacket,
   emitDataHeader,
   encodePacket,

@@ -26,13 +26,15 @@
  * | 0    | (reserved; the seed's "unused") | —                    | —             | refused |
  * | 1    | completion notice   | 0                                | 0             | requests u16, hostLen u8, host |
  * | 2    | retransmission req. | highest sequence received in order | 0           | see {@link RetransmissionRequest} |
- * | 3    | completion ack      | 0                                | 0             | hostLen u8, host, Ed25519 signature (64) |
+ * | 3    | completion ack      | 0                                | 0             | count u16, count × (hostLen u8, host), signature (64) |
  * | 4    | data (source)       | firstSeq + sbn·k + esi           | sbn, esi < k  | the symbol (the file's last one unpadded) |
  * | 5    | repair              | firstSeq + sbn·k                 | sbn, esi ≥ k  | the symbol (symbolSize bytes) |
  * | 6    | block manifest page | 0                                | sbn, page     | 16-byte symbol hashes, then the Merkle proof |
  * | 7    | round end           | 0                                | 0             | round u16, grttMs u16, backoffMs u16, signature (64) |
  *
- * Types 1–3 keep the seed's numbers and meanings; 4–7 are new. A field the
+ * Types 1–3 keep the seed's numbers and meanings; 4–7 are new. A completion
+ * ack names one or more receivers (distinct) under one signature, so the
+ * sender may multicast one ack for a batch of notices. A field the
  * table fixes at 0 must be 0. Receivers send types 1 and 2 (2 to the group,
  * so others hear it and hold back their own); the sender sends the rest.
  *
@@ -209,14 +211,14 @@ export interface RetransmissionRequest {
   readonly lacking: { readonly sbn: number; readonly esis: readonly number[] } | null;
 }
 
-/** A completion ack (type 3), signed by the publisher key. @public */
+/** A completion ack (type 3) for one or more receivers, signed by the publisher key. @public */
 export interface AckPacket {
   /** Discriminator. */
   readonly kind: 'ack';
   /** File ID. */
   readonly fileId: number;
-  /** The receiver acknowledged. */
-  readonly host: string;
+  /** The receivers acknowledged: 1 … 65,535 distinct host names. */
+  readonly hosts: readonly string[];
   /** Ed25519 signature (64 bytes, a view): see `ackSigningBytes`. */
   readonly signature: Uint8Array;
 }
@@ -366,6 +368,17 @@ function readHost(r: Reader): string {
   return host;
 }
 
+/** Payload bytes of a completion ack naming `hosts`. @public */
+export function ackPayloadLength(hosts: readonly string[]): number {
+  return 2 + hosts.reduce((n, h) => n + 1 + h.length, 0) + SIGNATURE_LEN;
+}
+
+function checkAckHosts(hosts: unknown): asserts hosts is readonly string[] {
+  if (!Array.isArray(hosts) || hosts.length === 0 || hosts.length > 0xffff) throw malformed('a completion ack names 1…65535 hosts');
+  for (const h of hosts) checkHost(h);
+  if (new Set(hosts).size !== hosts.length) throw malformed('a completion ack names each host once');
+}
+
 function checkSignature(sig: unknown): asserts sig is Uint8Array {
   if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_LEN) throw malformed(`signature must be ${SIGNATURE_LEN} bytes`);
 }
@@ -459,11 +472,14 @@ export function encodePacket(p: Packet): Uint8Array {
       return frame(PacketType.REQUEST, p.fileId, p.highestInOrder ?? 0, 0, w.bytes);
     }
     case 'ack': {
-      checkHost(p.host);
+      checkAckHosts(p.hosts);
       checkSignature(p.signature);
-      const w = new Writer(1 + p.host.length + SIGNATURE_LEN);
-      w.u8(p.host.length);
-      w.raw(ascii(p.host));
+      const w = new Writer(ackPayloadLength(p.hosts));
+      w.u16(p.hosts.length);
+      for (const h of p.hosts) {
+        w.u8(h.length);
+        w.raw(ascii(h));
+      }
       w.raw(p.signature);
       return frame(PacketType.ACK, p.fileId, 0, 0, w.bytes);
     }
@@ -555,10 +571,12 @@ export function decodePacket(b: Uint8Array): Packet {
     case PacketType.ACK: {
       zeroSeqFec('completion ack');
       const r = new Reader(payload, 'completion ack');
-      const host = readHost(r);
+      const hosts: string[] = [];
+      for (let i = r.u16(); i > 0; i--) hosts.push(readHost(r));
       const signature = r.raw(SIGNATURE_LEN);
       r.end();
-      return { kind: 'ack', fileId: h.fileId, host, signature };
+      checkAckHosts(hosts);
+      return { kind: 'ack', fileId: h.fileId, hosts, signature };
     }
     case PacketType.ROUND: {
       zeroSeqFec('round end');

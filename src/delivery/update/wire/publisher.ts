@@ -193,11 +193,19 @@ export function roundSigningBytes(announcement: Announcement, round: number, grt
   return concat(ascii(ROUND_CONTEXT), fromBase64url(announcement.signature, 'signature', SIGNATURE_LEN), fixed);
 }
 
-/** Bytes a completion ack's signature covers. @public */
-export function ackSigningBytes(announcement: Announcement, host: string): Uint8Array {
-  const fixed = new Uint8Array(2);
-  new DataView(fixed.buffer).setUint16(0, announcement.fileId);
-  return concat(ascii(ACK_CONTEXT), fromBase64url(announcement.signature, 'signature', SIGNATURE_LEN), fixed, ascii(host));
+/**
+ * Bytes a completion ack's signature covers: the context, the announcement's
+ * signature, the file ID, then the host list as on the wire (count u16, then
+ * each host length-prefixed).
+ * @public
+ */
+export function ackSigningBytes(announcement: Announcement, hosts: readonly string[]): Uint8Array {
+  const fixed = new Uint8Array(4);
+  const v = new DataView(fixed.buffer);
+  v.setUint16(0, announcement.fileId);
+  v.setUint16(2, hosts.length);
+  const list = hosts.flatMap((h) => [Uint8Array.of(h.length), ascii(h)]);
+  return concat(ascii(ACK_CONTEXT), fromBase64url(announcement.signature, 'signature', SIGNATURE_LEN), fixed, ...list);
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {

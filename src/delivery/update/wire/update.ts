@@ -45,7 +45,7 @@ import {
   verifyMerkleProof,
   type UpdateLayout,
 } from './manifest.js';
-import { encodePacket, SYMBOL_HASH_LEN, type AckPacket, type ManifestPacket, type RoundPacket, type SymbolPacket } from './packet.js';
+import { ackPayloadLength, DEFAULT_MAX_REQUEST_PAYLOAD, encodePacket, SYMBOL_HASH_LEN, type AckPacket, type ManifestPacket, type RoundPacket, type SymbolPacket } from './packet.js';
 import { ackSigningBytes, isVerified, roundSigningBytes, signAnnouncement, type VerifiedAnnouncement } from './publisher.js';
 
 /**
@@ -186,10 +186,33 @@ export class PreparedUpdate {
     return encodePacket({ kind: 'round', fileId: this.layout.fileId, round, grttMs, backoffMs, signature });
   }
 
-  /** A signed completion ack for receiver `host`. */
-  ackPacket(host: string): Uint8Array {
-    const signature = this.#key.sign(ackSigningBytes(this.announcement, host));
-    return encodePacket({ kind: 'ack', fileId: this.layout.fileId, host, signature });
+  /**
+   * A signed completion ack for one receiver or a batch (distinct host
+   * names; the packet must fit a datagram — {@link PreparedUpdate.ackPackets} splits).
+   * @throws DeliveryError `GS_ERR_DELIVERY_MALFORMED` for a bad or repeated host name.
+   */
+  ackPacket(hosts: string | readonly string[]): Uint8Array {
+    const list = typeof hosts === 'string' ? [hosts] : hosts;
+    const signature = this.#key.sign(ackSigningBytes(this.announcement, list));
+    return encodePacket({ kind: 'ack', fileId: this.layout.fileId, hosts: list, signature });
+  }
+
+  /**
+   * Signed completion acks for `hosts`, as few as keep each payload within
+   * `maxPayload` bytes (default 1,200): one signature per packet.
+   */
+  ackPackets(hosts: readonly string[], maxPayload: number = DEFAULT_MAX_REQUEST_PAYLOAD): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let batch: string[] = [];
+    for (const h of hosts) {
+      if (batch.length > 0 && ackPayloadLength([...batch, h]) > maxPayload) {
+        out.push(this.ackPacket(batch));
+        batch = [];
+      }
+      batch.push(h);
+    }
+    if (batch.length > 0) out.push(this.ackPacket(batch));
+    return out;
   }
 }
 
@@ -477,13 +500,13 @@ export class UpdateAuthenticator {
   }
 
   /**
-   * Check a completion ack: for this receiver (`host`) and signed by the publisher.
-   * @throws DeliveryError `…_FOREIGN_FILE`, `…_OUT_OF_RANGE` (another host), `…_BAD_SIGNATURE`.
+   * Check a completion ack: it names this receiver (`host`) and is signed by the publisher.
+   * @throws DeliveryError `…_FOREIGN_FILE`, `…_OUT_OF_RANGE` (not for this host), `…_BAD_SIGNATURE`.
    */
   verifyAck(packet: AckPacket, host: string): void {
     this.#checkFile(packet.fileId);
-    if (packet.host !== host) throw outOfRange(`completion ack for ${packet.host}, this receiver is ${host}`);
-    if (!this.#crypto.ed25519.verify(packet.signature, ackSigningBytes(this.announcement, host), this.announcement.publisherKey)) {
+    if (!packet.hosts.includes(host)) throw outOfRange(`completion ack for ${packet.hosts.slice(0, 3).join(', ')}${packet.hosts.length > 3 ? ', …' : ''}, not for ${host}`);
+    if (!this.#crypto.ed25519.verify(packet.signature, ackSigningBytes(this.announcement, packet.hosts), this.announcement.publisherKey)) {
       throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', 'completion ack is not signed by the publisher');
     }
   }
