@@ -104,7 +104,7 @@ export class KeyAddressDnsResponder {
   #socket: UdpSocket | undefined;
   #address: { address: string; port: number } | undefined;
 
-  /** A responder without a socket: call {@link respond} yourself. */
+  /** A responder without a socket: call {@link KeyAddressDnsResponder.respond} yourself. */
   constructor(names: KeyAddressLookupOptions['names']) {
     this.#names = cursorMap(names);
   }
@@ -140,7 +140,7 @@ export class KeyAddressDnsResponder {
     return responder;
   }
 
-  /** Where it listens (after {@link start}). */
+  /** Where it listens (after {@link KeyAddressDnsResponder.start}). */
   get address(): { readonly address: string; readonly port: number } | undefined {
     return this.#address;
   }

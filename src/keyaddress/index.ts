@@ -100,4 +100,4 @@ export {
 } from './relay.js';
 // What the relay variant's options and results are made of.
 export type { ClientConnectOptions, SockIo, SockIoOptions } from '../socket/index.js';
-export type { RelayConnectionInfo, ServerEndpoint, ServerEndpointOptions } from '../relay/index.js';
+export type { RelayConnectionInfo, RelayEndpointOptions, ServerEndpoint, ServerEndpointEvents, ServerEndpointOptions } from '../relay/index.js';

@@ -137,8 +137,9 @@ export interface KeyAddressConnectionInfo {
   readonly lane: number;
   /** The key address the client dialled (now retired). */
   readonly address: string;
-  /** The client's address and port. */
+  /** The client's address. */
   readonly remoteAddress: string;
+  /** The client's port. */
   readonly remotePort: number;
 }
 
@@ -161,6 +162,7 @@ export interface RefusedConnection {
   readonly address: string;
   /** The client's address. */
   readonly remoteAddress: string;
+  /** Why it was reset. */
   readonly reason: RefusalReason;
   /** For `not-admitted`: the first lane's reason, if its window gave one (`unknown`, `retired`, `outside-window`). */
   readonly detail?: string;

@@ -57,7 +57,9 @@ const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
  * @public
  */
 export interface RelayPosition {
+  /** The position's key address: the window admits it when its PCID gets a session. */
   readonly address: string;
+  /** Slot secrets by label; the PCID comes from `slots[RELAY_PCID_SLOT]`. */
   readonly slots: Readonly<Record<string, Uint8Array>>;
 }
 
@@ -97,10 +99,15 @@ export function pcidOf(position: RelayPosition, slot: string): string {
  * @public
  */
 export interface RelayWindow {
+  /** Positions accepted now, first the one the server registers under. */
   acceptable(): readonly RelayPosition[];
+  /** Consume a position by its address when its PCID gets a session. */
   admit(address: string): boolean | { readonly ok: boolean };
+  /** Subscribe to changes of `acceptable()` (epoch roll-over renames the server). */
   on?(event: 'change', listener: () => void): unknown;
+  /** Unsubscribe. */
   off?(event: 'change', listener: () => void): unknown;
+  /** Start following the clock; returns the stop function (called at close). */
   watch?(): () => void;
 }
 
@@ -109,6 +116,7 @@ export interface RelayWindow {
  * @public
  */
 export interface RelayCursor {
+  /** The next position to try; never the same one twice. */
   next(): RelayPosition;
 }
 
