@@ -17,6 +17,7 @@ import { EXIT, reportError } from './errors.js';
 import { GATEWAY_SETTINGS, runGateway } from './gateway.js';
 import { ENDPOINT_DEFAULTS, runServe } from './serve.js';
 import { UP_DEFAULTS, runUp } from './up.js';
+import { registerUpdateCommands } from './update.js';
 
 const version = (() => {
   try {
@@ -170,6 +171,8 @@ program
   .action(async (pcid: string, o: { listen: string; controller: string; root: string; e2e: boolean; check: boolean; proxy?: string }) =>
     runConnect({ ...o, pcid, debug: debug(), print, note }),
   );
+
+registerUpdateCommands(program, { print, note });
 
 try {
   await program.parseAsync(process.argv);
