@@ -51,6 +51,9 @@ export const DEFAULT_RELAY_LOOKAHEAD = 4;
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
+/** After a failed rename (controller unreachable), try again this much later, in ms. */
+const RENAME_RETRY_MS = 1000;
+
 /**
  * A position as the relay variant needs it: its address (the window's key)
  * and its slot secrets (KeyAddressPosition has both).
@@ -177,6 +180,7 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
   #accepted = 0;
   #refused = 0;
   #moving: Promise<void> = Promise.resolve();
+  #retry: ReturnType<typeof setTimeout> | undefined;
   readonly #stop: (() => void)[] = [];
 
   private constructor(options: KeyAddressRelayServerOptions, onAccept: (sock: SockIo, info: RelayConnectionInfo) => void | Promise<void>) {
@@ -238,6 +242,7 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
   /** Stop: leave the gateway system; open connections are reset. */
   async close(): Promise<void> {
     this.#state = 'closed';
+    clearTimeout(this.#retry);
     for (const s of this.#stop.splice(0)) s();
     await this.#endpoint.close();
   }
@@ -273,7 +278,9 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
     this.#sessions++;
     stream.on('close', () => {
       this.#sessions--;
-      if (this.#o.model === 'serial' && this.#state === 'busy') this.#move();
+      // Serial: the last session ended — listen on the next PCID. Queued
+      // behind a rename still under way (the one that hid the server).
+      if (this.#o.model === 'serial' && this.#sessions === 0 && !this.#closed()) this.#move();
     });
     if (this.#o.model === 'parallel') this.#move();
     else this.#hide();
@@ -321,10 +328,17 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
         this.emit('renamed', { hidden: position === undefined });
       } catch (error) {
         if (this.#closed()) return;
-        // Stay unreachable rather than answer under a stale name; the next
-        // window change or session end tries again.
-        this.#state = then === 'busy' ? 'busy' : 'listening';
+        // Stay unreachable rather than answer under a stale name, and try
+        // again in a while (or at the next window change or session end).
+        this.#state = then;
         this.emit('error', error);
+        if (then === 'listening') {
+          clearTimeout(this.#retry);
+          this.#retry = setTimeout(() => {
+            if (this.#state === 'listening' && this.#current === undefined) this.#move();
+          }, RENAME_RETRY_MS);
+          this.#retry.unref();
+        }
       }
     });
   }

@@ -117,6 +117,18 @@ describe('KeyAddressRelayServer / KeyAddressRelayClient', () => {
     await again.disconnect();
   });
 
+  it('serial: sessions that end at once (before the hiding rename lands) still bring the server back', async () => {
+    const { server, client } = await setUp('serial');
+    const c = client(2);
+    for (let i = 0; i < 3; i++) {
+      const sock = await c.connect();
+      await sock.disconnect(); // at once: the server may still be hiding
+      await waitFor(async () => server.stats.sessions === 0);
+      await server.settled(); // every queued rename done: listening on the next PCID
+    }
+    expect(server.stats.accepted).toBe(3);
+  });
+
   it('a window without the slot is a clear configuration error', async () => {
     system = await startSystem();
     const window = KeyAddressServer.fromPassphraseSync(SECRET, { prefix: OPTIONS.prefix });
