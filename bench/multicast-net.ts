@@ -368,3 +368,113 @@ export async function runUftp(net: MulticastNet, options: UftpOptions): Promise<
     rmSync(root, { recursive: true, force: true });
   }
 }
+
+/** Options of {@link runGatesockUpdate}. */
+export interface GatesockRunOptions {
+  /** The file to send (checked at every receiver afterwards). */
+  readonly file: string;
+  /** Sender's rate limit, bits/s of UDP payload. */
+  readonly rateBps: number;
+  /** Loss the sender plans proactive repair for (the configured loss, as a previous run's report would give). */
+  readonly expectedLoss: number;
+  /** Kill everything and fail after this long. */
+  readonly timeoutMs: number;
+  /** Default `ipv6`. */
+  readonly family?: 'ipv6' | 'ipv4';
+  /** UDP port. Default 7400. */
+  readonly port?: number;
+}
+
+/** What {@link runGatesockUpdate} measured, beyond {@link TransferResult}. */
+export interface GatesockRunResult extends TransferResult {
+  /** The sender's preparation (FEC repair, hashes, signature) before sending, in seconds; not in `seconds`. */
+  readonly prepareSeconds: number;
+  /** Repair rounds the sender ran. */
+  readonly rounds: number;
+}
+
+/**
+ * Deliver `file` to every receiver with gatesock's multicast updater: one
+ * receiver process per receiver namespace and one sender process
+ * (bench/multicast-net-node.ts), over real UDP on the bridge. `seconds` is
+ * the sender's `start()` to done (every receiver's completion and FIN),
+ * measured inside the sender process; preparing the update is reported
+ * apart. Checks every received copy by SHA-256; throws when the transfer
+ * fails or times out.
+ */
+export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunOptions): Promise<GatesockRunResult> {
+  const { mkdtempSync, rmSync, statSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createInterface } = await import('node:readline');
+  const { generatePublisherKey, formatPublicKey } = await import('../src/delivery/update/wire/index.js');
+  const family = options.family ?? 'ipv6';
+  const controlGroup = family === 'ipv6' ? 'ff15::4753:20' : '239.255.71.20';
+  const dataGroup = family === 'ipv6' ? 'ff15::4753:21' : '239.255.71.21';
+  const port = options.port ?? 7400;
+  const node = new URL('./multicast-net-node.ts', import.meta.url).pathname;
+  const register = new URL('../scripts/ts-register.mjs', import.meta.url).pathname;
+  const root = mkdtempSync(join(tmpdir(), `${PREFIX}-ours-`));
+  const children: ChildProcess[] = [];
+  const deadline = setTimeout(() => {
+    for (const c of children) c.kill('SIGKILL');
+  }, options.timeoutMs);
+  try {
+    const key = generatePublisherKey();
+    const keyPem = join(root, 'publisher.pem');
+    writeFileSync(keyPem, key.toPem(), { mode: 0o600 });
+    const hosts = net.receivers.map((_, i) => `r${i}`);
+    const common = { port, controlGroup, dataGroup, interface: 'eth0', family };
+    // Receivers first; each says when it listens.
+    const receivers = net.receivers.map((r, i) => {
+      const args = { ...common, host: hosts[i]!, directory: join(root, `r${i}`), publisherKey: formatPublicKey(key.publicKey) };
+      const child = net.spawnIn(r, process.execPath, ['--import', register, node, 'receive', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const lines = createInterface({ input: child.stdout! });
+      let onReady!: () => void;
+      const ready = new Promise<void>((res) => (onReady = res));
+      const done = new Promise<{ ok: boolean; status: string }>((res, rej) => {
+        lines.on('line', (line) => {
+          const msg = JSON.parse(line) as { ready?: boolean; ok?: boolean; status?: string };
+          if (msg.ready === true) onReady();
+          else res(msg as { ok: boolean; status: string });
+        });
+        child.once('exit', (code, signal) => rej(new Error(`receiver r${i} exited (${code ?? signal}) without a report: ${stderr.trim().slice(-500)}`)));
+      });
+      return { ready: Promise.race([ready, done.then(() => undefined)]), done };
+    });
+    await Promise.all(receivers.map((r) => r.ready));
+    const before = net.senderUdp();
+    const sendArgs = { ...common, file: options.file, keyPem, hosts, rateBps: options.rateBps, expectedLoss: options.expectedLoss };
+    const run = await net.runIn(net.sender, process.execPath, ['--import', register, node, 'send', JSON.stringify(sendArgs)], options.timeoutMs);
+    const after = net.senderUdp();
+    if (run.timedOut) throw new Error(`gatesock sender did not finish within ${options.timeoutMs} ms`);
+    if (run.code !== 0) throw new Error(`gatesock sender exited with ${run.code}: ${run.stderr.trim().slice(-800)}`);
+    const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { prepareMs: number; transferMs: number; rounds: number; completed: number; receivers: number; states: unknown[] };
+    if (process.env['GS_BENCH_TRACE'] !== undefined) process.stderr.write(`gatesock sender states: ${JSON.stringify(out.states)}\n`);
+    if (out.completed !== net.receivers.length) throw new Error(`gatesock: ${out.completed}/${net.receivers.length} receivers completed`);
+    const reports = await Promise.all(receivers.map((r) => r.done));
+    if (process.env['GS_BENCH_TRACE'] !== undefined) reports.forEach((r, i) => process.stderr.write(`gatesock receiver r${i}: ${JSON.stringify(r)}\n`));
+    const bad = reports.findIndex((r) => !r.ok);
+    if (bad >= 0) throw new Error(`gatesock: receiver r${bad} reported ${reports[bad]!.status}`);
+    const want = await sha256File(options.file);
+    const size = statSync(options.file).size;
+    for (let i = 0; i < hosts.length; i++) {
+      const copy = join(root, `r${i}`, 'update.bin');
+      if (statSync(copy).size !== size || (await sha256File(copy)) !== want) throw new Error(`gatesock delivered a different file to ${copy}`);
+    }
+    return {
+      seconds: out.transferMs / 1000,
+      prepareSeconds: out.prepareMs / 1000,
+      rounds: out.rounds,
+      payloadBytes: after.payloadBytes - before.payloadBytes,
+      packets: after.packets - before.packets,
+    };
+  } finally {
+    clearTimeout(deadline);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * One end of the updater's real-network benchmark, run inside a network
+ * namespace by bench/multicast-net.bench.ts (through `ip netns exec`, with
+ * scripts/ts-register.mjs):
+ *
+ *   multicast-net-node.ts send    JSON   — prepare and send the update, print the sender's report
+ *   multicast-net-node.ts receive JSON   — take one update, print the receiver's report
+ *
+ * JSON is one argument with the options below. Both print one JSON line on
+ * stdout when done (`{"ready":true}` first for a receiver, once it listens)
+ * and exit; errors go to stderr with exit status 1.
+ */
+import { readFileSync } from 'node:fs';
+import { UpdateReceiver } from '../src/delivery/update/receiver.js';
+import { UpdateSender } from '../src/delivery/update/sender.js';
+import { parsePublicKey, prepareUpdate } from '../src/delivery/update/wire/index.js';
+import { IdentityKey } from '../src/session/index.js';
+import { udpBind } from '../src/transport/index.js';
+
+/** Options of `send`. */
+export interface SendArgs {
+  readonly file: string;
+  /** Publisher key, PEM file. */
+  readonly keyPem: string;
+  readonly port: number;
+  readonly controlGroup: string;
+  readonly dataGroup: string;
+  readonly hosts: readonly string[];
+  readonly rateBps: number;
+  /** Loss to plan proactive repair for (the receivers' known loss, as a previous transfer's report would give). */
+  readonly expectedLoss: number;
+  readonly interface: string;
+  readonly family: 'ipv6' | 'ipv4';
+}
+
+/** Options of `receive`. */
+export interface ReceiveArgs {
+  readonly host: string;
+  readonly directory: string;
+  /** Publisher public key (`ed25519:…`). */
+  readonly publisherKey: string;
+  readonly port: number;
+  readonly controlGroup: string;
+  readonly dataGroup: string;
+  readonly interface: string;
+  readonly family: 'ipv6' | 'ipv4';
+}
+
+/** What `send` prints. */
+export interface SendOutput {
+  /** Preparing the update (FEC repair, hashes, signature), ms. */
+  readonly prepareMs: number;
+  /** `start()` to done (every receiver finished), ms. */
+  readonly transferMs: number;
+  readonly bytesSent: number;
+  readonly rounds: number;
+  readonly completed: number;
+  readonly receivers: number;
+  /** The sender's state changes, ms after start. */
+  readonly states: readonly { readonly state: string; readonly why: string; readonly atMs: number }[];
+}
+
+const SOCKET_BUFFER = 8 << 20;
+
+async function send(a: SendArgs): Promise<SendOutput> {
+  const file = new Uint8Array(readFileSync(a.file));
+  const key = IdentityKey.fromPem(readFileSync(a.keyPem, 'utf8'));
+  const t0 = performance.now();
+  const update = prepareUpdate(file, { name: 'update.bin', key, fileId: 1, version: 1 });
+  const prepareMs = performance.now() - t0;
+  const socket = await udpBind({ family: a.family, port: a.port, interface: a.interface, reuseAddr: true, sendBufferBytes: SOCKET_BUFFER, receiveBufferBytes: SOCKET_BUFFER });
+  const sender = new UpdateSender({
+    socket,
+    update,
+    controlGroup: a.controlGroup,
+    dataGroup: a.dataGroup,
+    expectedHosts: a.hosts,
+    rateBps: a.rateBps,
+    expectedLoss: a.expectedLoss,
+  });
+  const states: { state: string; why: string; atMs: number }[] = [];
+  const t1 = performance.now();
+  sender.on('state', (state, why) => states.push({ state, why, atMs: Math.round(performance.now() - t1) }));
+  const report = await sender.start();
+  const transferMs = performance.now() - t1;
+  sender.close();
+  socket.close();
+  return {
+    prepareMs,
+    transferMs,
+    bytesSent: report.bytesSent,
+    rounds: report.rounds,
+    completed: report.receivers.filter((r) => r.completed).length,
+    receivers: report.receivers.length,
+    states,
+  };
+}
+
+async function receive(a: ReceiveArgs): Promise<unknown> {
+  const socket = await udpBind({ family: a.family, port: a.port, interface: a.interface, reuseAddr: true, receiveBufferBytes: SOCKET_BUFFER, sendBufferBytes: SOCKET_BUFFER });
+  const rx = new UpdateReceiver({
+    socket,
+    policy: { allow: ['**'], publisherKeys: [parsePublicKey(a.publisherKey)] },
+    controlGroup: a.controlGroup,
+    dataGroup: a.dataGroup,
+    host: a.host,
+    directory: a.directory,
+  });
+  const done = new Promise<object>((resolve) => rx.once('done', resolve));
+  const t0 = performance.now();
+  const states: { state: string; why: string; atMs: number }[] = [];
+  rx.on('state', (state: string, why: string) => states.push({ state, why, atMs: Math.round(performance.now() - t0) }));
+  const dropped: Record<string, number> = {};
+  rx.on('dropped', (why: string, e?: Error) => {
+    const k = `${why}${e ? `: ${e.message.slice(0, 120)}` : ''}`;
+    dropped[k] = (dropped[k] ?? 0) + 1;
+  });
+  rx.start();
+  process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+  const report = await done;
+  // Let the last FIN repeats go out before closing.
+  await new Promise((r) => setTimeout(r, 300));
+  rx.close();
+  socket.close();
+  return { ...report, states, dropped };
+}
+
+const [mode, json] = process.argv.slice(2);
+try {
+  const out = mode === 'send' ? await send(JSON.parse(json!) as SendArgs) : mode === 'receive' ? await receive(JSON.parse(json!) as ReceiveArgs) : undefined;
+  if (out === undefined) throw new Error(`usage: multicast-net-node.ts send|receive JSON (got ${mode})`);
+  process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0));
+} catch (err) {
+  process.stderr.write(`multicast-net-node ${mode}: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+}
