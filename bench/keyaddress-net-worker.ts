@@ -17,6 +17,9 @@
  *                the client before timing) → {"us": mean µs per connection}
  *   plain N      the same to the plain server at one fixed address of the /64
  *                (`PREFIX::1`) → {"us": …}
+ *   fresh N      the same to the plain server, each connection at a fresh
+ *                random address of the /64 (what the kernel costs for a new
+ *                destination every time, without any admission) → {"us": …}
  *
  * Each timed connection is checked (the byte arrived; ours admitted, not
  * reset) and the worker answers {"error"} otherwise.
@@ -73,11 +76,12 @@ function once(host: string, port: number): Promise<'byte' | 'reset' | 'refused'>
   });
 }
 
-async function run(n: number, ours: boolean): Promise<number> {
+async function run(n: number, target: 'ours' | 'plain' | 'fresh'): Promise<number> {
+  const ours = target === 'ours';
   // The client's addresses are computed before the clock starts: the figure
   // is the listener's set-up time (the client's next() is client-side work,
   // measured on its own in the notes / docs).
-  const targets = Array.from({ length: n }, () => (ours ? client.next().address : fixed));
+  const targets = Array.from({ length: n }, () => (ours ? client.next().address : target === 'fresh' ? random() : fixed));
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     const r = await once(targets[i]!, ours ? OURS_PORT : PLAIN_PORT);
@@ -105,8 +109,8 @@ for await (const line of createInterface({ input: process.stdin })) {
       const refused = mode === 'bind' ? 'refused' : 'reset';
       const ok = first === 'byte' && again === refused && rnd === refused && base === 'byte';
       say(ok ? { ok } : { ok, why: `fresh ${first}, again ${again}, random ${rnd}, plain ${base}` });
-    } else if (cmd === 'ours' || cmd === 'plain') {
-      say({ us: await run(Number(arg), cmd === 'ours') });
+    } else if (cmd === 'ours' || cmd === 'plain' || cmd === 'fresh') {
+      say({ us: await run(Number(arg), cmd) });
     } else say({ error: `unknown command ${cmd}` });
   } catch (error) {
     say({ error: String(error) });
