@@ -63,7 +63,11 @@ export interface UdpBindOptions {
   interface?: string;
   /** Hop limit (IPv6) or TTL (IPv4) of multicast sends, 0–255. Default 1 (this link only). */
   hopLimit?: number;
-  /** Deliver this socket's multicast sends to group members on this host. Default true. */
+  /**
+   * Deliver this socket's multicast sends to group members on this host
+   * (IP_MULTICAST_LOOP). Default true. Only matters on a real interface:
+   * what is sent through `lo` comes back to this host either way.
+   */
   multicastLoopback?: boolean;
   /**
    * SO_REUSEADDR: several sockets on this host may bind the port (each gets
