@@ -39,6 +39,7 @@ import { ConfigError, GatesockError, RelayError } from '../errors/index.js';
 import { ServerEndpoint, type RelayConnectionInfo, type ServerEndpointOptions } from '../relay/index.js';
 import { clientConnect, SockIo, type ClientConnectOptions, type SockIoOptions } from '../socket/index.js';
 import type { ListeningModel } from './listener.js';
+import { KEYADDRESS_DEFAULTS, epochOf, epochStart } from './options.js';
 
 /** The slot label whose secret names a position's PCID. @public */
 export const RELAY_PCID_SLOT = 'relay-pcid';
@@ -60,6 +61,8 @@ const RENAME_RETRY_MS = 1000;
  * @public
  */
 export interface RelayPosition {
+  /** The position's epoch (t of (t, n)); the server registers in its clock's epoch when given. */
+  readonly t?: number;
   /** The position's key address: the window admits it when its PCID gets a session. */
   readonly address: string;
   /** Slot secrets by label; the PCID comes from `slots[RELAY_PCID_SLOT]`. */
@@ -137,6 +140,16 @@ export interface KeyAddressRelayServerOptions extends Omit<ServerEndpointOptions
   readonly slot?: string;
   /** Options of each accepted SockIo. */
   readonly sockIo?: SockIoOptions;
+  /**
+   * The window's epoch length, origin and clock (give the same as to the
+   * KeyAddressServer; defaults: KEYADDRESS_DEFAULTS and Date.now). Around an
+   * epoch boundary the window accepts two epochs, but a server has one PCID:
+   * it registers under the first position of the epoch its clock is in, and
+   * moves at the boundary itself.
+   */
+  readonly epochMs?: number;
+  readonly originMs?: number;
+  readonly now?: () => number;
 }
 
 /**
@@ -181,6 +194,7 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
   #refused = 0;
   #moving: Promise<void> = Promise.resolve();
   #retry: ReturnType<typeof setTimeout> | undefined;
+  #boundary: ReturnType<typeof setTimeout> | undefined;
   readonly #stop: (() => void)[] = [];
 
   private constructor(options: KeyAddressRelayServerOptions, onAccept: (sock: SockIo, info: RelayConnectionInfo) => void | Promise<void>) {
@@ -216,6 +230,9 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
       throw error;
     }
     server.#state = 'listening';
+    server.#armBoundary();
+    // The clock may have crossed a boundary while we logged in.
+    server.#follow();
     return server;
   }
 
@@ -243,12 +260,41 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
   async close(): Promise<void> {
     this.#state = 'closed';
     clearTimeout(this.#retry);
+    clearTimeout(this.#boundary);
     for (const s of this.#stop.splice(0)) s();
     await this.#endpoint.close();
   }
 
+  /** The epoch of the server's clock. */
+  #epoch(): number {
+    return epochOf(this.#now(), this.#o.epochMs ?? KEYADDRESS_DEFAULTS.epochMs, this.#o.originMs ?? KEYADDRESS_DEFAULTS.originMs);
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+
+  /**
+   * The position to register under: the first acceptable one of the clock's
+   * epoch (clients with a right clock are there), else of a later one, else
+   * the first.
+   */
   #first(): RelayPosition | undefined {
-    return this.#o.window.acceptable()[0];
+    const all = this.#o.window.acceptable();
+    const tc = this.#epoch();
+    return all.find((p) => p.t === tc) ?? all.find((p) => p.t !== undefined && p.t > tc) ?? all[0];
+  }
+
+  /** At each epoch boundary, follow the clock into the new epoch (the window itself may not change then). */
+  #armBoundary(): void {
+    if (this.#closed()) return;
+    const next = epochStart(this.#epoch() + 1, this.#o.epochMs ?? KEYADDRESS_DEFAULTS.epochMs, this.#o.originMs ?? KEYADDRESS_DEFAULTS.originMs);
+    const delay = Math.min(Math.max(0, next - this.#now()) + 5, 2 ** 31 - 1);
+    this.#boundary = setTimeout(() => {
+      this.#follow();
+      this.#armBoundary();
+    }, delay);
+    this.#boundary.unref();
   }
 
   #onConnection(stream: Parameters<typeof SockIo.fromStream>[0], info: RelayConnectionInfo): void {

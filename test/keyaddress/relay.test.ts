@@ -12,7 +12,10 @@ import type { SockIo } from '../../src/socket/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
 
 const SECRET = { passphrase: 'relay test passphrase', kdf: { N: 16, r: 1, p: 1 } };
-const OPTIONS = { prefix: '2001:db8:1:2::/64', slots: [RELAY_PCID_SLOT] };
+const HOUR = 3_600_000;
+/** A fixed clock in the middle of an epoch (1 h epochs), so no test meets a boundary by chance. */
+const MID_EPOCH = 490_000 * HOUR + HOUR / 2;
+const OPTIONS = { prefix: '2001:db8:1:2::/64', slots: [RELAY_PCID_SLOT], now: () => MID_EPOCH };
 
 let system: TestSystem | undefined;
 const closers: Array<() => Promise<unknown> | unknown> = [];
@@ -37,14 +40,15 @@ async function roundTrip(sock: SockIo, text: string): Promise<string> {
   return new TextDecoder().decode(await sock.recv(4096));
 }
 
-async function setUp(model: 'serial' | 'parallel' = 'parallel') {
+async function setUp(model: 'serial' | 'parallel' = 'parallel', now = () => MID_EPOCH) {
   system = await startSystem();
   const common = { controller: system.controller.address, roots: [system.pki.root] };
-  const window = KeyAddressServer.fromPassphraseSync(SECRET, OPTIONS);
-  const server = await KeyAddressRelayServer.start({ ...common, identity: createServerIdentity(), window, model }, echo);
+  const options = { ...OPTIONS, now };
+  const window = KeyAddressServer.fromPassphraseSync(SECRET, options);
+  const server = await KeyAddressRelayServer.start({ ...common, identity: createServerIdentity(), window, model, now }, echo);
   closers.push(() => server.close());
   const client = (lookahead?: number) =>
-    new KeyAddressRelayClient({ ...common, cursor: KeyAddressClient.fromPassphraseSync(SECRET, OPTIONS), timeoutMs: 10_000, ...(lookahead === undefined ? {} : { lookahead }) });
+    new KeyAddressRelayClient({ ...common, cursor: KeyAddressClient.fromPassphraseSync(SECRET, options), timeoutMs: 10_000, ...(lookahead === undefined ? {} : { lookahead }) });
   const known = (pcid: string) => relayLookup(pcid, common).then(() => true, (e: { code?: string }) => (e.code === 'GS_ERR_UNKNOWN_PCID' ? false : Promise.reject(e)));
   return { common, window, server, client, known };
 }
@@ -129,9 +133,33 @@ describe('KeyAddressRelayServer / KeyAddressRelayClient', () => {
     expect(server.stats.accepted).toBe(3);
   });
 
+  it('just after an epoch boundary (the window accepts both epochs) the server registers in the new one, where clients are', async () => {
+    const { server, client, window } = await setUp('parallel', () => 490_001 * HOUR + 10_000);
+    expect(new Set(window.acceptable().map((p) => p.t))).toEqual(new Set([490_000, 490_001]));
+    const sock = await client(0).connect();
+    expect(await roundTrip(sock, 'new epoch')).toBe('echo new epoch');
+    await sock.disconnect();
+    expect(server.stats.accepted).toBe(1);
+  });
+
+  it('at the boundary itself it moves into the new epoch, though the window does not change then', async () => {
+    let now = 490_001 * HOUR - 1000; // 1 s before the boundary: the window already accepts both epochs
+    const { server, client, known, window } = await setUp('parallel', () => now);
+    const before = server.pcid!;
+    expect(before).toBe(secretPcid(window.acceptable().find((p) => p.t === 490_000)!.slots[RELAY_PCID_SLOT]!));
+    now = 490_001 * HOUR + 1000;
+    // The boundary timer fires on the real clock ~1 s after start; wait for the rename (bounded).
+    await waitFor(async () => server.pcid !== before);
+    await server.settled();
+    expect(await known(before)).toBe(false);
+    const sock = await client(0).connect();
+    expect(await roundTrip(sock, 'moved')).toBe('echo moved');
+    await sock.disconnect();
+  });
+
   it('a window without the slot is a clear configuration error', async () => {
     system = await startSystem();
-    const window = KeyAddressServer.fromPassphraseSync(SECRET, { prefix: OPTIONS.prefix });
+    const window = KeyAddressServer.fromPassphraseSync(SECRET, { prefix: OPTIONS.prefix, now: OPTIONS.now });
     await expect(
       KeyAddressRelayServer.start({ controller: system.controller.address, roots: [system.pki.root], identity: createServerIdentity(), window }, echo),
     ).rejects.toThrow(/slots: \['relay-pcid'\]/);
@@ -144,7 +172,7 @@ function setUpCommon() {
 
 /** A fresh client cursor moved to position n of the current epoch. */
 function cursorAt(n: number) {
-  const c = KeyAddressClient.fromPassphraseSync(SECRET, OPTIONS);
+  const c = KeyAddressClient.fromPassphraseSync(SECRET, OPTIONS); // the same fixed clock as setUp's default
   for (let i = 0; i < n; i++) c.next();
   return c;
 }
