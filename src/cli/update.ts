@@ -22,7 +22,6 @@ import { randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EventEmitter } from 'eventemitter3';
 import { SingleBar } from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
 import {
@@ -39,10 +38,11 @@ import {
   type ReceiverReport,
   type SenderReport,
   type UpdateHandler,
+  withReplySocket,
 } from '../delivery/index.js';
 import { ConfigError, DeliveryError } from '../errors/index.js';
 import { IdentityKey } from '../session/index.js';
-import { independentLoss, udpBind, withLoss, type DatagramAddress, type DatagramSocket, type DatagramSocketEvents } from '../transport/index.js';
+import { independentLoss, udpBind, withLoss, type DatagramAddress } from '../transport/index.js';
 import { EXIT } from './errors.js';
 
 /** How long `receive --once` keeps running after its update ended, so the repeated FINs go out. */
@@ -102,50 +102,6 @@ function readPublicKey(spec: string): Uint8Array {
     throw new ConfigError('GS_ERR_INVALID_OPTION', `--publisher-key ${spec}: not "ed25519:…" and not a readable file (${(err as Error).message})`);
   }
   return parsePublicKey(text);
-}
-
-/**
- * One socket to the receiver engine made of two: `group` (bound to the
- * group's port, receiving) and `reply` (ephemeral; every send goes out of it
- * and unicast answers come back to it). Closing either closes both.
- */
-class PairedSocket extends EventEmitter<DatagramSocketEvents> implements DatagramSocket {
-  readonly #group: DatagramSocket;
-  readonly #reply: DatagramSocket;
-  #closed = false;
-
-  constructor(group: DatagramSocket, reply: DatagramSocket) {
-    super();
-    this.#group = group;
-    this.#reply = reply;
-    for (const s of [group, reply]) {
-      s.on('message', (data, from) => this.emit('message', data, from));
-      s.on('error', (err) => this.emit('error', err));
-      s.on('close', () => this.close());
-    }
-  }
-  get localAddress(): DatagramAddress {
-    return this.#group.localAddress;
-  }
-  get clock() {
-    return this.#group.clock;
-  }
-  send(data: Uint8Array, to: DatagramAddress): void {
-    this.#reply.send(data, to);
-  }
-  joinGroup(group: string): void {
-    this.#group.joinGroup(group);
-  }
-  leaveGroup(group: string): void {
-    this.#group.leaveGroup(group);
-  }
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#group.close();
-    this.#reply.close();
-    this.emit('close');
-  }
 }
 
 /** The family of a group literal. */
@@ -417,7 +373,7 @@ async function runReceive(o: ReceiveOptions, io: Io): Promise<void> {
   const raw = await udpBind({ family, port: o.group.port, groups: [o.group.address], reuseAddr: true, receiveBufferBytes: 8 << 20, ...iface });
   const group = o.injectLoss ? withLoss(raw, { loss: independentLoss(o.injectLoss), seed: o.lossSeed ?? 1 }) : raw;
   const reply = await udpBind({ family, port: 0, ...iface });
-  const socket = new PairedSocket(group, reply);
+  const socket = withReplySocket(group, reply);
   const host = o.host ?? os.hostname();
   const receiver = new UpdateReceiver({
     socket,

@@ -58,6 +58,7 @@ export {
   type SymbolPacket,
 } from './packet.js';
 export { decodeDatagram, type WireMessage } from './datagram.js';
+export { withReplySocket } from './reply-socket.js';
 export {
   BLOCK_HASH_LEN,
   MERKLE_NODE_LEN,
