@@ -75,7 +75,8 @@ export interface AdmissionWindow {
   off?(event: 'change', listener: () => void): unknown;
   /**
    * Start re-reading the clock (epoch changes); returns the stop function.
-   * The listener calls it at start and stops it at close.
+   * Mode `bind` calls it at start and stops it at close (mode `admit` asks
+   * the window at each connection and needs no timer).
    */
   watch?(): () => void;
 }
