@@ -3,17 +3,43 @@
  * against plain loopback TCP, and handshakes per second against Node's own
  * TLS 1.3, each backend, all measured side by side in this run.
  */
-import { checkPath, pingPong, pushThrough, startTcpEcho, startTcpSink, usingServers as using } from './baselines.js';
+import { checkPath, pingPong, pushThrough, startTcpEcho, startTcpSink, usingServers as using, type BenchStream } from './baselines.js';
 import { defineFigures, sideBySide } from './harness.js';
-import { makePki, secureDial, startSecureEcho } from './fixtures.js';
+import { makePki, secureDial, serverOptions, startSecureEcho, type BenchPki } from './fixtures.js';
 import { startFarSide } from './relay-thread.js';
 import { runHandshakes } from './handshakes.js';
-import type { CryptoBackendName } from '../src/session/index.js';
+import { MuxSession, secureConnect, type CryptoBackendName } from '../src/session/index.js';
+import { tcpConnect } from '../src/transport/index.js';
 
 const MiB = 1 << 20;
 const CHUNK = 256 * 1024;
 const RTT_ROUNDS = 2000;
 
+/**
+ * The seal worker of `parallelSeal`, from src/ through the same type-stripping
+ * hooks as the rest of the bench (a worker registers them itself), so the
+ * figure measures the working tree like every other one, with no build step.
+ */
+const SEAL_WORKER = new URL(
+  `data:text/javascript,${encodeURIComponent(
+    `import ${JSON.stringify(new URL('../scripts/ts-register.mjs', import.meta.url).href)};\n` +
+      `await import(${JSON.stringify(new URL('../src/session/secure/seal-worker.ts', import.meta.url).href)});`,
+  )}`,
+);
+
+/**
+ * {@link secureDial} with the pure-TS backend sealing in parallel
+ * (`parallelSeal`: the default pool, one worker per core beyond this
+ * thread's, and this thread sealing too).
+ */
+async function secureDialParallel(pki: BenchPki, port: number): Promise<BenchStream> {
+  const options = { ...serverOptions(pki, 'noble'), parallelSeal: { workerUrl: SEAL_WORKER } };
+  const channel = await secureConnect(await tcpConnect({ host: '127.0.0.1', port }), options);
+  const session = new MuxSession(channel, { role: 'initiator' });
+  const conn = session.open();
+  conn.on('close', () => session.destroy());
+  return conn;
+}
 
 /**
  * `client` is the backend of the sending end (the SDK), `gateway` that of the
@@ -21,7 +47,7 @@ const RTT_ROUNDS = 2000;
  * against a native gateway is the portable SDK against a Node gateway; both
  * pure TS bounds what the pure path alone can do.
  */
-function throughput(client: 'native' | 'noble', gateway: 'native' | 'noble', totalMiB: number, ratio: number) {
+function throughput(client: 'native' | 'noble' | 'noble-parallel', gateway: 'native' | 'noble', totalMiB: number, ratio: number) {
   // Many short rounds, ours and the baseline alternating, medians of each:
   // the plain pipe alone ranges from about 600 to 1,500 MB/s between 128 MiB
   // transfers on this 2-core machine (scheduling of its two threads), so a
@@ -29,9 +55,12 @@ function throughput(client: 'native' | 'noble', gateway: 'native' | 'noble', tot
   // measured a minute apart. Same total bytes as before.
   const rounds = 16;
   const bytes = (totalMiB / rounds) * MiB;
-  const backend = client;
+  const backend = client === 'noble-parallel' ? 'noble' : client;
+  // `noble-parallel`: the sender seals with noble on worker threads and this
+  // one (parallelSeal); the far side, which only opens, is plain noble or native.
+  const label = client === gateway || (client === 'noble-parallel' && gateway === 'noble') ? client : `${client}→${gateway}`;
   return {
-    name: `secure-session throughput ${client === gateway ? client : `${client}→${gateway}`} ${totalMiB}MiB/${CHUNK / 1024}KiB`,
+    name: `secure-session throughput ${label} ${totalMiB}MiB/${CHUNK / 1024}KiB`,
     unit: 'MB/s',
     // The far side (relay hop and sink) runs in its own thread, the sender
     // here, for ours and the baseline alike (relay-thread.ts). Baseline:
@@ -44,7 +73,7 @@ function throughput(client: 'native' | 'noble', gateway: 'native' | 'noble', tot
       const plain = await startFarSide('plain');
       const secure = await startFarSide('secure', { backend: gateway, pki });
       return using([secure, plain], async () => {
-        const entry = () => secureDial(pki, secure.port, backend);
+        const entry = () => (client === 'noble-parallel' ? secureDialParallel(pki, secure.port) : secureDial(pki, secure.port, backend));
         // Check before timing: both paths deliver the same bytes.
         if ((await checkPath(entry, secure.sink)) !== (await checkPath(plain.port, plain.sink))) {
           throw new Error('secure and plain paths delivered different bytes');
@@ -95,6 +124,8 @@ export const figures = defineFigures([
   throughput('native', 'native', 1024, 0.5),
   throughput('noble', 'native', 1024, 0.2),
   throughput('noble', 'noble', 1024, 0.2),
+  throughput('noble-parallel', 'native', 1024, 0.2),
+  throughput('noble-parallel', 'noble', 1024, 0.2),
   handshakes('native', 3000, 2000),
   handshakes('noble', 200, 150),
   ...(['native', 'noble'] as const).map((backend) => ({

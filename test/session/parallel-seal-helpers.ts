@@ -19,6 +19,50 @@ export function dataWorker(code: string): URL {
 /** The real seal worker, from src/ through the type-stripping hooks (as the benchmarks load it). */
 export const sealWorkerUrl = dataWorker(`await import(${JSON.stringify(source)});`);
 
+/**
+ * A seal worker that holds every job until the test opens its gate
+ * (`openGate(name)`), then seals them with the real sealing code, in order:
+ * so a test can be sure jobs are still pending when it looks. Each gate name
+ * is its own worker script, hence its own pool.
+ */
+export function gatedWorker(name: string): URL {
+  const job = new URL('../../src/session/secure/parallel-seal-job.ts', import.meta.url).href;
+  return dataWorker(`
+    const { parentPort, BroadcastChannel } = await import('node:worker_threads');
+    const { sealJobItems } = await import(${JSON.stringify(job)});
+    const gate = new BroadcastChannel(${JSON.stringify(`gatesock-test-gate-${name}`)});
+    gate.unref();
+    let open = false;
+    const held = [];
+    const run = (job) => { sealJobItems(job.buffer); parentPort.postMessage({ id: job.id }); };
+    gate.onmessage = () => {
+      gate.postMessage('opened');
+      if (open) return;
+      open = true;
+      for (const j of held.splice(0)) run(j);
+    };
+    parentPort.on('message', (job) => (open ? run(job) : held.push(job)));
+    parentPort.postMessage({ ready: true });`);
+}
+
+/**
+ * Open the gate of {@link gatedWorker} `name`: ask every 10 ms until the
+ * worker says it is open (it may still be loading), at most 10 s.
+ */
+export async function openGate(name: string): Promise<void> {
+  const bc = new BroadcastChannel(`gatesock-test-gate-${name}`);
+  try {
+    const opened = new Promise<void>((resolve) => (bc.onmessage = () => resolve()));
+    for (let i = 0; i < 1000; i++) {
+      bc.postMessage('open');
+      if (await Promise.race([opened.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10))])) return;
+    }
+    throw new Error(`gate ${name} did not open`);
+  } finally {
+    bc.close();
+  }
+}
+
 /** Parallel sealing over the source worker; `callerSeals: false` leaves every record to the workers. */
 export function sealing(callerSeals: boolean, workerUrl: URL = sealWorkerUrl, threads = 1): ParallelSealing {
   return { pool: SealPool.for(workerUrl, threads), callerSeals };

@@ -14,7 +14,7 @@ import { secureAccept, secureConnect, type SecureChannel, type SecureChannelOpti
 import { memoryPair, tcpConnect, tcpListen, type ByteStream } from '../../src/transport/index.js';
 import { SeededRandom } from '../../src/transport/random.js';
 import { fakeIdentity, fakeVerifier } from '../helpers/fake-identity.js';
-import { collect, dataWorker, fixedChannel, once, pattern, sealWorkerUrl, sealing, sha } from './parallel-seal-helpers.js';
+import { collect, dataWorker, fixedChannel, gatedWorker, once, openGate, pattern, sealWorkerUrl, sealing, sha } from './parallel-seal-helpers.js';
 
 const RECORD = 65519;
 
@@ -106,14 +106,19 @@ describe('parallel sealing: order, backpressure, end and destroy', () => {
     const [ta, tb] = memoryPair();
     const raw = collect(tb);
     const events: string[] = [];
+    tb.on('data', () => events.push('data'));
     tb.on('end', () => events.push('end'));
-    // Workers only: every large write is still pending when the next write comes.
-    const ch = fixedChannel(ta, 1, 2, 2 ** 20, sealing(false));
+    // A gated worker and no sealing here: every large write is still pending when the next write comes.
+    const ch = fixedChannel(ta, 1, 2, 2 ** 20, sealing(false, gatedWorker('order')));
     const parts = [pattern(50, 1), pattern(4 * RECORD, 2), pattern(3, 3), pattern(5 * RECORD + 9, 4), pattern(1000, 5), pattern(RECORD + 1, 6), pattern(7, 7)];
     for (const p of parts) ch.write(p);
     ch.end();
+    await new Promise((r) => setTimeout(r, 50));
+    // Nothing has gone out: the first 50 bytes were staged, so they went into the first job as a record of their own.
+    expect(events).toEqual([]);
+    await openGate('order');
     const wire = await raw;
-    expect(events).toEqual(['end']);
+    expect(events.at(-1)).toBe('end');
     const [ra, rb] = memoryPair();
     const plain = collect(fixedChannel(rb, 2, 1, 2 ** 20));
     ra.write(wire);
@@ -130,14 +135,17 @@ describe('parallel sealing: order, backpressure, end and destroy', () => {
       const f = ta[m]?.bind(ta);
       if (f) ta[m] = (c: Uint8Array) => ((handed += c.length), f(c));
     }
-    const ch = fixedChannel(ta, 1, 2, 2 ** 20, sealing(false));
-    // Made beforehand: a worker may finish a job while the test computes the next pattern.
-    const first = pattern(3 * RECORD, 1);
-    const second = pattern(6 * RECORD, 2);
-    expect(ch.write(first)).toBe(true); // 192 KiB queued: under the limit
-    expect(ch.write(second)).toBe(false); // 576 KiB queued
+    const ch = fixedChannel(ta, 1, 2, 2 ** 20, sealing(false, gatedWorker('drain')));
+    let drains = 0;
+    ch.on('drain', () => drains++);
+    expect(ch.write(pattern(3 * RECORD, 1))).toBe(true); // 192 KiB queued: under the limit
+    expect(ch.write(pattern(6 * RECORD, 2))).toBe(false); // 576 KiB queued
+    await new Promise((r) => setTimeout(r, 50));
     expect(handed).toBe(0);
-    await once(ch, 'drain');
+    expect(drains).toBe(0);
+    const drained = once(ch, 'drain');
+    await openGate('drain');
+    await drained;
     // By `drain`, the queue is under its limit: at least the first job has been handed on.
     expect(handed).toBeGreaterThanOrEqual(3 * (RECORD + 18));
     expect(ch.write(pattern(10, 3))).toBe(true);
@@ -150,7 +158,7 @@ describe('parallel sealing: order, backpressure, end and destroy', () => {
   it('drops pending jobs on destroy(): nothing more is sent, close comes once, and the pool works on', async () => {
     const [ta, tb] = memoryPair();
     const raw = collect(tb).catch(() => Buffer.alloc(0));
-    const pool = sealing(false);
+    const pool = sealing(false, gatedWorker('destroy'));
     const ch = fixedChannel(ta, 1, 2, 2 ** 20, pool);
     const closes: unknown[] = [];
     ch.on('close', (e) => closes.push(e));
@@ -160,6 +168,7 @@ describe('parallel sealing: order, backpressure, end and destroy', () => {
     ch.destroy(); // … which is dropped
     expect(closes).toEqual([undefined]);
     expect((await raw).length).toBe(0);
+    await openGate('destroy'); // the worker now seals the dropped job: nothing may come of it
     await new Promise((r) => setTimeout(r, 100));
     expect(closes).toEqual([undefined]);
     // Buffers of dropped jobs go back wiped and are reused: a new channel is still right.
@@ -240,18 +249,31 @@ describe('parallel sealing: worker failures', () => {
     expectSealFailure(await second.closed, /./);
   });
 
-  it('a pool whose workers are terminated fails the jobs they held, and starts new workers for the next', async () => {
-    const url = dataWorker(`await import(${JSON.stringify(new URL('../../src/session/secure/seal-worker.ts', import.meta.url).href)});\n// private pool`);
-    const pool = SealPool.for(url, 1);
-    // Let the worker start, so that it takes the job at once.
-    const warm = await runScript([2 * RECORD], 2 ** 20, { pool, callerSeals: false });
-    expect(sha(warm.plain)).toBe(sha(warm.written));
+  it('a pool whose workers are terminated fails the jobs they held', async () => {
+    // Takes the first record of a job and hangs on it, as a stuck thread would.
+    const url = dataWorker(`
+      const { parentPort } = await import('node:worker_threads');
+      parentPort.on('message', ({ buffer }) => { Atomics.add(new Int32Array(buffer, 0, 2), 0, 1); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); });
+      parentPort.postMessage({ ready: true });`);
     const { ch, closed } = failing(url, false);
-    ch.write(pattern(8 * RECORD, 1));
-    await pool.terminate();
+    ch.write(pattern(4 * RECORD, 1));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ch.closed).toBe(false);
+    await SealPool.for(url, 1).terminate();
     expectSealFailure(await closed, /exited/);
+  });
+
+  it('a terminated pool starts new workers for the next job', async () => {
+    const url = dataWorker(`await import(${JSON.stringify(new URL('../../src/session/secure/seal-worker.ts', import.meta.url).href)});\n// a private pool`);
+    const pool = SealPool.for(url, 1);
+    const before = await runScript([3 * RECORD], 2 ** 20, { pool, callerSeals: false });
+    expect(sha(before.plain)).toBe(sha(before.written));
+    expect(pool.runningWorkers).toBe(1);
+    await pool.terminate();
+    expect(pool.runningWorkers).toBe(0);
     const after = await runScript([3 * RECORD], 2 ** 20, { pool, callerSeals: false });
     expect(sha(after.plain)).toBe(sha(after.written));
+    expect(pool.runningWorkers).toBe(1);
   });
 });
 

@@ -100,6 +100,16 @@ export function writeJobNonce(buffer: SharedArrayBuffer, lo: number, hi: number)
   words[NONCE_HI] = hi;
 }
 
+/**
+ * Publish a filled job buffer: an atomic store after every plain write of
+ * the header, plaintexts and key, so that a thread whose first act is the
+ * atomic take of an item sees them all (whatever the message it came by
+ * guarantees).
+ */
+export function publishJob(buffer: SharedArrayBuffer): void {
+  Atomics.store(jobCounters(buffer), NEXT, 0);
+}
+
 /** The job's counters, for Atomics. */
 export function jobCounters(buffer: SharedArrayBuffer): Int32Array {
   return new Int32Array(buffer, 0, 2);

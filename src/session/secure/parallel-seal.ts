@@ -49,6 +49,7 @@ import {
   jobCounters,
   jobKey,
   jobSlotsStart,
+  publishJob,
   sealJobItems,
   writeJobHeader,
   writeJobNonce,
@@ -158,7 +159,7 @@ export class SealJob {
     this.#onSettled = onSettled;
   }
 
-  /** True once every record is sealed (and the job has not failed or been cancelled). */
+  /** True once every record is sealed (read live from the job's counters), unless the job failed or was cancelled. */
   get complete(): boolean {
     if (this.#state === 'running' && jobComplete(this.#counters, this.count)) this.#state = 'complete';
     return this.#state === 'complete';
@@ -346,6 +347,7 @@ export class SealPool {
       throw err;
     }
     writeJobNonce(buffer, run.lo, run.hi);
+    publishJob(buffer);
     const job = new SealJob(this.#nextId++, this, buffer, slots, lengths, onSettled);
     for (const w of this.#workers) w.post(job, buffer);
     return job;
