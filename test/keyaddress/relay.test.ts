@@ -157,6 +157,28 @@ describe('KeyAddressRelayServer / KeyAddressRelayClient', () => {
     await sock.disconnect();
   });
 
+  it('server offline: the client keeps the PCID it found (no position consumed) and reaches the server when it is back', async () => {
+    system = await startSystem();
+    const common = { controller: system.controller.address, roots: [system.pki.root] };
+    const identity = createServerIdentity();
+    const first = await KeyAddressRelayServer.start({ ...common, identity, window: KeyAddressServer.fromPassphraseSync(SECRET, OPTIONS), now: OPTIONS.now }, echo);
+    const pcid = first.pcid!;
+    await first.close();
+    const cursor = KeyAddressClient.fromPassphraseSync(SECRET, OPTIONS);
+    const c = new KeyAddressRelayClient({ ...common, cursor, lookahead: 0, timeoutMs: 10_000 });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GS_ERR_SERVER_OFFLINE' });
+    expect(cursor.position.n).toBe(1);
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GS_ERR_SERVER_OFFLINE' });
+    expect(cursor.position.n).toBe(1); // the kept PCID was tried, nothing consumed
+    // The server comes back (same identity, a window restored to where it was: position 0).
+    const again = await KeyAddressRelayServer.start({ ...common, identity, window: KeyAddressServer.fromPassphraseSync(SECRET, OPTIONS), now: OPTIONS.now }, echo);
+    closers.push(() => again.close());
+    expect(again.pcid).toBe(pcid);
+    const sock = await c.connect();
+    expect(await roundTrip(sock, 'back')).toBe('echo back');
+    await sock.disconnect();
+  });
+
   it('a window without the slot is a clear configuration error', async () => {
     system = await startSystem();
     const window = KeyAddressServer.fromPassphraseSync(SECRET, { prefix: OPTIONS.prefix, now: OPTIONS.now });
