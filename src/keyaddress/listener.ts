@@ -240,6 +240,12 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     super();
     checkOption(Number.isInteger(options.port) && options.port > 0 && options.port < 65536, 'port', 'must be an integer in 1..65535');
     checkOption(Array.isArray(options.windows) && options.windows.length > 0, 'windows', 'must hold at least one window');
+    checkOption(
+      options.windows.every((w) => typeof w?.acceptable === 'function' && typeof w.admit === 'function'),
+      'windows',
+      'must each have acceptable() and admit() (a KeyAddressServer)',
+    );
+    checkOption(options.backlog === undefined || (Number.isInteger(options.backlog) && options.backlog > 0), 'backlog', 'must be a positive integer');
     checkOption(options.model === undefined || options.model === 'serial' || options.model === 'parallel', 'model', "must be 'serial' or 'parallel'");
     checkOption(options.mode === undefined || options.mode === 'admit' || options.mode === 'bind', 'mode', "must be 'admit' or 'bind'");
     checkOption(options.refreshMs === undefined || (Number.isFinite(options.refreshMs) && options.refreshMs > 0), 'refreshMs', 'must be > 0');

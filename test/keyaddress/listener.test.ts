@@ -142,6 +142,8 @@ describe('KeyAddressListener, mode admit', () => {
     const w = sequenceWindow([v4(2)]);
     await expect(KeyAddressListener.listen({ prefix: '::/64', port: 0, windows: [w], checkHost: false })).rejects.toThrow(/port/);
     await expect(KeyAddressListener.listen({ prefix: '::/64', port: 9, windows: [], checkHost: false })).rejects.toThrow(/windows/);
+    await expect(KeyAddressListener.listen({ prefix: '::/64', port: 9, windows: [{} as AdmissionWindow], checkHost: false })).rejects.toThrow(/acceptable\(\) and admit\(\)/);
+    await expect(KeyAddressListener.listen({ prefix: '::/64', port: 9, windows: [w], backlog: 0, checkHost: false })).rejects.toThrow(/backlog/);
     await expect(KeyAddressListener.listen({ prefix: '2001:db8::/48', port: 9, windows: [w], checkHost: false })).rejects.toMatchObject({
       code: 'GS_ERR_KEYADDR_INVALID_PREFIX',
     });
