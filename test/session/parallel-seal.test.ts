@@ -10,11 +10,13 @@ import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { GatesockError, TransportError } from '../../src/errors/index.js';
 import { SEAL_WORKER_FAILED, SealPool } from '../../src/session/secure/parallel-seal.js';
-import { secureAccept, secureConnect, type SecureChannel, type SecureChannelOptions } from '../../src/session/secure/channel.js';
 import { memoryPair, tcpConnect, tcpListen, type ByteStream } from '../../src/transport/index.js';
 import { SeededRandom } from '../../src/transport/random.js';
 import { fakeIdentity, fakeVerifier } from '../helpers/fake-identity.js';
-import { collect, dataWorker, fixedChannel, gatedWorker, once, openGate, pattern, sealWorkerUrl, sealing, sha } from './parallel-seal-helpers.js';
+import { getCryptoBackend } from '../../src/session/crypto/index.js';
+import { CipherState } from '../../src/session/noise/cipher-state.js';
+import { SecureChannel, secureAccept, secureConnect, type SecureChannelOptions, type VerifiedPeer } from '../../src/session/secure/channel.js';
+import { collect, dataWorker, fixedChannel, fixedCipher, gatedWorker, once, openGate, pattern, sealWorkerUrl, sealing, sha } from './parallel-seal-helpers.js';
 
 const RECORD = 65519;
 
@@ -67,6 +69,52 @@ function scripts(): Record<string, Step[]> {
     'random mix of 40 steps': mixed,
   };
 }
+
+describe('CipherState.reserve', () => {
+  it('takes consecutive nonces under the current key, carrying into the high half', () => {
+    const c = fixedCipher(1);
+    c.setNonce(2n ** 32n - 2n);
+    const key = new Uint8Array(32);
+    expect(c.reserve(5, key)).toEqual({ lo: 2 ** 32 - 2, hi: 0 });
+    expect(c.nonce).toBe(2n ** 32n + 3n);
+    expect(key).toEqual(new Uint8Array(32).map((_, i) => (i * 31 + 1) & 0xff));
+    expect(c.reserve(1, key)).toEqual({ lo: 3, hi: 1 });
+  });
+
+  it('never hands out the reserved nonce 2^64−1, and leaves the nonce alone when it refuses', () => {
+    const c = fixedCipher(1);
+    const key = new Uint8Array(32);
+    c.setNonce(2n ** 64n - 3n);
+    expect(() => c.reserve(3, key)).toThrow(expect.objectContaining({ code: 'GS_ERR_NONCE_EXHAUSTED' }));
+    expect(c.nonce).toBe(2n ** 64n - 3n);
+    expect(c.reserve(2, key)).toEqual({ lo: 2 ** 32 - 3, hi: 2 ** 32 - 1 });
+    expect(() => c.reserve(1, key)).toThrow(expect.objectContaining({ code: 'GS_ERR_NONCE_EXHAUSTED' }));
+  });
+
+  it('is refused without a noble key (the native backend keeps its key in OpenSSL)', () => {
+    const native = new CipherState(getCryptoBackend('native'));
+    native.initializeKey(new Uint8Array(32).fill(1));
+    expect(() => native.reserve(1, new Uint8Array(32))).toThrow(expect.objectContaining({ code: 'GS_ERR_BAD_KEY' }));
+    expect(() => fixedCipher(1).reserve(0, new Uint8Array(32))).toThrow(RangeError);
+  });
+
+  it('gives workers the nonces one thread would use across the 2^32 boundary', async () => {
+    const peer: VerifiedPeer = { publicKey: new Uint8Array(32), msid: 'MSID-TEST', role: 'test' };
+    const wire = async (parallel?: ReturnType<typeof sealing>) => {
+      const [ta, tb] = memoryPair();
+      const raw = collect(tb);
+      const send = fixedCipher(1);
+      send.setNonce(2n ** 32n - 3n);
+      const ch = new SecureChannel(ta, [], false, send, fixedCipher(2), peer, new Uint8Array(32), 2 ** 20, parallel);
+      ch.write(pattern(8 * RECORD, 1));
+      ch.end();
+      return raw;
+    };
+    const alone = await wire();
+    expect((await wire(sealing(false))).equals(alone)).toBe(true);
+    expect((await wire(sealing(true))).equals(alone)).toBe(true);
+  });
+});
 
 describe('parallel sealing: the bytes on the wire', () => {
   for (const [name, script] of Object.entries(scripts())) {
