@@ -14,7 +14,7 @@ import { IdentityKey } from '../../src/session/index.js';
 import { parsePublicKey, publisherKeyId } from '../../src/delivery/index.js';
 import { EXIT } from '../../src/cli/errors.js';
 import { parseGroup, parseRate, receiverTable, type SendReportJson } from '../../src/cli/update.js';
-import { udpBind } from '../../src/transport/index.js';
+import { loopbackMulticastProblem } from './fixtures/multicast-probe.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const env = { ...process.env };
@@ -37,16 +37,8 @@ function gatesock(args: string[], cwd: string, timeout = 20_000): Promise<{ stat
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gatesock-cli-update-'));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-const ipv4 = await (async () => {
-  try {
-    const s = await udpBind({ family: 'ipv4', groups: ['239.255.73.2'], interface: 'lo' });
-    s.close();
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!ipv4) console.log('cli-update.test: cannot join an IPv4 group on lo here; skipping the send nobody answers');
+const ipv4 = (await loopbackMulticastProblem('ipv4', '239.255.73.2')) === undefined;
+if (!ipv4) console.log('cli-update.test: IPv4 multicast on lo does not work here; skipping the send nobody answers');
 
 describe('flag helpers', () => {
   it('parseGroup takes [IPv6]:port and IPv4:port only', () => {

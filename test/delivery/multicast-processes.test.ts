@@ -17,8 +17,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatPublicKey, generatePublisherKey } from '../../src/delivery/index.js';
-import { udpBind, type DatagramSocket } from '../../src/transport/index.js';
 import type { SendReportJson } from '../../src/cli/update.js';
+import { loopbackMulticastProblem } from './fixtures/multicast-probe.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = [path.join(repo, 'scripts/ts-register.mjs'), path.join(repo, 'src/cli/main.ts')];
@@ -33,34 +33,9 @@ const FAMILIES = [
   { family: 'ipv6' as const, group: 'ff15::72:9', bracket: (g: string) => `[${g}]` },
 ];
 
-/** Does loopback multicast work for this family here? One datagram to a group on lo and back. */
-async function probe(family: 'ipv4' | 'ipv6', group: string): Promise<string | undefined> {
-  let r: DatagramSocket | undefined;
-  let s: DatagramSocket | undefined;
-  try {
-    r = await udpBind({ family, groups: [group], interface: 'lo', reuseAddr: true });
-    s = await udpBind({ family, interface: 'lo' });
-    let got = false;
-    let failed: Error | undefined;
-    r.on('message', () => (got = true));
-    s.on('error', (e) => (failed = e));
-    for (let i = 0; i < 5 && !got && failed === undefined; i++) {
-      s.send(new Uint8Array(8), { address: group, port: r.localAddress.port });
-      const end = Date.now() + 200;
-      while (!got && failed === undefined && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
-    }
-    return got ? undefined : (failed?.message ?? 'a datagram sent to the group on lo never arrived');
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    r?.close();
-    s?.close();
-  }
-}
-
 const missing = new Map<string, string | undefined>();
 for (const f of FAMILIES) {
-  const why = await probe(f.family, f.group);
+  const why = await loopbackMulticastProblem(f.family, f.group);
   missing.set(f.family, why);
   if (why !== undefined) {
     console.log(`multicast-processes.test: ${f.family} multicast on loopback is not available here, skipping it: ${why}. Fix: sudo bash scripts/multicast-loopback.sh`);

@@ -208,15 +208,7 @@ export function ackSigningBytes(announcement: Announcement, hosts: readonly stri
   return concat(ascii(ACK_CONTEXT), fromBase64url(announcement.signature, 'signature', SIGNATURE_LEN), fixed, ...list);
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
 /** Verify a signature over `message` with a backend. @internal */
 export function verifySignature(crypto: CryptoBackend, signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
