@@ -82,6 +82,12 @@ export interface MulticastNet {
   /** Packets the loss rule of a receiver dropped so far. */
   droppedBy(receiver: NetnsHost): number;
   /**
+   * Datagrams the kernel of a namespace dropped because a socket's receive
+   * buffer was full (Udp6RcvbufErrors + UDP RcvbufErrors): loss the program
+   * caused by not reading fast enough, as opposed to the injected loss.
+   */
+  receiveBufferDrops(host: NetnsHost): number;
+  /**
    * UDP the sender has put on the wire so far, counted where its veth
    * enters the bridge (an nftables ingress counter on the bridge port, so
    * every program is measured the same way): packets, and payload bytes
@@ -225,6 +231,19 @@ export function createMulticastNet(options: MulticastNetOptions): MulticastNet {
       const r = spawnSync('ip', ['netns', 'exec', receiver.ns, 'nft', 'list table netdev gsloss'], { encoding: 'utf8' });
       const m = /counter packets (\d+)/.exec(r.stdout ?? '');
       return m === null ? 0 : Number(m[1]);
+    },
+    receiveBufferDrops(host) {
+      const out = sh(['ip', 'netns', 'exec', host.ns, 'cat', '/proc/net/snmp6', '/proc/net/snmp'], 'UDP counters');
+      const v6 = /^Udp6RcvbufErrors\s+(\d+)/m.exec(out);
+      // /proc/net/snmp: a "Udp:" header line of names, then a "Udp:" line of values.
+      const udp = out.split('\n').filter((l) => l.startsWith('Udp: '));
+      let v4 = 0;
+      if (udp.length >= 2) {
+        const names = udp[0]!.split(/\s+/);
+        const values = udp[1]!.split(/\s+/);
+        v4 = Number(values[names.indexOf('RcvbufErrors')] ?? 0);
+      }
+      return Number(v6?.[1] ?? 0) + v4;
     },
     senderUdp() {
       const out = sh(['ip', 'netns', 'exec', bridgeNs, 'nft', 'list table netdev gscount'], 'sender counter');
@@ -456,7 +475,10 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
     if (process.env['GS_BENCH_TRACE'] !== undefined) process.stderr.write(`gatesock sender states: ${JSON.stringify(out.states)}\n`);
     if (out.completed !== net.receivers.length) throw new Error(`gatesock: ${out.completed}/${net.receivers.length} receivers completed`);
     const reports = await Promise.all(receivers.map((r) => r.done));
-    if (process.env['GS_BENCH_TRACE'] !== undefined) reports.forEach((r, i) => process.stderr.write(`gatesock receiver r${i}: ${JSON.stringify(r)}\n`));
+    if (process.env['GS_BENCH_TRACE'] !== undefined) {
+      reports.forEach((r, i) => process.stderr.write(`gatesock receiver r${i}: ${JSON.stringify(r)}\n`));
+      process.stderr.write(`receive-buffer drops per receiver (kernel, not injected): ${JSON.stringify(net.receivers.map((r) => net.receiveBufferDrops(r)))}; injected: ${JSON.stringify(net.receivers.map((r) => net.droppedBy(r)))}\n`);
+    }
     const bad = reports.findIndex((r) => !r.ok);
     if (bad >= 0) throw new Error(`gatesock: receiver r${bad} reported ${reports[bad]!.status}`);
     const want = await sha256File(options.file);
