@@ -49,16 +49,20 @@ describe('UDP multicast across network namespaces', () => {
     );
     const before = net.senderUdp();
     const droppedBefore = net.receivers.map((r) => net!.droppedBy(r));
+    const bufferBefore = net.receivers.map((r) => net!.receiveBufferDrops(r));
     const sent = await net.runIn(net.sender, process.execPath, ['--import', tsRegister, senderFixture, family, group, '7100', 'eth0', String(count)], 20_000);
     expect(sent.stderr).toBe('');
     const report = JSON.parse(sent.stdout) as { sent: number; acks: number; from: string[] };
     const results = await Promise.all(members.map((m) => m.end()));
     results.forEach((r, i) => {
-      const lost = 1 - r.got.length / count;
-      expect(lost).toBeGreaterThan(0.07);
-      expect(lost).toBeLessThan(0.13);
-      // What was lost is what the rule dropped (nothing overflowed elsewhere).
-      expect(net!.droppedBy(net!.receivers[i]!) - droppedBefore[i]!).toBe(count - r.got.length);
+      const host = net!.receivers[i]!;
+      const injected = net!.droppedBy(host) - droppedBefore[i]!;
+      expect(injected / count).toBeGreaterThan(0.07);
+      expect(injected / count).toBeLessThan(0.13);
+      // Every datagram missing is one the rule dropped, or (on a starved
+      // machine) one the member's full receive buffer dropped: the harness
+      // loses nothing else.
+      expect(count - r.got.length).toBe(injected + (net!.receiveBufferDrops(host) - bufferBefore[i]!));
     });
     // Acks leave through the receivers' egress (no loss there), so nearly
     // every datagram a member got comes back acked, from its own address
