@@ -1,11 +1,12 @@
 /**
  * The in-namespace half of bench/keyaddress-net.bench.ts, run as
- * `ip netns exec NS node --import scripts/ts-register.mjs bench/keyaddress-net-worker.ts PREFIX MODE`
+ * `ip netns exec NS node --import scripts/ts-register.mjs bench/keyaddress-net-worker.ts PREFIX MODE [WINDOW]`
  * in a namespace whose /64 is routed locally on `lo`.
  *
  * Two listeners in this process: a KeyAddressListener (admission mode
  * `admit`, or `bind`; parallel model) over a real KeyAddressServer window,
- * and a plain `net` server on `::`. Each sends one byte to every connection
+ * (WINDOW `ratchet`, the default; or `list`, the same addresses in an O(1)
+ * window, to time the listener alone), and a plain `net` server on `::`. Each sends one byte to every connection
  * it keeps. Commands on stdin, one JSON line each on stdout:
  *
  *   check        verify before timing: a fresh key address is admitted and
@@ -31,15 +32,37 @@ import { createInterface } from 'node:readline';
 import { formatIpv6, parsePrefix } from '../src/keyaddress/address.js';
 import { KeyAddressClient } from '../src/keyaddress/client.js';
 import { KeyAddressServer } from '../src/keyaddress/server.js';
-import { KeyAddressListener, type ListenerMode } from '../src/keyaddress/listener.js';
+import { KeyAddressListener, type AdmissionWindow, type ListenerMode } from '../src/keyaddress/listener.js';
 
-const [prefix, mode] = process.argv.slice(2) as [string, ListenerMode];
+const [prefix, mode, windowKind = 'ratchet'] = process.argv.slice(2) as [string, ListenerMode, ('ratchet' | 'list')?];
 const SECRET = { passphrase: 'bench passphrase', kdf: { N: 16, r: 1, p: 1 } };
 const OURS_PORT = 7400;
+/** Addresses in the `list` window: more than any run takes (warm-up + 7 rounds × 300 + checks). */
+const LIST_LENGTH = 5000;
 const PLAIN_PORT = 7401;
 
-const window = KeyAddressServer.fromPassphraseSync(SECRET, { prefix });
 const client = KeyAddressClient.fromPassphraseSync(SECRET, { prefix });
+const window: AdmissionWindow = windowKind === 'list' ? listWindow() : KeyAddressServer.fromPassphraseSync(SECRET, { prefix });
+
+/**
+ * `list`: the same key addresses (a second client of the same passphrase,
+ * computed before anything is timed) in a window whose admit() is one
+ * comparison — so a figure over it measures the listener alone, without
+ * the ratchet's per-admission derivation.
+ */
+function listWindow(): AdmissionWindow {
+  const twin = KeyAddressClient.fromPassphraseSync(SECRET, { prefix });
+  const list = Array.from({ length: LIST_LENGTH }, () => twin.next().address);
+  let pos = 0;
+  return {
+    acceptable: () => (pos < list.length ? [list[pos]!] : []),
+    admit: (address) => {
+      if (address !== list[pos]) return { ok: false, reason: list.indexOf(address) >= 0 ? 'retired' : 'unknown' };
+      pos++;
+      return { ok: true };
+    },
+  };
+}
 const greet = (socket: Socket) => {
   socket.on('error', () => undefined);
   socket.write(Buffer.of(0x2a));

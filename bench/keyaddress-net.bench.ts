@@ -24,6 +24,12 @@
  * addresses pay by design), so its ratio is what the admission itself
  * (window lookup, retirement, refill) costs.
  *
+ * A fourth (`…, listener only`) runs the admission listener over the same
+ * key addresses in an O(1) window (a list computed before timing, admit()
+ * one comparison): the listener's own cost, without the ratchet's
+ * per-admission derivation in KeyAddressServer.admit(). The gap between it
+ * and the first figure is what the window costs.
+ *
  * Both listeners live in the one worker process and are measured
  * alternately (harness `sideBySide`). Before timing, the worker checks that
  * a fresh key address is admitted, the same address again and a random
@@ -40,9 +46,9 @@ const CONNECTIONS = 300;
 const ROUNDS = 7;
 const worker = fileURLToPath(new URL('./keyaddress-net-worker.ts', import.meta.url));
 
-function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain'): Figure {
+function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', window: 'ratchet' | 'list' = 'ratchet'): Figure {
   return {
-    name: `keyaddress-listener set-up ${mode} x ${CONNECTIONS}${baseline === 'fresh' ? ' vs fresh addresses' : ''}`,
+    name: `keyaddress-listener set-up ${mode} x ${CONNECTIONS}${baseline === 'fresh' ? ' vs fresh addresses' : ''}${window === 'list' ? ', listener only' : ''}`,
     unit: 'µs/connection',
     // The issue's target for the admission listener: within 10% of plain.
     // `bind` (a socket per acceptable address, rebinding as the window
@@ -50,7 +56,7 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain'): 
     target: { better: 'lower', ratio: mode === 'admit' ? 1.1 : 1.5 },
     async run() {
       const ns = await localNamespace({ nonlocalBind: mode === 'bind' });
-      const child = runInNamespace(ns.ns, worker, [ns.prefix, mode]);
+      const child = runInNamespace(ns.ns, worker, [ns.prefix, mode, window]);
       try {
         const ask = async (cmd: string): Promise<Record<string, unknown>> => {
           child.child.stdin!.write(cmd + '\n');
@@ -82,4 +88,6 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain'): 
 const available = await namespacesAvailable();
 if (!available.ok) console.error(`keyaddress-net.bench.ts: skipping the key-address listener figures: ${available.why}`);
 
-export const figures = defineFigures(available.ok ? [figure('admit'), figure('admit', 'fresh'), figure('bind')] : []);
+export const figures = defineFigures(
+  available.ok ? [figure('admit'), figure('admit', 'fresh'), figure('admit', 'plain', 'list'), figure('bind')] : [],
+);

@@ -138,9 +138,9 @@ export interface KeyAddressConnectionInfo {
   readonly lane: number;
   /** The key address the client dialled (now retired). */
   readonly address: string;
-  /** The client's address. */
+  /** The client's address (read from the socket on first use: read it while the connection is open). */
   readonly remoteAddress: string;
-  /** The client's port. */
+  /** The client's port (likewise). */
   readonly remotePort: number;
 }
 
@@ -198,6 +198,20 @@ function admitted(result: boolean | { readonly ok: boolean }): boolean {
 
 function reasonOf(result: boolean | { readonly ok: boolean; readonly reason?: string }): string | undefined {
   return typeof result === 'object' && result !== null && typeof result.reason === 'string' ? result.reason : undefined;
+}
+
+/** A {@link KeyAddressConnectionInfo} whose peer fields are read (a getpeername call) only when used. */
+class ConnectionInfo implements KeyAddressConnectionInfo {
+  readonly #socket: Socket;
+  constructor(socket: Socket, readonly lane: number, readonly address: string) {
+    this.#socket = socket;
+  }
+  get remoteAddress(): string {
+    return this.#socket.remoteAddress ?? '';
+  }
+  get remotePort(): number {
+    return this.#socket.remotePort ?? 0;
+  }
 }
 
 function refuse(socket: Socket): void {
@@ -372,14 +386,7 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     // inet_ntop); only an IPv4-mapped one (`::ffff:1.2.3.4`) needs rewriting.
     const local = socket.localAddress ?? '';
     const address = local.includes('.') ? (canonicalIpv6(local) ?? local) : local;
-    const remoteAddress = socket.remoteAddress ?? '';
-    const remotePort = socket.remotePort ?? 0;
-    const reject = (reason: RefusalReason, detail?: string) => {
-      this.#refused++;
-      refuse(socket);
-      this.emit('refused', detail === undefined ? { address, remoteAddress, reason } : { address, remoteAddress, reason, detail });
-    };
-    if (this.#closed) return reject('closing');
+    if (this.#closed) return this.#reject(socket, address, 'closing');
     // Every listening lane's window is asked (the one that knows the
     // address admits it; the others answer "unknown" and keep nothing).
     // A window that recognises a used or out-of-window address retires it.
@@ -407,7 +414,7 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
       // Serial model: the address may be valid in a lane that is busy; it
       // stays valid there (not consumed) for when the lane listens again.
       const busy = this.#lanes.some((l) => !this.#laneListens(l) && l.window.acceptable().some((a) => addressOf(a) === address));
-      return busy ? reject('lane-busy') : reject('not-admitted', detail);
+      return busy ? this.#reject(socket, address, 'lane-busy') : this.#reject(socket, address, 'not-admitted', detail);
     }
     const lane = this.#lanes[index]!;
     this.#accepted++;
@@ -417,7 +424,14 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
       this.#changed();
     });
     this.#changed();
-    this.emit('connection', socket, { lane: index, address, remoteAddress, remotePort });
+    this.emit('connection', socket, new ConnectionInfo(socket, index, address));
+  }
+
+  #reject(socket: Socket, address: string, reason: RefusalReason, detail?: string): void {
+    this.#refused++;
+    const remoteAddress = socket.remoteAddress ?? '';
+    refuse(socket);
+    this.emit('refused', detail === undefined ? { address, remoteAddress, reason } : { address, remoteAddress, reason, detail });
   }
 
   /** Something the bound set depends on changed (mode `bind` only). */
