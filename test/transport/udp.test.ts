@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, DeliveryError, TransportError } from '../../src/errors/index.js';
 import type { DatagramSocket } from '../../src/transport/datagram.js';
 import { udpBind } from '../../src/transport/udp.js';
+// The one loopback-multicast probe, shared with the updater's process tests.
+import { loopbackMulticastProblem } from '../delivery/fixtures/multicast-probe.js';
 
 const FAMILIES = [
   { family: 'ipv6' as const, group: 'ff15::4753:1', loopback: '::1' },
@@ -39,34 +41,10 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
-/** Does loopback multicast work for this family here? (One round trip.) */
-async function probe(family: 'ipv6' | 'ipv4', group: string): Promise<string | undefined> {
-  let r: DatagramSocket | undefined;
-  let s: DatagramSocket | undefined;
-  try {
-    r = await udpBind({ family, groups: [group], interface: 'lo', reuseAddr: true });
-    s = await udpBind({ family, interface: 'lo' });
-    let got = false;
-    let failed: Error | undefined;
-    r.on('message', () => (got = true));
-    s.on('error', (e) => (failed = e));
-    for (let i = 0; i < 3 && !got && failed === undefined; i++) {
-      s.send(seqPacket(0), { address: group, port: r.localAddress.port });
-      await until(() => got || failed !== undefined, 200);
-    }
-    return got ? undefined : (failed?.message ?? 'a datagram sent to the group on lo never arrived');
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    r?.close();
-    s?.close();
-  }
-}
-
 // Probed once, before the tests are collected, so they can be skipped by name.
 const missing = new Map<string, string | undefined>();
 for (const f of FAMILIES) {
-  const why = await probe(f.family, f.group);
+  const why = await loopbackMulticastProblem(f.family, f.group);
   missing.set(f.family, why);
   if (why !== undefined) {
     console.log(`udp.test: ${f.family} multicast on loopback is not available here, skipping those tests: ${why}. Fix: sudo bash scripts/multicast-loopback.sh`);
