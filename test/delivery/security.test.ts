@@ -254,6 +254,34 @@ describe('data-session packets', () => {
   });
 });
 
+describe('the sender makes each symbol from a few blocks kept at hand', () => {
+  it('in any order, past the cache, every symbol equals the encoder own, source and repair, file read from a block source', () => {
+    const file = fileBytes(40 * 2 * 64 - 10, 3);
+    const reads: number[] = [];
+    const source = { length: file.length, readBlock: (sbn: number, offset: number, n: number) => (reads.push(sbn), file.slice(offset, offset + n)) };
+    const prepared = prepareUpdate(source, { name: 'x', key: publisher, fileId: 1, version: 1, expires: FAR_FUTURE, symbolSize: 64, sourceSymbols: 2, repairSymbols: 3 });
+    expect(prepared.layout.blockCount).toBe(40);
+    const order: [number, number][] = [];
+    for (let sbn = 0; sbn < 40; sbn++) for (let esi = 0; esi < 5; esi++) order.push([sbn, esi]);
+    let x = 99;
+    for (let i = order.length - 1; i > 0; i--) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      const j = x % (i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    for (const [sbn, esi] of [...order, ...order]) {
+      const p = asSymbol(prepared.symbolPacket(sbn, esi));
+      const genuine = prepared.encoder.symbol(sbn * 0x10000 + esi);
+      expect(Buffer.from(genuine.subarray(0, p.payload.length)).equals(Buffer.from(p.payload))).toBe(true);
+    }
+    // Block by block, each block is read at most once: it stays among the last 16 while its symbols are made.
+    reads.length = 0;
+    for (let sbn = 0; sbn < 40; sbn++) for (let esi = 0; esi < 5; esi++) prepared.symbolPacket(sbn, esi);
+    expect(new Set(reads).size).toBe(reads.length);
+    expect(reads.length).toBeGreaterThanOrEqual(24);
+  });
+});
+
 describe('batched completion acks', () => {
   it('one signature names many hosts; each named host verifies it, others do not; batches fit the limit', () => {
     const { prepared } = smallUpdate();

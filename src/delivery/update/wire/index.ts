@@ -98,6 +98,7 @@ export {
 export {
   DEFAULT_UPDATE_OPTIONS,
   PreparedUpdate,
+  SYMBOL_CACHE_BLOCKS,
   UpdateAuthenticator,
   coderFor,
   prepareUpdate,

@@ -18,7 +18,6 @@ import { DeliveryError } from '../../../errors/index.js';
 import {
   createReedSolomon,
   createReedSolomon16,
-  encodeFecInfo,
   ObjectEncoder,
   type CoderFactory,
   type ErasureCoder,
@@ -47,6 +46,9 @@ import {
 } from './manifest.js';
 import { ackPayloadLength, DEFAULT_MAX_REQUEST_PAYLOAD, encodePacket, SYMBOL_HASH_LEN, type AckPacket, type ManifestPacket, type RoundPacket, type SymbolPacket } from './packet.js';
 import { ackSigningBytes, isVerified, roundSigningBytes, signAnnouncement, type VerifiedAnnouncement } from './publisher.js';
+
+/** Blocks a {@link PreparedUpdate} keeps at hand for making symbols. @public */
+export const SYMBOL_CACHE_BLOCKS = 16;
 
 /**
  * The coder factory of an update code: `rs8` → `createReedSolomon`,
@@ -120,6 +122,10 @@ export class PreparedUpdate {
   readonly #blockHashes: Uint8Array;
   readonly #tree: MerkleTree;
   readonly #udate: Uint8Array;
+  readonly #readBlock: (sbn: number) => Uint8Array;
+  #coder: ErasureCoder | undefined;
+  /** The last blocks symbols were made of, most recent last: their source shards and the repair made so far. */
+  readonly #blocks = new Map<number, { readonly shards: Uint8Array[]; readonly repair: Map<number, Uint8Array> }>();
 
   /** @internal */
   constructor(
@@ -130,6 +136,7 @@ export class PreparedUpdate {
     hashes: Uint8Array,
     blockHashes: Uint8Array,
     tree: MerkleTree,
+    readBlock: (sbn: number) => Uint8Array,
   ) {
     this.announcement = announcement;
     this.layout = layout;
@@ -138,6 +145,7 @@ export class PreparedUpdate {
     this.#hashes = hashes;
     this.#blockHashes = blockHashes;
     this.#tree = tree;
+    this.#readBlock = readBlock;
     this.#udate = encodeControl({ kind: 'udate', announcement });
   }
 
@@ -153,8 +161,7 @@ export class PreparedUpdate {
   symbolPacket(sbn: number, esi: number): Uint8Array {
     const l = this.layout;
     checkSymbolPosition(l, sbn, esi);
-    const symbol = this.encoder.symbol(encodeFecInfo(sbn, esi));
-    const payload = symbol.subarray(0, symbolPayloadLength(l, sbn, esi));
+    const payload = this.#symbol(sbn, esi).subarray(0, symbolPayloadLength(l, sbn, esi));
     return encodePacket({ kind: esi < l.sourceSymbols ? 'data' : 'repair', fileId: l.fileId, seq: symbolSeq(l, sbn, esi), sbn, esi, payload });
   }
 
@@ -173,6 +180,45 @@ export class PreparedUpdate {
     payload.set(hashes, BLOCK_HASH_LEN);
     payload.set(proof, BLOCK_HASH_LEN + hashes.length);
     return encodePacket({ kind: 'manifest', fileId: l.fileId, sbn, page, payload });
+  }
+
+  /**
+   * Symbol `(sbn, esi)`, padded. The last {@link SYMBOL_CACHE_BLOCKS} blocks
+   * are kept (source shards, and each repair symbol once made), so a round
+   * that sends a block's symbols one by one reads the block once, not once
+   * per symbol.
+   */
+  #symbol(sbn: number, esi: number): Uint8Array {
+    const l = this.layout;
+    let block = this.#blocks.get(sbn);
+    if (block) {
+      this.#blocks.delete(sbn);
+    } else {
+      const bytes = this.#readBlock(sbn);
+      const zero = new Uint8Array(l.symbolSize);
+      const shards: Uint8Array[] = [];
+      for (let i = 0; i < l.sourceSymbols; i++) {
+        const start = i * l.symbolSize;
+        if (start >= bytes.length) shards.push(zero);
+        else if (start + l.symbolSize <= bytes.length) shards.push(bytes.subarray(start, start + l.symbolSize));
+        else {
+          const padded = new Uint8Array(l.symbolSize);
+          padded.set(bytes.subarray(start));
+          shards.push(padded);
+        }
+      }
+      block = { shards, repair: new Map() };
+      if (this.#blocks.size >= SYMBOL_CACHE_BLOCKS) this.#blocks.delete(this.#blocks.keys().next().value!);
+    }
+    this.#blocks.set(sbn, block);
+    if (esi < l.sourceSymbols) return block.shards[esi]!;
+    let symbol = block.repair.get(esi);
+    if (!symbol) {
+      this.#coder ??= coderFor(l.code)(l.sourceSymbols, l.repairSymbols);
+      symbol = this.#coder.encodeIndex(block.shards, esi - l.sourceSymbols);
+      block.repair.set(esi, symbol);
+    }
+    return symbol;
   }
 
   /** The manifest page holding the hash of `esi` (same for every block). */
@@ -300,7 +346,16 @@ export function prepareUpdate(file: Uint8Array | ObjectBlockSource, options: Pre
   }
   const tree = new MerkleTree(crypto, leaves);
   const announcement = signAnnouncement({ ...base, digest: digest.digest('hex'), root: toHex(tree.root) }, options.key);
-  return new PreparedUpdate(announcement, layout, encoder, options.key, hashes, blockHashes, tree);
+  const blockBytes = k * symbolSize;
+  const readBlock = (sbn: number): Uint8Array => {
+    const offset = sbn * blockBytes;
+    const length = Math.min(blockBytes, size - offset);
+    if (file instanceof Uint8Array) return file.subarray(offset, offset + length);
+    const bytes = file.readBlock(sbn, offset, length);
+    if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new TypeError(`readBlock(${sbn}) must return ${length} bytes`);
+    return bytes;
+  };
+  return new PreparedUpdate(announcement, layout, encoder, options.key, hashes, blockHashes, tree, readBlock);
 }
 
 /**
