@@ -259,6 +259,31 @@ describe('SimNetwork', () => {
     expect(r.counters.queueDroppedDatagrams).toBe(90);
   });
 
+  it('sends a multicast datagram through the sender uplink once: its rate paces all copies, its loss loses every copy', () => {
+    const net = new SimNetwork({ seed: 2 });
+    // 8 Mbit/s: 1000 bytes take 1 ms; a third of datagrams lost on the way up.
+    const sender = net.addHost({ name: 's', uplink: { rateBps: 8e6, loss: independentLoss(1 / 3) } });
+    const hosts = [0, 1, 2].map((i) => net.addHost({ name: `r${i}`, downlink: { delayMs: 2 } }));
+    const got = hosts.map(() => [] as Array<[number, number]>);
+    hosts.forEach((h, i) => {
+      const s = h.bind(PORT);
+      s.joinGroup(GROUP);
+      s.on('message', (d) => got[i]!.push([seqOf(d), net.clock.now()]));
+    });
+    const out = sender.bind();
+    for (let i = 0; i < 300; i++) out.send(packet(i, 1000), { address: GROUP, port: PORT });
+    net.run();
+    // Every receiver got the same datagrams, at the same times: one uplink decision per datagram.
+    expect(got[1]).toEqual(got[0]);
+    expect(got[2]).toEqual(got[0]);
+    const lost = 300 - got[0]!.length;
+    expect(Math.abs(lost / 300 - 1 / 3)).toBeLessThan(0.1);
+    expect(sender.counters.lostDatagrams).toBe(lost);
+    expect(hosts.every((h) => h.counters.lostDatagrams === 0)).toBe(true);
+    // Datagram i left the uplink after i + 1 ms of serialization, then 2 ms down.
+    for (const [seq, at] of got[0]!) expect(at).toBeCloseTo(seq + 1 + 2, 9);
+  });
+
   it('delivers unicast replies to the sender, multicast to members only, and respects loopback', () => {
     const net = new SimNetwork();
     const sender = net.addHost({ name: 'sender' });
