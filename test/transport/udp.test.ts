@@ -136,6 +136,15 @@ describe.each(FAMILIES)('UDP $family', ({ family, group, loopback }) => {
     expect(acks.size).toBe(3);
   }, 30_000);
 
+  it.skipIf(noMulticast)('names the interface by one of its addresses as well as by name', async () => {
+    const r = await bind({ groups: [group], interface: loopback });
+    const s = await bind({ interface: loopback });
+    let got = 0;
+    r.on('message', () => got++);
+    s.send(seqPacket(5), { address: group, port: r.localAddress.port });
+    expect(await until(() => got === 1, 2000)).toBe(true);
+  });
+
   it.skipIf(noMulticast)('close stops delivery at once; send after close throws GS_ERR_TRANSPORT_CLOSED', async () => {
     const r = await bind({ groups: [group], interface: 'lo' });
     const s = await bind({ interface: 'lo' });
