@@ -186,8 +186,8 @@ describe('parallel sealing: order, backpressure, end and destroy', () => {
     const ch = fixedChannel(ta, 1, 2, 2 ** 20, sealing(false, gatedWorker('drain')));
     let drains = 0;
     ch.on('drain', () => drains++);
-    expect(ch.write(pattern(3 * RECORD, 1))).toBe(true); // 192 KiB queued: under the limit
-    expect(ch.write(pattern(6 * RECORD, 2))).toBe(false); // 576 KiB queued
+    expect(ch.write(pattern(8 * RECORD, 1))).toBe(true); // 512 KiB queued: under the 1 MiB limit
+    expect(ch.write(pattern(9 * RECORD, 2))).toBe(false); // 1.06 MiB queued
     await new Promise((r) => setTimeout(r, 50));
     expect(handed).toBe(0);
     expect(drains).toBe(0);
@@ -195,11 +195,11 @@ describe('parallel sealing: order, backpressure, end and destroy', () => {
     await openGate('drain');
     await drained;
     // By `drain`, the queue is under its limit: at least the first job has been handed on.
-    expect(handed).toBeGreaterThanOrEqual(3 * (RECORD + 18));
+    expect(handed).toBeGreaterThanOrEqual(8 * (RECORD + 18));
     expect(ch.write(pattern(10, 3))).toBe(true);
     ch.end();
     const wire = await raw;
-    expect(handed).toBe(9 * RECORD + 10 + 10 * 18);
+    expect(handed).toBe(17 * RECORD + 10 + 18 * 18);
     expect(wire.length).toBe(handed);
   });
 

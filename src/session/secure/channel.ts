@@ -51,11 +51,13 @@ const MAX_RECORD_LEN = RECORD_PREFIX_LEN + NOISE_MAX_MESSAGE;
 const PARALLEL_MIN_WRITE = 2 * MAX_RECORD_PLAINTEXT;
 /**
  * With `parallelSeal`, `write()` returns false while this many bytes or
- * more wait in the outbox (for workers, or behind them): about two 256 KiB
- * writes of the multiplexed session, so the workers have the next job
- * while the last one is sent, and memory stays bounded.
+ * more wait in the outbox (for workers, or behind them): four 256 KiB
+ * writes of the multiplexed session. Deep enough that this thread goes on
+ * sealing later jobs while a worker that the scheduler has paused holds a
+ * record of an earlier one (a time slice of a few milliseconds is a few
+ * hundred kilobytes of sealing), and memory per channel stays bounded.
  */
-const PARALLEL_QUEUE_LIMIT = 512 * 1024;
+const PARALLEL_QUEUE_LIMIT = 1024 * 1024;
 
 // Every byte of these buffers is written before it is sent; skipping the
 // zero-fill matters at gigabytes per second. Plain arrays where Buffer is absent.
@@ -442,7 +444,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
    * smaller writes are staged and sealed together on the next microtask, or
    * as soon as they fill a record, so small writes share one. The caller may reuse
    * `chunk` after this returns. Returns false while the underlying stream is
-   * full, or (with `parallelSeal`) while 512 KiB or more wait for seal
+   * full, or (with `parallelSeal`) while 1 MiB or more wait for seal
    * workers or behind them (wait for `drain`); throws
    * `GS_ERR_TRANSPORT_CLOSED` after `end()` or close.
    */
