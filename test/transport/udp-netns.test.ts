@@ -75,4 +75,28 @@ describe('UDP multicast across network namespaces', () => {
     expect(after.packets - before.packets).toBe(count);
     expect(after.payloadBytes - before.payloadBytes).toBe(count * 1200);
   }, 60_000);
+
+  it.skipIf(why !== undefined)('multicastLoopback decides whether members on the sending host get its datagrams', async () => {
+    net ??= createMulticastNet({ receivers: 3, lossPercent: 10 });
+    const udp = new URL('../../src/transport/udp.ts', import.meta.url).pathname;
+    const script = `
+      import { udpBind } from ${JSON.stringify(udp)};
+      const got = {};
+      for (const loop of [true, false]) {
+        const member = await udpBind({ family: 'ipv6', groups: ['ff15::4753:3'], interface: 'eth0' });
+        const sender = await udpBind({ family: 'ipv6', interface: 'eth0', multicastLoopback: loop });
+        let n = 0;
+        member.on('message', () => n++);
+        for (let i = 0; i < 5; i++) sender.send(new Uint8Array(8), { address: 'ff15::4753:3', port: member.localAddress.port });
+        await new Promise((r) => setTimeout(r, 200));
+        got[String(loop)] = n;
+        member.close();
+        sender.close();
+      }
+      console.log(JSON.stringify(got));
+    `;
+    const run = await net.runIn(net.sender, process.execPath, ['--import', tsRegister, '--input-type=module', '-e', script], 20_000);
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ true: 5, false: 0 });
+  }, 30_000);
 });
