@@ -15,7 +15,9 @@
  *                {"ok":true} or {"ok":false,"why"}
  *   ours N       N sequential connect + accept + first byte round trips, each
  *                to the client's next key address (the N addresses taken from
- *                the client before timing) → {"us": mean µs per connection}
+ *                the client before timing) → {"us": mean wall-clock µs per
+ *                connection, "cpu": this process's CPU µs (user + system) per
+ *                connection — client and server sides both, as both run here}
  *   plain N      the same to the plain server at one fixed address of the /64
  *                (`PREFIX::1`) → {"us": …}
  *   fresh N      the same to the plain server, each connection at a fresh
@@ -99,18 +101,21 @@ function once(host: string, port: number): Promise<'byte' | 'reset' | 'refused'>
   });
 }
 
-async function run(n: number, target: 'ours' | 'plain' | 'fresh'): Promise<number> {
+async function run(n: number, target: 'ours' | 'plain' | 'fresh'): Promise<{ us: number; cpu: number }> {
   const ours = target === 'ours';
   // The client's addresses are computed before the clock starts: the figure
   // is the listener's set-up time (the client's next() is client-side work,
   // measured on its own in the notes / docs).
   const targets = Array.from({ length: n }, () => (ours ? client.next().address : target === 'fresh' ? random() : fixed));
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     const r = await once(targets[i]!, ours ? OURS_PORT : PLAIN_PORT);
     if (r !== 'byte') throw new Error(`${ours ? 'key-address' : 'plain'} connection ${i} was ${r}`);
   }
-  return Number(process.hrtime.bigint() - t0) / 1000 / n;
+  const wall = Number(process.hrtime.bigint() - t0) / 1000 / n;
+  const cpu = process.cpuUsage(c0);
+  return { us: wall, cpu: (cpu.user + cpu.system) / n };
 }
 
 const say = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -133,7 +138,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       const ok = first === 'byte' && again === refused && rnd === refused && base === 'byte';
       say(ok ? { ok } : { ok, why: `fresh ${first}, again ${again}, random ${rnd}, plain ${base}` });
     } else if (cmd === 'ours' || cmd === 'plain' || cmd === 'fresh') {
-      say({ us: await run(Number(arg), cmd) });
+      say(await run(Number(arg), cmd));
     } else say({ error: `unknown command ${cmd}` });
   } catch (error) {
     say({ error: String(error) });

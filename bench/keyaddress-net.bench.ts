@@ -35,20 +35,26 @@
  * a fresh key address is admitted, the same address again and a random
  * address of the /64 are refused, and the plain server answers.
  *
+ * Each figure also prints, on stderr, the CPU time per connection of the
+ * worker (client and server sides together, user + system) for ours and the
+ * baseline: on a machine shared with other work it moves far less than the
+ * wall-clock figure.
+ *
  * Where namespaces cannot be created (not root, not Linux) the figures are
  * left out with one stderr line, never failed.
  */
 import { fileURLToPath } from 'node:url';
 import { localNamespace, namespacesAvailable, runInNamespace } from '../test/keyaddress/fixtures/netns.js';
-import { defineFigures, sideBySide, type Figure } from './harness.js';
+import { defineFigures, median, sideBySide, type Figure } from './harness.js';
 
 const CONNECTIONS = 300;
 const ROUNDS = 7;
 const worker = fileURLToPath(new URL('./keyaddress-net-worker.ts', import.meta.url));
 
 function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', window: 'ratchet' | 'list' = 'ratchet'): Figure {
+  const name = `keyaddress-listener set-up ${mode} x ${CONNECTIONS}${baseline === 'fresh' ? ' vs fresh addresses' : ''}${window === 'list' ? ', listener only' : ''}`;
   return {
-    name: `keyaddress-listener set-up ${mode} x ${CONNECTIONS}${baseline === 'fresh' ? ' vs fresh addresses' : ''}${window === 'list' ? ', listener only' : ''}`,
+    name,
     unit: 'µs/connection',
     // The issue's target for the admission listener: within 10% of plain.
     // `bind` (a socket per acceptable address, rebinding as the window
@@ -69,11 +75,22 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', w
         if (check.ok !== true) throw new Error(`check before timing failed: ${String(check.why)}`);
         await ask(`ours ${CONNECTIONS}`); // warm-up (JIT) of both paths
         await ask(`${baseline} ${CONNECTIONS}`);
+        const cpu = { ours: [] as number[], baseline: [] as number[] };
+        const sample = async (cmd: string, into: number[]) => {
+          const r = await ask(`${cmd} ${CONNECTIONS}`);
+          into.push(r.cpu as number);
+          return r.us as number;
+        };
         const m = await sideBySide(
           ROUNDS,
-          async () => (await ask(`ours ${CONNECTIONS}`)).us as number,
-          async () => (await ask(`${baseline} ${CONNECTIONS}`)).us as number,
+          () => sample('ours', cpu.ours),
+          () => sample(baseline, cpu.baseline),
         );
+        // CPU time per connection moves far less than wall time when other
+        // processes load the machine: an info line beside the figure.
+        const o = median(cpu.ours);
+        const b = median(cpu.baseline);
+        console.error(`${name}: CPU per connection ${o.toFixed(1)} µs vs ${b.toFixed(1)} µs (ratio ${(o / b).toFixed(2)})`);
         return { ...m, baselineName: baseline === 'plain' ? 'plain-listener' : 'plain-listener-fresh-addresses' };
       } finally {
         child.child.stdin!.end();
