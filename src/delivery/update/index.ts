@@ -6,3 +6,22 @@
  * @packageDocumentation
  */
 export * from './wire/index.js';
+export {
+  UpdateSender,
+  type ReceiverOutcome,
+  type SenderBytes,
+  type SenderReport,
+  type SenderState,
+  type UpdateSenderEvents,
+  type UpdateSenderOptions,
+} from './sender.js';
+export {
+  UpdateReceiver,
+  type ReceiverCounters,
+  type ReceiverReport,
+  type ReceiverState,
+  type UpdateHandler,
+  type UpdateReceiverEvents,
+  type UpdateReceiverOptions,
+} from './receiver.js';
+export { PARTIAL_DIR } from './resume-state.js';

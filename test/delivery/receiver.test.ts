@@ -1,0 +1,115 @@
+/**
+ * The receiver's rules: nothing is joined for an update its policy does not
+ * permit; the handler's status (or its failure) reaches the sender in FIN;
+ * and the on-disk store keeps only what its state counts.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SIM_CONTROL, SIM_DATA, SIM_PORT, runSimUpdate, simKey, simTempDir } from '../../bench/multicast-sim-run.js';
+import { UpdateReceiver } from '../../src/delivery/update/index.js';
+import { ResumeStore } from '../../src/delivery/update/resume-state.js';
+import { generatePublisherKey } from '../../src/delivery/update/wire/index.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+function tmp(): string {
+  const d = simTempDir();
+  dirs.push(d);
+  return d;
+}
+
+describe('UpdateReceiver', () => {
+  it('never joins an update its policy does not permit (name or publisher)', () => {
+    const dir = tmp();
+    const refused: UpdateReceiver[] = [];
+    const r = runSimUpdate({
+      receivers: 2,
+      loss: 0,
+      fileSize: 30_000,
+      seed: 31,
+      dir,
+      setup(ctx) {
+        for (const [name, policy] of [
+          ['wrong-name', { allow: ['apps/**'], publisherKeys: [simKey().publicKey] }],
+          ['wrong-key', { allow: ['**'], publisherKeys: [generatePublisherKey().publicKey] }],
+        ] as const) {
+          const socket = ctx.net.addHost({ name }).bind(SIM_PORT, { reuseAddr: true });
+          const rx = new UpdateReceiver({ socket, policy, controlGroup: SIM_CONTROL, dataGroup: SIM_DATA, host: name, directory: path.join(dir, name) });
+          rx.start();
+          refused.push(rx);
+        }
+      },
+    });
+    expect(r.correct).toBe(2);
+    for (const rx of refused) {
+      expect(rx.state).toBe('idle');
+      expect(rx.counters.refused).toBeGreaterThan(0);
+      expect(rx.counters.symbols).toBe(0); // it never joined the data group
+      expect(fs.readdirSync(path.join(dir, rx === refused[0] ? 'wrong-name' : 'wrong-key'))).toEqual([]);
+    }
+    expect(r.report.receivers.map((o) => o.host).sort()).toEqual(['r0', 'r1']);
+  });
+
+  it("reports the handler's status, and a throwing handler as failed, in FIN", () => {
+    const r = runSimUpdate({
+      receivers: 4,
+      loss: 0.02,
+      fileSize: 60_000,
+      seed: 32,
+      dir: tmp(),
+      handler: (file, update) => {
+        if (file.includes('/r3/')) throw new Error('disk full\nreally');
+        return `installed ${update.name} (${update.size} bytes)`;
+      },
+    });
+    expect(r.correct).toBe(4);
+    const results = Object.fromEntries(r.report.receivers.map((o) => [o.host, o.result]));
+    expect(results['r0']).toBe('installed update.bin (60000 bytes)');
+    expect(results['r3']).toBe('failed: disk full really');
+    expect(r.receiverReports[3]?.ok).toBe(false);
+    expect(r.receiverReports[0]?.ok).toBe(true);
+  });
+});
+
+describe('ResumeStore', () => {
+  it('resumes only what the saved state counts, and cuts off what came after', () => {
+    const dir = tmp();
+    const a = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);
+    a.begin(new Uint8Array([1, 2, 3]), { sender: { address: 's', port: 1 } });
+    a.addSymbol(0x00000001, new Uint8Array(8).fill(1));
+    a.addSymbol(0x00010002, new Uint8Array(8).fill(2));
+    a.flush(); // counted
+    a.writeBlock(2, new Uint8Array(32).fill(7));
+    a.save();
+    a.addSymbol(0x00000003, new Uint8Array(8).fill(3));
+    a.flush(false); // appended, not counted (no save)
+    // A crash here: no close().
+    const b = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);
+    const saved = b.resume()!;
+    expect(saved.announcement).toEqual(new Uint8Array([1, 2, 3]));
+    expect(saved.symbols.map((s) => s.fecInfo)).toEqual([0x00000001, 0x00010002]);
+    expect(saved.symbols[1]!.symbol).toEqual(new Uint8Array(8).fill(2));
+    expect(saved.blocksDone).toEqual([2]);
+    expect(ResumeStore.extraOf(b.folder)?.['sender']).toEqual({ address: 's', port: 1 });
+    // New appends line up after the counted records.
+    b.addSymbol(0x00000004, new Uint8Array(8).fill(4));
+    b.close();
+    const c = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);
+    expect(c.resume()!.symbols.map((s) => s.fecInfo)).toEqual([0x00000001, 0x00010002, 0x00000004]);
+    c.discard();
+    expect(fs.existsSync(c.folder)).toBe(false);
+  });
+
+  it('starts over on a damaged or foreign state file', () => {
+    const dir = tmp();
+    const a = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);
+    a.begin(new Uint8Array([1]));
+    a.close();
+    fs.writeFileSync(path.join(a.folder, 'state.json'), '{"version":1,"fileId":10');
+    expect(new ResumeStore(dir, 9, 'f.bin', 8, 32, 3).resume()).toBeUndefined();
+    expect(fs.existsSync(a.folder)).toBe(false);
+  });
+});

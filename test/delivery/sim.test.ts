@@ -1,0 +1,48 @@
+/**
+ * The updater on the seeded simulated network with a thousand receivers:
+ * every receiver ends with the exact file, its handler's status reaches the
+ * sender in FIN, and the sender's report lists every one as completed.
+ */
+import * as fs from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runSimUpdate, simTempDir } from '../../bench/multicast-sim-run.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function run(bursty: boolean) {
+  const dir = simTempDir();
+  dirs.push(dir);
+  return runSimUpdate({
+    receivers: 1000,
+    loss: 0.05,
+    bursty,
+    fileSize: 256 * 1024,
+    seed: bursty ? 11 : 7,
+    dir,
+    handler: (file) => `ok applied ${fs.statSync(file).size}`,
+  });
+}
+
+describe('1,000 receivers on the simulated network', () => {
+  for (const bursty of [false, true]) {
+    it(`5% ${bursty ? 'bursty (Gilbert–Elliott)' : 'independent'} loss: all complete with the right bytes`, () => {
+      const r = run(bursty);
+      expect(r.outcome).toBe('condition');
+      expect(r.correct).toBe(1000);
+      expect(r.report.receivers).toHaveLength(1000);
+      for (const o of r.report.receivers) {
+        expect(o.completed, o.host).toBe(true);
+        expect(o.dropped, o.host).toBeUndefined();
+        expect(o.result, o.host).toBe(`ok applied ${256 * 1024}`);
+      }
+      for (const rep of r.receiverReports) expect(rep?.ok).toBe(true);
+      // Loss forces repair rounds, and suppression keeps the requests far below one per receiver per round.
+      expect(r.report.rounds).toBeGreaterThanOrEqual(2);
+      const requests = r.report.receivers.reduce((n, o) => n + o.requests, 0);
+      expect(requests).toBeLessThan(1000);
+    });
+  }
+});
