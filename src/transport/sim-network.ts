@@ -257,14 +257,23 @@ class LinkDirection {
   }
 }
 
+/** What a {@link Transit} does when it fires. */
+const ARRIVE = 0;
+const FAN_OUT = 1;
+const ENTER_DOWNLINK = 2;
+
 /**
  * A datagram in flight, as an event of the clock's heap. Records are pooled.
- * Either one copy on its way to `host` (`fanOut` false; `group` set for a
- * multicast copy), or a multicast datagram leaving its sender `host`'s
- * uplink, to be copied to every member host (`fanOut` true).
+ * - ARRIVE: one copy reaches `host` (`group` set for a multicast copy);
+ * - FAN_OUT: a multicast datagram leaves its sender `host`'s uplink, to be
+ *   copied to every member host;
+ * - ENTER_DOWNLINK: a unicast datagram leaves its sender's uplink and enters
+ *   `host`'s downlink. Entering at the time it really gets there (rather
+ *   than computing the downlink at send time) keeps each downlink's queue in
+ *   arrival order when senders have different uplink delays.
  */
 class Transit extends SimEvent {
-  fanOut = false;
+  kind = ARRIVE;
   host: Host | undefined = undefined;
   group: string | undefined = undefined;
   port = 0;
@@ -274,8 +283,14 @@ class Transit extends SimEvent {
     super();
   }
   fire(): void {
-    if (this.fanOut) this.fabric.fanOut(this);
-    else this.fabric.arrive(this);
+    switch (this.kind) {
+      case ARRIVE:
+        return this.fabric.arrive(this);
+      case FAN_OUT:
+        return this.fabric.fanOut(this);
+      default:
+        return this.fabric.enterDownlink(this);
+    }
   }
 }
 
@@ -531,14 +546,23 @@ class Fabric {
         this.countDiscard(undefined, bytes);
         return;
       }
-      const t2 = target.downlink.transit(bytes, t);
-      if (t2 < 0) this.countDrop(target, t2, bytes);
-      else this.deliver(target, undefined, port, data, socket.localAddress, t2);
+      const e = this.transit(ENTER_DOWNLINK, target, undefined, port, data, socket.localAddress);
+      if (t === now) this.enterDownlink(e);
+      else this.clock.schedule(e, t);
       return;
     }
-    const f = this.transit(true, from, address, port, data, socket.localAddress);
+    const f = this.transit(FAN_OUT, from, address, port, data, socket.localAddress);
     if (t === now) this.fanOut(f);
     else this.clock.schedule(f, t);
+  }
+
+  /** A unicast datagram left its sender's uplink: into the target's downlink. */
+  enterDownlink(e: Transit): void {
+    const { host, port, data, from } = e;
+    this.release(e);
+    const t = host!.downlink.transit(data.length, this.clock.now());
+    if (t < 0) this.countDrop(host!, t, data.length);
+    else this.deliver(host!, undefined, port, data, from, t);
   }
 
   /** A multicast datagram left the sender's uplink: one copy per member host, each through its downlink. */
@@ -561,12 +585,12 @@ class Fabric {
   }
 
   private deliver(host: Host, group: string | undefined, port: number, data: Uint8Array, from: DatagramAddress, at: number): void {
-    this.clock.schedule(this.transit(false, host, group, port, data, from), at);
+    this.clock.schedule(this.transit(ARRIVE, host, group, port, data, from), at);
   }
 
-  private transit(fanOut: boolean, host: Host, group: string | undefined, port: number, data: Uint8Array, from: DatagramAddress): Transit {
+  private transit(kind: number, host: Host, group: string | undefined, port: number, data: Uint8Array, from: DatagramAddress): Transit {
     const t = this.pool.pop() ?? new Transit(this);
-    t.fanOut = fanOut;
+    t.kind = kind;
     t.host = host;
     t.group = group;
     t.port = port;

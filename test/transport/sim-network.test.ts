@@ -259,6 +259,19 @@ describe('SimNetwork', () => {
     expect(r.counters.queueDroppedDatagrams).toBe(90);
   });
 
+  it('queues unicast at a rate-limited downlink in the order it gets there, not the order it was sent', () => {
+    const net = new SimNetwork();
+    const far = net.addHost({ name: 'far', uplink: { delayMs: 10 } }).bind(1);
+    const near = net.addHost({ name: 'near' }).bind(1);
+    const r = net.addHost({ name: 'r', downlink: { rateBps: 8e6 } }).bind(2);
+    const seen: string[] = [];
+    r.on('message', (_d, from) => seen.push(`${from.address}@${net.clock.now()}`));
+    far.send(packet(0, 1000), { address: 'r', port: 2 }); // reaches r's link at 10 ms
+    net.clock.setTimer(() => near.send(packet(1, 1000), { address: 'r', port: 2 }), 1); // at 1 ms
+    net.run();
+    expect(seen).toEqual(['near@2', 'far@11']);
+  });
+
   it('sends a multicast datagram through the sender uplink once: its rate paces all copies, its loss loses every copy', () => {
     const net = new SimNetwork({ seed: 2 });
     // 8 Mbit/s: 1000 bytes take 1 ms; a third of datagrams lost on the way up.
