@@ -40,8 +40,9 @@
  * baseline: on a machine shared with other work it moves far less than the
  * wall-clock figure.
  *
- * Where namespaces cannot be created (not root, not Linux) the figures are
- * left out with one stderr line, never failed.
+ * Where namespaces cannot be created (not root, not Linux, or
+ * GATESOCK_NO_NETNS set) the figures are left out with one stderr line,
+ * never failed.
  */
 import { fileURLToPath } from 'node:url';
 import { localNamespace, namespacesAvailable, runInNamespace } from '../test/keyaddress/fixtures/netns.js';

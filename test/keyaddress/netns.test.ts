@@ -8,7 +8,8 @@
  * processes under `ip netns exec` (fixtures/ka-server.ts, ka-client.ts).
  *
  * Skipped, with the reason printed, where namespaces cannot be created
- * (not root, not Linux); the namespaces are always deleted in afterAll.
+ * (not root, not Linux, or GATESOCK_NO_NETNS set); the namespaces are always
+ * deleted in afterAll.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
