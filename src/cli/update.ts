@@ -388,6 +388,8 @@ async function runReceive(o: ReceiveOptions, io: Io): Promise<void> {
   const finished = new Promise<ReceiverReport | undefined>((resolve) => {
     receiver.on('done', (r) => {
       io.print(`${r.name}: ${r.status} (file ID ${r.fileId}, ${r.requests} request(s)${r.resumed ? ', resumed' : ''})`);
+      const c = receiver.counters;
+      io.note(`counters: datagrams ${c.datagrams}, symbols ${c.symbols}, duplicates ${c.duplicates}, junk ${c.junk}, foreign ${c.foreign}, forged ${c.forged}, refused ${c.refused}`);
       if (o.once) resolve(r);
     });
     socket.on('close', () => resolve(undefined));

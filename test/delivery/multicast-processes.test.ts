@@ -2,7 +2,9 @@
  * The updater as users run it, over real UDP multicast on the loopback
  * interface: `gatesock update send` and eight `gatesock update receive`
  * processes (each dropping 5 % of what arrives, with the loss injector), plus
- * one receiver that is not permitted to take the update. Every permitted
+ * one receiver that is not permitted to take the update, while a hostile
+ * member of the group sends altered copies of every datagram, junk and a
+ * forged announcement to the receivers and the sender. Every permitted
  * receiver must end with the file, its SHA-256 equal to the sender's, its
  * `--on-update` command run and its result in the sender's JSON report; the
  * one not permitted must never join. IPv4 and IPv6, each where the machine
@@ -16,7 +18,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatPublicKey, generatePublisherKey } from '../../src/delivery/index.js';
+import { formatPublicKey, generatePublisherKey, publisherKeyId } from '../../src/delivery/index.js';
+import { udpBind } from '../../src/transport/index.js';
 import type { SendReportJson } from '../../src/cli/update.js';
 import { loopbackMulticastProblem } from './fixtures/multicast-probe.js';
 
@@ -96,7 +99,7 @@ const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest(
 describe.each(FAMILIES)('gatesock update over $family multicast on lo, as separate processes', ({ family, group, bracket }) => {
   const skip = missing.get(family) !== undefined;
 
-  it.skipIf(skip)(`${RECEIVERS} receivers with 5 % loss each get the file with its SHA-256; one not permitted never joins`, async () => {
+  it.skipIf(skip)(`${RECEIVERS} receivers with 5 % loss and forgeries on the group get the file with its SHA-256; one not permitted never joins`, async () => {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), `gatesock-mc-${family}-`));
     try {
       const key = generatePublisherKey();
@@ -120,6 +123,26 @@ describe.each(FAMILIES)('gatesock update over $family multicast on lo, as separa
       const all = [...receivers, outsider];
       await until(() => all.every((p) => p.stderr.includes('receiving on')), 30_000, () => all.map((p) => p.stderr).join('\n'));
 
+      // A hostile member of the group: it hears every datagram the sender multicasts and sends back, to the
+      // group and to the sender, a copy with one byte changed, plus random junk and a forged announcement.
+      const hostile = await udpBind({ family, port, groups: [group], interface: 'lo', reuseAddr: true });
+      const forgedBy = generatePublisherKey();
+      let sent = 0;
+      hostile.on('message', (data, from) => {
+        if (hostile.closed || sent > 3000) return;
+        const bad = data.slice();
+        bad[Math.floor(Math.random() * bad.length)]! ^= 1 + Math.floor(Math.random() * 255);
+        hostile.send(bad, { address: group, port });
+        hostile.send(bad, from);
+        hostile.send(new Uint8Array(randomBytes(1 + Math.floor(Math.random() * 64))), { address: group, port });
+        if (data[0] === 0x55 /* 'U' */) {
+          const line = Buffer.from(data).toString('latin1').split(' ');
+          line[15] = publisherKeyId(forgedBy.publicKey); // signed by a key nobody pins
+          hostile.send(new Uint8Array(Buffer.from(line.join(' '), 'latin1')), { address: group, port });
+        }
+        sent += 3;
+      });
+
       const reportFile = path.join(work, 'report.json');
       const sender = gatesock(
         [
@@ -128,7 +151,8 @@ describe.each(FAMILIES)('gatesock update over $family multicast on lo, as separa
         ],
         work,
       );
-      const status = await exitWithin(sender, 60_000, 'the sender');
+      const status = await exitWithin(sender, 60_000, 'the sender').finally(() => hostile.close());
+      expect(sent, 'the hostile member sent forgeries').toBeGreaterThan(30);
       expect(status, `sender: ${sender.stdout}\n${sender.stderr}`).toBe(0);
 
       const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as SendReportJson;
@@ -142,11 +166,17 @@ describe.each(FAMILIES)('gatesock update over $family multicast on lo, as separa
       // The table the sender printed names every receiver.
       for (let i = 1; i <= RECEIVERS; i++) expect(sender.stdout).toMatch(new RegExp(`^r${i}\\s+yes\\s+yes\\s+\\d+\\s+\\d+\\s+ok ${digest}$`, 'm'));
 
+      const rejected: number[] = [];
       for (const [i, p] of receivers.entries()) {
         expect(await exitWithin(p, 15_000, `receiver r${i + 1}`), p.stderr).toBe(0);
         expect(p.stdout).toContain(`app/pkg.bin: ok ${digest}`);
+        // What the hostile member sent was counted and dropped: altered symbols and pages as forged or junk.
+        const c = /counters: datagrams (\d+), symbols \d+, duplicates \d+, junk (\d+), foreign (\d+), forged (\d+), refused (\d+)/.exec(p.stderr);
+        expect(c, p.stderr).not.toBeNull();
+        rejected.push(Number(c![2]) + Number(c![3]) + Number(c![4]) + Number(c![5]));
         expect(sha256(fs.readFileSync(path.join(work, `r${i + 1}`, 'app', 'pkg.bin')))).toBe(digest);
       }
+      expect(rejected.every((n) => n > 0), `rejected per receiver: ${rejected}`).toBe(true);
       // The receiver that may not take app/* never joined, said nothing, wrote nothing.
       expect(outsider.stderr).not.toMatch(/joined/);
       expect(outsider.stdout).toBe('');
