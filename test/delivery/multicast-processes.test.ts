@@ -121,7 +121,7 @@ describe.each(FAMILIES)('gatesock update over $family multicast on lo, as separa
       );
       const outsider = receive('outsider', 'other/*', []);
       const all = [...receivers, outsider];
-      await until(() => all.every((p) => p.stderr.includes('receiving on')), 30_000, () => all.map((p) => p.stderr).join('\n'));
+      await until(() => all.every((p) => p.stderr.includes('receiving on')), 60_000, () => all.map((p) => p.stderr).join('\n'));
 
       // A hostile member of the group: it hears every datagram the sender multicasts and sends back, to the
       // group and to the sender, a copy with one byte changed, plus random junk and a forged announcement.
@@ -151,7 +151,7 @@ describe.each(FAMILIES)('gatesock update over $family multicast on lo, as separa
         ],
         work,
       );
-      const status = await exitWithin(sender, 60_000, 'the sender').finally(() => hostile.close());
+      const status = await exitWithin(sender, 90_000, 'the sender').finally(() => hostile.close());
       expect(sent, 'the hostile member sent forgeries').toBeGreaterThan(30);
       expect(status, `sender: ${sender.stdout}\n${sender.stderr}`).toBe(0);
 
@@ -186,5 +186,5 @@ describe.each(FAMILIES)('gatesock update over $family multicast on lo, as separa
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
-  });
+  }, 150_000);
 });

@@ -15,7 +15,12 @@ import {
   decodePacket,
   encodeControl,
   encodePacket,
+  formatPublicKey,
+  parsePublicKey,
+  publicKeyToPem,
+  splitRetransmissionRequest,
   verifyAnnouncement,
+  type RetransmissionRequest,
   type Announcement,
   type WireMessage,
 } from '../../src/delivery/index.js';
@@ -184,6 +189,65 @@ describe('authenticator fuzz', () => {
         }
       }),
       { numRuns: RUNS },
+    );
+  });
+});
+
+describe('other decoders', () => {
+  it(`parsePublicKey: random text and mutated keys give a 32-byte key or a typed error; a key reads back the same (${RUNS} cases)`, () => {
+    const text = publisher.publicKey;
+    const forms = [formatPublicKey(text), publicKeyToPem(text)];
+    const mutatedKey = fc.tuple(fc.constantFrom(...forms), fc.nat(), fc.string({ minLength: 1, maxLength: 1 })).map(([f, at, c]) => f.slice(0, at % f.length) + c + f.slice((at % f.length) + 1));
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 120 }), mutatedKey, fc.constantFrom(...forms)), (t) => {
+        const k = attempt(() => parsePublicKey(t));
+        if (k) {
+          expect(k.length).toBe(32);
+          expect(parsePublicKey(formatPublicKey(k))).toEqual(k);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+    for (const f of forms) expect(parsePublicKey(f)).toEqual(text);
+  });
+
+  it(`splitRetransmissionRequest: any valid request splits into decodable parts within the limit that say the same (2 000 cases)`, () => {
+    const sortedUnique = (max: number, n: number) => fc.uniqueArray(fc.integer({ min: 0, max }), { maxLength: n }).map((a) => a.sort((x, y) => x - y));
+    const request = fc
+      .record({
+        needs: sortedUnique(0xffff, 400),
+        pages: sortedUnique(0xffffffff, 300),
+        esis: sortedUnique(0xffff, 600),
+        lackSbn: fc.integer({ min: 0, max: 0xffff }),
+        round: fc.integer({ min: 0, max: 0xffff }),
+        inOrder: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: null }),
+        max: fc.integer({ min: 16, max: 1400 }),
+      })
+      .map(({ needs, pages, esis, lackSbn, round, inOrder, max }) => ({
+        max,
+        req: {
+          kind: 'request',
+          fileId: 3,
+          highestInOrder: inOrder,
+          round,
+          needs: needs.map((sbn) => ({ sbn, need: 1 + (sbn % 50) })),
+          pages: pages.map((k) => ({ sbn: Math.floor(k / 0x10000), page: k % 0x10000 })),
+          lacking: esis.length > 0 ? { sbn: lackSbn, esis } : null,
+        } as RetransmissionRequest,
+      }));
+    fc.assert(
+      fc.property(request, ({ req, max }) => {
+        const parts = splitRetransmissionRequest(req, max);
+        for (const p of parts) {
+          const bytes = encodePacket(p);
+          if (bytes.length - 12 > max) throw new Error(`part of ${bytes.length - 12} bytes > ${max}`);
+          expect(decodePacket(bytes)).toEqual(p);
+        }
+        expect(parts.flatMap((p) => p.needs)).toEqual(req.needs);
+        expect(parts.flatMap((p) => p.pages)).toEqual(req.pages);
+        expect(parts.flatMap((p) => p.lacking?.esis ?? [])).toEqual(req.lacking?.esis ?? []);
+      }),
+      { numRuns: 2000 },
     );
   });
 });
