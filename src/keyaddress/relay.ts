@@ -341,7 +341,12 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
   /** The window changed (clock): follow it if the registered position is no longer the first. */
   #follow(): void {
     if (this.#state !== 'listening') return;
-    if (this.#first()?.address !== this.#current?.address) this.#move();
+    try {
+      if (this.#first()?.address !== this.#current?.address) this.#move();
+    } catch (error) {
+      // From a timer or an event: report (e.g. the clock left the epoch range), never throw.
+      this.emit('error', error);
+    }
   }
 
   /** Rename to the first acceptable position's PCID, then listen. */
@@ -365,8 +370,9 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
     this.#current = undefined;
     this.#moving = this.#moving.then(async () => {
       if (this.#closed()) return;
-      const position = target();
+      let position: RelayPosition | undefined;
       try {
+        position = target();
         await this.#endpoint.renameMachine(position ? pcidOf(position, this.#o.slot) : hiddenPcid());
         if (this.#closed()) return;
         this.#current = position;
@@ -386,7 +392,7 @@ export class KeyAddressRelayServer extends EventEmitter<KeyAddressRelayServerEve
           this.#retry.unref();
         }
       }
-    });
+    }).catch(() => undefined); // a throwing event listener must not break the chain of renames
   }
 }
 
