@@ -413,7 +413,12 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     if (index < 0) {
       // Serial model: the address may be valid in a lane that is busy; it
       // stays valid there (not consumed) for when the lane listens again.
-      const busy = this.#lanes.some((l) => !this.#laneListens(l) && l.window.acceptable().some((a) => addressOf(a) === address));
+      let busy = false;
+      try {
+        busy = this.#lanes.some((l) => !this.#laneListens(l) && l.window.acceptable().some((a) => addressOf(a) === address));
+      } catch (error) {
+        this.emit('error', error);
+      }
       return busy ? this.#reject(socket, address, 'lane-busy') : this.#reject(socket, address, 'not-admitted', detail);
     }
     const lane = this.#lanes[index]!;
