@@ -6,4 +6,18 @@
  * @packageDocumentation
  */
 export * from './update/index.js';
-export { DeliveryError, type DeliveryErrorCode } from '../errors/index.js';
+// The errors this layer throws (DeliveryError and the rest), and what its
+// options and results are made of, so that this entry point is self-contained.
+export * from '../errors/index.js';
+export type { Clock, DatagramAddress, DatagramSocket, DatagramSocketEvents } from '../transport/index.js';
+export { IdentityKey, type Aead, type CryptoBackend, type CryptoBackendName, type CryptoOption } from '../session/index.js';
+export {
+  ObjectEncoder,
+  type CoderFactory,
+  type EncodedSymbol,
+  type ErasureCoder,
+  type ObjectBlockSource,
+  type ObjectCodeOptions,
+  type ObjectLayout,
+  type SymbolsOptions,
+} from '../fec/index.js';
