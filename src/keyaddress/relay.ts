@@ -148,7 +148,9 @@ export interface KeyAddressRelayServerOptions extends Omit<ServerEndpointOptions
    * moves at the boundary itself.
    */
   readonly epochMs?: number;
+  /** The window's epoch origin, Unix ms (see `epochMs`). */
   readonly originMs?: number;
+  /** The window's clock, Unix ms (see `epochMs`). */
   readonly now?: () => number;
 }
 
