@@ -291,10 +291,18 @@ async function runSend(file: string, o: SendOptions, io: Io): Promise<void> {
     io.note(`sending ${a.name} (${human(a.size)}, version ${a.version}, file ID ${a.fileId}, key ${a.keyId}) to ${o.group.address} port ${o.group.port}`);
     const showBar = o.progress ?? process.stderr.isTTY === true;
     const bar = showBar
-      ? new SingleBar({ format: '{bar} {percentage}% | {sent} sent | receivers {done}/{total} | round {round}', stream: process.stderr, hideCursor: true, barsize: 30 })
+      ? new SingleBar({
+          format: '{bar} {percentage}% | {sent} sent | receivers {done}/{hosts} | round {round}',
+          stream: process.stderr,
+          hideCursor: true,
+          barsize: 30,
+          // --progress on a pipe: redraw as lines every second instead of not at all.
+          noTTYOutput: true,
+          notTTYSchedule: 1000,
+        })
       : undefined;
-    bar?.start(a.size, 0, { sent: human(0), done: 0, total: 0, round: 1 });
-    sender.on('progress', (p) => bar?.update(Math.min(p.bytesSent, a.size), { sent: human(p.bytesSent), done: p.receiversDone, total: p.receiversTotal, round: p.round }));
+    bar?.start(a.size, 0, { sent: human(0), done: 0, hosts: 0, round: 1 });
+    sender.on('progress', (p) => bar?.update(Math.min(p.bytesSent, a.size), { sent: human(p.bytesSent), done: p.receiversDone, hosts: p.receiversTotal, round: p.round }));
     const stop = (): void => sender.close();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
