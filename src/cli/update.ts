@@ -33,7 +33,7 @@ import {
   generatePublisherKey,
   isOkStatus,
   parsePublicKey,
-  prepareUpdate,
+  prepareUpdateAsync,
   publisherKeyId,
   type ReceiverReport,
   type SenderReport,
@@ -240,7 +240,8 @@ async function runSend(file: string, o: SendOptions, io: Io): Promise<void> {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
-    const update = prepareUpdate(
+    io.note(`preparing ${path.basename(file)}: hashing ${human(size)} and its repair symbols…`);
+    const update = await prepareUpdateAsync(
       {
         length: size,
         readBlock: (_sbn, offset, length) => {

@@ -16,6 +16,7 @@ import {
   encodeControl,
   encodePacket,
   prepareUpdate,
+  prepareUpdateAsync,
   publisherKeyId,
   signAnnouncement,
   verifyAnnouncement,
@@ -279,6 +280,21 @@ describe('the sender makes each symbol from a few blocks kept at hand', () => {
     for (let sbn = 0; sbn < 40; sbn++) for (let esi = 0; esi < 5; esi++) prepared.symbolPacket(sbn, esi);
     expect(new Set(reads).size).toBe(reads.length);
     expect(reads.length).toBeGreaterThanOrEqual(24);
+  });
+});
+
+describe('prepareUpdateAsync', () => {
+  it('encodes the pool on worker threads and gives the same update, byte for byte', async () => {
+    const file = fileBytes(300_000, 11);
+    const options = { name: 'same.bin', key: publisher, fileId: 2, version: 3, expires: FAR_FUTURE, symbolSize: 256, sourceSymbols: 40, repairSymbols: 10 };
+    const sync = prepareUpdate(file, options);
+    const parallel = await prepareUpdateAsync(file, { ...options, threads: 1 });
+    expect(parallel.announcementDatagram()).toEqual(sync.announcementDatagram());
+    expect(parallel.layout.blockCount).toBeGreaterThan(16);
+    for (const [sbn, x] of [[0, 0], [5, 45], [29, 3], [29, 49]] as const) {
+      expect(parallel.symbolPacket(sbn, x)).toEqual(sync.symbolPacket(sbn, x));
+      expect(parallel.manifestPacket(sbn, 1)).toEqual(sync.manifestPacket(sbn, 1));
+    }
   });
 });
 

@@ -102,6 +102,7 @@ export {
   UpdateAuthenticator,
   coderFor,
   prepareUpdate,
+  prepareUpdateAsync,
   type PrepareUpdateOptions,
   type SymbolCheck,
 } from './update.js';
