@@ -61,7 +61,8 @@ async function event(s: NsChild, kind: string): Promise<Record<string, unknown>>
   throw new Error(`no ${kind} event`);
 }
 
-describe.skipIf(!available.ok)('key addresses across two network namespaces', () => {
+// Child processes start slowly on a loaded machine (each loads TypeScript through esbuild).
+describe.skipIf(!available.ok)('key addresses across two network namespaces', { timeout: 180_000 }, () => {
   it('admit mode, serial: current address reached; used and random addresses refused; reachable again after a client crash', async () => {
     const port = 7100;
     const s = server(port, 'admit', 'serial');
