@@ -26,18 +26,24 @@ export function simKey(): IdentityKey {
   return (sharedKey ??= generatePublisherKey());
 }
 
-/** A file of `size` bytes, the same for a given seed. */
-export function simFile(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
+/** xorshift32 from `seed`: 32-bit values, the same for a given seed (not for keys: simulation only). */
+export function xorshift32(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
     x ^= x << 13;
     x >>>= 0;
     x ^= x >>> 17;
     x ^= x << 5;
     x >>>= 0;
-    out[i] = x & 0xff;
-  }
+    return x;
+  };
+}
+
+/** A file of `size` bytes, the same for a given seed. */
+export function simFile(size: number, seed: number): Uint8Array {
+  const next = xorshift32(seed * 2654435761);
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = next() & 0xff;
   return out;
 }
 
@@ -49,6 +55,24 @@ export function simFile(size: number, seed: number): Uint8Array {
 export function simTempDir(prefix = 'gatesock-mc-'): string {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   return fs.mkdtempSync(path.join(base, prefix));
+}
+
+/**
+ * Temporary directories for a test file: `make()` gives a fresh one,
+ * `cleanup()` (in `afterEach`) deletes every one made.
+ */
+export function tempDirs(): { make(): string; cleanup(): void } {
+  const dirs: string[] = [];
+  return {
+    make() {
+      const d = simTempDir();
+      dirs.push(d);
+      return d;
+    },
+    cleanup() {
+      for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Loss of a link: independent, or bursty (Gilbert–Elliott, mean burst 4). */
@@ -106,15 +130,8 @@ export interface SimUpdateResult {
 /** Make a receiver on host `h` writing to `dir`. */
 function makeReceiver(h: SimHost, i: number, dir: string, seed: number, handler: UpdateHandler | undefined): UpdateReceiver {
   const socket = h.bind(SIM_PORT, { reuseAddr: true });
-  let x = (seed * 7919 + i * 104729 + 1) >>> 0 || 1;
-  const random = (): number => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
+  const next = xorshift32(seed * 7919 + i * 104729 + 1);
+  const random = (): number => next() / 4294967296;
   const rx = new UpdateReceiver({
     socket,
     policy: { allow: ['**'], publisherKeys: [simKey().publicKey] },

@@ -5,19 +5,16 @@
  * junk to the sender. Every kind is counted and ignored, and every receiver
  * still ends with the exact file.
  */
-import * as fs from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
-import { SIM_CONTROL, SIM_DATA, SIM_PORT, runSimUpdate, simFile, simKey, simTempDir } from '../../bench/multicast-sim-run.js';
+import { SIM_CONTROL, SIM_DATA, SIM_PORT, runSimUpdate, simFile, simKey, tempDirs } from '../../bench/multicast-sim-run.js';
 import { decodeDatagram, prepareUpdate } from '../../src/delivery/update/wire/index.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = tempDirs();
+afterEach(() => dirs.cleanup());
+const tmp = (): string => dirs.make();
 
 it('junk, foreign, duplicate and forged packets are counted and ignored; the transfer completes', () => {
-  const dir = simTempDir();
-  dirs.push(dir);
+  const dir = tmp();
   const injected = { junk: 0, foreign: 0, replayed: 0, forged: 0 };
   const r = runSimUpdate({
     receivers: 20,

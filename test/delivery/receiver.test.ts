@@ -6,20 +6,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SIM_CONTROL, SIM_DATA, SIM_PORT, runSimUpdate, simKey, simTempDir } from '../../bench/multicast-sim-run.js';
+import { SIM_CONTROL, SIM_DATA, SIM_PORT, runSimUpdate, simKey, tempDirs } from '../../bench/multicast-sim-run.js';
 import { UpdateReceiver } from '../../src/delivery/update/index.js';
 import { ResumeStore } from '../../src/delivery/update/resume-state.js';
 import { generatePublisherKey } from '../../src/delivery/update/wire/index.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-function tmp(): string {
-  const d = simTempDir();
-  dirs.push(d);
-  return d;
-}
+const dirs = tempDirs();
+afterEach(() => dirs.cleanup());
+const tmp = (): string => dirs.make();
 
 describe('UpdateReceiver', () => {
   it('never joins an update its policy does not permit (name or publisher)', () => {

@@ -6,18 +6,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { runSimUpdate, simTempDir } from '../../bench/multicast-sim-run.js';
+import { runSimUpdate, tempDirs } from '../../bench/multicast-sim-run.js';
 import { PARTIAL_DIR } from '../../src/delivery/update/index.js';
 import type { UpdateReceiver } from '../../src/delivery/update/index.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = tempDirs();
+afterEach(() => dirs.cleanup());
+const tmp = (): string => dirs.make();
 
 it('a receiver killed and restarted mid-transfer resumes and completes', () => {
-  const dir = simTempDir();
-  dirs.push(dir);
+  const dir = tmp();
   const size = 1 << 20;
   let restarted: UpdateReceiver | undefined;
   let savedFolders = 0;

@@ -5,22 +5,15 @@
  * and heavy loss lowers the rate. Plus the arithmetic of rounds.ts and the
  * pacer on a virtual clock.
  */
-import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runSimUpdate, simTempDir } from '../../bench/multicast-sim-run.js';
+import { runSimUpdate, tempDirs } from '../../bench/multicast-sim-run.js';
 import { Pacer } from '../../src/delivery/update/pacer.js';
 import { nextRate, proactiveRepair, requestLoss, roundRepair } from '../../src/delivery/update/rounds.js';
 import { VirtualClock, independentLoss } from '../../src/transport/index.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-function tmp(): string {
-  const d = simTempDir();
-  dirs.push(d);
-  return d;
-}
+const dirs = tempDirs();
+afterEach(() => dirs.cleanup());
+const tmp = (): string => dirs.make();
 
 describe('UpdateSender', () => {
   it('reports an expected host that never answers, and does not wait for it', () => {

@@ -5,16 +5,14 @@
  */
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runSimUpdate, simTempDir } from '../../bench/multicast-sim-run.js';
+import { runSimUpdate, tempDirs } from '../../bench/multicast-sim-run.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = tempDirs();
+afterEach(() => dirs.cleanup());
+const tmp = (): string => dirs.make();
 
 function run(bursty: boolean) {
-  const dir = simTempDir();
-  dirs.push(dir);
+  const dir = tmp();
   return runSimUpdate({
     receivers: 1000,
     loss: 0.05,

@@ -609,21 +609,10 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
         const r = this.#listed(msg.host, from);
         r.joined = true;
         r.lastHeard = now;
-        if (!r.completed && r.dropped === undefined) {
-          r.completed = true;
-          r.rounds = this.#rounds;
-          this.emit('receiver', outcome(r));
-          this.#progress();
-        }
         // Ack every notice (a repeated one means the ack was lost), in batches: one signed,
         // multicast ack names every host whose notice came in the last few milliseconds.
         this.#queueAck(r.host);
-        if (this.#state === 'repairing' && this.#pending() === 0 && this.#needs.size === 0) {
-          // Everyone is in: skip the rest of the wait.
-          if (this.#timer !== undefined) this.#o.socket.clock.clearTimer(this.#timer);
-          this.#timer = undefined;
-          this.#collectFins();
-        }
+        this.#completed(r);
         return;
       }
       case 'fin': {
@@ -634,19 +623,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
         r.lastHeard = now;
         // The ack names the host again: it stops the FIN's repeats.
         this.#queueAck(r.host);
-        if (!r.completed && r.dropped === undefined) {
-          // A FIN means it had the whole file (every completion notice was lost): it completed.
-          r.completed = true;
-          r.rounds = this.#rounds;
-          this.emit('receiver', outcome(r));
-          this.#progress();
-          if (this.#state === 'repairing' && this.#pending() === 0) {
-            if (this.#timer !== undefined) this.#o.socket.clock.clearTimer(this.#timer);
-            this.#timer = undefined;
-            this.#waiting = false;
-            return this.#collectFins();
-          }
-        }
+        // A FIN means it had the whole file, even if every completion notice was lost.
+        this.#completed(r);
         if (this.#state === 'collecting-fin') this.#checkFins();
         return;
       }
@@ -654,6 +632,21 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
         // Our own multicast looped back (data, manifests, markers), or another sender's: not for us.
         if ('fileId' in msg && msg.fileId === this.#fileId) return;
         this.#junk++;
+    }
+  }
+
+  /** `r` has the whole file: mark it (once); when it was the last one, skip the rest of the wait. */
+  #completed(r: Rx): void {
+    if (r.completed || r.dropped !== undefined) return;
+    r.completed = true;
+    r.rounds = this.#rounds;
+    this.emit('receiver', outcome(r));
+    this.#progress();
+    if (this.#state === 'repairing' && this.#pending() === 0) {
+      if (this.#timer !== undefined) this.#o.socket.clock.clearTimer(this.#timer);
+      this.#timer = undefined;
+      this.#waiting = false;
+      this.#collectFins();
     }
   }
 
