@@ -169,12 +169,12 @@ describe('KeyAddressListener, mode bind', () => {
   });
 });
 
-/** Poll `check` every 20 ms for up to 3 s. */
+/** Poll `check` every 20 ms for up to 10 s. */
 async function waitFor(check: () => Promise<boolean>): Promise<void> {
-  const until = Date.now() + 3000;
+  const until = Date.now() + 10_000;
   for (;;) {
     if (await check()) return;
-    if (Date.now() > until) throw new Error('condition not met within 3 s');
+    if (Date.now() > until) throw new Error('condition not met within 10 s');
     await new Promise((r) => setTimeout(r, 20));
   }
 }
