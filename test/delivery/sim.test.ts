@@ -17,7 +17,7 @@ function run(bursty: boolean) {
     receivers: 1000,
     loss: 0.05,
     bursty,
-    fileSize: 256 * 1024,
+    fileSize: 128 * 1024,
     seed: bursty ? 11 : 7,
     dir,
     handler: (file) => `ok applied ${fs.statSync(file).size}`,
@@ -34,7 +34,7 @@ describe('1,000 receivers on the simulated network', () => {
       for (const o of r.report.receivers) {
         expect(o.completed, o.host).toBe(true);
         expect(o.dropped, o.host).toBeUndefined();
-        expect(o.result, o.host).toBe(`ok applied ${256 * 1024}`);
+        expect(o.result, o.host).toBe(`ok applied ${128 * 1024}`);
       }
       for (const rep of r.receiverReports) expect(rep?.ok).toBe(true);
       // Loss forces repair rounds, and suppression keeps the requests far below one per receiver per round.
