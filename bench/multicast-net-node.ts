@@ -56,6 +56,8 @@ export interface SendOutput {
   readonly rounds: number;
   readonly completed: number;
   readonly receivers: number;
+  /** CPU time the sender process used during the transfer (user + system), ms. */
+  readonly cpuMs: number;
   /** The sender's state changes, ms after start. */
   readonly states: readonly { readonly state: string; readonly why: string; readonly atMs: number }[];
 }
@@ -80,9 +82,11 @@ async function send(a: SendArgs): Promise<SendOutput> {
   });
   const states: { state: string; why: string; atMs: number }[] = [];
   const t1 = performance.now();
+  const cpu0 = process.cpuUsage();
   sender.on('state', (state, why) => states.push({ state, why, atMs: Math.round(performance.now() - t1) }));
   const report = await sender.start();
   const transferMs = performance.now() - t1;
+  const cpu = process.cpuUsage(cpu0);
   sender.close();
   socket.close();
   return {
@@ -93,6 +97,7 @@ async function send(a: SendArgs): Promise<SendOutput> {
     completed: report.receivers.filter((r) => r.completed).length,
     receivers: report.receivers.length,
     states,
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
   };
 }
 
@@ -122,7 +127,8 @@ async function receive(a: ReceiveArgs): Promise<unknown> {
   await new Promise((r) => setTimeout(r, 300));
   rx.close();
   socket.close();
-  return { ...report, states, dropped };
+  const cpu = process.cpuUsage();
+  return { ...report, states, dropped, cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
 }
 
 const [mode, json] = process.argv.slice(2);
