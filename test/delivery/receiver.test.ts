@@ -47,6 +47,36 @@ describe('UpdateReceiver', () => {
     expect(r.report.receivers.map((o) => o.host).sort()).toEqual(['r0', 'r1']);
   });
 
+  it('a receiver started after the join window still joins (the announcement repeats with each round end) and completes', () => {
+    const dir = tmp();
+    let late: UpdateReceiver | undefined;
+    const r = runSimUpdate({
+      receivers: 3,
+      loss: 0.05,
+      fileSize: 300_000,
+      seed: 33,
+      dir,
+      setup(ctx) {
+        ctx.net.clock.setTimer(() => {
+          const socket = ctx.net.addHost({ name: 'late' }).bind(SIM_PORT, { reuseAddr: true });
+          late = new UpdateReceiver({
+            socket,
+            policy: { allow: ['**'], publisherKeys: [simKey().publicKey] },
+            controlGroup: SIM_CONTROL,
+            dataGroup: SIM_DATA,
+            host: 'late',
+            directory: path.join(dir, 'late'),
+          });
+          late.start();
+        }, 260); // the join window is 200 ms; round 1 is under way
+      },
+    });
+    expect(r.correct).toBe(3);
+    expect(late?.reports.at(-1)?.ok).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'late', 'update.bin'))).toEqual(Buffer.from(r.ctx.file));
+    expect(r.report.receivers.find((o) => o.host === 'late')).toMatchObject({ joined: true, completed: true, result: 'ok' });
+  });
+
   it("reports the handler's status, and a throwing handler as failed, in FIN", () => {
     const r = runSimUpdate({
       receivers: 4,

@@ -40,7 +40,7 @@ export interface AcceptedUpdate {
   readonly raw: Uint8Array;
 }
 
-/** Printable status for `FIN`: one line, printable ASCII, at most 400 characters, never empty. */
+/** Printable status for `FIN`: one line, printable ASCII, at most 400 characters, never empty. @internal */
 export function finStatus(text: string): string {
   const clean = text.replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 400);
   return clean === '' ? 'ok' : clean;

@@ -489,6 +489,9 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     this.#marker++;
     if (this.#state === 'sending') this.#setState('repairing', 'round 1 sent');
     const backoff = Math.round(this.#o.backoffRtts * this.#grtt);
+    // The announcement again, with every marker: a host that missed every one while the sender
+    // collected answers (or that started late, or lost its saved state) can still join and ask.
+    this.#send('announce', this.#update.announcementDatagram(), this.#group('control'));
     this.#send('round', this.#update.roundPacket(((this.#marker - 1) % 0xffff) + 1, Math.min(Math.round(this.#grtt), 0xffff), Math.min(backoff, 0xffff)), this.#group('data'));
     // Requests come within the back-off window plus a round trip; a little slack for jitter. After
     // passes nobody answered, wait longer each time (up to 1 s), so hosts that went silent cost few markers.
