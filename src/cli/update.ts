@@ -279,16 +279,22 @@ async function runSend(file: string, o: SendOptions, io: Io): Promise<void> {
       ...(o.interface !== undefined && { interface: o.interface }),
     });
     const expected = o.expect?.split(',').map((h) => h.trim()).filter((h) => h !== '');
-    const sender = new UpdateSender({
-      socket,
-      update,
-      controlGroup: o.group.address,
-      port: o.group.port,
-      rateBps: o.rate,
-      ...(expected && expected.length > 0 && { expectedHosts: expected }),
-      ...(o.joinWindow !== undefined && { joinWindowMs: o.joinWindow }),
-      ...(o.expectedLoss !== undefined && { expectedLoss: o.expectedLoss }),
-    });
+    let sender: UpdateSender;
+    try {
+      sender = new UpdateSender({
+        socket,
+        update,
+        controlGroup: o.group.address,
+        port: o.group.port,
+        rateBps: o.rate,
+        ...(expected && expected.length > 0 && { expectedHosts: expected }),
+        ...(o.joinWindow !== undefined && { joinWindowMs: o.joinWindow }),
+        ...(o.expectedLoss !== undefined && { expectedLoss: o.expectedLoss }),
+      });
+    } catch (err) {
+      socket.close(); // an open socket would keep the process alive after the error
+      throw err;
+    }
     io.note(`sending ${a.name} (${human(a.size)}, version ${a.version}, file ID ${a.fileId}, key ${a.keyId}) to ${o.group.address} port ${o.group.port}`);
     const showBar = o.progress ?? process.stderr.isTTY === true;
     const bar = showBar
@@ -374,6 +380,10 @@ async function runReceive(o: ReceiveOptions, io: Io): Promise<void> {
   if (o.allow.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', '--allow is required: name patterns this receiver takes (e.g. --allow "app/*")');
   if (o.publisherKey.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', '--publisher-key is required: the publisher key(s) this receiver trusts');
   const publisherKeys = o.publisherKey.map(readPublicKey);
+  const host = o.host ?? os.hostname();
+  if (!/^[A-Za-z0-9._:-]{1,253}$/.test(host)) {
+    throw new ConfigError('GS_ERR_INVALID_OPTION', `--host must be 1…253 of A-Z a-z 0-9 . _ - : (it goes into RECV), got ${JSON.stringify(host)}`);
+  }
   const dir = path.resolve(o.dir);
   fs.mkdirSync(dir, { recursive: true });
   const history = new FileUpdateHistory(o.history ?? path.join(dir, '.gatesock-history.json'));
@@ -381,18 +391,27 @@ async function runReceive(o: ReceiveOptions, io: Io): Promise<void> {
   const iface = o.interface !== undefined ? { interface: o.interface } : {};
   const raw = await udpBind({ family, port: o.group.port, groups: [o.group.address], reuseAddr: true, receiveBufferBytes: 8 << 20, ...iface });
   const group = o.injectLoss ? withLoss(raw, { loss: independentLoss(o.injectLoss), seed: o.lossSeed ?? 1 }) : raw;
-  const reply = await udpBind({ family, port: 0, ...iface });
-  const socket = withReplySocket(group, reply);
-  const host = o.host ?? os.hostname();
-  const receiver = new UpdateReceiver({
-    socket,
-    policy: { allow: o.allow, publisherKeys },
-    history,
-    controlGroup: o.group.address,
-    host,
-    directory: dir,
-    ...(o.onUpdate !== undefined && { handler: commandHandler(o.onUpdate, o.onUpdateTimeout) }),
+  // From here on, an error must close what is open, or the sockets would keep the process alive.
+  const reply = await udpBind({ family, port: 0, ...iface }).catch((err: unknown) => {
+    raw.close();
+    throw err;
   });
+  const socket = withReplySocket(group, reply);
+  let receiver: UpdateReceiver;
+  try {
+    receiver = new UpdateReceiver({
+      socket,
+      policy: { allow: o.allow, publisherKeys },
+      history,
+      controlGroup: o.group.address,
+      host,
+      directory: dir,
+      ...(o.onUpdate !== undefined && { handler: commandHandler(o.onUpdate, o.onUpdateTimeout) }),
+    });
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
   io.note(`receiving on ${o.group.address} port ${o.group.port} as ${host}: ${o.allow.join(', ')} into ${dir} (publisher ${publisherKeys.map((k) => publisherKeyId(k)).join(', ')})`);
   const finished = new Promise<ReceiverReport | undefined>((resolve) => {
     receiver.on('done', (r) => {

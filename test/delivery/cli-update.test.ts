@@ -91,13 +91,16 @@ describe('gatesock update (child processes)', () => {
 
   it('flags are checked by name: usage errors exit 2, bad settings 3', async () => {
     // Independent runs, at once.
-    const [bad, noAllow, badKey, loss, name] = await Promise.all([
+    const [bad, noAllow, badKey, loss, name, host] = await Promise.all([
       gatesock(['update', 'send', 'x', '--group', 'nope', '--key', 'k'], work),
       gatesock(['update', 'receive', '--group', '239.255.73.1:5000', '--dir', 'd', '--publisher-key', 'ed25519:AAAA'], work),
       gatesock(['update', 'receive', '--group', '239.255.73.1:5000', '--dir', 'd', '--allow', '*', '--publisher-key', 'no-such-file'], work),
       gatesock(['update', 'receive', '--group', '239.255.73.1:5000', '--dir', 'd', '--allow', '*', '--publisher-key', 'x', '--inject-loss', '2'], work),
       gatesock(['update', 'send', 'keys/pub1.pub', '--group', '239.255.73.1:5000', '--key', 'keys/pub1.key', '--name', '../escape'], work),
+      gatesock(['update', 'receive', '--group', '239.255.73.1:5000', '--dir', 'd', '--allow', '*', '--publisher-key', 'keys/pub1.pub', '--host', 'two words'], work),
     ]);
+    expect(host.status).toBe(EXIT.config);
+    expect(host.stderr).toMatch(/--host must be/);
     expect(bad.status).toBe(EXIT.usage);
     expect(bad.stderr).toMatch(/--group.*must be \[IPv6-group\]:port/);
     expect(noAllow.status).toBe(EXIT.config);
