@@ -29,9 +29,10 @@
  * ```
  *
  * Tear-down always happens: `destroy()` deletes every namespace (which takes
- * the veths and the bridge with it), an exit hook does the same if the
- * process ends first, and `removeStaleNamespaces()` deletes what a killed
- * run left behind (namespaces named `gsmc<pid>-…` whose process is gone).
+ * the veths and the bridge with it), exit and SIGINT/SIGTERM hooks do the
+ * same if the process ends first, and `removeStaleNamespaces()` deletes what
+ * a SIGKILLed run left behind (namespaces named `gsmc<pid>-…` whose process
+ * is gone).
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -166,10 +167,20 @@ export function createMulticastNet(options: MulticastNetOptions): MulticastNet {
     if (destroyed) return;
     destroyed = true;
     process.off('exit', destroy);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns]);
   };
+  // Ctrl-C or a kill would end the process without 'exit': tear down, then
+  // die of the same signal as if we had not been listening.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    destroy();
+    process.kill(process.pid, signal);
+  };
   process.on('exit', destroy);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
   const mkHost = (ns: string, index: number): NetnsHost => ({
     ns,
