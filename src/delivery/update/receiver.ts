@@ -332,6 +332,15 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
     for (const p of this.#finPending.values()) if (p.timer !== undefined) this.#socket.clock.clearTimer(p.timer);
     this.#finPending.clear();
     this.#socket.off('message', this.#onMessage);
+    if (this.#started) {
+      for (const g of new Set([this.#control, this.#data])) {
+        try {
+          this.#socket.leaveGroup(g);
+        } catch {
+          // the socket's owner closed it already, or it was never joined
+        }
+      }
+    }
     this.#setState('closed', 'close() called');
   }
 

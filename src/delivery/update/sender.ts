@@ -10,7 +10,7 @@
  *  collecting      all expected hosts listed, or the join  → sending         hosts never heard: dropped "never answered"
  *                  window (joinWindowMs) over
  *  collecting      window over, nobody listed              → done            nothing to send
- *  sending         round 1 queued and sent                 → repairing       round marker, wait for requests
+ *  sending         round 1 queued and sent                 → repairing       announcement + round marker, wait for requests
  *  repairing       wait over, requests heard               → repairing       next round: fresh repair per block (max need), marker, wait
  *  repairing       wait over, nothing asked, some missing  → repairing       marker again (not a counted round); drop the silent
  *  any sending     completion notice                       → (same)          mark completed, ack (again for a repeat)
@@ -20,9 +20,10 @@
  *  any             close()                                 → closed          stop timers, drop the queue
  * ```
  *
- * Receivers are listed from `RECV` (and from a request or notice of a host
- * whose `RECV` was lost); a host that appears later (a restarted receiver)
- * is served too. A round is counted when the sender answers requests (round
+ * Receivers are listed from `RECV` (and from a notice or FIN of a host whose
+ * `RECV` was lost); a host that appears later (a restarted receiver, or one
+ * that missed the join and heard the announcement repeated with a round
+ * marker) is served too. A round is counted when the sender answers requests (round
  * 1 = the initial transmission); passes that only repeat the round marker
  * are not counted.
  */
@@ -351,9 +352,19 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     this.#stopTimers();
     this.#pacer.close();
     this.#o.socket.off('message', this.#onMessage);
+    if (this.#state !== 'done') this.#leaveGroup();
     const wasDone = this.#state === 'done';
     this.#setState('closed', 'close() called');
     if (!wasDone) this.#resolve?.(this.#makeReport());
+  }
+
+  /** Stop hearing the data group (requests); a socket already closed is fine. */
+  #leaveGroup(): void {
+    try {
+      this.#o.socket.leaveGroup(this.#o.dataGroup);
+    } catch {
+      // closed by its owner already
+    }
   }
 
   #setState(next: SenderState, why: string): void {
@@ -363,9 +374,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
 
   #stopTimers(): void {
     const clock = this.#o.socket.clock;
-    if (this.#timer !== undefined) clock.clearTimer(this.#timer);
-    if (this.#finTimer !== undefined) clock.clearTimer(this.#finTimer);
-    this.#timer = this.#finTimer = undefined;
+    for (const h of [this.#timer, this.#finTimer, this.#ackTimer]) if (h !== undefined) clock.clearTimer(h);
+    this.#timer = this.#finTimer = this.#ackTimer = undefined;
   }
 
   #send(kind: keyof SenderBytes, bytes: Uint8Array, to: DatagramAddress, after?: () => void): void {
@@ -730,12 +740,13 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
 
   #finish(why: string): void {
     if (this.#state === 'done' || this.#state === 'closed') return;
-    this.#stopTimers();
     // Acks still due go out now (the pacer sends what is queued); then the socket is free.
     this.#flushAcks();
+    this.#stopTimers();
     this.#report = this.#makeReport();
     this.#setState('done', why);
     this.#o.socket.off('message', this.#onMessage);
+    this.#leaveGroup();
     this.emit('done', this.#report);
     this.#resolve?.(this.#report);
   }
