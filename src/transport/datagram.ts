@@ -13,6 +13,11 @@
  *   `loopback` is on).
  * - `message` hands the listener a datagram it owns, and the sender's
  *   unicast address, to which a reply can be sent.
+ * - `send` does not keep `data`: the caller may reuse it once `send`
+ *   returns. A payload above `MAX_DATAGRAM_BYTES` (65,507) throws
+ *   `GS_ERR_INVALID_OPTION`.
+ * - A group is an `ff00::/8` or `224.0.0.0/4` literal (`isMulticastAddress`);
+ *   `joinGroup` of anything else throws `GS_ERR_INVALID_OPTION`.
  * - `close()` stops delivery at once; sending after close throws
  *   `GS_ERR_TRANSPORT_CLOSED`.
  */
