@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UpdateReceiver, type ReceiverReport, type UpdateHandler } from '../src/delivery/update/receiver.js';
 import { UpdateSender, type SenderReport, type UpdateSenderOptions } from '../src/delivery/update/sender.js';
-import { generatePublisherKey, prepareUpdate, type PreparedUpdate } from '../src/delivery/update/wire/index.js';
+import { generatePublisherKey, prepareUpdate, type PreparedUpdate, type PrepareUpdateOptions } from '../src/delivery/update/wire/index.js';
 import { SimNetwork, gilbertElliottLoss, independentLoss, type LossModel, type SimHost } from '../src/transport/index.js';
 import type { IdentityKey } from '../src/session/index.js';
 
@@ -93,6 +93,8 @@ export interface SimUpdateOptions {
   readonly dir: string;
   /** One-way delay of every receiver link, ms (default 5; jitter 1). */
   readonly delayMs?: number;
+  /** Code and block shape of the update (default: prepareUpdate's, rs8 k = 192, m = 64). */
+  readonly code?: Pick<PrepareUpdateOptions, 'code' | 'sourceSymbols' | 'repairSymbols'>;
   /** Sender options besides socket/update/groups. */
   readonly sender?: Partial<Omit<UpdateSenderOptions, 'socket' | 'update' | 'controlGroup' | 'dataGroup'>>;
   readonly handler?: UpdateHandler;
@@ -159,7 +161,7 @@ export function runSimUpdate(o: SimUpdateOptions): SimUpdateResult {
     receiverHosts.push(net.addHost({ name: `r${i}`, downlink: link, uplink: link }));
   }
   const file = simFile(o.fileSize, o.seed);
-  const update = prepareUpdate(file, { name: 'update.bin', key: simKey(), fileId: 1 + (o.seed % 60000), version: 1 });
+  const update = prepareUpdate(file, { name: 'update.bin', key: simKey(), fileId: 1 + (o.seed % 60000), version: 1, ...o.code });
   const socket = senderHost.bind(SIM_PORT);
   const sender = new UpdateSender({
     socket,
