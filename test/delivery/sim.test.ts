@@ -24,6 +24,20 @@ function run(bursty: boolean) {
   });
 }
 
+it('GF(2^16) blocks (k = 300, two blocks) work the same way: 30 receivers at 5 % loss get the exact file', () => {
+  const r = runSimUpdate({
+    receivers: 30,
+    loss: 0.05,
+    fileSize: 600_000,
+    seed: 13,
+    dir: tmp(),
+    code: { code: 'rs16', sourceSymbols: 300, repairSymbols: 60 },
+  });
+  expect(r.correct).toBe(30);
+  for (const o of r.report.receivers) expect(o.completed && o.result === 'ok', o.host).toBe(true);
+  expect(r.report.bytesByKind.repair).toBeGreaterThan(0);
+});
+
 describe('1,000 receivers on the simulated network', () => {
   for (const bursty of [false, true]) {
     it(`5% ${bursty ? 'bursty (Gilbert–Elliott)' : 'independent'} loss: all complete with the right bytes`, () => {
