@@ -736,8 +736,12 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
         t.store.requests = t.requests;
         this.counters.requests++;
         const round = Math.max(0, t.sched.round);
+        // To the data group on our port, so the other receivers hear it and hold back theirs (and the
+        // sender, bound to the same updater port); straight to the sender too when it uses another port.
+        const own = this.#socket.localAddress.port;
         for (const bytes of this.#wire.request(t.ann.fileId, t.inOrder, round, uncovered.needs, uncovered.pages)) {
-          this.#send(bytes, { address: this.#data, port: t.sender.port });
+          this.#send(bytes, { address: this.#data, port: own });
+          if (t.sender.port !== own) this.#send(bytes, t.sender);
         }
       },
     );

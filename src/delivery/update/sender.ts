@@ -233,7 +233,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   readonly #fileId: number;
   readonly #pacer: Pacer;
   readonly #rx = new Map<string, Rx>();
-  readonly #byAddress = new Map<string, Rx>();
+  /** Hosts by unicast address: several receivers may share one (processes on one host, one port). */
+  readonly #byAddress = new Map<string, Rx[]>();
   readonly #k: number;
   readonly #m: number;
   readonly #blocks: number;
@@ -605,7 +606,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
       }
       case 'request': {
         if (msg.fileId !== this.#fileId) return void this.#junk++;
-        const r = this.#byAddress.get(key(from));
+        const at = this.#byAddress.get(key(from)) ?? [];
+        const r = at.find((x) => !x.completed && x.dropped === undefined) ?? at[0];
         if (r) {
           if (r.dropped !== undefined) return;
           r.requests++;
@@ -630,8 +632,15 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
       }
       case 'fin': {
         if (msg.name !== this.#name) return void this.#junk++;
-        const r = this.#byAddress.get(key(from));
-        if (!r) return void this.#junk++;
+        // FIN names no host: it belongs to a host at that address still without a result (the one that
+        // completed first); a repeat from a host already counted finds none, and every host there is acked.
+        const at = this.#byAddress.get(key(from)) ?? [];
+        if (at.length === 0) return void this.#junk++;
+        const r = at.find((x) => x.completed && x.result === undefined) ?? at.find((x) => x.result === undefined);
+        if (!r) {
+          for (const x of at) this.#queueAck(x.host);
+          return;
+        }
         r.result = msg.status;
         r.lastHeard = now;
         // The ack names the host again: it stops the FIN's repeats.
@@ -701,9 +710,15 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
       r = { host, joined: false, completed: false, requests: 0, lastHeard: 0 };
       this.#rx.set(host, r);
     }
-    if (r.address && key(r.address) !== key(from)) this.#byAddress.delete(key(r.address));
+    if (r.address && key(r.address) !== key(from)) {
+      const old = this.#byAddress.get(key(r.address))?.filter((x) => x !== r) ?? [];
+      if (old.length > 0) this.#byAddress.set(key(r.address), old);
+      else this.#byAddress.delete(key(r.address));
+    }
     r.address = { address: from.address, port: from.port };
-    this.#byAddress.set(key(from), r);
+    const at = this.#byAddress.get(key(from));
+    if (!at) this.#byAddress.set(key(from), [r]);
+    else if (!at.includes(r)) at.push(r);
     return r;
   }
 
