@@ -73,7 +73,7 @@ describe('UpdateReceiver', () => {
     });
     expect(r.correct).toBe(3);
     expect(late?.reports.at(-1)?.ok).toBe(true);
-    expect(fs.readFileSync(path.join(dir, 'late', 'update.bin'))).toEqual(Buffer.from(r.ctx.file));
+    expect(fs.readFileSync(path.join(dir, 'late', 'update.bin')).equals(r.ctx.file)).toBe(true);
     expect(r.report.receivers.find((o) => o.host === 'late')).toMatchObject({ joined: true, completed: true, result: 'ok' });
   });
 
