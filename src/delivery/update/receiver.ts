@@ -106,7 +106,9 @@ export interface UpdateReceiverOptions {
  * @public
  */
 export interface ReceiverReport {
+  /** Update name. */
   readonly name: string;
+  /** File ID of the transfer. */
   readonly fileId: number;
   /** Where the file was put (when verified). */
   readonly file?: string;

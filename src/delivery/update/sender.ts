@@ -130,8 +130,11 @@ export interface SenderBytes {
  * @public
  */
 export interface SenderReport {
+  /** Update name. */
   readonly name: string;
+  /** File ID of the transfer. */
   readonly fileId: number;
+  /** File size in bytes. */
   readonly fileSize: number;
   /** Rounds: passes that answered requests, round 1 being the first transmission. */
   readonly rounds: number;
@@ -162,11 +165,13 @@ export interface SenderReport {
  * @public
  */
 export interface UpdateSenderEvents {
+  /** The state changed; `why` says which rule. */
   state: (state: SenderState, why: string) => void;
   /** After each datagram batch and each completion: enough for a progress bar. */
   progress: (p: { readonly bytesSent: number; readonly receiversDone: number; readonly receiversTotal: number; readonly round: number }) => void;
   /** A receiver completed or was dropped. */
   receiver: (outcome: ReceiverOutcome) => void;
+  /** The transfer ended: the final report. */
   done: (report: SenderReport) => void;
   /** A datagram was dropped (junk); for logs. */
   dropped: (reason: string, error?: GatesockError) => void;
