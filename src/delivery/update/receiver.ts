@@ -191,6 +191,8 @@ interface Transfer {
   gapMs: number;
   /** When the idle timer last asked (it asks at most once per idle period). */
   idleAsked: number;
+  /** Idle requests in a row with nothing heard from the sender in between. */
+  idleStreak: number;
   idleTimer: unknown;
   noticeTimer: unknown;
   noticeTries: number;
@@ -476,6 +478,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       resumed: false,
       lastHeard: this.#socket.clock.now(),
       idleAsked: -Infinity,
+      idleStreak: 0,
       gapMs: 0,
       idleTimer: undefined,
       noticeTimer: undefined,
@@ -673,14 +676,17 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
   #armIdle(t: Transfer): void {
     const clock = this.#socket.clock;
     const idle = Math.max(4 * t.grttMs, 2 * t.backoffMs, 8 * t.gapMs);
-    const due = Math.max(t.lastHeard + idle, t.idleAsked + idle);
+    // Asking again and again into silence: wait twice as long each time (up to 64×, ~3 s at a 12 ms RTT).
+    const again = t.idleAsked > t.lastHeard ? idle * 2 ** Math.min(6, t.idleStreak) : idle;
+    const due = Math.max(t.lastHeard + idle, t.idleAsked + again);
     t.idleTimer = clock.setTimer(() => {
       t.idleTimer = undefined;
       if (this.#t !== t || (this.#state !== 'joined' && this.#state !== 'receiving')) return;
       const now = clock.now();
       if (now - t.lastHeard >= this.#inactivityMs) return this.#abandon(t);
       // Before any data or marker the sender is still collecting RECVs: nothing to ask yet.
-      if (this.#state === 'receiving' && now >= t.lastHeard + idle && now >= t.idleAsked + idle) {
+      if (this.#state === 'receiving' && now >= t.lastHeard + idle && now >= t.idleAsked + again) {
+        t.idleStreak = t.idleAsked > t.lastHeard ? t.idleStreak + 1 : 0;
         t.idleAsked = now;
         this.#scheduleRequest(t);
       }
