@@ -35,6 +35,53 @@ export interface KeyAddressPrefix {
  */
 export function parseIpv6(text: string): Uint8Array | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > 64 || /[^0-9a-fA-F:.]/.test(text)) return undefined;
+  // Hex groups only (no dotted IPv4 tail): parsed here, as the URL parser would.
+  if (!text.includes('.')) return parseHexIpv6(text);
+  return parseIpv6ByUrl(text);
+}
+
+/**
+ * Text of 1–4 digit hex groups separated by `:`, at most one `::` standing
+ * for one or more zero groups, 8 groups in all: the WHATWG URL host parser's
+ * rules for such text (checked against it in generator.test.ts).
+ * @internal
+ */
+export function parseHexIpv6(text: string): Uint8Array | undefined {
+  const at = text.indexOf('::');
+  if (at >= 0 && text.indexOf('::', at + 1) >= 0) return undefined;
+  const groupsOf = (part: string): number[] | undefined => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.length === 0 || g.length > 4) return undefined;
+      out.push(Number.parseInt(g, 16));
+    }
+    return out;
+  };
+  const left = groupsOf(at < 0 ? text : text.slice(0, at));
+  const right = at < 0 ? [] : groupsOf(text.slice(at + 2));
+  if (left === undefined || right === undefined) return undefined;
+  const count = left.length + right.length;
+  if (at < 0 ? count !== 8 : count > 7) return undefined;
+  const out = new Uint8Array(IPV6_BYTES);
+  left.forEach((v, i) => {
+    out[2 * i] = v >>> 8;
+    out[2 * i + 1] = v & 0xff;
+  });
+  right.forEach((v, i) => {
+    const j = 8 - right.length + i;
+    out[2 * j] = v >>> 8;
+    out[2 * j + 1] = v & 0xff;
+  });
+  return out;
+}
+
+/**
+ * {@link parseIpv6} through the WHATWG URL host parser (any form Node accepts).
+ * @internal
+ */
+export function parseIpv6ByUrl(text: string): Uint8Array | undefined {
+  if (typeof text !== 'string' || text.length === 0 || text.length > 64 || /[^0-9a-fA-F:.]/.test(text)) return undefined;
   let host: string;
   try {
     host = new URL(`http://[${text}]/`).hostname;

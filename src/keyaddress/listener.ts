@@ -81,10 +81,17 @@ export interface AdmissionWindow {
   watch?(): () => void;
 }
 
-/** The address text of an `acceptable()` entry. */
-function addressOf(entry: string | { readonly address: string }): string {
+/**
+ * The address text of an `acceptable()` entry, canonical (RFC 5952), looked
+ * up in `memo` (the canonical forms of the entries listed last time: the
+ * window lists mostly the same addresses again) before parsing it; recorded
+ * in `into` when given.
+ */
+function addressOf(entry: string | { readonly address: string }, memo?: ReadonlyMap<string, string>, into?: Map<string, string>): string {
   const text = typeof entry === 'string' ? entry : entry.address;
-  return canonicalIpv6(text) ?? text;
+  const c = memo?.get(text) ?? canonicalIpv6(text) ?? text;
+  into?.set(text, c);
+  return c;
 }
 
 /**
@@ -188,6 +195,8 @@ interface Lane {
   readonly window: AdmissionWindow;
   /** Sessions this lane holds now. */
   sessions: number;
+  /** The window tells its changes itself (`on('change')`): an admission needs no reconcile of its own. */
+  readonly emits: boolean;
 }
 
 const DEFAULT_REFRESH_MS = 1000;
@@ -249,6 +258,11 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
   #timer: ReturnType<typeof setInterval> | undefined;
   #accepted = 0;
   #refused = 0;
+  /**
+   * Canonical forms of the entries listeningAddresses() saw last (only
+   * those: addresses that left the windows are not kept).
+   */
+  #canonical: ReadonlyMap<string, string> = new Map();
 
   private constructor(options: KeyAddressListenerOptions) {
     super();
@@ -274,7 +288,7 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
       refreshMs: options.refreshMs ?? DEFAULT_REFRESH_MS,
       backlog: options.backlog ?? 511,
     };
-    this.#lanes = options.windows.map((window) => ({ window, sessions: 0 }));
+    this.#lanes = options.windows.map((window) => ({ window, sessions: 0, emits: typeof window.on === 'function' && typeof window.off === 'function' }));
   }
 
   /**
@@ -313,9 +327,11 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
   /** The addresses a connection is admitted at now (union over the lanes that listen). */
   listeningAddresses(): string[] {
     const out = new Set<string>();
+    const seen = new Map<string, string>();
     this.#lanes.forEach((lane) => {
-      if (this.#laneListens(lane)) for (const a of lane.window.acceptable()) out.add(addressOf(a));
+      if (this.#laneListens(lane)) for (const a of lane.window.acceptable()) out.add(addressOf(a, this.#canonical, seen));
     });
+    this.#canonical = seen;
     return [...out];
   }
 
@@ -348,9 +364,9 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     }
     const onChange = () => this.#changed();
     let polled = false;
-    for (const { window } of this.#lanes) {
+    for (const { window, emits } of this.#lanes) {
       if (window.watch) this.#unsubscribe.push(window.watch());
-      if (window.on && window.off) {
+      if (emits && window.on && window.off) {
         window.on('change', onChange);
         this.#unsubscribe.push(() => window.off!('change', onChange));
       } else polled = true;
@@ -415,7 +431,7 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
       // stays valid there (not consumed) for when the lane listens again.
       let busy = false;
       try {
-        busy = this.#lanes.some((l) => !this.#laneListens(l) && l.window.acceptable().some((a) => addressOf(a) === address));
+        busy = this.#lanes.some((l) => !this.#laneListens(l) && l.window.acceptable().some((a) => addressOf(a, this.#canonical) === address));
       } catch (error) {
         this.emit('error', error);
       }
@@ -424,11 +440,15 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     const lane = this.#lanes[index]!;
     this.#accepted++;
     lane.sessions++;
+    // Mode bind: the serial model stops listening in a busy lane and starts
+    // again when its session ends; in the parallel model only the window
+    // changes, and a window with `change` events has already said so.
+    const serial = this.#options.model === 'serial';
     socket.once('close', () => {
       lane.sessions--;
-      this.#changed();
+      if (serial) this.#changed();
     });
-    this.#changed();
+    if (serial || !lane.emits) this.#changed();
     this.emit('connection', socket, new ConnectionInfo(socket, index, address));
   }
 

@@ -87,7 +87,19 @@ interface Entry {
   readonly key: Uint8Array;
 }
 
-/** One open epoch: positions pos … pos + window + ahead − 1 derived, with their chain keys. */
+/**
+ * One open epoch: the derived positions pos … pos + entries.length − 1, with
+ * their chain keys, oldest first, and a map from address text to position.
+ *
+ * ```text
+ *  entries:  [pos … pos+w−1 │ pos+w … pos+w+ahead−1]   want = w + ahead
+ *             window          recognised look-ahead
+ *  after admit(A(t, m)):   pos ← m+1; the j = m+1−pos entries before it are
+ *  wiped and dropped; the tail is j short until fill() derives j positions
+ *  (the window part at once, the rest right after the admission, or before
+ *  any decision that could need it)
+ * ```
+ */
 class EpochWindow {
   readonly t: number;
   pos: number;
@@ -106,9 +118,16 @@ class EpochWindow {
     this.fill();
   }
 
-  /** Derive positions until the window and the recognised look-ahead are covered. */
-  fill(): void {
-    const want = this.o.window + this.o.recognizeAhead;
+  /** True while the recognised look-ahead is not fully derived (positions remain in the epoch). */
+  get short(): boolean {
+    return this.entries.length < this.o.window + this.o.recognizeAhead && this.pos + this.entries.length <= 0xffff_ffff;
+  }
+
+  /**
+   * Derive positions until `want` are held (default: the window and the
+   * recognised look-ahead). Each step replaces the head key with the next.
+   */
+  fill(want = this.o.window + this.o.recognizeAhead): void {
     while (this.entries.length < want && this.pos + this.entries.length <= 0xffff_ffff) {
       const n = this.pos + this.entries.length;
       const { position, next } = advanceChain(this.#head, this.o.prefix.bytes, this.t, n, this.o.slots);
@@ -118,22 +137,45 @@ class EpochWindow {
     }
   }
 
-  /** Retire every position before m: wipe their keys, forget their addresses; returns them. */
+  /**
+   * Retire every position before m: wipe their keys, forget their addresses;
+   * returns them. Derives at once only what the window itself lacks; the
+   * look-ahead tail is left for fill().
+   */
   moveTo(m: number): KeyAddressPosition[] {
     const gone = this.entries.splice(0, m - this.pos);
+    const out: KeyAddressPosition[] = [];
     for (const e of gone) {
       e.key.fill(0);
       this.byAddress.delete(e.position.address);
       this.retired.delete(e.position.n);
+      out.push(e.position);
     }
     this.pos = m;
-    this.fill();
-    return gone.map((e) => e.position);
+    this.fill(this.o.window);
+    return out;
   }
 
   /** Positions accepted now: the window minus those retired out of order. */
   accepted(): KeyAddressPosition[] {
-    return this.entries.slice(0, this.o.window).filter((e) => !this.retired.has(e.position.n)).map((e) => e.position);
+    const out: KeyAddressPosition[] = [];
+    const end = Math.min(this.o.window, this.entries.length);
+    for (let i = 0; i < end; i++) {
+      const p = this.entries[i]!.position;
+      if (!this.retired.has(p.n)) out.push(p);
+    }
+    return out;
+  }
+
+  /** Accepted positions with from ≤ n < to (within the window). */
+  acceptedIn(from: number, to: number): KeyAddressPosition[] {
+    const out: KeyAddressPosition[] = [];
+    const end = Math.min(to - this.pos, this.o.window, this.entries.length);
+    for (let i = Math.max(0, from - this.pos); i < end; i++) {
+      const p = this.entries[i]!.position;
+      if (!this.retired.has(p.n)) out.push(p);
+    }
+    return out;
   }
 
   get key(): Uint8Array {
@@ -172,6 +214,11 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
   readonly #recent = new Map<string, { t: number; n: number }>();
   /** The epochs accepted at the last sync (what listeners were last told). */
   #active: number[] = [];
+  /** Clock times [from, until) over which #active stays what it is (no sync work needed). */
+  #activeFrom = 0;
+  #activeUntil = -Infinity;
+  /** The pending look-ahead refill after an admission (see #scheduleFill). */
+  #fillTask: ReturnType<typeof setImmediate> | undefined;
   #wiped = false;
 
   private constructor(o: ResolvedOptions, frontier: EpochFrontier) {
@@ -258,10 +305,29 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
     }
   }
 
+  /**
+   * The span of clock times around `now` over which {@link #activeEpochs}
+   * gives the same answer: between consecutive instants of start(t),
+   * start(t)+skew, start(t+1)−skew, start(t+1).
+   */
+  #stableSpan(now: number): [number, number] {
+    const { epochMs, originMs, skewMs } = this.#o;
+    const start = epochStart(epochOf(now, epochMs, originMs), epochMs, originMs);
+    let from = start;
+    let until = start + epochMs;
+    for (const x of [start + skewMs, start + epochMs - skewMs]) {
+      if (x <= now && x > from) from = x;
+      if (x > now && x < until) until = x;
+    }
+    return [from, until];
+  }
+
   /** Open and close epochs for the clock; returns the epochs accepted now. */
   #sync(emit: boolean): number[] {
     if (this.#wiped) throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'this key-address server was wiped');
     const now = this.#o.now();
+    // Within the span of the last sync nothing can open or close: the common case, one comparison.
+    if (now >= this.#activeFrom && now < this.#activeUntil) return this.#active;
     const active = this.#activeEpochs(now);
     const before = emit ? this.#accepted(this.#active) : undefined;
     for (const [t, w] of this.#windows) {
@@ -282,8 +348,39 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
       publish(keyAddressChannels.epoch, () => ({ t, event: 'open' }));
     }
     this.#active = active;
+    [this.#activeFrom, this.#activeUntil] = this.#stableSpan(now);
     if (before !== undefined) this.#emitDiff(before, this.#accepted(active), 'clock');
     return active;
+  }
+
+  /**
+   * After an admission, derive the look-ahead positions it consumed right
+   * after the caller is done with the connection (setImmediate), so the
+   * chain steps do not delay it. A decision that could need them derives
+   * them first ({@link #fillNow}).
+   */
+  #scheduleFill(): void {
+    if (this.#fillTask !== undefined) return;
+    this.#fillTask = setImmediate(() => {
+      this.#fillTask = undefined;
+      if (!this.#wiped) this.#fillNow();
+    });
+    this.#fillTask.unref?.();
+  }
+
+  /** Derive every open epoch's look-ahead in full; true if anything was missing. */
+  #fillNow(): boolean {
+    if (this.#fillTask !== undefined) {
+      clearImmediate(this.#fillTask);
+      this.#fillTask = undefined;
+    }
+    let filled = false;
+    for (const w of this.#windows.values()) {
+      if (!w.short) continue;
+      w.fill();
+      filled = true;
+    }
+    return filled;
   }
 
   #emitDiff(before: readonly KeyAddressPosition[], after: readonly KeyAddressPosition[], cause: KeyAddressChange['cause']): void {
@@ -345,8 +442,7 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
    * bind-per-address listeners.
    */
   acceptable(): KeyAddressPosition[] {
-    this.poll();
-    return this.#accepted(this.#activeEpochs(this.#o.now()));
+    return this.#accepted(this.#sync(true));
   }
 
   /**
@@ -363,27 +459,54 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
     return r;
   }
 
-  #decide(address: string | Uint8Array): AdmitResult {
-    let bytes: Uint8Array | undefined;
-    if (typeof address === 'string') bytes = parseIpv6(address);
-    else if (address instanceof Uint8Array && address.length === 16) bytes = address;
-    else throw new TypeError('admit() takes an IPv6 address as text or 16 bytes');
-    const active = this.#sync(true);
-    if (bytes === undefined) return { ok: false, reason: 'unknown' };
-    const text = formatIpv6(bytes);
+  /** The open window of an accepted epoch that derived `text`, and its position there. */
+  #find(text: string, active: readonly number[]): { w: EpochWindow; n: number } | undefined {
     for (const t of active) {
       const w = this.#windows.get(t);
       const n = w?.byAddress.get(text);
-      if (w === undefined || n === undefined) continue;
+      if (w !== undefined && n !== undefined) return { w, n };
+    }
+    return undefined;
+  }
+
+  #decide(address: string | Uint8Array): AdmitResult {
+    if (typeof address !== 'string' && !(address instanceof Uint8Array && address.length === 16)) {
+      throw new TypeError('admit() takes an IPv6 address as text or 16 bytes');
+    }
+    const active = this.#sync(true);
+    // Canonical text (what Node reports as a socket's local address) is
+    // looked up as given; anything else is parsed and printed canonically.
+    let text: string | undefined = typeof address === 'string' ? address : formatIpv6(address);
+    let hit = this.#find(text, active);
+    if (hit === undefined && typeof address === 'string') {
+      const bytes = parseIpv6(address);
+      text = bytes === undefined ? undefined : formatIpv6(bytes);
+      if (text !== undefined && text !== address) hit = this.#find(text, active);
+    }
+    if (text === undefined) return { ok: false, reason: 'unknown' };
+    // The look-ahead may be short after an admission (its refill is
+    // deferred): an address not found may be one of the positions not yet
+    // derived, so derive them before deciding.
+    if (hit === undefined && this.#fillNow()) hit = this.#find(text, active);
+    if (hit !== undefined) {
+      const { w, n } = hit;
+      const t = w.t;
       if (w.retired.has(n)) return { ok: false, reason: 'retired', t, n };
       if (n >= w.pos + this.#o.window) {
         w.retired.add(n);
         return { ok: false, reason: 'outside-window', t, n };
       }
-      const before = this.#accepted(active);
+      const oldEnd = w.pos + this.#o.window;
+      // Positions leaving the accepted set: those moved past, unless retired out of order.
+      const removed = this.listenerCount('change') > 0 ? w.acceptedIn(w.pos, n + 1) : undefined;
       const gone = w.moveTo(n + 1);
       this.#remember(gone);
-      this.#emitDiff(before, this.#accepted(active), 'admit');
+      if (removed !== undefined) {
+        // Positions entering it: the window's new end, unless retired out of order.
+        const added = w.acceptedIn(oldEnd, w.pos + this.#o.window);
+        if (added.length > 0 || removed.length > 0) this.emit('change', { added, removed, cause: 'admit' });
+      }
+      if (w.short) this.#scheduleFill();
       return { ok: true, position: gone[gone.length - 1]! };
     }
     const seen = this.#recent.get(text);
@@ -411,6 +534,8 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
 
   /** Fill every key with zeros and forget retired addresses; the server accepts nothing afterwards. */
   wipe(): void {
+    if (this.#fillTask !== undefined) clearImmediate(this.#fillTask);
+    this.#fillTask = undefined;
     this.#frontier.wipe();
     for (const w of this.#windows.values()) w.wipe();
     this.#windows.clear();

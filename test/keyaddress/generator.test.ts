@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { firstUnreservedIid } from '../../src/keyaddress/generator.js';
+import { parseHexIpv6, parseIpv6ByUrl } from '../../src/keyaddress/address.js';
 import {
   ConfigError,
   EPOCH_COUNT,
@@ -86,6 +87,34 @@ describe('prefix and address text', () => {
     expect(parseIpv6('nonsense')).toBeUndefined();
     expect(parseIpv6('1:2:3:4:5:6:7:8:9')).toBeUndefined();
     expect(() => formatIpv6(new Uint8Array(4))).toThrow(RangeError);
+  });
+
+  it('parses hex-only text exactly as the URL host parser does (its fast path), valid or not', () => {
+    // Strings of hex digits and colons, biased to near-valid shapes: groups of 0–5 digits, `::`, `:::`.
+    const group = fc.stringMatching(/^[0-9a-fA-F]{0,5}$/);
+    const sep = fc.constantFrom(':', ':', ':', '::', ':::');
+    const shaped = fc
+      .tuple(fc.array(fc.tuple(group, sep), { minLength: 0, maxLength: 10 }), group)
+      .map(([parts, last]) => parts.map(([g, s]) => g + s).join('') + last);
+    const loose = fc.stringMatching(/^[0-9a-f:]{1,45}$/);
+    let valid = 0;
+    fc.assert(
+      fc.property(fc.oneof(shaped, loose), (text) => {
+        const fast = parseHexIpv6(text);
+        const url = parseIpv6ByUrl(text);
+        if (url !== undefined) valid++;
+        expect(fast === undefined ? 'invalid' : hex(fast)).toBe(url === undefined ? 'invalid' : hex(url));
+        expect(parseIpv6(text) === undefined ? 'invalid' : hex(parseIpv6(text)!)).toBe(url === undefined ? 'invalid' : hex(url));
+      }),
+      { numRuns: 3000 },
+    );
+    // Both branches were exercised.
+    expect(valid).toBeGreaterThan(50);
+    for (const text of ['::', '1::', '::1', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8', 'ABCD::ef']) expect(parseHexIpv6(text)).toEqual(parseIpv6ByUrl(text));
+    for (const text of [':', ':::', '1:::2', '1::2::3', ':1::', '1:2:3:4:5:6:7:8::', '::1:2:3:4:5:6:7:8', '12345::', '1:2:3:4:5:6:7']) {
+      expect(parseHexIpv6(text)).toBeUndefined();
+      expect(parseIpv6ByUrl(text)).toBeUndefined();
+    }
   });
 });
 
