@@ -30,8 +30,16 @@
  * per-admission derivation in KeyAddressServer.admit(). The gap between it
  * and the first figure is what the window costs.
  *
+ * A fifth (`…, client thread`) runs the client loop in a worker thread of
+ * the worker process (its own event loop, as a client on another host has):
+ * the server's work after it hands a connection over (the deferred
+ * look-ahead refill, one chain step) then overlaps the client's work
+ * instead of adding to it. Its CPU line still counts both threads.
+ *
  * Both listeners live in the one worker process and are measured
- * alternately (harness `sideBySide`). Before timing, the worker checks that
+ * alternately (harness `sideBySide`), after WARMUP connections to each
+ * (the first thousand or so connections of a process are slower for both,
+ * the key-address path more: JIT). Before timing, the worker checks that
  * a fresh key address is admitted, the same address again and a random
  * address of the /64 are refused, and the plain server answers.
  *
@@ -50,10 +58,14 @@ import { defineFigures, median, sideBySide, type Figure } from './harness.js';
 
 const CONNECTIONS = 300;
 const ROUNDS = 7;
+const WARMUP = 1500;
 const worker = fileURLToPath(new URL('./keyaddress-net-worker.ts', import.meta.url));
 
-function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', window: 'ratchet' | 'list' = 'ratchet'): Figure {
-  const name = `keyaddress-listener set-up ${mode} x ${CONNECTIONS}${baseline === 'fresh' ? ' vs fresh addresses' : ''}${window === 'list' ? ', listener only' : ''}`;
+function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', window: 'ratchet' | 'list' = 'ratchet', client: 'same' | 'thread' = 'same'): Figure {
+  const name =
+    `keyaddress-listener set-up ${mode} x ${CONNECTIONS}${baseline === 'fresh' ? ' vs fresh addresses' : ''}` +
+    `${window === 'list' ? ', listener only' : ''}${client === 'thread' ? ', client thread' : ''}`;
+  const cmd = (what: string) => (client === 'thread' ? `${what}-t` : what);
   return {
     name,
     unit: 'µs/connection',
@@ -74,8 +86,8 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', w
         await child.next(30_000); // ready
         const check = await ask('check');
         if (check.ok !== true) throw new Error(`check before timing failed: ${String(check.why)}`);
-        await ask(`ours ${CONNECTIONS}`); // warm-up (JIT) of both paths
-        await ask(`${baseline} ${CONNECTIONS}`);
+        await ask(`${cmd('ours')} ${WARMUP}`); // warm-up (JIT) of both paths
+        await ask(`${cmd(baseline)} ${WARMUP}`);
         const cpu = { ours: [] as number[], baseline: [] as number[] };
         const sample = async (cmd: string, into: number[]) => {
           const r = await ask(`${cmd} ${CONNECTIONS}`);
@@ -84,8 +96,8 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', w
         };
         const m = await sideBySide(
           ROUNDS,
-          () => sample('ours', cpu.ours),
-          () => sample(baseline, cpu.baseline),
+          () => sample(cmd('ours'), cpu.ours),
+          () => sample(cmd(baseline), cpu.baseline),
         );
         // CPU time per connection moves far less than wall time when other
         // processes load the machine: an info line beside the figure.
@@ -107,5 +119,7 @@ const available = await namespacesAvailable();
 if (!available.ok) console.error(`keyaddress-net.bench.ts: skipping the key-address listener figures: ${available.why}`);
 
 export const figures = defineFigures(
-  available.ok ? [figure('admit'), figure('admit', 'fresh'), figure('admit', 'plain', 'list'), figure('bind')] : [],
+  available.ok
+    ? [figure('admit'), figure('admit', 'fresh'), figure('admit', 'plain', 'list'), figure('admit', 'plain', 'ratchet', 'thread'), figure('bind')]
+    : [],
 );
