@@ -81,6 +81,13 @@ export interface KeyAddressServerEvents {
   error: [Error];
 }
 
+/**
+ * The deferred look-ahead refill runs once this many positions are missing:
+ * a few chain steps in a row cost less each than one step per admission
+ * (code and data still in cache). Decisions never wait for it (see #decide).
+ */
+const REFILL_BATCH = 8;
+
 interface Entry {
   readonly position: KeyAddressPosition;
   /** C(t, n) of this entry. */
@@ -118,9 +125,10 @@ class EpochWindow {
     this.fill();
   }
 
-  /** True while the recognised look-ahead is not fully derived (positions remain in the epoch). */
-  get short(): boolean {
-    return this.entries.length < this.o.window + this.o.recognizeAhead && this.pos + this.entries.length <= 0xffff_ffff;
+  /** Positions of the recognised look-ahead not derived yet (0 when it is complete or the epoch has no more). */
+  get short(): number {
+    const remaining = 0x1_0000_0000 - this.pos - this.entries.length;
+    return Math.max(0, Math.min(this.o.window + this.o.recognizeAhead - this.entries.length, remaining));
   }
 
   /**
@@ -506,7 +514,9 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
         const added = w.acceptedIn(oldEnd, w.pos + this.#o.window);
         if (added.length > 0 || removed.length > 0) this.emit('change', { added, removed, cause: 'admit' });
       }
-      if (w.short) this.#scheduleFill();
+      // The refill runs once REFILL_BATCH positions are missing (or the
+      // whole look-ahead, if shorter): chain steps in a row cost less each.
+      if (w.short >= Math.min(REFILL_BATCH, this.#o.recognizeAhead) && w.short > 0) this.#scheduleFill();
       return { ok: true, position: gone[gone.length - 1]! };
     }
     const seen = this.#recent.get(text);
