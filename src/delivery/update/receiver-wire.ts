@@ -110,9 +110,16 @@ export class ReceiverWire {
   }
 
   /** A retransmission request, split into datagrams of at most the default payload. */
-  request(fileId: number, highestInOrder: number | null, round: number, needs: readonly BlockNeed[], pages: readonly PageRef[]): Uint8Array[] {
+  request(
+    fileId: number,
+    highestInOrder: number | null,
+    round: number,
+    needs: readonly BlockNeed[],
+    pages: readonly PageRef[],
+    lacking: { sbn: number; esis: number[] } | null,
+  ): Uint8Array[] {
     const parts = splitRetransmissionRequest(
-      { kind: 'request', fileId, highestInOrder, round, needs, pages, lacking: null },
+      { kind: 'request', fileId, highestInOrder, round, needs, pages, lacking: lacking && lacking.esis.length > 0 ? lacking : null },
       DEFAULT_MAX_REQUEST_PAYLOAD,
     );
     return parts.map((p) => encodePacket(p));

@@ -178,6 +178,10 @@ interface Transfer {
   readonly verified: Map<number, SymbolPacket[]>;
   /** Blocks whose recovery failed (a forged held symbol): their missing pages are asked for. */
   readonly askPages: Set<number>;
+  /** Per open block, one byte per ESI: 1 once that symbol is in the decoder. */
+  readonly have: Map<number, Uint8Array>;
+  /** Blocks whose repair pool the sender has used up (it sent the last repair symbol, or source again). */
+  readonly exhausted: Set<number>;
   readonly sched: RequestScheduler;
   /** Highest sequence number with every one before it received, within round 1's range. */
   inOrder: number | null;
@@ -210,13 +214,17 @@ const NOTICE_TRIES = 30;
 interface FinPending {
   readonly gate: UpdateAuthenticator;
   timer: unknown;
+  /** Send the FIN again. */
+  readonly resend: () => void;
 }
+/** Times a FIN is sent on its own (2 RTT apart, doubling). */
+const FIN_REPEATS = 3;
 /**
- * Most times a FIN is sent; the sender's completion ack naming this host
- * stops the repeats (the sender also counts a FIN as completion when every
- * notice was lost).
+ * How long after its FINs a receiver still answers the sender's request for
+ * it (an ack naming the host, while FINs are missing), in ms. The sender also
+ * counts a FIN as completion when every notice was lost.
  */
-const FIN_REPEATS = 30;
+const FIN_LINGER_MS = 60_000;
 
 /**
  * Receives signed multicast updates: checks permission before joining,
@@ -411,8 +419,9 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       case 'ack': {
         const fin = this.#finPending.get(msg.fileId);
         if (fin && msg.hosts.includes(this.#host)) {
+          // After our FIN, an ack naming us is the sender asking for it again (it has not got it).
           fin.gate.verifyAck(msg, this.#host);
-          return this.#finAcked(msg.fileId);
+          return fin.resend();
         }
         if (!t || msg.fileId !== t.ann.fileId || !msg.hosts.includes(this.#host)) return void this.counters.foreign++;
         t.gate.verifyAck(msg, this.#host);
@@ -469,6 +478,8 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       waiting: new Map(),
       verified: new Map(),
       askPages: new Set(),
+      have: new Map(),
+      exhausted: new Set(),
       sched: new RequestScheduler(this.#socket.clock, this.#random),
       inOrder: null,
       seen: new Uint8Array(Math.ceil(Math.min(span, 1 << 24) / 8)),
@@ -512,6 +523,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
           const esi = s.fecInfo & 0xffff;
           if (isDone(t, sbn) || !decoder.add(s.fecInfo, s.symbol).accepted || isDone(t, sbn)) continue;
           // Keep it as the packet it came in, for a block recovery later (see #tryRecover).
+          this.#had(t, sbn, esi);
           let list = t.verified.get(sbn);
           if (!list) t.verified.set(sbn, (list = []));
           const payload = s.symbol.subarray(0, symbolPayloadLength(l, sbn, esi));
@@ -579,10 +591,14 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       return;
     }
     if (m.kind === 'data') this.#markSeq(t, m.seq);
+    // The sender sends source symbols after round 1, or the pool's last repair symbol, only once the
+    // block's pool is used up: from then on this receiver names the source symbols it lacks.
+    if ((m.kind === 'data' && t.sched.round >= 1) || m.esi === t.ann.sourceSymbols + t.ann.repairSymbols - 1) t.exhausted.add(m.sbn);
     const fecInfo = m.sbn * 0x10000 + m.esi;
     const r = t.decoder.add(fecInfo, check.symbol);
     if (!r.accepted) return void this.counters.duplicates++;
     this.counters.symbols++;
+    if (!r.blockComplete) this.#had(t, m.sbn, m.esi);
     // onBlock has already written a decoded block; a symbol of a still-open block goes to the spool.
     if (!r.blockComplete) {
       t.store.addSymbol(fecInfo, check.symbol);
@@ -592,6 +608,13 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       list.push(m);
       this.#tryRecover(t, m.sbn);
     }
+  }
+
+  /** Note that symbol `esi` of open block `sbn` is in the decoder. */
+  #had(t: Transfer, sbn: number, esi: number): void {
+    let have = t.have.get(sbn);
+    if (!have) t.have.set(sbn, (have = new Uint8Array(t.ann.sourceSymbols + t.ann.repairSymbols)));
+    have[esi] = 1;
   }
 
   /** Symbols of block `sbn` held for missing manifest pages. */
@@ -638,6 +661,8 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
     for (const pk of [...t.waiting.keys()]) if (Math.floor(pk / 0x10000) === sbn) t.waiting.delete(pk);
     t.verified.delete(sbn);
     t.askPages.delete(sbn);
+    t.have.delete(sbn);
+    t.exhausted.delete(sbn);
     if (this.#replaying) return;
     t.store.flush();
     this.emit('progress', { name: t.ann.name, blocksDone: t.blocksDone, blocks: t.ann.blockCount });
@@ -729,7 +754,17 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       }
     }
     pages.sort((a, b) => a.sbn - b.sbn || a.page - b.page);
-    return { needs, pages };
+    // One block whose pool is used up: the source symbols it lacks, for plain retransmission.
+    let lacking: Wants['lacking'] = null;
+    for (const n of needs) {
+      if (!t.exhausted.has(n.sbn)) continue;
+      const have = t.have.get(n.sbn);
+      const esis: number[] = [];
+      for (let esi = 0; esi < blockSourceCount(t.ann, n.sbn); esi++) if (!have?.[esi]) esis.push(esi);
+      lacking = { sbn: n.sbn, esis };
+      break;
+    }
+    return { needs, pages, lacking };
   }
 
   #scheduleRequest(t: Transfer): void {
@@ -739,7 +774,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       () => this.#wants(t),
       (uncovered) => {
         if (this.#t !== t || (this.#state !== 'joined' && this.#state !== 'receiving')) return;
-        if (uncovered.needs.length === 0 && uncovered.pages.length === 0) return;
+        if (uncovered.needs.length === 0 && uncovered.pages.length === 0 && !uncovered.lacking) return;
         t.requests++;
         t.store.requests = t.requests;
         this.counters.requests++;
@@ -747,7 +782,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
         // To the data group on our port, so the other receivers hear it and hold back theirs (and the
         // sender, bound to the same updater port); straight to the sender too when it uses another port.
         const own = this.#socket.localAddress.port;
-        for (const bytes of this.#wire.request(t.ann.fileId, t.inOrder, round, uncovered.needs, uncovered.pages)) {
+        for (const bytes of this.#wire.request(t.ann.fileId, t.inOrder, round, uncovered.needs, uncovered.pages, uncovered.lacking)) {
           this.#send(bytes, { address: this.#data, port: own });
           if (t.sender.port !== own) this.#send(bytes, t.sender);
         }
@@ -832,18 +867,26 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
   #finish(t: Transfer, status: string, ok: boolean): void {
     t.status = status;
     t.ok = ok;
-    // FIN repeats (spaced like the notices) until the sender's ack names this host again; the
-    // receiver stays in the data group until then, since acks are multicast in batches.
+    // FIN goes a few times (spaced 2 RTT, doubling); then the receiver stays in the data group for a
+    // while, and sends it again whenever the sender's ack names it (the sender asks for missing FINs).
     const fin = this.#wire.fin(t.ann.name, status);
-    const pending: FinPending = { gate: t.gate, timer: undefined };
+    const clock = this.#socket.clock;
+    const pending: FinPending = {
+      gate: t.gate,
+      timer: undefined,
+      resend: () => this.#send(fin, t.sender),
+    };
     this.#finPending.set(t.ann.fileId, pending);
     const repeat = (): void => {
       pending.timer = undefined;
       if (this.#state === 'closed' || this.#finPending.get(t.ann.fileId) !== pending) return;
-      if (t.finTries >= FIN_REPEATS) return this.#finAcked(t.ann.fileId);
-      this.#send(fin, t.sender);
+      if (t.finTries >= FIN_REPEATS) {
+        pending.timer = clock.setTimer(() => this.#finDone(t.ann.fileId), FIN_LINGER_MS);
+        return;
+      }
+      pending.resend();
       t.finTries++;
-      pending.timer = this.#socket.clock.setTimer(repeat, Math.min(1_000, Math.max(2 * t.grttMs, 10) * 2 ** (t.finTries - 1)));
+      pending.timer = clock.setTimer(repeat, Math.min(1_000, Math.max(2 * t.grttMs, 10) * 2 ** (t.finTries - 1)));
     };
     repeat();
     const report: ReceiverReport = {
@@ -865,8 +908,8 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
     this.#state = 'idle';
   }
 
-  /** The sender has our FIN (or we gave up repeating it): stop, and leave the data group if no transfer runs. */
-  #finAcked(fileId: number): void {
+  /** Done answering for a FIN: stop, and leave the data group if no transfer runs. */
+  #finDone(fileId: number): void {
     const p = this.#finPending.get(fileId);
     if (!p) return;
     if (p.timer !== undefined) this.#socket.clock.clearTimer(p.timer);

@@ -187,6 +187,8 @@ interface Rx {
   result?: string;
   dropped?: string;
   lastHeard: number;
+  /** When its completion was heard. */
+  completedAt?: number;
 }
 
 /** One symbol to send in a pass; `esi < 0` is manifest page `−esi − 1` of the block. */
@@ -247,6 +249,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   readonly #nextEsi: Int32Array;
   /** Symbols of each block sent so far. */
   readonly #sentPerBlock: Int32Array;
+  /** 1 for a block whose repair pool was used up (retransmission from then on). */
+  readonly #poolUsed: Uint8Array;
   #state: SenderState = 'announcing';
   #startedAt = 0;
   #timer: unknown;
@@ -262,12 +266,15 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   /** Manifest pages (`sbn · 65536 + page`) asked for since the last plan, and those ever sent. */
   readonly #pagesAsked = new Set<number>();
   readonly #pagesSent = new Set<number>();
+  /** Source symbols asked for by name (blocks whose pool is used up), since the last plan. */
+  readonly #lacking = new Map<number, Set<number>>();
   #worstLoss = 0;
   /** True between a pass's end (marker sent) and the plan of the next. */
   #waiting = false;
   /** Hosts whose completion ack is due, and the timer that sends them in one batch. */
   readonly #ackQueue = new Set<string>();
   #ackTimer: unknown;
+  #pokeTimer: unknown;
   /** Passes in a row that nobody answered. */
   #emptyPasses = 0;
   #lossEstimate = -1;
@@ -304,6 +311,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     this.#blocks = layout.blockCount;
     this.#nextEsi = new Int32Array(this.#blocks);
     this.#sentPerBlock = new Int32Array(this.#blocks);
+    this.#poolUsed = new Uint8Array(this.#blocks);
     this.#pacer = new Pacer(options.socket.clock, o.rateBps, 16 * 1500);
     this.#grtt = o.rttMs;
     for (const host of options.expectedHosts ?? []) {
@@ -380,8 +388,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
 
   #stopTimers(): void {
     const clock = this.#o.socket.clock;
-    for (const h of [this.#timer, this.#finTimer, this.#ackTimer]) if (h !== undefined) clock.clearTimer(h);
-    this.#timer = this.#finTimer = this.#ackTimer = undefined;
+    for (const h of [this.#timer, this.#finTimer, this.#ackTimer, this.#pokeTimer]) if (h !== undefined) clock.clearTimer(h);
+    this.#timer = this.#finTimer = this.#ackTimer = this.#pokeTimer = undefined;
   }
 
   #send(kind: keyof SenderBytes, bytes: Uint8Array, to: DatagramAddress, after?: () => void): void {
@@ -537,7 +545,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
       }
     }
     if (this.#pending() === 0) return this.#collectFins();
-    if (this.#needs.size === 0 && this.#pagesAsked.size === 0) {
+    if (this.#needs.size === 0 && this.#pagesAsked.size === 0 && this.#lacking.size === 0) {
       // Nothing asked (requests lost, or the missing hosts are silent): repeat the marker.
       this.#emptyPasses++;
       return this.#endPass();
@@ -547,7 +555,12 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     const items: Item[] = [];
     const perBlock: Item[][] = [];
     for (const pk of this.#pagesAsked) items.push({ sbn: Math.floor(pk / 0x10000), esi: -(pk % 0x10000) - 1 });
+    for (const [sbn, esis] of this.#lacking) {
+      // Plain retransmission where repair cannot serve: exactly the symbols receivers named.
+      perBlock.push([...esis].sort((a, b) => a - b).map((esi) => ({ sbn, esi })));
+    }
     for (const [sbn, need] of this.#needs) {
+      if (this.#lacking.has(sbn) && (this.#poolUsed[sbn] === 1 || this.#nextEsi[sbn]! >= this.#k + this.#m)) continue; // served above
       const n = roundRepair(need, planLoss);
       const list: Item[] = [];
       for (let j = 0; j < n; j++) list.push({ sbn, esi: this.#freshEsi(sbn) });
@@ -555,6 +568,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     }
     this.#needs.clear();
     this.#pagesAsked.clear();
+    this.#lacking.clear();
     // Interleave the blocks' repair so a loss burst spreads over them.
     for (let j = 0; perBlock.some((l) => j < l.length); j++) for (const l of perBlock) if (j < l.length) items.push(l[j]!);
     this.#pass(items);
@@ -569,7 +583,10 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   #freshEsi(sbn: number): number {
     const kb = blockSourceSymbols(this.#encoder.layout, sbn);
     let esi = this.#nextEsi[sbn]!;
-    if (esi >= this.#k + this.#m) esi = 0;
+    if (esi >= this.#k + this.#m) {
+      esi = 0;
+      this.#poolUsed[sbn] = 1;
+    }
     const next = esi + 1;
     this.#nextEsi[sbn] = esi < kb - 1 || esi >= this.#k ? next : this.#k;
     return esi;
@@ -622,6 +639,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
         // Only requests that answer a finished pass count: one sent while a pass runs may already be served by it.
         if (!this.#waiting) return;
         this.#takeNeeds(msg.needs, msg.pages);
+        if (msg.lacking) this.#takeLacking(msg.lacking.sbn, msg.lacking.esis, msg.needs.find((n) => n.sbn === msg.lacking?.sbn)?.need);
         return;
       }
       case 'notice': {
@@ -642,14 +660,9 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
         const at = this.#byAddress.get(key(from)) ?? [];
         if (at.length === 0) return void this.#junk++;
         const r = at.find((x) => x.completed && x.result === undefined) ?? at.find((x) => x.result === undefined);
-        if (!r) {
-          for (const x of at) this.#queueAck(x.host);
-          return;
-        }
+        if (!r) return; // a repeat
         r.result = msg.status;
         r.lastHeard = now;
-        // The ack names the host again: it stops the FIN's repeats.
-        this.#queueAck(r.host);
         // A FIN means it had the whole file, even if every completion notice was lost.
         this.#completed(r);
         if (this.#state === 'collecting-fin') this.#checkFins();
@@ -666,7 +679,9 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   #completed(r: Rx): void {
     if (r.completed || r.dropped !== undefined) return;
     r.completed = true;
+    r.completedAt = this.#o.socket.clock.now();
     r.rounds = this.#rounds;
+    this.#pokeFins();
     this.emit('receiver', outcome(r));
     this.#progress();
     if (this.#state === 'repairing' && this.#pending() === 0) {
@@ -691,6 +706,20 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     const hosts = [...this.#ackQueue];
     this.#ackQueue.clear();
     if (hosts.length > 0) for (const bytes of this.#update.ackPackets(hosts)) this.#send('ack', bytes, this.#group('data'));
+  }
+
+  /**
+   * A receiver names the source symbols it lacks in a block whose pool is
+   * used up: plain retransmission of the first `need` (plus the loss margin)
+   * of them — any `need` distinct symbols decode the block.
+   */
+  #takeLacking(sbn: number, esis: readonly number[], need: number | undefined): void {
+    if (!Number.isInteger(sbn) || sbn < 0 || sbn >= this.#blocks) return;
+    const kb = blockSourceSymbols(this.#encoder.layout, sbn);
+    const want = Math.min(esis.length, roundRepair(need ?? esis.length, Math.max(this.#o.expectedLoss, 0.01)));
+    let set = this.#lacking.get(sbn);
+    if (!set) this.#lacking.set(sbn, (set = new Set()));
+    for (const esi of esis.slice(0, want)) if (Number.isInteger(esi) && esi >= 0 && esi < kb) set.add(esi);
   }
 
   #takeNeeds(needs: readonly BlockNeed[], pages: readonly PageRef[]): void {
@@ -746,11 +775,34 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   #collectFins(): void {
     if (this.#state === 'collecting-fin' || this.#state === 'done' || this.#state === 'closed') return;
     this.#setState('collecting-fin', 'every listed receiver completed or was dropped');
-    this.#finTimer = this.#o.socket.clock.setTimer(() => {
+    const clock = this.#o.socket.clock;
+    this.#finTimer = clock.setTimer(() => {
       this.#finTimer = undefined;
       this.#finish(`FIN timeout (${this.#o.finTimeoutMs} ms)`);
     }, this.#o.finTimeoutMs);
     this.#checkFins();
+  }
+
+  /**
+   * Ask for missing FINs: an ack naming a host that completed a while ago
+   * but whose FIN has not come makes it send the FIN again. Runs from the
+   * first completion until done, every few RTTs, doubling up to 2 s.
+   */
+  #pokeFins(): void {
+    if (this.#pokeTimer !== undefined) return;
+    const clock = this.#o.socket.clock;
+    let wait = Math.max(4 * this.#grtt, 20);
+    const poke = (): void => {
+      this.#pokeTimer = undefined;
+      if (this.#state === 'done' || this.#state === 'closed') return;
+      const now = clock.now();
+      for (const r of this.#rx.values()) {
+        if (r.completed && r.result === undefined && now - (r.completedAt ?? now) >= wait) this.#queueAck(r.host);
+      }
+      wait = Math.min(2_000, wait * 2);
+      this.#pokeTimer = clock.setTimer(poke, wait);
+    };
+    this.#pokeTimer = clock.setTimer(poke, wait);
   }
 
   #checkFins(): void {

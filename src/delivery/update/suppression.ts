@@ -21,6 +21,12 @@ import type { BlockNeed, PageRef } from './wire/index.js';
 export interface Wants {
   readonly needs: BlockNeed[];
   readonly pages: PageRef[];
+  /**
+   * Source symbols lacking in one block whose repair pool the sender has used
+   * up: plain retransmission serves them, so a list like this is never
+   * suppressed (another receiver's list says nothing about ours).
+   */
+  readonly lacking: { readonly sbn: number; readonly esis: number[] } | null;
 }
 
 /**
@@ -82,9 +88,11 @@ export class RequestScheduler {
     this.#timer = this.#clock.setTimer(() => {
       this.#timer = undefined;
       const all = wants();
+      const lackingSbn = all.lacking?.sbn;
       const uncovered: Wants = {
-        needs: all.needs.filter((n) => n.need > (this.#heard.get(n.sbn) ?? -1)),
+        needs: all.needs.filter((n) => n.sbn === lackingSbn || n.need > (this.#heard.get(n.sbn) ?? -1)),
         pages: all.pages.filter((p) => !this.#heardPages.has(p.sbn * 0x10000 + p.page)),
+        lacking: all.lacking,
       };
       if (uncovered.needs.length + uncovered.pages.length === 0 && all.needs.length + all.pages.length > 0) this.suppressed++;
       fire(uncovered);
