@@ -129,9 +129,17 @@ export function formatIpv6(bytes: Uint8Array): string {
     }
     i = j;
   }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
-  if (bestAt < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestAt) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (out !== '' && !out.endsWith(':')) out += ':';
+    out += groups[i]!.toString(16);
+  }
+  return out;
 }
 
 /**

@@ -432,10 +432,14 @@ type KeyedMac = (message: Uint8Array) => Uint8Array;
 
 function withKey<R>(key: Uint8Array, use: (mac: KeyedMac) => R): R {
   const keyed = hmac.create(sha256, key);
+  // Each message runs on a copy of the keyed state; one copy object is
+  // reused (noble's `_cloneInto(to)`), so a message allocates only its digest.
+  const scratch = keyed.clone();
   try {
-    return use((message) => keyed.clone().update(message).digest());
+    return use((message) => keyed._cloneInto(scratch).update(message).digest());
   } finally {
     keyed.destroy();
+    scratch.destroy();
   }
 }
 
@@ -444,9 +448,13 @@ function position(mac: KeyedMac, prefixBytes: Uint8Array, t: number, n: number, 
   bytes.set(prefixBytes.subarray(0, 8));
   const counter = new Uint8Array(LABEL_ADDRESS.length + 4);
   counter.set(LABEL_ADDRESS);
-  const view = new DataView(counter.buffer);
+  const at = LABEL_ADDRESS.length;
   const iid = firstUnreservedIid((k) => {
-    view.setUint32(LABEL_ADDRESS.length, k);
+    // u32be(k)
+    counter[at] = k >>> 24;
+    counter[at + 1] = (k >>> 16) & 0xff;
+    counter[at + 2] = (k >>> 8) & 0xff;
+    counter[at + 3] = k & 0xff;
     return mac(counter);
   });
   bytes.set(iid, 8);
