@@ -591,9 +591,10 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       return;
     }
     if (m.kind === 'data') this.#markSeq(t, m.seq);
-    // The sender sends source symbols after round 1, or the pool's last repair symbol, only once the
-    // block's pool is used up: from then on this receiver names the source symbols it lacks.
-    if ((m.kind === 'data' && t.sched.round >= 1) || m.esi === t.ann.sourceSymbols + t.ann.repairSymbols - 1) t.exhausted.add(m.sbn);
+    // The sender sends source symbols again, or the pool's last repair symbol, only once the block's
+    // pool is used up: from then on this receiver names the source symbols it lacks. (A source symbol
+    // after the second round end is a resend; one just after the first may be a late, reordered one.)
+    if ((m.kind === 'data' && t.sched.round >= 2) || m.esi === t.ann.sourceSymbols + t.ann.repairSymbols - 1) t.exhausted.add(m.sbn);
     const fecInfo = m.sbn * 0x10000 + m.esi;
     const r = t.decoder.add(fecInfo, check.symbol);
     if (!r.accepted) return void this.counters.duplicates++;
