@@ -17,7 +17,9 @@
  *
  * Sans-I/O: the clock is the `now` option, and nothing happens between
  * calls except through {@link KeyAddressServer.watch}, which polls at
- * {@link KeyAddressServer.nextDeadline}. Listeners (listener*.ts) subscribe
+ * {@link KeyAddressServer.nextDeadline}, and the look-ahead refill an
+ * admission leaves for right after it (setImmediate; nothing it does is
+ * visible: a decision that could need it runs it first). Listeners (listener*.ts) subscribe
  * to `change` and bind what {@link KeyAddressServer.acceptable} lists.
  */
 import { EventEmitter } from 'eventemitter3';
@@ -362,10 +364,10 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
   }
 
   /**
-   * After an admission, derive the look-ahead positions it consumed right
-   * after the caller is done with the connection (setImmediate), so the
-   * chain steps do not delay it. A decision that could need them derives
-   * them first ({@link #fillNow}).
+   * Derive the look-ahead positions admissions consumed once the caller is
+   * done with the connection (setImmediate), so the chain steps do not
+   * delay it; #decide calls it when REFILL_BATCH are missing. A decision
+   * that could need them derives them first ({@link #fillNow}).
    */
   #scheduleFill(): void {
     if (this.#fillTask !== undefined) return;
