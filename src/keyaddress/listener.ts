@@ -471,9 +471,10 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
 
   /**
    * Mode `bind`: make the bound set equal to the listening addresses —
-   * close sockets of retired addresses first (so a used address stops
-   * answering before anything else happens), then open the new ones.
-   * Runs one at a time; a change meanwhile runs it again.
+   * close the listening sockets of retired addresses first (so a used
+   * address stops answering before anything else happens), then open the
+   * new ones: only the difference. Runs once per change of the windows, one
+   * at a time; a change meanwhile runs it again.
    */
   #reconcile(first: boolean): Promise<void> {
     const run = async () => {
@@ -481,13 +482,18 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
         this.#dirty = false;
         if (this.#closed) return;
         const want = new Set(this.listeningAddresses());
-        const closing: Promise<void>[] = [];
+        // close() stops listening at once (the listening socket is closed
+        // synchronously); its callback waits for the connections that
+        // socket accepted, i.e. for admitted sessions, which are not waited
+        // for here (the parallel model listens on the next address while
+        // they last).
+        let closing = 0;
         for (const [address, server] of this.#bound) {
           if (want.has(address)) continue;
           this.#bound.delete(address);
-          closing.push(new Promise((resolve) => server.close(() => resolve())));
+          server.close();
+          closing++;
         }
-        await Promise.all(closing);
         const opening = [...want].filter((a) => !this.#bound.has(a));
         const results = await Promise.allSettled(opening.map((a) => this.#open(a)));
         let failure: unknown;
@@ -501,7 +507,7 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
           if (first) throw failure;
           this.emit('error', failure);
         }
-        if (closing.length > 0 || opening.length > 0) this.emit('listening', [...this.#bound.keys()]);
+        if (closing > 0 || opening.length > 0) this.emit('listening', [...this.#bound.keys()]);
       } while (this.#dirty);
     };
     const p = run().finally(() => {

@@ -167,6 +167,42 @@ describe('KeyAddressListener, mode bind', () => {
     await waitFor(async () => listener.listeningAddresses().includes('::ffff:7f00:3'));
     await waitFor(() => probe('127.0.0.3', listener.port).then((p) => p.result === 'admitted'));
   });
+
+  it('parallel: one reconcile per window change (acceptable() read once), none when a session ends', async () => {
+    const w = sequenceWindow([2, 3, 4].map(v4));
+    let reads = 0;
+    const counted: AdmissionWindow = {
+      acceptable: () => {
+        reads++;
+        return w.acceptable();
+      },
+      admit: (a) => w.admit(a),
+      on: (e, l) => w.on!(e, l),
+      off: (e, l) => w.off!(e, l),
+    };
+    const { listener } = await start([counted], { mode: 'bind', model: 'parallel' });
+    const listening: string[][] = [];
+    listener.on('listening', (a) => listening.push([...a]));
+    reads = 0;
+    const first = await probe('127.0.0.2', listener.port);
+    expect(first.result).toBe('admitted');
+    // Parallel: the next address is bound while the first session is still open.
+    await waitFor(async () => listening.length >= 1);
+    expect(listener.stats.sessions).toBe(1);
+    first.socket.end();
+    await waitFor(async () => listener.stats.sessions === 0);
+    await new Promise((r) => setTimeout(r, 30));
+    // The used address closed and the next one opened, in one reconcile.
+    expect(listening).toEqual([['::ffff:7f00:3']]);
+    expect(reads).toBe(1);
+    expect((await probe('127.0.0.2', listener.port)).result).toBe('refused');
+    const second = await probe('127.0.0.3', listener.port);
+    expect(second.result).toBe('admitted');
+    await waitFor(async () => listening.length >= 2);
+    expect(listening[1]).toEqual(['::ffff:7f00:4']);
+    expect(reads).toBe(2);
+    second.socket.destroy();
+  });
 });
 
 /** Poll `check` every 20 ms for up to 10 s. */
