@@ -31,7 +31,7 @@ async function probe(): Promise<string | undefined> {
 const noMulticast = await probe();
 if (noMulticast) console.log(`engine-udp.test.ts skipped: no IPv4 multicast on loopback here (${noMulticast})`);
 
-it.skipIf(noMulticast !== undefined)('two receivers on one host get a 1 MB update over loopback multicast, with the handler status in FIN', async () => {
+it.skipIf(noMulticast !== undefined)('two receivers on one host get a 1 MB update over loopback multicast, with the async handler status in FIN', async () => {
   const dir = dirs.make();
   const key = generatePublisherKey();
   const port = 20_000 + Math.floor(Math.random() * 20_000);
@@ -45,7 +45,11 @@ it.skipIf(noMulticast !== undefined)('two receivers on one host get a 1 MB updat
       controlGroup: GROUP,
       host,
       directory: path.join(dir, host),
-      handler: (file) => `ok ${fs.statSync(file).size}`,
+      // An asynchronous handler, as a real install would be: FIN waits for it.
+      handler: async (file) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return `ok ${fs.statSync(file).size}`;
+      },
     });
     rx.start();
     receivers.push(rx);
