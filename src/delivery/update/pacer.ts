@@ -6,8 +6,9 @@
  * benchmark.
  *
  * A token bucket on the socket's {@link Clock}: the bucket holds at most
- * `burstBytes` (default: 16 full datagrams), refills at `rateBps / 8` bytes
- * per millisecond·1000, and a datagram leaves when the bucket holds its size.
+ * `burstBytes` (the sender uses 16 full datagrams), refills at `rateBps / 8`
+ * bytes per second, and a datagram leaves when the bucket holds its size (one
+ * larger than the bucket leaves when the bucket is full).
  * Queued datagrams leave in order; one timer waits for the next to fit.
  * Time comes only from the clock, so on a simulated network the pacing runs
  * in virtual time.
