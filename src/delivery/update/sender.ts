@@ -11,9 +11,12 @@
  *                  window (joinWindowMs) over
  *  collecting      window over, nobody listed              → done            nothing to send
  *  sending         round 1 queued and sent                 → repairing       announcement + round marker, wait for requests
- *  repairing       wait over, requests heard               → repairing       next round: fresh repair per block (max need), marker, wait
+ *  repairing       wait over, requests heard               → repairing       next round: fresh repair per block (max need), or the named
+ *                                                                            source symbols where the pool is used up; marker, wait
  *  repairing       wait over, nothing asked, some missing  → repairing       marker again (not a counted round); drop the silent
- *  any sending     completion notice                       → (same)          mark completed, ack (again for a repeat)
+ *  any sending     completion notice                       → (same)          mark completed, ack (again for a repeat; batched)
+ *  any sending     FIN                                     → (same)          keep its status (counts as completion too)
+ *  any sending     a completed host without FIN for a while → (same)         ack naming it: it sends its FIN again
  *  any sending     request past maxRequests                → (same)          drop that host "too many requests"
  *  repairing       every listed host completed or dropped  → collecting-fin  wait for FINs
  *  collecting-fin  every completed host's FIN, or finTimeoutMs → done        resolve the report
