@@ -15,8 +15,10 @@
  *  complete     completion ack (or retries spent)       → verified      SHA-256 of the file = signed digest, move into place
  *  complete     digest differs                          → fin-sent      FIN "failed: …", nothing applied
  *  verified     —                                       → applied       run the handler
- *  applied      handler returned / threw                → fin-sent      FIN with its status (repeated a few times)
- *  fin-sent     —                                       → idle          leave data group; ready for the next update
+ *  applied      handler returned / threw                → fin-sent      FIN with its status (3 times, then again whenever an
+ *                                                                       ack naming this host asks for it, for 60 s)
+ *  fin-sent     —                                       → idle          ready for the next update (the data group is left
+ *                                                                       once no FIN is pending)
  *  any          close()                                 → closed        state flushed to disk, timers stopped
  *  receiving    nothing from the sender for inactivityTimeoutMs → idle  partial state kept for a later resume
  * ```
