@@ -150,6 +150,23 @@ describe('KeyAddressListener, mode admit', () => {
   });
 });
 
+describe('KeyAddressListener.close', () => {
+  it('stops listening at once and leaves admitted sessions open (does not wait for them)', async () => {
+    const w = sequenceWindow([2, 3].map(v4));
+    const { listener, sessions } = await start([w]);
+    const session = await probe('127.0.0.2', listener.port);
+    expect(session.result).toBe('admitted');
+    const closed = await Promise.race([listener.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('waiting'), 2_000))]);
+    expect(closed).toBe('closed');
+    expect((await probe('127.0.0.3', listener.port)).result).toBe('refused');
+    // The session still carries data after close().
+    const got = new Promise<string>((resolve) => session.socket.once('data', (d) => resolve(d.toString())));
+    sessions[0]!.write('still here');
+    expect(await got).toBe('still here');
+    session.socket.destroy();
+  });
+});
+
 describe('KeyAddressListener, mode bind', () => {
   it('listens only on acceptable addresses: others get a kernel RST at SYN; rebinds as the window moves', async () => {
     const w = sequenceWindow([2, 3, 4].map(v4));
