@@ -12,7 +12,7 @@
  * lookups of `device.example` give two successive addresses, and a program
  * that resolves once and connects twice reaches the server once.
  */
-import type { LookupAddress, LookupOptions } from 'node:dns';
+import type { LookupAddress, LookupOptions, lookup as dnsLookup } from 'node:dns';
 import { checkOption } from '../errors/check.js';
 import { KeyAddressError } from '../errors/index.js';
 import { canonicalIpv6 } from './host.js';
@@ -46,10 +46,11 @@ export interface KeyAddressLookupOptions {
   /** Names answered with key addresses (case-insensitive, a trailing dot ignored) and the cursor of each. */
   readonly names: Readonly<Record<string, AddressCursor>> | ReadonlyMap<string, AddressCursor>;
   /**
-   * Where every other name goes, e.g. `dns.lookup`. Without it, other names
-   * fail with `GS_ERR_KEYADDR_UNKNOWN_NAME`.
+   * Where every other name goes, e.g. `dns.lookup` (accepted as it is, with
+   * its overloads). Without it, other names fail with
+   * `GS_ERR_KEYADDR_UNKNOWN_NAME`.
    */
-  readonly fallback?: LookupFunction;
+  readonly fallback?: LookupFunction | typeof dnsLookup;
 }
 
 /** `device.example.` and `Device.Example` are the same name. @internal */
@@ -108,7 +109,7 @@ function notFound(hostname: string, why: string): NodeJS.ErrnoException {
 export function createKeyAddressLookup(options: KeyAddressLookupOptions): LookupFunction {
   checkOption(typeof options === 'object' && options !== null, 'options', 'must be an object');
   const names = cursorMap(options.names);
-  const fallback = options.fallback;
+  const fallback = options.fallback as LookupFunction | undefined;
   checkOption(fallback === undefined || typeof fallback === 'function', 'fallback', 'must be a lookup function');
   return function keyAddressLookup(hostname, opts, callback) {
     const o: LookupOptions = typeof opts === 'number' ? { family: opts } : (opts ?? {});
