@@ -56,6 +56,8 @@ describe('UpdateReceiver', () => {
       fileSize: 300_000,
       seed: 33,
       dir,
+      // No burst allowance: round 1 paced from its first datagram, so it is still running at 260 ms.
+      sender: { burstMs: 0 },
       setup(ctx) {
         ctx.net.clock.setTimer(() => {
           const socket = ctx.net.addHost({ name: 'late' }).bind(SIM_PORT, { reuseAddr: true });

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runSimUpdate, tempDirs } from '../../bench/multicast-sim-run.js';
 import { Pacer } from '../../src/delivery/update/pacer.js';
 import { nextRate, proactiveRepair, requestLoss, roundRepair } from '../../src/delivery/update/rounds.js';
-import { VirtualClock, independentLoss } from '../../src/transport/index.js';
+import { VirtualClock, independentLoss, type Clock } from '../../src/transport/index.js';
 
 const dirs = tempDirs();
 afterEach(() => dirs.cleanup());
@@ -66,7 +66,8 @@ describe('UpdateSender', () => {
       fileSize: 200_000,
       seed: 4,
       dir: tmp(),
-      sender: { maxRequests: 2 },
+      // No burst allowance: round 1 paced from its first datagram, so it is still running at 205 ms.
+      sender: { maxRequests: 2, burstMs: 0 },
       setup(ctx) {
         // r0's link loses most of what it carries once the transfer runs: it keeps asking.
         ctx.net.clock.setTimer(() => ctx.receiverHosts[0]!.configure({ downlink: { delayMs: 5, loss: independentLoss(0.9) } }), 205);
@@ -140,5 +141,83 @@ describe('Pacer', () => {
     pacer.push(new Uint8Array(1), () => sentAt.push(-1));
     clock.run();
     expect(sentAt).toHaveLength(10);
+  });
+
+  /** The clock's view with timers that fire `lateMs` late (a busy machine); `jitter` varies it by timer. */
+  const lateClock = (clock: VirtualClock, lateMs: number, jitter = 0): Clock => {
+    let n = 0;
+    return {
+      now: () => clock.now(),
+      setTimer: (fn, ms) => clock.setTimer(fn, ms + lateMs + (jitter * ((n++ * 37) % 11)) / 10),
+      clearTimer: (h) => clock.clearTimer(h),
+    };
+  };
+
+  /** Max bytes sent in any window of `w` ms, from (time, bytes) sends. */
+  const maxInWindow = (sends: Array<[number, number]>, w: number): number => {
+    let best = 0;
+    let sum = 0;
+    let lo = 0;
+    for (let hi = 0; hi < sends.length; hi++) {
+      sum += sends[hi]![1];
+      while (sends[hi]![0] - sends[lo]![0] > w) sum -= sends[lo++]![1];
+      best = Math.max(best, sum);
+    }
+    return best;
+  };
+
+  it('burst allowance in time: capped at burstMs of the rate, never below the minimum, follows setRate', () => {
+    const clock = new VirtualClock();
+    const p = new Pacer(clock, 100_000_000, 24_000, 20);
+    expect(p.burstBytes).toBe(250_000); // 20 ms at 100 Mbit/s
+    p.setRate(1_000_000);
+    expect(p.burstBytes).toBe(24_000); // 20 ms at 1 Mbit/s is 2,500 B: the minimum rules
+    expect(new Pacer(clock, 100_000_000, 3_000).burstBytes).toBe(3_000); // no burstMs: bytes only
+  });
+
+  it('never exceeds rate × window + burst over any window ≥ 1 s, with late timers and odd sizes', () => {
+    const clock = new VirtualClock();
+    const rate = 8_000_000; // 1,000 B/ms
+    const pacer = new Pacer(lateClock(clock, 3, 9), rate, 3_000, 20); // burst 20,000 B; timers 3–12 ms late
+    const sends: Array<[number, number]> = [];
+    // A producer that keeps the queue full, with sizes up to past the burst (one of 30,000 B).
+    let pushed = 0;
+    const feed = (): void => {
+      for (let i = 0; i < 50 && pushed < 4_000; i++, pushed++) {
+        const size = pushed === 1_000 ? 30_000 : 200 + ((pushed * 7919) % 1_300);
+        pacer.push(new Uint8Array(size), () => sends.push([clock.now(), size]));
+      }
+      if (pushed < 4_000) pacer.whenDrained(feed);
+    };
+    feed();
+    clock.run({ until: () => pushed >= 4_000 && pacer.queued === 0, maxTimeMs: 60_000 });
+    expect(pacer.queued).toBe(0);
+    const burst = pacer.burstBytes;
+    for (const w of [1_000, 1_500, 2_000]) {
+      expect(maxInWindow(sends, w)).toBeLessThanOrEqual((rate * w) / 8000 + burst);
+    }
+    // The bound is not loose: the busiest second is close to it.
+    expect(maxInWindow(sends, 1_000)).toBeGreaterThan((rate * 1_000) / 8000 * 0.95);
+  });
+
+  it('late timers do not reduce throughput: credit accrues by elapsed time up to the allowance', () => {
+    // A clock whose timers fire `lateMs` late, like Node's on a busy machine.
+    const run = (burstMs: number, lateMs: number): number => {
+      const clock = new VirtualClock();
+      const pacer = new Pacer(lateClock(clock, lateMs), 80_000_000, 16 * 1500, burstMs); // 10,000 B/ms
+      let sent = 0;
+      for (let i = 0; i < 10_000; i++) pacer.push(new Uint8Array(1_200), () => (sent += 1_200));
+      let end = -1;
+      pacer.whenDrained(() => (end = clock.now()));
+      clock.run({ maxTimeMs: 60_000 });
+      expect(sent).toBe(12_000_000);
+      return end;
+    };
+    const ideal = 12_000_000 / 10_000; // 1,200 ms at the rate
+    // 5 ms late timers: a 20 ms allowance keeps the rate …
+    expect(run(20, 5)).toBeLessThan(ideal * 1.02);
+    expect(run(20, 5)).toBeGreaterThan(ideal * 0.97); // … and does not beat it
+    // … where 16 datagrams (1.9 ms of credit) lose most of each timer's lateness.
+    expect(run(0, 5)).toBeGreaterThan(ideal * 2);
   });
 });

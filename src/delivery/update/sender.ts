@@ -62,6 +62,13 @@ export interface UpdateSenderOptions {
   readonly port?: number;
   /** Rate limit, bits per second of UDP payload; always in force. Default 100,000,000. */
   readonly rateBps?: number;
+  /**
+   * Burst allowance of the rate limit, ms of `rateBps`: sending time a late
+   * timer (a busy machine) would otherwise lose is made up by up to this much
+   * at once; the long-run rate never exceeds `rateBps`. Never less than 16
+   * datagrams' worth. Default 20 (250,000 bytes at 100 Mbit/s).
+   */
+  readonly burstMs?: number;
   /** Hosts expected to answer: the join ends as soon as all have; the missing are reported. */
   readonly expectedHosts?: readonly string[];
   /** How long to collect `RECV`s: without expected hosts, the whole window; with them, at most this. Default 2,000. */
@@ -202,6 +209,7 @@ interface Item {
 
 const DEFAULTS = Object.freeze({
   rateBps: 100_000_000,
+  burstMs: 20,
   joinWindowMs: 2_000,
   announceIntervalMs: 250,
   expectedLoss: 0.02,
@@ -298,6 +306,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     for (const key of ['joinWindowMs', 'announceIntervalMs', 'rttMs', 'silentTimeoutMs', 'finTimeoutMs', 'backoffRtts'] as const) {
       checkOption(Number.isFinite(o[key]) && o[key] > 0, key, 'must be > 0');
     }
+    checkOption(Number.isFinite(o.burstMs) && o.burstMs >= 0 && o.burstMs <= 1_000, 'burstMs', 'must be in [0, 1000]');
     checkOption(o.expectedLoss >= 0 && o.expectedLoss < 1, 'expectedLoss', 'must be in [0, 1)');
     checkOption(o.heavyLossThreshold > 0 && o.heavyLossThreshold < 1, 'heavyLossThreshold', 'must be in (0, 1)');
     checkOption(Number.isInteger(o.maxRequests) && o.maxRequests >= 1, 'maxRequests', 'must be an integer ≥ 1');
@@ -315,7 +324,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     this.#nextEsi = new Int32Array(this.#blocks);
     this.#sentPerBlock = new Int32Array(this.#blocks);
     this.#poolUsed = new Uint8Array(this.#blocks);
-    this.#pacer = new Pacer(options.socket.clock, o.rateBps, 16 * 1500);
+    this.#pacer = new Pacer(options.socket.clock, o.rateBps, 16 * 1500, o.burstMs);
     this.#grtt = o.rttMs;
     for (const host of options.expectedHosts ?? []) {
       this.#rx.set(host, { host, joined: false, completed: false, requests: 0, lastHeard: 0 });
