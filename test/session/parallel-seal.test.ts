@@ -8,8 +8,8 @@
  */
 import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { GatesockError, TransportError } from '../../src/errors/index.js';
-import { SEAL_WORKER_FAILED, SealPool } from '../../src/session/secure/parallel-seal.js';
+import { CryptoError, GatesockError, TransportError } from '../../src/errors/index.js';
+import { SealPool } from '../../src/session/secure/parallel-seal.js';
 import { memoryPair, tcpConnect, tcpListen, type ByteStream } from '../../src/transport/index.js';
 import { SeededRandom } from '../../src/transport/random.js';
 import { fakeIdentity, fakeVerifier } from '../helpers/fake-identity.js';
@@ -258,10 +258,10 @@ describe('parallel sealing: worker failures', () => {
   }
 
   const expectSealFailure = (e: unknown, detail: RegExp) => {
-    expect(e).toBeInstanceOf(TransportError);
-    expect((e as TransportError).code).toBe(SEAL_WORKER_FAILED);
-    expect((e as TransportError).message).toMatch(/^seal worker failed/);
-    expect((e as TransportError).message).toMatch(detail);
+    expect(e).toBeInstanceOf(CryptoError);
+    expect((e as CryptoError).code).toBe('GS_ERR_SEAL_WORKER_FAILED');
+    expect((e as CryptoError).message).toMatch(/^seal worker failed/);
+    expect((e as CryptoError).message).toMatch(detail);
   };
 
   it('a worker that throws while it holds records closes the channel with a typed error', async () => {

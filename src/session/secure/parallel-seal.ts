@@ -38,7 +38,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { TransportError } from '../../errors/index.js';
+import { CryptoError, type GatesockError } from '../../errors/index.js';
 import { checkOption } from '../../errors/check.js';
 import type { NonceRun } from '../noise/cipher-state.js';
 import { RECORD_PREFIX_LEN } from './record-reader.js';
@@ -87,9 +87,9 @@ export const JOB_RECORDS = 8;
 /**
  * The error code a channel closes with when a seal worker fails (it could
  * not start, threw, or exited while it held records). The closing error is
- * a `TransportError`; its message starts with `seal worker failed`.
+ * a `CryptoError`; its message starts with `seal worker failed`.
  */
-export const SEAL_WORKER_FAILED = 'GS_ERR_TRANSPORT_CLOSED';
+export const SEAL_WORKER_FAILED = 'GS_ERR_SEAL_WORKER_FAILED';
 
 /** Free job buffers kept for reuse, at most. */
 const FREE_BUFFERS_MAX = 8;
@@ -100,8 +100,8 @@ const MIN_BUFFER_BYTES = jobBufferBytes(new Array<number>(JOB_RECORDS).fill(6551
 const NodeBuffer = (globalThis as { Buffer?: { allocUnsafe(n: number): Uint8Array } }).Buffer;
 const allocUninitialized = (n: number): Uint8Array => (NodeBuffer ? NodeBuffer.allocUnsafe(n) : new Uint8Array(n));
 
-function workerFailure(message: string, cause?: unknown): TransportError {
-  return new TransportError(SEAL_WORKER_FAILED, `seal worker failed: ${message}`, cause === undefined ? undefined : { cause });
+function workerFailure(message: string, cause?: unknown): CryptoError {
+  return new CryptoError(SEAL_WORKER_FAILED, `seal worker failed: ${message}`, cause === undefined ? undefined : { cause });
 }
 
 /** The default worker script: beside this module, or under `session/` when this code sits in a chunk at `dist/`'s root. */
@@ -139,7 +139,7 @@ export class SealJob {
   readonly #lengths: readonly number[];
   /** Workers the job was posted to that have not answered yet. */
   #awaiting = 0;
-  readonly #onSettled: (error?: TransportError) => void;
+  readonly #onSettled: (error?: GatesockError) => void;
 
   /** @internal */
   constructor(
@@ -148,7 +148,7 @@ export class SealJob {
     buffer: SharedArrayBuffer,
     slots: readonly number[],
     lengths: readonly number[],
-    onSettled: (error?: TransportError) => void,
+    onSettled: (error?: GatesockError) => void,
   ) {
     this.#buffer = buffer;
     this.#counters = jobCounters(buffer);
@@ -219,13 +219,13 @@ export class SealJob {
    * finished one when the worker never started (a wrong `workerUrl`): the
    * channel must hear of it rather than run on with half its threads.
    */
-  workerLost(error: TransportError, started: boolean): void {
+  workerLost(error: GatesockError, started: boolean): void {
     this.#awaiting--;
     if (!started || (this.#state === 'running' && !this.complete)) this.#fail(error);
     this.#maybeRelease();
   }
 
-  #fail(error: TransportError): void {
+  #fail(error: GatesockError): void {
     if (this.#state === 'failed' || this.#state === 'cancelled') return;
     this.#state = 'failed';
     this.#onSettled(error);
@@ -253,7 +253,7 @@ class SealWorker {
   constructor(
     url: URL | string,
     onMessage: (w: SealWorker, m: { ready?: true; id?: number; error?: string }) => void,
-    onDeath: (w: SealWorker, e: TransportError, threw: boolean) => void,
+    onDeath: (w: SealWorker, e: GatesockError, threw: boolean) => void,
   ) {
     this.worker = new Worker(url);
     // Idle workers never keep the process alive; post() refs while jobs are held.
@@ -288,7 +288,7 @@ export class SealPool {
   #threads: number;
   #workers: SealWorker[] = [];
   /** Set when a worker could not start: the script is wrong, later jobs fail at once. */
-  #broken: TransportError | undefined;
+  #broken: GatesockError | undefined;
   #nextId = 0;
   readonly #free: SharedArrayBuffer[] = [];
 
@@ -330,7 +330,7 @@ export class SealPool {
    * error when its workers cannot start, and whatever `reserve` throws
    * (nothing is posted then).
    */
-  submit(pieces: readonly Uint8Array[], reserve: (count: number, keyOut: Uint8Array) => NonceRun, onSettled: (error?: TransportError) => void): SealJob {
+  submit(pieces: readonly Uint8Array[], reserve: (count: number, keyOut: Uint8Array) => NonceRun, onSettled: (error?: GatesockError) => void): SealJob {
     if (this.#broken) throw this.#broken;
     this.#spawn();
     const lengths = pieces.map((p) => p.length);
@@ -388,7 +388,7 @@ export class SealPool {
     w.answered(m.id!)?.answered(m.error);
   };
 
-  readonly #onDeath = (w: SealWorker, error: TransportError, threw: boolean): void => {
+  readonly #onDeath = (w: SealWorker, error: GatesockError, threw: boolean): void => {
     if (w.dead) return;
     w.dead = true;
     this.#workers = this.#workers.filter((x) => x !== w);
