@@ -99,5 +99,8 @@ export {
   type RelayWindow,
 } from './relay.js';
 // What the relay variant's options and results are made of.
-export type { ClientConnectOptions, SockIo, SockIoOptions } from '../socket/index.js';
+export type { ClientConnectOptions, SockEvent, SockIo, SockIoOptions } from '../socket/index.js';
+// Named by the SockIo documentation above.
+export { clientConnect, waitForMultiple, WOULD_BLOCK } from '../socket/index.js';
+export type { ByteStream, ByteStreamEvents } from '../transport/index.js';
 export type { RelayConnectionInfo, RelayEndpointOptions, ServerEndpoint, ServerEndpointEvents, ServerEndpointOptions } from '../relay/index.js';

@@ -8,7 +8,7 @@
  */
 export * from '../errors/index.js';
 // Types the options and results below are made of, so this entry point is self-contained.
-export { INITIAL_WINDOW, MAX_DATA_PAYLOAD, type Certificate, type CryptoBackend, type CryptoBackendName, type Identity, type MuxClock, type MuxOptions } from '../session/index.js';
+export { INITIAL_WINDOW, MAX_DATA_PAYLOAD, type Certificate, type CryptoBackend, type CryptoBackendName, type Identity, type MuxClock, type MuxOptions, type Clock } from '../session/index.js';
 export * from './store/index.js';
 export * from './pki.js';
 export { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';

@@ -8,7 +8,7 @@
 // The errors this layer throws and the stream contract it consumes and
 // implements, so that this entry point is self-contained.
 export * from '../errors/index.js';
-export type { ByteStream, ByteStreamEvents, ByteStreamListener, TransportInfo } from '../transport/index.js';
+export type { ByteStream, ByteStreamEvents, ByteStreamListener, Clock, TransportInfo } from '../transport/index.js';
 export { getCryptoBackend, nativeBackend, nobleBackend, type Aead, type CryptoBackend, type CryptoBackendName } from './crypto/index.js';
 export {
   DEFAULT_SECURE_CHANNEL_OPTIONS,

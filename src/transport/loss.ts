@@ -28,6 +28,7 @@ import type { SeededRandom } from './random.js';
  * @public
  */
 export interface IndependentLoss {
+  /** Which model this is. */
   readonly kind: 'independent';
   /** Probability in [0, 1] that a datagram is lost. */
   readonly p: number;
@@ -40,6 +41,7 @@ export interface IndependentLoss {
  * @public
  */
 export interface GilbertElliottLoss {
+  /** Which model this is. */
   readonly kind: 'gilbert-elliott';
   /** Probability, per datagram, of moving from good to bad. */
   readonly pGoodToBad: number;

@@ -31,7 +31,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** Name of the folder, inside a receiver's directory, that holds partial transfers. */
+/**
+ * Name of the folder, inside a receiver's directory, that holds partial
+ * transfers (update names may not start with it).
+ * @public
+ */
 export const PARTIAL_DIR = '.gatesock-partial';
 
 const STATE_VERSION = 1;

@@ -485,7 +485,7 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
    * A large write with parallel sealing: the same records as
    * {@link SecureChannel.writeBulk} (staged bytes in a record of their own,
    * then full records from the chunk's first byte, then its tail), cut into
-   * jobs of at most {@link JOB_RECORDS} records that never span a rekey,
+   * jobs of at most 8 records (`JOB_RECORDS`) that never span a rekey,
    * each with its run of nonces reserved here, in order. All jobs are posted
    * before this thread seals its share of each, so the workers never wait
    * for the next. Jobs join the outbox in order; finished ones leave at once.

@@ -114,7 +114,7 @@ export interface DataPacket {
   readonly seq: number;
   /** Source block number. */
   readonly sbn: number;
-  /** Encoding symbol ID, < k. */
+  /** Encoding symbol ID, below `k`. */
   readonly esi: number;
   /** The symbol bytes (a view into the datagram). */
   readonly payload: Uint8Array;
@@ -600,7 +600,7 @@ export function decodePacket(b: Uint8Array): Packet {
  * needs first, then pages, then the lacking ESIs (which may themselves be
  * split across packets, each naming the same block). Each part carries the
  * same file ID, round and in-order mark. An empty request gives one packet.
- * @throws DeliveryError `GS_ERR_DELIVERY_MALFORMED` for a request outside the layout or `maxPayload` < 16.
+ * @throws DeliveryError `GS_ERR_DELIVERY_MALFORMED` for a request outside the layout or `maxPayload` below 16.
  * @public
  */
 export function splitRetransmissionRequest(request: RetransmissionRequest, maxPayload: number = DEFAULT_MAX_REQUEST_PAYLOAD): RetransmissionRequest[] {

@@ -162,7 +162,7 @@ export class PreparedUpdate {
   }
 
   /**
-   * The data (esi < k) or repair (esi ≥ k) packet of symbol `(sbn, esi)`.
+   * The data (`esi` below `k`) or repair (`esi` ≥ `k`) packet of symbol `(sbn, esi)`.
    * @throws DeliveryError `GS_ERR_DELIVERY_OUT_OF_RANGE` for a symbol the update does not have.
    */
   symbolPacket(sbn: number, esi: number): Uint8Array {
