@@ -64,6 +64,13 @@ function measure(receivers: number, lossPercent: number): Promise<Pair> {
         const f = testFile();
         const ours = await runGatesockUpdate(net, { file: f, rateBps: RATE_BPS, expectedLoss: lossPercent / 100, timeoutMs: TIMEOUT_MS });
         const uftp = await runUftp(net, { file: f, rateKbps: RATE_BPS / 1000, timeoutMs: TIMEOUT_MS });
+        // CPU seconds beside the times: on a small machine N receiver processes may be CPU-bound.
+        const cpu = (r: TransferResult): string => {
+          const rx = r.cpu.receivers;
+          const mean = rx.reduce((a, b) => a + b, 0) / rx.length;
+          return `sender ${r.cpu.sender.toFixed(2)} s, receivers mean ${mean.toFixed(2)} max ${Math.max(...rx).toFixed(2)} s`;
+        };
+        console.error(`multicast 64MiB x${receivers} loss ${lossPercent}% CPU: ours ${cpu(ours)} (rounds ${ours.rounds}) | uftp ${cpu(uftp)}`);
         return { ours, uftp };
       } finally {
         net.destroy();

@@ -35,7 +35,7 @@
  * is gone).
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 /** Prefix of every namespace this module creates. */
 const PREFIX = 'gsmc';
@@ -302,6 +302,36 @@ export interface TransferResult {
   readonly payloadBytes: number;
   /** UDP packets the sender put on the wire. */
   readonly packets: number;
+  /**
+   * CPU time (user + system) in seconds: the sender's process, and each
+   * receiver's process from start to exit (for gatesock the sender's counts
+   * the transfer only, not the preparation).
+   */
+  readonly cpu: { readonly sender: number; readonly receivers: readonly number[] };
+}
+
+/** CPU seconds (user + system) a live process used so far, from /proc; NaN when unreadable. */
+function procCpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS; // utime, stime (fields 14, 15)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Kernel clock ticks per second (`getconf CLK_TCK`); 100 on Linux. */
+const CLOCK_TICKS = 100;
+
+/**
+ * `GS_BENCH_PROF=DIR`: gatesock's sender and first receiver run with
+ * `node --cpu-prof --cpu-prof-dir DIR` (open the .cpuprofile files in Chrome
+ * DevTools or speedscope).
+ */
+function profileArgs(): string[] {
+  const dir = process.env['GS_BENCH_PROF'];
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
 }
 
 /** Options of {@link runUftp}. */
@@ -373,13 +403,18 @@ export async function runUftp(net: MulticastNet, options: UftpOptions): Promise<
     });
     await Promise.all(ready);
     const before = net.senderUdp();
+    // Through sh, which prints the CPU time of its waited child (cutime + cstime) to stderr afterwards.
+    const cpuLine = 'uftp "$@"; rc=$?; echo "GSCPU $(cut -d" " -f16,17 /proc/$$/stat)" >&2; exit $rc';
     const run = await net.runIn(
       net.sender,
-      'uftp',
-      ['-I', addr(net.sender), '-M', pub, '-P', priv, '-p', port, '-R', String(Math.round(options.rateKbps)), '-C', 'none', '-B', buf, '-x', '2', options.file],
+      'sh',
+      ['-c', cpuLine, 'sh', '-I', addr(net.sender), '-M', pub, '-P', priv, '-p', port, '-R', String(Math.round(options.rateKbps)), '-C', 'none', '-B', buf, '-x', '2', options.file],
       options.timeoutMs,
     );
     const after = net.senderUdp();
+    const receiverCpu = daemons.map((d) => procCpuSeconds(d.pid));
+    const senderTicks = /GSCPU (\d+) (\d+)/.exec(run.stderr);
+    const senderCpu = senderTicks ? (Number(senderTicks[1]) + Number(senderTicks[2])) / CLOCK_TICKS : Number.NaN;
     if (run.timedOut) throw new Error(`uftp did not finish within ${options.timeoutMs} ms`);
     // Its end-of-run table has one "Status: Completed" line per receiver (log level 2).
     const completed = ((run.stderr + run.stdout).match(/Status: Completed/g) ?? []).length;
@@ -392,7 +427,7 @@ export async function runUftp(net: MulticastNet, options: UftpOptions): Promise<
       const copy = join(d, basename(options.file));
       if (statSync(copy).size !== size || (await sha256File(copy)) !== want) throw new Error(`uftp delivered a different file to ${copy}`);
     }
-    return { seconds: run.ms / 1000, payloadBytes: after.payloadBytes - before.payloadBytes, packets: after.packets - before.packets };
+    return { seconds: run.ms / 1000, payloadBytes: after.payloadBytes - before.payloadBytes, packets: after.packets - before.packets, cpu: { sender: senderCpu, receivers: receiverCpu } };
   } finally {
     for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
@@ -458,18 +493,18 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
     // Receivers first; each says when it listens.
     const receivers = net.receivers.map((r, i) => {
       const args = { ...common, host: hosts[i]!, directory: join(root, `r${i}`), publisherKey: formatPublicKey(key.publicKey) };
-      const child = net.spawnIn(r, process.execPath, ['--import', register, node, 'receive', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = net.spawnIn(r, process.execPath, [...(i === 0 ? profileArgs() : []), '--import', register, node, 'receive', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       let stderr = '';
       child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
       const lines = createInterface({ input: child.stdout! });
       let onReady!: () => void;
       const ready = new Promise<void>((res) => (onReady = res));
-      const done = new Promise<{ ok: boolean; status: string }>((res, rej) => {
+      const done = new Promise<{ ok: boolean; status: string; cpuMs: number }>((res, rej) => {
         lines.on('line', (line) => {
           const msg = JSON.parse(line) as { ready?: boolean; ok?: boolean; status?: string };
           if (msg.ready === true) onReady();
-          else res(msg as { ok: boolean; status: string });
+          else res(msg as { ok: boolean; status: string; cpuMs: number });
         });
         child.once('exit', (code, signal) => rej(new Error(`receiver r${i} exited (${code ?? signal}) without a report: ${stderr.trim().slice(-500)}`)));
       });
@@ -478,7 +513,7 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
     await Promise.all(receivers.map((r) => r.ready));
     const before = net.senderUdp();
     const sendArgs = { ...common, file: options.file, keyPem, hosts, rateBps: options.rateBps, expectedLoss: options.expectedLoss };
-    const run = await net.runIn(net.sender, process.execPath, ['--import', register, node, 'send', JSON.stringify(sendArgs)], options.timeoutMs);
+    const run = await net.runIn(net.sender, process.execPath, [...profileArgs(), '--import', register, node, 'send', JSON.stringify(sendArgs)], options.timeoutMs);
     const after = net.senderUdp();
     if (run.timedOut) throw new Error(`gatesock sender did not finish within ${options.timeoutMs} ms`);
     if (run.code !== 0) throw new Error(`gatesock sender exited with ${run.code}: ${run.stderr.trim().slice(-800)}`);
@@ -504,6 +539,7 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
       rounds: out.rounds,
       payloadBytes: after.payloadBytes - before.payloadBytes,
       packets: after.packets - before.packets,
+      cpu: { sender: out.cpuMs / 1000, receivers: reports.map((r) => r.cpuMs / 1000) },
     };
   } finally {
     clearTimeout(deadline);
