@@ -121,14 +121,17 @@ async function receive(a: ReceiveArgs): Promise<unknown> {
     dropped[k] = (dropped[k] ?? 0) + 1;
   });
   rx.start();
+  // CPU from here on is the transfer's; before it, start-up (loading and compiling the TypeScript).
+  const cpu0 = process.cpuUsage();
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
   const report = await done;
   // Let the last FIN repeats go out before closing.
   await new Promise((r) => setTimeout(r, 300));
   rx.close();
   socket.close();
-  const cpu = process.cpuUsage();
-  return { ...report, states, dropped, cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+  const cpu = process.cpuUsage(cpu0);
+  const all = process.cpuUsage();
+  return { ...report, states, dropped, cpuMs: Math.round((cpu.user + cpu.system) / 1000), processCpuMs: Math.round((all.user + all.system) / 1000) };
 }
 
 const [mode, json] = process.argv.slice(2);

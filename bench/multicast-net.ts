@@ -304,8 +304,9 @@ export interface TransferResult {
   readonly packets: number;
   /**
    * CPU time (user + system) in seconds: the sender's process, and each
-   * receiver's process from start to exit (for gatesock the sender's counts
-   * the transfer only, not the preparation).
+   * receiver's process from start to exit — for gatesock only the transfer:
+   * the sender's without the preparation, the receivers' from listening on
+   * (start-up, ~1 s compiling the TypeScript, apart; in the trace).
    */
   readonly cpu: { readonly sender: number; readonly receivers: readonly number[] };
 }
