@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { firstUnreservedIid } from '../../src/keyaddress/generator.js';
+import { advanceChain, firstUnreservedIid, withKeyNoble } from '../../src/keyaddress/generator.js';
 import { parseHexIpv6, parseIpv6ByUrl } from '../../src/keyaddress/address.js';
 import {
   ConfigError,
@@ -286,6 +286,29 @@ describe('the address sequence', () => {
       expect(hex(p.slots.relay!)).toBe(hex(q.slots.relay!));
       c = stepChain(c, p.bytes);
     }
+  });
+
+  it("a chain step (Node's HMAC) gives the bytes of the pure-TS twin (noble), as plain arrays that slice() copies", () => {
+    const prefix = parsePrefix(PREFIX).bytes;
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.integer({ min: 0, max: 0xffff_ffff }), fc.integer({ min: 0, max: 0xffff_ffff }), (key, t, n) => {
+        const { position, next } = advanceChain(key, prefix, t, n, ['relay']);
+        // C(t, n+1) = HMAC(C, "gs-ka next" ‖ A) through noble.
+        expect(hex(next)).toBe(hex(stepChain(key, position.bytes)));
+        // The address and slot through noble's keyed MAC.
+        const twin = withKeyNoble(key, (mac) => ({
+          first: mac(new Uint8Array([...new TextEncoder().encode('gs-ka address'), 0, 0, 0, 0])),
+          slot: mac(new TextEncoder().encode('gs-ka slot relay')),
+        }));
+        if (!isReservedIid(twin.first.slice(0, 8))) expect(hex(position.bytes.subarray(8))).toBe(hex(twin.first.subarray(0, 8)));
+        expect(hex(position.slots.relay!)).toBe(hex(twin.slot));
+        expect(Buffer.isBuffer(next)).toBe(false);
+        const copy = next.slice();
+        next.fill(0);
+        expect(copy.some((b) => b !== 0)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('addresses are distinct across many (t, n), keep the prefix, never use a reserved IID', () => {
