@@ -51,7 +51,8 @@
  *   (RFC 5453, RFC 2526) are skipped rather than produced.
  *
  * Every primitive is @noble/hashes (hmac, sha256, scrypt); nothing is
- * hand-written. Superseded keys are filled with zeros where this code owns
+ * hand-written. The per-session chain step runs HMAC-SHA256 on node:crypto
+ * instead (the same bytes, tested against noble's; see withKey). Superseded keys are filled with zeros where this code owns
  * them (JavaScript gives no guarantee that no copy survives elsewhere).
  */
 import { createHmac } from 'node:crypto';

@@ -465,7 +465,9 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
    */
   admit(address: string | Uint8Array): AdmitResult {
     const r = this.#decide(address);
-    publish(keyAddressChannels.admit, () => (r.ok ? { ok: true, t: r.position.t, n: r.position.n } : { ...r }));
+    // Checked here rather than through publish(): no closure per admission when nobody subscribes.
+    const channel = keyAddressChannels.admit;
+    if (channel.hasSubscribers) channel.publish(r.ok ? { ok: true, t: r.position.t, n: r.position.n } : { ...r });
     return r;
   }
 
