@@ -188,6 +188,17 @@ describe('reserved interface IDs (RFC 5453, RFC 2526)', () => {
     expect(crafted.slice(0, 4).every((c) => c.every((x) => x === 0))).toBe(true); // candidates wiped
     expect(iidOf(firstUnreservedIid(() => Uint8Array.from([0xab, 1, 2, 3, 4, 5, 6, 7, 8])))).toBe(0xab01020304050607n);
   });
+
+  it('a MAC that only ever gives reserved IIDs fails with a typed error instead of spinning', () => {
+    let asked = 0;
+    expect(() =>
+      firstUnreservedIid(() => {
+        asked++;
+        return new Uint8Array(32); // all-zero IID: subnet-router anycast, reserved
+      }),
+    ).toThrow(expect.objectContaining({ code: 'GS_ERR_KEYADDR_STATE' }));
+    expect(asked).toBe(64);
+  });
 });
 
 describe('master key (scrypt)', () => {
