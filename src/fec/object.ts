@@ -600,6 +600,36 @@ export class ObjectDecoder {
     return result(true);
   }
 
+  /**
+   * Take a whole block the caller already has as object bytes — decoded by
+   * other means and verified (for example against a block hash) — instead of
+   * its symbols, so the block is not decoded a second time. `data` is
+   * block `sbn`'s object bytes, exactly as {@link ObjectDecoder.block} would
+   * give them (the last block without its padding); it is copied. Symbols
+   * of the block held so far are dropped, and the block is complete: kept
+   * for {@link ObjectDecoder.object}, or handed to `onBlock` (a new array
+   * the callback owns) and not kept, exactly like a block decoded from
+   * symbols; if `onBlock` throws, so does this, and the block still counts
+   * as complete. A block already complete is ignored, like a late duplicate.
+   *
+   * Nothing here checks that `data` is right: verify it before.
+   * @returns true when the block was taken, false when it was already complete.
+   * @throws FecError `GS_ERR_FEC_BAD_INDEX` for a block outside the object,
+   * `GS_ERR_FEC_SHARD_SIZE` when `data` is not the block's length. `TypeError`
+   * when `data` is not a `Uint8Array`.
+   */
+  setBlock(sbn: number, data: Uint8Array): boolean {
+    blockSourceSymbols(this.layout, sbn);
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    const length = blockLength(this.layout, sbn);
+    if (data.length !== length) {
+      throw new FecError('GS_ERR_FEC_SHARD_SIZE', `block ${sbn} has ${length} bytes, setBlock was given ${data.length}`);
+    }
+    if (this.#isDone(sbn)) return false;
+    this.#finish(sbn, data.slice());
+    return true;
+  }
+
   /** True once block `sbn` is decoded. @throws FecError `GS_ERR_FEC_BAD_INDEX` for a block outside the object. */
   isBlockComplete(sbn: number): boolean {
     blockSourceSymbols(this.layout, sbn);
@@ -680,6 +710,11 @@ export class ObjectDecoder {
     const bytes = new Uint8Array(length);
     const t = this.layout.symbolSize;
     for (let esi = 0; esi < kb; esi++) bytes.set(shards[esi]!.subarray(0, Math.min(t, length - esi * t)), esi * t);
+    this.#finish(sbn, bytes);
+  }
+
+  /** Mark block `sbn` complete with object bytes `bytes`: drop its symbols, keep the bytes or hand them to `onBlock`. */
+  #finish(sbn: number, bytes: Uint8Array): void {
     this.#doneBits[sbn >>> 3]! |= 1 << (sbn & 7);
     this.#pending.delete(sbn);
     this.#completeBlocks++;

@@ -679,7 +679,12 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       t.askPages.add(sbn);
       return;
     }
-    for (let esi = 0; esi < source.length && !isDone(t, sbn); esi++) t.decoder.add(sbn * 0x10000 + esi, source[esi]!);
+    // The block is decoded and checked against its hash: hand it over whole (the decoder would otherwise
+    // decode it again from the repair symbols it holds: a quarter of a receiver's CPU at 5 % loss).
+    const T = t.ann.symbolSize;
+    const bytes = new Uint8Array(Math.min(t.ann.sourceSymbols * T, t.ann.size - sbn * t.ann.sourceSymbols * T));
+    for (let esi = 0; esi < source.length; esi++) bytes.set(source[esi]!.subarray(0, Math.min(T, bytes.length - esi * T)), esi * T);
+    t.decoder.setBlock(sbn, bytes);
   }
 
   #blockDecoded(sbn: number, bytes: Uint8Array): void {
