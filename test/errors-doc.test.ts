@@ -13,6 +13,8 @@ import {
   CryptoError,
   ERROR_CODES,
   DeliveryError,
+  DispatchError,
+  SecurityCenterError,
   FecError,
   KeyAddressError,
   RelayError,
@@ -42,6 +44,8 @@ const CLASS_OF: Record<Family, ErrorClass> = {
   socket: SocketError,
   keyaddress: KeyAddressError,
   delivery: DeliveryError,
+  dispatch: DispatchError,
+  security: SecurityCenterError,
 };
 
 const codes = (Object.entries(ERROR_CODES) as [Family, readonly string[]][]).flatMap(([family, list]) =>

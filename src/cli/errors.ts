@@ -16,12 +16,16 @@ export const EXIT = Object.freeze({
   relay: 7,
   keyAddress: 8,
   delivery: 9,
+  dispatch: 10,
+  security: 11,
 });
 
 export function exitStatusOf(err: unknown): number {
   if (!(err instanceof GatesockError)) return EXIT.failure;
   if (err.code.startsWith('GS_ERR_KEYADDR_')) return EXIT.keyAddress;
   if (err.code.startsWith('GS_ERR_DELIVERY_')) return EXIT.delivery;
+  if (err.code.startsWith('GS_ERR_DISPATCH_')) return EXIT.dispatch;
+  if (err.code.startsWith('GS_ERR_SECURITY_')) return EXIT.security;
   // A bad key file is a bad input the user fixes, like a bad option.
   if (err.code === 'GS_ERR_INVALID_OPTION' || err.code === 'GS_ERR_BAD_KEY' || err.code === 'GS_ERR_PCID_INVALID' || err.code.startsWith('GS_ERR_FEC_')) {
     return EXIT.config;

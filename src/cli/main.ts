@@ -47,7 +47,7 @@ const program = new Command()
   .option('--debug', 'print stacks with errors')
   .addHelpText(
     'after',
-    `\nExit status: ${EXIT.ok} ok, ${EXIT.failure} failure, ${EXIT.usage} usage, ${EXIT.config} bad option, ${EXIT.transport} network, ${EXIT.trust} certificate or handshake, ${EXIT.session} session, ${EXIT.relay} refused by the gateway system, ${EXIT.keyAddress} key-address set-up, ${EXIT.delivery} update delivery.`,
+    `\nExit status: ${EXIT.ok} ok, ${EXIT.failure} failure, ${EXIT.usage} usage, ${EXIT.config} bad option, ${EXIT.transport} network, ${EXIT.trust} certificate or handshake, ${EXIT.session} session, ${EXIT.relay} refused by the gateway system, ${EXIT.keyAddress} key-address set-up, ${EXIT.delivery} update delivery, ${EXIT.dispatch} verifiable dispatch, ${EXIT.security} security center.`,
   )
   .exitOverride();
 

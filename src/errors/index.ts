@@ -83,6 +83,28 @@ export const ERROR_CODES = Object.freeze({
     'GS_ERR_DELIVERY_FOREIGN_FILE',
     'GS_ERR_DELIVERY_OUT_OF_RANGE',
   ],
+  dispatch: [
+    'GS_ERR_DISPATCH_MALFORMED',
+    'GS_ERR_DISPATCH_BAD_SIGNATURE',
+    'GS_ERR_DISPATCH_EXPIRED',
+    'GS_ERR_DISPATCH_ROLLBACK',
+    'GS_ERR_DISPATCH_DIGEST_MISMATCH',
+    'GS_ERR_DISPATCH_WRONG_AGENT',
+    'GS_ERR_DISPATCH_UNKNOWN_BUNDLE',
+    'GS_ERR_DISPATCH_UNKNOWN_DISPATCH',
+    'GS_ERR_DISPATCH_UNSAFE_PATH',
+    'GS_ERR_DISPATCH_LOADER_FAILED',
+    'GS_ERR_DISPATCH_TIMEOUT',
+    'GS_ERR_DISPATCH_LOG_INVALID',
+  ],
+  security: [
+    'GS_ERR_SECURITY_MALFORMED_REPORT',
+    'GS_ERR_SECURITY_MALFORMED_ADVISORY',
+    'GS_ERR_SECURITY_BAD_VERSION',
+    'GS_ERR_SECURITY_WRONG_HOST',
+    'GS_ERR_SECURITY_UNSAFE_PATH',
+    'GS_ERR_SECURITY_NOTIFY_FAILED',
+  ],
 } as const);
 
 /**
@@ -146,6 +168,16 @@ export type KeyAddressErrorCode = (typeof ERROR_CODES.keyaddress)[number];
  */
 export type DeliveryErrorCode = (typeof ERROR_CODES.delivery)[number];
 /**
+ * Codes of {@link DispatchError}.
+ * @public
+ */
+export type DispatchErrorCode = (typeof ERROR_CODES.dispatch)[number];
+/**
+ * Codes of {@link SecurityCenterError}.
+ * @public
+ */
+export type SecurityCenterErrorCode = (typeof ERROR_CODES.security)[number];
+/**
  * Any stable gatesock error code.
  * @public
  */
@@ -161,7 +193,9 @@ export type GatesockErrorCode =
   | RelayErrorCode
   | SocketErrorCode
   | KeyAddressErrorCode
-  | DeliveryErrorCode;
+  | DeliveryErrorCode
+  | DispatchErrorCode
+  | SecurityCenterErrorCode;
 
 const BASE_BRAND = Symbol.for('gatesock.error');
 
@@ -467,5 +501,56 @@ export class DeliveryError extends GatesockError {
   /** True for any DeliveryError, from any copy of gatesock. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return branded(value, DELIVERY_ERROR_BRAND);
+  }
+}
+
+const DISPATCH_ERROR_BRAND = Symbol.for('gatesock.error.DispatchError');
+
+/**
+ * Verifiable dispatch refused an order or a result: a malformed or badly
+ * signed bundle, binding or report, an expired or rolled-back bundle, a
+ * digest that does not match, a report from the wrong agent, an unsafe
+ * target path, a loader that failed or ran out of time, or an evidence log
+ * that does not verify.
+ * @public
+ */
+export class DispatchError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: DispatchErrorCode;
+
+  constructor(code: DispatchErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'DispatchError';
+    Object.defineProperty(this, DISPATCH_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any DispatchError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, DISPATCH_ERROR_BRAND);
+  }
+}
+
+const SECURITY_CENTER_ERROR_BRAND = Symbol.for('gatesock.error.SecurityCenterError');
+
+/**
+ * The security center or a security agent refused input or could not act: a
+ * malformed configuration report or advisory, a version string that is not a
+ * version, a report for another host, an unsafe file path, or a notification
+ * that could not be sent.
+ * @public
+ */
+export class SecurityCenterError extends GatesockError {
+  /** Stable, documented code. */
+  declare readonly code: SecurityCenterErrorCode;
+
+  constructor(code: SecurityCenterErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'SecurityCenterError';
+    Object.defineProperty(this, SECURITY_CENTER_ERROR_BRAND, { value: true });
+  }
+
+  /** True for any SecurityCenterError, from any copy of gatesock. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return branded(value, SECURITY_CENTER_ERROR_BRAND);
   }
 }
