@@ -1,0 +1,457 @@
+/**
+ * The center's dispatch store: everything a restarted center needs to carry
+ * on (bundles it signed, dispatches and their options, runs, every target's
+ * state, the evidence it issued and which of it is superseded, and the
+ * failed verifications it recorded).
+ *
+ * The interface is synchronous: the two stores answer in microseconds
+ * (memory, or SQLite through better-sqlite3, which is synchronous), and a
+ * synchronous store lets {@link DispatchCenter.status} answer at once and
+ * keeps each target's transition atomic with respect to every other.
+ *
+ * Rows are plain values (strings, numbers, null): the store never holds
+ * bundle bytes (the repository does) and a target row is a few hundred
+ * bytes, so 5,000 targets cost a few MB at most.
+ */
+import { DispatchError } from '../../../errors/index.js';
+import { isFinalTargetState, type TargetState } from './target.js';
+
+/**
+ * A bundle the center signed or added (its bytes live in the repository).
+ * @public
+ */
+export interface StoredBundle {
+  /** `sha256:` + 64 hex of the encoded bundle. */
+  readonly digest: string;
+  readonly name: string;
+  readonly version: number;
+  /** Encoded size in bytes. */
+  readonly size: number;
+  /** The bundle's canonical metadata JSON. */
+  readonly metadata: string;
+  /** When the center stored it, ms since the epoch. */
+  readonly createdAt: number;
+}
+
+/**
+ * The options a dispatch was made with, after defaults (so a resumed
+ * dispatch behaves as the first).
+ * @public
+ */
+export interface StoredDispatchOptions {
+  readonly concurrency: number;
+  readonly waves: readonly number[];
+  readonly failureThreshold: number;
+  readonly retries: number;
+  readonly backoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Wait for the report after the order, ms; `null`: the bundle's `timeoutMs` plus a margin. */
+  readonly timeoutMs: number | null;
+  readonly connectTimeoutMs: number;
+  readonly inlineMaxBytes: number;
+}
+
+/**
+ * A run's life: `running` until every target is final (`done`), or until a
+ * wave passed the failure threshold (`stopped`).
+ * @public
+ */
+export type RunState = 'running' | 'done' | 'stopped';
+
+/** @public */
+export interface StoredDispatch {
+  /** 32 hex. */
+  readonly id: string;
+  readonly bundle: string;
+  readonly options: StoredDispatchOptions;
+  /** The state of its latest run. */
+  readonly state: RunState;
+  readonly createdAt: number;
+  /** The highest run number (0 until the first re-run). */
+  readonly lastRun: number;
+}
+
+/**
+ * One run of a dispatch: run 0 is the dispatch, run n its n-th re-run.
+ * @public
+ */
+export interface StoredRun {
+  readonly dispatchId: string;
+  readonly run: number;
+  /** Target arguments; `null`: the bundle's. */
+  readonly args: readonly string[] | null;
+  readonly state: RunState;
+  /** The wave being worked on (index into `waves`). */
+  readonly wave: number;
+  /** Planned wave sizes. */
+  readonly waves: readonly number[];
+  readonly createdAt: number;
+  readonly endedAt: number | null;
+}
+
+/**
+ * One agent in one run.
+ * @public
+ */
+export interface StoredTarget {
+  readonly dispatchId: string;
+  readonly run: number;
+  readonly msid: string;
+  readonly pcid: string;
+  readonly wave: number;
+  readonly state: TargetState;
+  /** Attempts started (connects tried). */
+  readonly attempts: number;
+  /** When a `retry-wait` target may try again, ms since the epoch. */
+  readonly nextAttemptAt: number | null;
+  /** The evidence of the order now outstanding (64 hex), or null before the first order. */
+  readonly evidence: string | null;
+  readonly issuedAt: number | null;
+  /** The verified report's outcome (`ran`, `refused`, …). */
+  readonly outcome: string | null;
+  readonly exitCode: number | null;
+  /** Why the target failed, gave up or was skipped; or the last transient failure. */
+  readonly reason: string | null;
+  /** The verified report (base64url), kept for audit. */
+  readonly report: string | null;
+  /** The agent's certificate (base64url DER) that signed it. */
+  readonly certificate: string | null;
+  readonly updatedAt: number;
+}
+
+/**
+ * What {@link DispatchStore.updateTarget} may change.
+ * @public
+ */
+export type TargetPatch = Partial<Pick<StoredTarget, 'state' | 'attempts' | 'nextAttemptAt' | 'outcome' | 'exitCode' | 'reason' | 'report' | 'certificate'>>;
+
+/**
+ * An evidence value the center issued: `current` while its order is
+ * outstanding, `accepted` once its report verified, `superseded` when a
+ * later order replaced it (a late report carrying it is stale).
+ * @public
+ */
+export interface StoredEvidence {
+  readonly dispatchId: string;
+  readonly run: number;
+  readonly msid: string;
+  readonly evidence: string;
+  readonly issuedAt: number;
+  readonly status: 'current' | 'accepted' | 'superseded';
+}
+
+/**
+ * A failed verification (or another refused input) the center recorded.
+ * `dispatchId`/`run` are what the input claimed, when it could be read.
+ * @public
+ */
+export interface StoredFailure {
+  readonly dispatchId: string | null;
+  readonly run: number | null;
+  readonly msid: string;
+  readonly at: number;
+  /** `malformed`, `bad-signature`, `wrong-agent`, `unknown-dispatch`, `wrong-evidence`, `wrong-bundle`, `replayed`, `stale`, … */
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** A target's key. @public */
+export interface TargetKey {
+  readonly dispatchId: string;
+  readonly run: number;
+  readonly msid: string;
+}
+
+/**
+ * A new target, as {@link DispatchStore.createDispatch} and
+ * {@link DispatchStore.createRun} take it.
+ * @public
+ */
+export interface NewTarget {
+  readonly msid: string;
+  readonly pcid: string;
+  readonly wave: number;
+}
+
+/**
+ * Where the center keeps its state. {@link MemoryDispatchStore} for tests
+ * and one-shot tools, {@link SqliteDispatchStore} to survive a restart.
+ * Methods throw `DispatchError` `GS_ERR_DISPATCH_UNKNOWN_DISPATCH` for a
+ * dispatch, run or target that is not there, where they change something.
+ * @public
+ */
+export interface DispatchStore {
+  putBundle(bundle: StoredBundle): void;
+  getBundle(digest: string): StoredBundle | undefined;
+  /** A new dispatch with its run 0 and its targets, in one step. */
+  createDispatch(dispatch: Omit<StoredDispatch, 'state' | 'lastRun'>, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): void;
+  getDispatch(id: string): StoredDispatch | undefined;
+  /** Dispatches, oldest first; `unfinished` keeps those whose latest run is `running`. */
+  listDispatches(filter?: { unfinished?: boolean }): StoredDispatch[];
+  /** Run `dispatch.lastRun + 1` with its targets, in one step; returns its number. */
+  createRun(dispatchId: string, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): number;
+  getRun(dispatchId: string, run: number): StoredRun | undefined;
+  listRuns(dispatchId: string): StoredRun[];
+  updateRun(dispatchId: string, run: number, patch: Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>): void;
+  getTarget(key: TargetKey): StoredTarget | undefined;
+  /** Targets of a run in creation order, optionally of one wave only. */
+  listTargets(dispatchId: string, run: number, filter?: { wave?: number }): StoredTarget[];
+  /** Change a target (and stamp `updatedAt` with `at`). */
+  updateTarget(key: TargetKey, patch: TargetPatch, at: number): void;
+  /** Count of targets per state in a run. */
+  countTargets(dispatchId: string, run: number): Record<TargetState, number>;
+  /**
+   * Record a fresh evidence value for a target's next order, in one step:
+   * the previous `current` one (if any) becomes `superseded`, the target's
+   * `evidence`/`issuedAt` become the new one. Throws if the value was ever
+   * issued before (evidence is never reused).
+   */
+  issueEvidence(key: TargetKey, evidence: string, at: number): void;
+  /** A value this center issued to that target, whatever its status. */
+  findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined;
+  /** Mark a target's current evidence `accepted` and store its verified result, in one step. */
+  acceptReport(key: TargetKey, result: { outcome: string; exitCode: number | null; report: string; certificate: string; state: TargetState }, at: number): void;
+  recordFailure(failure: StoredFailure): void;
+  /** Failures recorded, oldest first; for one dispatch or all. */
+  listFailures(dispatchId?: string): StoredFailure[];
+  close(): Promise<void>;
+}
+
+/** The empty per-state count. */
+export function emptyCounts(): Record<TargetState, number> {
+  return { pending: 0, connecting: 0, issued: 0, accepted: 0, 'retry-wait': 0, verified: 0, failed: 0, 'gave-up': 0, skipped: 0 };
+}
+
+export function unknownDispatch(what: string): DispatchError {
+  return new DispatchError('GS_ERR_DISPATCH_UNKNOWN_DISPATCH', `the dispatch store has no ${what}`);
+}
+
+export function reusedEvidence(): DispatchError {
+  return new DispatchError('GS_ERR_DISPATCH_MALFORMED', 'an evidence value may be issued only once');
+}
+
+function targetKeyString(k: TargetKey): string {
+  return `${k.dispatchId}/${k.run}/${k.msid}`;
+}
+
+interface MemoryRun extends StoredRun {
+  targets: Map<string, StoredTarget>;
+}
+
+/**
+ * A {@link DispatchStore} in this process's memory: gone when it ends.
+ * @public
+ */
+export class MemoryDispatchStore implements DispatchStore {
+  #bundles = new Map<string, StoredBundle>();
+  #dispatches = new Map<string, StoredDispatch>();
+  #runs = new Map<string, MemoryRun>();
+  /** Evidence value → its record (values are unique across the store). */
+  #evidence = new Map<string, StoredEvidence>();
+  #failures: StoredFailure[] = [];
+  #closed = false;
+
+  putBundle(bundle: StoredBundle): void {
+    this.#open();
+    if (!this.#bundles.has(bundle.digest)) this.#bundles.set(bundle.digest, { ...bundle });
+  }
+
+  getBundle(digest: string): StoredBundle | undefined {
+    this.#open();
+    const b = this.#bundles.get(digest);
+    return b && { ...b };
+  }
+
+  createDispatch(dispatch: Omit<StoredDispatch, 'state' | 'lastRun'>, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): void {
+    this.#open();
+    if (this.#dispatches.has(dispatch.id)) throw new DispatchError('GS_ERR_DISPATCH_MALFORMED', `dispatch ${dispatch.id} already exists`);
+    if (!this.#bundles.has(dispatch.bundle)) throw new DispatchError('GS_ERR_DISPATCH_UNKNOWN_BUNDLE', `the dispatch store has no bundle ${dispatch.bundle}`);
+    const rows = this.#newTargets(dispatch.id, 0, targets, run.createdAt);
+    this.#dispatches.set(dispatch.id, { ...dispatch, options: { ...dispatch.options }, state: 'running', lastRun: 0 });
+    this.#addRun(dispatch.id, 0, run, rows);
+  }
+
+  getDispatch(id: string): StoredDispatch | undefined {
+    this.#open();
+    const d = this.#dispatches.get(id);
+    return d && { ...d };
+  }
+
+  listDispatches(filter: { unfinished?: boolean } = {}): StoredDispatch[] {
+    this.#open();
+    const all = [...this.#dispatches.values()].map((d) => ({ ...d }));
+    return filter.unfinished ? all.filter((d) => d.state === 'running') : all;
+  }
+
+  createRun(dispatchId: string, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): number {
+    this.#open();
+    const d = this.#dispatches.get(dispatchId);
+    if (!d) throw unknownDispatch(`dispatch ${dispatchId}`);
+    const n = d.lastRun + 1;
+    const rows = this.#newTargets(dispatchId, n, targets, run.createdAt);
+    this.#dispatches.set(dispatchId, { ...d, lastRun: n, state: 'running' });
+    this.#addRun(dispatchId, n, run, rows);
+    return n;
+  }
+
+  getRun(dispatchId: string, run: number): StoredRun | undefined {
+    this.#open();
+    const r = this.#runs.get(`${dispatchId}/${run}`);
+    return r && runView(r);
+  }
+
+  listRuns(dispatchId: string): StoredRun[] {
+    this.#open();
+    const d = this.#dispatches.get(dispatchId);
+    if (!d) return [];
+    const out: StoredRun[] = [];
+    for (let n = 0; n <= d.lastRun; n++) {
+      const r = this.#runs.get(`${dispatchId}/${n}`);
+      if (r) out.push(runView(r));
+    }
+    return out;
+  }
+
+  updateRun(dispatchId: string, run: number, patch: Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>): void {
+    this.#open();
+    const r = this.#runs.get(`${dispatchId}/${run}`);
+    if (!r) throw unknownDispatch(`run ${run} of dispatch ${dispatchId}`);
+    const next: MemoryRun = { ...r, ...definedOnly(patch), targets: r.targets };
+    this.#runs.set(`${dispatchId}/${run}`, next);
+    const d = this.#dispatches.get(dispatchId)!;
+    if (patch.state !== undefined && run === d.lastRun) this.#dispatches.set(dispatchId, { ...d, state: patch.state });
+  }
+
+  getTarget(key: TargetKey): StoredTarget | undefined {
+    this.#open();
+    const t = this.#runs.get(`${key.dispatchId}/${key.run}`)?.targets.get(key.msid);
+    return t && { ...t };
+  }
+
+  listTargets(dispatchId: string, run: number, filter: { wave?: number } = {}): StoredTarget[] {
+    this.#open();
+    const r = this.#runs.get(`${dispatchId}/${run}`);
+    if (!r) return [];
+    const out: StoredTarget[] = [];
+    for (const t of r.targets.values()) if (filter.wave === undefined || t.wave === filter.wave) out.push({ ...t });
+    return out;
+  }
+
+  updateTarget(key: TargetKey, patch: TargetPatch, at: number): void {
+    this.#open();
+    const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
+    const t = r?.targets.get(key.msid);
+    if (!r || !t) throw unknownDispatch(`target ${targetKeyString(key)}`);
+    r.targets.set(key.msid, { ...t, ...definedOnly(patch), updatedAt: at });
+  }
+
+  countTargets(dispatchId: string, run: number): Record<TargetState, number> {
+    this.#open();
+    const counts = emptyCounts();
+    const r = this.#runs.get(`${dispatchId}/${run}`);
+    if (r) for (const t of r.targets.values()) counts[t.state]++;
+    return counts;
+  }
+
+  issueEvidence(key: TargetKey, evidence: string, at: number): void {
+    this.#open();
+    const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
+    const t = r?.targets.get(key.msid);
+    if (!r || !t) throw unknownDispatch(`target ${targetKeyString(key)}`);
+    if (this.#evidence.has(evidence)) throw reusedEvidence();
+    if (t.evidence !== null) {
+      const old = this.#evidence.get(t.evidence);
+      if (old && old.status === 'current') this.#evidence.set(t.evidence, { ...old, status: 'superseded' });
+    }
+    this.#evidence.set(evidence, { dispatchId: key.dispatchId, run: key.run, msid: key.msid, evidence, issuedAt: at, status: 'current' });
+    r.targets.set(key.msid, { ...t, evidence, issuedAt: at, updatedAt: at });
+  }
+
+  findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined {
+    this.#open();
+    const e = this.#evidence.get(evidence);
+    if (!e || e.dispatchId !== key.dispatchId || e.run !== key.run || e.msid !== key.msid) return undefined;
+    return { ...e };
+  }
+
+  acceptReport(key: TargetKey, result: { outcome: string; exitCode: number | null; report: string; certificate: string; state: TargetState }, at: number): void {
+    this.#open();
+    const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
+    const t = r?.targets.get(key.msid);
+    if (!r || !t) throw unknownDispatch(`target ${targetKeyString(key)}`);
+    if (t.evidence !== null) {
+      const e = this.#evidence.get(t.evidence);
+      if (e) this.#evidence.set(t.evidence, { ...e, status: 'accepted' });
+    }
+    r.targets.set(key.msid, { ...t, state: result.state, outcome: result.outcome, exitCode: result.exitCode, report: result.report, certificate: result.certificate, reason: null, nextAttemptAt: null, updatedAt: at });
+  }
+
+  recordFailure(failure: StoredFailure): void {
+    this.#open();
+    this.#failures.push({ ...failure });
+  }
+
+  listFailures(dispatchId?: string): StoredFailure[] {
+    this.#open();
+    return this.#failures.filter((f) => dispatchId === undefined || f.dispatchId === dispatchId).map((f) => ({ ...f }));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #newTargets(dispatchId: string, n: number, targets: readonly NewTarget[], at: number): Map<string, StoredTarget> {
+    const map = new Map<string, StoredTarget>();
+    for (const t of targets) {
+      if (map.has(t.msid)) throw new DispatchError('GS_ERR_DISPATCH_MALFORMED', `agent ${t.msid} is listed twice`);
+      map.set(t.msid, newTargetRow(dispatchId, n, t, at));
+    }
+    return map;
+  }
+
+  #addRun(dispatchId: string, n: number, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, map: Map<string, StoredTarget>): void {
+    this.#runs.set(`${dispatchId}/${n}`, { dispatchId, run: n, args: run.args, state: 'running', wave: 0, waves: [...run.waves], createdAt: run.createdAt, endedAt: null, targets: map });
+  }
+
+  #open(): void {
+    if (this.#closed) throw new DispatchError('GS_ERR_DISPATCH_UNKNOWN_DISPATCH', 'the dispatch store is closed');
+  }
+}
+
+/** A fresh target row. */
+export function newTargetRow(dispatchId: string, run: number, t: NewTarget, at: number): StoredTarget {
+  return {
+    dispatchId,
+    run,
+    msid: t.msid,
+    pcid: t.pcid,
+    wave: t.wave,
+    state: 'pending',
+    attempts: 0,
+    nextAttemptAt: null,
+    evidence: null,
+    issuedAt: null,
+    outcome: null,
+    exitCode: null,
+    reason: null,
+    report: null,
+    certificate: null,
+    updatedAt: at,
+  };
+}
+
+function runView(r: MemoryRun): StoredRun {
+  return { dispatchId: r.dispatchId, run: r.run, args: r.args, state: r.state, wave: r.wave, waves: r.waves, createdAt: r.createdAt, endedAt: r.endedAt };
+}
+
+function definedOnly<T extends object>(patch: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(patch)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/** Whether every target of a run is final. */
+export function runFinished(counts: Record<TargetState, number>): boolean {
+  for (const [state, n] of Object.entries(counts)) if (n > 0 && !isFinalTargetState(state as TargetState)) return false;
+  return true;
+}

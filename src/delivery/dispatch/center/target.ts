@@ -1,0 +1,132 @@
+/**
+ * One target's life (one agent in one run of a dispatch), as a sans-I/O
+ * state machine: every transition the center makes goes through
+ * {@link nextTargetState}, and nothing else writes a target's state.
+ *
+ * ```
+ *                  start                  issue (evidence stored, `run`/`rerun` sent)
+ *   pending ────────────────▶ connecting ─────────────▶ issued ──accepted──▶ accepted
+ *     │  ▲                      │  │  │                  │  │                 │  │
+ *     │  │ (resume: in-flight   │  │  └─ verified ───┐   │  └── verified ──┐  │  └─ verified ─▶ verified
+ *     │  │  rows of a center    │  │   (pending      │   │                 │  │
+ *     │  │  that stopped go to  │  │    report in    └───┼─────────────────┴──┼──────────────▶ verified
+ *     │  │  retry-wait)         │  │    hello)           │                    │
+ *     │  │                      │  └── rejected ─────────┴── rejected ────────┴─ rejected ──▶ failed
+ *     │  │                      │                            (verification failed, agent error, wrong agent)
+ *     │  │                      └── lost ─┬── attempts left ──▶ retry-wait ──start──▶ connecting
+ *     │  │                                │  (connect failed, disconnect, timeout; same from issued/accepted)
+ *     │  │                                └── none left ──────▶ gave-up
+ *     │  └──────────────────────────────────────────────────── retry-wait
+ *     └── skip (canary stop, cancel; also from retry-wait) ───▶ skipped
+ * ```
+ *
+ * `verified`, `failed`, `gave-up` and `skipped` are final. `verified` means
+ * the report verified, whatever it says happened (a refused order or a
+ * non-zero exit is still a verified report); {@link isTargetSuccess} is the
+ * narrower "ran and exited 0" that canary waves count.
+ */
+
+/**
+ * Where one target is (see the diagram in the center's `target.ts`).
+ * @public
+ */
+export type TargetState = 'pending' | 'connecting' | 'issued' | 'accepted' | 'retry-wait' | 'verified' | 'failed' | 'gave-up' | 'skipped';
+
+/** Every {@link TargetState}, in life order. @public */
+export const TARGET_STATES: readonly TargetState[] = Object.freeze(['pending', 'connecting', 'issued', 'accepted', 'retry-wait', 'verified', 'failed', 'gave-up', 'skipped']);
+
+/** The final states: a target there is done for its run. @public */
+export const FINAL_TARGET_STATES: readonly TargetState[] = Object.freeze(['verified', 'failed', 'gave-up', 'skipped']);
+
+/**
+ * What happened to a target.
+ * - `start`: a slot is free; the center starts connecting.
+ * - `issue`: a fresh evidence value is stored and the order is sent.
+ * - `accepted`: the agent acknowledged the order.
+ * - `verified`: a report for this target verified.
+ * - `rejected`: the attempt ended for good: a report failed verification,
+ *   the agent answered `error`, or the peer was the wrong agent.
+ * - `lost`: the attempt ended and may be tried again (connect failed,
+ *   disconnect, timeout); `retry` says whether attempts are left.
+ * - `skip`: the run no longer wants this target (canary stop).
+ * - `resume`: a restarted center found the target in flight.
+ * @public
+ */
+export type TargetEvent =
+  | { kind: 'start' }
+  | { kind: 'issue' }
+  | { kind: 'accepted' }
+  | { kind: 'verified' }
+  | { kind: 'rejected' }
+  | { kind: 'lost'; retry: boolean }
+  | { kind: 'skip' }
+  | { kind: 'resume' };
+
+/** True for a final state. @public */
+export function isFinalTargetState(state: TargetState): boolean {
+  return state === 'verified' || state === 'failed' || state === 'gave-up' || state === 'skipped';
+}
+
+/**
+ * The state after `event`, or `undefined` when `event` cannot happen in
+ * `state` (the caller ignores it: a late event for a target that already
+ * moved on must not move it back).
+ * @public
+ */
+export function nextTargetState(state: TargetState, event: TargetEvent): TargetState | undefined {
+  switch (`${state}:${event.kind}`) {
+    case 'pending:start':
+    case 'retry-wait:start':
+      return 'connecting';
+    case 'connecting:issue':
+      return 'issued';
+    case 'issued:accepted':
+      return 'accepted';
+    // A pending report in the agent's hello can verify a target still connecting (after a restart or a retry).
+    case 'connecting:verified':
+    case 'issued:verified':
+    case 'accepted:verified': // an agent may send the report without `accepted` first (fast runs)
+      return 'verified';
+    case 'connecting:rejected':
+    case 'issued:rejected':
+    case 'accepted:rejected':
+      return 'failed';
+    case 'connecting:lost':
+    case 'issued:lost':
+    case 'accepted:lost':
+      return (event as { retry: boolean }).retry ? 'retry-wait' : 'gave-up';
+    case 'pending:skip':
+    case 'retry-wait:skip':
+      return 'skipped';
+    // The center that had it in flight is gone: try again without counting an attempt.
+    case 'connecting:resume':
+    case 'issued:resume':
+    case 'accepted:resume':
+      return 'retry-wait';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The canary's notion of success: the report verified, the target ran and
+ * exited 0. Everything else (failed verification, gave up, a verified
+ * report of a refusal, a crash, a timeout or a non-zero exit) counts against
+ * the wave.
+ * @public
+ */
+export function isTargetSuccess(state: TargetState, outcome: string | null, exitCode: number | null): boolean {
+  return state === 'verified' && outcome === 'ran' && exitCode === 0;
+}
+
+/**
+ * Delay before attempt `attempt + 1` after `attempt` failed ones (1-based):
+ * exponential from `baseMs`, capped at `maxMs`, with jitter in the upper
+ * half (so the delay is at least half the exponential step: a fleet that
+ * lost its network comes back spread out, but never all at once at 0).
+ * @public
+ */
+export function retryDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
+  return Math.floor(ceiling / 2 + random() * (ceiling / 2));
+}
