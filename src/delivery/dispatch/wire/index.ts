@@ -1,0 +1,60 @@
+/**
+ * The wire of verifiable dispatch (docs/dispatch.md, "Formats"): one codec
+ * per format — bundle, evidence binding, report, channel messages, evidence
+ * log and its offline verifier — and the helpers they share. No I/O but the
+ * log file and the channel's SockIo.
+ *
+ * @packageDocumentation
+ */
+export {
+  DIGEST_PREFIX,
+  MAX_TARGET_ARGS,
+  MAX_TARGET_ARGS_TOTAL_BYTES,
+  MAX_TARGET_ARG_BYTES,
+  MAX_TARGET_PATH_BYTES,
+  SIGNATURE_LEN,
+  centerKeyId,
+  checkTargetPath,
+  evidenceHash,
+  fromBase64url,
+  isDigest,
+  newDispatchId,
+  newEvidence,
+  parseCenterKey,
+  sha256Digest,
+  toBase64url,
+  unsafeTargetPathReason,
+  type Digest,
+} from './common.js';
+export {
+  BUNDLE_CONTEXT,
+  BUNDLE_FORMAT,
+  BUNDLE_MAGIC,
+  DEFAULT_BUNDLE_TIMEOUT_MS,
+  DEFAULT_BUNDLE_TTL_MS,
+  DEFAULT_MAX_BUNDLE_BYTES,
+  MAX_BUNDLE_METADATA_BYTES,
+  MAX_BUNDLE_TIMEOUT_MS,
+  createBundle,
+  decodeBundle,
+  verifyBundle,
+  type Bundle,
+  type BundleInput,
+  type BundleMetadata,
+  type BundleTarget,
+  type BundleTrust,
+} from './bundle.js';
+export {
+  BINDING_CONTEXT,
+  BINDING_FORMAT,
+  MAX_BINDING_JSON_BYTES,
+  MAX_RUN,
+  decodeBinding,
+  signBinding,
+  verifyBinding,
+  type BindingFields,
+  type SignedBinding,
+} from './binding.js';
+export type { OutputDigest, ReportCheck, ReportExpectation, ReportFields, RunOutcome, SignedReport, VerificationFailure } from './report.js';
+export type { ChannelMessage } from './messages.js';
+export type { LogEntry, LogKind } from './log.js';
