@@ -27,6 +27,13 @@ export interface InventoryPackage {
    * uses this when present and `name` otherwise.
    */
   readonly source?: string;
+  /**
+   * Version of the source package when it differs from `version` (dpkg
+   * `${source:Version}`: binNMUs add `+bN` to the binary version, and some
+   * sources build binaries with versions of their own, e.g. `gcc-defaults`).
+   * Advisories name source versions, so matching uses this when present.
+   */
+  readonly sourceVersion?: string;
   /** Architecture (`amd64`, `x86_64`, `all`); informative. */
   readonly arch?: string;
 }
