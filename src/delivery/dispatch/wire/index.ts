@@ -55,6 +55,34 @@ export {
   type BindingFields,
   type SignedBinding,
 } from './binding.js';
-export type { OutputDigest, ReportCheck, ReportExpectation, ReportFields, RunOutcome, SignedReport, VerificationFailure } from './report.js';
-export type { ChannelMessage } from './messages.js';
+export {
+  MAX_CERTIFICATE_BYTES,
+  MAX_REASON_BYTES,
+  MAX_REPORT_JSON_BYTES,
+  REPORT_CONTEXT,
+  REPORT_FORMAT,
+  RUN_OUTCOMES,
+  checkReport,
+  decodeReport,
+  signReport,
+  type OutputDigest,
+  type ReportCheck,
+  type ReportExpectation,
+  type ReportFields,
+  type RunOutcome,
+  type SignedReport,
+  type VerificationFailure,
+} from './report.js';
+export {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_ERROR_MESSAGE_BYTES,
+  MAX_HEADER_BYTES,
+  MAX_PENDING_REPORTS,
+  MESSAGE_PREFIX_LEN,
+  MessageReader,
+  decodeMessage,
+  encodeMessage,
+  type ChannelMessage,
+} from './messages.js';
+export { DEFAULT_CHANNEL_BACKLOG, DispatchChannel, type DispatchChannelEvents, type DispatchChannelOptions } from './channel.js';
 export type { LogEntry, LogKind } from './log.js';

@@ -15,7 +15,45 @@
  * check offline that the certificate hashes to `agentMsid` and that its key
  * made the signature.
  */
-import type { Digest } from './common.js';
+import { DispatchError, GatesockError } from '../../../errors/index.js';
+import { msidOf, parseCertificate, type Certificate, type Identity } from '../../../session/index.js';
+import { MAX_RUN } from './binding.js';
+import {
+  bytesEqual,
+  canonicalJson,
+  checkDigest,
+  checkHex,
+  checkInt,
+  checkMsid,
+  checkString,
+  concat,
+  expectObject,
+  malformed,
+  openEnvelope,
+  parseCanonical,
+  sealEnvelope,
+  utf8,
+  verifyEd25519,
+  type Digest,
+} from './common.js';
+
+/** `format` of a report. @public */
+export const REPORT_FORMAT = 'gatesock-report-v1';
+/** Context string of a report signature. @public */
+export const REPORT_CONTEXT = 'gatesock-dispatch-report-v1\n';
+/** Most bytes of a report's JSON. @public */
+export const MAX_REPORT_JSON_BYTES = 4096;
+/** Most bytes of the agent certificate (DER) that travels with a report. @public */
+export const MAX_CERTIFICATE_BYTES = 16 * 1024;
+/** Most UTF-8 bytes of a report's `reason`. @public */
+export const MAX_REASON_BYTES = 256;
+/** Every {@link RunOutcome}. @public */
+export const RUN_OUTCOMES: readonly RunOutcome[] = Object.freeze(['ran', 'start-failed', 'code-failed', 'timeout', 'crashed', 'refused']);
+
+const CONTEXT_BYTES = utf8(REPORT_CONTEXT);
+const STARTS = ['started', 'failed', 'none'] as const;
+const SIGNAL_RE = /^SIG[A-Z0-9]{1,13}$/;
+const MAX_OUTPUT_SIZE = 2 ** 48;
 
 /**
  * How a run ended: `ran` (the target ran and exited, any exit code),
@@ -103,3 +141,164 @@ export interface ReportExpectation {
  * @public
  */
 export type ReportCheck = { ok: true; fields: ReportFields } | { ok: false; reason: VerificationFailure; message: string };
+
+/** JSON, signature and parsed certificate of every report made or decoded here. */
+const partsOf = new WeakMap<SignedReport, { json: Uint8Array; signature: Uint8Array; certificate: Certificate }>();
+
+function buildOutput(raw: unknown, what: string): OutputDigest {
+  const o = expectObject(raw, what, ['digest', 'size']);
+  checkDigest(o.digest, `${what} digest`);
+  checkInt(o.size, `${what} size`, 0, MAX_OUTPUT_SIZE);
+  return { digest: o.digest, size: o.size };
+}
+
+function buildReport(raw: unknown): ReportFields & { format: typeof REPORT_FORMAT } {
+  const o = expectObject(raw, 'report', [
+    'format', 'dispatchId', 'run', 'agentMsid', 'bundleDigest', 'evidence', 'outcome', 'reason',
+    'start', 'exitCode', 'signal', 'stdout', 'stderr', 'startedAt', 'endedAt',
+  ]);
+  if (o.format !== REPORT_FORMAT) throw malformed(`report format must be "${REPORT_FORMAT}"`);
+  checkHex(o.dispatchId, 'report dispatchId', 32);
+  checkInt(o.run, 'report run', 0, MAX_RUN);
+  checkMsid(o.agentMsid, 'report agentMsid');
+  checkDigest(o.bundleDigest, 'report bundleDigest');
+  checkHex(o.evidence, 'report evidence', 64);
+  if (!RUN_OUTCOMES.includes(o.outcome as RunOutcome)) throw malformed(`report outcome must be one of ${RUN_OUTCOMES.join(', ')}`);
+  if (o.reason !== null) checkString(o.reason, 'report reason', MAX_REASON_BYTES);
+  if (!STARTS.includes(o.start as (typeof STARTS)[number])) throw malformed(`report start must be one of ${STARTS.join(', ')}`);
+  if (o.exitCode !== null) checkInt(o.exitCode, 'report exitCode', -(2 ** 31), 2 ** 32 - 1);
+  if (o.signal !== null && (typeof o.signal !== 'string' || !SIGNAL_RE.test(o.signal))) throw malformed('report signal must be null or a signal name such as SIGKILL');
+  const stdout = buildOutput(o.stdout, 'report stdout');
+  const stderr = buildOutput(o.stderr, 'report stderr');
+  checkInt(o.startedAt, 'report startedAt', 0, Number.MAX_SAFE_INTEGER);
+  checkInt(o.endedAt, 'report endedAt', 0, Number.MAX_SAFE_INTEGER);
+  return {
+    format: REPORT_FORMAT,
+    dispatchId: o.dispatchId,
+    run: o.run,
+    agentMsid: o.agentMsid,
+    bundleDigest: o.bundleDigest,
+    evidence: o.evidence,
+    outcome: o.outcome as RunOutcome,
+    reason: o.reason as string | null,
+    start: o.start as ReportFields['start'],
+    exitCode: o.exitCode as number | null,
+    signal: o.signal as string | null,
+    stdout,
+    stderr,
+    startedAt: o.startedAt,
+    endedAt: o.endedAt,
+  };
+}
+
+function freezeFields(withFormat: ReportFields & { format?: string }): ReportFields {
+  const { format: _format, ...fields } = withFormat;
+  Object.freeze(fields.stdout);
+  Object.freeze(fields.stderr);
+  return Object.freeze(fields);
+}
+
+/**
+ * Sign a report with the agent's identity. Its certificate rides along.
+ * @throws DispatchError `GS_ERR_DISPATCH_MALFORMED` for a field outside the
+ *   grammar; `GS_ERR_DISPATCH_WRONG_AGENT` when `fields.agentMsid` is not
+ *   the identity's MSID.
+ * @public
+ */
+export function signReport(fields: ReportFields, identity: Identity): SignedReport {
+  if (typeof fields !== 'object' || fields === null) throw malformed('report fields must be an object');
+  const built = buildReport({
+    format: REPORT_FORMAT,
+    dispatchId: fields.dispatchId,
+    run: fields.run,
+    agentMsid: fields.agentMsid,
+    bundleDigest: fields.bundleDigest,
+    evidence: fields.evidence,
+    outcome: fields.outcome,
+    reason: fields.reason,
+    start: fields.start,
+    exitCode: fields.exitCode,
+    signal: fields.signal,
+    stdout: fields.stdout && { digest: fields.stdout.digest, size: fields.stdout.size },
+    stderr: fields.stderr && { digest: fields.stderr.digest, size: fields.stderr.size },
+    startedAt: fields.startedAt,
+    endedAt: fields.endedAt,
+  });
+  if (built.agentMsid !== identity.msid) throw new DispatchError('GS_ERR_DISPATCH_WRONG_AGENT', `report names agent ${built.agentMsid}, but the signing identity is ${identity.msid}`);
+  const json = canonicalJson(built);
+  if (json.length > MAX_REPORT_JSON_BYTES) throw malformed(`report is ${json.length} bytes, more than ${MAX_REPORT_JSON_BYTES}`);
+  const signature = identity.sign(concat(CONTEXT_BYTES, json));
+  const certificate = identity.certificate.der.slice();
+  const r: SignedReport = Object.freeze({ fields: freezeFields(built), certificate, encoded: sealEnvelope(json, signature) });
+  partsOf.set(r, { json, signature, certificate: identity.certificate });
+  return r;
+}
+
+/**
+ * Decode a report's text form and the agent certificate (DER) that came with
+ * it: canonical base64url, canonical JSON, every field, and a parsable
+ * certificate. Does not check the signature ({@link checkReport} does). The
+ * certificate is copied.
+ * @throws DispatchError `GS_ERR_DISPATCH_MALFORMED`.
+ * @public
+ */
+export function decodeReport(encoded: string, certificate: Uint8Array): SignedReport {
+  const parts = openEnvelope(encoded, 'report', MAX_REPORT_JSON_BYTES);
+  const built = parseCanonical(parts.json, 'report', buildReport);
+  if (!(certificate instanceof Uint8Array) || certificate.length === 0 || certificate.length > MAX_CERTIFICATE_BYTES) {
+    throw malformed(`report certificate must be 1–${MAX_CERTIFICATE_BYTES} bytes of DER`);
+  }
+  const der = certificate.slice();
+  let cert: Certificate;
+  try {
+    cert = parseCertificate(der);
+  } catch (err) {
+    if (err instanceof GatesockError) throw new DispatchError('GS_ERR_DISPATCH_MALFORMED', `report certificate: ${err.message}`, { cause: err });
+    throw err;
+  }
+  const r: SignedReport = Object.freeze({ fields: freezeFields(built), certificate: der, encoded });
+  partsOf.set(r, { ...parts, certificate: cert });
+  return r;
+}
+
+/**
+ * Check a report against what the center issued, in the documented order:
+ * it decodes (`malformed`); the signature verifies under the certificate's
+ * key (`bad-signature`); the certificate hashes to the report's agent and
+ * that is the agent dispatched to (`wrong-agent`); the dispatch and run were
+ * issued to that agent, i.e. `expected` is defined and names them
+ * (`unknown-dispatch`); the evidence (`wrong-evidence`); the bundle
+ * (`wrong-bundle`); no report for the run was accepted yet (`replayed`).
+ * A report object not made here is decoded again from its `encoded` text
+ * and certificate, so only signed bytes are ever judged. Never throws.
+ * @public
+ */
+export function checkReport(report: SignedReport, expected: ReportExpectation | undefined): ReportCheck {
+  try {
+    let own: SignedReport;
+    try {
+      own = partsOf.has(report) ? report : decodeReport(report.encoded, report.certificate);
+    } catch (err) {
+      return { ok: false, reason: 'malformed', message: err instanceof Error ? err.message : String(err) };
+    }
+    const parts = partsOf.get(own)!;
+    const f = own.fields;
+    const what = `report for dispatch ${f.dispatchId} run ${f.run}`;
+    if (!verifyEd25519(parts.signature, concat(CONTEXT_BYTES, parts.json), parts.certificate.publicKey)) {
+      return { ok: false, reason: 'bad-signature', message: `${what} does not verify under its certificate's key` };
+    }
+    const signer = msidOf(parts.certificate);
+    if (signer !== f.agentMsid) return { ok: false, reason: 'wrong-agent', message: `${what} names agent ${f.agentMsid} but is signed by ${signer}` };
+    if (expected === undefined) return { ok: false, reason: 'unknown-dispatch', message: `${what} from ${f.agentMsid}: no such run was issued to this agent` };
+    if (f.agentMsid !== expected.agentMsid) return { ok: false, reason: 'wrong-agent', message: `${what} comes from ${f.agentMsid}, not from ${expected.agentMsid}` };
+    if (f.dispatchId !== expected.dispatchId || f.run !== expected.run) {
+      return { ok: false, reason: 'unknown-dispatch', message: `${what}: expected dispatch ${expected.dispatchId} run ${expected.run}` };
+    }
+    if (!bytesEqual(utf8(f.evidence), utf8(String(expected.evidence)))) return { ok: false, reason: 'wrong-evidence', message: `${what} carries evidence that was not issued for it` };
+    if (f.bundleDigest !== expected.bundleDigest) return { ok: false, reason: 'wrong-bundle', message: `${what} ran bundle ${f.bundleDigest}, not ${expected.bundleDigest}` };
+    if (expected.accepted) return { ok: false, reason: 'replayed', message: `${what} was already accepted` };
+    return { ok: true, fields: f };
+  } catch (err) {
+    return { ok: false, reason: 'malformed', message: err instanceof Error ? err.message : String(err) };
+  }
+}
