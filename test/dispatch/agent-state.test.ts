@@ -1,0 +1,81 @@
+/**
+ * The agent's state across restarts: a report not yet acknowledged, the
+ * version floor (no rollback) and the bindings already acted on (no
+ * replay) all survive; the file is replaced whole; a damaged file is a
+ * clear error, not a silent fresh start. Options are checked by name.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, DispatchError } from '../../src/errors/index.js';
+import { createServerIdentity } from '../../src/session/index.js';
+import { DispatchAgent, InlineExecutor, STATE_FILE } from '../../src/delivery/dispatch/agent/index.js';
+import { TestCenter, tempDir } from './fixtures/agent/harness.js';
+
+const center = new TestCenter();
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe('DispatchAgent state', () => {
+  it('keeps the pending report, the version floor and the bindings acted on across a restart', async () => {
+    const root = tempDir('agent-state');
+    dirs.push(root);
+    const identity = createServerIdentity();
+    const options = { identity, centerKey: center.key.publicKey, stateDir: path.join(root, 'state'), workDir: path.join(root, 'work'), executor: new InlineExecutor() };
+
+    const first = await DispatchAgent.open(options);
+    const link = await center.connect(first);
+    const v3 = center.bundle({ name: 'floor', version: 3 });
+    const b3 = center.bind(first.msid, v3);
+    expect((await link.run(b3, v3)).t).toBe('accepted');
+    const { report } = await link.report(b3); // never acknowledged
+    await link.close();
+    await first.close();
+    expect(fs.readdirSync(path.join(root, 'state'))).toEqual([STATE_FILE]); // no temporary file left
+
+    const second = await DispatchAgent.open(options);
+    const again = await center.connect(second);
+    expect(again.hello.pending).toEqual([{ report: report.encoded }]);
+    const v2 = center.bundle({ name: 'floor', version: 2 });
+    const b2 = center.bind(second.msid, v2);
+    expect(await again.run(b2, v2)).toMatchObject({ t: 'error', code: 'GS_ERR_DISPATCH_ROLLBACK' });
+    expect(await again.run(b3, v3)).toMatchObject({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED' });
+    // The same version again, under a new binding, is fine.
+    const b3b = center.bind(second.msid, v3);
+    expect((await again.run(b3b, v3)).t).toBe('accepted');
+    expect((await again.report(b3b)).check.ok).toBe(true);
+    await again.ack(b3);
+    await again.ack(b3b);
+    await again.ack(b2);
+    await new Promise((r) => setTimeout(r, 50));
+    await again.close();
+    await second.close();
+
+    const saved = JSON.parse(fs.readFileSync(path.join(root, 'state', STATE_FILE), 'utf8'));
+    expect(saved.bundles).toEqual({ floor: 3 });
+    expect(saved.pending).toEqual([]);
+    expect(saved.taken.map((t: [string, number, number]) => t[0]).sort()).toEqual([b3.fields.dispatchId, b3b.fields.dispatchId].sort());
+  });
+
+  it('refuses to start on a damaged state file', async () => {
+    const root = tempDir('agent-state-bad');
+    dirs.push(root);
+    fs.mkdirSync(path.join(root, 'state'));
+    fs.writeFileSync(path.join(root, 'state', STATE_FILE), '{"version":1,"bundles":{"x":-1},"taken":[],"pending":[]}');
+    const options = { identity: createServerIdentity(), centerKey: center.key.publicKey, stateDir: path.join(root, 'state'), workDir: path.join(root, 'work'), executor: new InlineExecutor() };
+    const err = await DispatchAgent.open(options).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DispatchError);
+    expect((err as DispatchError).code).toBe('GS_ERR_DISPATCH_MALFORMED');
+    expect((err as Error).message).toContain('bundles.x');
+  });
+
+  it('checks its options by name', () => {
+    const base = { identity: createServerIdentity(), centerKey: center.key.publicKey, stateDir: '/tmp/x', workDir: '/tmp/y', executor: new InlineExecutor() };
+    expect(() => new DispatchAgent({ ...base, centerKey: 'ed25519:nope' })).toThrow(/centerKey/);
+    expect(() => new DispatchAgent({ ...base, idleLoaderMs: 0 })).toThrow(/idleLoaderMs/);
+    expect(() => new DispatchAgent({ ...base, fetchTimeoutMs: 1.5 })).toThrow(ConfigError);
+    expect(() => new DispatchAgent({ ...base, workDir: '' })).toThrow(/workDir/);
+  });
+});
