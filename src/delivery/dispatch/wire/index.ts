@@ -85,4 +85,4 @@ export {
   type ChannelMessage,
 } from './messages.js';
 export { DEFAULT_CHANNEL_BACKLOG, DispatchChannel, type DispatchChannelEvents, type DispatchChannelOptions } from './channel.js';
-export type { LogEntry, LogKind } from './log.js';
+export { EvidenceLog, LOG_CONTEXT, LOG_GENESIS, LOG_KINDS, MAX_LOG_LINE_BYTES, verifyEvidenceLog, type EvidenceLogOptions, type LogEntry, type LogKind } from './log.js';
