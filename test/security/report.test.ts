@@ -17,7 +17,7 @@ import {
   canonicalReport,
   diffReports,
   encodeConfigurationReport,
-  isDebianVersion,
+  isPackageVersion,
   isEmptyDelta,
   osvEcosystem,
   parseConfigurationReport,
@@ -135,7 +135,7 @@ describe('validateConfigurationReport', () => {
     }
     expect(codeOf(() => check(variant((r) => { r.packages[1].sourceVersion = 'v1'; })))).toBe('GS_ERR_SECURITY_BAD_VERSION');
     expect(codeOf(() => check(variant((r) => { r.packages[0] = { ...r.packages[0], manager: 'rpm', version: '3.0.7' }; })))).toBe('GS_ERR_SECURITY_BAD_VERSION');
-    for (const v of ['1.0', '1:2.30-1', '2.36-9+deb12u14', '1.0~rc1-1~bpo12+1', '1:9.2p1-2+deb12u3+b1', '2:1.8+git20210923~', '1.2.3-4-5', '1:2:3-4']) expect(isDebianVersion(v), v).toBe(true);
+    for (const v of ['1.0', '1:2.30-1', '2.36-9+deb12u14', '1.0~rc1-1~bpo12+1', '1:9.2p1-2+deb12u3+b1', '2:1.8+git20210923~', '1.2.3-4-5', '1:2:3-4']) expect(isPackageVersion('dpkg', v), v).toBe(true);
   });
 });
 
@@ -199,6 +199,7 @@ describe('toInventory', () => {
     expect(inv.os).toEqual({ id: 'debian', versionId: '12', ecosystem: 'Debian:12' });
     expect(inv.packages).toContainEqual({ name: 'libssl3', version: '3.0.11-1~deb12u2', source: 'openssl', arch: 'amd64' });
     expect(inv.packages).toContainEqual({ name: 'openssl', version: '3.0.11-1~deb12u2', arch: 'amd64' });
+    expect(inv.packages).toContainEqual({ name: 'openssh-server', version: '1:9.2p1-2+deb12u3+b1', source: 'openssh', sourceVersion: '1:9.2p1-2+deb12u3', arch: 'amd64' });
     expect(inv.services).toContainEqual({ proto: 'tcp', port: 22, address: '0.0.0.0', process: 'sshd' });
     expect(inv.files?.map((f) => f.path)).toEqual(['/etc/shadow', '/etc/ssh/sshd_config']);
     expect(inv.files?.[0]).not.toHaveProperty('content');

@@ -20,7 +20,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import * as posix from 'node:path/posix';
-import { isArch, isDebianVersion, isPackageName, isRpmVersion, packageKey, type PackageEntry } from '../report/index.js';
+import { isArch, isPackageName, isPackageVersion, packageKey, type PackageEntry } from '../report/index.js';
 
 /** Why an entry of a package database was left out of the report. */
 export interface SkippedPackage {
@@ -91,10 +91,10 @@ export function parseDpkgStatus(text: string): PackageScan {
       sourceVersion = m[2] === undefined || m[2] === version ? null : m[2];
     }
     if (!isPackageName(name)) { skipped.push({ name, reason: 'Package is not a package name' }); continue; }
-    if (!isDebianVersion(version)) { skipped.push({ name, reason: `Version ${JSON.stringify(version)} is not a Debian version` }); continue; }
+    if (!isPackageVersion('dpkg', version)) { skipped.push({ name, reason: `Version ${JSON.stringify(version)} is not a Debian version` }); continue; }
     if (!isArch(arch)) { skipped.push({ name, reason: `Architecture ${JSON.stringify(arch)} is not an architecture` }); continue; }
     if (source !== null && !isPackageName(source)) { skipped.push({ name, reason: 'Source is not a package name' }); continue; }
-    if (sourceVersion !== null && !isDebianVersion(sourceVersion)) { skipped.push({ name, reason: 'Source version is not a Debian version' }); continue; }
+    if (sourceVersion !== null && !isPackageVersion('dpkg', sourceVersion)) { skipped.push({ name, reason: 'Source version is not a Debian version' }); continue; }
     packages.push({ manager: 'dpkg', name, version, arch, source, sourceVersion });
   }
   // dpkg's database never lists one name:arch twice; if a damaged one does, keep the first.
@@ -153,7 +153,7 @@ export function parseRpmQuery(text: string): PackageScan {
     const version = `${epoch === '(none)' ? '' : `${epoch}:`}${ver}-${rel}`;
     const srcName = srpm === '(none)' ? null : sourceRpmName(srpm);
     if (!isPackageName(name)) { skipped.push({ name, reason: 'NAME is not a package name' }); continue; }
-    if (!isRpmVersion(version)) { skipped.push({ name, reason: `${JSON.stringify(version)} is not an rpm version` }); continue; }
+    if (!isPackageVersion('rpm', version)) { skipped.push({ name, reason: `${JSON.stringify(version)} is not an rpm version` }); continue; }
     if (!isArch(arch)) { skipped.push({ name, reason: `ARCH ${JSON.stringify(arch)} is not an architecture` }); continue; }
     if (srcName !== null && !isPackageName(srcName)) { skipped.push({ name, reason: 'SOURCERPM name is not a package name' }); continue; }
     packages.push({ manager: 'rpm', name, version, arch, source: srcName === name ? null : srcName, sourceVersion: null });

@@ -33,9 +33,8 @@ export {
   checkHostPath,
   hostPathProblem,
   isArch,
-  isDebianVersion,
   isPackageName,
+  isPackageVersion,
   isPrintable,
-  isRpmVersion,
 } from './syntax.js';
 export type { HostInventory, InventoryFile, InventoryPackage, InventoryService } from '../diagnosis/inventory.js';

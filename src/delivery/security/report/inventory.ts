@@ -45,6 +45,7 @@ export function toInventory(report: FullReport): HostInventory {
     name: p.name,
     version: p.version,
     ...(p.source !== null ? { source: p.source } : {}),
+    ...(p.sourceVersion !== null ? { sourceVersion: p.sourceVersion } : {}),
     arch: p.arch,
   }));
   const services: InventoryService[] = report.services.map((s) => ({

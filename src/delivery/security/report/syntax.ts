@@ -5,6 +5,7 @@
  */
 import * as posix from 'node:path/posix';
 import { SecurityCenterError } from '../../../errors/index.js';
+import { isDebianVersion as isDebianVersionText, parseRpmVersion } from '../versions/index.js';
 
 /** Longest path accepted (Linux PATH_MAX). */
 export const MAX_PATH_LENGTH = 4096;
@@ -43,40 +44,29 @@ export function checkHostPath(path: unknown, what: string): asserts path is stri
 }
 
 /**
- * True when `v` has Debian version syntax, deb-version(7): `[epoch:]upstream[-revision]`,
- * epoch digits, upstream starting with a digit and made of alphanumerics and `.+~-:`
- * (`-` only when there is a revision, `:` only when there is an epoch), revision of
- * alphanumerics and `.+~`. A syntax check only; ordering is the versions module's job.
+ * True when `v` is a Debian version by deb-version(7) (the versions module's
+ * strict parser decides).
  */
-export function isDebianVersion(v: unknown): v is string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 256) return false;
-  let rest = v;
-  let epoch = false;
-  const colon = rest.indexOf(':');
-  if (colon >= 0) {
-    if (!/^[0-9]+$/.test(rest.slice(0, colon))) return false;
-    rest = rest.slice(colon + 1);
-    epoch = true;
-  }
-  const dash = rest.lastIndexOf('-');
-  let upstream = rest;
-  if (dash >= 0) {
-    const revision = rest.slice(dash + 1);
-    if (!/^[A-Za-z0-9.+~]+$/.test(revision)) return false;
-    upstream = rest.slice(0, dash);
-  }
-  if (!/^[0-9][A-Za-z0-9.+~:-]*$/.test(upstream)) return false;
-  if (!epoch && upstream.includes(':')) return false;
-  return true;
+function isDebianVersion(v: unknown): v is string {
+  return typeof v === 'string' && isDebianVersionText(v);
 }
 
 /**
- * True when `v` has the shape the rpm collector writes: `[epoch:]version-release`,
- * epoch digits, version and release non-empty runs of alphanumerics and `._+~^`
- * (rpm forbids `-` inside version and release).
+ * True when `v` has the shape the rpm collector writes, `[epoch:]version-release`
+ * (the versions module's strict parser, with the release required).
  */
-export function isRpmVersion(v: unknown): v is string {
-  return typeof v === 'string' && v.length <= 256 && /^(?:[0-9]+:)?[A-Za-z0-9._+~^]+-[A-Za-z0-9._+~^]+$/.test(v);
+function isRpmVersion(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  try {
+    return parseRpmVersion(v).release !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** True when `v` is a version of `manager`'s syntax (Debian for dpkg, `[epoch:]version-release` for rpm). */
+export function isPackageVersion(manager: 'dpkg' | 'rpm', v: unknown): v is string {
+  return manager === 'dpkg' ? isDebianVersion(v) : isRpmVersion(v);
 }
 
 /** Package names: dpkg's `[a-z0-9][a-z0-9+.-]+` and rpm's wider set (letters of both cases, `_`), at most 256 characters. */

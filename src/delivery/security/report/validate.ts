@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { SecurityCenterError, type SecurityCenterErrorCode } from '../../../errors/index.js';
 import { isMsid } from '../../../session/index.js';
 import { canonicalIp } from './ip.js';
-import { hostPathProblem, isArch, isDebianVersion, isPackageName, isPrintable, isRpmVersion } from './syntax.js';
+import { parseDebianVersion, parseRpmVersion } from '../versions/index.js';
+import { hostPathProblem, isArch, isPackageName, isPrintable } from './syntax.js';
 import {
   DEFAULT_REPORT_LIMITS,
   REPORT_FORMAT,
@@ -117,9 +118,16 @@ function checkAddresses(v: unknown, field: string, limits: ReportLimits): string
 }
 
 function checkVersion(manager: 'dpkg' | 'rpm', v: unknown, field: string): string {
-  const ok = manager === 'dpkg' ? isDebianVersion(v) : isRpmVersion(v);
-  if (!ok) refuse(field, `${JSON.stringify(String(v).slice(0, 80))} is not a ${manager === 'dpkg' ? 'Debian' : 'rpm'} version`, 'GS_ERR_SECURITY_BAD_VERSION');
-  return v as string;
+  if (typeof v !== 'string') refuse(field, 'is not a version string', 'GS_ERR_SECURITY_BAD_VERSION');
+  try {
+    // The versions module's strict parsers say which rule a version breaks.
+    if (manager === 'dpkg') parseDebianVersion(v);
+    else if (parseRpmVersion(v).release === undefined) refuse(field, `${JSON.stringify(v.slice(0, 80))} is not an rpm version: it has no release`, 'GS_ERR_SECURITY_BAD_VERSION');
+  } catch (err) {
+    if (err instanceof SecurityCenterError) refuse(field, err.message, 'GS_ERR_SECURITY_BAD_VERSION');
+    throw err;
+  }
+  return v;
 }
 
 function checkPackage(v: unknown, field: string): PackageEntry {
