@@ -106,6 +106,7 @@ export const ERROR_CODES = Object.freeze({
     'GS_ERR_SECURITY_WRONG_HOST',
     'GS_ERR_SECURITY_UNSAFE_PATH',
     'GS_ERR_SECURITY_NOTIFY_FAILED',
+    'GS_ERR_SECURITY_MALFORMED_POLICY',
   ],
 } as const);
 
