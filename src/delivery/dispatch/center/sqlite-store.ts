@@ -234,7 +234,7 @@ export class SqliteDispatchStore implements DispatchStore {
       insertEvidence: p("INSERT INTO evidence (evidence, dispatch_id, run, msid, issued_at, status) VALUES (?, ?, ?, ?, ?, 'current')"),
       setEvidenceStatus: p('UPDATE evidence SET status = ? WHERE evidence = ? AND status = ?'),
       accept: p(
-        'UPDATE targets SET state = ?, outcome = ?, exit_code = ?, report = ?, certificate = ?, reason = NULL, next_attempt = NULL, updated = ? WHERE dispatch_id = ? AND run = ? AND msid = ?',
+        'UPDATE targets SET state = ?, outcome = ?, exit_code = ?, report = ?, certificate = ?, next_attempt = NULL, updated = ? WHERE dispatch_id = ? AND run = ? AND msid = ?',
       ),
       insertFailure: p('INSERT INTO failures (dispatch_id, run, msid, at, reason, message) VALUES (?, ?, ?, ?, ?, ?)'),
       listFailures: p('SELECT dispatch_id, run, msid, at, reason, message FROM failures ORDER BY seq'),

@@ -110,7 +110,7 @@ export interface StoredTarget {
   /** The verified report's outcome (`ran`, `refused`, …). */
   readonly outcome: string | null;
   readonly exitCode: number | null;
-  /** Why the target failed, gave up or was skipped; or the last transient failure. */
+  /** Why the target failed, gave up or was skipped; for a verified one, the last note on its way there (a retry, a re-issue), or null. */
   readonly reason: string | null;
   /** The verified report (base64url), kept for audit. */
   readonly report: string | null;
@@ -383,7 +383,7 @@ export class MemoryDispatchStore implements DispatchStore {
       const e = this.#evidence.get(t.evidence);
       if (e) this.#evidence.set(t.evidence, { ...e, status: 'accepted' });
     }
-    r.targets.set(key.msid, { ...t, state: result.state, outcome: result.outcome, exitCode: result.exitCode, report: result.report, certificate: result.certificate, reason: null, nextAttemptAt: null, updatedAt: at });
+    r.targets.set(key.msid, { ...t, state: result.state, outcome: result.outcome, exitCode: result.exitCode, report: result.report, certificate: result.certificate, nextAttemptAt: null, updatedAt: at });
   }
 
   recordFailure(failure: StoredFailure): void {

@@ -16,7 +16,8 @@
  *     │  │                      └── lost ─┬── attempts left ──▶ retry-wait ──start──▶ connecting
  *     │  │                                │  (connect failed, disconnect, timeout; same from issued/accepted)
  *     │  │                                └── none left ──────▶ gave-up
- *     │  └──────────────────────────────────────────────────── retry-wait
+ *     │  └──────────────────────────────────────────────────── retry-wait ──verified──▶ verified
+ *     │                      (a report kept by the agent arrives on another connection)
  *     └── skip (canary stop, cancel; also from retry-wait) ───▶ skipped
  * ```
  *
@@ -85,7 +86,9 @@ export function nextTargetState(state: TargetState, event: TargetEvent): TargetS
     // A pending report in the agent's hello can verify a target still connecting (after a restart or a retry).
     case 'connecting:verified':
     case 'issued:verified':
-    case 'accepted:verified': // an agent may send the report without `accepted` first (fast runs)
+    case 'accepted:verified':
+    // A report the agent kept after a dropped connection, delivered while this target waited to retry.
+    case 'retry-wait:verified':
       return 'verified';
     case 'connecting:rejected':
     case 'issued:rejected':

@@ -1,0 +1,469 @@
+/**
+ * DispatchCenter end to end over the in-memory connector, against a small
+ * scripted agent written here on top of the wire (DispatchChannel,
+ * signReport): a test double of the far side that can misbehave on
+ * purpose. Real agent + center tests live elsewhere.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  DirectoryBundleRepository,
+  DispatchCenter,
+  MemoryAgentConnector,
+  SqliteDispatchStore,
+  type DispatchCenterOptions,
+  type DispatchProgress,
+  type TargetResult,
+  type VerificationFailureRecord,
+  type WaveSummary,
+} from '../../src/delivery/dispatch/center/index.js';
+import {
+  DispatchChannel,
+  decodeBinding,
+  fromBase64url,
+  newDispatchId,
+  newEvidence,
+  sha256Digest,
+  signReport,
+  toBase64url,
+  verifyBinding,
+  verifyEvidenceLog,
+  type BindingFields,
+  type ChannelMessage,
+  type ReportFields,
+  type SignedReport,
+} from '../../src/delivery/dispatch/wire/index.js';
+import { createServerIdentity, generateIdentityKey, type Identity, type IdentityKey } from '../../src/session/index.js';
+import type { SockIo } from '../../src/socket/index.js';
+
+const work = mkdtempSync(join(tmpdir(), 'gatesock-center-flow-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const EMPTY = sha256Digest(new Uint8Array(0));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Wait (bounded) until the agents have processed the center's acks. */
+async function settle(agents: readonly ScriptedAgent[]): Promise<void> {
+  for (let i = 0; i < 100 && agents.some((a) => a.pending.size > 0); i++) await sleep(10);
+}
+
+/** What the scripted agent does with one order. */
+interface OrderContext {
+  agent: ScriptedAgent;
+  channel: DispatchChannel;
+  order: BindingFields;
+  kind: 'run' | 'rerun';
+  /** A report for this order, signed by this agent unless `by` is given. */
+  report(overrides?: Partial<ReportFields>, by?: Identity): SignedReport;
+  send(m: ChannelMessage): Promise<void>;
+}
+type Behaviour = (ctx: OrderContext) => Promise<'close' | void>;
+
+/** The honest agent: accepted, then the report (kept until acked). */
+const honest: Behaviour = async (ctx) => {
+  await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+  const r = ctx.report();
+  ctx.agent.keep(r);
+  await ctx.send({ t: 'report', report: r.encoded, certificate: toBase64url(ctx.agent.identity.certificate.der) });
+};
+
+/** Send one report (any report), with this agent's certificate unless another is given. */
+const sendReport = (ctx: OrderContext, r: SignedReport, cert: Uint8Array = r.certificate) => ctx.send({ t: 'report', report: r.encoded, certificate: toBase64url(cert) });
+
+class ScriptedAgent {
+  readonly identity = createServerIdentity();
+  readonly msid = this.identity.msid;
+  readonly pcid: string;
+  /** Orders received, in order. */
+  readonly orders: BindingFields[] = [];
+  /** Reports kept until acked, by `dispatchId/run`. */
+  readonly pending = new Map<string, string>();
+  readonly acks: string[] = [];
+  readonly fetched: string[] = [];
+  behaviour: Behaviour = honest;
+
+  constructor(
+    readonly centerKey: Uint8Array,
+    n: number,
+  ) {
+    this.pcid = `agent-${n}`;
+  }
+
+  get ref() {
+    return { msid: this.msid, pcid: this.pcid };
+  }
+
+  keep(r: SignedReport): void {
+    this.pending.set(`${r.fields.dispatchId}/${r.fields.run}`, r.encoded);
+  }
+
+  /** Serve one center connection. */
+  async serve(sock: SockIo): Promise<void> {
+    const channel = new DispatchChannel(sock);
+    try {
+      await channel.send({ t: 'hello', agentMsid: this.msid, certificate: toBase64url(this.identity.certificate.der), pending: [...this.pending.values()].map((report) => ({ report })) });
+      for (;;) {
+        const m = await channel.next((x) => x.t !== 'bundle', 10_000);
+        if (m.t === 'ack') {
+          this.acks.push(`${m.dispatchId}/${m.run}`);
+          this.pending.delete(`${m.dispatchId}/${m.run}`);
+        } else if (m.t === 'run' || m.t === 'rerun') {
+          const order = verifyBinding(decodeBinding(m.binding), { centerKey: this.centerKey, agentMsid: this.msid });
+          if (m.t === 'run') {
+            let body = m.inline ? m.body : undefined;
+            if (!m.inline) {
+              this.fetched.push(order.bundleDigest);
+              await channel.send({ t: 'fetch', digest: order.bundleDigest });
+              const b = await channel.next((x) => x.t === 'bundle' || x.t === 'error', 5_000);
+              body = b.t === 'bundle' ? b.body : undefined;
+            }
+            if (body === undefined || sha256Digest(body) !== order.bundleDigest) throw new Error('scripted agent: bundle does not match the order');
+          }
+          this.orders.push(order);
+          const ctx: OrderContext = {
+            agent: this,
+            channel,
+            order,
+            kind: m.t,
+            report: (overrides = {}, by = this.identity) =>
+              signReport(
+                {
+                  dispatchId: order.dispatchId,
+                  run: order.run,
+                  agentMsid: by.msid,
+                  bundleDigest: order.bundleDigest,
+                  evidence: order.evidence,
+                  outcome: 'ran',
+                  reason: null,
+                  start: 'started',
+                  exitCode: 0,
+                  signal: null,
+                  stdout: { digest: EMPTY, size: 0 },
+                  stderr: { digest: EMPTY, size: 0 },
+                  startedAt: 1,
+                  endedAt: 2,
+                  ...overrides,
+                },
+                by,
+              ),
+            send: (x) => channel.send(x),
+          };
+          if ((await this.behaviour(ctx)) === 'close') break;
+        }
+      }
+    } catch {
+      // the center went away
+    } finally {
+      await channel.close();
+    }
+  }
+}
+
+interface Fleet {
+  key: IdentityKey;
+  connector: MemoryAgentConnector;
+  agents: ScriptedAgent[];
+  online(a: ScriptedAgent): void;
+}
+
+function fleet(n: number): Fleet {
+  const key = generateIdentityKey();
+  const connector = new MemoryAgentConnector();
+  const agents = Array.from({ length: n }, (_, i) => new ScriptedAgent(key.publicKey, i));
+  const online = (a: ScriptedAgent) => connector.register(a.msid, (sock) => void a.serve(sock));
+  for (const a of agents) online(a);
+  return { key, connector, agents, online };
+}
+
+const FAST = { connectTimeoutMs: 2_000, timeoutMs: 3_000, backoffMs: 20, maxBackoffMs: 100 };
+const open = (f: Fleet, extra: Partial<DispatchCenterOptions> = {}) => DispatchCenter.open({ key: f.key, connector: f.connector, reissueGraceMs: 150, ...extra });
+const NOOP = { name: 'noop', version: 1, code: 'export default async () => {}' };
+
+describe('DispatchCenter over scripted agents', () => {
+  it('dispatches to every agent in waves, verifies each report, and logs it all', async () => {
+    const f = fleet(6);
+    const logPath = join(work, 'all-verify.log');
+    const center = await open(f, { logPath });
+    const bundle = await center.createBundle(NOOP);
+    const run = center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, concurrency: 3 });
+    const results: TargetResult[] = [];
+    const waves: WaveSummary[] = [];
+    const progress: DispatchProgress[] = [];
+    run.on('result', (r) => results.push(r));
+    run.on('wave', (w) => waves.push(w));
+    run.on('progress', (p) => progress.push(p));
+    const summary = await run.done;
+    expect(summary.state).toBe('done');
+    expect(summary.counts.verified).toBe(6);
+    expect(results.map((r) => r.state)).toEqual(Array(6).fill('verified'));
+    expect(waves.map((w) => [w.size, w.failures, w.stopped])).toEqual([
+      [1, 0, false],
+      [1, 0, false],
+      [4, 0, false],
+    ]);
+    expect(progress.at(-1)).toMatchObject({ done: 6, total: 6, verified: 6 });
+    // One order each, each with its own evidence, all acked; the bundle went inline.
+    const evidence = new Set(f.agents.map((a) => a.orders[0]!.evidence));
+    await settle(f.agents);
+    expect(evidence.size).toBe(6);
+    for (const a of f.agents) {
+      expect(a.orders).toHaveLength(1);
+      expect(a.pending.size).toBe(0);
+      expect(a.fetched).toEqual([]);
+    }
+    const status = center.status(run.dispatchId);
+    expect(status.runs[0]!.targets.every((t) => t.outcome === 'ran' && t.exitCode === 0 && t.attempts === 1)).toBe(true);
+    expect(center.store.getTarget({ dispatchId: run.dispatchId, run: 0, msid: f.agents[0]!.msid })!.report).toMatch(/^[A-Za-z0-9_-]+$/);
+    await center.close();
+    const log = readFileSync(logPath, 'utf8');
+    const checked = verifyEvidenceLog(log, f.key.publicKey);
+    expect(checked.kinds).toMatchObject({ bundle: 1, dispatch: 1, issued: 6, result: 6, failure: 0 });
+    // `issued` lines hold the evidence hash, never the value (it shows up only in the verified report).
+    const issued = log.split('\n').filter((l) => l.includes('"kind":"issued"'));
+    expect(issued).toHaveLength(6);
+    for (const e of evidence) for (const l of issued) expect(l).not.toContain(e);
+  });
+
+  it('lets agents fetch a bundle larger than the inline limit, from the repository', async () => {
+    const f = fleet(2);
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const summary = await center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, inlineMaxBytes: 16 }).done;
+    expect(summary.counts.verified).toBe(2);
+    for (const a of f.agents) expect(a.fetched).toEqual([bundle.digest]);
+    await center.close();
+  });
+
+  it('records each bad report with its reason and leaves the other agents alone', async () => {
+    const f = fleet(9);
+    const [good, badSig, otherAgent, wrongEvidence, wrongBundle, garbage, unknownDispatch, slowGood] = f.agents;
+    const stranger = createServerIdentity();
+    badSig!.behaviour = async (ctx) => {
+      // A genuine report with one bit of its signature flipped.
+      const r = ctx.report();
+      const raw = fromBase64url(r.encoded, 'report', 1 << 16);
+      raw[raw.length - 5]! ^= 0x01;
+      await ctx.send({ t: 'report', report: toBase64url(raw), certificate: toBase64url(r.certificate) });
+    };
+    otherAgent!.behaviour = async (ctx) => void (await sendReport(ctx, ctx.report({}, stranger))); // signed by another agent
+    wrongEvidence!.behaviour = async (ctx) => void (await sendReport(ctx, ctx.report({ evidence: newEvidence() })));
+    wrongBundle!.behaviour = async (ctx) => void (await sendReport(ctx, ctx.report({ bundleDigest: `sha256:${'ab'.repeat(32)}` })));
+    garbage!.behaviour = async (ctx) => void (await ctx.send({ t: 'report', report: 'bm90IGEgcmVwb3J0', certificate: toBase64url(ctx.agent.identity.certificate.der) }));
+    unknownDispatch!.behaviour = async (ctx) => void (await sendReport(ctx, ctx.report({ dispatchId: newDispatchId() })));
+    slowGood!.behaviour = async (ctx) => {
+      await sleep(100);
+      await honest(ctx);
+    };
+    const center = await open(f);
+    const failures: VerificationFailureRecord[] = [];
+    center.on('failure', (x) => failures.push(x));
+    const bundle = await center.createBundle(NOOP);
+    const run = center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, waves: [], failureThreshold: 1 });
+    const summary = await run.done;
+    const byMsid = new Map(summary.targets.map((t) => [t.msid, t]));
+    const expectTarget = (a: ScriptedAgent, state: string, reason: string | null) => expect(byMsid.get(a.msid), a.pcid).toMatchObject({ state, reason });
+    expectTarget(good!, 'verified', null);
+    expectTarget(slowGood!, 'verified', null);
+    expectTarget(f.agents[8]!, 'verified', null);
+    expectTarget(badSig!, 'failed', 'bad-signature');
+    expectTarget(otherAgent!, 'failed', 'wrong-agent');
+    expectTarget(wrongEvidence!, 'failed', 'wrong-evidence');
+    expectTarget(wrongBundle!, 'failed', 'wrong-bundle');
+    expectTarget(garbage!, 'failed', 'malformed');
+    expectTarget(unknownDispatch!, 'failed', 'unknown-dispatch');
+    // Each failure is recorded in the store (and was an event), with a message.
+    const recorded = center.store.listFailures();
+    expect(recorded.map((r) => r.reason).sort()).toEqual(['bad-signature', 'malformed', 'unknown-dispatch', 'wrong-agent', 'wrong-bundle', 'wrong-evidence']);
+    expect(failures).toHaveLength(recorded.length);
+    for (const r of recorded) expect(r.message.length).toBeGreaterThan(0);
+    expect(center.status(run.dispatchId).failures.map((r) => r.msid).sort()).toEqual([badSig, otherAgent, wrongEvidence, wrongBundle, garbage].map((a) => a!.msid).sort());
+    await center.close();
+  });
+
+  it('records a replayed report and evidence from another dispatch without touching the first dispatch', async () => {
+    const f = fleet(2);
+    const [a, b] = f.agents;
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const first = await center.dispatch({ bundle: bundle.digest, agents: [a!.ref, b!.ref], ...FAST, waves: [] }).done;
+    expect(first.counts.verified).toBe(2);
+    await settle(f.agents);
+    const oldA = a!.orders[0]!;
+    const oldReportOfA = a!.orders.length;
+    // Re-run: agent a answers the new order with its old, already accepted report (a replay).
+    let replayed: SignedReport | undefined;
+    a!.behaviour = async (ctx) => {
+      replayed = ctx.report({ dispatchId: oldA.dispatchId, run: oldA.run, evidence: oldA.evidence });
+      await sendReport(ctx, replayed);
+    };
+    const rerun = await center.rerun(first.dispatchId, { args: ['--again'], agents: [a!.msid] }).done;
+    expect(rerun.run).toBe(1);
+    expect(rerun.targets[0]).toMatchObject({ state: 'failed', reason: 'replayed' });
+    expect(a!.orders).toHaveLength(oldReportOfA + 1);
+    expect(a!.orders.at(-1)).toMatchObject({ run: 1, args: ['--again'] });
+    // A second dispatch: agent b reports with the evidence it got in the first one.
+    const oldB = b!.orders[0]!;
+    b!.behaviour = async (ctx) => void (await sendReport(ctx, ctx.report({ evidence: oldB.evidence })));
+    const second = await center.dispatch({ bundle: bundle.digest, agents: [b!.ref], ...FAST }).done;
+    expect(second.targets[0]).toMatchObject({ state: 'failed', reason: 'wrong-evidence' });
+    // The first dispatch is as it was.
+    const again = center.status(first.dispatchId).runs[0]!;
+    expect(again.counts.verified).toBe(2);
+    expect(again.targets.every((t) => t.state === 'verified' && t.reason === null)).toBe(true);
+    expect(center.store.listFailures(first.dispatchId).map((x) => [x.run, x.reason])).toEqual([[0, 'replayed']]);
+    await center.close();
+  });
+
+  it('re-runs with new arguments on the agents that ran, with fresh evidence and no fetch', async () => {
+    const f = fleet(3);
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const first = await center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, waves: [] }).done;
+    const r = await center.rerun(first.dispatchId, { args: ['--level', '2'] }).done;
+    expect(r.counts.verified).toBe(3);
+    for (const a of f.agents) {
+      expect(a.orders.map((o) => o.run)).toEqual([0, 1]);
+      expect(a.orders[1]!.args).toEqual(['--level', '2']);
+      expect(a.orders[1]!.evidence).not.toBe(a.orders[0]!.evidence);
+    }
+    expect(center.status(first.dispatchId).runs.map((x) => x.state)).toEqual(['done', 'done']);
+    await center.close();
+  });
+
+  it('stops at a canary wave that fails and skips the rest', async () => {
+    const f = fleet(10);
+    f.agents[0]!.behaviour = async (ctx) => {
+      const r = ctx.report({ exitCode: 3 });
+      ctx.agent.keep(r);
+      await sendReport(ctx, r);
+    };
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const run = center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST });
+    const waves: WaveSummary[] = [];
+    run.on('wave', (w) => waves.push(w));
+    const summary = await run.done;
+    expect(summary.state).toBe('stopped');
+    expect(waves).toEqual([{ dispatchId: run.dispatchId, run: 0, index: 0, size: 1, failures: 1, stopped: true }]);
+    expect(summary.counts).toMatchObject({ verified: 1, skipped: 9 });
+    expect(summary.targets[0]).toMatchObject({ state: 'verified', exitCode: 3 });
+    expect(summary.targets.slice(1).every((t) => t.state === 'skipped' && t.reason === 'canary-stopped')).toBe(true);
+    expect(f.agents.slice(1).every((a) => a.orders.length === 0)).toBe(true);
+    await center.close();
+  });
+
+  it('retries an offline agent with backoff until it comes online, and gives up on one that never does', async () => {
+    const f = fleet(3);
+    const [late, never, dropper] = f.agents;
+    f.connector.unregister(late!.msid);
+    f.connector.unregister(never!.msid);
+    setTimeout(() => f.online(late!), 150);
+    // Drops the connection after `accepted` on the first order; keeps the report for the next hello.
+    dropper!.behaviour = async (ctx) => {
+      await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+      ctx.agent.keep(ctx.report());
+      ctx.agent.behaviour = honest;
+      return 'close';
+    };
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const summary = await center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, waves: [], retries: 4, backoffMs: 40, maxBackoffMs: 80 }).done;
+    const byMsid = new Map(summary.targets.map((t) => [t.msid, t]));
+    expect(byMsid.get(late!.msid)!.state).toBe('verified');
+    expect(byMsid.get(late!.msid)!.attempts).toBeGreaterThan(1);
+    expect(byMsid.get(never!.msid)).toMatchObject({ state: 'gave-up', attempts: 5 });
+    expect(byMsid.get(never!.msid)!.reason).toMatch(/offline: GS_ERR_SERVER_OFFLINE/);
+    // The dropper's report came with its second hello: it ran once, one evidence value.
+    expect(byMsid.get(dropper!.msid)).toMatchObject({ state: 'verified', attempts: 2 });
+    expect(dropper!.orders).toHaveLength(1);
+    await settle([dropper!]);
+    expect(dropper!.pending.size).toBe(0);
+    await center.close();
+  });
+
+  it('refuses an agent that says hello as another machine', async () => {
+    const f = fleet(2);
+    const impostor = f.agents[1]!;
+    f.connector.register(f.agents[0]!.msid, (sock) => void impostor.serve(sock));
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const summary = await center.dispatch({ bundle: bundle.digest, agents: [f.agents[0]!.ref], ...FAST }).done;
+    expect(summary.targets[0]).toMatchObject({ state: 'failed', reason: 'wrong-agent' });
+    expect(impostor.orders).toHaveLength(0);
+    await center.close();
+  });
+
+  it('survives a restart mid-dispatch on a SQLite store: resume finishes every target, none runs twice without a recorded reason', async () => {
+    const f = fleet(4);
+    const [a1, a2, a3, a4] = f.agents;
+    const file = join(work, 'restart', 'center.sqlite');
+    // Phase 1: a1 and a2 accept and hold their reports; a3 and a4 wait their turn (concurrency 2).
+    const held = new Map<ScriptedAgent, OrderContext>();
+    for (const a of [a1!, a2!]) {
+      a.behaviour = async (ctx) => {
+        await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+        held.set(ctx.agent, ctx);
+      };
+    }
+    const repository = new DirectoryBundleRepository(join(work, 'restart', 'bundles'));
+    const centerA = await open(f, { store: file, repository });
+    const bundle = await centerA.createBundle(NOOP);
+    const run = centerA.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, waves: [], concurrency: 2 });
+    for (let i = 0; i < 200 && centerA.status(run.dispatchId).runs[0]!.counts.accepted < 2; i++) await sleep(10);
+    expect(centerA.status(run.dispatchId).runs[0]!.counts).toMatchObject({ accepted: 2, pending: 2 });
+    await centerA.close();
+    expect((await run.done).state).toBe('running');
+
+    // While no center runs: a1 finishes and keeps its report for the next hello;
+    // a2's loader died: it has no report now, and sends a late one for the old order next time.
+    const late = held.get(a2!)!.report();
+    a1!.keep(held.get(a1!)!.report());
+    a1!.behaviour = honest;
+    a2!.behaviour = async (ctx) => {
+      await sendReport(ctx, late); // stale: its evidence was superseded by this new order
+      await honest(ctx);
+    };
+
+    const store = await SqliteDispatchStore.open(file);
+    const centerB = await open(f, { store, repository: new DirectoryBundleRepository(join(work, 'restart', 'bundles')) });
+    centerB.on('error', (e) => console.error('centerB', e));
+    const resumed = centerB.resume();
+    expect(resumed.map((r) => r.dispatchId)).toEqual([run.dispatchId]);
+    const summary = await resumed[0]!.done;
+    expect(summary.state).toBe('done');
+    expect(summary.counts.verified).toBe(4);
+    expect(a1!.orders).toHaveLength(1); // verified from its pending report, not run again
+    expect(a3!.orders).toHaveLength(1);
+    expect(a4!.orders).toHaveLength(1);
+    expect(a2!.orders).toHaveLength(2); // re-issued, with the reason recorded
+    const t2 = centerB.store.getTarget({ dispatchId: run.dispatchId, run: 0, msid: a2!.msid })!;
+    expect(t2.evidence).toBe(a2!.orders[1]!.evidence);
+    expect(centerB.store.findEvidence(t2, a2!.orders[0]!.evidence)!.status).toBe('superseded');
+    expect(summary.targets.find((t) => t.msid === a2!.msid)!.reason).toMatch(/reissued/);
+    expect(centerB.store.listFailures(run.dispatchId).map((x) => [x.msid, x.reason])).toEqual([[a2!.msid, 'stale']]);
+    for (const a of f.agents) {
+      const t = summary.targets.find((x) => x.msid === a.msid)!;
+      expect(a.orders.length === 1 || /reissued/.test(t.reason ?? '')).toBe(true);
+    }
+    expect(centerB.resume()).toEqual([]);
+    await centerB.close();
+    await store.close();
+  });
+
+  it('refuses bad dispatch options and unknown bundles by name', async () => {
+    const f = fleet(1);
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const agents = [f.agents[0]!.ref];
+    expect(() => center.dispatch({ bundle: `sha256:${'0'.repeat(64)}`, agents })).toThrow(/no bundle/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents: [] })).toThrow(/agents/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents: [{ msid: 'MSID-12', pcid: 'x' }] })).toThrow(/msid/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents: [...agents, ...agents] })).toThrow(/twice/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents, concurrency: 0 })).toThrow(/concurrency/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents, failureThreshold: 2 })).toThrow(/failureThreshold/);
+    expect(() => center.rerun(newDispatchId(), { args: [] })).toThrow(/no dispatch/);
+    expect(() => center.status(newDispatchId())).toThrow(/no dispatch/);
+    await center.close();
+  });
+});
