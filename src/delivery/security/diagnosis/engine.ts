@@ -1,0 +1,556 @@
+/**
+ * The diagnosis module (seed 004 §3: "診断モジュール"): matches every host's
+ * configuration against the security information and the policy, in both
+ * directions the four phases need, each through its own index:
+ *
+ * - a new or revised advisory → the hosts it affects (§4.3, new-hole phase):
+ *   hosts are indexed by (ecosystem, package the advisories name) → installed
+ *   version → host list, so the engine compares each *distinct* installed
+ *   version with the advisory's ranges once, not once per host;
+ * - a new or changed host report → its findings (§4.1 initial phase, §4.2
+ *   periodic collection): advisories are indexed by (ecosystem, package), so
+ *   each installed package is compared only with the advisories naming it.
+ *
+ * A host report replaces the host's previous one; only the index entries
+ * that changed are touched, and the result says which findings appeared and
+ * which were resolved since that report.
+ *
+ * Memory: names and versions are interned; a host's packages are kept as
+ * integer arrays (16 bytes a package) and the host index as integer lists, so
+ * 10,000 hosts × 1,500 packages stay in a few hundred MB.
+ *
+ * The engine is synchronous and single-threaded; the center serialises
+ * calls (one event loop). It does not store anything: load it from a
+ * {@link SecurityStore} with {@link loadAdvisories} at start.
+ */
+import { SecurityCenterError } from '../../../errors/index.js';
+import type { Countermeasure, CountermeasureSet } from '../advisories/countermeasures.js';
+import { PACKAGE_NAME } from '../advisories/limits.js';
+import { AffectedMatcher, type RangeHit } from '../advisories/match.js';
+import type { Advisory, AffectedPackage } from '../advisories/model.js';
+import type { SecurityStore } from '../secdb/types.js';
+import { schemeForEcosystem, type VersionScheme } from '../versions/scheme.js';
+import { describeRange, describeStep, findingKey, isAutomatic, type Finding, type VulnerabilityFinding } from './findings.js';
+import type { HostInventory } from './inventory.js';
+import type { Policy } from './policy.js';
+import { checkPolicy, evaluatePolicy, resolveHostPolicy } from './policy-check.js';
+
+/** Hosts an advisory affects, with each host's findings for it. */
+export interface AdvisoryImpact {
+  /** The advisory. */
+  readonly advisoryId: string;
+  /** Affected hosts, by host ID. */
+  readonly hosts: readonly { readonly hostId: string; readonly findings: readonly VulnerabilityFinding[] }[];
+}
+
+/** The result of a host report. */
+export interface HostDiagnosis {
+  readonly hostId: string;
+  /** Every current finding: vulnerabilities first (by advisory, package), then policy findings. */
+  readonly findings: readonly Finding[];
+  /** Findings that the previous report did not have (all of them on a first report). */
+  readonly added: readonly Finding[];
+  /** Findings of the previous report that this one no longer has. */
+  readonly resolved: readonly Finding[];
+  /** True when the engine did not know the host before. */
+  readonly firstReport: boolean;
+}
+
+/** Options of {@link DiagnosisEngine}. */
+export interface DiagnosisEngineOptions {
+  /** The policy database's content; checked at once. Default: no policy checks. */
+  readonly policy?: Policy;
+}
+
+/** Limits on one inventory. */
+export const INVENTORY_LIMITS = Object.freeze({ packages: 200_000, services: 65_536, files: 10_000, hostId: 256 });
+
+// ---------------------------------------------------------------- internals
+
+/** A growable list of int32 with unordered removal. */
+class IntList {
+  a = new Int32Array(4);
+  n = 0;
+  push(x: number): void {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = x;
+  }
+  remove(x: number): void {
+    for (let i = this.n - 1; i >= 0; i--) {
+      if (this.a[i] === x) {
+        this.a[i] = this.a[--this.n]!;
+        return;
+      }
+    }
+  }
+}
+
+/** Interned versions of one scheme: text → id, with the parsed form and equality key. */
+interface VersionTable {
+  readonly scheme: VersionScheme;
+  readonly ids: Map<string, number>;
+  readonly parsed: unknown[];
+  readonly keys: string[];
+  readonly texts: string[];
+}
+
+interface HostRecord {
+  readonly idx: number;
+  readonly inventory: Pick<HostInventory, 'hostId' | 'os' | 'services' | 'files'>;
+  readonly table: VersionTable | undefined;
+  /** Per installed package, sorted by (key, mver): interned (ecosystem, matched name). */
+  readonly keys: Int32Array;
+  /** Matched version id (source version when known) in `table`. */
+  readonly mver: Int32Array;
+  /** Installed binary version id in `table`. */
+  readonly iver: Int32Array;
+  /** Binary package name id. */
+  readonly names: Int32Array;
+}
+
+interface AdvisoryRecord {
+  readonly advisory: Advisory;
+  readonly entries: readonly { readonly key: number; readonly matcher: AffectedMatcher }[];
+}
+
+type Planned = readonly Countermeasure[];
+
+function malformedReport(hostId: unknown, why: string): SecurityCenterError {
+  const h = typeof hostId === 'string' ? hostId.slice(0, 80) : '?';
+  return new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_REPORT', `inventory of ${JSON.stringify(h)}: ${why}`);
+}
+
+/** The diagnosis engine. */
+export class DiagnosisEngine {
+  readonly #pkgKeys = new Map<string, number>();
+  readonly #pkgKeyText: string[] = [];
+  readonly #names = new Map<string, number>();
+  readonly #nameText: string[] = [];
+  readonly #tables = new Map<string, VersionTable>();
+  /** Host index: key → matched version id → host indices. */
+  readonly #hostIndex: (Map<number, IntList> | undefined)[] = [];
+  readonly #hosts = new Map<string, HostRecord>();
+  readonly #hostByIdx: (HostRecord | undefined)[] = [];
+  #nextIdx = 0;
+  /** Advisory index: key → advisory entries naming it. */
+  readonly #advIndex: ({ id: string; matcher: AffectedMatcher }[] | undefined)[] = [];
+  readonly #advisories = new Map<string, AdvisoryRecord>();
+  readonly #countermeasures = new Map<string, readonly Countermeasure[]>();
+  #policy: Policy | undefined;
+
+  constructor(options: DiagnosisEngineOptions = {}) {
+    if (options.policy !== undefined) this.#policy = checkPolicy(options.policy);
+  }
+
+  /** Number of hosts and (non-withdrawn and withdrawn) advisories known. */
+  get size(): { hosts: number; advisories: number } {
+    return { hosts: this.#hosts.size, advisories: this.#advisories.size };
+  }
+
+  /** Replace the policy (checked first: `ConfigError` naming the field). Takes effect on the next diagnosis. */
+  setPolicy(policy: Policy | undefined): void {
+    this.#policy = policy === undefined ? undefined : checkPolicy(policy);
+  }
+
+  /** Set (or with `undefined`, remove) an advisory's countermeasure steps. */
+  setCountermeasures(advisoryId: string, steps: readonly Countermeasure[] | undefined): void {
+    if (steps === undefined) this.#countermeasures.delete(advisoryId);
+    else this.#countermeasures.set(advisoryId, steps);
+  }
+
+  /** Set many advisories' countermeasure steps. */
+  setCountermeasureSet(set: CountermeasureSet): void {
+    for (const [id, steps] of set) this.#countermeasures.set(id, steps);
+  }
+
+  // ------------------------------------------------------------ advisories
+
+  /**
+   * Add or replace advisories without computing their impact (loading at
+   * start). Advisories should come from the OSV parser; an entry in an
+   * ecosystem without a version scheme is ignored.
+   */
+  addAdvisories(list: Iterable<Advisory>): void {
+    for (const a of list) this.#putAdvisory(a);
+  }
+
+  /**
+   * Add or replace one advisory and return the hosts it affects now
+   * (direction a). A withdrawn advisory affects nothing.
+   */
+  addAdvisory(advisory: Advisory): AdvisoryImpact {
+    this.#putAdvisory(advisory);
+    return this.affectedHosts(advisory.id);
+  }
+
+  /** Forget an advisory. True when it was known. */
+  removeAdvisory(id: string): boolean {
+    const old = this.#advisories.get(id);
+    if (!old) return false;
+    for (const e of old.entries) {
+      const list = this.#advIndex[e.key];
+      if (list) this.#advIndex[e.key] = list.filter((x) => x.id !== id);
+    }
+    this.#advisories.delete(id);
+    return true;
+  }
+
+  /** The hosts a known advisory affects now (empty for an unknown or withdrawn one). */
+  affectedHosts(advisoryId: string): AdvisoryImpact {
+    const rec = this.#advisories.get(advisoryId);
+    const byHost = new Map<number, VulnerabilityFinding[]>();
+    if (rec) {
+      for (const e of rec.entries) {
+        const buckets = this.#hostIndex[e.key];
+        if (!buckets) continue;
+        for (const [mver, hosts] of buckets) {
+          if (hosts.n === 0) continue;
+          const first = this.#hostByIdx[hosts.a[0]!]!;
+          const table = first.table!;
+          const hit = e.matcher.match(table.parsed[mver], table.keys[mver]);
+          if (!hit) continue;
+          for (let i = 0; i < hosts.n; i++) {
+            const host = this.#hostByIdx[hosts.a[i]!]!;
+            let list = byHost.get(host.idx);
+            if (!list) byHost.set(host.idx, (list = []));
+            this.#findingsForPair(host, e.key, mver, rec.advisory, e.matcher.affected, hit, list);
+          }
+        }
+      }
+    }
+    const hosts = [...byHost.entries()]
+      .map(([idx, findings]) => ({ hostId: this.#hostByIdx[idx]!.inventory.hostId, findings }))
+      .sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
+    return { advisoryId, hosts };
+  }
+
+  #putAdvisory(a: Advisory): void {
+    this.removeAdvisory(a.id);
+    const entries: { key: number; matcher: AffectedMatcher }[] = [];
+    if (a.withdrawn === undefined) {
+      for (const p of a.affected) {
+        if (schemeForEcosystem(p.ecosystem) === undefined) continue;
+        const key = this.#pkgKey(p.ecosystem, p.name);
+        const matcher = new AffectedMatcher(p);
+        entries.push({ key, matcher });
+        (this.#advIndex[key] ??= []).push({ id: a.id, matcher });
+      }
+    }
+    this.#advisories.set(a.id, { advisory: a, entries });
+  }
+
+  // ------------------------------------------------------------ hosts
+
+  /**
+   * Take a host's new report (direction b): replace its inventory, update
+   * the host index where it changed, and return its findings with what
+   * changed since its previous report. A malformed inventory changes nothing:
+   * `GS_ERR_SECURITY_MALFORMED_REPORT`, or `GS_ERR_SECURITY_BAD_VERSION`
+   * naming the package whose version is not a version of the host's ecosystem.
+   */
+  updateHost(inventory: HostInventory): HostDiagnosis {
+    const old = typeof inventory?.hostId === 'string' ? this.#hosts.get(inventory.hostId) : undefined;
+    const rec = this.#buildRecord(inventory, old?.idx ?? this.#nextIdx);
+    if (!old) this.#nextIdx++;
+    const before = old ? this.#diagnose(old) : [];
+    this.#reindex(old, rec);
+    this.#hosts.set(inventory.hostId, rec);
+    this.#hostByIdx[rec.idx] = rec;
+    const findings = this.#diagnose(rec);
+    const was = new Set(before.map(findingKey));
+    const now = new Set(findings.map(findingKey));
+    return {
+      hostId: inventory.hostId,
+      findings,
+      added: findings.filter((f) => !was.has(findingKey(f))),
+      resolved: before.filter((f) => !now.has(findingKey(f))),
+      firstReport: old === undefined,
+    };
+  }
+
+  /** Forget a host. True when it was known. */
+  removeHost(hostId: string): boolean {
+    const old = this.#hosts.get(hostId);
+    if (!old) return false;
+    this.#reindex(old, undefined);
+    this.#hosts.delete(hostId);
+    this.#hostByIdx[old.idx] = undefined;
+    return true;
+  }
+
+  /** A known host's current findings (`undefined` for an unknown host). */
+  diagnoseHost(hostId: string): Finding[] | undefined {
+    const rec = this.#hosts.get(hostId);
+    return rec && this.#diagnose(rec);
+  }
+
+  /** IDs of the known hosts. */
+  hostIds(): string[] {
+    return [...this.#hosts.keys()];
+  }
+
+  #diagnose(rec: HostRecord): Finding[] {
+    const out: VulnerabilityFinding[] = [];
+    const table = rec.table;
+    if (table) {
+      const n = rec.keys.length;
+      for (let i = 0; i < n; i++) {
+        const key = rec.keys[i]!;
+        const advs = this.#advIndex[key];
+        if (!advs || advs.length === 0) continue;
+        const mver = rec.mver[i]!;
+        const parsed = table.parsed[mver];
+        const vkey = table.keys[mver];
+        for (const { id, matcher } of advs) {
+          const hit = matcher.match(parsed, vkey);
+          if (!hit) continue;
+          out.push(this.#finding(rec, i, this.#advisories.get(id)!.advisory, matcher.affected, hit));
+        }
+      }
+      out.sort((a, b) => (a.advisoryId < b.advisoryId ? -1 : a.advisoryId > b.advisoryId ? 1 : a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
+    }
+    const rules = resolveHostPolicy(this.#policy, rec.inventory.hostId);
+    return rules ? [...out, ...evaluatePolicy(rec.inventory as HostInventory, rules)] : out;
+  }
+
+  /** Findings for each installed binary of `host` with this (key, matched version). */
+  #findingsForPair(host: HostRecord, key: number, mver: number, adv: Advisory, affected: AffectedPackage, hit: RangeHit, out: VulnerabilityFinding[]): void {
+    const { keys } = host;
+    // Binary search for the first entry with this key; entries are sorted by (key, mver).
+    let lo = 0;
+    let hi = keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (keys[mid]! < key) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < keys.length && keys[i] === key; i++) {
+      if (host.mver[i] === mver) out.push(this.#finding(host, i, adv, affected, hit));
+    }
+  }
+
+  #finding(host: HostRecord, i: number, adv: Advisory, affected: AffectedPackage, hit: RangeHit): VulnerabilityFinding {
+    const table = host.table!;
+    const pkg = this.#nameText[host.names[i]!]!;
+    const installed = table.texts[host.iver[i]!]!;
+    const matchedVersion = table.texts[host.mver[i]!]!;
+    const hostId = host.inventory.hostId;
+    const steps = this.#plan(adv, affected, pkg, hit);
+    const via = affected.name === pkg ? '' : ` (built from source ${affected.name}${matchedVersion === installed ? '' : ` ${matchedVersion}`})`;
+    const aka = adv.aliases.length > 0 ? ` (${adv.aliases.slice(0, 3).join(', ')})` : '';
+    return {
+      kind: 'vulnerable',
+      hostId,
+      advisoryId: adv.id,
+      aliases: adv.aliases,
+      ...(adv.summary === undefined ? {} : { summary: adv.summary }),
+      ecosystem: affected.ecosystem,
+      package: pkg,
+      matchedPackage: affected.name,
+      installed,
+      matchedVersion,
+      range: hit,
+      ...(hit.fixed === undefined ? {} : { fixed: hit.fixed }),
+      countermeasure: steps,
+      automatic: isAutomatic(steps),
+      reason: `${hostId}: ${pkg} ${installed}${via} on ${affected.ecosystem} falls in ${adv.id}${aka} ${describeRange(hit)}; planned: ${steps.map(describeStep).join('; ')}.`,
+    };
+  }
+
+  /**
+   * The steps for one finding: the advisory's countermeasure entry (an
+   * `upgrade` of the package the advisory names becomes an upgrade of the
+   * installed binary, to the entry's version or else the range's fixed
+   * version), or an upgrade to the fixed version, or a manual step when no
+   * fix is known.
+   */
+  #plan(adv: Advisory, affected: AffectedPackage, binary: string, hit: RangeHit): Planned {
+    const entry = this.#countermeasures.get(adv.id);
+    if (entry) {
+      return entry.map((s) => {
+        if (s.kind !== 'upgrade' || (s.package !== affected.name && s.package !== binary)) return s;
+        const version = s.version ?? hit.fixed;
+        return version === undefined ? { kind: 'upgrade' as const, package: binary } : { kind: 'upgrade' as const, package: binary, version };
+      });
+    }
+    if (hit.fixed !== undefined) return [{ kind: 'upgrade', package: binary, version: hit.fixed }];
+    const refs = adv.references.slice(0, 3).map((r) => r.url);
+    return [
+      {
+        kind: 'manual',
+        instructions: `No fixed version of ${affected.name} is known for ${affected.ecosystem} in ${adv.id}${adv.summary ? ` (${adv.summary})` : ''}. Remove or replace ${binary}, or mitigate by hand${refs.length ? `; see ${refs.join(' ')}` : ''}.`,
+      },
+    ];
+  }
+
+  // ------------------------------------------------------------ records and indexes
+
+  #pkgKey(ecosystem: string, name: string): number {
+    const text = `${ecosystem}\u0000${name}`;
+    let id = this.#pkgKeys.get(text);
+    if (id === undefined) {
+      id = this.#pkgKeyText.length;
+      this.#pkgKeys.set(text, id);
+      this.#pkgKeyText.push(text);
+    }
+    return id;
+  }
+
+  #name(name: string): number {
+    let id = this.#names.get(name);
+    if (id === undefined) {
+      id = this.#nameText.length;
+      this.#names.set(name, id);
+      this.#nameText.push(name);
+    }
+    return id;
+  }
+
+  #table(scheme: VersionScheme): VersionTable {
+    let t = this.#tables.get(scheme.name);
+    if (!t) this.#tables.set(scheme.name, (t = { scheme, ids: new Map(), parsed: [], keys: [], texts: [] }));
+    return t;
+  }
+
+  #buildRecord(inv: HostInventory, idx: number): HostRecord {
+    if (typeof inv !== 'object' || inv === null) throw malformedReport(undefined, 'must be an object');
+    const { hostId } = inv;
+    if (typeof hostId !== 'string' || hostId.length === 0 || hostId.length > INVENTORY_LIMITS.hostId || /[\u0000-\u001f\u007f]/.test(hostId)) {
+      throw malformedReport(hostId, 'hostId must be a one-line string of 1–256 characters');
+    }
+    const os = inv.os;
+    if (typeof os !== 'object' || os === null || typeof os.ecosystem !== 'string' || typeof os.id !== 'string' || typeof os.versionId !== 'string') {
+      throw malformedReport(hostId, 'os must be { id, versionId, ecosystem } strings');
+    }
+    const pkgs = inv.packages;
+    if (!Array.isArray(pkgs)) throw malformedReport(hostId, 'packages must be an array');
+    if (pkgs.length > INVENTORY_LIMITS.packages) throw malformedReport(hostId, `more than ${INVENTORY_LIMITS.packages} packages`);
+    if (inv.services !== undefined && (!Array.isArray(inv.services) || inv.services.length > INVENTORY_LIMITS.services)) {
+      throw malformedReport(hostId, `services must be an array of at most ${INVENTORY_LIMITS.services}`);
+    }
+    if (inv.files !== undefined && (!Array.isArray(inv.files) || inv.files.length > INVENTORY_LIMITS.files)) {
+      throw malformedReport(hostId, `files must be an array of at most ${INVENTORY_LIMITS.files}`);
+    }
+    const scheme = schemeForEcosystem(os.ecosystem);
+    const table = scheme && this.#table(scheme);
+    const n = table ? pkgs.length : 0;
+    const order: { key: number; mver: number; iver: number; name: number }[] = new Array(n);
+    // Check everything before interning anything: a refused report leaves no trace.
+    const texts: [string, string, string][] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = pkgs[i];
+      if (typeof p !== 'object' || p === null) throw malformedReport(hostId, `packages[${i}] must be an object`);
+      const { name, version, source, sourceVersion } = p;
+      if (typeof name !== 'string' || name.length > 128 || !PACKAGE_NAME.test(name)) throw malformedReport(hostId, `packages[${i}].name is not a package name`);
+      if (source !== undefined && (typeof source !== 'string' || source.length > 128 || !PACKAGE_NAME.test(source))) {
+        throw malformedReport(hostId, `packages[${i}].source is not a package name`);
+      }
+      if (typeof version !== 'string') throw malformedReport(hostId, `packages[${i}].version must be a string`);
+      if (sourceVersion !== undefined && typeof sourceVersion !== 'string') throw malformedReport(hostId, `packages[${i}].sourceVersion must be a string`);
+      for (const v of sourceVersion === undefined ? [version] : [version, sourceVersion]) {
+        if (!table!.ids.has(v)) {
+          try {
+            scheme!.parse(v);
+          } catch (err) {
+            throw new SecurityCenterError('GS_ERR_SECURITY_BAD_VERSION', `inventory of ${JSON.stringify(hostId)}: package ${name}: ${(err as Error).message}`, { cause: err });
+          }
+        }
+      }
+      texts[i] = [name, source ?? name, sourceVersion ?? version];
+    }
+    for (let i = 0; i < n; i++) {
+      const [name, matchName, mv] = texts[i]!;
+      order[i] = {
+        key: this.#pkgKey(os.ecosystem, matchName),
+        mver: this.#version(table!, mv),
+        iver: this.#version(table!, pkgs[i]!.version),
+        name: this.#name(name),
+      };
+    }
+    order.sort((a, b) => a.key - b.key || a.mver - b.mver);
+    const rec: HostRecord = {
+      idx,
+      inventory: { hostId, os, ...(inv.services ? { services: inv.services } : {}), ...(inv.files ? { files: inv.files } : {}) },
+      table,
+      keys: Int32Array.from(order, (o) => o.key),
+      mver: Int32Array.from(order, (o) => o.mver),
+      iver: Int32Array.from(order, (o) => o.iver),
+      names: Int32Array.from(order, (o) => o.name),
+    };
+    return rec;
+  }
+
+  #version(t: VersionTable, text: string): number {
+    let id = t.ids.get(text);
+    if (id === undefined) {
+      const parsed = t.scheme.parse(text);
+      id = t.texts.length;
+      t.ids.set(text, id);
+      t.parsed.push(parsed);
+      t.keys.push(t.scheme.key(parsed));
+      t.texts.push(text);
+    }
+    return id;
+  }
+
+  /** Distinct (key, matched version) pairs of a host, as numbers. */
+  static #pairs(rec: HostRecord): Set<number> {
+    const s = new Set<number>();
+    for (let i = 0; i < rec.keys.length; i++) s.add(rec.keys[i]! * 4294967296 + rec.mver[i]!);
+    return s;
+  }
+
+  /**
+   * Move one host's entries in the host index from `old` to `next` (same
+   * index number): only the (key, version) pairs that differ are touched.
+   */
+  #reindex(old: HostRecord | undefined, next: HostRecord | undefined): void {
+    const idx = (next ?? old)!.idx;
+    const before = old ? DiagnosisEngine.#pairs(old) : new Set<number>();
+    const after = next ? DiagnosisEngine.#pairs(next) : new Set<number>();
+    for (const pair of before) {
+      if (after.has(pair)) continue;
+      const key = Math.floor(pair / 4294967296);
+      const mver = pair % 4294967296;
+      const buckets = this.#hostIndex[key];
+      const list = buckets?.get(mver);
+      if (!list) continue;
+      list.remove(idx);
+      if (list.n === 0) buckets!.delete(mver);
+    }
+    for (const pair of after) {
+      if (before.has(pair)) continue;
+      const key = Math.floor(pair / 4294967296);
+      const mver = pair % 4294967296;
+      let buckets = this.#hostIndex[key];
+      if (!buckets) this.#hostIndex[key] = buckets = new Map();
+      let list = buckets.get(mver);
+      if (!list) buckets.set(mver, (list = new IntList()));
+      list.push(idx);
+    }
+  }
+}
+
+/**
+ * Load a store's advisories and countermeasures into an engine (at start).
+ * Returns how many advisories were loaded.
+ */
+export async function loadAdvisories(engine: DiagnosisEngine, store: SecurityStore): Promise<number> {
+  let n = 0;
+  let batch: Advisory[] = [];
+  for await (const a of store.advisories()) {
+    batch.push(a);
+    n++;
+    if (batch.length === 1000) {
+      engine.addAdvisories(batch);
+      batch = [];
+    }
+  }
+  engine.addAdvisories(batch);
+  engine.setCountermeasureSet(await store.countermeasures());
+  return n;
+}
