@@ -3,7 +3,6 @@
  * decoders and verifiers promise (docs/dispatch.md, "Bundle", "Evidence binding").
  */
 import { describe, expect, it } from 'vitest';
-import { DispatchError } from '../../src/errors/index.js';
 import { createServerIdentity, generateIdentityKey } from '../../src/session/index.js';
 import {
   BUNDLE_MAGIC,
@@ -26,6 +25,7 @@ import {
   type BindingFields,
   type Bundle,
 } from '../../src/delivery/dispatch/wire/index.js';
+import { codeOf } from './wire-helpers.js';
 import { formatPublicKey } from '../../src/delivery/update/index.js';
 
 const center = generateIdentityKey();
@@ -35,15 +35,6 @@ const NOW = 1_800_000_000_000;
 const code = 'export default async (ctx) => { await ctx.spawnTarget(); }';
 const target = { bytes: new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]), path: 'bin/tool', args: ['--yes', 'é'] };
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DispatchError) return err.code;
-    throw err;
-  }
-  return undefined;
-}
 
 /** Rebuild a bundle with its metadata JSON replaced (signature kept). */
 function withMetadata(b: Bundle, json: string): Uint8Array {

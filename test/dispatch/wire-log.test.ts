@@ -7,9 +7,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DispatchError } from '../../src/errors/index.js';
 import { generateIdentityKey } from '../../src/session/index.js';
 import { EvidenceLog, LOG_GENESIS, sha256Digest, verifyEvidenceLog } from '../../src/delivery/dispatch/wire/index.js';
+import { dispatchErrorOf } from './wire-helpers.js';
 
 const center = generateIdentityKey();
 const other = generateIdentityKey();
@@ -21,15 +21,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function errorOf(fn: () => unknown): DispatchError | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DispatchError) return err;
-    throw err;
-  }
-  return undefined;
-}
 
 /** Line `l` with the keys of its data object in reverse order (canonical JSON, but not what was signed). */
 function reorderData(l: string): string {
@@ -121,11 +112,11 @@ describe('evidence log', () => {
       ['blank line', join2([lines[0]!, '', ...lines.slice(1)]), 2],
     ];
     for (const [what, t, line] of cases) {
-      const err = errorOf(() => verifyEvidenceLog(t, center.publicKey));
+      const err = dispatchErrorOf(() => verifyEvidenceLog(t, center.publicKey));
       expect(err?.code, what).toBe('GS_ERR_DISPATCH_LOG_INVALID');
       expect(err?.message, what).toContain(`line ${line}:`);
     }
     // Re-signing a changed line with another key: the signature fails there.
-    expect(errorOf(() => verifyEvidenceLog(text, other.publicKey))?.message).toContain('line 1:');
+    expect(dispatchErrorOf(() => verifyEvidenceLog(text, other.publicKey))?.message).toContain('line 1:');
   });
 });

@@ -15,6 +15,7 @@ import {
   sha256Digest,
   type ChannelMessage,
 } from '../../src/delivery/dispatch/wire/index.js';
+import { codeOf } from './wire-helpers.js';
 
 const MSID = 'MSID-' + 'AB'.repeat(32);
 const id = newDispatchId();
@@ -37,15 +38,6 @@ const samples: ChannelMessage[] = [
   { t: 'error', code: 'GS_ERR_DISPATCH_EXPIRED', message: 'é', dispatchId: id, run: 1 },
 ];
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DispatchError) return err.code;
-    throw err;
-  }
-  return undefined;
-}
 
 /** A frame with the given header text and body. */
 function frame(header: string, b: Uint8Array = new Uint8Array()): Uint8Array {

@@ -3,7 +3,6 @@
  * documented failure reason, in the documented order, and never a throw.
  */
 import { describe, expect, it } from 'vitest';
-import { DispatchError } from '../../src/errors/index.js';
 import { createServerIdentity } from '../../src/session/index.js';
 import {
   checkReport,
@@ -17,6 +16,7 @@ import {
   type ReportFields,
   type SignedReport,
 } from '../../src/delivery/dispatch/wire/index.js';
+import { codeOf } from './wire-helpers.js';
 
 const agent = createServerIdentity();
 const intruder = createServerIdentity();
@@ -39,15 +39,6 @@ const fields: ReportFields = {
 };
 const expected: ReportExpectation = { dispatchId: fields.dispatchId, run: 2, agentMsid: agent.msid, evidence: fields.evidence, bundleDigest: fields.bundleDigest, accepted: false };
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DispatchError) return err.code;
-    throw err;
-  }
-  return undefined;
-}
 
 /** Re-sign `json` (any text) with `identity`, as an attacker holding that key could. */
 function forge(json: string, sign: (m: Uint8Array) => Uint8Array): string {

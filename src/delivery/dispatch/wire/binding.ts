@@ -19,22 +19,21 @@
 import { DispatchError } from '../../../errors/index.js';
 import type { IdentityKey } from '../../../session/index.js';
 import {
-  canonicalJson,
   checkArgs,
   checkDigest,
   checkHex,
   checkInt,
   checkMsid,
   checkPublicKey,
-  concat,
+  envelopeSigned,
   expectObject,
   malformed,
   openEnvelope,
-  parseCanonical,
   sealEnvelope,
   utf8,
-  verifyEd25519,
   type Digest,
+  type EnvelopeKind,
+  type EnvelopeParts,
 } from './common.js';
 
 /** `format` of a binding. @public */
@@ -50,7 +49,6 @@ export const MAX_BINDING_JSON_BYTES = 32 * 1024;
 /** Largest run number. @public */
 export const MAX_RUN = 2 ** 32 - 1;
 
-const CONTEXT_BYTES = utf8(BINDING_CONTEXT);
 
 /**
  * The fields of a binding.
@@ -85,11 +83,20 @@ export interface SignedBinding {
   readonly encoded: string;
 }
 
-/** JSON and signature of every binding made or decoded here. */
-const partsOf = new WeakMap<SignedBinding, { json: Uint8Array; signature: Uint8Array }>();
+const BINDING: EnvelopeKind<BindingFields> = {
+  what: 'binding',
+  format: BINDING_FORMAT,
+  keys: ['format', 'dispatchId', 'run', 'agentMsid', 'bundleDigest', 'evidence', 'args', 'issuedAt', 'expiresAt'],
+  context: utf8(BINDING_CONTEXT),
+  maxJsonBytes: MAX_BINDING_JSON_BYTES,
+  build: buildBinding,
+};
+
+/** Parts of every binding made or decoded here. */
+const partsOf = new WeakMap<SignedBinding, EnvelopeParts<BindingFields>>();
 
 function buildBinding(raw: unknown): BindingFields & { format: typeof BINDING_FORMAT } {
-  const o = expectObject(raw, 'binding', ['format', 'dispatchId', 'run', 'agentMsid', 'bundleDigest', 'evidence', 'args', 'issuedAt', 'expiresAt']);
+  const o = expectObject(raw, 'binding', BINDING.keys);
   if (o.format !== BINDING_FORMAT) throw malformed(`binding format must be "${BINDING_FORMAT}"`);
   checkHex(o.dispatchId, 'binding dispatchId', 32);
   checkInt(o.run, 'binding run', 0, MAX_RUN);
@@ -113,10 +120,11 @@ function buildBinding(raw: unknown): BindingFields & { format: typeof BINDING_FO
   };
 }
 
-function freezeFields(withFormat: BindingFields & { format?: string }): BindingFields {
-  const { format: _format, ...fields } = withFormat;
-  if (fields.args) Object.freeze(fields.args);
-  return Object.freeze(fields);
+/** The public face of an envelope's parts, remembered as ours. */
+function remember(parts: EnvelopeParts<BindingFields>): SignedBinding {
+  const b: SignedBinding = Object.freeze({ fields: parts.fields, encoded: parts.encoded });
+  partsOf.set(b, parts);
+  return b;
 }
 
 /**
@@ -125,24 +133,7 @@ function freezeFields(withFormat: BindingFields & { format?: string }): BindingF
  * @public
  */
 export function signBinding(fields: BindingFields, centerKey: IdentityKey): SignedBinding {
-  if (typeof fields !== 'object' || fields === null) throw malformed('binding fields must be an object');
-  const built = buildBinding({
-    format: BINDING_FORMAT,
-    dispatchId: fields.dispatchId,
-    run: fields.run,
-    agentMsid: fields.agentMsid,
-    bundleDigest: fields.bundleDigest,
-    evidence: fields.evidence,
-    args: fields.args,
-    issuedAt: fields.issuedAt,
-    expiresAt: fields.expiresAt,
-  });
-  const json = canonicalJson(built);
-  if (json.length > MAX_BINDING_JSON_BYTES) throw malformed(`binding is ${json.length} bytes, more than ${MAX_BINDING_JSON_BYTES}`);
-  const signature = centerKey.sign(concat(CONTEXT_BYTES, json));
-  const b: SignedBinding = Object.freeze({ fields: freezeFields(built), encoded: sealEnvelope(json, signature) });
-  partsOf.set(b, { json, signature });
-  return b;
+  return remember(sealEnvelope(BINDING, fields, (m) => centerKey.sign(m)));
 }
 
 /**
@@ -152,11 +143,7 @@ export function signBinding(fields: BindingFields, centerKey: IdentityKey): Sign
  * @public
  */
 export function decodeBinding(encoded: string): SignedBinding {
-  const parts = openEnvelope(encoded, 'binding', MAX_BINDING_JSON_BYTES);
-  const built = parseCanonical(parts.json, 'binding', buildBinding);
-  const b: SignedBinding = Object.freeze({ fields: freezeFields(built), encoded });
-  partsOf.set(b, parts);
-  return b;
+  return remember(openEnvelope(BINDING, encoded));
 }
 
 /**
@@ -170,10 +157,9 @@ export function decodeBinding(encoded: string): SignedBinding {
  * @public
  */
 export function verifyBinding(b: SignedBinding, trust: { centerKey: Uint8Array; agentMsid: string; now?: number }): BindingFields {
-  const own = partsOf.has(b) ? b : decodeBinding(b?.encoded);
-  const parts = partsOf.get(own)!;
-  const f = own.fields;
-  if (!verifyEd25519(parts.signature, concat(CONTEXT_BYTES, parts.json), checkPublicKey(trust.centerKey))) {
+  const parts = partsOf.get(b) ?? openEnvelope(BINDING, (b as { encoded?: unknown } | null)?.encoded);
+  const f = parts.fields;
+  if (!envelopeSigned(BINDING, parts, checkPublicKey(trust.centerKey))) {
     throw new DispatchError('GS_ERR_DISPATCH_BAD_SIGNATURE', `binding for dispatch ${f.dispatchId} run ${f.run} is not signed by the pinned center key`);
   }
   if (f.agentMsid !== trust.agentMsid) {

@@ -14,7 +14,7 @@
  * covers exactly the bytes that were checked.
  */
 import { DeliveryError, DispatchError, type DispatchErrorCode } from '../../../errors/index.js';
-import { getCryptoBackend } from '../../../session/index.js';
+import { getCryptoBackend, isMsid } from '../../../session/index.js';
 import { parsePublicKey, publisherKeyId } from '../../update/index.js';
 
 /**
@@ -190,17 +190,9 @@ export function fromBase64url(text: unknown, what: string, maxBytes: number): Ui
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-/** Concatenation of byte arrays. @internal */
+/** Concatenation of byte arrays, in a fresh array of its own. @internal */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 /** Equality of two byte arrays. @internal */
@@ -314,7 +306,7 @@ export function checkArgs(value: unknown, what: string): string[] {
 
 /** Throw MALFORMED unless `value` is an MSID (`MSID-` + 64 upper-case hex digits). @internal */
 export function checkMsid(value: unknown, what: string): asserts value is string {
-  if (typeof value !== 'string' || !/^MSID-[0-9A-F]{64}$/.test(value)) throw malformed(`${what} must be "MSID-" followed by 64 upper-case hex digits`);
+  if (!isMsid(value)) throw malformed(`${what} must be "MSID-" followed by 64 upper-case hex digits`);
 }
 
 // ---------------------------------------------------------------------------
@@ -362,24 +354,73 @@ export function checkTargetPath(path: unknown): asserts path is string {
 // Signed envelopes (bindings and reports)
 
 /**
- * The text form of a signed binding or report:
+ * One kind of signed envelope: the text form of a binding or report.
  *
  * ```text
- * base64url( canonical JSON (n bytes) ‖ Ed25519 signature (64 bytes) )
+ * encoded = base64url( canonical JSON (n bytes) ‖ Ed25519 signature (64 bytes) )
+ * signed  = context ‖ canonical JSON
  * ```
+ *
+ * `keys` is the JSON's key order, `format` its first key's value, and
+ * `build` checks a parsed value and rebuilds it in that order.
  * @internal
  */
-export function sealEnvelope(json: Uint8Array, signature: Uint8Array): string {
-  return toBase64url(concat(json, signature));
+export interface EnvelopeKind<F> {
+  readonly what: string;
+  readonly format: string;
+  readonly keys: readonly string[];
+  readonly context: Uint8Array;
+  readonly maxJsonBytes: number;
+  readonly build: (raw: unknown) => F & { format: string };
+}
+
+/** An envelope's parts: the checked fields (without `format`, frozen), the JSON and the signature. @internal */
+export interface EnvelopeParts<F> {
+  readonly fields: F;
+  readonly json: Uint8Array;
+  readonly signature: Uint8Array;
+  readonly encoded: string;
+}
+
+/** `fields` without `format`, frozen one level down (nested objects and arrays too). */
+function freezeFields<F>(built: F & { format: string }): F {
+  const { format: _format, ...fields } = built;
+  for (const v of Object.values(fields)) if (typeof v === 'object' && v !== null) Object.freeze(v);
+  return Object.freeze(fields) as F;
 }
 
 /**
- * Split an envelope into its JSON and signature; MALFORMED unless it is
- * canonical base64url of at most `maxJsonBytes + 64` bytes with a non-empty JSON part.
+ * Sign `fields` as an envelope of `kind`: only the kind's keys are taken
+ * (in its order), checked by `build`, then signed by `sign`.
+ * @throws DispatchError `GS_ERR_DISPATCH_MALFORMED` for a field outside the grammar or JSON over the limit.
  * @internal
  */
-export function openEnvelope(encoded: unknown, what: string, maxJsonBytes: number): { json: Uint8Array; signature: Uint8Array } {
-  const bytes = fromBase64url(encoded, what, maxJsonBytes + SIGNATURE_LEN);
-  if (bytes.length < SIGNATURE_LEN + 2) throw malformed(`${what} is too short to hold JSON and a signature`);
-  return { json: bytes.subarray(0, bytes.length - SIGNATURE_LEN), signature: bytes.subarray(bytes.length - SIGNATURE_LEN) };
+export function sealEnvelope<F>(kind: EnvelopeKind<F>, fields: F, sign: (message: Uint8Array) => Uint8Array): EnvelopeParts<F> {
+  if (typeof fields !== 'object' || fields === null) throw malformed(`${kind.what} fields must be an object`);
+  const src: Record<string, unknown> = { ...(fields as Record<string, unknown>), format: kind.format };
+  const built = kind.build(Object.fromEntries(kind.keys.map((k) => [k, src[k]])));
+  const json = canonicalJson(built);
+  if (json.length > kind.maxJsonBytes) throw malformed(`${kind.what} is ${json.length} bytes, more than ${kind.maxJsonBytes}`);
+  const signature = sign(concat(kind.context, json));
+  return { fields: freezeFields(built), json, signature, encoded: toBase64url(concat(json, signature)) };
+}
+
+/**
+ * Decode an envelope of `kind`: canonical base64url of at most
+ * `maxJsonBytes + 64` bytes, then canonical JSON checked by `build`. The
+ * signature is split off, not checked.
+ * @throws DispatchError `GS_ERR_DISPATCH_MALFORMED`.
+ * @internal
+ */
+export function openEnvelope<F>(kind: EnvelopeKind<F>, encoded: unknown): EnvelopeParts<F> {
+  const bytes = fromBase64url(encoded, kind.what, kind.maxJsonBytes + SIGNATURE_LEN);
+  if (bytes.length < SIGNATURE_LEN + 2) throw malformed(`${kind.what} is too short to hold JSON and a signature`);
+  const json = bytes.subarray(0, bytes.length - SIGNATURE_LEN);
+  const built = parseCanonical(json, kind.what, kind.build);
+  return { fields: freezeFields(built), json, signature: bytes.subarray(bytes.length - SIGNATURE_LEN), encoded: encoded as string };
+}
+
+/** True when `signature` is `publicKey`'s over `context ‖ json` of an envelope. @internal */
+export function envelopeSigned<F>(kind: EnvelopeKind<F>, parts: EnvelopeParts<F>, publicKey: Uint8Array): boolean {
+  return verifyEd25519(parts.signature, concat(kind.context, parts.json), publicKey);
 }

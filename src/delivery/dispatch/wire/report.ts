@@ -16,25 +16,24 @@
  * made the signature.
  */
 import { DispatchError, GatesockError } from '../../../errors/index.js';
-import { msidOf, parseCertificate, type Certificate, type Identity } from '../../../session/index.js';
+import { isMsid, msidOf, parseCertificate, type Certificate, type Identity } from '../../../session/index.js';
 import { MAX_RUN } from './binding.js';
 import {
   bytesEqual,
-  canonicalJson,
   checkDigest,
   checkHex,
   checkInt,
   checkMsid,
   checkString,
-  concat,
+  envelopeSigned,
   expectObject,
   malformed,
   openEnvelope,
-  parseCanonical,
   sealEnvelope,
   utf8,
-  verifyEd25519,
   type Digest,
+  type EnvelopeKind,
+  type EnvelopeParts,
 } from './common.js';
 
 /** `format` of a report. @public */
@@ -50,7 +49,6 @@ export const MAX_REASON_BYTES = 256;
 /** Every {@link RunOutcome}. @public */
 export const RUN_OUTCOMES: readonly RunOutcome[] = Object.freeze(['ran', 'start-failed', 'code-failed', 'timeout', 'crashed', 'refused']);
 
-const CONTEXT_BYTES = utf8(REPORT_CONTEXT);
 const STARTS = ['started', 'failed', 'none'] as const;
 const SIGNAL_RE = /^SIG[A-Z0-9]{1,13}$/;
 const MAX_OUTPUT_SIZE = 2 ** 48;
@@ -142,8 +140,17 @@ export interface ReportExpectation {
  */
 export type ReportCheck = { ok: true; fields: ReportFields } | { ok: false; reason: VerificationFailure; message: string };
 
-/** JSON, signature and parsed certificate of every report made or decoded here. */
-const partsOf = new WeakMap<SignedReport, { json: Uint8Array; signature: Uint8Array; certificate: Certificate }>();
+const REPORT: EnvelopeKind<ReportFields> = {
+  what: 'report',
+  format: REPORT_FORMAT,
+  keys: ['format', 'dispatchId', 'run', 'agentMsid', 'bundleDigest', 'evidence', 'outcome', 'reason', 'start', 'exitCode', 'signal', 'stdout', 'stderr', 'startedAt', 'endedAt'],
+  context: utf8(REPORT_CONTEXT),
+  maxJsonBytes: MAX_REPORT_JSON_BYTES,
+  build: buildReport,
+};
+
+/** Parts and parsed certificate of every report made or decoded here. */
+const partsOf = new WeakMap<SignedReport, { parts: EnvelopeParts<ReportFields>; certificate: Certificate }>();
 
 function buildOutput(raw: unknown, what: string): OutputDigest {
   const o = expectObject(raw, what, ['digest', 'size']);
@@ -153,10 +160,7 @@ function buildOutput(raw: unknown, what: string): OutputDigest {
 }
 
 function buildReport(raw: unknown): ReportFields & { format: typeof REPORT_FORMAT } {
-  const o = expectObject(raw, 'report', [
-    'format', 'dispatchId', 'run', 'agentMsid', 'bundleDigest', 'evidence', 'outcome', 'reason',
-    'start', 'exitCode', 'signal', 'stdout', 'stderr', 'startedAt', 'endedAt',
-  ]);
+  const o = expectObject(raw, 'report', REPORT.keys);
   if (o.format !== REPORT_FORMAT) throw malformed(`report format must be "${REPORT_FORMAT}"`);
   checkHex(o.dispatchId, 'report dispatchId', 32);
   checkInt(o.run, 'report run', 0, MAX_RUN);
@@ -191,11 +195,11 @@ function buildReport(raw: unknown): ReportFields & { format: typeof REPORT_FORMA
   };
 }
 
-function freezeFields(withFormat: ReportFields & { format?: string }): ReportFields {
-  const { format: _format, ...fields } = withFormat;
-  Object.freeze(fields.stdout);
-  Object.freeze(fields.stderr);
-  return Object.freeze(fields);
+/** The public face of a report's parts, remembered as ours. */
+function remember(parts: EnvelopeParts<ReportFields>, der: Uint8Array, certificate: Certificate): SignedReport {
+  const r: SignedReport = Object.freeze({ fields: parts.fields, certificate: der, encoded: parts.encoded });
+  partsOf.set(r, { parts, certificate });
+  return r;
 }
 
 /**
@@ -206,32 +210,15 @@ function freezeFields(withFormat: ReportFields & { format?: string }): ReportFie
  * @public
  */
 export function signReport(fields: ReportFields, identity: Identity): SignedReport {
-  if (typeof fields !== 'object' || fields === null) throw malformed('report fields must be an object');
-  const built = buildReport({
-    format: REPORT_FORMAT,
-    dispatchId: fields.dispatchId,
-    run: fields.run,
-    agentMsid: fields.agentMsid,
-    bundleDigest: fields.bundleDigest,
-    evidence: fields.evidence,
-    outcome: fields.outcome,
-    reason: fields.reason,
-    start: fields.start,
-    exitCode: fields.exitCode,
-    signal: fields.signal,
-    stdout: fields.stdout && { digest: fields.stdout.digest, size: fields.stdout.size },
-    stderr: fields.stderr && { digest: fields.stderr.digest, size: fields.stderr.size },
-    startedAt: fields.startedAt,
-    endedAt: fields.endedAt,
-  });
-  if (built.agentMsid !== identity.msid) throw new DispatchError('GS_ERR_DISPATCH_WRONG_AGENT', `report names agent ${built.agentMsid}, but the signing identity is ${identity.msid}`);
-  const json = canonicalJson(built);
-  if (json.length > MAX_REPORT_JSON_BYTES) throw malformed(`report is ${json.length} bytes, more than ${MAX_REPORT_JSON_BYTES}`);
-  const signature = identity.sign(concat(CONTEXT_BYTES, json));
-  const certificate = identity.certificate.der.slice();
-  const r: SignedReport = Object.freeze({ fields: freezeFields(built), certificate, encoded: sealEnvelope(json, signature) });
-  partsOf.set(r, { json, signature, certificate: identity.certificate });
-  return r;
+  // A well-formed MSID that is not ours is the one refusal before the grammar's.
+  if (isMsid(fields?.agentMsid) && fields.agentMsid !== identity.msid) {
+    throw new DispatchError('GS_ERR_DISPATCH_WRONG_AGENT', `report names agent ${fields.agentMsid}, but the signing identity is ${identity.msid}`);
+  }
+  return remember(
+    sealEnvelope(REPORT, fields, (m) => identity.sign(m)),
+    identity.certificate.der.slice(),
+    identity.certificate,
+  );
 }
 
 /**
@@ -243,8 +230,7 @@ export function signReport(fields: ReportFields, identity: Identity): SignedRepo
  * @public
  */
 export function decodeReport(encoded: string, certificate: Uint8Array): SignedReport {
-  const parts = openEnvelope(encoded, 'report', MAX_REPORT_JSON_BYTES);
-  const built = parseCanonical(parts.json, 'report', buildReport);
+  const parts = openEnvelope(REPORT, encoded);
   if (!(certificate instanceof Uint8Array) || certificate.length === 0 || certificate.length > MAX_CERTIFICATE_BYTES) {
     throw malformed(`report certificate must be 1–${MAX_CERTIFICATE_BYTES} bytes of DER`);
   }
@@ -256,9 +242,7 @@ export function decodeReport(encoded: string, certificate: Uint8Array): SignedRe
     if (err instanceof GatesockError) throw new DispatchError('GS_ERR_DISPATCH_MALFORMED', `report certificate: ${err.message}`, { cause: err });
     throw err;
   }
-  const r: SignedReport = Object.freeze({ fields: freezeFields(built), certificate: der, encoded });
-  partsOf.set(r, { ...parts, certificate: cert });
-  return r;
+  return remember(parts, der, cert);
 }
 
 /**
@@ -281,13 +265,13 @@ export function checkReport(report: SignedReport, expected: ReportExpectation | 
     } catch (err) {
       return { ok: false, reason: 'malformed', message: err instanceof Error ? err.message : String(err) };
     }
-    const parts = partsOf.get(own)!;
+    const { parts, certificate } = partsOf.get(own)!;
     const f = own.fields;
     const what = `report for dispatch ${f.dispatchId} run ${f.run}`;
-    if (!verifyEd25519(parts.signature, concat(CONTEXT_BYTES, parts.json), parts.certificate.publicKey)) {
+    if (!envelopeSigned(REPORT, parts, certificate.publicKey)) {
       return { ok: false, reason: 'bad-signature', message: `${what} does not verify under its certificate's key` };
     }
-    const signer = msidOf(parts.certificate);
+    const signer = msidOf(certificate);
     if (signer !== f.agentMsid) return { ok: false, reason: 'wrong-agent', message: `${what} names agent ${f.agentMsid} but is signed by ${signer}` };
     if (expected === undefined) return { ok: false, reason: 'unknown-dispatch', message: `${what} from ${f.agentMsid}: no such run was issued to this agent` };
     if (f.agentMsid !== expected.agentMsid) return { ok: false, reason: 'wrong-agent', message: `${what} comes from ${f.agentMsid}, not from ${expected.agentMsid}` };
