@@ -382,6 +382,55 @@ describe('DispatchCenter over scripted agents', () => {
     await center.close();
   });
 
+  it('keeps the refusal an agent signs, and fails an order refused without a report', async () => {
+    const f = fleet(2);
+    const [signs, bare] = f.agents;
+    signs!.behaviour = async (ctx) => {
+      await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_ROLLBACK', message: 'version 1 < 2', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+      const r = ctx.report({ outcome: 'refused', reason: 'GS_ERR_DISPATCH_ROLLBACK', start: 'none', exitCode: null });
+      ctx.agent.keep(r);
+      await sendReport(ctx, r);
+    };
+    bare!.behaviour = async (ctx) => void (await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', message: 'not our center', dispatchId: ctx.order.dispatchId, run: ctx.order.run }));
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const summary = await center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, waves: [], failureThreshold: 1 }).done;
+    const byMsid = new Map(summary.targets.map((t) => [t.msid, t]));
+    expect(byMsid.get(signs!.msid)).toMatchObject({ state: 'verified', outcome: 'refused' });
+    expect(byMsid.get(bare!.msid)).toMatchObject({ state: 'failed', reason: 'agent-error: GS_ERR_DISPATCH_BAD_SIGNATURE', attempts: 1 });
+    await center.close();
+  });
+
+  it('undoes a re-issue the agent refuses because it still runs the first order, and accepts that order\'s report later', async () => {
+    const f = fleet(1);
+    const agent = f.agents[0]!;
+    let first: OrderContext | undefined;
+    agent.behaviour = async (ctx) => {
+      if (first === undefined) {
+        // Accept, then lose the connection while the loader runs on.
+        first = ctx;
+        await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+        return 'close';
+      }
+      // The center re-issued (no report came with the hello): refuse it, the first order stands; it finishes now.
+      await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+      ctx.agent.keep(first.report());
+      return 'close';
+    };
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const run = center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST });
+    const summary = await run.done;
+    expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', attempts: 3 });
+    expect(agent.orders).toHaveLength(2);
+    const key = { dispatchId: run.dispatchId, run: 0, msid: agent.msid };
+    expect(center.store.getTarget(key)!.evidence).toBe(agent.orders[0]!.evidence);
+    expect(center.store.findEvidence(key, agent.orders[0]!.evidence)!.status).toBe('accepted');
+    expect(center.store.findEvidence(key, agent.orders[1]!.evidence)!.status).toBe('superseded');
+    expect(center.store.listFailures()).toEqual([]);
+    await center.close();
+  });
+
   it('refuses an agent that says hello as another machine', async () => {
     const f = fleet(2);
     const impostor = f.agents[1]!;

@@ -191,10 +191,21 @@ function describeStore(name: string, open: () => Promise<DispatchStore>): void {
       expect(store.findEvidence(key, hex(101))).toMatchObject({ status: 'current' });
       expect(store.findEvidence({ ...key, msid: msid(2) }, hex(101))).toBeUndefined();
       expect(() => store.issueEvidence({ ...key, msid: msid(2) }, hex(100), 4200)).toThrow(/only once/);
+      // The agent refused the re-issue (it still holds the first order): the first value is current again.
+      store.reinstateEvidence(key, hex(100), 4150);
+      expect(store.getTarget(key)).toMatchObject({ evidence: hex(100), issuedAt: 4000 });
+      expect(store.findEvidence(key, hex(100))!.status).toBe('current');
+      expect(store.findEvidence(key, hex(101))!.status).toBe('superseded');
+      expect(() => store.reinstateEvidence({ ...key, msid: msid(2) }, hex(101), 4160)).toThrow(DispatchError);
+      store.issueEvidence(key, hex(102), 4200);
+      expect(store.findEvidence(key, hex(100))!.status).toBe('superseded');
+      store.reinstateEvidence(key, hex(101), 4250);
+      store.issueEvidence(key, hex(103), 4260);
+      store.reinstateEvidence(key, hex(101), 4270);
       store.acceptReport(key, { state: 'verified', outcome: 'ran', exitCode: 0, report: 'rep', certificate: 'cert' }, 4300);
       expect(store.getTarget(key)).toMatchObject({ state: 'verified', outcome: 'ran', exitCode: 0, report: 'rep', certificate: 'cert', evidence: hex(101) });
       expect(store.findEvidence(key, hex(101))!.status).toBe('accepted');
-      expect(store.findEvidence(key, hex(100))!.status).toBe('superseded');
+      for (const v of [100, 102, 103]) expect(store.findEvidence(key, hex(v))!.status).toBe('superseded');
     });
 
     it('records failures per dispatch, in order', () => {

@@ -272,7 +272,7 @@ interface Runtime {
   readonly run: number;
   readonly options: StoredDispatchOptions;
   readonly args: readonly string[] | null;
-  readonly bundle: { digest: Digest; timeoutMs: number; size: number };
+  readonly bundle: { digest: Digest; timeoutMs: number; size: number; expiresAt: number };
   /** The encoded bundle when it travels inline (one copy per run, never per target). */
   inline: Uint8Array | undefined;
   readonly total: number;
@@ -287,6 +287,9 @@ interface Runtime {
   waveDone: (() => void) | undefined;
   aborted: boolean;
 }
+
+/** After an agent's `error` answer to an order, how long to wait for the signed `refused` report that may follow. */
+const REFUSED_REPORT_WAIT_MS = 2_000;
 
 /** MSIDs are kept in canonical form: `MSID-` + upper-case hex. */
 function canonical(msid: string): string {
@@ -394,6 +397,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     this.#checkOpen();
     checkOption(typeof options === 'object' && options !== null, 'options', 'must be an object');
     const stored = this.#bundleInfo(options.bundle);
+    if (stored.expiresAt <= this.#now()) throw new DispatchError('GS_ERR_DISPATCH_EXPIRED', `bundle ${stored.digest} expired at ${new Date(stored.expiresAt).toISOString()}; agents would refuse it`);
     const agents = checkAgents(options.agents);
     const opts = storedOptions(options);
     const args = checkArgs(options.args);
@@ -520,11 +524,11 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     this.#append('bundle', { digest, metadata: m as unknown as Record<string, unknown> });
   }
 
-  #bundleInfo(digest: unknown): { digest: Digest; timeoutMs: number; size: number } {
+  #bundleInfo(digest: unknown): { digest: Digest; timeoutMs: number; size: number; expiresAt: number } {
     const b = typeof digest === 'string' ? this.store.getBundle(digest) : undefined;
     if (!b) throw new DispatchError('GS_ERR_DISPATCH_UNKNOWN_BUNDLE', `this center has no bundle ${String(digest)}; create or add it first`);
     const m = JSON.parse(b.metadata) as BundleMetadata;
-    return { digest: b.digest, timeoutMs: m.timeoutMs, size: b.size };
+    return { digest: b.digest, timeoutMs: m.timeoutMs, size: b.size, expiresAt: m.expiresAt };
   }
 
   // ---- runs ----
@@ -654,10 +658,12 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     while (!rt.aborted && rt.active < rt.options.concurrency && rt.ready.length > 0) {
       const next = rt.ready.shift()!;
       rt.active++;
-      void this.#runTarget(rt, next).finally(() => {
-        rt.active--;
-        this.#pump(rt);
-      });
+      void this.#runTarget(rt, next)
+        .catch((err: unknown) => this.#emitError(err))
+        .finally(() => {
+          rt.active--;
+          this.#pump(rt);
+        });
     }
   }
 
@@ -814,22 +820,26 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     } catch {
       return { kind: 'lost', reason: 'disconnected' };
     }
-    return (await this.#awaitReport(rt, channel, inbox, key, reportWait, true)) ?? { kind: 'lost', reason: 'timeout' };
+    return (await this.#awaitReport(rt, channel, inbox, key, reportWait, true, before.evidence)) ?? { kind: 'lost', reason: 'timeout' };
   }
 
   /**
    * Read messages until this target's report verifies or fails, the time
    * is up (`undefined`), or the connection ends. `ordered`: an order is out
    * on this connection, so a report that fails verification fails the target.
+   * `previous`: the evidence this order replaced, if it is a re-issue.
    */
-  async #awaitReport(rt: Runtime, channel: DispatchChannel, inbox: Inbox, key: TargetKey, waitMs: number, ordered: boolean): Promise<AttemptEnd | undefined> {
-    const deadline = Date.now() + waitMs;
+  async #awaitReport(rt: Runtime, channel: DispatchChannel, inbox: Inbox, key: TargetKey, waitMs: number, ordered: boolean, previous: string | null = null): Promise<AttemptEnd | undefined> {
+    let deadline = Date.now() + waitMs;
+    /** An `error` the agent answered the order with: a signed `refused` report may follow it. */
+    let refusal: string | undefined;
     for (;;) {
       const left = deadline - Date.now();
-      if (left <= 0) return undefined;
+      if (left <= 0) return refusal === undefined ? undefined : { kind: 'rejected', reason: refusal };
       const m = await inbox.take(left);
       if (rt.aborted) return { kind: 'aborted' };
       if (isEnd(m)) {
+        if (refusal !== undefined) return { kind: 'rejected', reason: refusal };
         if (m.end === 'timeout') return undefined;
         if (m.end === 'overflow') return this.#protocolFailure(key, 'the agent sent too many messages');
         return { kind: 'lost', reason: 'disconnected' };
@@ -858,8 +868,18 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
           break;
         }
         case 'error': {
-          if (!ordered) break;
-          return { kind: 'rejected', reason: `agent-error: ${String(m.code).slice(0, 64)}` };
+          if (!ordered || refusal !== undefined) break;
+          if (m.dispatchId !== undefined && (m.dispatchId !== key.dispatchId || m.run !== key.run)) break;
+          if (m.code === 'GS_ERR_DISPATCH_REPLAYED' && previous !== null) {
+            // The agent still holds the order this one replaced (its loader may still be running):
+            // that order stands, its report will come with a later hello. Undo the re-issue and try again later.
+            this.store.reinstateEvidence(key, previous, this.#now());
+            return { kind: 'lost', reason: 'the agent still holds the earlier order' };
+          }
+          // The agent refused the order. For some refusals a signed `refused` report follows: wait for it briefly.
+          refusal = `agent-error: ${String(m.code).slice(0, 64)}`;
+          deadline = Math.min(deadline, Date.now() + REFUSED_REPORT_WAIT_MS);
+          break;
         }
         default:
           return this.#protocolFailure(key, `unexpected ${String((m as { t?: unknown }).t).slice(0, 32)} from the agent`);

@@ -202,6 +202,7 @@ export class SqliteDispatchStore implements DispatchStore {
     createDispatch: Transaction<[Omit<StoredDispatch, 'state' | 'lastRun'>, RunInput, readonly NewTarget[]], void>;
     createRun: Transaction<[string, RunInput, readonly NewTarget[]], number>;
     issue: Transaction<[TargetKey, string, number], void>;
+    reinstate: Transaction<[TargetKey, string, number], void>;
     accept: Transaction<[TargetKey, AcceptInput, number], void>;
     updateRun: Transaction<[string, number, Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>], void>;
   };
@@ -233,6 +234,7 @@ export class SqliteDispatchStore implements DispatchStore {
       getEvidence: p('SELECT evidence, dispatch_id, run, msid, issued_at, status FROM evidence WHERE evidence = ?'),
       insertEvidence: p("INSERT INTO evidence (evidence, dispatch_id, run, msid, issued_at, status) VALUES (?, ?, ?, ?, ?, 'current')"),
       setEvidenceStatus: p('UPDATE evidence SET status = ? WHERE evidence = ? AND status = ?'),
+      reinstate: p("UPDATE evidence SET status = 'current' WHERE evidence = ?"),
       accept: p(
         'UPDATE targets SET state = ?, outcome = ?, exit_code = ?, report = ?, certificate = ?, next_attempt = NULL, updated = ? WHERE dispatch_id = ? AND run = ? AND msid = ?',
       ),
@@ -269,6 +271,14 @@ export class SqliteDispatchStore implements DispatchStore {
         if (t.evidence !== null) s.setEvidenceStatus!.run('superseded', t.evidence, 'current');
         s.insertEvidence!.run(evidence, k.dispatchId, k.run, k.msid, at);
         s.setEvidence!.run(evidence, at, at, k.dispatchId, k.run, k.msid);
+      }),
+      reinstate: db.transaction((k: TargetKey, previous: string, at: number) => {
+        const t = s.getTarget!.get(k.dispatchId, k.run, k.msid) as TargetRow | undefined;
+        const old = s.getEvidence!.get(previous) as { dispatch_id: string; run: number; msid: string; issued_at: number } | undefined;
+        if (!t || !old || old.dispatch_id !== k.dispatchId || old.run !== k.run || old.msid !== k.msid) throw unknownDispatch(`evidence ${previous.slice(0, 8)}… of target ${k.dispatchId}/${k.run}/${k.msid}`);
+        if (t.evidence !== null && t.evidence !== previous) s.setEvidenceStatus!.run('superseded', t.evidence, 'current');
+        s.reinstate!.run(previous);
+        s.setEvidence!.run(previous, old.issued_at, at, k.dispatchId, k.run, k.msid);
       }),
       accept: db.transaction((k: TargetKey, r: AcceptInput, at: number) => {
         const t = s.getTarget!.get(k.dispatchId, k.run, k.msid) as TargetRow | undefined;
@@ -414,6 +424,11 @@ export class SqliteDispatchStore implements DispatchStore {
   issueEvidence(key: TargetKey, evidence: string, at: number): void {
     this.#open();
     this.#tx.issue.immediate(key, evidence, at);
+  }
+
+  reinstateEvidence(key: TargetKey, previous: string, at: number): void {
+    this.#open();
+    this.#tx.reinstate.immediate(key, previous, at);
   }
 
   findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined {

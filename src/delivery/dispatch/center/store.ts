@@ -207,6 +207,13 @@ export interface DispatchStore {
    * issued before (evidence is never reused).
    */
   issueEvidence(key: TargetKey, evidence: string, at: number): void;
+  /**
+   * Undo a re-issue the agent refused because it still holds the earlier
+   * order (`GS_ERR_DISPATCH_REPLAYED`): `previous` (a superseded value of
+   * this target) becomes `current` and the target's evidence again, and the
+   * refused one is `superseded`. In one step.
+   */
+  reinstateEvidence(key: TargetKey, previous: string, at: number): void;
   /** A value this center issued to that target, whatever its status. */
   findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined;
   /** Mark a target's current evidence `accepted` and store its verified result, in one step. */
@@ -365,6 +372,20 @@ export class MemoryDispatchStore implements DispatchStore {
     }
     this.#evidence.set(evidence, { dispatchId: key.dispatchId, run: key.run, msid: key.msid, evidence, issuedAt: at, status: 'current' });
     r.targets.set(key.msid, { ...t, evidence, issuedAt: at, updatedAt: at });
+  }
+
+  reinstateEvidence(key: TargetKey, previous: string, at: number): void {
+    this.#open();
+    const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
+    const t = r?.targets.get(key.msid);
+    const old = this.#evidence.get(previous);
+    if (!r || !t || !old || old.dispatchId !== key.dispatchId || old.run !== key.run || old.msid !== key.msid) throw unknownDispatch(`evidence ${previous.slice(0, 8)}… of target ${targetKeyString(key)}`);
+    if (t.evidence !== null && t.evidence !== previous) {
+      const cur = this.#evidence.get(t.evidence);
+      if (cur && cur.status === 'current') this.#evidence.set(t.evidence, { ...cur, status: 'superseded' });
+    }
+    this.#evidence.set(previous, { ...old, status: 'current' });
+    r.targets.set(key.msid, { ...t, evidence: previous, issuedAt: old.issuedAt, updatedAt: at });
   }
 
   findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined {
