@@ -33,7 +33,7 @@
  * an `error` answer, a broken channel ends that channel only.
  */
 import { EventEmitter } from 'eventemitter3';
-import { ERROR_CODES, DispatchError, GatesockError, type DispatchErrorCode } from '../../../errors/index.js';
+import { ERROR_CODES, DispatchError, type DispatchErrorCode } from '../../../errors/index.js';
 import { checkOption } from '../../../errors/check.js';
 import type { Identity } from '../../../session/index.js';
 import { serverStart, type ServerStartOptions, type SockIo, type SockServer } from '../../../socket/index.js';
@@ -545,7 +545,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
   #warn(e: unknown): void {
     const error = e instanceof Error ? e : new Error(String(e));
     try {
-      this.emit('warning', error instanceof GatesockError ? error : error);
+      this.emit('warning', error);
     } catch {
       // A listener that throws does not stop the agent.
     }

@@ -186,12 +186,17 @@ export class AgentState {
       pending: this.pending(),
     };
     const tmp = `${this.#file}.tmp`;
-    const handle = await fs.open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(file));
-      if (this.#sync) await handle.sync();
-    } finally {
-      await handle.close();
+    const text = JSON.stringify(file);
+    if (this.#sync) {
+      const handle = await fs.open(tmp, 'w', 0o600);
+      try {
+        await handle.writeFile(text);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } else {
+      await fs.writeFile(tmp, text, { mode: 0o600 });
     }
     await fs.rename(tmp, this.#file);
   }
