@@ -4,7 +4,7 @@
  * determinism, and refusal of every field that could smuggle text into the
  * rule set.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,6 +28,19 @@ function nftCheck(text: string): string | null {
 const probe = spawnSync('nft', ['-c', '-f', '/dev/stdin'], { input: 'table inet gs_probe {\n\tchain c {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n', encoding: 'utf8', timeout: 10_000 });
 const nftReason = probe.error !== undefined ? `nft is not installed (${probe.error.message})` : probe.status !== 0 ? `nft -c cannot run here: ${probe.stderr.trim()}` : null;
 if (nftReason !== null) console.log(`firewall.test: nft checks skipped: ${nftReason}`);
+
+// Namespaces for the traffic test: two of our own, joined by a veth pair, always deleted.
+const nsProbe = `gsfw-probe-${process.pid}`;
+const nsAdd = spawnSync('ip', ['netns', 'add', nsProbe], { encoding: 'utf8' });
+spawnSync('ip', ['netns', 'del', nsProbe]);
+const netnsReason = nftReason ?? (nsAdd.error !== undefined || nsAdd.status !== 0 ? `cannot create network namespaces (${nsAdd.error?.message ?? nsAdd.stderr.trim()})` : null);
+if (netnsReason !== null) console.log(`firewall.test: traffic test skipped: ${netnsReason}`);
+
+function run(args: string[], input?: string): string {
+  const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8', timeout: 10_000, ...(input !== undefined ? { input } : {}) });
+  if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.error?.message ?? r.stderr}`);
+  return r.stdout;
+}
 
 function code(f: () => unknown): string {
   try {
@@ -92,6 +105,51 @@ describe('generateNftables', () => {
     fc.assert(fc.property(fc.array(rule, { maxLength: 6 }), (rules) => nftCheck(generateNftables('h', rules)) === null), { numRuns: 8, seed: 11 });
     // and nft does reject a broken file, so the check can fail
     expect(nftCheck('table inet x { chain c { tcp dport 99999 accept } }\n')).not.toBeNull();
+  });
+
+  it.skipIf(netnsReason !== null)('lets through exactly the allowed services, from the allowed sources (two network namespaces)', async () => {
+    const a = `gsfw-a-${process.pid}`;
+    const b = `gsfw-b-${process.pid}`;
+    const va = `gsfa${process.pid % 100000}`;
+    const vb = `gsfb${process.pid % 100000}`;
+    let server: ReturnType<typeof spawn> | undefined;
+    try {
+      run(['ip', 'netns', 'add', a]);
+      run(['ip', 'netns', 'add', b]);
+      run(['ip', 'link', 'add', va, 'type', 'veth', 'peer', 'name', vb]);
+      run(['ip', 'link', 'set', va, 'netns', a]);
+      run(['ip', 'link', 'set', vb, 'netns', b]);
+      run(['ip', '-n', a, 'addr', 'add', '10.231.0.1/24', 'dev', va]);
+      run(['ip', '-n', b, 'addr', 'add', '10.231.0.2/24', 'dev', vb]);
+      for (const [ns, dev] of [[a, va], [b, vb]] as const) {
+        run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+        run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+      }
+      const rules = generateNftables('fw-test', [
+        { proto: 'tcp', port: 8080, from: ['10.231.0.2/32'] },
+        { proto: 'tcp', port: 8081, from: ['10.231.0.99/32', '2001:db8::/32'] },
+        { proto: 'tcp', port: 8082 },
+      ]);
+      // loading twice: the second run replaces the table the first one made
+      run(['ip', 'netns', 'exec', a, 'nft', '-f', '-'], rules);
+      run(['ip', 'netns', 'exec', a, 'nft', '-f', '-'], rules);
+      expect(run(['ip', 'netns', 'exec', a, 'nft', 'list', 'tables'])).toBe('table inet gatesock\n');
+      const ports = [8080, 8081, 8082, 8083];
+      server = spawn('ip', ['netns', 'exec', a, process.execPath, '-e',
+        `const net=require('net');let n=0;for(const p of ${JSON.stringify(ports)})net.createServer(s=>s.end('hi')).listen(p,'0.0.0.0',()=>{if(++n===${ports.length})console.log('ready')});setTimeout(()=>process.exit(0),20000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve, reject) => {
+        server!.stdout!.once('data', () => resolve());
+        server!.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+      });
+      const client = run(['ip', 'netns', 'exec', b, process.execPath, '-e',
+        `const net=require('net');Promise.all(${JSON.stringify(ports)}.map(p=>new Promise(r=>{const s=net.connect(p,'10.231.0.1');const t=setTimeout(()=>{s.destroy();r([p,'timeout'])},700);s.on('data',()=>{clearTimeout(t);s.destroy();r([p,'open'])});s.on('error',e=>{clearTimeout(t);r([p,e.code])})}))).then(x=>console.log(JSON.stringify(x)))`]);
+      // 8081 allows other sources only and 8083 is not in the policy: both are dropped silently
+      expect(JSON.parse(client)).toEqual([[8080, 'open'], [8081, 'timeout'], [8082, 'open'], [8083, 'timeout']]);
+    } finally {
+      server?.kill();
+      spawnSync('ip', ['netns', 'del', a]);
+      spawnSync('ip', ['netns', 'del', b]);
+    }
   });
 
   it('refuses every field that could carry text into the rule set', () => {
