@@ -223,13 +223,29 @@ describe('DispatchAgent (inline executor)', () => {
     expect((await link.report(b3)).report.fields.outcome).toBe('ran');
   });
 
-  it('a fetch that gets no answer is refused with a timeout; code that throws is code-failed', async () => {
+  it('a bundle the center lacks, a fetch never answered or cancelled, code that throws, a target that cannot start', async () => {
     const { agent, link } = await newAgent({ fetchTimeoutMs: 200 });
     const unknown = center.bundle({ name: 'nowhere' });
     center.bundles.delete(unknown.digest);
     const b1 = center.bind(agent.msid, unknown);
     expect(await link.run(b1, undefined, false)).toMatchObject({ t: 'error', code: 'GS_ERR_DISPATCH_UNKNOWN_BUNDLE' });
     expect((await link.report(b1)).report.fields.outcome).toBe('refused');
+
+    // A fetch the center never answers: refused at fetchTimeoutMs, or at once by cancel.
+    link.silent = true;
+    const quiet = center.bundle({ name: 'quiet' });
+    const b4 = center.bind(agent.msid, quiet);
+    expect(await link.run(b4, undefined, false)).toMatchObject({ t: 'error', code: 'GS_ERR_DISPATCH_TIMEOUT' });
+    expect((await link.report(b4)).report.fields).toMatchObject({ outcome: 'refused', reason: 'GS_ERR_DISPATCH_TIMEOUT' });
+    link.silent = false;
+    const patient = await newAgent(); // fetchTimeoutMs 30 s: only cancel ends this fetch
+    patient.link.silent = true;
+    const b5 = center.bind(patient.agent.msid, quiet);
+    await patient.link.channel.send({ t: 'run', binding: b5.encoded, inline: false });
+    expect(await until(() => patient.link.fetches === 1)).toBe(true);
+    await patient.link.channel.send({ t: 'cancel', dispatchId: b5.fields.dispatchId });
+    expect(await patient.link.expect((m) => m.t === 'error' && m.dispatchId === b5.fields.dispatchId)).toMatchObject({ code: 'GS_ERR_DISPATCH_TIMEOUT' });
+    expect((await patient.link.report(b5)).report.fields).toMatchObject({ outcome: 'refused', reason: 'cancelled' });
 
     const thrower = center.bundle({ name: 'thrower', target: undefined, code: "export default async (ctx) => { ctx.log('x'); throw new Error('boom'); };" });
     const b2 = center.bind(agent.msid, thrower);
