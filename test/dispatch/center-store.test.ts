@@ -68,10 +68,13 @@ describe('target state machine', () => {
   });
 
   it('counts success as verified, ran, exit 0 only', () => {
-    expect(isTargetSuccess('verified', 'ran', 0)).toBe(true);
-    expect(isTargetSuccess('verified', 'ran', 1)).toBe(false);
-    expect(isTargetSuccess('verified', 'refused', null)).toBe(false);
-    expect(isTargetSuccess('failed', 'ran', 0)).toBe(false);
+    const ok = { state: 'verified', outcome: 'ran', exitCode: 0, signal: null } as const;
+    expect(isTargetSuccess(ok)).toBe(true);
+    expect(isTargetSuccess({ ...ok, exitCode: null })).toBe(true); // code only, no target program
+    expect(isTargetSuccess({ ...ok, exitCode: 1 })).toBe(false);
+    expect(isTargetSuccess({ ...ok, exitCode: null, signal: 'SIGKILL' })).toBe(false);
+    expect(isTargetSuccess({ ...ok, outcome: 'refused', exitCode: null })).toBe(false);
+    expect(isTargetSuccess({ ...ok, state: 'failed' })).toBe(false);
   });
 
   it('backs off exponentially with jitter in the upper half, capped', () => {
@@ -202,8 +205,8 @@ function describeStore(name: string, open: () => Promise<DispatchStore>): void {
       store.reinstateEvidence(key, hex(101), 4250);
       store.issueEvidence(key, hex(103), 4260);
       store.reinstateEvidence(key, hex(101), 4270);
-      store.acceptReport(key, { state: 'verified', outcome: 'ran', exitCode: 0, report: 'rep', certificate: 'cert' }, 4300);
-      expect(store.getTarget(key)).toMatchObject({ state: 'verified', outcome: 'ran', exitCode: 0, report: 'rep', certificate: 'cert', evidence: hex(101) });
+      store.acceptReport(key, { state: 'verified', outcome: 'ran', exitCode: null, signal: 'SIGTERM', report: 'rep', certificate: 'cert' }, 4300);
+      expect(store.getTarget(key)).toMatchObject({ state: 'verified', outcome: 'ran', exitCode: null, signal: 'SIGTERM', report: 'rep', certificate: 'cert', evidence: hex(101) });
       expect(store.findEvidence(key, hex(101))!.status).toBe('accepted');
       for (const v of [100, 102, 103]) expect(store.findEvidence(key, hex(v))!.status).toBe('superseded');
     });

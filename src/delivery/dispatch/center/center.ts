@@ -117,6 +117,7 @@ export interface TargetResult {
   /** The verified report's outcome, when verified. */
   readonly outcome: string | null;
   readonly exitCode: number | null;
+  readonly signal: string | null;
   /** Why it failed, gave up or was skipped (`wrong-evidence`, `offline: …`, `canary-stopped`, …); for a verified one, the last note on its way (a retry, a re-issue), or null. */
   readonly reason: string | null;
 }
@@ -583,7 +584,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       await this.#runWave(rt, w);
       if (rt.aborted) return;
       const targets = this.store.listTargets(rt.dispatchId, rt.run, { wave: w });
-      const failures = targets.filter((t) => !isTargetSuccess(t.state, t.outcome, t.exitCode)).length;
+      const failures = targets.filter((t) => !isTargetSuccess(t)).length;
       const stop = w < waves.length - 1 && waveStops(failures, targets.length, rt.options.failureThreshold);
       rt.handle.emit('wave', { dispatchId: rt.dispatchId, run: rt.run, index: w, size: targets.length, failures, stopped: stop });
       if (stop) {
@@ -945,7 +946,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
   #acceptVerified(t: StoredTarget, encoded: string, certificate: string, fields: ReportFields): boolean {
     const next = nextTargetState(t.state, { kind: 'verified' });
     if (next === undefined) return false;
-    this.store.acceptReport(t, { state: next, outcome: fields.outcome, exitCode: fields.exitCode, report: encoded, certificate }, this.#now());
+    this.store.acceptReport(t, { state: next, outcome: fields.outcome, exitCode: fields.exitCode, signal: fields.signal, report: encoded, certificate }, this.#now());
     this.#append('result', { dispatch: t.dispatchId, run: t.run, agent: t.msid, report: fields as unknown as Record<string, unknown>, encoded, certificate });
     const rt = this.#runtimes.get(`${t.dispatchId}/${t.run}`);
     if (rt) this.#finished(rt, t.msid);
@@ -993,7 +994,7 @@ function finalEnd(t: StoredTarget): AttemptEnd {
 }
 
 function resultOf(t: StoredTarget): TargetResult {
-  return { dispatchId: t.dispatchId, run: t.run, msid: t.msid, pcid: t.pcid, wave: t.wave, state: t.state, attempts: t.attempts, outcome: t.outcome, exitCode: t.exitCode, reason: t.reason };
+  return { dispatchId: t.dispatchId, run: t.run, msid: t.msid, pcid: t.pcid, wave: t.wave, state: t.state, attempts: t.attempts, outcome: t.outcome, exitCode: t.exitCode, signal: t.signal, reason: t.reason };
 }
 
 function checkAgents(agents: unknown): AgentRef[] {

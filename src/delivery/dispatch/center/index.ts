@@ -28,6 +28,7 @@ export { MemoryAgentConnector, RelayAgentConnector, type AgentConnector, type Ag
 export { DirectoryBundleRepository, MemoryBundleRepository, type BundleRepository } from './repository.js';
 export {
   MemoryDispatchStore,
+  type AcceptedReport,
   type DispatchStore,
   type NewTarget,
   type RunState,

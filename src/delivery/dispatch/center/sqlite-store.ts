@@ -16,7 +16,7 @@
  * CREATE TABLE runs (dispatch_id, run, args TEXT,   -- JSON or NULL
  *                    state, wave, waves TEXT, created, ended, PRIMARY KEY (dispatch_id, run))
  * CREATE TABLE targets (dispatch_id, run, msid, seq, pcid, wave, state, attempts, next_attempt,
- *                       evidence, issued_at, outcome, exit_code, reason, report, certificate, updated,
+ *                       evidence, issued_at, outcome, exit_code, signal, reason, report, certificate, updated,
  *                       PRIMARY KEY (dispatch_id, run, msid))
  * CREATE TABLE evidence (evidence TEXT PRIMARY KEY, dispatch_id, run, msid, issued_at, status)
  * CREATE TABLE failures (seq INTEGER PRIMARY KEY, dispatch_id, run, msid, at, reason, message)
@@ -34,6 +34,7 @@ import {
   newTargetRow,
   reusedEvidence,
   unknownDispatch,
+  type AcceptedReport,
   type DispatchStore,
   type NewTarget,
   type RunState,
@@ -96,6 +97,7 @@ CREATE TABLE targets (
   issued_at    INTEGER,
   outcome      TEXT,
   exit_code    INTEGER,
+  signal       TEXT,
   reason       TEXT,
   report       TEXT,
   certificate  TEXT,
@@ -169,6 +171,7 @@ interface TargetRow {
   issued_at: number | null;
   outcome: string | null;
   exit_code: number | null;
+  signal: string | null;
   reason: string | null;
   report: string | null;
   certificate: string | null;
@@ -224,7 +227,7 @@ export class SqliteDispatchStore implements DispatchStore {
       getRun: p('SELECT dispatch_id, run, args, state, wave, waves, created, ended FROM runs WHERE dispatch_id = ? AND run = ?'),
       listRuns: p('SELECT dispatch_id, run, args, state, wave, waves, created, ended FROM runs WHERE dispatch_id = ? ORDER BY run'),
       insertTarget: p(
-        "INSERT INTO targets (dispatch_id, run, msid, seq, pcid, wave, state, attempts, next_attempt, evidence, issued_at, outcome, exit_code, reason, report, certificate, updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ?)",
+        "INSERT INTO targets (dispatch_id, run, msid, seq, pcid, wave, state, attempts, next_attempt, evidence, issued_at, outcome, exit_code, signal, reason, report, certificate, updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ?)",
       ),
       getTarget: p('SELECT * FROM targets WHERE dispatch_id = ? AND run = ? AND msid = ?'),
       listTargets: p('SELECT * FROM targets WHERE dispatch_id = ? AND run = ? ORDER BY seq'),
@@ -236,7 +239,7 @@ export class SqliteDispatchStore implements DispatchStore {
       setEvidenceStatus: p('UPDATE evidence SET status = ? WHERE evidence = ? AND status = ?'),
       reinstate: p("UPDATE evidence SET status = 'current' WHERE evidence = ?"),
       accept: p(
-        'UPDATE targets SET state = ?, outcome = ?, exit_code = ?, report = ?, certificate = ?, next_attempt = NULL, updated = ? WHERE dispatch_id = ? AND run = ? AND msid = ?',
+        'UPDATE targets SET state = ?, outcome = ?, exit_code = ?, signal = ?, report = ?, certificate = ?, next_attempt = NULL, updated = ? WHERE dispatch_id = ? AND run = ? AND msid = ?',
       ),
       insertFailure: p('INSERT INTO failures (dispatch_id, run, msid, at, reason, message) VALUES (?, ?, ?, ?, ?, ?)'),
       listFailures: p('SELECT dispatch_id, run, msid, at, reason, message FROM failures ORDER BY seq'),
@@ -284,7 +287,7 @@ export class SqliteDispatchStore implements DispatchStore {
         const t = s.getTarget!.get(k.dispatchId, k.run, k.msid) as TargetRow | undefined;
         if (!t) throw unknownDispatch(`target ${k.dispatchId}/${k.run}/${k.msid}`);
         if (t.evidence !== null) s.setEvidenceStatus!.run('accepted', t.evidence, 'current');
-        s.accept!.run(r.state, r.outcome, r.exitCode, r.report, r.certificate, at, k.dispatchId, k.run, k.msid);
+        s.accept!.run(r.state, r.outcome, r.exitCode, r.signal, r.report, r.certificate, at, k.dispatchId, k.run, k.msid);
       }),
       updateRun: db.transaction((id: string, run: number, patch: Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>) => {
         const sets: string[] = [];
@@ -482,7 +485,7 @@ export class SqliteDispatchStore implements DispatchStore {
 }
 
 type RunInput = Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>;
-type AcceptInput = { outcome: string; exitCode: number | null; report: string; certificate: string; state: TargetState };
+type AcceptInput = AcceptedReport;
 interface DispatchRow {
   id: string;
   bundle: string;
@@ -538,6 +541,7 @@ function targetOf(r: TargetRow): StoredTarget {
     issuedAt: r.issued_at,
     outcome: r.outcome,
     exitCode: r.exit_code,
+    signal: r.signal,
     reason: r.reason,
     report: r.report,
     certificate: r.certificate,

@@ -110,6 +110,8 @@ export interface StoredTarget {
   /** The verified report's outcome (`ran`, `refused`, …). */
   readonly outcome: string | null;
   readonly exitCode: number | null;
+  /** The signal that ended the target program, from the verified report. */
+  readonly signal: string | null;
   /** Why the target failed, gave up or was skipped; for a verified one, the last note on its way there (a retry, a re-issue), or null. */
   readonly reason: string | null;
   /** The verified report (base64url), kept for audit. */
@@ -153,6 +155,21 @@ export interface StoredFailure {
   /** `malformed`, `bad-signature`, `wrong-agent`, `unknown-dispatch`, `wrong-evidence`, `wrong-bundle`, `replayed`, `stale`, … */
   readonly reason: string;
   readonly message: string;
+}
+
+/**
+ * A verified report as {@link DispatchStore.acceptReport} stores it.
+ * @public
+ */
+export interface AcceptedReport {
+  readonly state: TargetState;
+  readonly outcome: string;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** The report, base64url. */
+  readonly report: string;
+  /** The agent certificate, base64url DER. */
+  readonly certificate: string;
 }
 
 /** A target's key. @public */
@@ -217,7 +234,7 @@ export interface DispatchStore {
   /** A value this center issued to that target, whatever its status. */
   findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined;
   /** Mark a target's current evidence `accepted` and store its verified result, in one step. */
-  acceptReport(key: TargetKey, result: { outcome: string; exitCode: number | null; report: string; certificate: string; state: TargetState }, at: number): void;
+  acceptReport(key: TargetKey, result: AcceptedReport, at: number): void;
   recordFailure(failure: StoredFailure): void;
   /** Failures recorded, oldest first; for one dispatch or all. */
   listFailures(dispatchId?: string): StoredFailure[];
@@ -395,7 +412,7 @@ export class MemoryDispatchStore implements DispatchStore {
     return { ...e };
   }
 
-  acceptReport(key: TargetKey, result: { outcome: string; exitCode: number | null; report: string; certificate: string; state: TargetState }, at: number): void {
+  acceptReport(key: TargetKey, result: AcceptedReport, at: number): void {
     this.#open();
     const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
     const t = r?.targets.get(key.msid);
@@ -404,7 +421,7 @@ export class MemoryDispatchStore implements DispatchStore {
       const e = this.#evidence.get(t.evidence);
       if (e) this.#evidence.set(t.evidence, { ...e, status: 'accepted' });
     }
-    r.targets.set(key.msid, { ...t, state: result.state, outcome: result.outcome, exitCode: result.exitCode, report: result.report, certificate: result.certificate, nextAttemptAt: null, updatedAt: at });
+    r.targets.set(key.msid, { ...t, state: result.state, outcome: result.outcome, exitCode: result.exitCode, signal: result.signal, report: result.report, certificate: result.certificate, nextAttemptAt: null, updatedAt: at });
   }
 
   recordFailure(failure: StoredFailure): void {
@@ -454,6 +471,7 @@ export function newTargetRow(dispatchId: string, run: number, t: NewTarget, at: 
     issuedAt: null,
     outcome: null,
     exitCode: null,
+    signal: null,
     reason: null,
     report: null,
     certificate: null,

@@ -112,14 +112,15 @@ export function nextTargetState(state: TargetState, event: TargetEvent): TargetS
 }
 
 /**
- * The canary's notion of success: the report verified, the target ran and
- * exited 0. Everything else (failed verification, gave up, a verified
- * report of a refusal, a crash, a timeout or a non-zero exit) counts against
- * the wave.
+ * The canary's notion of success: the report verified, outcome `ran`, no
+ * signal, and exit code 0 (or none: a bundle with code only and no target
+ * program). Everything else (failed verification, gave up, a verified
+ * report of a refusal, a crash, a timeout, a signal or a non-zero exit)
+ * counts against the wave.
  * @public
  */
-export function isTargetSuccess(state: TargetState, outcome: string | null, exitCode: number | null): boolean {
-  return state === 'verified' && outcome === 'ran' && exitCode === 0;
+export function isTargetSuccess(t: { state: TargetState; outcome: string | null; exitCode: number | null; signal: string | null }): boolean {
+  return t.state === 'verified' && t.outcome === 'ran' && t.signal === null && (t.exitCode === 0 || t.exitCode === null);
 }
 
 /**
