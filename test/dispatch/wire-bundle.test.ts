@@ -282,3 +282,17 @@ describe('binding', () => {
     expect(codeOf(() => decodeBinding(spaced))).toBe('GS_ERR_DISPATCH_MALFORMED');
   });
 });
+
+describe('trust options are checked', () => {
+  it('a NaN clock or version cannot switch the expiry and rollback checks off', () => {
+    const b = createBundle({ name: 'x', version: 1, code: 'x', now: NOW, ttlMs: 10 }, center);
+    expect(() => verifyBundle(b, { centerKey: center.publicKey, now: NaN })).toThrow(expect.objectContaining({ code: 'GS_ERR_INVALID_OPTION' }));
+    expect(() => verifyBundle(b, { centerKey: center.publicKey, now: NOW, minVersion: NaN })).toThrow(expect.objectContaining({ code: 'GS_ERR_INVALID_OPTION' }));
+    const binding = signBinding(
+      { dispatchId: newDispatchId(), run: 0, agentMsid: agent.msid, bundleDigest: b.digest, evidence: newEvidence(), args: null, issuedAt: NOW, expiresAt: NOW + 1 },
+      center,
+    );
+    expect(() => verifyBinding(binding, { centerKey: center.publicKey, agentMsid: agent.msid, now: Number.NaN })).toThrow(expect.objectContaining({ code: 'GS_ERR_INVALID_OPTION' }));
+    expect(() => decodeBundle(b.bytes, { maxBytes: NaN })).toThrow(expect.objectContaining({ code: 'GS_ERR_INVALID_OPTION' }));
+  });
+});

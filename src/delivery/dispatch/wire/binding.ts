@@ -30,6 +30,7 @@ import {
   malformed,
   openEnvelope,
   sealEnvelope,
+  timeNow,
   utf8,
   type Digest,
   type EnvelopeKind,
@@ -165,7 +166,7 @@ export function verifyBinding(b: SignedBinding, trust: { centerKey: Uint8Array; 
   if (f.agentMsid !== trust.agentMsid) {
     throw new DispatchError('GS_ERR_DISPATCH_WRONG_AGENT', `binding for dispatch ${f.dispatchId} run ${f.run} names agent ${f.agentMsid}, not this agent (${trust.agentMsid})`);
   }
-  const now = trust.now ?? Date.now();
+  const now = timeNow(trust.now, 'trust.now');
   if (now > f.expiresAt) {
     throw new DispatchError('GS_ERR_DISPATCH_EXPIRED', `binding for dispatch ${f.dispatchId} run ${f.run} expired at ${new Date(f.expiresAt).toISOString()}`);
   }

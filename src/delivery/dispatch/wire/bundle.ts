@@ -25,6 +25,7 @@
  * and the agent's memory of versions can judge them.
  */
 import { DispatchError } from '../../../errors/index.js';
+import { checkOption } from '../../../errors/check.js';
 import type { IdentityKey } from '../../../session/index.js';
 import {
   SIGNATURE_LEN,
@@ -42,6 +43,7 @@ import {
   malformed,
   parseCanonical,
   sha256Digest,
+  timeNow,
   utf8,
   verifyEd25519,
   type Digest,
@@ -310,6 +312,7 @@ function finish(bytes: Uint8Array, metaBytes: Uint8Array, metadata: BundleMetada
  */
 export function decodeBundle(bytes: Uint8Array, options: { maxBytes?: number } = {}): Bundle {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BUNDLE_BYTES;
+  checkOption(Number.isSafeInteger(maxBytes) && maxBytes > 0, 'maxBytes', 'must be a positive integer');
   if (!(bytes instanceof Uint8Array)) throw malformed('a bundle must be a Uint8Array');
   if (bytes.length > maxBytes) throw malformed(`bundle is ${bytes.length} bytes, more than the limit of ${maxBytes}`);
   if (bytes.length < OFF.META + SIGNATURE_LEN) throw malformed(`bundle is ${bytes.length} bytes, shorter than its fixed fields`);
@@ -353,7 +356,8 @@ export function verifyBundle(bundle: Bundle, trust: BundleTrust): void {
   if (!verifyEd25519(bundle.signature, concat(CONTEXT_BYTES, metaBytes), centerKey)) {
     throw new DispatchError('GS_ERR_DISPATCH_BAD_SIGNATURE', `signature of bundle ${md.name} v${md.version} does not verify under key ${keyId}`);
   }
-  const now = trust.now ?? Date.now();
+  const now = timeNow(trust.now, 'trust.now');
+  checkOption(trust.minVersion === undefined || (Number.isSafeInteger(trust.minVersion) && trust.minVersion >= 0), 'trust.minVersion', 'must be a non-negative integer');
   if (now > md.expiresAt) {
     throw new DispatchError('GS_ERR_DISPATCH_EXPIRED', `bundle ${md.name} v${md.version} expired at ${new Date(md.expiresAt).toISOString()}`);
   }

@@ -17,9 +17,9 @@
  * concurrent `send()` calls never interleave their bytes.
  */
 import { EventEmitter } from 'eventemitter3';
-import { DispatchError, GatesockError, SocketError } from '../../../errors/index.js';
+import { ConfigError, DispatchError, GatesockError, SocketError } from '../../../errors/index.js';
+import { checkOption } from '../../../errors/check.js';
 import type { SockIo } from '../../../socket/index.js';
-import { malformed } from './common.js';
 import { MessageReader, encodeMessage, type ChannelMessage } from './messages.js';
 
 /** Default of the `maxBacklog` option: messages held for `next()` before reading pauses. @public */
@@ -87,7 +87,7 @@ export class DispatchChannel extends EventEmitter<DispatchChannelEvents> {
   constructor(sock: SockIo, options: DispatchChannelOptions = {}) {
     super();
     const maxBacklog = options.maxBacklog ?? DEFAULT_CHANNEL_BACKLOG;
-    if (!Number.isSafeInteger(maxBacklog) || maxBacklog < 1) throw malformed('DispatchChannel maxBacklog must be a positive integer');
+    checkOption(Number.isSafeInteger(maxBacklog) && maxBacklog >= 1, 'maxBacklog', 'must be a positive integer');
     this.sock = sock;
     this.#maxBacklog = maxBacklog;
     this.#reader = new MessageReader(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes });
@@ -137,7 +137,7 @@ export class DispatchChannel extends EventEmitter<DispatchChannelEvents> {
     }
     if (this.#closed) return Promise.reject(this.#closeError ?? this.#notConnected());
     if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMER_MS)) {
-      return Promise.reject(malformed(`next timeoutMs must be an integer from 0 to ${MAX_TIMER_MS}`));
+      return Promise.reject(new ConfigError('GS_ERR_INVALID_OPTION', `timeoutMs must be an integer from 0 to ${MAX_TIMER_MS}`));
     }
     return new Promise((resolve, reject) => {
       const w: Waiter = { filter, resolve, reject, timer: undefined };

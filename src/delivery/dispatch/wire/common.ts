@@ -14,6 +14,7 @@
  * covers exactly the bytes that were checked.
  */
 import { DeliveryError, DispatchError, type DispatchErrorCode } from '../../../errors/index.js';
+import { checkOption } from '../../../errors/check.js';
 import { getCryptoBackend, isMsid } from '../../../session/index.js';
 import { parsePublicKey, publisherKeyId } from '../../update/index.js';
 
@@ -138,6 +139,17 @@ export function verifyEd25519(signature: Uint8Array, message: Uint8Array, public
   } catch {
     return false;
   }
+}
+
+/**
+ * `now` (default `Date.now()`), checked: a NaN or fractional time would make
+ * every expiry comparison false and accept anything.
+ * @internal
+ */
+export function timeNow(now: number | undefined, name = 'now'): number {
+  const t = now ?? Date.now();
+  checkOption(Number.isSafeInteger(t) && t >= 0, name, 'must be a non-negative integer (ms since the epoch)');
+  return t;
 }
 
 // ---------------------------------------------------------------------------

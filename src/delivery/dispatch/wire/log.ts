@@ -22,6 +22,7 @@
  */
 import { open as openFile, readFile, type FileHandle } from 'node:fs/promises';
 import { DispatchError } from '../../../errors/index.js';
+import { checkOption } from '../../../errors/check.js';
 import { getCryptoBackend, type IdentityKey } from '../../../session/index.js';
 import { checkHex, checkInt, checkPublicKey, concat, fromBase64url, toBase64url, toHex, utf8, verifyEd25519 } from './common.js';
 
@@ -225,6 +226,7 @@ export class EvidenceLog {
     this.#file = file;
     this.#now = options.now ?? Date.now;
     this.#fsync = options.fsync ?? false;
+
     this.#seq = state.entries;
     this.#prev = state.prev;
   }
@@ -235,6 +237,8 @@ export class EvidenceLog {
    * @throws DispatchError `GS_ERR_DISPATCH_LOG_INVALID` when the existing file does not verify.
    */
   static async open(path: string, centerKey: IdentityKey, options: EvidenceLogOptions = {}): Promise<EvidenceLog> {
+    checkOption(options.now === undefined || typeof options.now === 'function', 'now', 'must be a function returning ms since the epoch');
+    checkOption(options.fsync === undefined || typeof options.fsync === 'boolean', 'fsync', 'must be true or false');
     let text = '';
     try {
       text = await readFile(path, 'utf8');

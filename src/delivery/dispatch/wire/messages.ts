@@ -31,6 +31,7 @@
  * reports and certificates stay text here: checking them is the receiver's
  * job (binding.ts, report.ts); this codec only bounds and shapes them.
  */
+import { checkOption } from '../../../errors/check.js';
 import { MAX_BINDING_JSON_BYTES, MAX_RUN } from './binding.js';
 import { SIGNATURE_LEN, canonicalJson, checkDigest, checkHex, checkInt, checkMsid, checkString, expectObject, malformed, parseCanonical, type Digest } from './common.js';
 import { MAX_CERTIFICATE_BYTES, MAX_REPORT_JSON_BYTES } from './report.js';
@@ -245,7 +246,7 @@ export class MessageReader {
   /** @param options.maxBytes - Largest `len` accepted (default 64 MiB + 64 KiB). */
   constructor(options: { maxBytes?: number } = {}) {
     const max = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    if (!Number.isSafeInteger(max) || max < MESSAGE_PREFIX_LEN || max > 0xffffffff) throw malformed('MessageReader maxBytes must be an integer from 6 to 2^32 − 1');
+    checkOption(Number.isSafeInteger(max) && max >= HEADER_LEN_SIZE && max <= 0xffffffff, 'maxBytes', 'must be an integer from 2 to 2^32 − 1');
     this.#maxBytes = max;
   }
 
