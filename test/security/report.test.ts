@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SecurityCenterError } from '../../src/errors/index.js';
 import {
+  ConfigurationLedger,
   applyReport,
   canonicalIp,
   canonicalReport,
@@ -208,5 +209,30 @@ describe('toInventory', () => {
     expect(osvEcosystem({ ...os, id: 'ubuntu', versionId: '23.10', prettyName: 'Ubuntu 23.10' })).toBe('Ubuntu:23.10');
     expect(osvEcosystem({ ...os, id: 'alpine', versionId: '3.18.4' })).toBe('Alpine:v3.18');
     expect(osvEcosystem({ ...os, id: 'rocky', versionId: '9.3' })).toBe('Rocky Linux:9');
+  });
+});
+
+describe('ConfigurationLedger', () => {
+  it('keeps latest and previous per host; refused reports change nothing and are recorded', () => {
+    const ledger = new ConfigurationLedger({ now: () => 77 });
+    const first = ledger.receive(TEXT, MSID);
+    expect(first).toMatchObject({ status: 'accepted', changes: null, inventory: { hostId: MSID } });
+    const next = { ...fixture(), seq: 4, packages: fixture().packages.map((p) => (p.name === 'libssl3' ? { ...p, version: '3.0.11-1~deb12u3' } : p)) };
+    const delta = diffReports(fixture(), next);
+    const second = ledger.receive(JSON.stringify(delta), MSID);
+    if (second.status !== 'accepted') throw new Error(second.status);
+    expect(second.changes?.packages.changed.map((p) => p.version)).toEqual(['3.0.11-1~deb12u3']);
+    expect(ledger.latest(MSID)?.seq).toBe(4);
+    expect(ledger.previous(MSID)?.seq).toBe(3);
+    // another host's report on this channel, a malformed one, a replay: nothing changes
+    expect(codeOf(() => ledger.receive(TEXT, OTHER))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(codeOf(() => ledger.receive(TEXT.replace('"/etc/shadow"', '"/etc/../shadow"'), MSID))).toBe('GS_ERR_SECURITY_UNSAFE_PATH');
+    expect(ledger.receive(TEXT, MSID)).toEqual({ status: 'stale', expectSeqAbove: 4 });
+    expect(ledger.receive(JSON.stringify({ ...delta, seq: 9 }), MSID)).toMatchObject({ status: 'need-full', reason: 'gap' });
+    expect(ledger.latest(MSID)?.seq).toBe(4);
+    expect(ledger.hosts()).toEqual([MSID]);
+    expect(ledger.refusals().map((r) => [r.time, r.authenticatedMsid, r.code])).toEqual([[77, OTHER, 'GS_ERR_SECURITY_WRONG_HOST'], [77, MSID, 'GS_ERR_SECURITY_UNSAFE_PATH']]);
+    ledger.forget(MSID);
+    expect(ledger.reports()).toEqual([]);
   });
 });

@@ -26,6 +26,7 @@ export {
 export { encodeConfigurationReport, parseConfigurationReport, validateConfigurationReport, type ReportCheckOptions } from './validate.js';
 export { applyReport, canonicalReport, diffReports, isEmptyDelta, type ApplyOutcome } from './delta.js';
 export { osvEcosystem, toInventory } from './inventory.js';
+export { ConfigurationLedger, type IntakeResult, type LedgerOptions, type Refusal } from './ledger.js';
 export { canonicalIp, formatIp, ipBytes, isWildcardIp } from './ip.js';
 export {
   MAX_COMPONENT_BYTES,
