@@ -118,7 +118,7 @@ describe('DispatchAgent (process executor)', () => {
     const hang = new TextEncoder().encode('#!/bin/sh\nsleep 30 &\necho $! > grandchild.pid\necho $$ > target.pid\nwait\n');
     const bundle = center.bundle({
       name: 'proc-hang',
-      timeoutMs: 2_500,
+      timeoutMs: 5_000, // room for the loader to start under tsx on a busy machine
       target: { bytes: hang, path: 'hang.sh' },
       code: "export default async (ctx) => { ctx.log('pid ' + process.pid); await ctx.spawnTarget(); };",
     });
