@@ -16,12 +16,14 @@ const cli = { 'cli/main': 'src/cli/main.ts' };
 // The worker thread of ParallelReedSolomon, loaded by URL beside fec/index
 // (both the ESM and the CJS fec entry use this one ESM file); not an export.
 const fecWorker = { 'fec/parallel-worker': 'src/fec/parallel-worker.ts', 'session/seal-worker': 'src/session/secure/seal-worker.ts' };
+// The dispatch agent's loader runs as its own Node process (docs/dispatch.md); not an export.
+const loader = { 'delivery/dispatch-loader': 'src/delivery/dispatch/agent/loader-main.ts' };
 
 // ESM-only dependencies are bundled into the CommonJS build only, so that
 // `require('gatesock')` works in loaders without require(esm) (TOOLCHAIN.md §4).
 const esmOnly = [/^@noble\//, 'pkijs', 'asn1js', '@peculiar/utils', 'bytestreamjs', 'pvtsutils', 'pvutils'];
 
 export default defineConfig([
-  { entry: { ...entry, ...cli, ...fecWorker }, format: ['esm'], sourcemap: true, target: 'node20', splitting: true, outDir: 'dist' },
+  { entry: { ...entry, ...cli, ...fecWorker, ...loader }, format: ['esm'], sourcemap: true, target: 'node20', splitting: true, outDir: 'dist' },
   { entry, format: ['cjs'], sourcemap: true, target: 'node20', outDir: 'dist', noExternal: esmOnly, shims: true },
 ]);

@@ -1,11 +1,13 @@
 /**
  * gatesock/delivery — the reliable multicast updater (signed updates to many
- * hosts at once over UDP multicast; docs/delivery.md), and later the
- * verifiable dispatcher and the agents.
+ * hosts at once over UDP multicast; docs/delivery.md), and the
+ * verifiable dispatcher (signed bundles run on relay-server agents, with
+ * per-agent evidence in signed reports; docs/dispatch.md).
  *
  * @packageDocumentation
  */
 export * from './update/index.js';
+export * from './dispatch/index.js';
 // The errors this layer throws (DeliveryError and the rest), and what its
 // options and results are made of, so that this entry point is self-contained.
 export * from '../errors/index.js';
