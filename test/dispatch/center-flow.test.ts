@@ -12,6 +12,7 @@ import {
   DirectoryBundleRepository,
   DispatchCenter,
   MemoryAgentConnector,
+  RelayAgentConnector,
   SqliteDispatchStore,
   type DispatchCenterOptions,
   type DispatchProgress,
@@ -36,7 +37,9 @@ import {
   type SignedReport,
 } from '../../src/delivery/dispatch/wire/index.js';
 import { createServerIdentity, generateIdentityKey, type Identity, type IdentityKey } from '../../src/session/index.js';
-import type { SockIo } from '../../src/socket/index.js';
+import { DispatchError } from '../../src/errors/index.js';
+import { serverStart, type SockIo, type SockServer } from '../../src/socket/index.js';
+import { startSystem, type TestSystem } from '../relay/system.js';
 
 const work = mkdtempSync(join(tmpdir(), 'gatesock-center-flow-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -514,5 +517,37 @@ describe('DispatchCenter over scripted agents', () => {
     expect(() => center.rerun(newDispatchId(), { args: [] })).toThrow(/no dispatch/);
     expect(() => center.status(newDispatchId())).toThrow(/no dispatch/);
     await center.close();
+  });
+});
+
+describe('DispatchCenter over the relay (loopback gateway system)', () => {
+  it('reaches scripted agents by PCID, checks their MSID end to end, and refuses a PCID that names another machine', async () => {
+    const system: TestSystem = await startSystem({ gateways: 1 });
+    const servers: SockServer[] = [];
+    try {
+      const f = fleet(0);
+      const agents = [new ScriptedAgent(f.key.publicKey, 1), new ScriptedAgent(f.key.publicKey, 2)];
+      const common = { controller: system.controller.address, roots: [system.pki.root] };
+      for (const a of agents) servers.push(await serverStart({ ...common, identity: a.identity, pcid: a.pcid, startTimeoutMs: 10_000 }, (sock) => a.serve(sock)));
+      const connector = new RelayAgentConnector(common);
+      // The PCID of agent 2 with the MSID of agent 1: the connector refuses before anything is sent.
+      const err = await connector.connect({ msid: agents[0]!.msid, pcid: agents[1]!.pcid }, { timeoutMs: 10_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DispatchError);
+      expect((err as DispatchError).code).toBe('GS_ERR_DISPATCH_WRONG_AGENT');
+      const center = await DispatchCenter.open({ key: f.key, connector });
+      const bundle = await center.createBundle(NOOP);
+      const summary = await center
+        .dispatch({ bundle: bundle.digest, agents: agents.map((a) => a.ref), waves: [], connectTimeoutMs: 10_000, timeoutMs: 10_000 })
+        .done;
+      expect(summary.counts.verified).toBe(2);
+      for (const a of agents) expect(a.orders).toHaveLength(1);
+      const wrong = await center.dispatch({ bundle: bundle.digest, agents: [{ msid: agents[0]!.msid, pcid: agents[1]!.pcid }], connectTimeoutMs: 10_000 }).done;
+      expect(wrong.targets[0]).toMatchObject({ state: 'failed', reason: 'wrong-agent', attempts: 1 });
+      expect(agents[1]!.orders).toHaveLength(1);
+      await center.close();
+    } finally {
+      for (const sv of servers) await sv.close();
+      await system.close();
+    }
   });
 });
