@@ -29,3 +29,4 @@ export {
 } from './services.js';
 export { collectFiles, type FilesOptions } from './files.js';
 export { ReportSequencer, collectConfiguration, type CollectOptions, type Collected } from './collect.js';
+export { ConfigurationReporter, type CenterAnswer, type ReporterEvents, type ReporterOptions } from './reporter.js';
