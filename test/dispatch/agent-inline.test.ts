@@ -14,7 +14,7 @@ import { createServerIdentity, generateIdentityKey } from '../../src/session/ind
 import { SockIo } from '../../src/socket/index.js';
 import { memoryPair } from '../../src/transport/index.js';
 import { DispatchAgent, InlineExecutor, type DispatchAgentOptions } from '../../src/delivery/dispatch/agent/index.js';
-import { ECHO_TARGET, TestCenter, filesUnder, tempDir, until, type CenterLink } from './fixtures/agent/harness.js';
+import { ECHO_TARGET, TestCenter, alive, filesUnder, tempDir, until } from './fixtures/agent/harness.js';
 
 const dirs: string[] = [];
 const agents: DispatchAgent[] = [];
@@ -307,12 +307,3 @@ describe('DispatchAgent (inline executor)', () => {
     expect(warnings).toEqual([]);
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

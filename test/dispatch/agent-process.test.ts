@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createServerIdentity } from '../../src/session/index.js';
 import { DispatchAgent, ProcessExecutor } from '../../src/delivery/dispatch/agent/index.js';
-import { TestCenter, filesUnder, tempDir, until } from './fixtures/agent/harness.js';
+import { TestCenter, alive, filesUnder, tempDir, until } from './fixtures/agent/harness.js';
 
 const loaderPath = fileURLToPath(new URL('../../src/delivery/dispatch/agent/loader-main.ts', import.meta.url));
 const executor = new ProcessExecutor({ loaderPath, execArgv: ['--import', 'tsx'] });
@@ -42,15 +42,6 @@ async function newAgent() {
     if (m) pids.push(Number(m[1]));
   });
   return { agent, link: await center.connect(agent), root, work: path.join(root, 'work'), pids };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('DispatchAgent (process executor)', () => {

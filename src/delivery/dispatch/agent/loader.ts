@@ -43,7 +43,7 @@ import {
   type BundleTarget,
   type OutputDigest,
 } from '../wire/index.js';
-import { blankResult, clip, emptyOutput, OutputCapture, reasonOf } from './results.js';
+import { blankResult, OutputCapture, reasonOf } from './results.js';
 import type { LoaderJob, LoaderResult } from './types.js';
 
 /** Bytes of each output stream kept for the code to read (all of it is digested). */
@@ -282,21 +282,7 @@ export class Loader {
     const outcome = startFailed ? 'start-failed' : threw ? 'code-failed' : 'ran';
     const reason = startFailed ? reasonText(track.failure) : threw ? reasonText(thrown) : null;
     const last = startFailed ? undefined : track.last;
-    return {
-      dispatchId: fields.dispatchId,
-      run: fields.run,
-      bundleDigest: fields.bundleDigest,
-      evidence: fields.evidence,
-      outcome,
-      reason: reason === null ? null : clip(reason),
-      start: track.lastStart ?? 'none',
-      exitCode: last?.exitCode ?? null,
-      signal: last?.signal ?? null,
-      stdout: last?.stdout ?? emptyOutput(),
-      stderr: last?.stderr ?? emptyOutput(),
-      startedAt,
-      endedAt: Math.max(startedAt, this.#now()),
-    };
+    return blankResult(fields, outcome, reason, track.lastStart ?? 'none', startedAt, this.#now(), last);
   }
 
   #spawn(track: RunTrack, args: readonly string[]): Promise<TargetRunResult> {

@@ -19,10 +19,18 @@ export function emptyOutput(): OutputDigest {
 /** Longest `reason` we put in a report. */
 export const MAX_REASON_CHARS = 200;
 
+/** What a target that ran left for the report. */
+export interface TargetOutcome {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stdout: OutputDigest;
+  readonly stderr: OutputDigest;
+}
+
 /**
- * A result that carries only an outcome: nothing ran (refused), or the run
- * was stopped or lost before the loader reported (timeout, crashed). Output
- * digests are those of no output.
+ * A run's result. Without `target` it carries only an outcome: nothing ran
+ * (refused), or the run was stopped or lost before the loader reported
+ * (timeout, crashed); the output digests are then those of no output.
  */
 export function blankResult(
   fields: Pick<BindingFields, 'dispatchId' | 'run' | 'bundleDigest' | 'evidence'>,
@@ -31,6 +39,7 @@ export function blankResult(
   start: LoaderResult['start'],
   startedAt: number,
   endedAt: number,
+  target?: TargetOutcome,
 ): LoaderResult {
   return {
     dispatchId: fields.dispatchId,
@@ -40,10 +49,10 @@ export function blankResult(
     outcome,
     reason: reason === null ? null : clip(reason),
     start,
-    exitCode: null,
-    signal: null,
-    stdout: emptyOutput(),
-    stderr: emptyOutput(),
+    exitCode: target?.exitCode ?? null,
+    signal: target?.signal ?? null,
+    stdout: target?.stdout ?? emptyOutput(),
+    stderr: target?.stderr ?? emptyOutput(),
     startedAt,
     endedAt: Math.max(startedAt, endedAt),
   };
