@@ -26,8 +26,8 @@
  * The evidence values sit in this file in clear: a center must keep them to
  * check reports after a restart. Protect the file like the center's key.
  */
-import type * as NodeFs from 'node:fs/promises';
-import type * as NodePath from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { ConfigError, DispatchError, GatesockError } from '../../../errors/index.js';
 import {
   emptyCounts,
@@ -316,10 +316,7 @@ export class SqliteDispatchStore implements DispatchStore {
   static async open(path: string): Promise<SqliteDispatchStore> {
     if (typeof path !== 'string' || path.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', 'store must be a file path or ":memory:"');
     const Driver = await loadDriver();
-    if (path !== ':memory:') {
-      const { fs, path: nodePath } = node();
-      await fs.mkdir(nodePath.dirname(nodePath.resolve(path)), { recursive: true });
-    }
+    if (path !== ':memory:') await mkdir(dirname(resolve(path)), { recursive: true });
     let db: Database | undefined;
     try {
       db = new Driver(path, { timeout: 5_000 });
@@ -567,12 +564,4 @@ function migrate(db: Database, path: string): void {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function node(): { fs: typeof NodeFs; path: typeof NodePath } {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const fs = proc?.getBuiltinModule?.('node:fs/promises') as typeof NodeFs | undefined;
-  const path = proc?.getBuiltinModule?.('node:path') as typeof NodePath | undefined;
-  if (fs === undefined || path === undefined) throw new ConfigError('GS_ERR_INVALID_OPTION', 'the SQLite dispatch store needs Node.js ≥ 20.16');
-  return { fs, path };
 }
