@@ -38,8 +38,23 @@ export interface PackageScan {
   readonly skipped: SkippedPackage[];
 }
 
-function sortPackages(p: PackageEntry[]): PackageEntry[] {
-  return p.sort((a, b) => (packageKey(a) < packageKey(b) ? -1 : packageKey(a) > packageKey(b) ? 1 : 0));
+/**
+ * One entry per key, sorted by key. dpkg's database never lists one name:arch
+ * twice, nor rpm's one NEVRA; if a damaged one does, the first is kept and the
+ * others are listed as skipped.
+ */
+function finish(packages: PackageEntry[], skipped: SkippedPackage[]): PackageScan {
+  const seen = new Set<string>();
+  const unique = packages.filter((e) => {
+    const k = packageKey(e);
+    if (seen.has(k)) {
+      skipped.push({ name: e.name, reason: 'listed twice' });
+      return false;
+    }
+    seen.add(k);
+    return true;
+  });
+  return { packages: unique.sort((a, b) => (packageKey(a) < packageKey(b) ? -1 : packageKey(a) > packageKey(b) ? 1 : 0)), skipped };
 }
 
 /** Split deb-control text into paragraphs of field → value (folded lines joined with "\n"). */
@@ -97,15 +112,7 @@ export function parseDpkgStatus(text: string): PackageScan {
     if (sourceVersion !== null && !isPackageVersion('dpkg', sourceVersion)) { skipped.push({ name, reason: 'Source version is not a Debian version' }); continue; }
     packages.push({ manager: 'dpkg', name, version, arch, source, sourceVersion });
   }
-  // dpkg's database never lists one name:arch twice; if a damaged one does, keep the first.
-  const seen = new Set<string>();
-  const unique = packages.filter((e) => {
-    const k = packageKey(e);
-    if (seen.has(k)) { skipped.push({ name: e.name, reason: 'listed twice' }); return false; }
-    seen.add(k);
-    return true;
-  });
-  return { packages: sortPackages(unique), skipped };
+  return finish(packages, skipped);
 }
 
 /** Options of {@link collectDpkgPackages}. */
@@ -158,14 +165,7 @@ export function parseRpmQuery(text: string): PackageScan {
     if (srcName !== null && !isPackageName(srcName)) { skipped.push({ name, reason: 'SOURCERPM name is not a package name' }); continue; }
     packages.push({ manager: 'rpm', name, version, arch, source: srcName === name ? null : srcName, sourceVersion: null });
   }
-  const seen = new Set<string>();
-  const unique = packages.filter((e) => {
-    const k = packageKey(e);
-    if (seen.has(k)) return false; // rpm lists an identical NEVRA once per database entry; one is enough
-    seen.add(k);
-    return true;
-  });
-  return { packages: sortPackages(unique), skipped };
+  return finish(packages, skipped);
 }
 
 /** Options of {@link collectRpmPackages}. */

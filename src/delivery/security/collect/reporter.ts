@@ -98,6 +98,14 @@ export class ConfigurationReporter extends EventEmitter<ReporterEvents> {
    * extra full report when it lost track). Resolves with the last answer.
    */
   async reportNow(): Promise<CenterAnswer> {
+    const answer = await this.#collectAndSend();
+    if (answer.status === 'accepted') return answer;
+    // The center does not hold what the delta builds on, or our numbers are behind its: one full report (numbered above).
+    return this.#collectAndSend();
+  }
+
+  /** Collect, number, send; on anything but acceptance the next report is full. */
+  async #collectAndSend(): Promise<CenterAnswer> {
     const report = this.#sequencer.next(await this.#options.collect());
     let answer: CenterAnswer;
     try {
@@ -107,20 +115,8 @@ export class ConfigurationReporter extends EventEmitter<ReporterEvents> {
       throw err;
     }
     this.emit('sent', report, answer);
-    if (answer.status === 'accepted') return answer;
-    // The center does not hold what the delta builds on, or our numbers are behind its: one full report, numbered above.
-    this.#sequencer.requestFull(answer.status === 'stale' ? answer.expectSeqAbove : undefined);
-    const full = this.#sequencer.next(await this.#options.collect());
-    let second: CenterAnswer;
-    try {
-      second = await this.#options.send(full);
-    } catch (err) {
-      this.#sequencer.requestFull();
-      throw err;
-    }
-    this.emit('sent', full, second);
-    if (second.status !== 'accepted') this.#sequencer.requestFull(second.status === 'stale' ? second.expectSeqAbove : undefined);
-    return second;
+    if (answer.status !== 'accepted') this.#sequencer.requestFull(answer.status === 'stale' ? answer.expectSeqAbove : undefined);
+    return answer;
   }
 
   async #tick(): Promise<void> {
