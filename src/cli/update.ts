@@ -29,10 +29,7 @@ import {
   FileUpdateHistory,
   UpdateReceiver,
   UpdateSender,
-  formatPublicKey,
-  generatePublisherKey,
   isOkStatus,
-  parsePublicKey,
   prepareUpdateAsync,
   publisherKeyId,
   type ReceiverReport,
@@ -43,6 +40,7 @@ import {
 import { ConfigError, DeliveryError } from '../errors/index.js';
 import { IdentityKey } from '../session/index.js';
 import { independentLoss, udpBind, withLoss, type DatagramAddress } from '../transport/index.js';
+import { collect, fraction, intIn, readPublicKey, writeKeyPair, type Io, type KeygenOptions } from './args.js';
 import { EXIT } from './errors.js';
 
 /** How long `receive --once` keeps running after its update ended, so the repeated FINs go out. */
@@ -74,67 +72,13 @@ export function parseRate(text: string): number {
   return Math.round(bps);
 }
 
-function intIn(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in ${min}…${max}`);
-    return n;
-  };
-}
-
-function fraction(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1)`);
-    return n;
-  };
-}
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-/** A public key from its text (`ed25519:…`, a PEM block) or a file holding it. */
-function readPublicKey(spec: string): Uint8Array {
-  if (spec.startsWith('ed25519:') || spec.includes('-----BEGIN')) return parsePublicKey(spec);
-  let text: string;
-  try {
-    text = fs.readFileSync(spec, 'utf8');
-  } catch (err) {
-    throw new ConfigError('GS_ERR_INVALID_OPTION', `--publisher-key ${spec}: not "ed25519:…" and not a readable file (${(err as Error).message})`);
-  }
-  return parsePublicKey(text);
-}
-
 /** The family of a group literal. */
 const familyOf = (group: DatagramAddress): 'ipv6' | 'ipv4' => (group.address.includes(':') ? 'ipv6' : 'ipv4');
 
-interface Io {
-  readonly print: (line: string) => void;
-  readonly note: (line: string) => void;
-}
-
 // ---------------------------------------------------------------- keygen
 
-interface KeygenOptions {
-  out: string;
-  name: string;
-  force?: boolean;
-}
-
 async function runKeygen(o: KeygenOptions, io: Io): Promise<void> {
-  const keyPath = path.resolve(o.out, `${o.name}.key`);
-  const pubPath = path.resolve(o.out, `${o.name}.pub`);
-  if (!o.force) {
-    for (const p of [keyPath, pubPath]) {
-      if (fs.existsSync(p)) throw new ConfigError('GS_ERR_INVALID_OPTION', `${p} exists; pass --force to replace it (receivers pinning the old key then refuse new updates)`);
-    }
-  }
-  const key = generatePublisherKey();
-  fs.mkdirSync(path.dirname(keyPath), { recursive: true });
-  fs.writeFileSync(keyPath, key.toPem(), { mode: 0o600 });
-  fs.chmodSync(keyPath, 0o600);
-  const pub = formatPublicKey(key.publicKey);
-  fs.writeFileSync(pubPath, pub + '\n');
-  io.print(`public key  ${pub}`);
+  const { key, keyPath, pubPath } = writeKeyPair(o, 'receivers pinning the old key then refuse new updates', io);
   io.print(`key id      ${publisherKeyId(key.publicKey)}`);
   io.print(`wrote ${keyPath} (secret: keep it with the sender) and ${pubPath} (pin it on receivers: --publisher-key)`);
 }
@@ -379,7 +323,7 @@ function commandHandler(command: string, timeoutMs: number): UpdateHandler {
 async function runReceive(o: ReceiveOptions, io: Io): Promise<void> {
   if (o.allow.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', '--allow is required: name patterns this receiver takes (e.g. --allow "app/*")');
   if (o.publisherKey.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', '--publisher-key is required: the publisher key(s) this receiver trusts');
-  const publisherKeys = o.publisherKey.map(readPublicKey);
+  const publisherKeys = o.publisherKey.map((k) => readPublicKey(k, '--publisher-key'));
   const host = o.host ?? os.hostname();
   if (!/^[A-Za-z0-9._:-]{1,253}$/.test(host)) {
     throw new ConfigError('GS_ERR_INVALID_OPTION', `--host must be 1…253 of A-Z a-z 0-9 . _ - : (it goes into RECV), got ${JSON.stringify(host)}`);
