@@ -188,16 +188,22 @@ export class DispatchRun extends EventEmitter<DispatchRunEvents> {
   readonly run: number;
   /** Resolves with the summary when the run ends; never rejects. */
   readonly done: Promise<DispatchSummary>;
-  /** @internal */
-  resolve!: (s: DispatchSummary) => void;
 
-  /** @internal */
+  /** @internal Made by {@link DispatchCenter.dispatch}, `rerun` and `resume` only. */
   constructor(dispatchId: string, run: number) {
     super();
     this.dispatchId = dispatchId;
     this.run = run;
-    this.done = new Promise((resolve) => (this.resolve = resolve));
+    this.done = new Promise((resolve) => settle.set(this, resolve));
   }
+}
+
+/** How the center settles a run's `done` (kept off the public class). */
+const settle = new WeakMap<DispatchRun, (s: DispatchSummary) => void>();
+
+function finish(run: DispatchRun, summary: DispatchSummary): void {
+  settle.get(run)?.(summary);
+  settle.delete(run);
 }
 
 /** One run's state as {@link DispatchCenter.status} gives it. @public */
@@ -508,7 +514,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     const runtimes = [...this.#runtimes.values()];
     for (const rt of runtimes) this.#abort(rt);
     for (const rt of runtimes) for (const c of rt.channels) void c.close();
-    for (const rt of runtimes) rt.handle.resolve(this.#summary(rt));
+    for (const rt of runtimes) finish(rt.handle, this.#summary(rt));
     this.#runtimes.clear();
     await this.#logQueue;
     await this.#log?.close();
@@ -566,7 +572,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       this.#emitError(err);
       this.#abort(rt);
       this.#runtimes.delete(`${dispatchId}/${run}`);
-      rt.handle.resolve(this.#summary(rt));
+      finish(rt.handle, this.#summary(rt));
     });
     return handle;
   }
@@ -606,7 +612,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     this.#runtimes.delete(`${rt.dispatchId}/${rt.run}`);
     const summary = this.#summary(rt);
     rt.handle.emit('done', summary);
-    rt.handle.resolve(summary);
+    finish(rt.handle, summary);
   }
 
   #summary(rt: Runtime): DispatchSummary {
