@@ -104,6 +104,6 @@ export function confirmFindings(scan: NmapScan, reports: Iterable<FullReport>): 
       }
     }
   }
-  const key = (f: ScanFinding) => `${f.address}\u0000${f.protocol}\u0000${String(f.port).padStart(5, '0')}`;
-  return out.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const keyed = out.map((f) => ({ f, k: `${f.address}\u0000${f.protocol}\u0000${String(f.port).padStart(5, '0')}` }));
+  return keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0)).map((x) => x.f);
 }
