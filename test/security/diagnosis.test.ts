@@ -16,7 +16,7 @@ import {
 } from '../../src/delivery/security/diagnosis/index.js';
 import { MemorySecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { compareDebianVersions } from '../../src/delivery/security/versions/index.js';
-import { ConfigError, SecurityCenterError } from '../../src/errors/index.js';
+import { SecurityCenterError } from '../../src/errors/index.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/osv/', import.meta.url));
 const osv = (name: string) => parseOsv(readFileSync(join(FIX, name)), name);
@@ -306,10 +306,17 @@ describe('DiagnosisEngine: policy', () => {
       [{ roles: [], hosts: {} }, /roles: must be an object/],
     ];
     for (const [p, why] of bad) {
-      expect(() => checkPolicy(p)).toThrow(ConfigError);
-      expect(() => checkPolicy(p)).toThrow(why);
+      let err: unknown;
+      try {
+        checkPolicy(p);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SecurityCenterError);
+      expect((err as SecurityCenterError).code).toBe('GS_ERR_SECURITY_MALFORMED_POLICY');
+      expect((err as Error).message).toMatch(why);
     }
-    expect(() => new DiagnosisEngine({ policy: bad[0]![0] as Policy })).toThrow(ConfigError);
+    expect(() => new DiagnosisEngine({ policy: bad[0]![0] as Policy })).toThrow(SecurityCenterError);
   });
 
   it('reads settings as sshd and sysctl write them', () => {

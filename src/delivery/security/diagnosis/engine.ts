@@ -58,7 +58,7 @@ export interface HostDiagnosis {
 
 /** Options of {@link DiagnosisEngine}. */
 export interface DiagnosisEngineOptions {
-  /** The policy database's content; checked at once. Default: no policy checks. */
+  /** The policy database's content; checked at once (`GS_ERR_SECURITY_MALFORMED_POLICY`). Default: no policy checks. */
   readonly policy?: Policy;
 }
 
@@ -102,12 +102,12 @@ interface HostRecord {
   readonly idx: number;
   readonly inventory: Pick<HostInventory, 'hostId' | 'os' | 'services' | 'files'>;
   readonly table: VersionTable | undefined;
-  /** Per installed package, sorted by (key, mver): interned (ecosystem, matched name). */
+  /** Per installed package, sorted by key: interned (ecosystem, matched name). */
   readonly keys: Int32Array;
   /** Matched version id (source version when known) in `table`. */
   readonly mver: Int32Array;
-  /** Installed binary version id in `table`. */
-  readonly iver: Int32Array;
+  /** Installed binary version id in `table`; `undefined` when every one equals `mver` (no source versions reported). */
+  readonly iver: Int32Array | undefined;
   /** Binary package name id. */
   readonly names: Int32Array;
 }
@@ -126,8 +126,9 @@ function malformedReport(hostId: unknown, why: string): SecurityCenterError {
 
 /** The diagnosis engine. */
 export class DiagnosisEngine {
-  readonly #pkgKeys = new Map<string, number>();
-  readonly #pkgKeyText: string[] = [];
+  /** Interned (ecosystem, package name) pairs: ecosystem → name → key. */
+  readonly #pkgKeys = new Map<string, Map<string, number>>();
+  #pkgKeyCount = 0;
   readonly #names = new Map<string, number>();
   readonly #nameText: string[] = [];
   readonly #tables = new Map<string, VersionTable>();
@@ -151,7 +152,7 @@ export class DiagnosisEngine {
     return { hosts: this.#hosts.size, advisories: this.#advisories.size };
   }
 
-  /** Replace the policy (checked first: `ConfigError` naming the field). Takes effect on the next diagnosis. */
+  /** Replace the policy (checked first: `GS_ERR_SECURITY_MALFORMED_POLICY` naming the field). Takes effect on the next diagnosis. */
   setPolicy(policy: Policy | undefined): void {
     this.#policy = policy === undefined ? undefined : checkPolicy(policy);
   }
@@ -234,7 +235,7 @@ export class DiagnosisEngine {
     if (a.withdrawn === undefined) {
       for (const p of a.affected) {
         if (schemeForEcosystem(p.ecosystem) === undefined) continue;
-        const key = this.#pkgKey(p.ecosystem, p.name);
+        const key = this.#pkgKey(this.#keysOf(p.ecosystem), p.ecosystem, p.name);
         const matcher = new AffectedMatcher(p);
         entries.push({ key, matcher });
         (this.#advIndex[key] ??= []).push({ id: a.id, matcher });
@@ -320,7 +321,7 @@ export class DiagnosisEngine {
   /** Findings for each installed binary of `host` with this (key, matched version). */
   #findingsForPair(host: HostRecord, key: number, mver: number, adv: Advisory, affected: AffectedPackage, hit: RangeHit, out: VulnerabilityFinding[]): void {
     const { keys } = host;
-    // Binary search for the first entry with this key; entries are sorted by (key, mver).
+    // Binary search for the first entry with this key; entries are sorted by key.
     let lo = 0;
     let hi = keys.length;
     while (lo < hi) {
@@ -336,7 +337,7 @@ export class DiagnosisEngine {
   #finding(host: HostRecord, i: number, adv: Advisory, affected: AffectedPackage, hit: RangeHit): VulnerabilityFinding {
     const table = host.table!;
     const pkg = this.#nameText[host.names[i]!]!;
-    const installed = table.texts[host.iver[i]!]!;
+    const installed = table.texts[(host.iver ?? host.mver)[i]!]!;
     const matchedVersion = table.texts[host.mver[i]!]!;
     const hostId = host.inventory.hostId;
     const steps = this.#plan(adv, affected, pkg, hit);
@@ -389,13 +390,18 @@ export class DiagnosisEngine {
 
   // ------------------------------------------------------------ records and indexes
 
-  #pkgKey(ecosystem: string, name: string): number {
-    const text = `${ecosystem}\u0000${name}`;
-    let id = this.#pkgKeys.get(text);
+  #keysOf(ecosystem: string): Map<string, number> {
+    let m = this.#pkgKeys.get(ecosystem);
+    if (!m) this.#pkgKeys.set(ecosystem, (m = new Map()));
+    return m;
+  }
+
+  /** The interned (ecosystem, package name) pair; `byName` is `#keysOf(ecosystem)`. */
+  #pkgKey(byName: Map<string, number>, ecosystem: string, name: string): number {
+    let id = byName.get(name);
     if (id === undefined) {
-      id = this.#pkgKeyText.length;
-      this.#pkgKeys.set(text, id);
-      this.#pkgKeyText.push(text);
+      id = this.#pkgKeyCount++;
+      byName.set(name, id);
     }
     return id;
   }
@@ -438,9 +444,8 @@ export class DiagnosisEngine {
     const scheme = schemeForEcosystem(os.ecosystem);
     const table = scheme && this.#table(scheme);
     const n = table ? pkgs.length : 0;
-    const order: { key: number; mver: number; iver: number; name: number }[] = new Array(n);
+    if (n > 0x100000) throw malformedReport(hostId, 'too many packages');
     // Check everything before interning anything: a refused report leaves no trace.
-    const texts: [string, string, string][] = new Array(n);
     for (let i = 0; i < n; i++) {
       const p = pkgs[i];
       if (typeof p !== 'object' || p === null) throw malformedReport(hostId, `packages[${i}] must be an object`);
@@ -451,37 +456,55 @@ export class DiagnosisEngine {
       }
       if (typeof version !== 'string') throw malformedReport(hostId, `packages[${i}].version must be a string`);
       if (sourceVersion !== undefined && typeof sourceVersion !== 'string') throw malformedReport(hostId, `packages[${i}].sourceVersion must be a string`);
-      for (const v of sourceVersion === undefined ? [version] : [version, sourceVersion]) {
-        if (!table!.ids.has(v)) {
-          try {
-            scheme!.parse(v);
-          } catch (err) {
-            throw new SecurityCenterError('GS_ERR_SECURITY_BAD_VERSION', `inventory of ${JSON.stringify(hostId)}: package ${name}: ${(err as Error).message}`, { cause: err });
-          }
-        }
-      }
-      texts[i] = [name, source ?? name, sourceVersion ?? version];
+      this.#checkVersion(table!, hostId, name, version);
+      if (sourceVersion !== undefined) this.#checkVersion(table!, hostId, name, sourceVersion);
     }
+    // Intern, then order the packages by key with one native sort of (key · 2^20 + position).
+    const keysByEco = n > 0 ? this.#keysOf(os.ecosystem) : undefined;
+    const key0 = new Int32Array(n);
+    const order = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      const [name, matchName, mv] = texts[i]!;
-      order[i] = {
-        key: this.#pkgKey(os.ecosystem, matchName),
-        mver: this.#version(table!, mv),
-        iver: this.#version(table!, pkgs[i]!.version),
-        name: this.#name(name),
-      };
+      const p = pkgs[i]!;
+      const k = this.#pkgKey(keysByEco!, os.ecosystem, p.source ?? p.name);
+      key0[i] = k;
+      order[i] = k * 0x100000 + i;
     }
-    order.sort((a, b) => a.key - b.key || a.mver - b.mver);
-    const rec: HostRecord = {
+    order.sort();
+    const keys = new Int32Array(n);
+    const mver = new Int32Array(n);
+    let iver: Int32Array | undefined;
+    const names = new Int32Array(n);
+    for (let j = 0; j < n; j++) {
+      const i = order[j]! % 0x100000;
+      const p = pkgs[i]!;
+      keys[j] = key0[i]!;
+      const installed = this.#version(table!, p.version);
+      if (p.sourceVersion === undefined) mver[j] = installed;
+      else {
+        mver[j] = this.#version(table!, p.sourceVersion);
+        if (iver === undefined && mver[j] !== installed) iver = mver.slice(); // first difference: copy what is equal so far
+      }
+      if (iver !== undefined) iver[j] = installed;
+      names[j] = this.#name(p.name);
+    }
+    return {
       idx,
       inventory: { hostId, os, ...(inv.services ? { services: inv.services } : {}), ...(inv.files ? { files: inv.files } : {}) },
       table,
-      keys: Int32Array.from(order, (o) => o.key),
-      mver: Int32Array.from(order, (o) => o.mver),
-      iver: Int32Array.from(order, (o) => o.iver),
-      names: Int32Array.from(order, (o) => o.name),
+      keys,
+      mver,
+      iver,
+      names,
     };
-    return rec;
+  }
+
+  #checkVersion(table: VersionTable, hostId: string, name: string, v: string): void {
+    if (table.ids.has(v)) return;
+    try {
+      table.scheme.parse(v);
+    } catch (err) {
+      throw new SecurityCenterError('GS_ERR_SECURITY_BAD_VERSION', `inventory of ${JSON.stringify(hostId)}: package ${name}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   #version(t: VersionTable, text: string): number {
@@ -510,6 +533,16 @@ export class DiagnosisEngine {
    */
   #reindex(old: HostRecord | undefined, next: HostRecord | undefined): void {
     const idx = (next ?? old)!.idx;
+    if (old === undefined && next !== undefined) {
+      // A new host: add each distinct pair (equal keys are adjacent; look back over them).
+      const { keys, mver } = next;
+      for (let i = 0; i < keys.length; i++) {
+        let dup = false;
+        for (let j = i - 1; j >= 0 && keys[j] === keys[i]; j--) if (mver[j] === mver[i]) dup = true;
+        if (!dup) this.#addPair(keys[i]!, mver[i]!, idx);
+      }
+      return;
+    }
     const before = old ? DiagnosisEngine.#pairs(old) : new Set<number>();
     const after = next ? DiagnosisEngine.#pairs(next) : new Set<number>();
     for (const pair of before) {
@@ -523,15 +556,16 @@ export class DiagnosisEngine {
       if (list.n === 0) buckets!.delete(mver);
     }
     for (const pair of after) {
-      if (before.has(pair)) continue;
-      const key = Math.floor(pair / 4294967296);
-      const mver = pair % 4294967296;
-      let buckets = this.#hostIndex[key];
-      if (!buckets) this.#hostIndex[key] = buckets = new Map();
-      let list = buckets.get(mver);
-      if (!list) buckets.set(mver, (list = new IntList()));
-      list.push(idx);
+      if (!before.has(pair)) this.#addPair(Math.floor(pair / 4294967296), pair % 4294967296, idx);
     }
+  }
+
+  #addPair(key: number, mver: number, idx: number): void {
+    let buckets = this.#hostIndex[key];
+    if (!buckets) this.#hostIndex[key] = buckets = new Map();
+    let list = buckets.get(mver);
+    if (!list) buckets.set(mver, (list = new IntList()));
+    list.push(idx);
   }
 }
 

@@ -4,7 +4,7 @@
  * or is missing, settings that do not hold in a reported file's content.
  */
 import { isIP } from 'node:net';
-import { ConfigError } from '../../../errors/index.js';
+import { SecurityCenterError } from '../../../errors/index.js';
 import { checkAbsolutePath, parseCountermeasureSteps, type Countermeasure } from '../advisories/countermeasures.js';
 import { describeStep, isAutomatic, type FileFinding, type Finding, type ServiceFinding, type SettingFinding } from './findings.js';
 import type { HostInventory } from './inventory.js';
@@ -13,8 +13,8 @@ import type { FileRule, HostPolicy, Policy, RolePolicy, ServiceRule, SettingRule
 const SHA256 = /^[0-9a-f]{64}$/;
 const SETTING_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 
-function bad(where: string, why: string, cause?: unknown): ConfigError {
-  return new ConfigError('GS_ERR_INVALID_OPTION', `policy ${where}: ${why}`, cause === undefined ? undefined : { cause });
+function bad(where: string, why: string, cause?: unknown): SecurityCenterError {
+  return new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', `policy ${where}: ${why}`, cause === undefined ? undefined : { cause });
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -89,7 +89,8 @@ function checkRole(r: unknown, where: string): void {
 }
 
 /**
- * Check a policy; `ConfigError` `GS_ERR_INVALID_OPTION` naming the field.
+ * Check a policy; `SecurityCenterError` `GS_ERR_SECURITY_MALFORMED_POLICY`
+ * naming the field.
  * Every host's role and the default role must exist.
  */
 export function checkPolicy(p: unknown): Policy {
