@@ -514,6 +514,10 @@ describe('DispatchCenter over scripted agents', () => {
     expect(() => center.dispatch({ bundle: bundle.digest, agents: [...agents, ...agents] })).toThrow(/twice/);
     expect(() => center.dispatch({ bundle: bundle.digest, agents, concurrency: 0 })).toThrow(/concurrency/);
     expect(() => center.dispatch({ bundle: bundle.digest, agents, failureThreshold: 2 })).toThrow(/failureThreshold/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents, args: Array(300).fill('x') })).toThrow(/args/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents, args: ['a\0b'] })).toThrow(/NUL/);
+    expect(() => center.dispatch({ bundle: bundle.digest, agents, waves: [0] })).toThrow(/waves/);
+    expect(center.store.listDispatches()).toEqual([]);
     expect(() => center.rerun(newDispatchId(), { args: [] })).toThrow(/no dispatch/);
     expect(() => center.status(newDispatchId())).toThrow(/no dispatch/);
     await center.close();

@@ -25,6 +25,9 @@ import type { IdentityKey } from '../../../session/index.js';
 import {
   DispatchChannel,
   EvidenceLog,
+  MAX_TARGET_ARGS,
+  MAX_TARGET_ARGS_TOTAL_BYTES,
+  MAX_TARGET_ARG_BYTES,
   checkReport,
   createBundle,
   decodeBundle,
@@ -1017,9 +1020,18 @@ function checkAgents(agents: unknown): AgentRef[] {
   });
 }
 
+/** Target arguments, checked against the binding's limits here, so that a bad list fails the call and not every order. */
 function checkArgs(args: unknown): string[] | null {
   if (args === undefined || args === null) return null;
-  checkOption(Array.isArray(args) && args.every((a) => typeof a === 'string'), 'args', 'must be an array of strings or null');
+  checkOption(Array.isArray(args) && args.length <= MAX_TARGET_ARGS, 'args', `must be an array of at most ${MAX_TARGET_ARGS} strings, or null`);
+  let total = 0;
+  for (const a of args as unknown[]) {
+    checkOption(typeof a === 'string' && !a.includes('\0'), 'args', 'entries must be strings without NUL');
+    const n = Buffer.byteLength(a, 'utf8');
+    total += n;
+    checkOption(n <= MAX_TARGET_ARG_BYTES, 'args', `entries must be at most ${MAX_TARGET_ARG_BYTES} bytes`);
+  }
+  checkOption(total <= MAX_TARGET_ARGS_TOTAL_BYTES, 'args', `must be at most ${MAX_TARGET_ARGS_TOTAL_BYTES} bytes together`);
   return [...(args as string[])];
 }
 
