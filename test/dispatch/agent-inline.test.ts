@@ -14,6 +14,7 @@ import { createServerIdentity, generateIdentityKey } from '../../src/session/ind
 import { SockIo } from '../../src/socket/index.js';
 import { memoryPair } from '../../src/transport/index.js';
 import { DispatchAgent, InlineExecutor, type DispatchAgentOptions } from '../../src/delivery/dispatch/agent/index.js';
+import { encodeMessage } from '../../src/delivery/dispatch/wire/index.js';
 import { ECHO_TARGET, TestCenter, alive, filesUnder, tempDir, until } from './fixtures/agent/harness.js';
 
 const dirs: string[] = [];
@@ -299,6 +300,13 @@ describe('DispatchAgent (inline executor)', () => {
     await odd.channel.send({ t: 'hello', agentMsid: agent.msid, certificate: 'AA', pending: [] });
     expect(await odd.expect((m) => m.t === 'error')).toMatchObject({ code: 'GS_ERR_DISPATCH_MALFORMED' });
     await odd.channel.sock.disconnect();
+
+    // A peer that sends an order and never reads: the agent's answers to it wait, its other channels do not.
+    const [c, d] = memoryPair({ highWaterMark: 64 });
+    void agent.serve(SockIo.fromStream(d));
+    const stuck = center.bundle({ name: 'stuck', target: undefined, code: 'export default async () => {};' });
+    c.write(encodeMessage({ t: 'run', binding: center.bind(agent.msid, stuck).encoded, inline: true, body: stuck.bytes }));
+    await new Promise((r) => setTimeout(r, 50));
 
     const bundle = center.bundle({ name: 'still-fine', target: { bytes: ECHO_TARGET, path: 'e.sh' } });
     const binding = center.bind(agent.msid, bundle);

@@ -95,6 +95,8 @@ export const DEFAULT_DISPATCH_AGENT_OPTIONS = Object.freeze({
 
 /** Longest timer Node accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long close() lets channels send what they hold. */
+const CLOSE_WAIT_MS = 2_000;
 /** Room for a channel message's header beside the largest bundle body. */
 const MESSAGE_HEADER_ROOM = 64 * 1024;
 
@@ -268,7 +270,11 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     await this.#orders;
     await this.#endSlot('agent closed');
     await Promise.allSettled([...this.#tracked]);
-    await Promise.allSettled([...this.#channels].map((c) => c.close()));
+    // A channel closes once its queued messages are out; a peer that stopped reading gets CLOSE_WAIT_MS.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.allSettled([...this.#channels].map((c) => c.close())), new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    for (const c of this.#channels) if (!c.closed) void c.sock.disconnect().catch(() => undefined);
     try {
       await this.#ready;
       await this.#state!.save();
@@ -296,7 +302,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
         case 'error': // the center's answer to something; a fetch takes its own
           return;
         default:
-          void this.#send(ch, { t: 'error', code: 'GS_ERR_DISPATCH_MALFORMED', message: `an agent does not take "${m.t}" messages` });
+          this.#post(ch, { t: 'error', code: 'GS_ERR_DISPATCH_MALFORMED', message: `an agent does not take "${m.t}" messages` });
       }
     } catch (e) {
       this.#warn(e);
@@ -362,7 +368,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     state.take(fields.dispatchId, fields.run, fields.expiresAt);
     state.raiseFloor(name, version);
     await this.#save();
-    await this.#send(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
+    this.#post(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
     this.emit('accepted', { dispatchId: fields.dispatchId, run: fields.run, bundle: bundle.digest, name, version });
 
     // The seed's re-operation flow: a previous loader is ended before the new one starts.
@@ -400,7 +406,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     }
     this.#state!.take(fields.dispatchId, fields.run, fields.expiresAt);
     await this.#save();
-    await this.#send(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
+    this.#post(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
     const { name, version } = slot.bundle.metadata;
     this.emit('accepted', { dispatchId: fields.dispatchId, run: fields.run, bundle: slot.bundle.digest, name, version });
     clearTimeout(slot.idle);
@@ -427,7 +433,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
       found = true;
       await this.#endSlot('cancelled');
     }
-    if (!found) await this.#send(ch, { t: 'error', code: 'GS_ERR_DISPATCH_UNKNOWN_DISPATCH', message: `dispatch ${dispatchId} is not running here`, dispatchId });
+    if (!found) this.#post(ch, { t: 'error', code: 'GS_ERR_DISPATCH_UNKNOWN_DISPATCH', message: `dispatch ${dispatchId} is not running here`, dispatchId });
   }
 
   /** Ask the center for the bundle on this channel; bounded by `fetchTimeoutMs`, stopped by `cancel`. */
@@ -443,7 +449,8 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
         this.#fetchTimeoutMs,
       );
       answer.catch(() => undefined);
-      if (!(await this.#send(ch, { t: 'fetch', digest }))) throw new DispatchError('GS_ERR_DISPATCH_TIMEOUT', 'the channel closed before the bundle was asked for');
+      // A channel that closes makes `answer` reject; one that stops reading makes it time out.
+      this.#post(ch, { t: 'fetch', digest });
       const reply = await Promise.race([answer, cancelled]);
       if (reply.t === 'bundle') return reply.body;
       if (reply.t === 'error') {
@@ -468,7 +475,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     const err = e instanceof Cancelled ? new DispatchError('GS_ERR_DISPATCH_TIMEOUT', 'cancelled by the center') : asDispatchError(e, 'GS_ERR_DISPATCH_MALFORMED');
     const ids = fields === undefined ? {} : { dispatchId: fields.dispatchId, run: fields.run };
     this.emit('refused', { code: err.code, message: err.message, ...ids });
-    await this.#send(ch, { t: 'error', code: err.code, message: clip(err.message), ...ids });
+    this.#post(ch, { t: 'error', code: err.code, message: clip(err.message), ...ids });
     if (opts.report && fields?.bundleDigest !== undefined && fields.evidence !== undefined) {
       const now = this.#now();
       const full = fields as BindingFields;
@@ -516,7 +523,16 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     await this.#save();
     this.emit('report', signed);
     const target = ch.closed ? [...this.#channels].reverse().find((c) => !c.closed) : ch;
-    if (target) await this.#send(target, { t: 'report', report: signed.encoded, certificate: this.#certificate });
+    if (target) this.#post(target, { t: 'report', report: signed.encoded, certificate: this.#certificate });
+  }
+
+  /**
+   * Queue a message without waiting for the peer to take it: the channel
+   * keeps its messages in order, and a peer that stops reading must not
+   * stall the orders of every other channel.
+   */
+  #post(ch: DispatchChannel, m: ChannelMessage): void {
+    void this.#send(ch, m);
   }
 
   async #send(ch: DispatchChannel, m: ChannelMessage): Promise<boolean> {
