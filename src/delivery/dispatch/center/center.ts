@@ -48,7 +48,7 @@ import {
   type ReportFields,
 } from '../wire/index.js';
 import { sameMsid, type AgentConnector, type AgentRef } from './connector.js';
-import { Inbox, isEnd } from './inbox.js';
+import { Inbox, isEnd, type InboxEnd } from './inbox.js';
 import { DirectoryBundleRepository, MemoryBundleRepository, type BundleRepository } from './repository.js';
 import { SqliteDispatchStore } from './sqlite-store.js';
 import { MemoryDispatchStore, runFinished, type DispatchStore, type StoredDispatchOptions, type StoredRun, type StoredTarget, type TargetKey, type TargetPatch } from './store.js';
@@ -773,7 +773,10 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     const key: TargetKey = { dispatchId: rt.dispatchId, run: rt.run, msid: target.msid };
     const hello = await inbox.take(o.connectTimeoutMs);
     if (rt.aborted) return { kind: 'aborted' };
-    if (isEnd(hello)) return { kind: 'lost', reason: hello.end === 'timeout' ? 'no-hello' : 'disconnected' };
+    if (isEnd(hello)) {
+      if (isMalformedEnd(hello)) return this.#protocolFailure(key, hello.error.message);
+      return { kind: 'lost', reason: hello.end === 'timeout' ? 'no-hello' : 'disconnected' };
+    }
     if (hello.t !== 'hello') return this.#protocolFailure(key, `expected hello, got ${hello.t}`);
     if (!sameMsid(hello.agentMsid, target.msid)) {
       this.#recordFailure({ dispatchId: key.dispatchId, run: key.run, msid: target.msid, reason: 'wrong-agent', message: `the agent said hello as ${String(hello.agentMsid)}` });
@@ -852,6 +855,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
         if (refusal !== undefined) return { kind: 'rejected', reason: refusal };
         if (m.end === 'timeout') return undefined;
         if (m.end === 'overflow') return this.#protocolFailure(key, 'the agent sent too many messages');
+        if (isMalformedEnd(m)) return this.#protocolFailure(key, m.error.message);
         return { kind: 'lost', reason: 'disconnected' };
       }
       switch (m.t) {
@@ -996,6 +1000,11 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
   #checkOpen(): void {
     if (this.#closed) throw new DispatchError('GS_ERR_DISPATCH_UNKNOWN_DISPATCH', 'the dispatch center is closed');
   }
+}
+
+/** The channel closed because the agent sent bytes that are not a message (bad input, not a network failure: not retried). */
+function isMalformedEnd(e: InboxEnd): e is { end: 'closed'; error: DispatchError } {
+  return e.end === 'closed' && e.error instanceof DispatchError && e.error.code === 'GS_ERR_DISPATCH_MALFORMED';
 }
 
 function finalEnd(t: StoredTarget): AttemptEnd {
