@@ -78,3 +78,9 @@ export function writeKeyPair(o: KeygenOptions, consequence: string, io: Io): { k
   io.print(`public key  ${pub}`);
   return { key, keyPath, pubPath };
 }
+
+/** Rows (the first is the header) as lines of columns aligned with two spaces; the last column is not padded. */
+export function formatTable(rows: readonly (readonly string[])[]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}

@@ -13,6 +13,7 @@ import { addSettingOptions } from './config.js';
 import { runConnect } from './connect.js';
 import { CONTROLLER_SETTINGS, runController } from './controller.js';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
+import { registerDispatchCommands } from './dispatch.js';
 import { EXIT, reportError } from './errors.js';
 import { GATEWAY_SETTINGS, runGateway } from './gateway.js';
 import { ENDPOINT_DEFAULTS, runServe } from './serve.js';
@@ -173,6 +174,7 @@ program
   );
 
 registerUpdateCommands(program, { print, note });
+registerDispatchCommands(program, { print, note });
 
 try {
   await program.parseAsync(process.argv);

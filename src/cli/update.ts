@@ -40,7 +40,7 @@ import {
 import { ConfigError, DeliveryError } from '../errors/index.js';
 import { IdentityKey } from '../session/index.js';
 import { independentLoss, udpBind, withLoss, type DatagramAddress } from '../transport/index.js';
-import { collect, fraction, intIn, readPublicKey, writeKeyPair, type Io, type KeygenOptions } from './args.js';
+import { collect, formatTable, fraction, intIn, readPublicKey, writeKeyPair, type Io, type KeygenOptions } from './args.js';
 import { EXIT } from './errors.js';
 
 /** How long `receive --once` keeps running after its update ended, so the repeated FINs go out. */
@@ -141,8 +141,7 @@ export function receiverTable(report: SendReportJson): string[] {
   for (const r of report.receivers) {
     rows.push([r.host, r.joined ? 'yes' : 'no', r.completed ? 'yes' : 'no', r.rounds === null ? '-' : String(r.rounds), String(r.requests), r.result ?? r.dropped ?? '-']);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return formatTable(rows);
 }
 
 function toJson(report: SenderReport, o: { version: number; digest: string; group: DatagramAddress }): SendReportJson {
