@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SecurityCenterError } from '../../src/errors/index.js';
-import { firewallForHost, generateNftables, parseCidr, serviceRulesFor, type Policy, type ServiceRule } from '../../src/delivery/security/firewall/index.js';
+import { firewallForHost, generateForwardNftables, generateNftables, parseCidr, serviceRulesFor, type Policy, type ProtectedHost, type ServiceRule } from '../../src/delivery/security/firewall/index.js';
 
 const FIX = path.join(import.meta.dirname, 'fixtures/policy');
 const POLICY = JSON.parse(fs.readFileSync(path.join(FIX, 'site.json'), 'utf8')) as Policy;
@@ -40,6 +40,55 @@ function run(args: string[], input?: string): string {
   const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8', timeout: 10_000, ...(input !== undefined ? { input } : {}) });
   if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.error?.message ?? r.stderr}`);
   return r.stdout;
+}
+
+/** Network namespaces and veth pairs of one test, all deleted by cleanup(). */
+class Netns {
+  readonly #names: string[] = [];
+  readonly #servers: Array<ReturnType<typeof spawn>> = [];
+  #links = 0;
+
+  ns(tag: string): string {
+    const name = `gsfw-${tag}-${process.pid}`;
+    run(['ip', 'netns', 'add', name]);
+    this.#names.push(name);
+    run(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
+    return name;
+  }
+
+  /** A veth pair between two namespaces, with one address (CIDR) on each end. */
+  link(a: string, addrA: string, b: string, addrB: string): void {
+    const n = this.#links++;
+    const [va, vb] = [`gs${n}a${process.pid % 100000}`, `gs${n}b${process.pid % 100000}`];
+    run(['ip', 'link', 'add', va, 'type', 'veth', 'peer', 'name', vb]);
+    for (const [ns, dev, addr] of [[a, va, addrA], [b, vb, addrB]] as const) {
+      run(['ip', 'link', 'set', dev, 'netns', ns]);
+      run(['ip', '-n', ns, 'addr', 'add', addr, 'dev', dev]);
+      run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+    }
+  }
+
+  /** TCP servers on 0.0.0.0 that send "hi"; resolves once all listen. */
+  async serve(ns: string, ports: number[]): Promise<void> {
+    const server = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e',
+      `const net=require('net');let n=0;for(const p of ${JSON.stringify(ports)})net.createServer(s=>s.end('hi')).listen(p,'0.0.0.0',()=>{if(++n===${ports.length})console.log('ready')});setTimeout(()=>process.exit(0),20000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.#servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.stdout!.once('data', () => resolve());
+      server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+    });
+  }
+
+  /** Connect to each target from `ns` (700 ms each, in parallel): open, timeout (dropped) or an error code. */
+  probe(ns: string, targets: Array<[string, number]>): Array<[string, number, string]> {
+    return JSON.parse(run(['ip', 'netns', 'exec', ns, process.execPath, '-e',
+      `const net=require('net');Promise.all(${JSON.stringify(targets)}.map(([h,p])=>new Promise(r=>{const s=net.connect(p,h);const t=setTimeout(()=>{s.destroy();r([h,p,'timeout'])},700);s.on('data',()=>{clearTimeout(t);s.destroy();r([h,p,'open'])});s.on('error',e=>{clearTimeout(t);r([h,p,e.code])})}))).then(x=>console.log(JSON.stringify(x)))`]));
+  }
+
+  cleanup(): void {
+    for (const s of this.#servers) s.kill();
+    for (const n of this.#names) spawnSync('ip', ['netns', 'del', n]);
+  }
 }
 
 function code(f: () => unknown): string {
@@ -108,23 +157,10 @@ describe('generateNftables', () => {
   });
 
   it.skipIf(netnsReason !== null)('lets through exactly the allowed services, from the allowed sources (two network namespaces)', async () => {
-    const a = `gsfw-a-${process.pid}`;
-    const b = `gsfw-b-${process.pid}`;
-    const va = `gsfa${process.pid % 100000}`;
-    const vb = `gsfb${process.pid % 100000}`;
-    let server: ReturnType<typeof spawn> | undefined;
+    const net = new Netns();
     try {
-      run(['ip', 'netns', 'add', a]);
-      run(['ip', 'netns', 'add', b]);
-      run(['ip', 'link', 'add', va, 'type', 'veth', 'peer', 'name', vb]);
-      run(['ip', 'link', 'set', va, 'netns', a]);
-      run(['ip', 'link', 'set', vb, 'netns', b]);
-      run(['ip', '-n', a, 'addr', 'add', '10.231.0.1/24', 'dev', va]);
-      run(['ip', '-n', b, 'addr', 'add', '10.231.0.2/24', 'dev', vb]);
-      for (const [ns, dev] of [[a, va], [b, vb]] as const) {
-        run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-        run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
-      }
+      const [a, b] = [net.ns('a'), net.ns('b')];
+      net.link(a, '10.231.0.1/24', b, '10.231.0.2/24');
       const rules = generateNftables('fw-test', [
         { proto: 'tcp', port: 8080, from: ['10.231.0.2/32'] },
         { proto: 'tcp', port: 8081, from: ['10.231.0.99/32', '2001:db8::/32'] },
@@ -134,21 +170,71 @@ describe('generateNftables', () => {
       run(['ip', 'netns', 'exec', a, 'nft', '-f', '-'], rules);
       run(['ip', 'netns', 'exec', a, 'nft', '-f', '-'], rules);
       expect(run(['ip', 'netns', 'exec', a, 'nft', 'list', 'tables'])).toBe('table inet gatesock\n');
-      const ports = [8080, 8081, 8082, 8083];
-      server = spawn('ip', ['netns', 'exec', a, process.execPath, '-e',
-        `const net=require('net');let n=0;for(const p of ${JSON.stringify(ports)})net.createServer(s=>s.end('hi')).listen(p,'0.0.0.0',()=>{if(++n===${ports.length})console.log('ready')});setTimeout(()=>process.exit(0),20000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((resolve, reject) => {
-        server!.stdout!.once('data', () => resolve());
-        server!.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-      });
-      const client = run(['ip', 'netns', 'exec', b, process.execPath, '-e',
-        `const net=require('net');Promise.all(${JSON.stringify(ports)}.map(p=>new Promise(r=>{const s=net.connect(p,'10.231.0.1');const t=setTimeout(()=>{s.destroy();r([p,'timeout'])},700);s.on('data',()=>{clearTimeout(t);s.destroy();r([p,'open'])});s.on('error',e=>{clearTimeout(t);r([p,e.code])})}))).then(x=>console.log(JSON.stringify(x)))`]);
+      await net.serve(a, [8080, 8081, 8082, 8083]);
       // 8081 allows other sources only and 8083 is not in the policy: both are dropped silently
-      expect(JSON.parse(client)).toEqual([[8080, 'open'], [8081, 'timeout'], [8082, 'open'], [8083, 'timeout']]);
+      expect(net.probe(b, [8080, 8081, 8082, 8083].map((p) => ['10.231.0.1', p]))).toEqual([
+        ['10.231.0.1', 8080, 'open'], ['10.231.0.1', 8081, 'timeout'], ['10.231.0.1', 8082, 'open'], ['10.231.0.1', 8083, 'timeout'],
+      ]);
     } finally {
-      server?.kill();
-      spawnSync('ip', ['netns', 'del', a]);
-      spawnSync('ip', ['netns', 'del', b]);
+      net.cleanup();
+    }
+  });
+
+  it('fences hosts behind a network device: forward chain per host, other traffic untouched', () => {
+    const text = generateForwardNftables([
+      { host: 'web-1', addresses: ['192.0.2.10', '2001:db8::10'], services: [{ proto: 'tcp', port: 443 }, { proto: 'tcp', port: 22, from: ['10.0.0.0/8', 'fd00::/8'] }] },
+      { host: 'db-1', addresses: ['192.0.2.11'], services: [{ proto: 'tcp', port: 5432, from: ['192.0.2.10/32', '2001:db8::/32'] }] },
+    ], { allowPing: false });
+    expect(text.split('\n').slice(5, -3)).toEqual([
+      '\tchain forward {',
+      '\t\ttype filter hook forward priority filter; policy accept;',
+      '\t\tct state invalid drop',
+      '\t\tct state established,related accept',
+      '\t\t# host db-1',
+      '\t\tip daddr { 192.0.2.11 } tcp dport 5432 ip saddr { 192.0.2.10/32 } accept',
+      '\t\tip daddr { 192.0.2.11 } drop',
+      '\t\t# host web-1',
+      '\t\tip daddr { 192.0.2.10 } tcp dport 22 ip saddr { 10.0.0.0/8 } accept',
+      '\t\tip6 daddr { 2001:db8::10 } tcp dport 22 ip6 saddr { fd00::/8 } accept',
+      '\t\tip daddr { 192.0.2.10 } tcp dport 443 accept',
+      '\t\tip6 daddr { 2001:db8::10 } tcp dport 443 accept',
+      '\t\tip daddr { 192.0.2.10 } drop',
+      '\t\tip6 daddr { 2001:db8::10 } drop',
+    ]);
+    if (nftReason === null) {
+      expect(nftCheck(text)).toBeNull();
+      expect(nftCheck(generateForwardNftables([{ host: 'h', addresses: ['2001:db8::1'], services: [{ proto: 'udp', port: 53 }] }]))).toBeNull();
+    }
+    for (const hosts of [
+      [{ host: 'h', addresses: ['192.0.2.0/24'], services: [] }],
+      [{ host: 'h', addresses: ['192.0.2.300'], services: [] }],
+      [{ host: 'h', addresses: [], services: [] }],
+      [{ host: 'h', addresses: ['192.0.2.1'], services: [{ proto: 'tcp', port: 0 }] }],
+      [{ host: 'a', addresses: ['192.0.2.1'], services: [] }, { host: 'b', addresses: ['192.0.2.1'], services: [] }],
+      [{ host: 'bad name', addresses: ['192.0.2.1'], services: [] }],
+    ]) expect(code(() => generateForwardNftables(hosts as ProtectedHost[])), JSON.stringify(hosts)).toBe('GS_ERR_SECURITY_MALFORMED_POLICY');
+  });
+
+  it.skipIf(netnsReason !== null)('a router namespace with the forward rules passes only what the protected host allows', async () => {
+    const net = new Netns();
+    try {
+      const [client, router, server] = [net.ns('c'), net.ns('r'), net.ns('s')];
+      net.link(client, '10.232.1.2/24', router, '10.232.1.1/24');
+      net.link(router, '10.232.2.1/24', server, '10.232.2.2/24');
+      run(['ip', '-n', server, 'addr', 'add', '10.232.2.3/24', 'dev', `gs1b${process.pid % 100000}`]);
+      run(['ip', '-n', client, 'route', 'add', 'default', 'via', '10.232.1.1']);
+      run(['ip', '-n', server, 'route', 'add', 'default', 'via', '10.232.2.1']);
+      run(['ip', 'netns', 'exec', router, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
+      run(['ip', 'netns', 'exec', router, 'nft', '-f', '-'], generateForwardNftables([
+        { host: 'srv', addresses: ['10.232.2.2'], services: [{ proto: 'tcp', port: 8080 }, { proto: 'tcp', port: 8081, from: ['10.232.1.99/32'] }] },
+      ]));
+      await net.serve(server, [8080, 8081, 8082]);
+      // 10.232.2.3 is on the same machine but not a protected host: its traffic passes untouched
+      expect(net.probe(client, [['10.232.2.2', 8080], ['10.232.2.2', 8081], ['10.232.2.2', 8082], ['10.232.2.3', 8082]])).toEqual([
+        ['10.232.2.2', 8080, 'open'], ['10.232.2.2', 8081, 'timeout'], ['10.232.2.2', 8082, 'timeout'], ['10.232.2.3', 8082, 'open'],
+      ]);
+    } finally {
+      net.cleanup();
     }
   });
 

@@ -5,5 +5,14 @@
  *
  * @packageDocumentation
  */
-export { firewallForHost, generateNftables, parseCidr, serviceRulesFor, type Cidr, type NftablesOptions } from './nftables.js';
+export {
+  firewallForHost,
+  generateForwardNftables,
+  generateNftables,
+  parseCidr,
+  serviceRulesFor,
+  type Cidr,
+  type NftablesOptions,
+  type ProtectedHost,
+} from './nftables.js';
 export type { HostPolicy, Policy, RolePolicy, ServiceRule } from '../diagnosis/policy.js';

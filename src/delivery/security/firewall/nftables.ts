@@ -129,17 +129,59 @@ function merge(rules: CheckedRule[]): CheckedRule[] {
     .sort((a, b) => (a.proto === b.proto ? a.port - b.port : a.proto < b.proto ? -1 : 1));
 }
 
-function ruleLines(r: CheckedRule): string[] {
+/**
+ * The accept lines of one merged rule. `to` restricts the destination (the
+ * forward chain's protected host) per family; a family the host has no
+ * address in gets no line.
+ */
+function ruleLines(r: CheckedRule, to?: { readonly v4: string[]; readonly v6: string[] }): string[] {
   const match = `${r.proto} dport ${r.port}`;
   const comment = r.descriptions.length === 0 ? '' : ` comment "${r.descriptions.join(', ').slice(0, 120)}"`;
-  if (r.from === null) return [`${match} accept${comment}`];
   const lines: string[] = [];
   for (const [family, keyword] of [[4, 'ip'], [6, 'ip6']] as const) {
+    const dst = to === undefined ? undefined : family === 4 ? to.v4 : to.v6;
+    if (dst !== undefined && dst.length === 0) continue;
+    const daddr = dst === undefined ? '' : `${keyword} daddr { ${dst.join(', ')} } `;
+    if (r.from === null) {
+      // Without a destination, one line covers both families.
+      if (dst === undefined) return [`${match} accept${comment}`];
+      lines.push(`${daddr}${match} accept${comment}`);
+      continue;
+    }
     const nets = r.from.filter((c) => c.family === family).map((c) => c.text);
-    if (nets.length > 0) lines.push(`${match} ${keyword} saddr { ${nets.join(', ')} } accept${comment}`);
+    if (nets.length > 0) lines.push(`${daddr}${match} ${keyword} saddr { ${nets.join(', ')} } accept${comment}`);
   }
   if (lines.length === 0) lines.push(`# ${r.proto}/${r.port}: the policy allows no source`);
   return lines;
+}
+
+function checkName(host: unknown, what: string): asserts host is string {
+  if (typeof host !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(host)) refuse(what, 'must be 1-128 letters, digits and ._:-');
+}
+
+function checkTable(table: unknown): asserts table is string {
+  if (typeof table !== 'string' || !TABLE_NAME.test(table)) refuse('table name', 'must be a lower-case letter then up to 30 of a-z, 0-9 and _');
+}
+
+function checkRules(services: unknown, where: string): CheckedRule[] {
+  if (!Array.isArray(services)) refuse(`${where}: services`, 'is not a list');
+  return merge(services.map((s, i) => checkRule(s, `${where}: services[${i}]`)));
+}
+
+/** The file around one chain: replace the table atomically (declare, delete, re-create: one transaction). */
+function ruleSet(comment: string, table: string, chain: string, body: string[]): string {
+  return [
+    '#!/usr/sbin/nft -f',
+    `# ${comment}: generated from the policy database, do not edit`,
+    `table inet ${table}`,
+    `delete table inet ${table}`,
+    `table inet ${table} {`,
+    `\tchain ${chain} {`,
+    ...body.map((l) => `\t\t${l}`),
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
 }
 
 /**
@@ -155,12 +197,11 @@ function ruleLines(r: CheckedRule): string[] {
  * ```
  */
 export function generateNftables(host: string, services: ReadonlyArray<ServiceRule>, options: NftablesOptions = {}): string {
-  if (typeof host !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(host)) refuse('host name', 'must be 1-128 letters, digits and ._:-');
+  checkName(host, 'host name');
   const table = options.table ?? 'gatesock';
-  if (typeof table !== 'string' || !TABLE_NAME.test(table)) refuse('table name', 'must be a lower-case letter then up to 30 of a-z, 0-9 and _');
-  if (!Array.isArray(services)) refuse(`host ${host}: services`, 'is not a list');
-  const rules = merge(services.map((s, i) => checkRule(s, `host ${host}: services[${i}]`)));
-  const body = [
+  checkTable(table);
+  const rules = checkRules(services, `host ${host}`);
+  return ruleSet(`gatesock firewall for host ${host}`, table, 'input', [
     'type filter hook input priority filter; policy drop;',
     'ct state invalid drop',
     'ct state established,related accept',
@@ -168,20 +209,70 @@ export function generateNftables(host: string, services: ReadonlyArray<ServiceRu
     '# IPv6 needs neighbour and router discovery (RFC 4890 §4.4.1)',
     'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept',
     ...(options.allowPing === false ? [] : ['icmp type echo-request accept', 'icmpv6 type echo-request accept']),
-    ...rules.flatMap(ruleLines),
+    ...rules.flatMap((r) => ruleLines(r)),
+  ]);
+}
+
+/** A host behind the network device, for {@link generateForwardNftables}. */
+export interface ProtectedHost {
+  /** Its ID (for comments): letters, digits and `._:-`. */
+  readonly host: string;
+  /** Its addresses (IPv4 and/or IPv6). */
+  readonly addresses: ReadonlyArray<string>;
+  /** What it may offer, from whom (its policy's service rules). */
+  readonly services: ReadonlyArray<ServiceRule>;
+}
+
+/**
+ * The rule set for a firewall in front of hosts (seed 004 §5: the provider's
+ * FW between the Internet and the users' hosts): a forward chain that lets
+ * new connections reach each protected host only on its allowed services,
+ * from the allowed sources, and drops the rest of the new connections to it.
+ * Traffic to other addresses, and replies (established/related), pass: the
+ * device fences the hosts it manages and nothing else.
+ */
+export function generateForwardNftables(hosts: ReadonlyArray<ProtectedHost>, options: NftablesOptions = {}): string {
+  const table = options.table ?? 'gatesock_fwd';
+  checkTable(table);
+  if (!Array.isArray(hosts) || hosts.length > 4096) refuse('protected hosts', 'must be a list of at most 4096');
+  const seen = new Map<string, string>();
+  const checked = hosts.map((h, i) => {
+    if (typeof h !== 'object' || h === null) refuse(`protected host ${i}`, 'is not an object');
+    checkName(h.host, `protected host ${i}: host`);
+    if (!Array.isArray(h.addresses) || h.addresses.length === 0 || h.addresses.length > 64) refuse(`host ${h.host}: addresses`, 'must be 1-64 addresses');
+    const addrs = (h.addresses as readonly unknown[]).map((a: unknown, j: number): Cidr => {
+      const c = parseCidr(a);
+      if (c === undefined || c.prefix !== c.bytes.length * 8) refuse(`host ${h.host}: addresses[${j}]`, 'is not an IP address');
+      const other = seen.get(c.text);
+      if (other !== undefined && other !== h.host) refuse(`host ${h.host}: addresses[${j}]`, `is also host ${other}'s`);
+      seen.set(c.text, h.host);
+      return c;
+    });
+    const sorted = [...new Map(addrs.map((c) => [c.text, c])).values()].sort(compareBytes);
+    const bare = (c: Cidr) => formatIp(c.bytes);
+    return {
+      host: h.host,
+      v4: sorted.filter((c) => c.family === 4).map(bare),
+      v6: sorted.filter((c) => c.family === 6).map(bare),
+      rules: checkRules(h.services, `host ${h.host}`),
+    };
+  }).sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+  const body = [
+    'type filter hook forward priority filter; policy accept;',
+    'ct state invalid drop',
+    'ct state established,related accept',
   ];
-  return [
-    '#!/usr/sbin/nft -f',
-    `# gatesock firewall for host ${host}: generated from the policy database, do not edit`,
-    `table inet ${table}`,
-    `delete table inet ${table}`,
-    `table inet ${table} {`,
-    '\tchain input {',
-    ...body.map((l) => `\t\t${l}`),
-    '\t}',
-    '}',
-    '',
-  ].join('\n');
+  for (const h of checked) {
+    body.push(`# host ${h.host}`);
+    if (options.allowPing !== false) {
+      if (h.v4.length > 0) body.push(`ip daddr { ${h.v4.join(', ')} } icmp type echo-request accept`);
+      if (h.v6.length > 0) body.push(`ip6 daddr { ${h.v6.join(', ')} } icmpv6 type echo-request accept`);
+    }
+    body.push(...h.rules.flatMap((r) => ruleLines(r, h)));
+    if (h.v4.length > 0) body.push(`ip daddr { ${h.v4.join(', ')} } drop`);
+    if (h.v6.length > 0) body.push(`ip6 daddr { ${h.v6.join(', ')} } drop`);
+  }
+  return ruleSet(`gatesock firewall in front of ${checked.length} host(s)`, table, 'forward', body);
 }
 
 /**
