@@ -189,6 +189,19 @@ describe('DispatchCenter over scripted agents', () => {
     const logPath = join(work, 'all-verify.log');
     const center = await open(f, { logPath });
     const bundle = await center.createBundle(NOOP);
+    // Every order's evidence is in the store before the agent sees the order; at most 3 agents are worked on at once.
+    let inFlight = 0;
+    let most = 0;
+    const storedFirst: boolean[] = [];
+    for (const a of f.agents) {
+      a.behaviour = async (ctx) => {
+        storedFirst.push(center.store.findEvidence({ dispatchId: ctx.order.dispatchId, run: ctx.order.run, msid: ctx.agent.msid }, ctx.order.evidence)?.status === 'current');
+        most = Math.max(most, ++inFlight);
+        await sleep(40);
+        inFlight--;
+        await honest(ctx);
+      };
+    }
     const run = center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, concurrency: 3 });
     const results: TargetResult[] = [];
     const waves: WaveSummary[] = [];
@@ -206,6 +219,8 @@ describe('DispatchCenter over scripted agents', () => {
       [4, 0, false],
     ]);
     expect(progress.at(-1)).toMatchObject({ done: 6, total: 6, verified: 6 });
+    expect(storedFirst).toEqual(Array(6).fill(true));
+    expect(most).toBe(3);
     // One order each, each with its own evidence, all acked; the bundle went inline.
     const evidence = new Set(f.agents.map((a) => a.orders[0]!.evidence));
     await settle(f.agents);
