@@ -99,6 +99,8 @@ describe('validateConfigurationReport', () => {
       ['os name control', (r) => { r.os.name = 'a\u0007b'; }],
       ['kernel', (r) => { r.kernel = '6.1 $(reboot)'; }],
       ['address not canonical', (r) => { r.addresses = ['2001:DB8::10']; }],
+      ['address twice', (r) => { r.addresses = ['192.0.2.10', '192.0.2.10']; }],
+      ['deeply nested value', (r) => { r.os.name = JSON.parse('['.repeat(5000) + ']'.repeat(5000)); }],
       ['packages not array', (r) => { r.packages = {}; }],
       ['package manager', (r) => { r.packages[0].manager = 'apk'; }],
       ['package name', (r) => { r.packages[0].name = '../libssl3'; }],

@@ -111,10 +111,12 @@ function checkKernel(v: unknown, field: string): string {
 }
 
 function checkAddresses(v: unknown, field: string, limits: ReportLimits): string[] {
-  return list(v, field, limits.maxAddresses).map((x, i) => {
+  const out = list(v, field, limits.maxAddresses).map((x, i) => {
     if (canonicalIp(x) !== x) refuse(`${field}[${i}]`, 'is not an IP address in canonical form');
     return x as string;
   });
+  unique(out, (a) => a, field);
+  return out;
 }
 
 function checkVersion(manager: 'dpkg' | 'rpm', v: unknown, field: string): string {
