@@ -349,6 +349,8 @@ describe('DispatchCenter over scripted agents', () => {
       expect(a.orders[1]!.evidence).not.toBe(a.orders[0]!.evidence);
     }
     expect(center.status(first.dispatchId).runs.map((x) => x.state)).toEqual(['done', 'done']);
+    expect(() => center.rerun(first.dispatchId, { args: [], agents: [f.agents[0]!.msid, f.agents[0]!.msid] })).toThrow(/once/);
+    expect(() => center.rerun(first.dispatchId, { args: [], agents: [`MSID-${'0'.repeat(64)}`] })).toThrow(/not part of/);
     await center.close();
   });
 
@@ -537,6 +539,14 @@ describe('DispatchCenter over scripted agents', () => {
     expect(() => center.dispatch({ bundle: bundle.digest, agents, waves: [0] })).toThrow(/waves/);
     expect(center.store.listDispatches()).toEqual([]);
     expect(() => center.rerun(newDispatchId(), { args: [] })).toThrow(/no dispatch/);
+    // A dispatch nobody ran (the only agent is offline): nothing to re-run unless named.
+    f.connector.unregister(f.agents[0]!.msid);
+    const none = await center.dispatch({ bundle: bundle.digest, agents, ...FAST, retries: 0 }).done;
+    expect(none.targets[0]!.state).toBe('gave-up');
+    expect(() => center.rerun(none.dispatchId, { args: [] })).toThrow(/no agent/);
+    // An expired bundle is not dispatched.
+    const old = await center.createBundle({ ...NOOP, name: 'old', ttlMs: 1, now: Date.now() - 10 });
+    expect(() => center.dispatch({ bundle: old.digest, agents })).toThrow(/expired/);
     expect(() => center.status(newDispatchId())).toThrow(/no dispatch/);
     await center.close();
   });

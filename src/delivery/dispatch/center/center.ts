@@ -429,7 +429,9 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
    * fetch the bundle again). `agents` (MSIDs) default to every agent whose
    * run 0 verified as `ran`. Throws `DispatchError`
    * `GS_ERR_DISPATCH_UNKNOWN_DISPATCH` for an unknown dispatch or an agent
-   * not in it, `ConfigError` while another run of it is still going.
+   * not in it, `GS_ERR_DISPATCH_EXPIRED` once the bundle expired,
+   * `ConfigError` while another run of it is still going or when no agent
+   * is left to re-run.
    */
   rerun(dispatchId: string, options: { args: readonly string[]; agents?: readonly string[] }): DispatchRun {
     this.#checkOpen();
@@ -454,6 +456,9 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       });
       if (new Set(chosen.map((t) => t.msid)).size !== chosen.length) throw new ConfigError('GS_ERR_INVALID_OPTION', 'agents must list each MSID once');
     }
+    if (chosen.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', `no agent of dispatch ${dispatchId} ran it (verified, outcome ran); name the agents to re-run`);
+    const bundle = this.#bundleInfo(d.bundle);
+    if (bundle.expiresAt <= this.#now()) throw new DispatchError('GS_ERR_DISPATCH_EXPIRED', `bundle ${bundle.digest} expired at ${new Date(bundle.expiresAt).toISOString()}; agents would refuse the re-run`);
     const at = this.#now();
     const waves = planWaves(chosen.length, d.options.waves);
     const n = this.store.createRun(dispatchId, { args, waves, createdAt: at }, chosen.map((t, i) => ({ msid: t.msid, pcid: t.pcid, wave: waveOf(i, waves) })));
