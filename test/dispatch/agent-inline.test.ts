@@ -303,10 +303,16 @@ describe('DispatchAgent (inline executor)', () => {
 
     // A peer that sends an order and never reads: the agent's answers to it wait, its other channels do not.
     const [c, d] = memoryPair({ highWaterMark: 64 });
-    void agent.serve(SockIo.fromStream(d));
+    let dropped = false;
+    void agent.serve(SockIo.fromStream(d)).then(() => (dropped = true));
     const stuck = center.bundle({ name: 'stuck', target: undefined, code: 'export default async () => {};' });
     c.write(encodeMessage({ t: 'run', binding: center.bind(agent.msid, stuck).encoded, inline: true, body: stuck.bytes }));
     await new Promise((r) => setTimeout(r, 50));
+    // …and when it keeps sending orders without reading the answers, the agent drops it.
+    expect(dropped).toBe(false);
+    const junkOrder = encodeMessage({ t: 'run', binding: 'x', inline: false });
+    for (let i = 0; i < 300 && !dropped; i++) c.write(junkOrder);
+    expect(await until(() => dropped, 3_000)).toBe(true);
 
     const bundle = center.bundle({ name: 'still-fine', target: { bytes: ECHO_TARGET, path: 'e.sh' } });
     const binding = center.bind(agent.msid, bundle);

@@ -95,6 +95,8 @@ export const DEFAULT_DISPATCH_AGENT_OPTIONS = Object.freeze({
 
 /** Longest timer Node accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Answers a channel may hold for a peer that does not read them before the agent drops that peer. */
+const MAX_QUEUED_MESSAGES = 256;
 /** How long close() lets channels send what they hold. */
 const CLOSE_WAIT_MS = 2_000;
 /** Room for a channel message's header beside the largest bundle body. */
@@ -166,6 +168,8 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
   #state: AgentState | undefined;
   readonly #channels = new Set<DispatchChannel>();
   readonly #tracked = new Set<Promise<unknown>>();
+  /** Messages posted to each channel and not yet taken by its socket. */
+  readonly #queued = new WeakMap<DispatchChannel, number>();
   #orders: Promise<void> = Promise.resolve();
   #slot: Slot | undefined;
   #preparing: Preparing | undefined;
@@ -532,7 +536,14 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
    * stall the orders of every other channel.
    */
   #post(ch: DispatchChannel, m: ChannelMessage): void {
-    void this.#send(ch, m);
+    const queued = (this.#queued.get(ch) ?? 0) + 1;
+    this.#queued.set(ch, queued);
+    if (queued > MAX_QUEUED_MESSAGES) {
+      // The peer has not read our last answers: drop it rather than hold them all.
+      void ch.sock.disconnect();
+      return;
+    }
+    void this.#send(ch, m).finally(() => this.#queued.set(ch, (this.#queued.get(ch) ?? 1) - 1));
   }
 
   async #send(ch: DispatchChannel, m: ChannelMessage): Promise<boolean> {
