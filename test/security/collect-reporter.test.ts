@@ -81,4 +81,30 @@ describe('ConfigurationReporter', () => {
     expect(fresh.seq).toBe(6);
     expect(errors).toEqual([]);
   });
+
+  it('keeps running when a collection fails, reporting the error, and the next report is full', async () => {
+    const ledger = new ConfigurationLedger();
+    const { seen, send } = center(ledger);
+    let calls = 0;
+    const rep = new ConfigurationReporter({
+      collect: async () => {
+        calls++;
+        if (calls === 2) throw new Error('dpkg status unreadable');
+        return state();
+      },
+      send,
+      intervalMs: 15,
+    });
+    reporters.push(rep);
+    const errors: unknown[] = [];
+    rep.on('error', (e) => errors.push(e));
+    rep.start();
+    for (let i = 0; i < 100 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    await rep.stop();
+    expect((errors[0] as Error).message).toBe('dpkg status unreadable');
+    // the failed collection used no number; reports go on as deltas
+    expect(seen.slice(0, 3)).toEqual(['full:1', 'delta:2', 'delta:3']);
+    expect(() => rep.start()).toThrow(/state stopped/);
+    expect(() => new ConfigurationReporter({ collect: async () => state(), send, intervalMs: 0 })).toThrow(/intervalMs/);
+  });
 });
