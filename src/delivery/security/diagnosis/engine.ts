@@ -119,6 +119,14 @@ interface AdvisoryRecord {
 
 type Planned = readonly Countermeasure[];
 
+interface Verdict {
+  readonly id: string;
+  readonly matcher: AffectedMatcher;
+  readonly hit: RangeHit;
+}
+
+const NO_VERDICTS: readonly Verdict[] = Object.freeze([]);
+
 function malformedReport(hostId: unknown, why: string): SecurityCenterError {
   const h = typeof hostId === 'string' ? hostId.slice(0, 80) : '?';
   return new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_REPORT', `inventory of ${JSON.stringify(h)}: ${why}`);
@@ -140,6 +148,14 @@ export class DiagnosisEngine {
   /** Advisory index: key → advisory entries naming it. */
   readonly #advIndex: ({ id: string; matcher: AffectedMatcher }[] | undefined)[] = [];
   readonly #advisories = new Map<string, AdvisoryRecord>();
+  /**
+   * Verdict cache: key → matched version id → the advisory entries that
+   * version falls in. Hosts of one release share most (package, version)
+   * pairs, so a new report mostly reuses verdicts other hosts' reports
+   * computed. A key's verdicts are dropped whenever an advisory naming it
+   * is added, replaced or removed.
+   */
+  readonly #verdicts: (Map<number, readonly Verdict[]> | undefined)[] = [];
   readonly #countermeasures = new Map<string, readonly Countermeasure[]>();
   #policy: Policy | undefined;
 
@@ -195,6 +211,7 @@ export class DiagnosisEngine {
     for (const e of old.entries) {
       const list = this.#advIndex[e.key];
       if (list) this.#advIndex[e.key] = list.filter((x) => x.id !== id);
+      this.#verdicts[e.key] = undefined;
     }
     this.#advisories.delete(id);
     return true;
@@ -239,6 +256,7 @@ export class DiagnosisEngine {
         const matcher = new AffectedMatcher(p);
         entries.push({ key, matcher });
         (this.#advIndex[key] ??= []).push({ id: a.id, matcher });
+        this.#verdicts[key] = undefined;
       }
     }
     this.#advisories.set(a.id, { advisory: a, entries });
@@ -304,13 +322,21 @@ export class DiagnosisEngine {
         const advs = this.#advIndex[key];
         if (!advs || advs.length === 0) continue;
         const mver = rec.mver[i]!;
-        const parsed = table.parsed[mver];
-        const vkey = table.keys[mver];
-        for (const { id, matcher } of advs) {
-          const hit = matcher.match(parsed, vkey);
-          if (!hit) continue;
-          out.push(this.#finding(rec, i, this.#advisories.get(id)!.advisory, matcher.affected, hit));
+        let cache = this.#verdicts[key];
+        if (!cache) this.#verdicts[key] = cache = new Map();
+        let verdicts = cache.get(mver);
+        if (verdicts === undefined) {
+          const parsed = table.parsed[mver];
+          const vkey = table.keys[mver];
+          let found: Verdict[] | undefined;
+          for (const { id, matcher } of advs) {
+            const hit = matcher.match(parsed, vkey);
+            if (hit) (found ??= []).push({ id, matcher, hit });
+          }
+          verdicts = found ?? NO_VERDICTS;
+          cache.set(mver, verdicts);
         }
+        for (const v of verdicts) out.push(this.#finding(rec, i, this.#advisories.get(v.id)!.advisory, v.matcher.affected, v.hit));
       }
       out.sort((a, b) => (a.advisoryId < b.advisoryId ? -1 : a.advisoryId > b.advisoryId ? 1 : a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
     }
