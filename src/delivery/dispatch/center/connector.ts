@@ -35,7 +35,7 @@ export interface AgentConnector {
   connect(agent: AgentRef, options?: { timeoutMs?: number }): Promise<SockIo>;
 }
 
-/** MSIDs compare without regard to the case of their hex digits. */
+/** MSIDs compare without regard to the case of their hex digits. @internal */
 export function sameMsid(a: string, b: string): boolean {
   return typeof a === 'string' && typeof b === 'string' && a.toUpperCase() === b.toUpperCase();
 }
@@ -66,6 +66,7 @@ export class RelayAgentConnector implements AgentConnector {
     this.#options = options;
   }
 
+  /** {@inheritDoc AgentConnector.connect} */
   async connect(agent: AgentRef, options: { timeoutMs?: number } = {}): Promise<SockIo> {
     const sock = await clientConnect(agent.pcid, { ...this.#options, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
     const peer = sock.info.peerMsid;
@@ -118,6 +119,7 @@ export class MemoryAgentConnector implements AgentConnector {
     this.#agents.delete(String(msid).toUpperCase());
   }
 
+  /** {@inheritDoc AgentConnector.connect} */
   async connect(agent: AgentRef): Promise<SockIo> {
     const serve = this.#agents.get(String(agent.msid).toUpperCase());
     if (serve === undefined) throw new RelayError('GS_ERR_SERVER_OFFLINE', `agent ${agent.msid} (${agent.pcid}) is not connected`);

@@ -7,12 +7,13 @@
 import type { GatesockError } from '../../../errors/index.js';
 import type { ChannelMessage, DispatchChannel } from '../wire/index.js';
 
-/** Why {@link Inbox.take} gave nothing. */
+/** Why {@link Inbox.take} gave nothing. @internal */
 export type InboxEnd = { end: 'closed'; error?: GatesockError } | { end: 'timeout' } | { end: 'overflow' };
 
 /** Most messages queued unread before the inbox gives up on the peer. */
 const MAX_QUEUED = 256;
 
+/** A queue of one channel's messages, taken with a time limit. @internal */
 export class Inbox {
   readonly #queue: ChannelMessage[] = [];
   #head = 0;

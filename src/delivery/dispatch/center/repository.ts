@@ -51,17 +51,20 @@ function mismatch(digest: string, where: string): DispatchError {
 export class MemoryBundleRepository implements BundleRepository {
   readonly #bundles = new Map<string, Uint8Array>();
 
+  /** {@inheritDoc BundleRepository.put} */
   async put(bytes: Uint8Array): Promise<Digest> {
     const digest = sha256Digest(bytes);
     if (!this.#bundles.has(digest)) this.#bundles.set(digest, Uint8Array.from(bytes));
     return digest;
   }
 
+  /** {@inheritDoc BundleRepository.get} */
   async get(digest: Digest): Promise<Uint8Array | undefined> {
     if (hexOf(digest) === undefined) return undefined;
     return this.#bundles.get(digest);
   }
 
+  /** {@inheritDoc BundleRepository.has} */
   async has(digest: Digest): Promise<boolean> {
     return hexOf(digest) !== undefined && this.#bundles.has(digest);
   }
@@ -84,6 +87,7 @@ export class DirectoryBundleRepository implements BundleRepository {
     this.dir = dir;
   }
 
+  /** {@inheritDoc BundleRepository.put} */
   async put(bytes: Uint8Array): Promise<Digest> {
     const digest = sha256Digest(bytes);
     const file = path.join(this.dir, `${hexOf(digest)!}.bundle`);
@@ -106,6 +110,7 @@ export class DirectoryBundleRepository implements BundleRepository {
     return digest;
   }
 
+  /** {@inheritDoc BundleRepository.get} */
   async get(digest: Digest): Promise<Uint8Array | undefined> {
     const hex = hexOf(digest);
     if (hex === undefined) return undefined;
@@ -120,6 +125,7 @@ export class DirectoryBundleRepository implements BundleRepository {
     return bytes;
   }
 
+  /** {@inheritDoc BundleRepository.has} */
   async has(digest: Digest): Promise<boolean> {
     const hex = hexOf(digest);
     if (hex === undefined) return false;

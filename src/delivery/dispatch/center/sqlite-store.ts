@@ -336,68 +336,80 @@ export class SqliteDispatchStore implements DispatchStore {
     }
   }
 
+  /** {@inheritDoc DispatchStore.putBundle} */
   putBundle(b: StoredBundle): void {
     this.#open();
     this.#s.putBundle!.run(b.digest, b.name, b.version, b.size, b.metadata, b.createdAt);
   }
 
+  /** {@inheritDoc DispatchStore.getBundle} */
   getBundle(digest: string): StoredBundle | undefined {
     this.#open();
     const r = this.#s.getBundle!.get(digest) as { digest: string; name: string; version: number; size: number; metadata: string; created: number } | undefined;
     return r && { digest: r.digest, name: r.name, version: r.version, size: r.size, metadata: r.metadata, createdAt: r.created };
   }
 
+  /** {@inheritDoc DispatchStore.createDispatch} */
   createDispatch(dispatch: Omit<StoredDispatch, 'state' | 'lastRun'>, run: RunInput, targets: readonly NewTarget[]): void {
     this.#open();
     checkTargets(targets);
     this.#tx.createDispatch.immediate(dispatch, run, targets);
   }
 
+  /** {@inheritDoc DispatchStore.getDispatch} */
   getDispatch(id: string): StoredDispatch | undefined {
     this.#open();
     const r = this.#s.getDispatch!.get(id) as DispatchRow | undefined;
     return r && dispatchOf(r);
   }
 
+  /** {@inheritDoc DispatchStore.listDispatches} */
   listDispatches(filter: { unfinished?: boolean } = {}): StoredDispatch[] {
     this.#open();
     return ((filter.unfinished ? this.#s.listUnfinished! : this.#s.listDispatches!).all() as DispatchRow[]).map(dispatchOf);
   }
 
+  /** {@inheritDoc DispatchStore.createRun} */
   createRun(dispatchId: string, run: RunInput, targets: readonly NewTarget[]): number {
     this.#open();
     checkTargets(targets);
     return this.#tx.createRun.immediate(dispatchId, run, targets);
   }
 
+  /** {@inheritDoc DispatchStore.getRun} */
   getRun(dispatchId: string, run: number): StoredRun | undefined {
     this.#open();
     const r = this.#s.getRun!.get(dispatchId, run) as RunRow | undefined;
     return r && runOf(r);
   }
 
+  /** {@inheritDoc DispatchStore.listRuns} */
   listRuns(dispatchId: string): StoredRun[] {
     this.#open();
     return (this.#s.listRuns!.all(dispatchId) as RunRow[]).map(runOf);
   }
 
+  /** {@inheritDoc DispatchStore.updateRun} */
   updateRun(dispatchId: string, run: number, patch: Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>): void {
     this.#open();
     this.#tx.updateRun(dispatchId, run, patch);
   }
 
+  /** {@inheritDoc DispatchStore.getTarget} */
   getTarget(key: TargetKey): StoredTarget | undefined {
     this.#open();
     const r = this.#s.getTarget!.get(key.dispatchId, key.run, key.msid) as TargetRow | undefined;
     return r && targetOf(r);
   }
 
+  /** {@inheritDoc DispatchStore.listTargets} */
   listTargets(dispatchId: string, run: number, filter: { wave?: number } = {}): StoredTarget[] {
     this.#open();
     const rows = (filter.wave === undefined ? this.#s.listTargets!.all(dispatchId, run) : this.#s.listWave!.all(dispatchId, run, filter.wave)) as TargetRow[];
     return rows.map(targetOf);
   }
 
+  /** {@inheritDoc DispatchStore.updateTarget} */
   updateTarget(key: TargetKey, patch: TargetPatch, at: number): void {
     this.#open();
     const names: string[] = [];
@@ -414,6 +426,7 @@ export class SqliteDispatchStore implements DispatchStore {
     if (r.changes === 0) throw unknownDispatch(`target ${key.dispatchId}/${key.run}/${key.msid}`);
   }
 
+  /** {@inheritDoc DispatchStore.countTargets} */
   countTargets(dispatchId: string, run: number): Record<TargetState, number> {
     this.#open();
     const counts = emptyCounts();
@@ -421,16 +434,19 @@ export class SqliteDispatchStore implements DispatchStore {
     return counts;
   }
 
+  /** {@inheritDoc DispatchStore.issueEvidence} */
   issueEvidence(key: TargetKey, evidence: string, at: number): void {
     this.#open();
     this.#tx.issue.immediate(key, evidence, at);
   }
 
+  /** {@inheritDoc DispatchStore.reinstateEvidence} */
   reinstateEvidence(key: TargetKey, previous: string, at: number): void {
     this.#open();
     this.#tx.reinstate.immediate(key, previous, at);
   }
 
+  /** {@inheritDoc DispatchStore.findEvidence} */
   findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined {
     this.#open();
     const r = this.#s.getEvidence!.get(evidence) as { evidence: string; dispatch_id: string; run: number; msid: string; issued_at: number; status: StoredEvidence['status'] } | undefined;
@@ -438,16 +454,19 @@ export class SqliteDispatchStore implements DispatchStore {
     return { dispatchId: r.dispatch_id, run: r.run, msid: r.msid, evidence: r.evidence, issuedAt: r.issued_at, status: r.status };
   }
 
+  /** {@inheritDoc DispatchStore.acceptReport} */
   acceptReport(key: TargetKey, result: AcceptInput, at: number): void {
     this.#open();
     this.#tx.accept.immediate(key, result, at);
   }
 
+  /** {@inheritDoc DispatchStore.recordFailure} */
   recordFailure(f: StoredFailure): void {
     this.#open();
     this.#s.insertFailure!.run(f.dispatchId, f.run, f.msid, f.at, f.reason, f.message);
   }
 
+  /** {@inheritDoc DispatchStore.listFailures} */
   listFailures(dispatchId?: string): StoredFailure[] {
     this.#open();
     const rows = (dispatchId === undefined ? this.#s.listFailures!.all() : this.#s.listFailuresOf!.all(dispatchId)) as {
@@ -461,6 +480,7 @@ export class SqliteDispatchStore implements DispatchStore {
     return rows.map((r) => ({ dispatchId: r.dispatch_id, run: r.run, msid: r.msid, at: r.at, reason: r.reason, message: r.message }));
   }
 
+  /** {@inheritDoc DispatchStore.close} */
   async close(): Promise<void> {
     const db = this.#db;
     this.#db = undefined;

@@ -198,18 +198,25 @@ export interface NewTarget {
  * @public
  */
 export interface DispatchStore {
+  /** Keep a bundle's record (the first record of a digest stays). */
   putBundle(bundle: StoredBundle): void;
+  /** A bundle's record, by digest. */
   getBundle(digest: string): StoredBundle | undefined;
   /** A new dispatch with its run 0 and its targets, in one step. */
   createDispatch(dispatch: Omit<StoredDispatch, 'state' | 'lastRun'>, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): void;
+  /** One dispatch. */
   getDispatch(id: string): StoredDispatch | undefined;
   /** Dispatches, oldest first; `unfinished` keeps those whose latest run is `running`. */
   listDispatches(filter?: { unfinished?: boolean }): StoredDispatch[];
   /** Run `dispatch.lastRun + 1` with its targets, in one step; returns its number. */
   createRun(dispatchId: string, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): number;
+  /** One run of a dispatch. */
   getRun(dispatchId: string, run: number): StoredRun | undefined;
+  /** Every run of a dispatch, by run number. */
   listRuns(dispatchId: string): StoredRun[];
+  /** Change a run (a change of `state` of the latest run is also the dispatch's state). */
   updateRun(dispatchId: string, run: number, patch: Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>): void;
+  /** One target. */
   getTarget(key: TargetKey): StoredTarget | undefined;
   /** Targets of a run in creation order, optionally of one wave only. */
   listTargets(dispatchId: string, run: number, filter?: { wave?: number }): StoredTarget[];
@@ -235,21 +242,25 @@ export interface DispatchStore {
   findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined;
   /** Mark a target's current evidence `accepted` and store its verified result, in one step. */
   acceptReport(key: TargetKey, result: AcceptedReport, at: number): void;
+  /** Keep a failed verification. */
   recordFailure(failure: StoredFailure): void;
   /** Failures recorded, oldest first; for one dispatch or all. */
   listFailures(dispatchId?: string): StoredFailure[];
+  /** Release the store; later calls throw. */
   close(): Promise<void>;
 }
 
-/** The empty per-state count. */
+/** The empty per-state count. @internal */
 export function emptyCounts(): Record<TargetState, number> {
   return { pending: 0, connecting: 0, issued: 0, accepted: 0, 'retry-wait': 0, verified: 0, failed: 0, 'gave-up': 0, skipped: 0 };
 }
 
+/** @internal */
 export function unknownDispatch(what: string): DispatchError {
   return new DispatchError('GS_ERR_DISPATCH_UNKNOWN_DISPATCH', `the dispatch store has no ${what}`);
 }
 
+/** @internal */
 export function reusedEvidence(): DispatchError {
   return new DispatchError('GS_ERR_DISPATCH_MALFORMED', 'an evidence value may be issued only once');
 }
@@ -275,17 +286,20 @@ export class MemoryDispatchStore implements DispatchStore {
   #failures: StoredFailure[] = [];
   #closed = false;
 
+  /** {@inheritDoc DispatchStore.putBundle} */
   putBundle(bundle: StoredBundle): void {
     this.#open();
     if (!this.#bundles.has(bundle.digest)) this.#bundles.set(bundle.digest, { ...bundle });
   }
 
+  /** {@inheritDoc DispatchStore.getBundle} */
   getBundle(digest: string): StoredBundle | undefined {
     this.#open();
     const b = this.#bundles.get(digest);
     return b && { ...b };
   }
 
+  /** {@inheritDoc DispatchStore.createDispatch} */
   createDispatch(dispatch: Omit<StoredDispatch, 'state' | 'lastRun'>, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): void {
     this.#open();
     if (this.#dispatches.has(dispatch.id)) throw new DispatchError('GS_ERR_DISPATCH_MALFORMED', `dispatch ${dispatch.id} already exists`);
@@ -295,18 +309,21 @@ export class MemoryDispatchStore implements DispatchStore {
     this.#addRun(dispatch.id, 0, run, rows);
   }
 
+  /** {@inheritDoc DispatchStore.getDispatch} */
   getDispatch(id: string): StoredDispatch | undefined {
     this.#open();
     const d = this.#dispatches.get(id);
     return d && { ...d };
   }
 
+  /** {@inheritDoc DispatchStore.listDispatches} */
   listDispatches(filter: { unfinished?: boolean } = {}): StoredDispatch[] {
     this.#open();
     const all = [...this.#dispatches.values()].map((d) => ({ ...d }));
     return filter.unfinished ? all.filter((d) => d.state === 'running') : all;
   }
 
+  /** {@inheritDoc DispatchStore.createRun} */
   createRun(dispatchId: string, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): number {
     this.#open();
     const d = this.#dispatches.get(dispatchId);
@@ -318,12 +335,14 @@ export class MemoryDispatchStore implements DispatchStore {
     return n;
   }
 
+  /** {@inheritDoc DispatchStore.getRun} */
   getRun(dispatchId: string, run: number): StoredRun | undefined {
     this.#open();
     const r = this.#runs.get(`${dispatchId}/${run}`);
     return r && runView(r);
   }
 
+  /** {@inheritDoc DispatchStore.listRuns} */
   listRuns(dispatchId: string): StoredRun[] {
     this.#open();
     const d = this.#dispatches.get(dispatchId);
@@ -336,6 +355,7 @@ export class MemoryDispatchStore implements DispatchStore {
     return out;
   }
 
+  /** {@inheritDoc DispatchStore.updateRun} */
   updateRun(dispatchId: string, run: number, patch: Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>): void {
     this.#open();
     const r = this.#runs.get(`${dispatchId}/${run}`);
@@ -346,12 +366,14 @@ export class MemoryDispatchStore implements DispatchStore {
     if (patch.state !== undefined && run === d.lastRun) this.#dispatches.set(dispatchId, { ...d, state: patch.state });
   }
 
+  /** {@inheritDoc DispatchStore.getTarget} */
   getTarget(key: TargetKey): StoredTarget | undefined {
     this.#open();
     const t = this.#runs.get(`${key.dispatchId}/${key.run}`)?.targets.get(key.msid);
     return t && { ...t };
   }
 
+  /** {@inheritDoc DispatchStore.listTargets} */
   listTargets(dispatchId: string, run: number, filter: { wave?: number } = {}): StoredTarget[] {
     this.#open();
     const r = this.#runs.get(`${dispatchId}/${run}`);
@@ -361,6 +383,7 @@ export class MemoryDispatchStore implements DispatchStore {
     return out;
   }
 
+  /** {@inheritDoc DispatchStore.updateTarget} */
   updateTarget(key: TargetKey, patch: TargetPatch, at: number): void {
     this.#open();
     const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
@@ -369,6 +392,7 @@ export class MemoryDispatchStore implements DispatchStore {
     r.targets.set(key.msid, { ...t, ...definedOnly(patch), updatedAt: at });
   }
 
+  /** {@inheritDoc DispatchStore.countTargets} */
   countTargets(dispatchId: string, run: number): Record<TargetState, number> {
     this.#open();
     const counts = emptyCounts();
@@ -377,6 +401,7 @@ export class MemoryDispatchStore implements DispatchStore {
     return counts;
   }
 
+  /** {@inheritDoc DispatchStore.issueEvidence} */
   issueEvidence(key: TargetKey, evidence: string, at: number): void {
     this.#open();
     const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
@@ -391,6 +416,7 @@ export class MemoryDispatchStore implements DispatchStore {
     r.targets.set(key.msid, { ...t, evidence, issuedAt: at, updatedAt: at });
   }
 
+  /** {@inheritDoc DispatchStore.reinstateEvidence} */
   reinstateEvidence(key: TargetKey, previous: string, at: number): void {
     this.#open();
     const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
@@ -405,6 +431,7 @@ export class MemoryDispatchStore implements DispatchStore {
     r.targets.set(key.msid, { ...t, evidence: previous, issuedAt: old.issuedAt, updatedAt: at });
   }
 
+  /** {@inheritDoc DispatchStore.findEvidence} */
   findEvidence(key: TargetKey, evidence: string): StoredEvidence | undefined {
     this.#open();
     const e = this.#evidence.get(evidence);
@@ -412,6 +439,7 @@ export class MemoryDispatchStore implements DispatchStore {
     return { ...e };
   }
 
+  /** {@inheritDoc DispatchStore.acceptReport} */
   acceptReport(key: TargetKey, result: AcceptedReport, at: number): void {
     this.#open();
     const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
@@ -424,16 +452,19 @@ export class MemoryDispatchStore implements DispatchStore {
     r.targets.set(key.msid, { ...t, state: result.state, outcome: result.outcome, exitCode: result.exitCode, signal: result.signal, report: result.report, certificate: result.certificate, nextAttemptAt: null, updatedAt: at });
   }
 
+  /** {@inheritDoc DispatchStore.recordFailure} */
   recordFailure(failure: StoredFailure): void {
     this.#open();
     this.#failures.push({ ...failure });
   }
 
+  /** {@inheritDoc DispatchStore.listFailures} */
   listFailures(dispatchId?: string): StoredFailure[] {
     this.#open();
     return this.#failures.filter((f) => dispatchId === undefined || f.dispatchId === dispatchId).map((f) => ({ ...f }));
   }
 
+  /** {@inheritDoc DispatchStore.close} */
   async close(): Promise<void> {
     this.#closed = true;
   }
@@ -456,7 +487,7 @@ export class MemoryDispatchStore implements DispatchStore {
   }
 }
 
-/** A fresh target row. */
+/** A fresh target row. @internal */
 export function newTargetRow(dispatchId: string, run: number, t: NewTarget, at: number): StoredTarget {
   return {
     dispatchId,
@@ -489,7 +520,7 @@ function definedOnly<T extends object>(patch: T): Partial<T> {
   return out;
 }
 
-/** Whether every target of a run is final. */
+/** Whether every target of a run is final. @internal */
 export function runFinished(counts: Record<TargetState, number>): boolean {
   for (const [state, n] of Object.entries(counts)) if (n > 0 && !isFinalTargetState(state as TargetState)) return false;
   return true;
