@@ -243,10 +243,13 @@ describe('configuration files', () => {
   });
 });
 
+const noDpkg = !fs.existsSync('/var/lib/dpkg/status') || spawnSync('dpkg-query', ['--version']).error !== undefined;
+if (noDpkg) console.log('collect.test: the real-machine test is skipped: this host has no dpkg database (it is written for Debian-family hosts)');
+
 describe('the whole report', () => {
-  it('on this Debian machine: packages agree with dpkg-query, and the center accepts the report', async () => {
+  it.skipIf(noDpkg)('on this Debian machine: packages agree with dpkg-query, and the center accepts the report', async () => {
     const { report, notes } = await collectConfiguration({ hostMsid: MSID, files: { paths: ['/etc/os-release', '/etc/hostname', '/etc/no-such-file'], content: ['/etc/os-release'] } });
-    expect(report.os.id).toBe('debian');
+    expect(report.os.id).toBe(/^ID="?([^"\n]+)"?$/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1]);
     expect(report.kernel).toBe(os.release());
     const hasRpm = spawnSync('rpm', ['--version']).error === undefined;
     if (!hasRpm) expect(notes).toContain('rpm: rpm is not installed');
