@@ -254,8 +254,8 @@ describe('DispatchCenter over scripted agents', () => {
   });
 
   it('records each bad report with its reason and leaves the other agents alone', async () => {
-    const f = fleet(10);
-    const [good, badSig, otherAgent, wrongEvidence, wrongBundle, garbage, unknownDispatch, slowGood, brokenFrame] = f.agents;
+    const f = fleet(11);
+    const [good, badSig, otherAgent, wrongEvidence, wrongBundle, garbage, unknownDispatch, slowGood, brokenFrame, fetcher] = f.agents;
     const stranger = createServerIdentity();
     badSig!.behaviour = async (ctx) => {
       // A genuine report with one bit of its signature flipped.
@@ -271,6 +271,10 @@ describe('DispatchCenter over scripted agents', () => {
     unknownDispatch!.behaviour = async (ctx) => void (await sendReport(ctx, ctx.report({ dispatchId: newDispatchId() })));
     // Bytes that are not a channel message at all: len 3, header length 1, header "{".
     brokenFrame!.behaviour = async (ctx) => void (await ctx.channel.sock.send(new Uint8Array([0, 0, 0, 3, 0, 1, 0x7b])));
+    // Fetches the bundle again and again.
+    fetcher!.behaviour = async (ctx) => {
+      for (let i = 0; i < 10; i++) await ctx.send({ t: 'fetch', digest: ctx.order.bundleDigest });
+    };
     slowGood!.behaviour = async (ctx) => {
       await sleep(100);
       await honest(ctx);
@@ -285,7 +289,8 @@ describe('DispatchCenter over scripted agents', () => {
     const expectTarget = (a: ScriptedAgent, state: string, reason: string | null) => expect(byMsid.get(a.msid), a.pcid).toMatchObject({ state, reason });
     expectTarget(good!, 'verified', null);
     expectTarget(slowGood!, 'verified', null);
-    expectTarget(f.agents[9]!, 'verified', null);
+    expectTarget(f.agents[10]!, 'verified', null);
+    expectTarget(fetcher!, 'failed', 'malformed');
     expectTarget(brokenFrame!, 'failed', 'malformed');
     expectTarget(badSig!, 'failed', 'bad-signature');
     expectTarget(otherAgent!, 'failed', 'wrong-agent');
@@ -295,10 +300,10 @@ describe('DispatchCenter over scripted agents', () => {
     expectTarget(unknownDispatch!, 'failed', 'unknown-dispatch');
     // Each failure is recorded in the store (and was an event), with a message.
     const recorded = center.store.listFailures();
-    expect(recorded.map((r) => r.reason).sort()).toEqual(['bad-signature', 'malformed', 'malformed', 'unknown-dispatch', 'wrong-agent', 'wrong-bundle', 'wrong-evidence']);
+    expect(recorded.map((r) => r.reason).sort()).toEqual(['bad-signature', 'malformed', 'malformed', 'malformed', 'unknown-dispatch', 'wrong-agent', 'wrong-bundle', 'wrong-evidence']);
     expect(failures).toHaveLength(recorded.length);
     for (const r of recorded) expect(r.message.length).toBeGreaterThan(0);
-    expect(center.status(run.dispatchId).failures.map((r) => r.msid).sort()).toEqual([badSig, otherAgent, wrongEvidence, wrongBundle, garbage, brokenFrame].map((a) => a!.msid).sort());
+    expect(center.status(run.dispatchId).failures.map((r) => r.msid).sort()).toEqual([badSig, otherAgent, wrongEvidence, wrongBundle, garbage, brokenFrame, fetcher].map((a) => a!.msid).sort());
     await center.close();
   });
 

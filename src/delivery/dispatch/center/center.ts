@@ -298,6 +298,14 @@ interface Runtime {
   aborted: boolean;
 }
 
+/**
+ * What one connection may ask of the center beyond its hello: each report
+ * is verified and recorded, each fetch sends the bundle, so both are
+ * bounded (an honest agent needs one of each, a few more after a retry).
+ */
+const ATTEMPT_BUDGET = Object.freeze({ reports: 16, fetches: 3 });
+type AttemptBudget = { reports: number; fetches: number };
+
 /** After an agent's `error` answer to an order, how long to wait for the signed `refused` report that may follow. */
 const REFUSED_REPORT_WAIT_MS = 2_000;
 
@@ -795,11 +803,12 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       if (got.ok && got.mine) return { kind: 'verified' };
       if (this.#isFinal(key)) return finalEnd(this.store.getTarget(key)!);
     }
+    const budget: AttemptBudget = { ...ATTEMPT_BUDGET };
     const cur = this.store.getTarget(key)!;
     if (cur.evidence !== null && this.#reissueGraceMs > 0) {
       // An order went out before and its report did not come with the hello:
       // give the agent a moment to send it before the order is replaced.
-      const end = await this.#awaitReport(rt, channel, inbox, key, this.#reissueGraceMs, false);
+      const end = await this.#awaitReport(rt, channel, inbox, key, this.#reissueGraceMs, false, null, budget);
       if (end !== undefined) return end;
     }
     if (rt.aborted) return { kind: 'aborted' };
@@ -838,7 +847,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     } catch {
       return { kind: 'lost', reason: 'disconnected' };
     }
-    return (await this.#awaitReport(rt, channel, inbox, key, reportWait, true, before.evidence)) ?? { kind: 'lost', reason: 'timeout' };
+    return (await this.#awaitReport(rt, channel, inbox, key, reportWait, true, before.evidence, budget)) ?? { kind: 'lost', reason: 'timeout' };
   }
 
   /**
@@ -847,7 +856,16 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
    * on this connection, so a report that fails verification fails the target.
    * `previous`: the evidence this order replaced, if it is a re-issue.
    */
-  async #awaitReport(rt: Runtime, channel: DispatchChannel, inbox: Inbox, key: TargetKey, waitMs: number, ordered: boolean, previous: string | null = null): Promise<AttemptEnd | undefined> {
+  async #awaitReport(
+    rt: Runtime,
+    channel: DispatchChannel,
+    inbox: Inbox,
+    key: TargetKey,
+    waitMs: number,
+    ordered: boolean,
+    previous: string | null,
+    budget: AttemptBudget,
+  ): Promise<AttemptEnd | undefined> {
     let deadline = Date.now() + waitMs;
     /** An `error` the agent answered the order with: a signed `refused` report may follow it. */
     let refusal: string | undefined;
@@ -869,6 +887,8 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
           break;
         }
         case 'fetch': {
+          // An agent fetches once per order; a loop of fetches would make the center send the bundle again and again.
+          if (--budget.fetches < 0) return this.#protocolFailure(key, `the agent fetched more than ${ATTEMPT_BUDGET.fetches} times on one connection`);
           if (m.digest === rt.bundle.digest) {
             const body = rt.inline ?? (await this.repository.get(m.digest));
             if (body !== undefined) await channel.send({ t: 'bundle', digest: m.digest, body }).catch(() => undefined);
@@ -879,6 +899,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
           break;
         }
         case 'report': {
+          if (--budget.reports < 0) return this.#protocolFailure(key, `the agent sent more than ${ATTEMPT_BUDGET.reports} reports on one connection`);
           const got = await this.#receiveReport(channel, m.report, m.certificate, key.msid, key, ordered);
           if (got.ok && got.mine) return { kind: 'verified' };
           if (this.#isFinal(key)) return finalEnd(this.store.getTarget(key)!);
