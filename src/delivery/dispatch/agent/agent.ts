@@ -380,7 +380,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     let handle: LoaderHandle;
     try {
       handle = this.#executor.start(
-        { bundle: bundle.bytes, binding: m.binding, centerKey: this.#centerKey, agentMsid: this.msid, workDir: this.#workDir, minVersion: state.floor(name) },
+        { bundle: bundle.bytes, binding: m.binding, centerKey: this.#centerKey, agentMsid: this.msid, workDir: this.#workDir, minVersion: state.floor(name), timeoutMs: bundle.metadata.timeoutMs },
         { log: (message) => this.emit('log', { dispatchId: fields.dispatchId, message }) },
       );
     } catch (e) {

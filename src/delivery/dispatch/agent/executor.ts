@@ -32,6 +32,8 @@ import type { Executor, LoaderEvents, LoaderHandle, LoaderJob, LoaderResult } fr
 
 /** Run time limit when the bundle does not decode (the loader then refuses it at once). */
 const FALLBACK_TIMEOUT_MS = 60_000;
+/** Longest timer Node accepts. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long kill() waits for a loader process to be gone. */
 const KILL_WAIT_MS = 5_000;
 
@@ -81,10 +83,15 @@ class ManagedHandle implements LoaderHandle {
   constructor(job: LoaderJob, makeDriver: (hooks: DriverHooks) => Driver, now: () => number) {
     const claim = claimOf(job.binding);
     let timeoutMs = FALLBACK_TIMEOUT_MS;
-    try {
-      timeoutMs = decodeBundle(job.bundle).metadata.timeoutMs;
-    } catch {
-      // The loader refuses a bundle that does not decode, well within the fallback limit.
+    if (job.timeoutMs !== undefined) {
+      checkOption(Number.isInteger(job.timeoutMs) && job.timeoutMs > 0 && job.timeoutMs <= MAX_TIMER_MS, 'job.timeoutMs', `must be an integer from 1 to ${MAX_TIMER_MS}`);
+      timeoutMs = job.timeoutMs;
+    } else {
+      try {
+        timeoutMs = decodeBundle(job.bundle).metadata.timeoutMs;
+      } catch {
+        // The loader refuses a bundle that does not decode, well within the fallback limit.
+      }
     }
     this.#timeoutMs = timeoutMs;
     this.#now = now;

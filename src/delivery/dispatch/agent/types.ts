@@ -26,6 +26,12 @@ export interface LoaderJob {
   readonly workDir: string;
   /** The lowest bundle version acceptable for the bundle's name (no rollback); 0 for none. */
   readonly minVersion: number;
+  /**
+   * How long each run may take, in ms: the bundle's `timeoutMs`, which the
+   * agent read when it verified the bundle. When absent the executor reads
+   * it from the bundle (one more decode).
+   */
+  readonly timeoutMs?: number;
 }
 
 /**
