@@ -815,6 +815,8 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
 
     // Issue: fresh evidence, stored (and the old one superseded) before the order leaves.
     const before = this.store.getTarget(key)!;
+    // Finished meanwhile (a report of this target verified on another connection): issue nothing.
+    if (nextTargetState(before.state, { kind: 'issue' }) === undefined) return finalEnd(before);
     const evidence = newEvidence();
     const issuedAt = this.#now();
     this.store.issueEvidence(key, evidence, issuedAt);
