@@ -1,0 +1,235 @@
+/**
+ * Verifiable dispatch end to end over the relay on loopback (issue 7,
+ * "Tests"): an in-process gateway system, four `gatesock agent` PROCESSES
+ * (the built CLI, each forking its own loader processes), and a
+ * DispatchCenter in this process reaching them by PCID through
+ * RelayAgentConnector. Marker files the target and the distributed code
+ * leave in each agent's work directory prove what really ran, and how often.
+ *
+ * Cases, in order on the same fleet: every result verifies; re-run with new
+ * arguments without a second fetch; canary stop; center restart
+ * mid-dispatch; an agent SIGKILLed mid-run. Needs a fresh `dist/`
+ * (`npm test` builds it; for a single run, `npm run build` first).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DispatchCenter,
+  RelayAgentConnector,
+  checkReport,
+  decodeReport,
+  formatPublicKey,
+  verifyEvidenceLog,
+  type AgentRef,
+  type DispatchOptions,
+  type TargetResult,
+} from '../../src/delivery/index.js';
+import { fromBase64url } from '../../src/delivery/dispatch/wire/index.js';
+import { generateIdentityKey } from '../../src/session/index.js';
+import { startSystem, type TestSystem } from '../relay/system.js';
+import {
+  CountingRepository,
+  PROBE_CODE,
+  PROBE_TARGET,
+  Procs,
+  lines,
+  markerCode,
+  startAgent,
+  tempDir,
+  until,
+  waitFor,
+  writeRoot,
+  type AgentProcess,
+} from './fixtures/e2e/harness.js';
+
+const procs = new Procs();
+const key = generateIdentityKey();
+let work: string;
+let system: TestSystem;
+let agents: AgentProcess[] = [];
+let relay: { controller: string; roots: TestSystem['pki']['root'][] };
+
+/** Short timers for a loopback fleet. */
+const FAST: Partial<DispatchOptions> = { retries: 2, backoffMs: 100, maxBackoffMs: 400, connectTimeoutMs: 5_000, concurrency: 8 };
+
+const refs = (list: readonly AgentProcess[]): AgentRef[] => list.map((a) => ({ msid: a.msid, pcid: a.pcid }));
+const byMsid = (targets: readonly TargetResult[], msid: string): TargetResult => targets.find((t) => t.msid === msid)!;
+
+beforeAll(async () => {
+  work = tempDir('relay');
+  system = await startSystem({ gateways: 2 });
+  relay = { controller: system.controller.address, roots: [system.pki.root] };
+  const rootFile = writeRoot(work, system.pki.root);
+  const pub = path.join(work, 'center.pub');
+  fs.writeFileSync(pub, formatPublicKey(key.publicKey) + '\n');
+  agents = await Promise.all(
+    [1, 2, 3, 4].map((i) => startAgent(procs, { controller: system.controller.address, rootFile, centerKey: pub, dir: path.join(work, `agent-${i}`), pcid: `e2e-agent-${i}` })),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await system?.close();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** A center over a SQLite file in the work folder, reaching agents through the relay. */
+function openCenter(name: string, repository?: CountingRepository): Promise<DispatchCenter> {
+  return DispatchCenter.open({
+    key,
+    store: path.join(work, `${name}.db`),
+    ...(repository ? { repository } : {}),
+    connector: new RelayAgentConnector(relay),
+    logPath: path.join(work, `${name}.log`),
+    reissueGraceMs: 300,
+  });
+}
+
+describe('dispatch over the relay to agent processes', () => {
+  let center: DispatchCenter;
+  const repository = new CountingRepository();
+  let dispatchId: string;
+
+  beforeAll(async () => {
+    center = await openCenter('main', repository);
+  });
+  afterAll(async () => {
+    await center?.close();
+  });
+
+  it('a bundle with a target runs on each agent, and every result verifies', async () => {
+    const bundle = await center.createBundle({ name: 'probe', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['first'] }, timeoutMs: 10_000 });
+    const run = center.dispatch({ ...FAST, bundle: bundle.digest, agents: refs(agents), waves: [4], inlineMaxBytes: 0 });
+    dispatchId = run.dispatchId;
+    const results: TargetResult[] = [];
+    run.on('result', (r) => results.push(r));
+    const summary = await run.done;
+
+    expect(summary.state).toBe('done');
+    expect(summary.counts.verified).toBe(4);
+    expect(results).toHaveLength(4);
+    // inlineMaxBytes 0: each agent fetched the bundle once, over its channel.
+    expect(repository.gets).toBe(4);
+    for (const a of agents) {
+      const t = byMsid(summary.targets, a.msid);
+      expect(t).toMatchObject({ state: 'verified', outcome: 'ran', exitCode: 0 });
+      // The target really ran there, once, with the bundle's arguments.
+      expect(lines(path.join(a.workDir, 'ran.log'))).toEqual(['start first', 'done first']);
+      expect(lines(path.join(a.workDir, 'code.log'))).toHaveLength(1);
+      expect(fs.statSync(path.join(a.workDir, 'probe.sh')).mode & 0o777).toBe(0o755);
+
+      // The stored report verifies again here, on its own: the agent's key, the evidence issued to it, this bundle.
+      const stored = center.store.getTarget({ dispatchId, run: 0, msid: a.msid })!;
+      const report = decodeReport(stored.report!, fromBase64url(stored.certificate!, 'certificate', 16 * 1024));
+      const check = checkReport(report, { dispatchId, run: 0, agentMsid: a.msid, evidence: stored.evidence!, bundleDigest: bundle.digest, accepted: false });
+      expect(check).toMatchObject({ ok: true });
+      expect(report.fields).toMatchObject({ outcome: 'ran', start: 'started', exitCode: 0, bundleDigest: bundle.digest });
+      expect(report.fields.stdout.size).toBe('probe first\n'.length);
+    }
+    // Distinct evidence per agent.
+    const evidence = agents.map((a) => center.store.getTarget({ dispatchId, run: 0, msid: a.msid })!.evidence);
+    expect(new Set(evidence).size).toBe(4);
+  });
+
+  it('re-runs the loaded target with new arguments without a second fetch (same loader process)', async () => {
+    const run = center.rerun(dispatchId, { args: ['second', 'x y'] });
+    expect(run.run).toBe(1);
+    const summary = await run.done;
+    expect(summary.counts.verified).toBe(4);
+    expect(repository.gets).toBe(4); // nothing fetched again
+    for (const a of agents) {
+      expect(byMsid(summary.targets, a.msid)).toMatchObject({ outcome: 'ran', exitCode: 0 });
+      expect(lines(path.join(a.workDir, 'ran.log')).slice(2)).toEqual(['start second x y', 'done second x y']);
+      const code = lines(path.join(a.workDir, 'code.log')).map((l) => l.split(' '));
+      expect(code.map((c) => c[1])).toEqual(['0', '1']);
+      // The same loader process ran both: the code was loaded once.
+      expect(code[1]![2]).toBe(code[0]![2]);
+      // A fresh evidence value for the re-run.
+      expect(center.store.getTarget({ dispatchId, run: 1, msid: a.msid })!.evidence).not.toBe(center.store.getTarget({ dispatchId, run: 0, msid: a.msid })!.evidence);
+    }
+  });
+
+  it('canary stop: the first wave fails, the rest is skipped and never runs the code', async () => {
+    const bundle = await center.createBundle({
+      name: 'canary',
+      version: 1,
+      code: markerCode('canary-ran', "throw new Error('broken build');"),
+      target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['canary'] },
+      timeoutMs: 10_000,
+    });
+    const run = center.dispatch({ ...FAST, bundle: bundle.digest, agents: refs(agents), waves: [1], failureThreshold: 0.2 });
+    const waves: boolean[] = [];
+    run.on('wave', (w) => waves.push(w.stopped));
+    const summary = await run.done;
+    expect(summary.state).toBe('stopped');
+    expect(waves).toEqual([true]);
+    expect(summary.counts.verified).toBe(1);
+    expect(summary.counts.skipped).toBe(3);
+    const first = summary.targets.find((t) => t.wave === 0)!;
+    expect(first).toMatchObject({ state: 'verified', outcome: 'code-failed' });
+    for (const t of summary.targets.filter((x) => x.wave > 0)) expect(t).toMatchObject({ state: 'skipped', reason: 'canary-stopped' });
+    for (const a of agents) expect(fs.existsSync(path.join(a.workDir, 'canary-ran'))).toBe(a.msid === first.msid);
+  });
+
+  it('survives a center restart mid-dispatch: resume() ends it verified, and no agent ran the target twice', async () => {
+    const repoB = new CountingRepository();
+    const a = await openCenter('restart', repoB);
+    const bundle = await a.createBundle({ name: 'slow', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['slow', '2', 'restart'] }, timeoutMs: 20_000 });
+    const run = a.dispatch({ ...FAST, retries: 30, bundle: bundle.digest, agents: refs(agents), waves: [4] });
+    // Every agent has accepted the order and its slow target is running.
+    for (const ag of agents) await waitFor(ag.child, 'stderr', new RegExp(`^order ${run.dispatchId} run 0: slow version 1$`, 'm'));
+    await a.close();
+    const interrupted = await run.done;
+    expect(interrupted.state).toBe('running');
+    expect(interrupted.counts.verified).toBe(0);
+
+    const b = await openCenter('restart', repoB);
+    try {
+      const resumed = b.resume();
+      expect(resumed.map((r) => [r.dispatchId, r.run])).toEqual([[run.dispatchId, 0]]);
+      const summary = await resumed[0]!.done;
+      expect(summary.state).toBe('done');
+      expect(summary.counts.verified).toBe(4);
+      for (const ag of agents) {
+        expect(byMsid(summary.targets, ag.msid)).toMatchObject({ outcome: 'ran', exitCode: 0 });
+        const mine = lines(path.join(ag.workDir, 'ran.log')).filter((l) => l.endsWith('slow 2 restart'));
+        // Exactly one run of the target per agent: the order was never carried out twice.
+        expect(mine).toEqual(['start slow 2 restart', 'done slow 2 restart']);
+      }
+      // The log written by both centers verifies as one chain.
+      const log = verifyEvidenceLog(fs.readFileSync(path.join(work, 'restart.log'), 'utf8'), key.publicKey);
+      expect(log.kinds.result).toBe(4);
+      expect(log.kinds.dispatch).toBe(1);
+    } finally {
+      await b.close();
+    }
+  }, 45_000);
+
+  it('an agent SIGKILLed mid-run ends as a clear recorded outcome; the others carry on and verify', async () => {
+    const victim = agents[3]!;
+    const bundle = await center.createBundle({ name: 'slow', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['slow', '2', 'kill'] }, timeoutMs: 20_000 });
+    const run = center.dispatch({ ...FAST, bundle: bundle.digest, agents: refs(agents), waves: [4] });
+    await waitFor(victim.child, 'stderr', new RegExp(`^order ${run.dispatchId} run 0: slow`, 'm'));
+    await until(() => lines(path.join(victim.workDir, 'ran.log')).includes('start slow 2 kill'), 'the victim target to start');
+    victim.child.proc.kill('SIGKILL');
+    const summary = await run.done;
+
+    expect(summary.state).toBe('done');
+    expect(summary.counts.verified).toBe(3);
+    const lost = byMsid(summary.targets, victim.msid);
+    expect(lost.state).toBe('gave-up');
+    expect(lost.reason).toMatch(/^(offline: GS_ERR_|disconnected|timeout|no-hello)/);
+    expect(lost.attempts).toBe(3); // the first attempt and two retries
+    for (const ag of agents.slice(0, 3)) {
+      expect(byMsid(summary.targets, ag.msid)).toMatchObject({ state: 'verified', outcome: 'ran', exitCode: 0 });
+      expect(lines(path.join(ag.workDir, 'ran.log')).filter((l) => l.endsWith('slow 2 kill'))).toEqual(['start slow 2 kill', 'done slow 2 kill']);
+    }
+    // The dead agent's loader went with it and took its target along: it never finished.
+    expect(lines(path.join(victim.workDir, 'ran.log'))).not.toContain('done slow 2 kill');
+    // The center's status tells the same, from the store.
+    expect(center.status(run.dispatchId).runs[0]!.counts).toMatchObject({ verified: 3, 'gave-up': 1 });
+    const log = verifyEvidenceLog(fs.readFileSync(path.join(work, 'main.log'), 'utf8'), key.publicKey);
+    expect(log.kinds.result).toBe(4 + 4 + 1 + 3);
+  }, 45_000);
+});
