@@ -24,7 +24,8 @@
  * mostly at recent versions, some through binaries with another name
  * (`libfoo1` from `foo`); 85 % Debian:12, 15 % Debian:11. Advisories name
  * popular packages more often, start at `0` or a ladder version and end at a
- * fixed (95 %) or last-affected version. The timed advisory names a base
+ * fixed (95 %) or last-affected version, early in the ladder more often than
+ * late (most advisories are old). The timed advisory names a base
  * package, so it is matched against all 10,000 hosts, and is fixed only at
  * the 7th of 8 versions, so every Debian 12 host running one of the six
  * older versions is affected (1,676 of the 10,000 here): a bad case (many
@@ -117,7 +118,8 @@ function makeHost(pool: Pool, id: string, seed: number): HostInventory {
 
 function osvRecord(pool: Pool, id: string, pkg: number, eco: 'Debian:12' | 'Debian:11', r: () => number): unknown {
   const ladder = pool.ladders[pkg]![eco];
-  const end = 1 + Math.floor(r() * (LADDER - 1));
+  // Most advisories are old: fixed early in the ladder, so hosts at recent versions are not affected.
+  const end = 1 + Math.floor((LADDER - 1) * r() * r());
   const start = r() < 0.7 ? '0' : ladder[Math.floor(r() * end)]!;
   const closing = r() < 0.95 ? { fixed: ladder[end]! } : { last_affected: ladder[end - 1]! };
   return {

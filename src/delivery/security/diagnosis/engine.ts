@@ -471,7 +471,8 @@ export class DiagnosisEngine {
     const table = scheme && this.#table(scheme);
     const n = table ? pkgs.length : 0;
     if (n > 0x100000) throw malformedReport(hostId, 'too many packages');
-    // Check everything before interning anything: a refused report leaves no trace.
+    // Check every package before interning names (a refused report adds no key or name;
+    // valid versions are interned on the way: the version table is only a cache).
     for (let i = 0; i < n; i++) {
       const p = pkgs[i];
       if (typeof p !== 'object' || p === null) throw malformedReport(hostId, `packages[${i}] must be an object`);
@@ -525,9 +526,8 @@ export class DiagnosisEngine {
   }
 
   #checkVersion(table: VersionTable, hostId: string, name: string, v: string): void {
-    if (table.ids.has(v)) return;
     try {
-      table.scheme.parse(v);
+      this.#version(table, v);
     } catch (err) {
       throw new SecurityCenterError('GS_ERR_SECURITY_BAD_VERSION', `inventory of ${JSON.stringify(hostId)}: package ${name}: ${(err as Error).message}`, { cause: err });
     }

@@ -56,9 +56,51 @@ const UPSTREAM_NO_EPOCH = /^[0-9][A-Za-z0-9.+~-]*$/;
 const REVISION = /^[A-Za-z0-9.+~]+$/;
 const EPOCH = /^[0-9]+$/;
 
-function bad(text: unknown, why: string): SecurityCenterError {
+/**
+ * `GS_ERR_SECURITY_BAD_VERSION`: "`text` is not a `what` version: `why`" (text shortened to 80 characters).
+ * @internal
+ */
+export function badVersion(text: unknown, what: string, why: string): SecurityCenterError {
   const shown = typeof text === 'string' ? JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text) : typeof text;
-  return new SecurityCenterError('GS_ERR_SECURITY_BAD_VERSION', `${shown} is not a Debian version: ${why}`);
+  return new SecurityCenterError('GS_ERR_SECURITY_BAD_VERSION', `${shown} is not ${what} version: ${why}`);
+}
+
+const bad = (text: unknown, why: string) => badVersion(text, 'a Debian', why);
+
+/**
+ * The checks Debian and RPM share: a string of 1–256 characters; an epoch
+ * before the first colon (decimal, at most 2^31−1); the part after the last
+ * hyphen (`tailName`: revision or release) not empty. `main` is what lies
+ * between. @internal
+ */
+export function splitVersion(
+  text: string,
+  what: string,
+  tailName: string,
+): { epoch: number; hasEpoch: boolean; main: string; tail: string | undefined } {
+  const fail = (why: string) => badVersion(text, what, why);
+  if (typeof text !== 'string') throw fail('not a string');
+  if (text.length === 0) throw fail('empty');
+  if (text.length > MAX_VERSION_LENGTH) throw fail(`longer than ${MAX_VERSION_LENGTH} characters`);
+  let main = text;
+  let epoch = 0;
+  const colon = main.indexOf(':');
+  if (colon >= 0) {
+    const e = main.slice(0, colon);
+    if (e.length === 0) throw fail('the epoch before ":" is empty');
+    if (!EPOCH.test(e)) throw fail('the epoch is not a decimal number');
+    epoch = Number(e);
+    if (!(epoch <= MAX_EPOCH)) throw fail(`the epoch is larger than ${MAX_EPOCH}`);
+    main = main.slice(colon + 1);
+  }
+  let tail: string | undefined;
+  const hyphen = main.lastIndexOf('-');
+  if (hyphen >= 0) {
+    tail = main.slice(hyphen + 1);
+    main = main.slice(0, hyphen);
+    if (tail.length === 0) throw fail(`the ${tailName} after the last "-" is empty`);
+  }
+  return { epoch, hasEpoch: colon >= 0, main, tail };
 }
 
 /**
@@ -72,32 +114,13 @@ function bad(text: unknown, why: string): SecurityCenterError {
  * ```
  */
 export function parseDebianVersion(text: string): DebianVersion {
-  if (typeof text !== 'string') throw bad(text, 'not a string');
-  if (text.length === 0) throw bad(text, 'empty');
-  if (text.length > MAX_VERSION_LENGTH) throw bad(text, `longer than ${MAX_VERSION_LENGTH} characters`);
-  let rest = text;
-  let epoch = 0;
-  const colon = rest.indexOf(':');
-  if (colon >= 0) {
-    const e = rest.slice(0, colon);
-    if (e.length === 0) throw bad(text, 'the epoch before ":" is empty');
-    if (!EPOCH.test(e)) throw bad(text, 'the epoch is not a decimal number');
-    epoch = Number(e);
-    if (!(epoch <= MAX_EPOCH)) throw bad(text, `the epoch is larger than ${MAX_EPOCH}`);
-    rest = rest.slice(colon + 1);
-  }
-  let revision = '';
-  const hyphen = rest.lastIndexOf('-');
-  if (hyphen >= 0) {
-    revision = rest.slice(hyphen + 1);
-    rest = rest.slice(0, hyphen);
-    if (revision.length === 0) throw bad(text, 'the revision after the last "-" is empty');
-    if (!REVISION.test(revision)) throw bad(text, 'the revision may hold only letters, digits and "+.~"');
-  }
+  const { epoch, hasEpoch, main: rest, tail } = splitVersion(text, 'a Debian', 'revision');
+  const revision = tail ?? '';
+  if (tail !== undefined && !REVISION.test(revision)) throw bad(text, 'the revision may hold only letters, digits and "+.~"');
   if (rest.length === 0) throw bad(text, 'the upstream version is empty');
   if (!/^[0-9]/.test(rest)) throw bad(text, 'the upstream version must start with a digit');
-  if (!(colon >= 0 ? UPSTREAM_WITH_EPOCH : UPSTREAM_NO_EPOCH).test(rest)) {
-    throw bad(text, `the upstream version may hold only letters, digits and "+.~-"${colon >= 0 ? ' and ":"' : ''}`);
+  if (!(hasEpoch ? UPSTREAM_WITH_EPOCH : UPSTREAM_NO_EPOCH).test(rest)) {
+    throw bad(text, `the upstream version may hold only letters, digits and "+.~-"${hasEpoch ? ' and ":"' : ''}`);
   }
   return { epoch, upstream: rest, revision, text };
 }
@@ -116,11 +139,13 @@ const C0 = 48; // '0'
 const C9 = 57; // '9'
 const TILDE = 126;
 
-function isDigit(c: number): boolean {
+/** An ASCII digit's char code. @internal */
+export function isDigit(c: number): boolean {
   return c >= C0 && c <= C9;
 }
 
-function isAlpha(c: number): boolean {
+/** An ASCII letter's char code. @internal */
+export function isAlpha(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 }
 

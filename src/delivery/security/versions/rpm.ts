@@ -21,8 +21,7 @@
  * Anything else is refused with `SecurityCenterError`
  * `GS_ERR_SECURITY_BAD_VERSION`.
  */
-import { SecurityCenterError } from '../../../errors/index.js';
-import { MAX_VERSION_LENGTH } from './debian.js';
+import { badVersion, isAlpha, isDigit, splitVersion } from './debian.js';
 
 /** A parsed RPM epoch-version-release. */
 export interface RpmVersion {
@@ -37,51 +36,22 @@ export interface RpmVersion {
 }
 
 const PART = /^[A-Za-z0-9._+~^]+$/;
-const EPOCH = /^[0-9]+$/;
 
-function bad(text: unknown, why: string): SecurityCenterError {
-  const shown = typeof text === 'string' ? JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text) : typeof text;
-  return new SecurityCenterError('GS_ERR_SECURITY_BAD_VERSION', `${shown} is not an RPM version: ${why}`);
-}
+const bad = (text: unknown, why: string) => badVersion(text, 'an RPM', why);
 
 /**
  * Parse an RPM `[epoch:]version[-release]` strictly
  * (`GS_ERR_SECURITY_BAD_VERSION` naming the rule broken).
  */
 export function parseRpmVersion(text: string): RpmVersion {
-  if (typeof text !== 'string') throw bad(text, 'not a string');
-  if (text.length === 0) throw bad(text, 'empty');
-  if (text.length > MAX_VERSION_LENGTH) throw bad(text, `longer than ${MAX_VERSION_LENGTH} characters`);
-  let rest = text;
-  let epoch = 0;
-  const colon = rest.indexOf(':');
-  if (colon >= 0) {
-    const e = rest.slice(0, colon);
-    if (!EPOCH.test(e)) throw bad(text, 'the epoch before ":" is not a decimal number');
-    epoch = Number(e);
-    if (!(epoch <= 0x7fffffff)) throw bad(text, 'the epoch is too large');
-    rest = rest.slice(colon + 1);
-  }
-  let release: string | undefined;
-  const hyphen = rest.lastIndexOf('-');
-  if (hyphen >= 0) {
-    release = rest.slice(hyphen + 1);
-    rest = rest.slice(0, hyphen);
-    if (release.length === 0) throw bad(text, 'the release after the last "-" is empty');
-    if (!PART.test(release)) throw bad(text, 'the release may hold only letters, digits and "._+~^"');
-  }
+  const { epoch, main: rest, tail: release } = splitVersion(text, 'an RPM', 'release');
+  if (release !== undefined && !PART.test(release)) throw bad(text, 'the release may hold only letters, digits and "._+~^"');
   if (rest.length === 0) throw bad(text, 'the version is empty');
   if (!PART.test(rest)) throw bad(text, 'the version may hold only letters, digits and "._+~^"');
   if (!/[A-Za-z0-9]/.test(rest)) throw bad(text, 'the version has no letter or digit');
   return { epoch, version: rest, release, text };
 }
 
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
-function isAlpha(c: number): boolean {
-  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-}
 function isAlnum(c: number): boolean {
   return isDigit(c) || isAlpha(c);
 }
