@@ -10,7 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, DispatchError } from '../../src/errors/index.js';
 import { createServerIdentity } from '../../src/session/index.js';
 import { DispatchAgent, InlineExecutor, STATE_FILE } from '../../src/delivery/dispatch/agent/index.js';
-import { TestCenter, tempDir } from './fixtures/agent/harness.js';
+import { MAX_PENDING_REPORTS, signReport } from '../../src/delivery/dispatch/wire/index.js';
+import { TestCenter, tempDir, until } from './fixtures/agent/harness.js';
 
 const center = new TestCenter();
 const dirs: string[] = [];
@@ -57,6 +58,35 @@ describe('DispatchAgent state', () => {
     expect(saved.bundles).toEqual({ floor: 3 });
     expect(saved.pending).toEqual([]);
     expect(saved.taken.map((t: [string, number, number]) => t[0]).sort()).toEqual([b3.fields.dispatchId, b3b.fields.dispatchId].sort());
+  });
+
+  it('lists what one hello holds of many pending reports and sends the rest as report messages', async () => {
+    const root = tempDir('agent-state-many');
+    dirs.push(root);
+    const identity = createServerIdentity();
+    const reports = Array.from({ length: 70 }, (_, run) =>
+      signReport(
+        {
+          dispatchId: 'ab'.repeat(16), run, agentMsid: identity.msid, bundleDigest: `sha256:${'0'.repeat(64)}`, evidence: 'cd'.repeat(32),
+          outcome: 'ran', reason: null, start: 'none', exitCode: null, signal: null,
+          stdout: { digest: `sha256:${'1'.repeat(64)}`, size: 0 }, stderr: { digest: `sha256:${'1'.repeat(64)}`, size: 0 }, startedAt: 1, endedAt: 2,
+        },
+        identity,
+      ),
+    );
+    fs.mkdirSync(path.join(root, 'state'));
+    const pending = reports.map((r) => ({ dispatchId: r.fields.dispatchId, run: r.fields.run, report: r.encoded }));
+    fs.writeFileSync(path.join(root, 'state', STATE_FILE), JSON.stringify({ version: 1, bundles: {}, taken: [], pending }));
+    const agent = await DispatchAgent.open({ identity, centerKey: center.key.publicKey, stateDir: path.join(root, 'state'), workDir: path.join(root, 'work'), executor: new InlineExecutor() });
+    const link = await center.connect(agent);
+    expect(link.hello.pending.length).toBeGreaterThan(0);
+    expect(link.hello.pending.length).toBeLessThanOrEqual(MAX_PENDING_REPORTS);
+    const rest = reports.length - link.hello.pending.length;
+    expect(await until(() => link.inbox.filter((m) => m.t === 'report').length === rest)).toBe(true);
+    const seen = [...link.hello.pending.map((p) => p.report), ...link.inbox.flatMap((m) => (m.t === 'report' ? [m.report] : []))];
+    expect(seen).toEqual(reports.map((r) => r.encoded));
+    await link.close();
+    await agent.close();
   });
 
   it('refuses to start on a damaged state file', async () => {

@@ -40,6 +40,8 @@ import { serverStart, type ServerStartOptions, type SockIo, type SockServer } fr
 import {
   DEFAULT_MAX_BUNDLE_BYTES,
   DispatchChannel,
+  MAX_HEADER_BYTES,
+  MAX_PENDING_REPORTS,
   decodeBinding,
   decodeBundle,
   parseCenterKey,
@@ -97,6 +99,8 @@ export const DEFAULT_DISPATCH_AGENT_OPTIONS = Object.freeze({
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Answers a channel may hold for a peer that does not read them before the agent drops that peer. */
 const MAX_QUEUED_MESSAGES = 256;
+/** A hello header's bytes besides its certificate and pending reports (generous). */
+const HELLO_HEADER_ROOM = 512;
 /** How long close() lets channels send what they hold. */
 const CLOSE_WAIT_MS = 2_000;
 /** Room for a channel message's header beside the largest bundle body. */
@@ -246,8 +250,13 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     this.#channels.add(ch);
     ch.on('message', (m) => this.#onMessage(ch, m));
     if (!ch.closed) {
-      const pending = this.#state!.pending().map((p) => ({ report: p.report }));
-      await this.#send(ch, { t: 'hello', agentMsid: this.msid, certificate: this.#certificate, pending });
+      // As many pending reports as one hello holds; the rest follow as `report` messages.
+      const pending = this.#state!.pending();
+      let room = MAX_HEADER_BYTES - HELLO_HEADER_ROOM - this.#certificate.length;
+      let listed = 0;
+      while (listed < pending.length && listed < MAX_PENDING_REPORTS && (room -= pending[listed]!.report.length + 16) >= 0) listed++;
+      this.#post(ch, { t: 'hello', agentMsid: this.msid, certificate: this.#certificate, pending: pending.slice(0, listed).map((p) => ({ report: p.report })) });
+      for (const p of pending.slice(listed)) if (!(await this.#send(ch, { t: 'report', report: p.report, certificate: this.#certificate }))) break;
       await ended;
     }
     this.#channels.delete(ch);

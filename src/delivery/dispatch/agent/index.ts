@@ -10,5 +10,5 @@
 export { DEFAULT_DISPATCH_AGENT_OPTIONS, DispatchAgent, type DispatchAgentEvents, type DispatchAgentOptions } from './agent.js';
 export { InlineExecutor, ProcessExecutor, type InlineExecutorOptions, type ProcessExecutorOptions } from './executor.js';
 export { DEFAULT_MAX_OUTPUT_BYTES, type DispatchContext, type TargetRunResult } from './loader.js';
-export { MAX_PENDING_REPORTS, STATE_FILE } from './state.js';
+export { MAX_KEPT_REPORTS, STATE_FILE } from './state.js';
 export type { Executor, LoaderEvents, LoaderHandle, LoaderJob, LoaderResult } from './types.js';

@@ -23,7 +23,7 @@ const STATE_VERSION = 1;
 /** File name of the state inside the state directory. */
 export const STATE_FILE = 'state.json';
 /** Most reports kept waiting for an acknowledgement; the oldest go first. */
-export const MAX_PENDING_REPORTS = 1000;
+export const MAX_KEPT_REPORTS = 1000;
 /** Most bindings remembered (each until it expires); the soonest to expire go first. */
 export const MAX_TAKEN = 100_000;
 
@@ -136,7 +136,7 @@ export class AgentState {
   addPending(report: PendingReport): void {
     this.#pending.delete(keyOf(report.dispatchId, report.run));
     this.#pending.set(keyOf(report.dispatchId, report.run), report);
-    while (this.#pending.size > MAX_PENDING_REPORTS) this.#pending.delete(this.#pending.keys().next().value as string);
+    while (this.#pending.size > MAX_KEPT_REPORTS) this.#pending.delete(this.#pending.keys().next().value as string);
   }
 
   /** Forget an acknowledged report; false when none was pending. */
