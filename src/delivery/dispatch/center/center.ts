@@ -306,6 +306,9 @@ interface Runtime {
 const ATTEMPT_BUDGET = Object.freeze({ reports: 16, fetches: 3 });
 type AttemptBudget = { reports: number; fetches: number };
 
+/** MSIDs per `dispatch` log entry (~70 bytes each: about 280 KiB, well under the log's 1 MiB line limit). */
+const LOG_AGENTS_PER_ENTRY = 4096;
+
 /** After an agent's `error` answer to an order, how long to wait for the signed `refused` report that may follow. */
 const REFUSED_REPORT_WAIT_MS = 2_000;
 
@@ -427,7 +430,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       { args, waves, createdAt: at },
       agents.map((a, i) => ({ msid: a.msid, pcid: a.pcid, wave: waveOf(i, waves) })),
     );
-    this.#append('dispatch', { id, run: 0, bundle: stored.digest, agents: agents.map((a) => a.msid), options: opts, args });
+    this.#logDispatch({ id, run: 0, bundle: stored.digest, options: opts, args }, agents.map((a) => a.msid));
     return this.#start(id, 0);
   }
 
@@ -470,7 +473,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     const at = this.#now();
     const waves = planWaves(chosen.length, d.options.waves);
     const n = this.store.createRun(dispatchId, { args, waves, createdAt: at }, chosen.map((t, i) => ({ msid: t.msid, pcid: t.pcid, wave: waveOf(i, waves) })));
-    this.#append('dispatch', { id: dispatchId, run: n, bundle: d.bundle, agents: chosen.map((t) => t.msid), options: d.options, args });
+    this.#logDispatch({ id: dispatchId, run: n, bundle: d.bundle, options: d.options, args }, chosen.map((t) => t.msid));
     return this.#start(dispatchId, n);
   }
 
@@ -1013,6 +1016,19 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
   }
 
   // ---- log ----
+
+  /**
+   * Log a dispatch or re-run with its agents: in parts of
+   * `LOG_AGENTS_PER_ENTRY` MSIDs (`part`, `parts`), so that a large
+   * fleet never makes one line pass the log's line limit.
+   */
+  #logDispatch(data: Record<string, unknown>, msids: readonly string[]): void {
+    const parts = Math.max(1, Math.ceil(msids.length / LOG_AGENTS_PER_ENTRY));
+    for (let i = 0; i < parts; i++) {
+      const agents = msids.slice(i * LOG_AGENTS_PER_ENTRY, (i + 1) * LOG_AGENTS_PER_ENTRY);
+      this.#append('dispatch', parts === 1 ? { ...data, agents } : { ...data, agents, part: i, parts });
+    }
+  }
 
   #append(kind: LogKind, data: Record<string, unknown>): void {
     const log = this.#log;
