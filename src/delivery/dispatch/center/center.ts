@@ -288,6 +288,8 @@ interface Runtime {
   readonly total: number;
   done: number;
   verified: number;
+  /** The wave being worked on. */
+  wave: number;
   /** Targets of the current wave not final yet. */
   open: number;
   active: number;
@@ -577,6 +579,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       total,
       done,
       verified: counts.verified,
+      wave: r.wave,
       open: 0,
       active: 0,
       ready: [],
@@ -606,6 +609,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     for (let w = firstWave; w < waves.length; w++) {
       if (rt.aborted) return;
       this.store.updateRun(rt.dispatchId, rt.run, { wave: w });
+      rt.wave = w;
       await this.#runWave(rt, w);
       if (rt.aborted) return;
       const targets = this.store.listTargets(rt.dispatchId, rt.run, { wave: w });
@@ -735,7 +739,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     if (t.state === 'verified') rt.verified++;
     rt.handle.emit('result', resultOf(t));
     rt.handle.emit('progress', { dispatchId: rt.dispatchId, run: rt.run, done: rt.done, total: rt.total, verified: rt.verified });
-    if (t.wave === this.store.getRun(rt.dispatchId, rt.run)?.wave && --rt.open === 0) rt.waveDone?.();
+    if (t.wave === rt.wave && --rt.open === 0) rt.waveDone?.();
   }
 
   /** Move a target through the state machine; returns the new state, or undefined when the event does not apply. */
