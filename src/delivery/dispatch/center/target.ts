@@ -4,21 +4,17 @@
  * {@link nextTargetState}, and nothing else writes a target's state.
  *
  * ```
- *                  start                  issue (evidence stored, `run`/`rerun` sent)
- *   pending ────────────────▶ connecting ─────────────▶ issued ──accepted──▶ accepted
- *     │  ▲                      │  │  │                  │  │                 │  │
- *     │  │ (resume: in-flight   │  │  └─ verified ───┐   │  └── verified ──┐  │  └─ verified ─▶ verified
- *     │  │  rows of a center    │  │   (pending      │   │                 │  │
- *     │  │  that stopped go to  │  │    report in    └───┼─────────────────┴──┼──────────────▶ verified
- *     │  │  retry-wait)         │  │    hello)           │                    │
- *     │  │                      │  └── rejected ─────────┴── rejected ────────┴─ rejected ──▶ failed
- *     │  │                      │                            (verification failed, agent error, wrong agent)
- *     │  │                      └── lost ─┬── attempts left ──▶ retry-wait ──start──▶ connecting
- *     │  │                                │  (connect failed, disconnect, timeout; same from issued/accepted)
- *     │  │                                └── none left ──────▶ gave-up
- *     │  └──────────────────────────────────────────────────── retry-wait ──verified──▶ verified
- *     │                      (a report kept by the agent arrives on another connection)
- *     └── skip (canary stop, cancel; also from retry-wait) ───▶ skipped
+ *   pending ──start──▶ connecting ──issue──▶ issued ──accepted──▶ accepted
+ *                      └──────────── in flight: any of these three ────────┘
+ *
+ *   in flight ──verified──────────────────▶ verified   (report checked; from connecting: a report kept by the agent, in its hello)
+ *   in flight ──rejected──────────────────▶ failed     (verification failed, agent error, wrong agent, malformed input)
+ *   in flight ──lost, attempts left───────▶ retry-wait (connect failed, no hello, disconnect, timeout)
+ *   in flight ──lost, none left───────────▶ gave-up
+ *   in flight ──resume────────────────────▶ retry-wait (a restarted center found it in flight; no attempt counted)
+ *   retry-wait ──start────────────────────▶ connecting
+ *   retry-wait ──verified─────────────────▶ verified   (a report kept by the agent, on another connection)
+ *   pending, retry-wait ──skip────────────▶ skipped    (canary stop)
  * ```
  *
  * `verified`, `failed`, `gave-up` and `skipped` are final. `verified` means
