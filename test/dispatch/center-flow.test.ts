@@ -184,10 +184,10 @@ const open = (f: Fleet, extra: Partial<DispatchCenterOptions> = {}) => DispatchC
 const NOOP = { name: 'noop', version: 1, code: 'export default async () => {}' };
 
 describe('DispatchCenter over scripted agents', () => {
-  it('dispatches to every agent in waves, verifies each report, and logs it all', async () => {
+  it.each(['memory', 'sqlite'] as const)('dispatches to every agent in waves, verifies each report, and logs it all (%s store)', async (kind) => {
     const f = fleet(6);
-    const logPath = join(work, 'all-verify.log');
-    const center = await open(f, { logPath });
+    const logPath = join(work, `all-verify-${kind}.log`);
+    const center = await open(f, kind === 'memory' ? { logPath } : { logPath, store: join(work, 'all-verify', 'center.sqlite') });
     const bundle = await center.createBundle(NOOP);
     // Every order's evidence is in the store before the agent sees the order; at most 3 agents are worked on at once.
     let inFlight = 0;
