@@ -229,7 +229,10 @@ describe('dispatch over the relay to agent processes', () => {
     expect(lines(path.join(victim.workDir, 'ran.log'))).not.toContain('done slow 2 kill');
     // The center's status tells the same, from the store.
     expect(center.status(run.dispatchId).runs[0]!.counts).toMatchObject({ verified: 3, 'gave-up': 1 });
-    const log = verifyEvidenceLog(fs.readFileSync(path.join(work, 'main.log'), 'utf8'), key.publicKey);
+    // Every verified report so far is in the log (written behind the runs: wait for it), and the chain verifies.
+    const logFile = path.join(work, 'main.log');
+    await until(() => lines(logFile).filter((l) => l.includes('"kind":"result"')).length >= 4 + 4 + 1 + 3, 'the evidence log to catch up', 5_000);
+    const log = verifyEvidenceLog(fs.readFileSync(logFile, 'utf8'), key.publicKey);
     expect(log.kinds.result).toBe(4 + 4 + 1 + 3);
   }, 45_000);
 });
