@@ -9,6 +9,7 @@ import {
   DiagnosisEngine,
   checkPolicy,
   loadAdvisories,
+  planCountermeasures,
   readSetting,
   type HostInventory,
   type Policy,
@@ -157,6 +158,42 @@ describe('DiagnosisEngine: advisories and hosts', () => {
       { kind: 'config', path: '/etc/ssh/sshd_config', set: { LoginGraceTime: '0' } },
     ]);
     expect(fs.find((f) => f.package === 'openssh-server')!.reason).toMatch(/planned: upgrade openssh-server to 1:9\.2p1-2\+deb12u3; set LoginGraceTime=0 in \/etc\/ssh\/sshd_config\.$/);
+  });
+
+  it('merges the findings of a host into one plan: highest upgrade per package, configs per file, commands once, conflicts to a person', () => {
+    const e = new DiagnosisEngine({
+      policy: {
+        roles: { web: { settings: [{ path: '/etc/ssh/sshd_config', key: 'LoginGraceTime', value: '30' }, { path: '/etc/ssh/sshd_config', key: 'MaxAuthTries', value: '3' }] } },
+        hosts: { 'web-1': { role: 'web' } },
+      },
+    });
+    e.setCountermeasureSet(CM);
+    const [later] = parseOsvDocument({
+      id: 'DSA-7002-1',
+      modified: '2026-01-01T00:00:00Z',
+      affected: [{ package: { ecosystem: 'Debian:12', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '3.0.15-1~deb12u1' }] }] }],
+    });
+    e.addAdvisories([DSA5532!, SSH!, later!, SUDO!]);
+    const inv: HostInventory = {
+      ...hostA,
+      packages: [...hostA.packages, { name: 'sudo', version: '1.9.13p3-1' }],
+      files: [{ path: '/etc/ssh/sshd_config', sha256: 'a'.repeat(64), content: 'LoginGraceTime 120\n' }],
+    };
+    const { findings } = e.updateHost(inv);
+    const plan = planCountermeasures('web-1', findings);
+    expect(plan.automatic.map((p) => p.step)).toEqual([
+      { kind: 'upgrade', package: 'libssl3', version: '3.0.15-1~deb12u1' },
+      { kind: 'upgrade', package: 'openssh-server', version: '1:9.2p1-2+deb12u3' },
+      { kind: 'upgrade', package: 'openssl', version: '3.0.15-1~deb12u1' },
+      { kind: 'config', path: '/etc/ssh/sshd_config', set: { LoginGraceTime: '0', MaxAuthTries: '3' } },
+      { kind: 'command', argv: ['systemctl', 'try-restart', 'nginx.service'] },
+    ]);
+    expect(plan.automatic[0]!.because).toEqual(['vulnerable DSA-5532-1 libssl3', 'vulnerable DSA-7002-1 libssl3']);
+    expect(plan.automatic[4]!.because).toEqual(['vulnerable DSA-5532-1 libssl3', 'vulnerable DSA-5532-1 openssl']);
+    expect(plan.manual.map((p) => (p.step.kind === 'manual' ? p.step.instructions : ''))).toEqual([
+      expect.stringMatching(/^sudo cannot be upgraded automatically/),
+      'Conflicting settings for LoginGraceTime in /etc/ssh/sshd_config on web-1: "0" and "30" were both asked for; "0" is planned, decide which must hold.',
+    ]);
   });
 
   it('compares the source version when the inventory has it (binNMUs, own binary versions)', () => {

@@ -28,3 +28,4 @@ export {
   type DiagnosisEngineOptions,
   type HostDiagnosis,
 } from './engine.js';
+export { planCountermeasures, type HostPlan, type PlannedStep } from './plan.js';
