@@ -92,15 +92,24 @@ describe('DispatchAgent (process executor)', () => {
     expect(await until(() => !alive(pids[0]!), 3_000)).toBe(true);
   });
 
-  it('a loader that dies mid-run is reported as crashed', async () => {
-    const { agent, link } = await newAgent();
-    const bundle = center.bundle({ name: 'proc-crash', target: undefined, code: "export default async (ctx) => { ctx.log('pid ' + process.pid); process.exit(7); };" });
+  it('a loader that dies mid-run is reported as crashed, and its target is ended', async () => {
+    const { agent, link, work } = await newAgent();
+    // The loader dies while its target still runs: the target goes with it.
+    const sleeper = new TextEncoder().encode('#!/bin/sh\necho $$ > sleeper.pid\nexec sleep 30\n');
+    const bundle = center.bundle({
+      name: 'proc-crash',
+      target: { bytes: sleeper, path: 'sleeper.sh' },
+      code: "import { existsSync } from 'node:fs'; export default async (ctx) => { ctx.log('pid ' + process.pid); ctx.spawnTarget(); const pidFile = ctx.target.path.replace(/sleeper[.]sh$/, 'sleeper.pid'); while (!existsSync(pidFile)) await new Promise((r) => setTimeout(r, 10)); process.exit(7); };",
+    });
     const binding = center.bind(agent.msid, bundle);
     expect((await link.run(binding, bundle)).t).toBe('accepted');
     const { report, check } = await link.report(binding, 20_000);
     expect(check.ok).toBe(true);
     expect(report.fields.outcome).toBe('crashed');
     expect(report.fields.reason).toMatch(/^GS_ERR_DISPATCH_LOADER_FAILED: loader exited with code 7/);
+    expect(report.fields.start).toBe('started');
+    const sleeperPid = Number(fs.readFileSync(path.join(work, 'sleeper.pid'), 'utf8'));
+    expect(await until(() => !alive(sleeperPid), 3_000)).toBe(true);
   });
 
   it('a hang is ended at the bundle timeout with the whole process tree', async () => {

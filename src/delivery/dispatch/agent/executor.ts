@@ -423,11 +423,13 @@ class ProcessDriver implements Driver {
 
   async terminate(): Promise<void> {
     const pid = this.#child.pid;
-    if (!this.#gone && pid !== undefined) {
+    if (pid !== undefined) {
+      // The group outlives a loader that died on its own (its targets are
+      // still in it), so it is killed either way; ESRCH once it is empty.
       try {
         process.kill(-pid, 'SIGKILL');
       } catch {
-        this.#child.kill('SIGKILL');
+        if (!this.#gone) this.#child.kill('SIGKILL');
       }
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
