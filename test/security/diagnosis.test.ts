@@ -246,6 +246,10 @@ describe('DiagnosisEngine: advisories and hosts', () => {
     refuse({ ...hostA, hostId: '' }, 'GS_ERR_SECURITY_MALFORMED_REPORT', /hostId/);
     refuse({ ...hostA, os: { ecosystem: 12 } }, 'GS_ERR_SECURITY_MALFORMED_REPORT', /os must be/);
     refuse(null, 'GS_ERR_SECURITY_MALFORMED_REPORT', /must be an object/);
+    // An ecosystem without a version ordering: packages are still checked, not matched.
+    const alpine = { hostId: 'alp-1', os: { id: 'alpine', versionId: '3.20.1', ecosystem: 'Alpine:v3.20' } };
+    refuse({ ...alpine, packages: [{ name: 'musl', version: 7 }] }, 'GS_ERR_SECURITY_MALFORMED_REPORT', /packages\[0\]\.version must be a string/);
+    expect(e.updateHost({ ...alpine, packages: [{ name: 'musl', version: '1.2.5-r0' }] }).findings).toEqual([]);
     // web-1's earlier report still stands.
     expect(vulnIds(e.diagnoseHost('web-1')!)).toEqual(['DSA-5532-1:libssl3', 'DSA-5532-1:openssl']);
     expect(e.affectedHosts('DSA-5532-1').hosts.map((h) => h.hostId)).toEqual(['web-1']);

@@ -473,7 +473,8 @@ export class DiagnosisEngine {
     if (n > 0x100000) throw malformedReport(hostId, 'too many packages');
     // Check every package before interning names (a refused report adds no key or name;
     // valid versions are interned on the way: the version table is only a cache).
-    for (let i = 0; i < n; i++) {
+    // Packages of an ecosystem without a version ordering are checked but not matched.
+    for (let i = 0; i < pkgs.length; i++) {
       const p = pkgs[i];
       if (typeof p !== 'object' || p === null) throw malformedReport(hostId, `packages[${i}] must be an object`);
       const { name, version, source, sourceVersion } = p;
@@ -483,8 +484,9 @@ export class DiagnosisEngine {
       }
       if (typeof version !== 'string') throw malformedReport(hostId, `packages[${i}].version must be a string`);
       if (sourceVersion !== undefined && typeof sourceVersion !== 'string') throw malformedReport(hostId, `packages[${i}].sourceVersion must be a string`);
-      this.#checkVersion(table!, hostId, name, version);
-      if (sourceVersion !== undefined) this.#checkVersion(table!, hostId, name, sourceVersion);
+      if (table === undefined) continue;
+      this.#checkVersion(table, hostId, name, version);
+      if (sourceVersion !== undefined) this.#checkVersion(table, hostId, name, sourceVersion);
     }
     // Intern, then order the packages by key with one native sort of (key · 2^20 + position).
     const keysByEco = n > 0 ? this.#keysOf(os.ecosystem) : undefined;
