@@ -21,7 +21,7 @@ import { loadavg } from 'node:os';
 
 const AGENTS = 5000;
 const RELAY_AGENTS = 100;
-const RELAY_ROUNDS = 3;
+const RELAY_ROUNDS = 5;
 
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
