@@ -4,7 +4,7 @@
  * {@link Loader} on it, and answers each run with its result; re-runs come
  * the same way. Targets stay in this process's group, which the agent kills
  * whole on a timeout or a new dispatch. When the agent goes away (the pipe
- * closes) it kills its targets and exits. Built as its own entry,
+ * closes) it kills its group — itself, its targets and their children. Built as its own entry,
  * `dist/delivery/dispatch-loader.js`; not a public import.
  *
  * @packageDocumentation
@@ -61,6 +61,12 @@ process.on('message', (raw: unknown) => {
 });
 
 process.on('disconnect', () => {
-  loader?.kill();
-  process.exit(0);
+  // The agent is gone: end this loader's whole process group (it leads one
+  // when started by ProcessExecutor), targets and their children included.
+  try {
+    process.kill(-process.pid, 'SIGKILL');
+  } catch {
+    loader?.kill();
+    process.exit(0);
+  }
 });
