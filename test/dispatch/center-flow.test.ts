@@ -23,6 +23,7 @@ import {
 import {
   DispatchChannel,
   decodeBinding,
+  encodeMessage,
   fromBase64url,
   newDispatchId,
   newEvidence,
@@ -456,6 +457,20 @@ describe('DispatchCenter over scripted agents', () => {
     expect(center.store.findEvidence(key, agent.orders[0]!.evidence)!.status).toBe('accepted');
     expect(center.store.findEvidence(key, agent.orders[1]!.evidence)!.status).toBe('superseded');
     expect(center.store.listFailures()).toEqual([]);
+    await center.close();
+  });
+
+  it('gives up on an agent that stops reading, instead of waiting on a blocked send', async () => {
+    const f = fleet(1);
+    const stuck = f.agents[0]!;
+    // Says hello, then never reads: a 3 MiB inline bundle fills the pipe and the center's send blocks.
+    f.connector.register(stuck.msid, (sock) => void sock.send(encodeMessage({ t: 'hello', agentMsid: stuck.msid, certificate: toBase64url(stuck.identity.certificate.der), pending: [] })));
+    const center = await open(f);
+    const bundle = await center.createBundle({ ...NOOP, target: { bytes: new Uint8Array(3 << 20), path: 'bin/big' } });
+    const started = Date.now();
+    const summary = await center.dispatch({ bundle: bundle.digest, agents: [stuck.ref], retries: 0, connectTimeoutMs: 400, timeoutMs: 400, inlineMaxBytes: 8 << 20 }).done;
+    expect(summary.targets[0]).toMatchObject({ state: 'gave-up', reason: 'disconnected', attempts: 1 });
+    expect(Date.now() - started).toBeLessThan(5_000);
     await center.close();
   });
 

@@ -308,6 +308,30 @@ interface Runtime {
 const ATTEMPT_BUDGET = Object.freeze({ reports: 16, fetches: 3 });
 type AttemptBudget = { reports: number; fetches: number };
 
+/** How long an ack may wait for the agent to take it before the connection is given up. */
+const ACK_SEND_MS = 10_000;
+
+/**
+ * Send with a time limit: an agent that stops reading must not hold a slot
+ * for ever. On time-out or failure the channel is closed and false returned.
+ */
+async function sendWithin(channel: DispatchChannel, m: ChannelMessage, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const sent = channel.send(m).then(
+    () => true,
+    () => false,
+  );
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const ok = await Promise.race([sent, late]);
+  clearTimeout(timer);
+  if (!ok) {
+    // Disconnecting first makes the blocked send give up, so the close that waits for it can finish.
+    void channel.sock.disconnect();
+    void channel.close();
+  }
+  return ok;
+}
+
 /** MSIDs per `dispatch` log entry (~70 bytes each: about 280 KiB, well under the log's 1 MiB line limit). */
 const LOG_AGENTS_PER_ENTRY = 4096;
 
@@ -534,7 +558,12 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     this.#closed = true;
     const runtimes = [...this.#runtimes.values()];
     for (const rt of runtimes) this.#abort(rt);
-    for (const rt of runtimes) for (const c of rt.channels) void c.close();
+    for (const rt of runtimes) {
+      for (const c of rt.channels) {
+        void c.sock.disconnect();
+        void c.close();
+      }
+    }
     for (const rt of runtimes) finish(rt.handle, this.#summary(rt));
     this.#runtimes.clear();
     await this.#logQueue;
@@ -851,11 +880,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
         : rt.inline !== undefined
           ? { t: 'run', binding: binding.encoded, inline: true, body: rt.inline }
           : { t: 'run', binding: binding.encoded, inline: false };
-    try {
-      await channel.send(order);
-    } catch {
-      return { kind: 'lost', reason: 'disconnected' };
-    }
+    if (!(await sendWithin(channel, order, Math.max(o.connectTimeoutMs, reportWait)))) return { kind: 'lost', reason: 'disconnected' };
     return (await this.#awaitReport(rt, channel, inbox, key, reportWait, true, before.evidence, budget)) ?? { kind: 'lost', reason: 'timeout' };
   }
 
@@ -900,10 +925,10 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
           if (--budget.fetches < 0) return this.#protocolFailure(key, `the agent fetched more than ${ATTEMPT_BUDGET.fetches} times on one connection`);
           if (m.digest === rt.bundle.digest) {
             const body = rt.inline ?? (await this.repository.get(m.digest));
-            if (body !== undefined) await channel.send({ t: 'bundle', digest: m.digest, body }).catch(() => undefined);
-            else await channel.send({ t: 'error', code: 'GS_ERR_DISPATCH_UNKNOWN_BUNDLE', message: `no bundle ${m.digest}` }).catch(() => undefined);
+            const answer: ChannelMessage = body !== undefined ? { t: 'bundle', digest: m.digest, body } : { t: 'error', code: 'GS_ERR_DISPATCH_UNKNOWN_BUNDLE', message: `no bundle ${m.digest}` };
+            if (!(await sendWithin(channel, answer, Math.max(1, deadline - Date.now())))) return { kind: 'lost', reason: 'disconnected' };
           } else {
-            await channel.send({ t: 'error', code: 'GS_ERR_DISPATCH_UNKNOWN_BUNDLE', message: `this dispatch serves only ${rt.bundle.digest}` }).catch(() => undefined);
+            await sendWithin(channel, { t: 'error', code: 'GS_ERR_DISPATCH_UNKNOWN_BUNDLE', message: `this dispatch serves only ${rt.bundle.digest}` }, Math.max(1, deadline - Date.now()));
           }
           break;
         }
@@ -969,7 +994,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     }
     const check = checkReport(report, expectation);
     // Ack whatever decoded: the agent may drop it now (it is recorded either way).
-    await channel.send({ t: 'ack', dispatchId: f.dispatchId, run: f.run }).catch(() => undefined);
+    await sendWithin(channel, { t: 'ack', dispatchId: f.dispatchId, run: f.run }, ACK_SEND_MS);
     const mine = current.dispatchId === f.dispatchId && current.run === f.run && current.msid === msid;
     if (!check.ok && check.reason === 'replayed' && !ordered && target?.report === report.encoded) {
       // The very report we accepted, again in a hello: our ack was lost with the last connection. Not an attack; nothing to record.
