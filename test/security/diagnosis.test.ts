@@ -359,6 +359,7 @@ describe('DiagnosisEngine: policy', () => {
       [{ roles: { web: { services: [{ proto: 'sctp', port: 1 }] } }, hosts: {} }, /roles\.web\.services\[0\]\.proto/],
       [{ roles: { web: { services: [{ proto: 'tcp', port: 70000 }] } }, hosts: {} }, /\.port: must be an integer/],
       [{ roles: { web: { services: [{ proto: 'tcp', port: 22, from: ['10.0.0.0/33'] }] } }, hosts: {} }, /from\[0\]: "10\.0\.0\.0\/33" is not/],
+      [{ roles: { web: { services: [{ proto: 'tcp', port: 22, from: ['10.0.0.1/8'] }] } }, hosts: {} }, /from\[0\]: "10\.0\.0\.1\/8" is not/],
       [{ roles: { web: { files: [{ path: '/etc/../shadow', sha256: 'a'.repeat(64) }] } }, hosts: {} }, /files\[0\]\.path/],
       [{ roles: { web: { files: [{ path: '/etc/x', sha256: 'XYZ' }] } }, hosts: {} }, /files\[0\]\.sha256/],
       [{ roles: { web: { settings: [{ path: '/etc/x', key: 'a b', value: 'c' }] } }, hosts: {} }, /settings\[0\]\.key/],

@@ -3,9 +3,9 @@
  * against it: listeners no rule allows, required files whose hash differs
  * or is missing, settings that do not hold in a reported file's content.
  */
-import { isIP } from 'node:net';
 import { SecurityCenterError } from '../../../errors/index.js';
 import { checkAbsolutePath, parseCountermeasureSteps, type Countermeasure } from '../advisories/countermeasures.js';
+import { parseCidr } from '../firewall/index.js';
 import { describeStep, isAutomatic, type FileFinding, type Finding, type ServiceFinding, type SettingFinding } from './findings.js';
 import type { HostInventory } from './inventory.js';
 import type { FileRule, HostPolicy, Policy, RolePolicy, ServiceRule, SettingRule } from './policy.js';
@@ -21,12 +21,9 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** One CIDR rule for the diagnosis and the firewall generator: the generator's parser. */
 function checkCidr(v: unknown, where: string): void {
-  if (typeof v !== 'string') throw bad(where, 'must be a CIDR string');
-  const [addr, len, ...rest] = v.split('/');
-  const fam = isIP(addr ?? '');
-  const n = len === undefined ? (fam === 4 ? 32 : 128) : /^[0-9]{1,3}$/.test(len) ? Number(len) : NaN;
-  if (fam === 0 || rest.length > 0 || !(n >= 0 && n <= (fam === 4 ? 32 : 128))) throw bad(where, `${JSON.stringify(v)} is not an address or CIDR`);
+  if (parseCidr(v) === undefined) throw bad(where, `${JSON.stringify(v)} is not an address or a CIDR network (without host bits)`);
 }
 
 function checkSteps(v: unknown, where: string): readonly Countermeasure[] | undefined {
