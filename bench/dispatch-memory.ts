@@ -154,14 +154,7 @@ export async function dispatchInMemory(count: number): Promise<MemoryRun> {
     // Check: the evidence log verifies offline and holds one result per agent.
     const log = verifyEvidenceLog(readFileSync(logPath, 'utf8'), key.publicKey);
     if (log.kinds.result !== count || log.kinds.issued !== count) throw new Error(`evidence log: ${log.kinds.result} results and ${log.kinds.issued} issued for ${count} agents`);
-    return {
-      seconds,
-      before,
-      agents: withAgents,
-      done,
-      after,
-      detail: `ours: ${count} verified in ${seconds.toFixed(2)} s; log ${log.entries} entries verified (${JSON.stringify(log.kinds)}); heap+external MB: agents made +${growthMB(before, withAgents).toFixed(1)}, peak during dispatch (agents alive) +${growthMB(withAgents, done).toFixed(1)}, center after agents dropped +${growthMB(before, after).toFixed(1)} (rss +${rssMB(before, after).toFixed(1)})`,
-    };
+    return memoryRun(`ours: ${count} verified in ${seconds.toFixed(2)} s; log ${log.entries} entries verified (${JSON.stringify(log.kinds)})`, seconds, before, withAgents, done, after);
   } finally {
     await center?.close().catch(() => undefined);
     await Promise.allSettled(agents.map((a) => a.close()));
@@ -203,12 +196,18 @@ export async function plainInMemory(count: number): Promise<MemoryRun> {
   for (const r of refs) connector.unregister(r.msid);
   const after = await sample();
   connector = undefined;
+  return memoryRun(`plain: ${count} answered in ${seconds.toFixed(2)} s`, seconds, before, withAgents, done, after);
+}
+
+/** A {@link MemoryRun} from its samples, with the detail line. */
+function memoryRun(what: string, seconds: number, before: MemSample, agents: MemSample, done: MemSample, after: MemSample): MemoryRun {
+  const mb = (a: MemSample, b: MemSample) => growthMB(a, b).toFixed(1);
   return {
     seconds,
     before,
-    agents: withAgents,
+    agents,
     done,
     after,
-    detail: `plain: ${count} answered in ${seconds.toFixed(2)} s; heap+external MB: agents made +${growthMB(before, withAgents).toFixed(1)}, peak +${growthMB(withAgents, done).toFixed(1)}, center after agents dropped +${growthMB(before, after).toFixed(1)} (rss +${rssMB(before, after).toFixed(1)})`,
+    detail: `${what}; heap+external MB: agents made +${mb(before, agents)}, during the dispatch (agents alive) +${mb(agents, done)}, center after agents dropped +${mb(before, after)} (rss +${rssMB(before, after).toFixed(1)})`,
   };
 }
