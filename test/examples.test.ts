@@ -88,6 +88,21 @@ describe('examples', () => {
     expect(stdout).toMatch(/^reply\s+echo next session, next PCID$/m);
   });
 
+  it('dispatch.ts: a center dispatches a bundle to two agents over the relay, every result verifies, a re-run with new args, the evidence log verifies', async () => {
+    const { stdout, stderr } = await example('dispatch.ts', 60_000);
+    expect(stderr).toBe('');
+    const results = stdout.split('\n').filter((l) => l.startsWith('result '));
+    expect(results).toHaveLength(4);
+    for (const agent of ['example-agent-1', 'example-agent-2']) {
+      expect(stdout).toContain(`result         run 0 ${agent}: verified, ran, exit 0, stdout is "hello first\\n"`);
+      expect(stdout).toContain(`result         run 1 ${agent}: verified, ran, exit 0, stdout is "hello again with new args\\n"`);
+    }
+    expect(stdout).toMatch(/^run 0\s+2\/2 verified \(done\)$/m);
+    expect(stdout).toMatch(/^run 1\s+2\/2 verified \(done\)$/m);
+    expect(stdout).toMatch(/^evidence log\s+11 entries, every hash link and signature verifies \(bundle 1, dispatch 2, issued 4, result 4, failure 0\)$/m);
+    expect(stdout).toMatch(/^closed$/m);
+  }, 70_000);
+
   // The experiments, at small sizes (each a few seconds; processes on loopback).
   const row = (stdout: string, label: string): string[] => {
     const line = stdout.split('\n').find((l) => l.startsWith(label));
