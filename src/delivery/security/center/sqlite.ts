@@ -1,0 +1,265 @@
+/**
+ * The security center's configuration database in one SQLite file, through
+ * better-sqlite3 (loaded only when a store is opened, as the relay's and the
+ * security database's stores do; its types stay inside this file).
+ *
+ * Schema version 1 (`PRAGMA user_version`):
+ *
+ * ```sql
+ * CREATE TABLE hosts (
+ *   host_id TEXT NOT NULL PRIMARY KEY,
+ *   msid    TEXT NOT NULL UNIQUE,          -- the only agent that may report for it
+ *   entry   TEXT NOT NULL                  -- HostEntry as JSON
+ * ) STRICT, WITHOUT ROWID;
+ * CREATE TABLE reports (
+ *   host_id TEXT    NOT NULL,
+ *   slot    INTEGER NOT NULL,              -- 0 latest, 1 previous
+ *   seq     INTEGER NOT NULL,
+ *   report  TEXT    NOT NULL,              -- the full report as JSON
+ *   PRIMARY KEY (host_id, slot)
+ * ) STRICT, WITHOUT ROWID;
+ * CREATE TABLE actions (
+ *   id      TEXT    NOT NULL PRIMARY KEY,
+ *   host_id TEXT    NOT NULL,
+ *   created INTEGER NOT NULL,
+ *   action  TEXT    NOT NULL               -- ActionRecord as JSON
+ * ) STRICT, WITHOUT ROWID;
+ * CREATE INDEX actions_by_host ON actions (host_id, created);
+ * CREATE TABLE policy (
+ *   id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+ *   doc TEXT    NOT NULL                   -- PolicyDocument as JSON
+ * ) STRICT;
+ * ```
+ *
+ * Write-ahead logging; a new report moves latest → previous in one transaction.
+ */
+import type * as NodeFs from 'node:fs/promises';
+import type * as NodePath from 'node:path';
+import { ConfigError, GatesockError } from '../../../errors/index.js';
+import type { FullReport } from '../report/index.js';
+import type { ActionRecord, ConfigurationStore, HostEntry, PolicyDocument } from './store.js';
+
+/** The schema version this gatesock writes and reads. */
+export const CENTER_SQLITE_SCHEMA_VERSION = 1;
+
+const SCHEMA_V1 = `
+CREATE TABLE hosts (
+  host_id TEXT NOT NULL PRIMARY KEY,
+  msid    TEXT NOT NULL UNIQUE,
+  entry   TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE reports (
+  host_id TEXT    NOT NULL,
+  slot    INTEGER NOT NULL,
+  seq     INTEGER NOT NULL,
+  report  TEXT    NOT NULL,
+  PRIMARY KEY (host_id, slot)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE actions (
+  id      TEXT    NOT NULL PRIMARY KEY,
+  host_id TEXT    NOT NULL,
+  created INTEGER NOT NULL,
+  action  TEXT    NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX actions_by_host ON actions (host_id, created);
+CREATE TABLE policy (
+  id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+  doc TEXT    NOT NULL
+) STRICT;
+`;
+
+// The few parts of better-sqlite3 used here, typed by hand (no @types in the public API).
+interface Statement {
+  run(...params: unknown[]): { changes: number };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+interface Database {
+  prepare(sql: string): Statement;
+  pragma(source: string, options?: { simple?: boolean }): unknown;
+  exec(sql: string): unknown;
+  transaction<A extends unknown[], R>(fn: (...args: A) => R): { (...args: A): R; immediate(...args: A): R };
+  close(): unknown;
+}
+type DatabaseConstructor = new (filename: string, options?: { timeout?: number }) => Database;
+
+const INSTALL_HINT = 'install it with `npm install better-sqlite3@^12.11` (it builds a native addon), or use MemoryConfigurationStore';
+
+async function loadDriver(): Promise<DatabaseConstructor> {
+  const specifier = 'better-sqlite3';
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(specifier)) as { default?: unknown };
+  } catch (err) {
+    throw new ConfigError('GS_ERR_INVALID_OPTION', `the SQLite configuration store needs the "${specifier}" package, which could not be loaded (${(err as Error)?.message ?? String(err)}); ${INSTALL_HINT}`, { cause: err });
+  }
+  const ctor = mod.default ?? mod;
+  if (typeof ctor !== 'function') throw new ConfigError('GS_ERR_INVALID_OPTION', `"${specifier}" did not export a Database class; ${INSTALL_HINT}`);
+  return ctor as DatabaseConstructor;
+}
+
+function migrate(db: Database, path: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > CENTER_SQLITE_SCHEMA_VERSION) {
+    throw new ConfigError('GS_ERR_INVALID_OPTION', `"${path}" has configuration schema ${version}, newer than ${CENTER_SQLITE_SCHEMA_VERSION}: written by a newer gatesock`);
+  }
+  if (version === 0) {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
+    if (tables.length > 0) throw new ConfigError('GS_ERR_INVALID_OPTION', `"${path}" holds tables but no gatesock configuration schema; refusing to touch it`);
+    db.transaction(() => {
+      db.exec(SCHEMA_V1);
+      db.pragma(`user_version = ${CENTER_SQLITE_SCHEMA_VERSION}`);
+    }).immediate();
+  }
+}
+
+/** A {@link ConfigurationStore} in a SQLite file; open one with {@link SqliteConfigurationStore.open}. */
+export class SqliteConfigurationStore implements ConfigurationStore {
+  /** The file (`:memory:` for a private database in memory). */
+  readonly path: string;
+  #db: Database | undefined;
+  readonly #s: Record<'host' | 'hostByMsid' | 'putHost' | 'hosts' | 'report' | 'shift' | 'putReport' | 'delReport' | 'putAction' | 'action' | 'actions' | 'hostActions' | 'policy' | 'putPolicy', Statement>;
+  readonly #putReport: { (hostId: string, report: FullReport): void; immediate(hostId: string, report: FullReport): void };
+
+  private constructor(path: string, db: Database) {
+    this.path = path;
+    this.#db = db;
+    const p = (sql: string) => db.prepare(sql);
+    this.#s = {
+      host: p('SELECT entry FROM hosts WHERE host_id = ?'),
+      hostByMsid: p('SELECT entry FROM hosts WHERE msid = ?'),
+      putHost: p('INSERT INTO hosts (host_id, msid, entry) VALUES (?, ?, ?) ON CONFLICT (host_id) DO UPDATE SET msid = excluded.msid, entry = excluded.entry'),
+      hosts: p('SELECT entry FROM hosts ORDER BY host_id'),
+      report: p('SELECT report FROM reports WHERE host_id = ? AND slot = ?'),
+      delReport: p('DELETE FROM reports WHERE host_id = ? AND slot = 1'),
+      shift: p('UPDATE reports SET slot = 1 WHERE host_id = ? AND slot = 0'),
+      putReport: p('INSERT INTO reports (host_id, slot, seq, report) VALUES (?, 0, ?, ?)'),
+      putAction: p('INSERT INTO actions (id, host_id, created, action) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET action = excluded.action'),
+      action: p('SELECT action FROM actions WHERE id = ?'),
+      actions: p('SELECT action FROM actions ORDER BY created, id'),
+      hostActions: p('SELECT action FROM actions WHERE host_id = ? ORDER BY created, id'),
+      policy: p('SELECT doc FROM policy WHERE id = 1'),
+      putPolicy: p('INSERT INTO policy (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc'),
+    };
+    this.#putReport = db.transaction((hostId: string, report: FullReport) => {
+      this.#s.delReport.run(hostId);
+      this.#s.shift.run(hostId);
+      this.#s.putReport.run(hostId, report.seq, JSON.stringify(report));
+    });
+  }
+
+  /**
+   * Open (or create) the store in `path` (`:memory:` for a private one).
+   * `ConfigError` `GS_ERR_INVALID_OPTION` when better-sqlite3 cannot load,
+   * the file is not a gatesock configuration database, or its schema is newer.
+   */
+  static async open(path: string): Promise<SqliteConfigurationStore> {
+    if (typeof path !== 'string' || path.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', 'path must be a file path or ":memory:"');
+    const Db = await loadDriver();
+    if (path !== ':memory:') {
+      const fs = (await import('node:fs/promises')) as typeof NodeFs;
+      const nodePath = (await import('node:path')) as typeof NodePath;
+      await fs.mkdir(nodePath.dirname(nodePath.resolve(path)), { recursive: true });
+    }
+    let db: Database | undefined;
+    try {
+      db = new Db(path, { timeout: 5_000 });
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      migrate(db, path);
+      return new SqliteConfigurationStore(path, db);
+    } catch (err) {
+      try {
+        db?.close();
+      } catch {
+        // already failing; report the first error
+      }
+      if (err instanceof GatesockError) throw err;
+      throw new ConfigError('GS_ERR_INVALID_OPTION', `cannot open "${path}" as a configuration database: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  }
+
+  #open(): void {
+    if (this.#db === undefined) throw new Error('the configuration store is closed');
+  }
+
+  #one<T>(st: Statement, col: string, ...args: unknown[]): T | undefined {
+    this.#open();
+    const row = st.get(...args) as Record<string, string> | undefined;
+    return row === undefined ? undefined : (JSON.parse(row[col]!) as T);
+  }
+
+  /** {@inheritDoc ConfigurationStore.getHost} */
+  getHost(hostId: string): HostEntry | undefined {
+    return this.#one<HostEntry>(this.#s.host, 'entry', hostId);
+  }
+
+  /** {@inheritDoc ConfigurationStore.hostByMsid} */
+  hostByMsid(msid: string): HostEntry | undefined {
+    return this.#one<HostEntry>(this.#s.hostByMsid, 'entry', msid);
+  }
+
+  /** {@inheritDoc ConfigurationStore.putHost} */
+  putHost(entry: HostEntry): void {
+    this.#open();
+    this.#s.putHost.run(entry.hostId, entry.msid, JSON.stringify(entry));
+  }
+
+  /** {@inheritDoc ConfigurationStore.hosts} */
+  hosts(): HostEntry[] {
+    this.#open();
+    return (this.#s.hosts.all() as { entry: string }[]).map((r) => JSON.parse(r.entry) as HostEntry);
+  }
+
+  /** {@inheritDoc ConfigurationStore.latest} */
+  latest(hostId: string): FullReport | undefined {
+    return this.#one<FullReport>(this.#s.report, 'report', hostId, 0);
+  }
+
+  /** {@inheritDoc ConfigurationStore.previous} */
+  previous(hostId: string): FullReport | undefined {
+    return this.#one<FullReport>(this.#s.report, 'report', hostId, 1);
+  }
+
+  /** {@inheritDoc ConfigurationStore.putReport} */
+  putReport(hostId: string, report: FullReport): void {
+    this.#open();
+    this.#putReport.immediate(hostId, report);
+  }
+
+  /** {@inheritDoc ConfigurationStore.putAction} */
+  putAction(action: ActionRecord): void {
+    this.#open();
+    this.#s.putAction.run(action.id, action.hostId, action.createdAt, JSON.stringify(action));
+  }
+
+  /** {@inheritDoc ConfigurationStore.getAction} */
+  getAction(id: string): ActionRecord | undefined {
+    return this.#one<ActionRecord>(this.#s.action, 'action', id);
+  }
+
+  /** {@inheritDoc ConfigurationStore.actions} */
+  actions(hostId?: string): ActionRecord[] {
+    this.#open();
+    const rows = (hostId === undefined ? this.#s.actions.all() : this.#s.hostActions.all(hostId)) as { action: string }[];
+    return rows.map((r) => JSON.parse(r.action) as ActionRecord);
+  }
+
+  /** {@inheritDoc ConfigurationStore.getPolicy} */
+  getPolicy(): PolicyDocument | undefined {
+    return this.#one<PolicyDocument>(this.#s.policy, 'doc');
+  }
+
+  /** {@inheritDoc ConfigurationStore.setPolicy} */
+  setPolicy(doc: PolicyDocument): void {
+    this.#open();
+    this.#s.putPolicy.run(JSON.stringify(doc));
+  }
+
+  /** {@inheritDoc ConfigurationStore.close} */
+  async close(): Promise<void> {
+    const db = this.#db;
+    this.#db = undefined;
+    db?.close();
+  }
+}

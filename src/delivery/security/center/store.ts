@@ -1,0 +1,201 @@
+/**
+ * The security center's configuration database (seed 004 §4.1, 機器構成
+ * データベース) and the records it keeps beside it: each host's enrolment
+ * (host ID ↔ MSID, the PCID its dispatch agent serves, its device kind), its
+ * latest and previous full configuration reports, the countermeasure actions
+ * with their state, and the policy database's document.
+ *
+ * The interface is synchronous (better-sqlite3 is; the memory store is
+ * trivially): one {@link MemoryConfigurationStore} for tests and one
+ * SQLite file by default ({@link SqliteConfigurationStore}).
+ */
+import type { Countermeasure } from '../advisories/index.js';
+import type { DeviceKind } from '../channel/index.js';
+import type { Policy } from '../diagnosis/index.js';
+import type { FullReport } from '../report/index.js';
+
+/** One enrolled host. */
+export interface HostEntry {
+  /** Host ID (the policy database's key, the name the agent reports under). */
+  readonly hostId: string;
+  /** The agent's MSID (hash of its certificate): the only agent that may report for this host. */
+  readonly msid: string;
+  /** Where its dispatch agent serves (countermeasures are dispatched there). */
+  readonly pcid: string;
+  readonly device: DeviceKind;
+  /** First accepted report, ms since the epoch. */
+  readonly firstSeen: number;
+  /** Last accepted report, ms since the epoch (0 when enrolled and not seen yet). */
+  readonly lastSeen: number;
+  /** The nftables rule set generated from its policy when it joined (or the policy changed); null when its policy has none. */
+  readonly firewall: string | null;
+}
+
+/** Where an action is (seed 004 §4.4: act, then confirm by the next collection). */
+export type ActionState =
+  /** Made, not yet sent. */
+  | 'planned'
+  /** In a dispatch; waiting for the signed report of the run. */
+  | 'dispatched'
+  /** The dispatch center verified that the code ran there; waiting for a configuration report without the finding. */
+  | 'verified-ran'
+  /** A later configuration report no longer shows the finding. */
+  | 'confirmed'
+  /** Sent to a person (a manual countermeasure). */
+  | 'notified'
+  /** Did not work (`detail` says why). */
+  | 'failed';
+
+/** Every {@link ActionState}. */
+export const ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', 'dispatched', 'verified-ran', 'confirmed', 'notified', 'failed']);
+
+/** States in which a finding already has its action: no second one is made. */
+export const BLOCKING_ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', 'dispatched', 'verified-ran', 'notified', 'failed']);
+
+/** What started an action: the four triggers of seed 004 §4.2. */
+export type Trigger = 'join' | 'report' | 'advisory' | 'scan';
+
+/** One countermeasure for one finding on one host. */
+export interface ActionRecord {
+  readonly id: string;
+  readonly hostId: string;
+  readonly msid: string;
+  /** The finding's key (`findingKey`): how the next report is checked. */
+  readonly findingKey: string;
+  /** The advisory, for vulnerability findings. */
+  readonly advisoryId: string | null;
+  readonly trigger: Trigger;
+  /** The finding's own explanation. */
+  readonly reason: string;
+  /** The steps as planned (from the entry, the engine or the policy). */
+  readonly steps: readonly Countermeasure[];
+  /** `automatic` (dispatched) or `manual` (notified). */
+  readonly mode: 'automatic' | 'manual';
+  readonly state: ActionState;
+  /** Why it failed, or the last note; null when none. */
+  readonly detail: string | null;
+  readonly dispatchId: string | null;
+  readonly bundle: string | null;
+  /** End of the verified run on the agent's clock (`endedAt` of its signed report); null before. */
+  readonly ranEndedAt: number | null;
+  /** A report without the finding arrived before the run was verified (ms, center clock); null when not. */
+  readonly fixReportedAt: number | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** How the center acts on one host (kept with the policy). */
+export interface ActionSettings {
+  /**
+   * The upgrade command: argv with `{package}` and `{version}` replaced.
+   * Default `['apt-get', 'install', '-y', '--only-upgrade', '{package}={version}']`.
+   */
+  readonly upgradeCommand?: readonly string[];
+  /** Prefix for `config` steps' paths (default `/`), e.g. a chroot. */
+  readonly configRoot?: string;
+}
+
+/** The policy database's document: the diagnosis policy and per-host action settings. */
+export interface PolicyDocument {
+  readonly policy: Policy | null;
+  /** Settings for every host, overridden per host by `hosts`. */
+  readonly defaults: ActionSettings;
+  readonly hosts: Readonly<Record<string, ActionSettings>>;
+}
+
+/** The configuration database and the center's records. */
+export interface ConfigurationStore {
+  getHost(hostId: string): HostEntry | undefined;
+  hostByMsid(msid: string): HostEntry | undefined;
+  putHost(entry: HostEntry): void;
+  /** Every host, by host ID. */
+  hosts(): HostEntry[];
+  /** The host's latest full report. */
+  latest(hostId: string): FullReport | undefined;
+  /** The report before the latest. */
+  previous(hostId: string): FullReport | undefined;
+  /** Store a new latest report (the old latest becomes the previous one). */
+  putReport(hostId: string, report: FullReport): void;
+  putAction(action: ActionRecord): void;
+  getAction(id: string): ActionRecord | undefined;
+  /** Actions, oldest first; of one host when `hostId` is given. */
+  actions(hostId?: string): ActionRecord[];
+  getPolicy(): PolicyDocument | undefined;
+  setPolicy(doc: PolicyDocument): void;
+  close(): Promise<void>;
+}
+
+/** A {@link ConfigurationStore} in memory (tests, examples). */
+export class MemoryConfigurationStore implements ConfigurationStore {
+  readonly #hosts = new Map<string, HostEntry>();
+  readonly #latest = new Map<string, FullReport>();
+  readonly #previous = new Map<string, FullReport>();
+  readonly #actions = new Map<string, ActionRecord>();
+  #policy: PolicyDocument | undefined;
+
+  /** {@inheritDoc ConfigurationStore.getHost} */
+  getHost(hostId: string): HostEntry | undefined {
+    return this.#hosts.get(hostId);
+  }
+
+  /** {@inheritDoc ConfigurationStore.hostByMsid} */
+  hostByMsid(msid: string): HostEntry | undefined {
+    for (const h of this.#hosts.values()) if (h.msid === msid) return h;
+    return undefined;
+  }
+
+  /** {@inheritDoc ConfigurationStore.putHost} */
+  putHost(entry: HostEntry): void {
+    this.#hosts.set(entry.hostId, entry);
+  }
+
+  /** {@inheritDoc ConfigurationStore.hosts} */
+  hosts(): HostEntry[] {
+    return [...this.#hosts.values()].sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
+  }
+
+  /** {@inheritDoc ConfigurationStore.latest} */
+  latest(hostId: string): FullReport | undefined {
+    return this.#latest.get(hostId);
+  }
+
+  /** {@inheritDoc ConfigurationStore.previous} */
+  previous(hostId: string): FullReport | undefined {
+    return this.#previous.get(hostId);
+  }
+
+  /** {@inheritDoc ConfigurationStore.putReport} */
+  putReport(hostId: string, report: FullReport): void {
+    const old = this.#latest.get(hostId);
+    if (old !== undefined) this.#previous.set(hostId, old);
+    this.#latest.set(hostId, report);
+  }
+
+  /** {@inheritDoc ConfigurationStore.putAction} */
+  putAction(action: ActionRecord): void {
+    this.#actions.set(action.id, action);
+  }
+
+  /** {@inheritDoc ConfigurationStore.getAction} */
+  getAction(id: string): ActionRecord | undefined {
+    return this.#actions.get(id);
+  }
+
+  /** {@inheritDoc ConfigurationStore.actions} */
+  actions(hostId?: string): ActionRecord[] {
+    return [...this.#actions.values()].filter((a) => hostId === undefined || a.hostId === hostId);
+  }
+
+  /** {@inheritDoc ConfigurationStore.getPolicy} */
+  getPolicy(): PolicyDocument | undefined {
+    return this.#policy;
+  }
+
+  /** {@inheritDoc ConfigurationStore.setPolicy} */
+  setPolicy(doc: PolicyDocument): void {
+    this.#policy = doc;
+  }
+
+  /** {@inheritDoc ConfigurationStore.close} */
+  async close(): Promise<void> {}
+}
