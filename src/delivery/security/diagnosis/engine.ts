@@ -48,7 +48,12 @@ export interface HostDiagnosis {
   readonly hostId: string;
   /** Every current finding: vulnerabilities first (by advisory, package), then policy findings. */
   readonly findings: readonly Finding[];
-  /** Findings that the previous report did not have (all of them on a first report). */
+  /**
+   * Findings that the previous report did not have (all of them on a first
+   * report). Both reports are judged by the current advisories and policy, so
+   * this is what the report changed; what a new advisory changed is in
+   * {@link AdvisoryImpact}.
+   */
   readonly added: readonly Finding[];
   /** Findings of the previous report that this one no longer has. */
   readonly resolved: readonly Finding[];
