@@ -567,8 +567,9 @@ describe('DispatchCenter over scripted agents', () => {
     // An expired bundle is not dispatched.
     const old = await center.createBundle({ ...NOOP, name: 'old', ttlMs: 1, now: Date.now() - 10 });
     expect(() => center.dispatch({ bundle: old.digest, agents })).toThrow(/expired/);
-    expect(() => center.status(newDispatchId())).toThrow(/no dispatch/);
+    expect(() => center.status(newDispatchId())).toThrow(expect.objectContaining({ code: 'GS_ERR_DISPATCH_UNKNOWN_DISPATCH' }));
     await center.close();
+    expect(() => center.dispatch({ bundle: bundle.digest, agents })).toThrow(expect.objectContaining({ code: 'GS_ERR_DISPATCH_CLOSED' }));
   });
 });
 

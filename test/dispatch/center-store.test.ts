@@ -221,7 +221,7 @@ function describeStore(name: string, open: () => Promise<DispatchStore>): void {
 
     it('refuses calls after close', async () => {
       await store.close();
-      expect(() => store.getDispatch('x')).toThrow(DispatchError);
+      expect(() => store.getDispatch('x')).toThrow(expect.objectContaining({ code: 'GS_ERR_DISPATCH_CLOSED' }));
       store = await open();
     });
   });

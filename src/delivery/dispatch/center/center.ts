@@ -1071,7 +1071,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new DispatchError('GS_ERR_DISPATCH_UNKNOWN_DISPATCH', 'the dispatch center is closed');
+    if (this.#closed) throw new DispatchError('GS_ERR_DISPATCH_CLOSED', 'the dispatch center is closed; open a new one on the same store and resume()');
   }
 }
 

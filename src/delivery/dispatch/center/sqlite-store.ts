@@ -497,7 +497,7 @@ export class SqliteDispatchStore implements DispatchStore {
   }
 
   #open(): void {
-    if (this.#db === undefined) throw new DispatchError('GS_ERR_DISPATCH_UNKNOWN_DISPATCH', 'the dispatch store is closed');
+    if (this.#db === undefined) throw new DispatchError('GS_ERR_DISPATCH_CLOSED', 'the dispatch store is closed');
   }
 }
 

@@ -483,7 +483,7 @@ export class MemoryDispatchStore implements DispatchStore {
   }
 
   #open(): void {
-    if (this.#closed) throw new DispatchError('GS_ERR_DISPATCH_UNKNOWN_DISPATCH', 'the dispatch store is closed');
+    if (this.#closed) throw new DispatchError('GS_ERR_DISPATCH_CLOSED', 'the dispatch store is closed');
   }
 }
 
