@@ -33,11 +33,13 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DispatchAgent, DispatchCenter, InlineExecutor, MemoryAgentConnector, verifyEvidenceLog, type DispatchSummary } from '../src/delivery/dispatch/index.js';
 import { generateIdentityKey, type Identity } from '../src/session/index.js';
-import { lanes, plainRound, plainServe } from './dispatch-plain.js';
+import { lanes, plainRound, plainServe, within } from './dispatch-plain.js';
 import { ensureServerIdentities, serverIdentities } from './relay-procs.js';
 
 /** The center's default concurrency, used by ours (the default) and the baseline alike. */
 export const CONCURRENCY = 64;
+/** Longest a measured dispatch (or plain exchange) may take before the figure fails. */
+export const LIMIT_MS = 120_000;
 
 /** A memory sample: bytes. */
 export interface MemSample {
@@ -137,7 +139,7 @@ export async function dispatchInMemory(count: number): Promise<MemoryRun> {
     const bundle = await center.createBundle({ name: 'noop', version: 1, code: 'export default async () => {}' });
     const t0 = performance.now();
     const run = center.dispatch({ bundle: bundle.digest, agents: refs });
-    const summary = await run.done;
+    const summary = await within(run.done, LIMIT_MS, `dispatch to ${count} agents`);
     const seconds = (performance.now() - t0) / 1000;
     checkSummary(summary, count);
     const done = await sample();
@@ -185,11 +187,12 @@ export async function plainInMemory(count: number): Promise<MemoryRun> {
   // The plain center keeps what a center must: one result per agent.
   const results = new Map<string, { id: number; at: number }>();
   const t0 = performance.now();
-  await lanes(count, CONCURRENCY, async (i) => {
+  const all = lanes(count, CONCURRENCY, async (i) => {
     const ref = refs[i]!;
     await plainRound(await connector!.connect(ref), i, ref.msid);
     results.set(ref.msid, { id: i, at: Date.now() });
   });
+  await within(all, LIMIT_MS, `plain exchange with ${count} agents`);
   const seconds = (performance.now() - t0) / 1000;
   if (results.size !== count) throw new Error(`plain exchange: ${results.size} of ${count} answered`);
   const done = await sample();

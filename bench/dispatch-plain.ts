@@ -9,6 +9,8 @@
 import type { SockIo } from '../src/socket/index.js';
 
 const NL = 0x0a;
+/** Longest one send or receive of the plain exchange may wait. */
+const IO_TIMEOUT_MS = 15_000;
 const MAX_LINE = 4096;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -38,6 +40,7 @@ async function writeLine(sock: SockIo, value: unknown): Promise<void> {
 
 /** The plain agent: answer each `run` with `done`, until the center closes. */
 export async function plainServe(sock: SockIo, msid: string): Promise<void> {
+  sock.setTimeout(IO_TIMEOUT_MS);
   try {
     for (;;) {
       const m = (await readLine(sock)) as { t?: string; id?: number } | undefined;
@@ -53,12 +56,23 @@ export async function plainServe(sock: SockIo, msid: string): Promise<void> {
 
 /** One plain round on a connection: `run`, wait for `done`, check it, close. */
 export async function plainRound(sock: SockIo, id: number, msid: string): Promise<void> {
+  sock.setTimeout(IO_TIMEOUT_MS);
   try {
     await writeLine(sock, { t: 'run', id });
     const m = (await readLine(sock)) as { t?: string; id?: number; msid?: string } | undefined;
     if (m?.t !== 'done' || m.id !== id || m.msid !== msid) throw new Error(`plain exchange: agent ${msid} answered ${JSON.stringify(m)} to round ${id}`);
   } finally {
     await sock.disconnect();
+  }
+}
+
+/** `promise`, or a rejection naming `what` after `ms` (the timer is cleared either way). */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -21,8 +21,8 @@ import { DispatchCenter, RelayAgentConnector, type AgentRef } from '../src/deliv
 import { loadPki } from '../src/relay/index.js';
 import { generateIdentityKey } from '../src/session/index.js';
 import { clientConnect } from '../src/socket/index.js';
-import { CONCURRENCY, checkSummary } from './dispatch-memory.js';
-import { lanes, plainRound } from './dispatch-plain.js';
+import { CONCURRENCY, LIMIT_MS, checkSummary } from './dispatch-memory.js';
+import { lanes, plainRound, within } from './dispatch-plain.js';
 import { median } from './harness.js';
 import { ensureServerIdentities, tempPki, withNodes } from './relay-procs.js';
 
@@ -134,14 +134,14 @@ export async function dispatchOverRelay(count: number, rounds: number): Promise<
 
       const ours = async (waves?: number[]): Promise<number> => {
         const t = performance.now();
-        const summary = await c.dispatch({ bundle: bundle.digest, agents, ...(waves ? { waves } : {}) }).done;
+        const summary = await within(c.dispatch({ bundle: bundle.digest, agents, ...(waves ? { waves } : {}) }).done, LIMIT_MS, `relay dispatch to ${count} agents`);
         const s = (performance.now() - t) / 1000;
         checkSummary(summary, count);
         return s;
       };
       const baseline = async (): Promise<number> => {
         const t = performance.now();
-        await lanes(count, CONCURRENCY, async (i) => {
+        const all = lanes(count, CONCURRENCY, async (i) => {
           const ref = plain[i]!;
           const sock = await clientConnect(ref.pcid, { ...relayOptions, timeoutMs: 15_000 });
           if (sock.info.peerMsid?.toUpperCase() !== ref.msid.toUpperCase() || sock.info['endToEnd'] !== true) {
@@ -150,6 +150,7 @@ export async function dispatchOverRelay(count: number, rounds: number): Promise<
           }
           await plainRound(sock, i, ref.msid);
         });
+        await within(all, LIMIT_MS, `plain relay exchange with ${count} servers`);
         return (performance.now() - t) / 1000;
       };
       // One unmeasured round of each first (JIT, first logins of the center's client links).
