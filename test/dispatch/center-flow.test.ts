@@ -499,7 +499,8 @@ describe('DispatchCenter over scripted agents', () => {
       };
     }
     const repository = new DirectoryBundleRepository(join(work, 'restart', 'bundles'));
-    const centerA = await open(f, { store: file, repository });
+    const logPath = join(work, 'restart', 'evidence.log');
+    const centerA = await open(f, { store: file, repository, logPath });
     const bundle = await centerA.createBundle(NOOP);
     const run = centerA.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST, waves: [], concurrency: 2 });
     for (let i = 0; i < 200 && centerA.status(run.dispatchId).runs[0]!.counts.accepted < 2; i++) await sleep(10);
@@ -518,7 +519,7 @@ describe('DispatchCenter over scripted agents', () => {
     };
 
     const store = await SqliteDispatchStore.open(file);
-    const centerB = await open(f, { store, repository: new DirectoryBundleRepository(join(work, 'restart', 'bundles')) });
+    const centerB = await open(f, { store, repository: new DirectoryBundleRepository(join(work, 'restart', 'bundles')), logPath });
     centerB.on('error', (e) => console.error('centerB', e));
     const resumed = centerB.resume();
     expect(resumed.map((r) => r.dispatchId)).toEqual([run.dispatchId]);
@@ -541,6 +542,9 @@ describe('DispatchCenter over scripted agents', () => {
     expect(centerB.resume()).toEqual([]);
     await centerB.close();
     await store.close();
+    // One evidence log across both centers: the chain continues and verifies; the re-issue and the stale report are in it.
+    const checked = verifyEvidenceLog(readFileSync(logPath, 'utf8'), f.key.publicKey);
+    expect(checked.kinds).toMatchObject({ bundle: 1, dispatch: 1, issued: 5, result: 4, failure: 1 });
   });
 
   it('refuses bad dispatch options and unknown bundles by name', async () => {
