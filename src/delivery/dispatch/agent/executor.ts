@@ -13,6 +13,9 @@
  *  alive          timeoutMs passes                   → ended    timeout, reason GS_ERR_DISPATCH_TIMEOUT
  *  alive          kill(reason)                       → ended    timeout, reason = the kill's reason
  *  alive          loader process exits / errors      → ended    crashed, reason GS_ERR_DISPATCH_LOADER_FAILED: …
+ *
+ * A synthetic result's `start` is `started` when the loader said a target
+ * started; a loader that dies abruptly may not have said so (best effort).
  *  ended          rerun()                            → ended    (rejects GS_ERR_DISPATCH_UNKNOWN_BUNDLE)
  * ```
  *
@@ -348,7 +351,9 @@ class ProcessDriver implements Driver {
         hooks.died(reason);
         resolve();
       };
-      child.once('exit', (code, signal) => gone(code !== null ? `loader exited with code ${code}` : `loader killed by ${signal ?? 'a signal'}`));
+      // 'close', not 'exit': it comes after the pipes are drained, so every
+      // message the loader sent before it died has been seen.
+      child.once('close', (code, signal) => gone(code !== null ? `loader exited with code ${code}` : `loader killed by ${signal ?? 'a signal'}`));
       child.once('error', (e) => {
         // A spawn failure has no exit event; any other error is followed by one.
         if (child.pid === undefined) gone(`loader did not start: ${e.message}`);
