@@ -37,6 +37,8 @@ import type { Executor, LoaderEvents, LoaderHandle, LoaderJob, LoaderResult } fr
 const FALLBACK_TIMEOUT_MS = 60_000;
 /** Longest timer Node accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long after a loader's exit its pipes may take to drain before it counts as gone. */
+const EXIT_GRACE_MS = 250;
 /** How long kill() waits for a loader process to be gone. */
 const KILL_WAIT_MS = 5_000;
 
@@ -351,9 +353,13 @@ class ProcessDriver implements Driver {
         hooks.died(reason);
         resolve();
       };
-      // 'close', not 'exit': it comes after the pipes are drained, so every
-      // message the loader sent before it died has been seen.
-      child.once('close', (code, signal) => gone(code !== null ? `loader exited with code ${code}` : `loader killed by ${signal ?? 'a signal'}`));
+      // 'close' comes after the pipes are drained, so every message the
+      // loader sent before it died has been seen; but a process the code
+      // started may hold the loader's stderr open, so 'exit' also counts
+      // after a short grace.
+      const why = (code: number | null, signal: NodeJS.Signals | null) => (code !== null ? `loader exited with code ${code}` : `loader killed by ${signal ?? 'a signal'}`);
+      child.once('close', (code, signal) => gone(why(code, signal)));
+      child.once('exit', (code, signal) => setTimeout(() => gone(why(code, signal)), EXIT_GRACE_MS).unref());
       child.once('error', (e) => {
         // A spawn failure has no exit event; any other error is followed by one.
         if (child.pid === undefined) gone(`loader did not start: ${e.message}`);
