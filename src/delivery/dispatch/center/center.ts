@@ -106,24 +106,14 @@ export interface DispatchOptions {
 }
 
 /**
- * One target's result, as events and status give it.
+ * One target's result, as events and status give it: its store row
+ * without the evidence, the report and the certificate. `reason` says why
+ * it failed, gave up or was skipped (`wrong-evidence`, `offline: …`,
+ * `canary-stopped`, …), or for a verified one the last note on its way
+ * (a retry, a re-issue), or null.
  * @public
  */
-export interface TargetResult {
-  readonly dispatchId: string;
-  readonly run: number;
-  readonly msid: string;
-  readonly pcid: string;
-  readonly wave: number;
-  readonly state: TargetState;
-  readonly attempts: number;
-  /** The verified report's outcome, when verified. */
-  readonly outcome: string | null;
-  readonly exitCode: number | null;
-  readonly signal: string | null;
-  /** Why it failed, gave up or was skipped (`wrong-evidence`, `offline: …`, `canary-stopped`, …); for a verified one, the last note on its way (a retry, a re-issue), or null. */
-  readonly reason: string | null;
-}
+export type TargetResult = Pick<StoredTarget, 'dispatchId' | 'run' | 'msid' | 'pcid' | 'wave' | 'state' | 'attempts' | 'outcome' | 'exitCode' | 'signal' | 'reason'>;
 
 /**
  * A failed verification (or other refused input) the center recorded.
