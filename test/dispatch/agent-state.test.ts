@@ -89,6 +89,24 @@ describe('DispatchAgent state', () => {
     await agent.close();
   });
 
+  it('refuses an order it cannot record before running it', async () => {
+    const root = tempDir('agent-state-nosave');
+    dirs.push(root);
+    const agent = await DispatchAgent.open({ identity: createServerIdentity(), centerKey: center.key.publicKey, stateDir: path.join(root, 'state'), workDir: path.join(root, 'work'), executor: new InlineExecutor() });
+    const warnings: Error[] = [];
+    agent.on('warning', (e) => warnings.push(e));
+    fs.mkdirSync(path.join(root, 'state', `${STATE_FILE}.tmp`)); // the next save cannot write its temporary file
+    const link = await center.connect(agent);
+    const bundle = center.bundle({ name: 'nosave' });
+    const binding = center.bind(agent.msid, bundle);
+    expect(await link.run(binding, bundle)).toMatchObject({ t: 'error', code: 'GS_ERR_DISPATCH_LOADER_FAILED' });
+    expect((await link.report(binding)).report.fields).toMatchObject({ outcome: 'refused', reason: 'GS_ERR_DISPATCH_LOADER_FAILED' });
+    expect(fs.existsSync(path.join(root, 'work', 'target-ran'))).toBe(false);
+    expect(warnings.length).toBeGreaterThan(0);
+    await link.close();
+    await agent.close();
+  });
+
   it('refuses to start on a damaged state file', async () => {
     const root = tempDir('agent-state-bad');
     dirs.push(root);

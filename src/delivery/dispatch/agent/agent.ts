@@ -380,7 +380,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     const { name, version } = bundle.metadata;
     state.take(fields.dispatchId, fields.run, fields.expiresAt);
     state.raiseFloor(name, version);
-    await this.#save();
+    if (!(await this.#saveBeforeRun(ch, fields))) return;
     this.#post(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
     this.emit('accepted', { dispatchId: fields.dispatchId, run: fields.run, bundle: bundle.digest, name, version });
 
@@ -418,7 +418,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
       return;
     }
     this.#state!.take(fields.dispatchId, fields.run, fields.expiresAt);
-    await this.#save();
+    if (!(await this.#saveBeforeRun(ch, fields))) return;
     this.#post(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
     const { name, version } = slot.bundle.metadata;
     this.emit('accepted', { dispatchId: fields.dispatchId, run: fields.run, bundle: slot.bundle.digest, name, version });
@@ -561,6 +561,22 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
       await ch.send(m);
       return true;
     } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Save the state before an order runs; when that fails the order is
+   * refused (nothing runs that a restart could replay or roll back). The
+   * binding stays taken in memory, so it is not retried in this process.
+   */
+  async #saveBeforeRun(ch: DispatchChannel, fields: BindingFields): Promise<boolean> {
+    try {
+      await this.#state!.save();
+      return true;
+    } catch (e) {
+      this.#warn(e);
+      await this.#refuse(ch, new DispatchError('GS_ERR_DISPATCH_LOADER_FAILED', `the agent could not save its state: ${e instanceof Error ? e.message : String(e)}`), fields, { report: true });
       return false;
     }
   }
