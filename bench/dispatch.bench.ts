@@ -20,6 +20,7 @@ import { dispatchOverRelay, type RelayRun } from './dispatch-relay.js';
 import { loadavg } from 'node:os';
 
 const AGENTS = 5000;
+const WARM_UP_AGENTS = 100;
 const RELAY_AGENTS = 100;
 const RELAY_ROUNDS = 5;
 
@@ -31,6 +32,9 @@ let memory: Promise<{ ours: MemoryRun; plain: MemoryRun }> | undefined;
 const inMemory = () =>
   (memory ??= (async () => {
     process.stderr.write(`dispatch in-memory: ${AGENTS} agents, load average ${load()}\n`);
+    // Warm-up (JIT, module imports, SQLite driver): a small run of each, discarded.
+    await plainInMemory(WARM_UP_AGENTS);
+    await dispatchInMemory(WARM_UP_AGENTS);
     const plain = await plainInMemory(AGENTS);
     process.stderr.write(`dispatch in-memory: ${plain.detail}\n`);
     const ours = await dispatchInMemory(AGENTS);
