@@ -101,6 +101,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_QUEUED_MESSAGES = 256;
 /** A hello header's bytes besides its certificate and pending reports (generous). */
 const HELLO_HEADER_ROOM = 512;
+/** How long an acknowledgement's save may wait to be folded with others. */
+const LAZY_SAVE_MS = 200;
 /** How long close() lets channels send what they hold. */
 const CLOSE_WAIT_MS = 2_000;
 /** Room for a channel message's header beside the largest bundle body. */
@@ -177,6 +179,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
   #orders: Promise<void> = Promise.resolve();
   #slot: Slot | undefined;
   #preparing: Preparing | undefined;
+  #saveTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   /** Use {@link DispatchAgent.open} to wait until the state is loaded; `serve` waits for it too. */
@@ -288,6 +291,8 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     await Promise.race([Promise.allSettled([...this.#channels].map((c) => c.close())), new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
     clearTimeout(timer);
     for (const c of this.#channels) if (!c.closed) void c.sock.disconnect().catch(() => undefined);
+    clearTimeout(this.#saveTimer);
+    this.#saveTimer = undefined;
     try {
       await this.#ready;
       await this.#state!.save();
@@ -309,7 +314,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
           this.#track(this.#onCancel(ch, m.dispatchId));
           return;
         case 'ack':
-          if (this.#state!.dropPending(m.dispatchId, m.run)) this.#track(this.#save());
+          if (this.#state!.dropPending(m.dispatchId, m.run)) this.#saveSoon();
           return;
         case 'bundle': // the answer to a fetch (taken by the fetch itself), or late
         case 'error': // the center's answer to something; a fetch takes its own
@@ -579,6 +584,20 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
       await this.#refuse(ch, new DispatchError('GS_ERR_DISPATCH_LOADER_FAILED', `the agent could not save its state: ${e instanceof Error ? e.message : String(e)}`), fields, { report: true });
       return false;
     }
+  }
+
+  /**
+   * Save a little later, folding a burst (the acks for a hello's pending
+   * reports) into one write. Losing it in a crash only means a report is
+   * sent again, which the center recognises.
+   */
+  #saveSoon(): void {
+    if (this.#saveTimer !== undefined) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      this.#track(this.#save());
+    }, LAZY_SAVE_MS);
+    this.#saveTimer.unref?.();
   }
 
   async #save(): Promise<void> {
