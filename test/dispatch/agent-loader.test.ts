@@ -71,6 +71,23 @@ describe('loader', () => {
     expect(r2).toMatchObject({ outcome: 'code-failed', reason: 'GS_ERR_DISPATCH_MALFORMED' });
   });
 
+  it('code that never settles is ended at the timeout; a failed run leaves the code loaded for a re-run', async () => {
+    const hung = center.bundle({ name: 'loader-hung', target: undefined, timeoutMs: 150, code: 'export default () => new Promise(() => {});' });
+    const b0 = center.bind(agent.msid, hung);
+    const h0 = executor.start(job(hung.bytes, b0.encoded));
+    expect(await h0.result).toMatchObject({ outcome: 'timeout', reason: 'GS_ERR_DISPATCH_TIMEOUT', start: 'none' });
+    expect(h0.alive).toBe(false);
+
+    const flaky = center.bundle({ name: 'loader-flaky', target: undefined, code: "export default async (ctx) => { if (ctx.args[0] !== 'ok') throw new Error('bad args'); };" });
+    const b1 = center.bind(agent.msid, flaky);
+    const h1 = executor.start(job(flaky.bytes, b1.encoded));
+    expect(await h1.result).toMatchObject({ outcome: 'code-failed', reason: 'bad args' });
+    expect(h1.alive).toBe(true);
+    const b2 = center.bind(agent.msid, flaky, { dispatchId: b1.fields.dispatchId, run: 1, args: ['ok'] });
+    expect(await h1.rerun(b2.encoded)).toMatchObject({ outcome: 'ran', run: 1, evidence: b2.fields.evidence });
+    await h1.kill('done');
+  });
+
   it('queues a re-run behind the run in progress, each with its own evidence', async () => {
     const slow = new TextEncoder().encode('#!/bin/sh\nsleep 0.2\necho "$1" >> order.log\n');
     const bundle = center.bundle({ name: 'loader-queue', target: { bytes: slow, path: 'slow.sh', args: ['first'] }, code: 'export default async (ctx) => { await ctx.spawnTarget(); };' });
