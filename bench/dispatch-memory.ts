@@ -97,6 +97,12 @@ async function sample(): Promise<MemSample> {
   return { heap: m.heapUsed, external: m.external, rss: m.rss };
 }
 
+/** CPU seconds (user + system) this process used since `since`: context beside wall time on a shared machine. */
+export function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1e6;
+}
+
 /** heap + external growth from `a` to `b`, MB (10^6 bytes). */
 export const growthMB = (a: MemSample, b: MemSample): number => (b.heap + b.external - (a.heap + a.external)) / 1e6;
 const rssMB = (a: MemSample, b: MemSample): number => (b.rss - a.rss) / 1e6;
@@ -138,9 +144,11 @@ export async function dispatchInMemory(count: number): Promise<MemoryRun> {
     center = await DispatchCenter.open({ key, store: join(work, 'center', 'center.sqlite'), connector, logPath });
     const bundle = await center.createBundle({ name: 'noop', version: 1, code: 'export default async () => {}' });
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const run = center.dispatch({ bundle: bundle.digest, agents: refs });
     const summary = await within(run.done, LIMIT_MS, `dispatch to ${count} agents`);
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuSeconds(cpu0);
     checkSummary(summary, count);
     const done = await sample();
 
@@ -156,7 +164,7 @@ export async function dispatchInMemory(count: number): Promise<MemoryRun> {
     // Check: the evidence log verifies offline and holds one result per agent.
     const log = verifyEvidenceLog(readFileSync(logPath, 'utf8'), key.publicKey);
     if (log.kinds.result !== count || log.kinds.issued !== count) throw new Error(`evidence log: ${log.kinds.result} results and ${log.kinds.issued} issued for ${count} agents`);
-    return memoryRun(`ours: ${count} verified in ${seconds.toFixed(2)} s; log ${log.entries} entries verified (${JSON.stringify(log.kinds)})`, seconds, before, withAgents, done, after);
+    return memoryRun(`ours: ${count} verified in ${seconds.toFixed(2)} s using ${cpu.toFixed(2)} s of CPU (center and agents); log ${log.entries} entries verified (${JSON.stringify(log.kinds)})`, seconds, before, withAgents, done, after);
   } finally {
     await center?.close().catch(() => undefined);
     await Promise.allSettled(agents.map((a) => a.close()));
@@ -187,6 +195,7 @@ export async function plainInMemory(count: number): Promise<MemoryRun> {
   // The plain center keeps what a center must: one result per agent.
   const results = new Map<string, { id: number; at: number }>();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const all = lanes(count, CONCURRENCY, async (i) => {
     const ref = refs[i]!;
     await plainRound(await connector!.connect(ref), i, ref.msid);
@@ -194,12 +203,13 @@ export async function plainInMemory(count: number): Promise<MemoryRun> {
   });
   await within(all, LIMIT_MS, `plain exchange with ${count} agents`);
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(cpu0);
   if (results.size !== count) throw new Error(`plain exchange: ${results.size} of ${count} answered`);
   const done = await sample();
   for (const r of refs) connector.unregister(r.msid);
   const after = await sample();
   connector = undefined;
-  return memoryRun(`plain: ${count} answered in ${seconds.toFixed(2)} s`, seconds, before, withAgents, done, after);
+  return memoryRun(`plain: ${count} answered in ${seconds.toFixed(2)} s using ${cpu.toFixed(2)} s of CPU`, seconds, before, withAgents, done, after);
 }
 
 /** A {@link MemoryRun} from its samples, with the detail line. */

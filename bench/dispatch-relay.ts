@@ -21,7 +21,7 @@ import { DispatchCenter, RelayAgentConnector, type AgentRef } from '../src/deliv
 import { loadPki } from '../src/relay/index.js';
 import { generateIdentityKey } from '../src/session/index.js';
 import { clientConnect } from '../src/socket/index.js';
-import { CONCURRENCY, LIMIT_MS, checkSummary } from './dispatch-memory.js';
+import { CONCURRENCY, LIMIT_MS, checkSummary, cpuSeconds } from './dispatch-memory.js';
 import { lanes, plainRound, within } from './dispatch-plain.js';
 import { median } from './harness.js';
 import { ensureServerIdentities, tempPki, withNodes } from './relay-procs.js';
@@ -158,9 +158,17 @@ export async function dispatchOverRelay(count: number, rounds: number): Promise<
       await baseline();
       const a: number[] = [];
       const b: number[] = [];
+      // CPU of this process (the center, or the plain client side) per side, summed over the rounds.
+      let cpuOurs = 0;
+      let cpuPlain = 0;
+      const timed = async (side: () => Promise<number>, into: number[]): Promise<number> => {
+        const c0 = process.cpuUsage();
+        into.push(await side());
+        return cpuSeconds(c0);
+      };
       for (let i = 0; i < rounds; i++) {
-        if (i % 2 === 0) (a.push(await ours()), b.push(await baseline()));
-        else (b.push(await baseline()), a.push(await ours()));
+        if (i % 2 === 0) (cpuOurs += await timed(ours, a), cpuPlain += await timed(baseline, b));
+        else (cpuPlain += await timed(baseline, b), cpuOurs += await timed(ours, a));
       }
       // Context, not a figure: one round of ours in a single wave (no canary
       // barriers), to show how much of the ratio the default waves cost.
@@ -170,7 +178,7 @@ export async function dispatchOverRelay(count: number, rounds: number): Promise<
       return {
         ours: a,
         plain: b,
-        detail: `${count} agents + ${count} plain servers online in ${online.toFixed(1)} s over ${AGENT_PROCESSES} processes; median ours ${median(a).toFixed(2)} s (default waves [1, 10 %, rest]; one round in a single wave: ${oneWave.toFixed(2)} s), plain ${median(b).toFixed(2)} s`,
+        detail: `${count} agents + ${count} plain servers online in ${online.toFixed(1)} s over ${AGENT_PROCESSES} processes; median ours ${median(a).toFixed(2)} s (default waves [1, 10 %, rest]; one round in a single wave: ${oneWave.toFixed(2)} s), plain ${median(b).toFixed(2)} s; CPU of the center process per agent: ours ${((cpuOurs * 1000) / (rounds * count)).toFixed(1)} ms, plain client ${((cpuPlain * 1000) / (rounds * count)).toFixed(1)} ms`,
       };
     });
   } finally {
