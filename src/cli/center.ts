@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { InlineExecutor, RelayAgentConnector, type AgentConnector } from '../delivery/dispatch/index.js';
+import { InlineExecutor, RelayAgentConnector, type AgentConnector, type RelayAgentConnectorOptions } from '../delivery/dispatch/index.js';
 import { SecurityAgent } from '../delivery/security/agent/index.js';
 import { SecurityCenter, SqliteConfigurationStore, checkPolicyDocument, type ActionRecord, type PolicyDocument } from '../delivery/security/center/index.js';
 import { SmtpNotifier, WebhookNotifier, type Notifier } from '../delivery/security/notify/index.js';
@@ -126,7 +126,7 @@ function centerKey(dir: string, io: Io): IdentityKey {
 }
 
 /** Open the center on its folder. Without relay flags it cannot reach agents (read-only commands). */
-export async function openCenterFolder(o: { dir: string; policy?: string } & Partial<NotifyFlags>, relay: Awaited<ReturnType<typeof relayOptions>> | undefined, io: Io): Promise<SecurityCenter> {
+export async function openCenterFolder(o: { dir: string; policy?: string } & Partial<NotifyFlags>, relay: RelayAgentConnectorOptions | undefined, io: Io): Promise<SecurityCenter> {
   const f = centerFolder(o.dir);
   fs.mkdirSync(f.dir, { recursive: true });
   const key = centerKey(o.dir, io);
