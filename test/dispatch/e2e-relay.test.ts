@@ -16,18 +16,25 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DispatchCenter,
+  DispatchChannel,
+  MemoryDispatchStore,
   RelayAgentConnector,
   checkReport,
+  decodeBinding,
   decodeReport,
+  sha256Digest,
+  signReport,
   formatPublicKey,
   verifyEvidenceLog,
   type AgentRef,
+  type ChannelMessage,
   type DispatchOptions,
   type DispatchRun,
   type TargetResult,
 } from '../../src/delivery/index.js';
-import { fromBase64url } from '../../src/delivery/dispatch/wire/index.js';
-import { generateIdentityKey } from '../../src/session/index.js';
+import { fromBase64url, toBase64url } from '../../src/delivery/dispatch/wire/index.js';
+import { createServerIdentity, generateIdentityKey } from '../../src/session/index.js';
+import { serverStart, type SockIo, type SockServer } from '../../src/socket/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
 import {
   CountingRepository,
@@ -76,14 +83,14 @@ afterAll(async () => {
 });
 
 /** A center over a SQLite file in the work folder, reaching agents through the relay. */
-function openCenter(name: string, repository?: CountingRepository): Promise<DispatchCenter> {
+function openCenter(name: string, repository?: CountingRepository, reissueGraceMs = 300): Promise<DispatchCenter> {
   return DispatchCenter.open({
     key,
     store: path.join(work, `${name}.db`),
     ...(repository ? { repository } : {}),
     connector: new RelayAgentConnector(relay),
     logPath: path.join(work, `${name}.log`),
-    reissueGraceMs: 300,
+    reissueGraceMs,
   });
 }
 
@@ -185,26 +192,30 @@ describe('dispatch over the relay to agent processes', () => {
     expect(interrupted.state).toBe('running');
     expect(interrupted.counts.verified).toBe(0);
 
-    const b = await openCenter('restart', repoB);
+    // A grace time longer than the targets have left: the new center waits for each report on its new
+    // connection instead of re-issuing. (With a short one, a re-issue can cross the report of the order it
+    // replaces and lose it: see "a re-issue crossing the report…" below, bug 2 in notes/dp-e2e.md.)
+    const b = await openCenter('restart', repoB, 5_000);
     try {
       const resumed = b.resume();
       expect(resumed.map((r) => [r.dispatchId, r.run])).toEqual([[run.dispatchId, 0]]);
       const summary = await resumed[0]!.done;
-      expect(summary.state).toBe('done');
-      expect(summary.counts.verified).toBe(4);
+      const why = JSON.stringify({ targets: summary.targets, failures: b.status(run.dispatchId).failures, agents: agents.map((x) => x.child.stderr) }, null, 1);
+      expect(summary.state, why).toBe('done');
+      expect(summary.counts.verified, why).toBe(4);
       for (const ag of agents) {
         expect(byMsid(summary.targets, ag.msid)).toMatchObject({ outcome: 'ran', exitCode: 0 });
         const mine = lines(path.join(ag.workDir, 'ran.log')).filter((l) => l.endsWith('slow 2 restart'));
         // Exactly one run of the target per agent: the order was never carried out twice.
         expect(mine).toEqual(['start slow 2 restart', 'done slow 2 restart']);
       }
-      // The log written by both centers verifies as one chain.
-      const log = verifyEvidenceLog(fs.readFileSync(path.join(work, 'restart.log'), 'utf8'), key.publicKey);
-      expect(log.kinds.result).toBe(4);
-      expect(log.kinds.dispatch).toBe(1);
     } finally {
       await b.close();
     }
+    // The log written by both centers verifies as one chain (read after close: the log is written behind the runs).
+    const log = verifyEvidenceLog(fs.readFileSync(path.join(work, 'restart.log'), 'utf8'), key.publicKey);
+    expect(log.kinds.result).toBe(4);
+    expect(log.kinds.dispatch).toBe(1);
   }, 45_000);
 
   it('an agent SIGKILLed mid-run ends as a clear recorded outcome; the others carry on and verify', async () => {
@@ -272,4 +283,115 @@ describe('an agent restarted mid-run', () => {
   it.fails('records a true outcome: a signed crashed report from the restarted agent', () => {
     expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'crashed' });
   });
+});
+
+describe('an agent stopped with SIGTERM mid-run', () => {
+  it('signs the outcome of the run it ended (timeout, "agent closed"); the center records it verified, and nothing runs twice after the agent is back', async () => {
+    const center = await openCenter('agent-sigterm');
+    try {
+      const agent = agents[1]!;
+      const bundle = await center.createBundle({ name: 'slow', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['slow', '3', 'stopped'] }, timeoutMs: 20_000 });
+      const run = center.dispatch({ ...FAST, retries: 10, bundle: bundle.digest, agents: refs([agent]), waves: [1] });
+      await waitFor(agent.child, 'stderr', new RegExp(`^order ${run.dispatchId} run 0: slow`, 'm'));
+      await until(() => lines(path.join(agent.workDir, 'ran.log')).includes('start slow 3 stopped'), 'the target to start');
+      agent.child.proc.kill('SIGTERM');
+      expect(await agent.child.exited).toBe(0);
+      // Its report of the ended run was signed before it exited.
+      expect(agent.child.stderr).toMatch(new RegExp(`^report ${run.dispatchId} run 0: timeout$`, 'm'));
+      await startAgent(procs, { controller: system.controller.address, rootFile: path.join(work, 'root.pem'), centerKey: path.join(work, 'center.pub'), dir: agent.dir, pcid: agent.pcid });
+      const summary = await run.done;
+      expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'timeout' });
+      const row = center.store.getTarget({ dispatchId: run.dispatchId, run: 0, msid: agent.msid })!;
+      expect(decodeReport(row.report!, fromBase64url(row.certificate!, 'certificate', 16 * 1024)).fields.reason).toBe('agent closed');
+      // The target was ended with the agent and did not run again.
+      expect(lines(path.join(agent.workDir, 'ran.log')).filter((l) => l.endsWith('slow 3 stopped'))).toEqual(['start slow 3 stopped']);
+    } finally {
+      await center.close();
+    }
+  }, 45_000);
+});
+
+describe('a re-issue crossing the report of the order it replaces (center restart)', () => {
+  /**
+   * A scripted agent that behaves as a real one does in this race (seen with
+   * real agent processes in the restart case above, about one run in three):
+   * its first order is still running when the restarted center connects and,
+   * after the grace time, re-issues it; the run finishes just then, so the
+   * agent sends the signed report of the first order, then refuses the
+   * re-issue as already acted on. It keeps each report until acknowledged and
+   * lists unacknowledged ones in every hello, as DispatchAgent does.
+   */
+  class CrossingAgent {
+    readonly identity = createServerIdentity();
+    readonly pending = new Map<string, { report: string }>();
+    first: ReturnType<typeof decodeBinding>['fields'] | undefined;
+    orders = 0;
+    server!: SockServer;
+
+    async start(pcid: string): Promise<this> {
+      this.server = await serverStart({ ...relay, identity: this.identity, pcid }, (sock) => this.serve(sock));
+      return this;
+    }
+
+    async serve(sock: SockIo): Promise<void> {
+      const ch = new DispatchChannel(sock);
+      ch.on('message', (m) => void this.onMessage(ch, m).catch(() => undefined));
+      await ch.send({ t: 'hello', agentMsid: this.identity.msid, certificate: toBase64url(this.identity.certificate.der), pending: [...this.pending.values()] });
+    }
+
+    async onMessage(ch: DispatchChannel, m: ChannelMessage): Promise<void> {
+      if (m.t === 'ack') {
+        this.pending.delete(`${m.dispatchId}/${m.run}`);
+        return;
+      }
+      if (m.t !== 'run') return;
+      const b = decodeBinding(m.binding).fields;
+      this.orders++;
+      if (this.first === undefined) {
+        // The first order: accepted, and "still running" (no report yet).
+        this.first = b;
+        await ch.send({ t: 'accepted', dispatchId: b.dispatchId, run: b.run });
+        return;
+      }
+      if (this.orders === 2) {
+        // The first order's run ends now: its report goes out on the open channel, just before the refusal.
+        const empty = { digest: sha256Digest(new Uint8Array(0)), size: 0 };
+        const f = this.first;
+        const report = signReport(
+          { dispatchId: f.dispatchId, run: f.run, agentMsid: this.identity.msid, bundleDigest: f.bundleDigest, evidence: f.evidence, outcome: 'ran', reason: null, start: 'started', exitCode: 0, signal: null, stdout: empty, stderr: empty, startedAt: Date.now(), endedAt: Date.now() },
+          this.identity,
+        );
+        this.pending.set(`${f.dispatchId}/${f.run}`, { report: report.encoded });
+        await ch.send({ t: 'report', report: report.encoded, certificate: toBase64url(this.identity.certificate.der) });
+      }
+      await ch.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on here', dispatchId: b.dispatchId, run: b.run });
+    }
+  }
+
+  // Bug for dp-center (notes/dp-e2e.md, "Bugs for the lead", 2): the center records the first order's report as
+  // `stale` and ACKS it (the agent drops it), then undoes the re-issue on the REPLAYED answer — so the one true
+  // report is gone and the target ends `gave-up` although it ran. Remove `.fails` once a report whose re-issue is
+  // undone is accepted (or not acked while stale).
+  it.fails('the report of the order that stands is accepted, not lost', async () => {
+    const agent = await new CrossingAgent().start('e2e-crossing');
+    const store = new MemoryDispatchStore();
+    const repository = new CountingRepository();
+    const open = () => DispatchCenter.open({ key, store, repository, connector: new RelayAgentConnector(relay), reissueGraceMs: 200 });
+    const a = await open();
+    let b: DispatchCenter | undefined;
+    try {
+      const bundle = await a.createBundle({ name: 'crossing', version: 1, code: PROBE_CODE, timeoutMs: 10_000 });
+      const run = a.dispatch({ ...FAST, retries: 3, bundle: bundle.digest, agents: [{ msid: agent.identity.msid, pcid: 'e2e-crossing' }], waves: [1] });
+      await until(() => agent.first !== undefined && store.getTarget({ dispatchId: run.dispatchId, run: 0, msid: agent.identity.msid })?.state === 'accepted', 'the first order to be accepted');
+      await a.close();
+      b = await open();
+      const summary = await b.resume()[0]!.done;
+      expect(agent.orders).toBeGreaterThanOrEqual(2); // the race happened
+      expect(summary.targets[0], JSON.stringify(b.status(run.dispatchId).failures)).toMatchObject({ state: 'verified', outcome: 'ran' });
+    } finally {
+      await b?.close();
+      await a.close();
+      await agent.server.close();
+    }
+  }, 30_000);
 });
