@@ -403,7 +403,8 @@ async function writeTarget(workDir: string, target: BundleTarget, bytes: Uint8Ar
   const unsafe = (why: string) => new DispatchError('GS_ERR_DISPATCH_UNSAFE_PATH', `target path "${target.path}": ${why}`);
   const parts = target.path.split('/');
   if (path.isAbsolute(target.path) || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0') || p.includes('\\'))) throw unsafe('must be a relative path without "." or ".." parts');
-  await fs.mkdir(workDir, { recursive: true });
+  // Only the agent's user may change what is on the way (the walk below cannot stop a racing writer).
+  await fs.mkdir(workDir, { recursive: true, mode: 0o700 });
   const root = await fs.realpath(workDir);
   let dir = root;
   for (const part of parts.slice(0, -1)) {
