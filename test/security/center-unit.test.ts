@@ -184,19 +184,25 @@ class KeepNotifier implements Notifier {
 }
 
 /** A center and agents all in memory: agents reach the center over memory pairs, the center reaches their dispatch agents through a MemoryAgentConnector. */
-async function memoryFleet(hosts: { id: string; packages: FixturePackage[]; listen?: string[]; address?: string }[], policy?: PolicyDocument['policy']) {
+async function memoryFleet(hosts: { id: string; packages: FixturePackage[]; listen?: string[]; address?: string; files?: Record<string, string> }[], policy?: PolicyDocument['policy']) {
   const d = dir('fleet');
   const connector = new MemoryAgentConnector();
   const key = generateIdentityKey();
   const notifier = new KeepNotifier();
   const roots = Object.fromEntries(hosts.map((h) => [h.id, writeRoot(path.join(d, h.id), h.packages, h.listen ?? [])]));
+  for (const h of hosts) {
+    for (const [file, text] of Object.entries(h.files ?? {})) {
+      fs.mkdirSync(path.dirname(path.join(roots[h.id]!, file)), { recursive: true });
+      fs.writeFileSync(path.join(roots[h.id]!, file), text);
+    }
+  }
   const center = await SecurityCenter.open({
     key,
     connector,
     notifier,
     dispatch: { retries: 0, connectTimeoutMs: 2_000, waves: [1, 0.5] },
     countermeasureTimeoutMs: 5_000,
-    policy: { policy: policy ?? null, defaults: {}, hosts: Object.fromEntries(hosts.map((h) => [h.id, { upgradeCommand: [process.execPath, FAKE_UPGRADE, roots[h.id]!, '{package}', '{version}'] }])) },
+    policy: { policy: policy ?? null, defaults: {}, hosts: Object.fromEntries(hosts.map((h) => [h.id, { upgradeCommand: [process.execPath, FAKE_UPGRADE, roots[h.id]!, '{package}', '{version}'], configRoot: roots[h.id]! }])) },
   });
   closers.push(() => center.close());
   const link = memoryCenterLink(() => center);
@@ -213,7 +219,7 @@ async function memoryFleet(hosts: { id: string; packages: FixturePackage[]; list
       syncState: false,
       host: h.id,
       center: link,
-      collect: collectFor(roots[h.id]!, [h.address ?? `10.0.0.${++n}`]),
+      collect: { ...collectFor(roots[h.id]!, [h.address ?? `10.0.0.${++n}`]), ...(h.files ? { files: { paths: Object.keys(h.files), content: true } } : {}) },
       intervalMs: 600_000,
     });
     closers.push(() => agent.close());
@@ -247,6 +253,24 @@ describe('SecurityCenter over memory pieces', () => {
     const again = await center.importAdvisories(parseOsv(OSV('T-1', 'openssl', '3.0.11-1~deb12u2')));
     expect(again.affected).toEqual([]);
     expect(agents.a!.orders).toBe(1);
+  });
+
+  it('trigger 1: a joining host gets the settings its policy requires pushed, confirmed by its next report', async () => {
+    const policy = { roles: { web: { settings: [{ path: '/etc/ssh/sshd_config', key: 'PermitRootLogin', value: 'no' }] } }, hosts: { a: { role: 'web' }, b: { role: 'web' } } };
+    const { center, agents } = await memoryFleet(
+      [
+        { id: 'a', packages: [], files: { '/etc/ssh/sshd_config': 'Port 22\nPermitRootLogin yes\n' } },
+        { id: 'b', packages: [], files: { '/etc/ssh/sshd_config': 'PermitRootLogin no\n' } },
+      ],
+      policy,
+    );
+    await until(() => center.actions().length === 1 && center.actions()[0]!.state === 'confirmed', 'the setting confirmed');
+    expect(center.actions()[0]).toMatchObject({ hostId: 'a', trigger: 'join', mode: 'automatic' });
+    expect(center.actions()[0]!.findingKey).toMatch(/^setting \/etc\/ssh\/sshd_config permitrootlogin$/i);
+    expect(center.actions()[0]!.reason).toMatch(/PermitRootLogin/);
+    expect(fs.readFileSync(path.join(agents.a!.root, 'etc/ssh/sshd_config'), 'utf8')).toBe('Port 22\nPermitRootLogin no\n');
+    expect([agents.a!.orders, agents.b!.orders]).toEqual([1, 0]);
+    expect(center.findings()).toEqual([]);
   });
 
   it('a countermeasure that fails on the host is marked failed with the reason; a person is told for manual ones', async () => {
