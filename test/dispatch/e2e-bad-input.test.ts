@@ -136,13 +136,21 @@ async function fleetCarriesOn(marker: string): Promise<void> {
 
 describe('a bad center side: crafted orders over a raw relay connection', () => {
   /** Send `order` on a fresh connection to `a`; collect what comes back until `enough` holds (then `settleMs` more). */
-  async function send(a: Honest, order: ChannelMessage, enough: (got: ChannelMessage[]) => boolean, settleMs = 0): Promise<ChannelMessage[]> {
+  async function send(
+    a: Honest,
+    order: ChannelMessage,
+    enough: (got: ChannelMessage[]) => boolean,
+    settleMs = 0,
+    answer?: (m: ChannelMessage) => ChannelMessage | undefined,
+  ): Promise<ChannelMessage[]> {
     const sock = await clientConnect(a.pcid, { ...relay, timeoutMs: 10_000 });
     expect(sock.info.peerMsid).toBe(a.msid);
     const ch = new DispatchChannel(sock);
     const got: ChannelMessage[] = [];
     ch.on('message', (m) => {
       got.push(m);
+      const reply = answer?.(m);
+      if (reply) void ch.send(reply).catch(() => undefined);
       if (m.t === 'report') void ch.send({ t: 'ack', dispatchId: decodeReport(m.report, fromBase64url(m.certificate, 'certificate', 16 * 1024)).fields.dispatchId, run: 0 }).catch(() => undefined);
     });
     try {
@@ -177,7 +185,7 @@ describe('a bad center side: crafted orders over a raw relay connection', () => 
     return report;
   }
 
-  it('a tampered bundle (target bytes, or signed metadata) is refused with a signed report; nothing runs', async () => {
+  it('a tampered bundle (target bytes inline or from the fetch, or signed metadata) is refused with a signed report; nothing runs', async () => {
     const a = honest[0]!;
     const good = markBundle('tamper-target');
     const bytes = good.bytes.slice();
@@ -186,6 +194,15 @@ describe('a bad center side: crafted orders over a raw relay connection', () => 
     refusedWith(a, await send(a, { t: 'run', binding: t1.binding.encoded, inline: true, body: bytes }, hasReport), t1.fields, 'GS_ERR_DISPATCH_DIGEST_MISMATCH');
     expect(ran(a, 'tamper-target')).toEqual({ code: false, target: 0 });
     expect(fs.existsSync(path.join(a.workDir, 'mark.sh'))).toBe(false);
+
+    // The order names the good bundle, but what the repository serves on the agent's fetch was tampered with.
+    const t0 = bind(a, good.digest);
+    const fetched = await send(a, { t: 'run', binding: t0.binding.encoded, inline: false }, hasReport, 0, (m) =>
+      m.t === 'fetch' && m.digest === good.digest ? { t: 'bundle', digest: good.digest, body: bytes } : undefined,
+    );
+    expect(fetched.some((m) => m.t === 'fetch')).toBe(true);
+    refusedWith(a, fetched, t0.fields, 'GS_ERR_DISPATCH_DIGEST_MISMATCH');
+    expect(ran(a, 'tamper-target')).toEqual({ code: false, target: 0 });
 
     // Metadata edited after signing (same length, still canonical): the signature no longer holds.
     const meta = markBundle('tampermeta');
