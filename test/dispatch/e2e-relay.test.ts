@@ -22,6 +22,7 @@ import {
   checkReport,
   decodeBinding,
   decodeReport,
+  evidenceHash,
   sha256Digest,
   signReport,
   formatPublicKey,
@@ -138,6 +139,21 @@ describe('dispatch over the relay to agent processes', () => {
     // Distinct evidence per agent.
     const evidence = agents.map((a) => center.store.getTarget({ dispatchId, run: 0, msid: a.msid })!.evidence);
     expect(new Set(evidence).size).toBe(4);
+
+    // Offline audit from the evidence log alone: each result's evidence hashes to what was logged when it was
+    // issued to that agent (the value itself never appears before its result).
+    const logFile = path.join(work, 'main.log');
+    const entries = () => lines(logFile).map((l) => JSON.parse(l) as { kind: string; data: Record<string, unknown> });
+    await until(() => entries().filter((e) => e.kind === 'result').length >= 4, 'the evidence log to catch up', 5_000);
+    const issued = entries().filter((e) => e.kind === 'issued' && e.data.dispatch === dispatchId);
+    for (const r of entries().filter((e) => e.kind === 'result')) {
+      const report = r.data.report as { evidence: string; agentMsid: string };
+      const at = issued.filter((i) => i.data.agent === report.agentMsid);
+      expect(at).toHaveLength(1);
+      expect(at[0]!.data.evidence).toBe(evidenceHash(report.evidence));
+      expect(lines(logFile).findIndex((l) => l.includes(report.evidence))).toBe(lines(logFile).findIndex((l) => l.includes('"kind":"result"') && l.includes(report.evidence)));
+    }
+    expect(verifyEvidenceLog(fs.readFileSync(logFile, 'utf8'), key.publicKey).kinds.result).toBe(4);
   });
 
   it('re-runs the loaded target with new arguments without a second fetch (same loader process)', async () => {
