@@ -18,9 +18,8 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { InlineExecutor, RelayAgentConnector, type AgentConnector, type RelayAgentConnectorOptions } from '../delivery/dispatch/index.js';
 import { SecurityAgent } from '../delivery/security/agent/index.js';
-import { SecurityCenter, SqliteConfigurationStore, checkPolicyDocument, type ActionRecord, type PolicyDocument } from '../delivery/security/center/index.js';
+import { SecurityCenter, checkPolicyDocument, type ActionRecord, type PolicyDocument } from '../delivery/security/center/index.js';
 import { SmtpNotifier, WebhookNotifier, type Notifier } from '../delivery/security/notify/index.js';
-import { SqliteSecurityStore } from '../delivery/security/secdb/index.js';
 import type { Finding } from '../delivery/security/diagnosis/index.js';
 import { ConfigError } from '../errors/index.js';
 import { IdentityKey, loadOrCreateServerIdentity } from '../session/index.js';
@@ -131,14 +130,12 @@ export async function openCenterFolder(o: { dir: string; policy?: string } & Par
   fs.mkdirSync(f.dir, { recursive: true });
   const key = centerKey(o.dir, io);
   const connector: AgentConnector = relay ? new RelayAgentConnector(relay) : { connect: () => Promise.reject(new ConfigError('GS_ERR_INVALID_OPTION', 'this command does not reach agents')) };
-  const configStore = await SqliteConfigurationStore.open(f.config);
-  const securityStore = await SqliteSecurityStore.open(f.security);
   const notifier = notifierOf({ mailTo: [], ...o });
   return SecurityCenter.open({
     key,
     connector,
-    configStore,
-    securityStore,
+    configStore: f.config,
+    securityStore: f.security,
     dispatchStore: f.dispatch,
     dispatchLog: f.log,
     ...(notifier ? { notifier } : {}),

@@ -18,9 +18,8 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InlineExecutor, RelayAgentConnector } from '../../src/delivery/dispatch/index.js';
 import { SecurityAgent } from '../../src/delivery/security/agent/index.js';
-import { SecurityCenter, SqliteConfigurationStore, type ActionRecord } from '../../src/delivery/security/center/index.js';
+import { SecurityCenter, type ActionRecord } from '../../src/delivery/security/center/index.js';
 import { SmtpNotifier } from '../../src/delivery/security/notify/index.js';
-import { SqliteSecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { createServerIdentity, generateIdentityKey } from '../../src/session/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
 import { FAKE_UPGRADE, FIXTURES, collectFor, installedVersion, tempDir, until, writeRoot, type FixturePackage } from './fixtures/center/harness.js';
@@ -72,8 +71,8 @@ beforeAll(async () => {
   center = await SecurityCenter.open({
     key,
     connector: new RelayAgentConnector(relay),
-    configStore: await SqliteConfigurationStore.open(path.join(work, 'center', 'config.db')),
-    securityStore: await SqliteSecurityStore.open(path.join(work, 'center', 'security.db')),
+    configStore: path.join(work, 'center', 'config.db'), // SQLite files
+    securityStore: path.join(work, 'center', 'security.db'),
     notifier: new SmtpNotifier({ host: '127.0.0.1', port: smtpPort, from: 'center@example.org', to: ['ops@example.org'], timeoutMs: 5_000 }),
     dispatch: { retries: 1, backoffMs: 100, maxBackoffMs: 400, connectTimeoutMs: 5_000, waves: [1, 0.5] },
     countermeasureTimeoutMs: 10_000,

@@ -65,7 +65,8 @@ import type { Notifier, SecurityNotification } from '../notify/index.js';
 import { applyReport, parseConfigurationReport, toInventory, type FullReport, type ReportLimits } from '../report/index.js';
 import { confirmFindings, parseNmapXml, type ScanFinding } from '../scan/index.js';
 import type { PutAdvisoriesResult, SecurityStore } from '../secdb/index.js';
-import { MemorySecurityStore } from '../secdb/index.js';
+import { MemorySecurityStore, SqliteSecurityStore } from '../secdb/index.js';
+import { SqliteConfigurationStore } from './sqlite.js';
 import { checkConfigRoot, checkUpgradeCommand, countermeasureCode, resolveSteps, type ResolvedStep } from './countermeasure.js';
 import { BLOCKING_ACTION_STATES, MemoryConfigurationStore, type ActionRecord, type ActionSettings, type ConfigurationStore, type HostEntry, type PolicyDocument, type Trigger } from './store.js';
 
@@ -75,10 +76,10 @@ export interface SecurityCenterOptions {
   readonly key: IdentityKey;
   /** How agents' dispatch servers are reached (a `RelayAgentConnector` on the relay). */
   readonly connector: AgentConnector;
-  /** The configuration database. Default: a {@link MemoryConfigurationStore}. */
-  readonly configStore?: ConfigurationStore;
-  /** The security information database. Default: a `MemorySecurityStore`. */
-  readonly securityStore?: SecurityStore;
+  /** The configuration database, or a SQLite file path to open one on. Default: a {@link MemoryConfigurationStore}. */
+  readonly configStore?: ConfigurationStore | string;
+  /** The security information database, or a SQLite file path to open one on. Default: a `MemorySecurityStore`. */
+  readonly securityStore?: SecurityStore | string;
   /** The dispatch store (or a SQLite path). Default: in memory. */
   readonly dispatchStore?: DispatchStore | string;
   /** The dispatch center's evidence log file. */
@@ -197,12 +198,12 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   #closed = false;
   readonly #servers = new Set<SockServer>();
 
-  private constructor(options: SecurityCenterOptions, dispatcher: DispatchCenter, policy: PolicyDocument) {
+  private constructor(options: SecurityCenterOptions, config: ConfigurationStore, security: SecurityStore, dispatcher: DispatchCenter, policy: PolicyDocument) {
     super();
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.config = options.configStore ?? new MemoryConfigurationStore();
-    this.security = options.securityStore ?? new MemorySecurityStore();
+    this.config = config;
+    this.security = security;
     this.dispatcher = dispatcher;
     this.#policy = policy;
     this.engine = new DiagnosisEngine(policy.policy ? { policy: policy.policy } : {});
@@ -210,34 +211,45 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
 
   /**
    * Open a center: load the policy, every advisory and countermeasure, and
-   * every host's latest report into the diagnosis engine.
+   * every host's latest report into the diagnosis engine. The center owns
+   * the stores it is given (it closes them, also when opening fails).
    */
   static async open(options: SecurityCenterOptions): Promise<SecurityCenter> {
     checkOption(typeof options === 'object' && options !== null, 'options', 'must be an object');
     checkOption(options.enrollment === undefined || options.enrollment === 'open' || options.enrollment === 'closed', 'enrollment', 'must be "open" or "closed"');
     const t = options.countermeasureTimeoutMs;
     checkOption(t === undefined || (Number.isInteger(t) && t > 0 && t <= 86_400_000), 'countermeasureTimeoutMs', 'must be an integer from 1 to 86 400 000');
-    const dispatcher = await DispatchCenter.open({
-      key: options.key,
-      connector: options.connector,
-      ...(options.dispatchStore !== undefined ? { store: options.dispatchStore } : {}),
-      ...(options.dispatchLog !== undefined ? { logPath: options.dispatchLog } : {}),
-      ...(options.now !== undefined ? { now: options.now } : {}),
-    });
-    const store = options.configStore ?? new MemoryConfigurationStore();
-    let policy = options.policy !== undefined ? checkPolicyDocument(options.policy) : (store.getPolicy() ?? EMPTY_POLICY);
-    if (options.policy !== undefined) store.setPolicy(policy);
-    policy = checkPolicyDocument(policy);
-    const center = new SecurityCenter({ ...options, configStore: store }, dispatcher, policy);
-    const adv: Advisory[] = [];
-    for await (const a of center.security.advisories()) adv.push(a);
-    center.engine.setCountermeasureSet(await center.security.countermeasures());
-    center.engine.addAdvisories(adv);
-    for (const h of store.hosts()) {
-      const r = store.latest(h.hostId);
-      if (r) center.engine.updateHost({ ...toInventory(r), hostId: h.hostId });
+    const given = options.policy !== undefined ? checkPolicyDocument(options.policy) : undefined;
+    const opened: { close(): Promise<void> }[] = [];
+    try {
+      const store = typeof options.configStore === 'string' ? await SqliteConfigurationStore.open(options.configStore) : (options.configStore ?? new MemoryConfigurationStore());
+      opened.push(store);
+      const security = typeof options.securityStore === 'string' ? await SqliteSecurityStore.open(options.securityStore) : (options.securityStore ?? new MemorySecurityStore());
+      opened.push(security);
+      if (given !== undefined) store.setPolicy(given);
+      const policy = given ?? checkPolicyDocument(store.getPolicy() ?? EMPTY_POLICY);
+      const dispatcher = await DispatchCenter.open({
+        key: options.key,
+        connector: options.connector,
+        ...(options.dispatchStore !== undefined ? { store: options.dispatchStore } : {}),
+        ...(options.dispatchLog !== undefined ? { logPath: options.dispatchLog } : {}),
+        ...(options.now !== undefined ? { now: options.now } : {}),
+      });
+      opened.push(dispatcher);
+      const center = new SecurityCenter(options, store, security, dispatcher, policy);
+      const adv: Advisory[] = [];
+      for await (const a of security.advisories()) adv.push(a);
+      center.engine.setCountermeasureSet(await security.countermeasures());
+      center.engine.addAdvisories(adv);
+      for (const h of store.hosts()) {
+        const r = store.latest(h.hostId);
+        if (r) center.engine.updateHost({ ...toInventory(r), hostId: h.hostId });
+      }
+      return center;
+    } catch (err) {
+      for (const o of opened.reverse()) await o.close().catch(() => undefined);
+      throw err;
     }
-    return center;
   }
 
   // ---- the channel ----
