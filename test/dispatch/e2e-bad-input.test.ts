@@ -261,6 +261,27 @@ describe('a bad center side: crafted orders over a raw relay connection', () => 
   });
 });
 
+describe('a fleet file that is wrong', () => {
+  it('a PCID that is now another agent is refused as wrong-agent (not retried); an unknown PCID gives up as offline', async () => {
+    const [a1, a2] = honest as [Honest, Honest];
+    const bundle = await center.createBundle({ name: 'misaddressed', version: 1, code: markerCode('code-misaddressed', 'await ctx.spawnTarget();'), target: { bytes: MARK_TARGET, path: 'mark.sh', args: ['misaddressed'] }, timeoutMs: 10_000 });
+    const summary = await center.dispatch({
+      ...FAST,
+      bundle: bundle.digest,
+      agents: [
+        { msid: a1.msid, pcid: a2.pcid }, // a1's MSID, but a2 answers that PCID
+        { msid: createServerIdentity().msid, pcid: 'no-such-agent' },
+      ],
+      waves: [2],
+    }).done;
+    expect(summary.targets[0]).toMatchObject({ state: 'failed', reason: 'wrong-agent', attempts: 1 });
+    expect(summary.targets[1]).toMatchObject({ state: 'gave-up', attempts: 2 });
+    expect(summary.targets[1]!.reason).toMatch(/^offline: GS_ERR_/);
+    expect(ran(a1, 'misaddressed')).toEqual({ code: false, target: 0 });
+    expect(ran(a2, 'misaddressed')).toEqual({ code: false, target: 0 });
+  });
+});
+
 describe('bad distributed code, dispatched by the real center', () => {
   it('a loader that crashes is recorded as crashed, one that hangs as timeout (and is killed); the agents carry on', async () => {
     const [a1, a2] = honest as [Honest, Honest];

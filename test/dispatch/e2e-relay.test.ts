@@ -196,6 +196,20 @@ describe('dispatch over the relay to agent processes', () => {
     for (const a of agents) expect(fs.existsSync(path.join(a.workDir, 'canary-ran'))).toBe(a.msid === first.msid);
   });
 
+  it('keeps to the concurrency limit: never more than 2 agents run at once (from the signed reports)', async () => {
+    const bundle = await center.createBundle({ name: 'slow', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['slow', '1', 'limit'] }, timeoutMs: 20_000 });
+    const summary = await center.dispatch({ ...FAST, concurrency: 2, bundle: bundle.digest, agents: refs(agents), waves: [4] }).done;
+    expect(summary.counts.verified).toBe(4);
+    const spans = agents.map((a) => {
+      const row = center.store.getTarget({ dispatchId: summary.dispatchId, run: 0, msid: a.msid })!;
+      const f = decodeReport(row.report!, fromBase64url(row.certificate!, 'certificate', 16 * 1024)).fields;
+      return [f.startedAt, f.endedAt] as const;
+    });
+    // At each run's start, how many runs (itself included) were going on.
+    const overlap = spans.map(([s]) => spans.filter(([s2, e2]) => s2 <= s && s < e2).length);
+    expect(Math.max(...overlap)).toBeLessThanOrEqual(2);
+  });
+
   it('survives a center restart mid-dispatch: resume() ends it verified, and no agent ran the target twice', async () => {
     const repoB = new CountingRepository();
     const a = await openCenter('restart', repoB);
@@ -259,9 +273,10 @@ describe('dispatch over the relay to agent processes', () => {
     expect(center.status(run.dispatchId).runs[0]!.counts).toMatchObject({ verified: 3, 'gave-up': 1 });
     // Every verified report so far is in the log (written behind the runs: wait for it), and the chain verifies.
     const logFile = path.join(work, 'main.log');
-    await until(() => lines(logFile).filter((l) => l.includes('"kind":"result"')).length >= 4 + 4 + 1 + 3, 'the evidence log to catch up', 5_000);
+    const results = 4 + 4 + 1 + 4 + 3; // first run, re-run, canary, concurrency, this one
+    await until(() => lines(logFile).filter((l) => l.includes('"kind":"result"')).length >= results, 'the evidence log to catch up', 5_000);
     const log = verifyEvidenceLog(fs.readFileSync(logFile, 'utf8'), key.publicKey);
-    expect(log.kinds.result).toBe(4 + 4 + 1 + 3);
+    expect(log.kinds.result).toBe(results);
   }, 45_000);
 });
 
