@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   compareDebianVersions,
+  compareParsedDebian,
+  compareParsedDebianReference,
   compareRpmVersions,
   debianVersionKey,
   parseDebianVersion,
@@ -160,6 +162,26 @@ describe('Debian versions (deb-version(7))', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('sort keys order versions exactly as the dpkg algorithm written out does (reference twin, property)', () => {
+    // Every character the parser allows, weighted towards the ones that decide orderings.
+    const upstream = fc.stringMatching(/^[0-9][0-9aZz.+~:-]{0,7}$/);
+    const revision = fc.option(fc.stringMatching(/^[0-9aZz.+~]{1,6}$/), { nil: undefined });
+    const version = fc
+      .tuple(fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined }), upstream, revision)
+      .map(([e, u, r]) => `${e === undefined ? (u.includes(':') ? '0:' : '') : `${e}:`}${u}${r === undefined ? (u.includes('-') ? '-0' : '') : `-${r}`}`);
+    fc.assert(
+      fc.property(version, version, (a, b) => {
+        const pa = parseDebianVersion(a);
+        const pb = parseDebianVersion(b);
+        expect(Math.sign(compareParsedDebian(pa, pb)), `${a} vs ${b}`).toBe(Math.sign(compareParsedDebianReference(pa, pb)));
+      }),
+      { numRuns: 5000 },
+    );
+    for (const [a, b, want] of DEBIAN_CASES) {
+      expect(Math.sign(compareParsedDebianReference(parseDebianVersion(a), parseDebianVersion(b)))).toBe(want);
+    }
   });
 
   it.skipIf(!DPKG)('agrees with `dpkg --compare-versions` on the table and on random versions', () => {

@@ -37,8 +37,8 @@ const MAX_EPOCH = 0x7fffffff;
 
 /**
  * A parsed Debian version. Two versions whose parts compare equal may differ
- * in spelling (`1.09` and `1.9`); {@link debianVersionKey} gives a string equal
- * exactly when the versions compare equal.
+ * in spelling (`1.09` and `1.9`); their {@link DebianVersion.sortKey}s are
+ * equal exactly when the versions compare equal.
  */
 export interface DebianVersion {
   /** Epoch, 0 when absent. */
@@ -49,6 +49,11 @@ export interface DebianVersion {
   readonly revision: string;
   /** The string as given. */
   readonly text: string;
+  /**
+   * A string whose code-unit order is the version order (see
+   * {@link debianSortKey}): comparing two versions is one string comparison.
+   */
+  readonly sortKey: string;
 }
 
 const UPSTREAM_WITH_EPOCH = /^[0-9][A-Za-z0-9.+~:-]*$/;
@@ -122,7 +127,7 @@ export function parseDebianVersion(text: string): DebianVersion {
   if (!(hasEpoch ? UPSTREAM_WITH_EPOCH : UPSTREAM_NO_EPOCH).test(rest)) {
     throw bad(text, `the upstream version may hold only letters, digits and "+.~-"${hasEpoch ? ' and ":"' : ''}`);
   }
-  return { epoch, upstream: rest, revision, text };
+  return { epoch, upstream: rest, revision, text, sortKey: debianSortKey(epoch, rest, revision) };
 }
 
 /** True when `text` parses as a Debian version. */
@@ -192,8 +197,18 @@ export function compareDebianPart(a: string, b: string): number {
   return 0;
 }
 
-/** Compare two parsed Debian versions: negative, zero or positive. */
+/**
+ * Compare two parsed Debian versions: negative, zero or positive. One
+ * comparison of their sort keys; {@link compareParsedDebianReference} is the
+ * same ordering computed the way dpkg does, and a property test keeps the two
+ * equal.
+ */
 export function compareParsedDebian(a: DebianVersion, b: DebianVersion): number {
+  return a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0;
+}
+
+/** dpkg's `dpkg_version_compare` written out: epoch, then `verrevcmp` on upstream and revision. The reference twin. */
+export function compareParsedDebianReference(a: DebianVersion, b: DebianVersion): number {
   if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
   return Math.sign(compareDebianPart(a.upstream, b.upstream)) || Math.sign(compareDebianPart(a.revision, b.revision));
 }
@@ -212,23 +227,54 @@ export function compareDebianVersions(a: string, b: string): -1 | 0 | 1 {
   return Math.sign(compareParsedDebian(parseDebianVersion(a), parseDebianVersion(b))) as -1 | 0 | 1;
 }
 
-/** One part in canonical form: each (non-digit run, digit run) pair as `run|number|`, numbers without leading zeros. */
-function partKey(p: string): string {
-  // Split into (non-digit run, digit run) pairs; an empty digit run is 0, as in verrevcmp.
+// Sort-key code units. In verrevcmp a non-digit character ranks `~` < end of
+// the run < letters < everything else, so: `~` → 0x01, end of a run → 0x02,
+// letters → their ASCII code (0x41–0x7a), others → their code + 0x100.
+const K_TILDE = '\u0001';
+const K_RUN_END = '\u0002';
+
+/**
+ * One part (upstream or revision) as a string that sorts like verrevcmp.
+ * Each (non-digit run, digit run) pair becomes the run's characters mapped as
+ * above, `K_RUN_END`, then the number as one code unit holding its length
+ * (leading zeros dropped) and its digits — a longer number is larger, equal
+ * lengths compare digit by digit. A closing `K_RUN_END` ends the part.
+ *
+ * Why that is the order: the keys stay aligned pair by pair. Where one part
+ * has ended and the other goes on, the other's next pair starts with a
+ * non-digit (only a part's first pair can start with a digit), so the
+ * closing `K_RUN_END` meets that character: below it for `~`, above it for a
+ * letter or separator — as the end of a part does in verrevcmp. An empty
+ * part (a missing revision) is keyed as `0`, which verrevcmp finds equal.
+ */
+function partSortKey(part: string): string {
+  const p = part === '' ? '0' : part;
   let out = '';
   let i = 0;
   const n = p.length;
-  if (n === 0) return '|0|';
   while (i < n) {
-    let nd = '';
-    while (i < n && !isDigit(p.charCodeAt(i))) nd += p[i++];
+    for (; i < n; i++) {
+      const c = p.charCodeAt(i);
+      if (isDigit(c)) break;
+      out += c === TILDE ? K_TILDE : isAlpha(c) ? p[i] : String.fromCharCode(c + 0x100);
+    }
     let start = i;
     while (i < n && isDigit(p.charCodeAt(i))) i++;
-    while (start < i - 1 && p.charCodeAt(start) === C0) start++;
-    const num = start < i ? p.slice(start, i) : '0';
-    out += `${nd}|${num}|`;
+    while (start < i && p.charCodeAt(start) === C0) start++;
+    out += K_RUN_END + String.fromCharCode(i - start) + p.slice(start, i);
   }
-  return out;
+  return out + K_RUN_END;
+}
+
+/**
+ * The sort key of a Debian version: epoch (as its digit count and digits),
+ * then the upstream and revision parts by {@link partSortKey}. Keys compare
+ * (as JavaScript strings, by code unit) exactly as the versions do, and are
+ * equal exactly when the versions are.
+ */
+export function debianSortKey(epoch: number, upstream: string, revision: string): string {
+  const e = String(epoch);
+  return String.fromCharCode(e.length) + e + partSortKey(upstream) + partSortKey(revision);
 }
 
 /**
@@ -236,5 +282,5 @@ function partKey(p: string): string {
  * (`1.09`, `0:1.9` and `1.9-0` share one key). Used to look versions up in sets.
  */
 export function debianVersionKey(v: DebianVersion): string {
-  return `${v.epoch}:${partKey(v.upstream)}-${partKey(v.revision)}`;
+  return v.sortKey;
 }

@@ -11,6 +11,8 @@ export {
   compareDebianPart,
   compareDebianVersions,
   compareParsedDebian,
+  compareParsedDebianReference,
+  debianSortKey,
   debianVersionKey,
   isDebianVersion,
   parseDebianVersion,
