@@ -5,6 +5,7 @@
  * hosts/findings/actions read the folder, import-scan judges a scan, and
  * bad input fails with a clear error.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
@@ -12,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { centerFolder, openCenterFolder, registerCenterCommands } from '../../src/cli/center.js';
 import { InlineExecutor } from '../../src/delivery/dispatch/index.js';
 import { SecurityAgent } from '../../src/delivery/security/agent/index.js';
-import { certificateToPem, createServerIdentity, IdentityKey } from '../../src/session/index.js';
+import { certificateToPem, createServerIdentity, IdentityKey, loadOrCreateServerIdentity } from '../../src/session/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
-import { FAKE_UPGRADE, FIXTURES, collectFor, installedVersion, tempDir, writeRoot } from './fixtures/center/harness.js';
+import { FAKE_UPGRADE, FIXTURES, collectFor, installedVersion, tempDir, until, writeRoot } from './fixtures/center/harness.js';
 
 let work: string;
 let system: TestSystem;
@@ -53,7 +54,7 @@ beforeAll(async () => {
   // The center online (as `center run` does), one agent joins, the center stops.
   const relay = { controller: system.controller.address, roots: [system.pki.root] };
   const center = await openCenterFolder({ dir, policy: policyFile }, relay, { print: () => undefined, note: () => undefined });
-  const server = await center.listen({ ...relay, identity: createServerIdentity(), pcid: 'cli-sec-center' });
+  const server = await center.listen({ ...relay, identity: await loadOrCreateServerIdentity(centerFolder(dir).identity), pcid: 'cli-sec-center' });
   const key = IdentityKey.fromPem(fs.readFileSync(centerFolder(dir).key, 'utf8'));
   agent = await SecurityAgent.open({
     identity: createServerIdentity(),
@@ -105,6 +106,29 @@ describe('gatesock center', () => {
     expect(actions.out[0]).toMatch(/^action\s+host\s+trigger/);
     expect(actions.out.join('\n')).toMatch(/verified-ran|confirmed/);
   });
+
+  it('center run goes online as a relay server, prints its PCID and MSID, and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(FIXTURES, 'cli-main.ts'), 'center', 'run', ...flags, '--pcid', 'cli-sec-center'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await until(() => /^hosts/m.test(out) || child.exitCode !== null, 'center run to print its lines', 30_000);
+      expect(out, err).toMatch(/^pcid\s+cli-sec-center$/m);
+      expect(out).toMatch(/^msid\s+MSID-[0-9A-F]{64}$/m);
+      expect(out).toMatch(/^hosts\s+1, advisories 1$/m);
+      // the agent reports to it now: a report accepted, and the action left verified-ran by the import is confirmed
+      const answer = await agent.reportNow();
+      expect(answer.status).toBe('accepted');
+      await until(() => /action act-\w+ web-1 vulnerable DSA-9001-1 openssl: confirmed/.test(err), 'the confirmation in the log');
+      expect(err).toMatch(/report: web-1, 1 findings/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, 40_000);
 
   it('import-scan confirms against the reports', async () => {
     const xml = path.join(work, 'scan.xml');
