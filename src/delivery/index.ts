@@ -2,12 +2,15 @@
  * gatesock/delivery — the reliable multicast updater (signed updates to many
  * hosts at once over UDP multicast; docs/delivery.md), and the
  * verifiable dispatcher (signed bundles run on relay-server agents, with
- * per-agent evidence in signed reports; docs/dispatch.md).
+ * per-agent evidence in signed reports; docs/dispatch.md), and the security
+ * agents and center (configuration reports, advisories, diagnosis and
+ * countermeasures through dispatch).
  *
  * @packageDocumentation
  */
 export * from './update/index.js';
 export * from './dispatch/index.js';
+export * from './security/index.js';
 // The errors this layer throws (DeliveryError and the rest), and what its
 // options and results are made of, so that this entry point is self-contained.
 export * from '../errors/index.js';
