@@ -177,7 +177,13 @@ describe('generated countermeasure code', () => {
 class KeepNotifier implements Notifier {
   readonly kind = 'keep';
   readonly sent: SecurityNotification[] = [];
+  /** Fail this many sends first (a mail server that is down). */
+  failures = 0;
   async send(n: SecurityNotification): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new SecurityCenterError('GS_ERR_SECURITY_NOTIFY_FAILED', 'smtp down');
+    }
     this.sent.push(n);
   }
   async close(): Promise<void> {}
@@ -292,6 +298,19 @@ describe('SecurityCenter over memory pieces', () => {
     await agents.a!.agent.reportNow();
     await center.settled();
     expect(agents.a!.orders).toBe(1);
+    expect(notifier.sent).toHaveLength(1);
+  });
+
+  it('a notifier that is down is tried again on the next report', async () => {
+    const { center, agents, notifier } = await memoryFleet([{ id: 'a', packages: [{ name: 'sudo', version: '1.9.13p3-1' }] }]);
+    notifier.failures = 1;
+    await center.importAdvisories(parseOsv(OSV('T-2', 'sudo', '1.9.13p3-1+deb12u1')), new Map([['T-2', [{ kind: 'manual' as const, instructions: 'by hand' }]]]));
+    expect(center.actions()).toMatchObject([{ state: 'planned', mode: 'manual' }]);
+    expect(center.actions()[0]!.detail).toMatch(/smtp down/);
+    expect(notifier.sent).toHaveLength(0);
+    await agents.a!.agent.reportNow();
+    await center.settled();
+    expect(center.actions()).toMatchObject([{ state: 'notified' }]);
     expect(notifier.sent).toHaveLength(1);
   });
 

@@ -36,8 +36,10 @@
  *   to the hosts the matching selected, in waves; the action goes
  *   `planned → dispatched → verified-ran → confirmed` (the next report no
  *   longer shows the finding), or `failed` with the reason. Manual ones go
- *   to the notifier with the entry's instructions (`notified`). Every action
- *   keeps the finding's own explanation.
+ *   to the notifier with the entry's instructions (`notified`; when the
+ *   notifier fails, the action stays `planned` and the next report that
+ *   still shows the finding tries again). Every action keeps the finding's
+ *   own explanation.
  * - Bad input (malformed or hostile reports, advisories, scans) is refused
  *   with a clear reason before anything changes.
  */
@@ -530,7 +532,15 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       if (!host) continue;
       const key = findingKey(f);
       if (taken.has(`${f.hostId} ${key}`)) continue;
-      if (this.config.actions(f.hostId).some((a) => a.findingKey === key && BLOCKING_ACTION_STATES.includes(a.state))) continue;
+      const existing = this.config.actions(f.hostId).find((a) => a.findingKey === key && BLOCKING_ACTION_STATES.includes(a.state));
+      if (existing !== undefined) {
+        // A person was not reached last time (the notifier failed): try again now.
+        if (existing.mode === 'manual' && existing.state === 'planned') {
+          taken.add(`${f.hostId} ${key}`);
+          manual.push({ action: existing, finding: f });
+        }
+        continue;
+      }
       taken.add(`${f.hostId} ${key}`);
       const now = this.#now();
       const base: ActionRecord = {
@@ -587,7 +597,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
         await notifier.send(await this.#notification(action, finding));
         this.#update(action, { state: 'notified', detail: `sent by ${notifier.kind}${action.detail ? `; ${action.detail}` : ''}` });
       } catch (err) {
-        this.#update(action, { state: 'failed', detail: `notification failed: ${err instanceof Error ? err.message : String(err)}` });
+        // Stays planned: the next trigger that finds it again tries again.
+        this.#update(action, { state: 'planned', detail: `notification failed (tried again on the next report): ${err instanceof Error ? err.message : String(err)}` });
         this.emit('error', err instanceof Error ? err : new Error(String(err)));
       }
     }
