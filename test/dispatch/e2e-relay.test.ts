@@ -210,6 +210,23 @@ describe('dispatch over the relay to agent processes', () => {
     expect(Math.max(...overlap)).toBeLessThanOrEqual(2);
   });
 
+  it('a new dispatch while the previous loader still runs ends that loader first (re-operation): signed timeout/superseded, then the new one runs', async () => {
+    const a = agents[0]!;
+    const slow = await center.createBundle({ name: 'slow', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['slow', '5', 'superseded'] }, timeoutMs: 20_000 });
+    const next = await center.createBundle({ name: 'next', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['next'] }, timeoutMs: 10_000 });
+    const first = center.dispatch({ ...FAST, bundle: slow.digest, agents: refs([a]) });
+    await until(() => lines(path.join(a.workDir, 'ran.log')).includes('start slow 5 superseded'), 'the slow target to start');
+    const second = center.dispatch({ ...FAST, bundle: next.digest, agents: refs([a]) });
+    const [s1, s2] = await Promise.all([first.done, second.done]);
+    expect(s1.targets[0]).toMatchObject({ state: 'verified', outcome: 'timeout' });
+    const row = center.store.getTarget({ dispatchId: s1.dispatchId, run: 0, msid: a.msid })!;
+    expect(decodeReport(row.report!, fromBase64url(row.certificate!, 'certificate', 16 * 1024)).fields.reason).toBe('superseded');
+    expect(s2.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', exitCode: 0 });
+    const log = lines(path.join(a.workDir, 'ran.log'));
+    expect(log).not.toContain('done slow 5 superseded');
+    expect(log.slice(log.indexOf('start slow 5 superseded'))).toEqual(['start slow 5 superseded', 'start next', 'done next']);
+  }, 30_000);
+
   it('survives a center restart mid-dispatch: resume() ends it verified, and no agent ran the target twice', async () => {
     const repoB = new CountingRepository();
     const a = await openCenter('restart', repoB);
@@ -273,7 +290,7 @@ describe('dispatch over the relay to agent processes', () => {
     expect(center.status(run.dispatchId).runs[0]!.counts).toMatchObject({ verified: 3, 'gave-up': 1 });
     // Every verified report so far is in the log (written behind the runs: wait for it), and the chain verifies.
     const logFile = path.join(work, 'main.log');
-    const results = 4 + 4 + 1 + 4 + 3; // first run, re-run, canary, concurrency, this one
+    const results = 4 + 4 + 1 + 4 + 2 + 3; // first run, re-run, canary, concurrency, re-operation, this one
     await until(() => lines(logFile).filter((l) => l.includes('"kind":"result"')).length >= results, 'the evidence log to catch up', 5_000);
     const log = verifyEvidenceLog(fs.readFileSync(logFile, 'utf8'), key.publicKey);
     expect(log.kinds.result).toBe(results);
