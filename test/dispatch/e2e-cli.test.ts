@@ -149,6 +149,25 @@ describe('gatesock dispatch', () => {
     expect(r.stderr.trim()).toMatch(new RegExp(`^gatesock: GS_ERR_DISPATCH_LOG_INVALID: evidence log line ${at + 1}: `));
     expect(r.stdout).toBe('');
   });
+
+  it('send stops at a failing canary wave: exit 10, the rest skipped, and says why', async () => {
+    fs.writeFileSync(path.join(work, 'broken.mjs'), "export default async () => { throw new Error('broken build'); };\n");
+    const b = await runCli(['dispatch', 'bundle', '--center', center(), '--name', 'broken', '--bundle-version', '1', '--code', 'broken.mjs', '--target', 'probe.sh', '--arg', 'broken'], work);
+    expect(b.status, b.stderr).toBe(EXIT.ok);
+    const digest = /^bundle\s+(sha256:[0-9a-f]{64})$/m.exec(b.stdout)![1]!;
+    const r = await runCli(['dispatch', 'send', digest, '--center', center(), '--agents', 'fleet.txt', '--waves', '1', '--failure-threshold', '0.2', '--no-progress', ...relayFlags], work);
+    expect(r.status, r.stdout + r.stderr).toBe(EXIT.dispatch);
+    expect(r.stdout).toMatch(/^dispatch [0-9a-f]{32} run 0: stopped$/m);
+    expect(r.stderr).toMatch(/^wave 1: 0\/1 verified — failures over the threshold; the rest is skipped$/m);
+    const rows = [...tableRows(r.stdout).values()];
+    expect(rows.map((c) => c.slice(2, 4)).sort()).toEqual([
+      ['skipped', '-'],
+      ['verified', 'code-failed'],
+    ]);
+    expect(rows.find((c) => c[2] === 'skipped')![5]).toBe('canary-stopped');
+    expect(r.stdout).toMatch(/^1\/2 agents ran it and their reports verified$/m);
+    for (const a of agents) expect(lines(path.join(a.workDir, 'ran.log'))).not.toContain('start broken');
+  }, 30_000);
 });
 
 describe('gatesock agent', () => {
