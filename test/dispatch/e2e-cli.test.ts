@@ -165,7 +165,6 @@ describe('gatesock dispatch', () => {
       ['verified', 'code-failed'],
     ]);
     expect(rows.find((c) => c[2] === 'skipped')![5]).toBe('canary-stopped');
-    expect(r.stdout).toMatch(/^1\/2 agents ran it and their reports verified$/m);
     for (const a of agents) expect(lines(path.join(a.workDir, 'ran.log'))).not.toContain('start broken');
   }, 30_000);
 });
