@@ -39,6 +39,7 @@ import type * as NodePath from 'node:path';
 import { ConfigError, GatesockError } from '../../../errors/index.js';
 import type { Countermeasure, CountermeasureSet } from '../advisories/countermeasures.js';
 import type { Advisory, AffectedPackage } from '../advisories/model.js';
+import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement } from './driver.js';
 import {
   advisoryJson,
   modifiedMs,
@@ -76,36 +77,6 @@ CREATE TABLE countermeasures (
   steps       TEXT    NOT NULL
 ) STRICT, WITHOUT ROWID;
 `;
-
-// The few parts of better-sqlite3 used here, typed by hand (no @types in the public API).
-interface Statement {
-  run(...params: unknown[]): { changes: number };
-  get(...params: unknown[]): unknown;
-  all(...params: unknown[]): unknown[];
-}
-interface Database {
-  prepare(sql: string): Statement;
-  pragma(source: string, options?: { simple?: boolean }): unknown;
-  exec(sql: string): unknown;
-  transaction<A extends unknown[], R>(fn: (...args: A) => R): { (...args: A): R; immediate(...args: A): R };
-  close(): unknown;
-}
-type DatabaseConstructor = new (filename: string, options?: { timeout?: number }) => Database;
-
-const INSTALL_HINT = 'install it with `npm install better-sqlite3@^12.11` (it builds a native addon), or use MemorySecurityStore';
-
-async function loadDriver(): Promise<DatabaseConstructor> {
-  const specifier = 'better-sqlite3';
-  let mod: { default?: unknown };
-  try {
-    mod = (await import(specifier)) as { default?: unknown };
-  } catch (err) {
-    throw new ConfigError('GS_ERR_INVALID_OPTION', `the SQLite security store needs the "${specifier}" package, which could not be loaded (${(err as Error)?.message ?? String(err)}); ${INSTALL_HINT}`, { cause: err });
-  }
-  const ctor = mod.default ?? mod;
-  if (typeof ctor !== 'function') throw new ConfigError('GS_ERR_INVALID_OPTION', `"${specifier}" did not export a Database class; ${INSTALL_HINT}`);
-  return ctor as DatabaseConstructor;
-}
 
 /** Rows are read in pages of this many advisories by {@link SqliteSecurityStore.advisories}. */
 const PAGE = 500;
@@ -198,7 +169,7 @@ export class SqliteSecurityStore implements SecurityStore {
    */
   static async open(path: string): Promise<SqliteSecurityStore> {
     if (typeof path !== 'string' || path.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', 'path must be a file path or ":memory:"');
-    const Db = await loadDriver();
+    const Db = await loadSqliteDriver('security', 'MemorySecurityStore');
     if (path !== ':memory:') {
       const fs = (await import('node:fs/promises')) as typeof NodeFs;
       const nodePath = (await import('node:path')) as typeof NodePath;
