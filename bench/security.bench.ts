@@ -32,8 +32,8 @@
  * findings to build).
  *
  * Set-up takes most of the run: building 10,000 hosts (15 M packages) and
- * 50,000 advisories took about 40 s of CPU here (40–80 s wall on a loaded
- * 2-core machine; the whole run 1–2 min), with a peak RSS of 1.06–1.17 GB,
+ * 50,000 advisories took 40–45 s of CPU here (40–90 s wall on a loaded
+ * 2-core machine; the whole run 1–2¼ min), with a peak RSS of 1.06–1.2 GB,
  * of which about 180 MB is the naive scan's own copy of the hosts. The
  * set-up line on stderr prints time and memory.
  *
