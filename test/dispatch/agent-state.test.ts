@@ -10,8 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, DispatchError } from '../../src/errors/index.js';
 import { createServerIdentity } from '../../src/session/index.js';
 import { DispatchAgent, InlineExecutor, STATE_FILE } from '../../src/delivery/dispatch/agent/index.js';
-import { MAX_PENDING_REPORTS, signReport } from '../../src/delivery/dispatch/wire/index.js';
-import { TestCenter, tempDir, until } from './fixtures/agent/harness.js';
+import { MAX_PENDING_REPORTS, checkReport, decodeReport, fromBase64url, signReport } from '../../src/delivery/dispatch/wire/index.js';
+import { TestCenter, expectation, tempDir, until } from './fixtures/agent/harness.js';
 
 const center = new TestCenter();
 const dirs: string[] = [];
@@ -58,6 +58,46 @@ describe('DispatchAgent state', () => {
     expect(saved.bundles).toEqual({ floor: 3 });
     expect(saved.pending).toEqual([]);
     expect(saved.taken.map((t: [string, number, number]) => t[0]).sort()).toEqual([b3.fields.dispatchId, b3b.fields.dispatchId].sort());
+  });
+
+  it('signs a true crashed outcome, on start, for a run its killed predecessor took and never reported', async () => {
+    const root = tempDir('agent-state-lost');
+    dirs.push(root);
+    const identity = createServerIdentity();
+    const options = (dir: string) => ({ identity, centerKey: center.key.publicKey, stateDir: path.join(root, dir), workDir: path.join(root, 'work'), executor: new InlineExecutor() });
+    const first = await DispatchAgent.open(options('state'));
+    const link = await center.connect(first);
+    const slow = center.bundle({ name: 'lost', code: 'export default async () => { await new Promise((r) => setTimeout(r, 30_000)); };', target: undefined });
+    const binding = center.bind(first.msid, slow);
+    expect((await link.run(binding, slow)).t).toBe('accepted');
+    // What a SIGKILL would leave: the state as saved when the order was accepted (copied before anything reports).
+    const onDisk = fs.readFileSync(path.join(root, 'state', STATE_FILE), 'utf8');
+    expect(JSON.parse(onDisk).running).toMatchObject([{ dispatchId: binding.fields.dispatchId, run: 0, evidence: binding.fields.evidence }]);
+    fs.mkdirSync(path.join(root, 'killed'));
+    fs.writeFileSync(path.join(root, 'killed', STATE_FILE), onDisk);
+    await link.close();
+    await first.close();
+
+    const second = await DispatchAgent.open(options('killed'));
+    const again = await center.connect(second);
+    expect(again.hello.pending).toHaveLength(1);
+    const report = decodeReport(again.hello.pending[0]!.report, fromBase64url(again.hello.certificate, 'certificate', 16_384));
+    expect(checkReport(report, expectation(binding)).ok).toBe(true);
+    expect(report.fields).toMatchObject({ outcome: 'crashed', reason: 'agent restarted during the run', start: 'none', exitCode: null });
+    // Still never runs twice.
+    expect(await again.run(binding, slow)).toMatchObject({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED' });
+    await again.ack(binding);
+    await again.close();
+    await second.close();
+    const saved = JSON.parse(fs.readFileSync(path.join(root, 'killed', STATE_FILE), 'utf8'));
+    expect(saved.running).toEqual([]);
+    expect(saved.pending).toEqual([]);
+    // Reported once: a third start has nothing to report.
+    const third = await DispatchAgent.open(options('killed'));
+    const last = await center.connect(third);
+    expect(last.hello.pending).toEqual([]);
+    await last.close();
+    await third.close();
   });
 
   it('lists what one hello holds of many pending reports and sends the rest as report messages', async () => {

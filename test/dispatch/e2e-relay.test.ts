@@ -306,7 +306,7 @@ describe('an agent restarted mid-run', () => {
     center = await openCenter('agent-restart');
     victim = agents[2]!;
     const bundle = await center.createBundle({ name: 'slow', version: 1, code: PROBE_CODE, target: { bytes: PROBE_TARGET, path: 'probe.sh', args: ['slow', '2', 'restarted'] }, timeoutMs: 20_000 });
-    const run = center.dispatch({ ...FAST, retries: 3, bundle: bundle.digest, agents: refs([victim]), waves: [1] });
+    const run = center.dispatch({ ...FAST, retries: 20, bundle: bundle.digest, agents: refs([victim]), waves: [1] }); // ~8 s of retries: the restart must land inside them
     await waitFor(victim.child, 'stderr', new RegExp(`^order ${run.dispatchId} run 0: slow`, 'm'));
     await until(() => lines(path.join(victim.workDir, 'ran.log')).includes('start slow 2 restarted'), 'the victim target to start');
     victim.child.proc.kill('SIGKILL');
@@ -328,7 +328,7 @@ describe('an agent restarted mid-run', () => {
   // with reason "the agent still holds the earlier order", which is not true — the run died with the agent.
   // Expected: the restarted agent signs a `crashed` report for a run it took and never reported, so the
   // center records a true, verified outcome. Remove `.fails` once that holds.
-  it.fails('records a true outcome: a signed crashed report from the restarted agent', () => {
+  it('records a true outcome: a signed crashed report from the restarted agent', () => {
     expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'crashed' });
   });
 });
@@ -420,7 +420,7 @@ describe('a re-issue crossing the report of the order it replaces (center restar
   // `stale` and ACKS it (the agent drops it), then undoes the re-issue on the REPLAYED answer — so the one true
   // report is gone and the target ends `gave-up` although it ran. Remove `.fails` once a report whose re-issue is
   // undone is accepted (or not acked while stale).
-  it.fails('the report of the order that stands is accepted, not lost', async () => {
+  it('the report of the order that stands is accepted, not lost', async () => {
     const agent = await new CrossingAgent().start('e2e-crossing');
     const store = new MemoryDispatchStore();
     const repository = new CountingRepository();

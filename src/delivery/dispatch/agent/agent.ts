@@ -57,7 +57,7 @@ import {
 } from '../wire/index.js';
 import { ProcessExecutor } from './executor.js';
 import { asDispatchError, blankResult, clip } from './results.js';
-import { AgentState } from './state.js';
+import { AgentState, type RunningRun } from './state.js';
 import type { Executor, LoaderHandle, LoaderResult } from './types.js';
 
 /**
@@ -105,6 +105,8 @@ const HELLO_HEADER_ROOM = 512;
 const LAZY_SAVE_MS = 200;
 /** How long close() lets channels send what they hold. */
 const CLOSE_WAIT_MS = 2_000;
+/** The reason of the `crashed` report an agent signs on start for a run its previous process never reported. */
+export const LOST_RUN_REASON = 'agent restarted during the run';
 /** Room for a channel message's header beside the largest bundle body. */
 const MESSAGE_HEADER_ROOM = 64 * 1024;
 
@@ -217,7 +219,11 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     this.#fetchTimeoutMs = fetchTimeoutMs;
     this.#idleLoaderMs = idleLoaderMs;
     this.#now = options.now ?? Date.now;
-    this.#ready = AgentState.open(options.stateDir, { sync: options.syncState ?? d.syncState, now: this.#now }).then((s) => (this.#state = s));
+    this.#ready = AgentState.open(options.stateDir, { sync: options.syncState ?? d.syncState, now: this.#now }).then(async (s) => {
+      this.#state = s;
+      await this.#reportLostRuns(s);
+      return s;
+    });
     this.#ready.catch(() => undefined);
   }
 
@@ -327,6 +333,36 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     }
   }
 
+  /** What a `crashed` report for this run would need, should the agent die before reporting it. */
+  #runningOf(fields: BindingFields): RunningRun {
+    return { dispatchId: fields.dispatchId, run: fields.run, bundleDigest: fields.bundleDigest, evidence: fields.evidence, startedAt: this.#now() };
+  }
+
+  /**
+   * On start: every run taken by an earlier process and never reported died
+   * with it (SIGKILL, power loss). Sign a `crashed` report for each (reason
+   * {@link LOST_RUN_REASON}, start `none`: this process cannot know whether
+   * the target had started) into `pending`, so the next `hello` delivers a
+   * true outcome; the binding stays taken, so the run never starts twice.
+   */
+  async #reportLostRuns(state: AgentState): Promise<void> {
+    const lost = state.running();
+    if (lost.length === 0) return;
+    const now = this.#now();
+    for (const r of lost) {
+      const result = blankResult(r, 'crashed', LOST_RUN_REASON, 'none', Math.min(r.startedAt, now), now);
+      try {
+        const signed = signReport({ ...result, agentMsid: this.msid }, this.#identity);
+        state.addPending({ dispatchId: r.dispatchId, run: r.run, report: signed.encoded });
+      } catch (e) {
+        // A damaged entry (edited file) cannot be signed: warn; it is retried on the next start.
+        this.#warn(e);
+      }
+    }
+    // Not saving is harmless: the runs are still listed as running and are reported again next start.
+    await state.save().catch((e: unknown) => this.#warn(e));
+  }
+
   /** Run `fn` after every order before it; its failures become warnings. */
   #serial(fn: () => Promise<void>): void {
     const next = this.#orders.then(() => (this.#closed ? undefined : fn())).catch((e: unknown) => this.#warn(e));
@@ -384,6 +420,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     // Accepted: remember it before anything runs, so a restart cannot replay it or roll back.
     const { name, version } = bundle.metadata;
     state.take(fields.dispatchId, fields.run, fields.expiresAt);
+    state.startRun(this.#runningOf(fields));
     state.raiseFloor(name, version);
     if (!(await this.#saveBeforeRun(ch, fields))) return;
     this.#post(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
@@ -423,6 +460,7 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
       return;
     }
     this.#state!.take(fields.dispatchId, fields.run, fields.expiresAt);
+    this.#state!.startRun(this.#runningOf(fields));
     if (!(await this.#saveBeforeRun(ch, fields))) return;
     this.#post(ch, { t: 'accepted', dispatchId: fields.dispatchId, run: fields.run });
     const { name, version } = slot.bundle.metadata;

@@ -5,8 +5,21 @@
  * { "version": 1,
  *   "bundles": { "<name>": <highest version run> },          the rollback floor
  *   "taken":   [["<dispatchId>", <run>, <expiresAt>], …],     bindings already acted on
- *   "pending": [{ "dispatchId", "run", "report" }, …] }       signed reports not yet acknowledged
+ *   "pending": [{ "dispatchId", "run", "report" }, …],        signed reports not yet acknowledged
+ *   "running": [{ "dispatchId", "run", "bundleDigest",         runs taken and not yet reported
+ *                 "evidence", "startedAt" }, …] }              (absent in older files: none)
  * ```
+ *
+ * `running` holds what a report needs, so an agent killed mid-run (SIGKILL,
+ * power loss) can sign a true `crashed` outcome for each such run when it
+ * starts again, instead of leaving the center with no outcome at all (the
+ * binding is in `taken`, so the run is never started twice). This is the one
+ * place the evidence value touches the disk before its report: it is
+ * single-use (the binding is taken, so no other run can present it), it is
+ * only ever used again to report that very run once it is over, the same
+ * value is written into `pending` inside the signed report the moment the
+ * run ends, and the file is 0600 in a 0700 directory. An entry is removed
+ * when the run's report is kept in `pending`.
  *
  * A binding is kept in `taken` until its own `expiresAt`; after that it is
  * refused as expired anyway, so forgetting it cannot let it run twice.
@@ -35,11 +48,23 @@ export interface PendingReport {
   readonly report: string;
 }
 
+/** A run taken and not yet reported: what a `crashed` report for it needs. */
+export interface RunningRun {
+  readonly dispatchId: string;
+  readonly run: number;
+  readonly bundleDigest: string;
+  /** The binding's evidence (64 hex); see the file comment for why it may sit here. */
+  readonly evidence: string;
+  /** When the agent accepted the order (ms since the epoch). */
+  readonly startedAt: number;
+}
+
 interface StateFile {
   version: number;
   bundles: Record<string, number>;
   taken: [string, number, number][];
   pending: PendingReport[];
+  running?: RunningRun[];
 }
 
 const keyOf = (dispatchId: string, run: number) => `${dispatchId}/${run}`;
@@ -55,6 +80,7 @@ export class AgentState {
   readonly #floors = new Map<string, number>();
   readonly #taken = new Map<string, number>();
   readonly #pending = new Map<string, PendingReport>();
+  readonly #running = new Map<string, RunningRun>();
   #saving: Promise<void> | undefined;
   #again = false;
 
@@ -108,6 +134,14 @@ export class AgentState {
       if (typeof p !== 'object' || p === null || typeof p.dispatchId !== 'string' || !Number.isSafeInteger(p.run) || typeof p.report !== 'string') throw bad('pending holds a bad entry');
       this.#pending.set(keyOf(p.dispatchId, p.run), { dispatchId: p.dispatchId, run: p.run, report: p.report });
     }
+    if (s.running !== undefined && !Array.isArray(s.running)) throw bad('running must be an array');
+    for (const r of s.running ?? []) {
+      const ok =
+        typeof r === 'object' && r !== null && typeof r.dispatchId === 'string' && Number.isSafeInteger(r.run) &&
+        typeof r.bundleDigest === 'string' && typeof r.evidence === 'string' && Number.isSafeInteger(r.startedAt) && r.startedAt >= 0;
+      if (!ok) throw bad('running holds a bad entry');
+      this.#running.set(keyOf(r.dispatchId, r.run), { dispatchId: r.dispatchId, run: r.run, bundleDigest: r.bundleDigest, evidence: r.evidence, startedAt: r.startedAt });
+    }
   }
 
   /** The lowest version of `name` this agent may run: the highest it has run (0 for none). */
@@ -132,8 +166,19 @@ export class AgentState {
     if (this.#taken.size > MAX_TAKEN) this.#prune(true);
   }
 
-  /** Keep a signed report until the center acknowledges it. */
+  /** Remember a run taken and not yet reported (until {@link AgentState.addPending} keeps its report). */
+  startRun(run: RunningRun): void {
+    this.#running.set(keyOf(run.dispatchId, run.run), { ...run });
+  }
+
+  /** Runs taken and not yet reported, oldest first. */
+  running(): RunningRun[] {
+    return [...this.#running.values()];
+  }
+
+  /** Keep a signed report until the center acknowledges it; its run is no longer running. */
   addPending(report: PendingReport): void {
+    this.#running.delete(keyOf(report.dispatchId, report.run));
     this.#pending.delete(keyOf(report.dispatchId, report.run));
     this.#pending.set(keyOf(report.dispatchId, report.run), report);
     while (this.#pending.size > MAX_KEPT_REPORTS) this.#pending.delete(this.#pending.keys().next().value as string);
@@ -184,6 +229,7 @@ export class AgentState {
         return [k.slice(0, i), Number(k.slice(i + 1)), until] as [string, number, number];
       }),
       pending: this.pending(),
+      running: this.running(),
     };
     const tmp = `${this.#file}.tmp`;
     const text = JSON.stringify(file);
