@@ -139,6 +139,10 @@ describe('DiagnosisEngine: advisories and hosts', () => {
     const revised = { ...other!, modified: '2026-02-01T00:00:00Z', affected: [{ ...other!.affected[0]!, ranges: [{ type: 'ECOSYSTEM' as const, events: [{ kind: 'introduced' as const, version: '3.0.11-1~deb12u2' }] }] }] };
     expect(e.addAdvisory(revised).hosts).toEqual([]);
     expect(vulnIds(e.diagnoseHost('web-1')!)).toEqual(['DSA-5532-1:libssl3', 'DSA-5532-1:openssl']);
+    // A hand-made advisory with a version that is not one is refused and changes nothing.
+    const broken = { ...DSA5532!, modified: '2027-01-01T00:00:00Z', affected: [{ ...DSA5532!.affected[0]!, versions: ['not a version'] }] };
+    expect(() => e.addAdvisory(broken)).toThrow(SecurityCenterError);
+    expect(vulnIds(e.diagnoseHost('web-1')!)).toEqual(['DSA-5532-1:libssl3', 'DSA-5532-1:openssl']);
     e.removeAdvisory('DSA-5532-1');
     expect(e.diagnoseHost('web-1')).toEqual([]);
   });

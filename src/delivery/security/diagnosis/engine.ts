@@ -194,7 +194,8 @@ export class DiagnosisEngine {
   /**
    * Add or replace advisories without computing their impact (loading at
    * start). Advisories should come from the OSV parser; an entry in an
-   * ecosystem without a version scheme is ignored.
+   * ecosystem without a version scheme is ignored. A refused advisory
+   * (see {@link DiagnosisEngine.addAdvisory}) stops the load there.
    */
   addAdvisories(list: Iterable<Advisory>): void {
     for (const a of list) this.#putAdvisory(a);
@@ -202,7 +203,9 @@ export class DiagnosisEngine {
 
   /**
    * Add or replace one advisory and return the hosts it affects now
-   * (direction a). A withdrawn advisory affects nothing.
+   * (direction a). A withdrawn advisory affects nothing. An advisory whose
+   * versions do not parse (one not from the OSV parser) is refused with
+   * `GS_ERR_SECURITY_BAD_VERSION` and changes nothing.
    */
   addAdvisory(advisory: Advisory): AdvisoryImpact {
     this.#putAdvisory(advisory);
@@ -252,17 +255,20 @@ export class DiagnosisEngine {
   }
 
   #putAdvisory(a: Advisory): void {
-    this.removeAdvisory(a.id);
-    const entries: { key: number; matcher: AffectedMatcher }[] = [];
+    // Compile first: an advisory whose versions do not parse (GS_ERR_SECURITY_BAD_VERSION) changes nothing.
+    const compiled: { affected: AffectedPackage; matcher: AffectedMatcher }[] = [];
     if (a.withdrawn === undefined) {
       for (const p of a.affected) {
-        if (schemeForEcosystem(p.ecosystem) === undefined) continue;
-        const key = this.#pkgKey(this.#keysOf(p.ecosystem), p.ecosystem, p.name);
-        const matcher = new AffectedMatcher(p);
-        entries.push({ key, matcher });
-        (this.#advIndex[key] ??= []).push({ id: a.id, matcher });
-        this.#verdicts[key] = undefined;
+        if (schemeForEcosystem(p.ecosystem) !== undefined) compiled.push({ affected: p, matcher: new AffectedMatcher(p) });
       }
+    }
+    this.removeAdvisory(a.id);
+    const entries: { key: number; matcher: AffectedMatcher }[] = [];
+    for (const { affected: p, matcher } of compiled) {
+      const key = this.#pkgKey(this.#keysOf(p.ecosystem), p.ecosystem, p.name);
+      entries.push({ key, matcher });
+      (this.#advIndex[key] ??= []).push({ id: a.id, matcher });
+      this.#verdicts[key] = undefined;
     }
     this.#advisories.set(a.id, { advisory: a, entries });
   }
