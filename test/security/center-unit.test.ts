@@ -70,8 +70,9 @@ describe('report channel codec', () => {
     expect(Buffer.from(back.body).equals(body)).toBe(true);
     expect(Buffer.from(encodeChannelMessage(back)).equals(Buffer.from(bytes))).toBe(true);
     expect(verifyReportMessage(back).msid).toBe(identity.msid);
-    const a = { t: 'answer' as const, status: 'accepted' as const, seq: 3, expectSeqAbove: null, code: null, message: null, firewall: true, body: Buffer.from('table inet x {\n}\n') };
-    expect(decodeChannelMessage(encodeChannelMessage(a))).toMatchObject({ status: 'accepted', seq: 3, firewall: true });
+    const a = { t: 'answer' as const, status: 'accepted' as const, seq: 3, expectSeqAbove: null, code: null, message: null, firewall: true, files: [{ path: '/etc/ssh/sshd_config', content: true }], body: Buffer.from('table inet x {\n}\n') };
+    expect(decodeChannelMessage(encodeChannelMessage(a))).toMatchObject({ status: 'accepted', seq: 3, firewall: true, files: [{ path: '/etc/ssh/sshd_config', content: true }] });
+    expect(() => encodeChannelMessage({ ...a, files: [{ path: '/etc/../shadow', content: true }] })).toThrow(SecurityCenterError);
   });
 
   it('refuses tampering, other keys, wrong order, junk and oversize', () => {
@@ -225,7 +226,8 @@ async function memoryFleet(hosts: { id: string; packages: FixturePackage[]; list
       syncState: false,
       host: h.id,
       center: link,
-      collect: { ...collectFor(roots[h.id]!, [h.address ?? `10.0.0.${++n}`]), ...(h.files ? { files: { paths: Object.keys(h.files), content: true } } : {}) },
+      // Files are not configured on the agent: the center's answer asks for those its policy needs.
+      collect: collectFor(roots[h.id]!, [h.address ?? `10.0.0.${++n}`]),
       intervalMs: 600_000,
     });
     closers.push(() => agent.close());
@@ -261,7 +263,7 @@ describe('SecurityCenter over memory pieces', () => {
     expect(agents.a!.orders).toBe(1);
   });
 
-  it('trigger 1: a joining host gets the settings its policy requires pushed, confirmed by its next report', async () => {
+  it('trigger 1: a joining host is asked for the files its policy needs, gets the required settings pushed, and its next report confirms', async () => {
     const policy = { roles: { web: { settings: [{ path: '/etc/ssh/sshd_config', key: 'PermitRootLogin', value: 'no' }] } }, hosts: { a: { role: 'web' }, b: { role: 'web' } } };
     const { center, agents } = await memoryFleet(
       [
@@ -277,6 +279,8 @@ describe('SecurityCenter over memory pieces', () => {
     expect(fs.readFileSync(path.join(agents.a!.root, 'etc/ssh/sshd_config'), 'utf8')).toBe('Port 22\nPermitRootLogin no\n');
     expect([agents.a!.orders, agents.b!.orders]).toEqual([1, 0]);
     expect(center.findings()).toEqual([]);
+    // the agents report the file (with content) because the center asked
+    expect(center.config.latest('b')!.files.map((f) => [f.path, f.content])).toEqual([['/etc/ssh/sshd_config', 'PermitRootLogin no\n']]);
   });
 
   it('a countermeasure that fails on the host is marked failed with the reason; a person is told for manual ones', async () => {

@@ -11,6 +11,11 @@
  *   can confirm the fix.
  * - A network-device agent gets its nftables rule set in the center's
  *   answer and hands it to `applyFirewall` (e.g. write it and `nft -f`).
+ * - The center's answer also lists the configuration files the host's
+ *   policy needs (hash, or content for settings that must hold); the agent
+ *   adds them to its own list and reports again at once when that list
+ *   changes. (The center can already run signed code on the host, so
+ *   reading a file it names gives it nothing more.)
  * - Collector roots are options, so tests run agents on fixture trees.
  */
 import { EventEmitter } from 'eventemitter3';
@@ -19,7 +24,7 @@ import { checkOption } from '../../../errors/check.js';
 import type { Identity } from '../../../session/index.js';
 import { clientConnect, type ClientConnectOptions, type ServerStartOptions, type SockIo, type SockServer } from '../../../socket/index.js';
 import { DispatchAgent, type DispatchAgentOptions, type SignedReport } from '../../dispatch/index.js';
-import { exchangeReport, signReportMessage, type DeviceKind } from '../channel/index.js';
+import { exchangeReport, signReportMessage, type DeviceKind, type RequestedFile } from '../channel/index.js';
 import { ConfigurationReporter, collectConfiguration, type CenterAnswer, type CollectOptions } from '../collect/index.js';
 import { encodeConfigurationReport, type ConfigurationReport } from '../report/index.js';
 
@@ -73,6 +78,8 @@ export class SecurityAgent extends EventEmitter<SecurityAgentEvents> {
   #pcid: string | undefined;
   #server: SockServer | undefined;
   #lastRules: string | undefined;
+  /** Files the center's policy asked for in its last answer. */
+  #requested: readonly RequestedFile[] = [];
   #closed = false;
 
   private constructor(options: SecurityAgentOptions, dispatch: DispatchAgent) {
@@ -80,7 +87,7 @@ export class SecurityAgent extends EventEmitter<SecurityAgentEvents> {
     this.#options = options;
     this.dispatch = dispatch;
     this.#reporter = new ConfigurationReporter({
-      collect: async () => (await collectConfiguration({ ...options.collect, hostMsid: options.identity.msid })).report,
+      collect: async () => (await collectConfiguration({ ...this.#collectOptions(), hostMsid: options.identity.msid })).report,
       send: (report) => this.#send(report),
       ...(options.intervalMs !== undefined ? { intervalMs: options.intervalMs } : {}),
     });
@@ -153,6 +160,20 @@ export class SecurityAgent extends EventEmitter<SecurityAgentEvents> {
     return this.#reporter.reportNow();
   }
 
+  /** The collector options: the configured ones plus the files the center asked for. */
+  #collectOptions(): Omit<CollectOptions, 'hostMsid' | 'seq'> {
+    const base = this.#options.collect ?? {};
+    if (this.#requested.length === 0) return base;
+    const own = base.files;
+    const paths = new Set(own?.paths ?? []);
+    const content = new Set<string>(own?.content === true ? (own.paths ?? []) : Array.isArray(own?.content) ? own.content : []);
+    for (const f of this.#requested) {
+      paths.add(f.path);
+      if (f.content) content.add(f.path);
+    }
+    return { ...base, files: { ...(own ?? {}), paths: [...paths], content: [...content] } };
+  }
+
   async #connect(): Promise<SockIo> {
     const c = this.#options.center;
     if ('connect' in c) return c.connect();
@@ -175,6 +196,13 @@ export class SecurityAgent extends EventEmitter<SecurityAgentEvents> {
         this.emit('firewall', rules);
         await this.#options.applyFirewall?.(rules);
       }
+    }
+    if (a.status === 'accepted' && JSON.stringify(a.files) !== JSON.stringify(this.#requested)) {
+      // The policy wants other files: report again at once with them (trigger 1 needs them to check settings).
+      this.#requested = a.files;
+      setImmediate(() => {
+        if (!this.#closed) this.reportNow().catch((e: unknown) => this.emit('error', e instanceof Error ? e : new Error(String(e))));
+      });
     }
     switch (a.status) {
       case 'accepted':

@@ -60,8 +60,8 @@ import {
 } from '../../dispatch/index.js';
 import { fromBase64url } from '../../dispatch/wire/index.js';
 import { importAdvisoryFiles, type Advisory, type Countermeasure, type ImportReport } from '../advisories/index.js';
-import { checkHostInfo, serveReportConnection, verifyReportMessage, type AnswerMessage, type ReportMessage } from '../channel/index.js';
-import { DiagnosisEngine, checkPolicy, findingKey, type Finding, type HostDiagnosis, type Policy } from '../diagnosis/index.js';
+import { MAX_REQUESTED_FILES, checkHostInfo, serveReportConnection, verifyReportMessage, type AnswerMessage, type ReportMessage, type RequestedFile } from '../channel/index.js';
+import { DiagnosisEngine, checkPolicy, findingKey, resolveHostPolicy, type Finding, type HostDiagnosis, type Policy } from '../diagnosis/index.js';
 import { firewallForHost } from '../firewall/index.js';
 import type { Notifier, SecurityNotification } from '../notify/index.js';
 import { applyReport, parseConfigurationReport, toInventory, type FullReport, type ReportLimits } from '../report/index.js';
@@ -308,6 +308,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   #accept(known: HostEntry | undefined, info: { host: string; pcid: string; device: HostEntry['device'] }, msid: string, report: FullReport): AnswerMessage {
     const now = this.#now();
     const first = known === undefined || known.lastSeen === 0;
+    const previous = this.config.latest(info.host);
     const diagnosis = this.engine.updateHost({ ...toInventory(report), hostId: info.host });
     let firewall = known?.firewall ?? null;
     if (first) firewall = this.#firewallFor(info.host);
@@ -316,10 +317,28 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     this.config.putHost(host);
     this.#confirm(host, diagnosis, report);
     this.emit(first ? 'joined' : 'report', host, diagnosis);
-    const trigger: Trigger = first ? 'join' : 'report';
+    // Still joining while the host has not yet reported every file its policy asked for (the report right after the first).
+    const wanted = this.#requestedFiles(info.host);
+    const completes = previous !== undefined && wanted.some((w) => !previous.files.some((f) => f.path === w.path));
+    const trigger: Trigger = first || completes ? 'join' : 'report';
     void this.#enqueue(() => this.#act(diagnosis.findings.map((f) => ({ finding: f, trigger }))));
     const sendRules = info.device === 'network-device' && firewall !== null;
-    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, body: sendRules ? Buffer.from(firewall!, 'utf8') : new Uint8Array(0) };
+    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, files: this.#requestedFiles(info.host), body: sendRules ? Buffer.from(firewall!, 'utf8') : new Uint8Array(0) };
+  }
+
+  /** The files this host's policy needs reported: required files (hash), files with settings (content too). */
+  #requestedFiles(hostId: string): RequestedFile[] {
+    let rules;
+    try {
+      rules = resolveHostPolicy(this.#policy.policy ?? undefined, hostId);
+    } catch {
+      return [];
+    }
+    if (!rules) return [];
+    const out = new Map<string, boolean>();
+    for (const f of rules.files) out.set(f.path, out.get(f.path) ?? false);
+    for (const s of rules.settings) out.set(s.path, true);
+    return [...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, MAX_REQUESTED_FILES).map(([path, content]) => ({ path, content }));
   }
 
   #firewallFor(hostId: string): string | null {
@@ -697,5 +716,5 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
 }
 
 function answer(status: AnswerMessage['status'], seq: number | null, expectSeqAbove: number | null, message: string | null): AnswerMessage {
-  return { t: 'answer', status, seq, expectSeqAbove, code: null, message: message?.slice(0, 1024) ?? null, firewall: false, body: new Uint8Array(0) };
+  return { t: 'answer', status, seq, expectSeqAbove, code: null, message: message?.slice(0, 1024) ?? null, firewall: false, files: [], body: new Uint8Array(0) };
 }

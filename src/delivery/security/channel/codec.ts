@@ -23,9 +23,13 @@
  *   BE         BE         keys in this order      report  : the configuration report (JSON)
  *                                                 answer  : nftables rule set text, or empty
  *
- * report  t host pcid device certificate signature        agent  → center
- * answer  t status seq expectSeqAbove code message firewall  center → agent
+ * report  t host pcid device certificate signature                agent  → center
+ * answer  t status seq expectSeqAbove code message firewall files   center → agent
  * ```
+ *
+ * `files` lists the configuration files the host's policy needs reported
+ * (`{ path, content }`: hash only, or the content too for settings that must
+ * hold); the agent adds them to what it collects.
  *
  * `len` counts everything after itself. The `report` signature is Ed25519
  * over
@@ -42,7 +46,7 @@
 import { GatesockError, SecurityCenterError } from '../../../errors/index.js';
 import { getCryptoBackend, msidOf, parseCertificate, type Identity } from '../../../session/index.js';
 import { fromBase64url, toBase64url } from '../../dispatch/wire/index.js';
-import { DEFAULT_REPORT_LIMITS } from '../report/index.js';
+import { DEFAULT_REPORT_LIMITS, hostPathProblem } from '../report/index.js';
 
 /** Context string of a report signature. */
 export const SECURITY_REPORT_CONTEXT = 'gatesock-security-report-v1\n';
@@ -54,6 +58,9 @@ export const MAX_AGENT_CERTIFICATE_BYTES = 16 * 1024;
 export const DEFAULT_MAX_CHANNEL_MESSAGE_BYTES = DEFAULT_REPORT_LIMITS.maxBytes + 2 + MAX_CHANNEL_HEADER_BYTES;
 /** Most characters of an answer's `message`. */
 export const MAX_ANSWER_MESSAGE_CHARS = 1024;
+
+/** Most files one answer may ask for. */
+export const MAX_REQUESTED_FILES = 256;
 
 const SIGNATURE_LEN = 64;
 const PREFIX = 6;
@@ -100,8 +107,18 @@ export interface AnswerMessage {
   readonly message: string | null;
   /** True when `body` is the host's nftables rule set (network devices). */
   readonly firewall: boolean;
+  /** Files the policy needs in this host's reports (content too when `content`). At most {@link MAX_REQUESTED_FILES}. */
+  readonly files: readonly RequestedFile[];
   /** The rule set text (UTF-8) when `firewall`, else empty. */
   readonly body: Uint8Array;
+}
+
+/** A configuration file the center asks an agent to report. */
+export interface RequestedFile {
+  /** Absolute, normalised path on the host. */
+  readonly path: string;
+  /** Whether its content is needed (a setting is checked in it), or only its hash. */
+  readonly content: boolean;
 }
 
 /** Any message of the report channel. */
@@ -145,7 +162,7 @@ function nullableInt(v: unknown, what: string): asserts v is number | null {
 
 function header(m: SecurityChannelMessage): Record<string, unknown> {
   if (m.t === 'report') return { t: m.t, host: m.host, pcid: m.pcid, device: m.device, certificate: m.certificate, signature: m.signature };
-  return { t: m.t, status: m.status, seq: m.seq, expectSeqAbove: m.expectSeqAbove, code: m.code, message: m.message, firewall: m.firewall };
+  return { t: m.t, status: m.status, seq: m.seq, expectSeqAbove: m.expectSeqAbove, code: m.code, message: m.message, firewall: m.firewall, files: m.files.map((f) => ({ path: f.path, content: f.content })) };
 }
 
 /** Check a decoded header and body; return the message. */
@@ -161,7 +178,7 @@ function build(raw: unknown, body: Uint8Array): SecurityChannelMessage {
     return { t: 'report', ...info, certificate: o.certificate, signature: o.signature, body };
   }
   if (o.t === 'answer') {
-    keysExactly(o, ['t', 'status', 'seq', 'expectSeqAbove', 'code', 'message', 'firewall'], 'answer');
+    keysExactly(o, ['t', 'status', 'seq', 'expectSeqAbove', 'code', 'message', 'firewall', 'files'], 'answer');
     if (!ANSWER_STATUSES.includes(o.status as AnswerMessage['status'])) throw bad(`answer status must be one of ${ANSWER_STATUSES.join(', ')}`);
     nullableInt(o.seq, 'answer seq');
     nullableInt(o.expectSeqAbove, 'answer expectSeqAbove');
@@ -171,6 +188,16 @@ function build(raw: unknown, body: Uint8Array): SecurityChannelMessage {
     if (!o.firewall && body.length > 0) throw bad('an answer without a firewall rule set has no body');
     if (o.status === 'stale' && o.expectSeqAbove === null) throw bad('a stale answer names expectSeqAbove');
     if (o.status === 'refused' && o.code === null) throw bad('a refused answer names its code');
+    if (!Array.isArray(o.files) || o.files.length > MAX_REQUESTED_FILES) throw bad(`answer files must be a list of at most ${MAX_REQUESTED_FILES}`);
+    const files = o.files.map((f: unknown, i: number) => {
+      if (typeof f !== 'object' || f === null || Array.isArray(f)) throw bad(`answer files[${i}] must be an object`);
+      const e = f as Record<string, unknown>;
+      keysExactly(e, ['path', 'content'], `answer files[${i}]`);
+      const problem = hostPathProblem(e.path);
+      if (problem !== undefined) throw bad(`answer files[${i}] path ${problem}`);
+      if (typeof e.content !== 'boolean') throw bad(`answer files[${i}] content must be true or false`);
+      return { path: e.path as string, content: e.content };
+    });
     return {
       t: 'answer',
       status: o.status as AnswerMessage['status'],
@@ -179,6 +206,7 @@ function build(raw: unknown, body: Uint8Array): SecurityChannelMessage {
       code: o.code as string | null,
       message: o.message as string | null,
       firewall: o.firewall,
+      files,
       body,
     };
   }

@@ -10,6 +10,7 @@ export {
   MAX_AGENT_CERTIFICATE_BYTES,
   MAX_ANSWER_MESSAGE_CHARS,
   MAX_CHANNEL_HEADER_BYTES,
+  MAX_REQUESTED_FILES,
   SECURITY_REPORT_CONTEXT,
   FrameCollector,
   checkHostInfo,
@@ -21,6 +22,7 @@ export {
   type AnswerMessage,
   type DeviceKind,
   type ReportMessage,
+  type RequestedFile,
   type SecurityChannelMessage,
 } from './codec.js';
 export { DEFAULT_EXCHANGE_TIMEOUT_MS, exchangeReport, refusalAnswer, serveReportConnection } from './link.js';

@@ -67,7 +67,7 @@ export async function exchangeReport(sock: SockIo, report: ReportMessage, option
 export function refusalAnswer(err: unknown): AnswerMessage {
   const code = err instanceof GatesockError ? err.code : 'GS_ERR_SECURITY_MALFORMED_REPORT';
   const message = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ANSWER_MESSAGE_CHARS);
-  return { t: 'answer', status: 'refused', seq: null, expectSeqAbove: null, code, message, firewall: false, body: new Uint8Array(0) };
+  return { t: 'answer', status: 'refused', seq: null, expectSeqAbove: null, code, message, firewall: false, files: [], body: new Uint8Array(0) };
 }
 
 /**
