@@ -46,7 +46,7 @@ import {
 import { blankResult, OutputCapture, reasonOf } from './results.js';
 import type { LoaderJob, LoaderResult } from './types.js';
 
-/** Bytes of each output stream kept for the code to read (all of it is digested). */
+/** Bytes of each output stream kept for the code to read (all of it is digested). @public */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 /** Longest `ctx.log()` line passed on. */
 const MAX_LOG_CHARS = 4096;
