@@ -39,10 +39,10 @@ import { isDebianVersion } from '../versions/debian.js';
 import { parseRpmVersion } from '../versions/rpm.js';
 import { ADVISORY_LIMITS, PACKAGE_NAME, checkArray, checkString, describe, isObject, malformed, parseJsonText } from './limits.js';
 
-/** The `format` value of a countermeasure file. */
+/** The `format` value of a countermeasure file. @public */
 export const COUNTERMEASURE_FORMAT = 'gatesock-countermeasures/1';
 
-/** Upgrade a package (or every installed binary of a source package) to at least a version. */
+/** Upgrade a package (or every installed binary of a source package) to at least a version. @public */
 export interface UpgradeStep {
   readonly kind: 'upgrade';
   /** Binary or source package name. */
@@ -51,7 +51,7 @@ export interface UpgradeStep {
   readonly version?: string;
 }
 
-/** Set keys in a configuration file. */
+/** Set keys in a configuration file. @public */
 export interface ConfigStep {
   readonly kind: 'config';
   /** Absolute, normalised path (no `..`, no `//`). */
@@ -60,24 +60,24 @@ export interface ConfigStep {
   readonly set: Readonly<Record<string, string>>;
 }
 
-/** Run a program with arguments (no shell). */
+/** Run a program with arguments (no shell). @public */
 export interface CommandStep {
   readonly kind: 'command';
   /** Program and arguments. */
   readonly argv: readonly string[];
 }
 
-/** What a person must do; sent through the notifier. */
+/** What a person must do; sent through the notifier. @public */
 export interface ManualStep {
   readonly kind: 'manual';
   /** Instructions, plain text. */
   readonly instructions: string;
 }
 
-/** One step of a countermeasure. */
+/** One step of a countermeasure. @public */
 export type Countermeasure = UpgradeStep | ConfigStep | CommandStep | ManualStep;
 
-/** Countermeasures by advisory ID. */
+/** Countermeasures by advisory ID. @public */
 export type CountermeasureSet = ReadonlyMap<string, readonly Countermeasure[]>;
 
 const CONFIG_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
@@ -105,6 +105,7 @@ function isVersionSomewhere(v: string): boolean {
 /**
  * Check one step (a parsed JSON value); `where` names it in errors
  * (`DSA-5532-1[0]`). Unknown fields are refused, so a typo is not silently ignored.
+ * @public
  */
 export function parseCountermeasure(v: unknown, where: string): Countermeasure {
   if (!isObject(v)) throw malformed(where, `must be an object, got ${describe(v)}`);
@@ -178,12 +179,13 @@ export function parseCountermeasureSteps(v: unknown, where: string): readonly Co
  * const set = parseCountermeasureFile(await readFile('local.json'), 'local.json');
  * set.get('DSA-5532-1'); // [{ kind: 'upgrade', package: 'openssl', version: '3.0.11-1~deb12u2' }]
  * ```
+ * @public
  */
 export function parseCountermeasureFile(input: string | Uint8Array, source = 'countermeasures'): CountermeasureSet {
   return parseCountermeasureDocument(parseJsonText(input, source), source);
 }
 
-/** {@link parseCountermeasureFile} on an already parsed JSON value. */
+/** {@link parseCountermeasureFile} on an already parsed JSON value. @public */
 export function parseCountermeasureDocument(doc: unknown, source = 'countermeasures'): CountermeasureSet {
   if (!isObject(doc)) throw malformed(source, `must be a JSON object, got ${describe(doc)}`);
   for (const k of Object.keys(doc)) if (k !== 'format' && k !== 'countermeasures') throw malformed(`${source}: ${k}`, 'unknown field');
