@@ -13,7 +13,7 @@ import { ADVISORY_LIMITS, isObject, malformed, parseJsonText } from './limits.js
 import type { Advisory } from './model.js';
 import { parseOsvDocument, type OsvImportOptions } from './osv.js';
 
-/** What {@link importAdvisoryFiles} read. */
+/** What {@link importAdvisoryFiles} read. @public */
 export interface ImportReport {
   /** Advisories from the files that passed. */
   readonly advisories: Advisory[];
@@ -48,6 +48,7 @@ async function readBounded(file: string, max: number): Promise<Uint8Array> {
  * Read OSV and countermeasure files. A directory contributes its `*.json`
  * regular files (not recursively; symbolic links are not followed), in name
  * order.
+ * @public
  */
 export async function importAdvisoryFiles(paths: readonly string[], opts: OsvImportOptions = {}): Promise<ImportReport> {
   const files: string[] = [];
