@@ -6,7 +6,7 @@
  */
 import { SecurityCenterError } from '../../../errors/index.js';
 
-/** Limits on imported advisory and countermeasure data. */
+/** Limits on imported advisory and countermeasure data. @public */
 export const ADVISORY_LIMITS = Object.freeze({
   /** Bytes of one imported file (OSV document or countermeasure file). */
   fileBytes: 16 * 1024 * 1024,
