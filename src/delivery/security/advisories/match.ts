@@ -10,7 +10,7 @@
 import { schemeForEcosystem, type VersionScheme } from '../versions/scheme.js';
 import type { AffectedPackage, AffectedRange } from './model.js';
 
-/** Why a version is affected: the interval it fell in, or the explicit list. */
+/** Why a version is affected: the interval it fell in, or the explicit list. @public */
 export interface RangeHit {
   /** Where the interval starts (`'0'`: from the first version). Absent for a listed version. */
   readonly introduced?: string;
@@ -70,6 +70,7 @@ function compileRange<V>(scheme: VersionScheme<V>, range: AffectedRange): Interv
 /**
  * One {@link AffectedPackage} compiled for matching: versions parsed once,
  * ranges as intervals, listed versions as a key set.
+ * @public
  */
 export class AffectedMatcher<V = unknown> {
   /** The entry this was compiled from. */
