@@ -6,7 +6,7 @@
  * packages can be compared with.
  */
 
-/** One event of a range: where vulnerability starts or stops. */
+/** One event of a range: where vulnerability starts or stops. @public */
 export interface RangeEvent {
   /**
    * `introduced`: affected from this version on (`'0'`: from the first);
@@ -19,7 +19,7 @@ export interface RangeEvent {
   readonly version: string;
 }
 
-/** A range of affected versions (OSV `type: ECOSYSTEM`). */
+/** A range of affected versions (OSV `type: ECOSYSTEM`). @public */
 export interface AffectedRange {
   /** Always `ECOSYSTEM`. */
   readonly type: 'ECOSYSTEM';
@@ -27,7 +27,7 @@ export interface AffectedRange {
   readonly events: readonly RangeEvent[];
 }
 
-/** One package in one ecosystem that an advisory affects. */
+/** One package in one ecosystem that an advisory affects. @public */
 export interface AffectedPackage {
   /** OSV ecosystem (`Debian:12`). */
   readonly ecosystem: string;
@@ -45,7 +45,7 @@ export interface AffectedPackage {
   readonly databaseSpecific?: Readonly<Record<string, unknown>>;
 }
 
-/** A reference (OSV `references[]`). */
+/** A reference (OSV `references[]`). @public */
 export interface AdvisoryReference {
   /** ADVISORY, ARTICLE, DETECTION, DISCUSSION, REPORT, FIX, INTRODUCED, GIT, PACKAGE, EVIDENCE or WEB. */
   readonly type: string;
@@ -53,7 +53,7 @@ export interface AdvisoryReference {
   readonly url: string;
 }
 
-/** A severity score (OSV `severity[]`). */
+/** A severity score (OSV `severity[]`). @public */
 export interface AdvisorySeverity {
   /** `CVSS_V2`, `CVSS_V3`, `CVSS_V4`, `Ubuntu`. */
   readonly type: string;
@@ -61,7 +61,7 @@ export interface AdvisorySeverity {
   readonly score: string;
 }
 
-/** One advisory (vulnerability entry). */
+/** One advisory (vulnerability entry). @public */
 export interface Advisory {
   /** OSV ID (`DSA-5532-1`). */
   readonly id: string;
