@@ -24,7 +24,7 @@ import { checkAdvisoryId } from './countermeasures.js';
 import { ADVISORY_LIMITS, PACKAGE_NAME, checkArray, checkString, describe, isObject, malformed, parseJsonText } from './limits.js';
 import type { Advisory, AdvisoryReference, AdvisorySeverity, AffectedPackage, AffectedRange, RangeEvent } from './model.js';
 
-/** Options of {@link parseOsv}. */
+/** Options of {@link parseOsv}. @public */
 export interface OsvImportOptions {
   /**
    * What to do with an `affected` entry in an ecosystem without a version
@@ -156,6 +156,7 @@ function parseSeverity(v: unknown, where: string): AdvisorySeverity {
 /**
  * Check one OSV record (an already parsed JSON value). `source` names the
  * document in errors.
+ * @public
  */
 export function parseOsvRecord(v: unknown, source = 'osv', opts: OsvImportOptions = {}): Advisory {
   if (!isObject(v)) throw malformed(source, `an OSV record must be an object, got ${describe(v)}`);
@@ -205,12 +206,13 @@ export function parseOsvRecord(v: unknown, source = 'osv', opts: OsvImportOption
  * ```ts
  * const advisories = parseOsv(await readFile('DSA-5532-1.json'), 'DSA-5532-1.json');
  * ```
+ * @public
  */
 export function parseOsv(input: string | Uint8Array, source = 'osv', opts: OsvImportOptions = {}): Advisory[] {
   return parseOsvDocument(parseJsonText(input, source), source, opts);
 }
 
-/** {@link parseOsv} on an already parsed JSON value. */
+/** {@link parseOsv} on an already parsed JSON value. @public */
 export function parseOsvDocument(doc: unknown, source = 'osv', opts: OsvImportOptions = {}): Advisory[] {
   const list = Array.isArray(doc) ? checkArray(doc, source, ADVISORY_LIMITS.advisories) : [doc];
   const seen = new Set<string>();
