@@ -28,14 +28,14 @@ import { exchangeReport, signReportMessage, type DeviceKind, type RequestedFile 
 import { ConfigurationReporter, collectConfiguration, type CenterAnswer, type CollectOptions } from '../collect/index.js';
 import { encodeConfigurationReport, type ConfigurationReport } from '../report/index.js';
 
-/** How the agent reaches the security center. */
+/** How the agent reaches the security center. @public */
 export type CenterLink =
   /** Through the relay: the center's PCID, and optionally its MSID (checked end to end). */
   | { readonly pcid: string; readonly relay: ClientConnectOptions; readonly msid?: string }
   /** Any other way (tests): a function that opens a connection to the center. */
   | { readonly connect: () => Promise<SockIo> };
 
-/** Options of {@link SecurityAgent.open}. */
+/** Options of {@link SecurityAgent.open}. @public */
 export interface SecurityAgentOptions extends Omit<DispatchAgentOptions, 'identity'> {
   /** The agent's identity: signs dispatch reports and configuration reports; its MSID is the host's. */
   readonly identity: Identity;
@@ -55,7 +55,7 @@ export interface SecurityAgentOptions extends Omit<DispatchAgentOptions, 'identi
   readonly applyFirewall?: (rules: string) => void | Promise<void>;
 }
 
-/** Events of a {@link SecurityAgent}. */
+/** Events of a {@link SecurityAgent}. @public */
 export interface SecurityAgentEvents {
   /** A report went out and the center answered. */
   sent: (report: ConfigurationReport, answer: CenterAnswer) => void;
@@ -69,7 +69,7 @@ export interface SecurityAgentEvents {
   error: (error: Error) => void;
 }
 
-/** A security agent; open one with {@link SecurityAgent.open}, then {@link SecurityAgent.start}. */
+/** A security agent; open one with {@link SecurityAgent.open}, then {@link SecurityAgent.start}. @public */
 export class SecurityAgent extends EventEmitter<SecurityAgentEvents> {
   /** The dispatch agent that runs countermeasures. */
   readonly dispatch: DispatchAgent;
