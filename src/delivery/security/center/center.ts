@@ -72,7 +72,7 @@ import { SqliteConfigurationStore } from './sqlite.js';
 import { checkConfigRoot, checkUpgradeCommand, countermeasureCode, resolveSteps, type ResolvedStep } from './countermeasure.js';
 import { BLOCKING_ACTION_STATES, MemoryConfigurationStore, type ActionRecord, type ActionSettings, type ConfigurationStore, type HostEntry, type PolicyDocument, type Trigger } from './store.js';
 
-/** Options of {@link SecurityCenter.open}. */
+/** Options of {@link SecurityCenter.open}. @public */
 export interface SecurityCenterOptions {
   /** The dispatch center's signing key: countermeasure bundles are signed with it; agents pin its public half. */
   readonly key: IdentityKey;
@@ -106,7 +106,7 @@ export interface SecurityCenterOptions {
   readonly now?: () => number;
 }
 
-/** Events of a {@link SecurityCenter}. */
+/** Events of a {@link SecurityCenter}. @public */
 export interface SecurityCenterEvents {
   /** Trigger 1: a host's first report was accepted. */
   joined: (host: HostEntry, diagnosis: HostDiagnosis) => void;
@@ -120,7 +120,7 @@ export interface SecurityCenterEvents {
   error: (error: Error) => void;
 }
 
-/** What {@link SecurityCenter.importAdvisories} did. */
+/** What {@link SecurityCenter.importAdvisories} did. @public */
 export interface AdvisoryImportResult {
   readonly stored: PutAdvisoriesResult;
   /** Per advisory, the hosts it affects now (host IDs). */
@@ -129,7 +129,7 @@ export interface AdvisoryImportResult {
   readonly actions: readonly ActionRecord[];
 }
 
-/** What {@link SecurityCenter.importScan} did. */
+/** What {@link SecurityCenter.importScan} did. @public */
 export interface ScanImportResult {
   /** Every open port of the scan, judged against the reports. */
   readonly findings: readonly ScanFinding[];
@@ -158,6 +158,7 @@ function checkSettings(s: unknown, where: string): ActionSettings {
  * Check a policy document (policy database content): the diagnosis policy
  * (`checkPolicy`) and every action setting.
  * @throws SecurityCenterError `GS_ERR_SECURITY_MALFORMED_POLICY`.
+ * @public
  */
 export function checkPolicyDocument(doc: unknown): PolicyDocument {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', 'the policy document must be an object');
@@ -182,7 +183,7 @@ interface Planned {
   readonly steps: readonly ResolvedStep[];
 }
 
-/** The security center. Open one with {@link SecurityCenter.open}. */
+/** The security center. Open one with {@link SecurityCenter.open}. @public */
 export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   /** The configuration database. */
   readonly config: ConfigurationStore;
