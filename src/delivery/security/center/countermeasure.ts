@@ -19,7 +19,7 @@ import type { Countermeasure } from '../advisories/index.js';
 import type { Finding } from '../diagnosis/index.js';
 import type { ActionSettings } from './store.js';
 
-/** The default upgrade command (Debian family). */
+/** The default upgrade command (Debian family). @public */
 export const DEFAULT_UPGRADE_COMMAND: readonly string[] = Object.freeze(['apt-get', 'install', '-y', '--only-upgrade', '{package}={version}']);
 
 /** One step as the generated code runs it. */
