@@ -39,7 +39,7 @@ import { ConfigError, GatesockError } from '../../../errors/index.js';
 import type { FullReport } from '../report/index.js';
 import type { ActionRecord, ConfigurationStore, HostEntry, PolicyDocument } from './store.js';
 
-/** The schema version this gatesock writes and reads. */
+/** The schema version this gatesock writes and reads. @public */
 export const CENTER_SQLITE_SCHEMA_VERSION = 1;
 
 const SCHEMA_V1 = `
@@ -113,7 +113,7 @@ function migrate(db: Database, path: string): void {
   }
 }
 
-/** A {@link ConfigurationStore} in a SQLite file; open one with {@link SqliteConfigurationStore.open}. */
+/** A {@link ConfigurationStore} in a SQLite file; open one with {@link SqliteConfigurationStore.open}. @public */
 export class SqliteConfigurationStore implements ConfigurationStore {
   /** The file (`:memory:` for a private database in memory). */
   readonly path: string;
