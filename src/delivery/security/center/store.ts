@@ -14,7 +14,7 @@ import type { DeviceKind } from '../channel/index.js';
 import type { Policy } from '../diagnosis/index.js';
 import type { FullReport } from '../report/index.js';
 
-/** One enrolled host. */
+/** One enrolled host. @public */
 export interface HostEntry {
   /** Host ID (the policy database's key, the name the agent reports under). */
   readonly hostId: string;
@@ -31,7 +31,7 @@ export interface HostEntry {
   readonly firewall: string | null;
 }
 
-/** Where an action is (seed 004 §4.4: act, then confirm by the next collection). */
+/** Where an action is (seed 004 §4.4: act, then confirm by the next collection). @public */
 export type ActionState =
   /** Made, not yet sent. */
   | 'planned'
@@ -46,16 +46,16 @@ export type ActionState =
   /** Did not work (`detail` says why). */
   | 'failed';
 
-/** Every {@link ActionState}. */
+/** Every {@link ActionState}. @public */
 export const ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', 'dispatched', 'verified-ran', 'confirmed', 'notified', 'failed']);
 
 /** States in which a finding already has its action: no second one is made. */
 export const BLOCKING_ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', 'dispatched', 'verified-ran', 'notified', 'failed']);
 
-/** What started an action: the four triggers of seed 004 §4.2. */
+/** What started an action: the four triggers of seed 004 §4.2. @public */
 export type Trigger = 'join' | 'report' | 'advisory' | 'scan';
 
-/** One countermeasure for one finding on one host. */
+/** One countermeasure for one finding on one host. @public */
 export interface ActionRecord {
   readonly id: string;
   readonly hostId: string;
@@ -84,7 +84,7 @@ export interface ActionRecord {
   readonly updatedAt: number;
 }
 
-/** How the center acts on one host (kept with the policy). */
+/** How the center acts on one host (kept with the policy). @public */
 export interface ActionSettings {
   /**
    * The upgrade command: argv with `{package}` and `{version}` replaced.
@@ -95,7 +95,7 @@ export interface ActionSettings {
   readonly configRoot?: string;
 }
 
-/** The policy database's document: the diagnosis policy and per-host action settings. */
+/** The policy database's document: the diagnosis policy and per-host action settings. @public */
 export interface PolicyDocument {
   readonly policy: Policy | null;
   /** Settings for every host, overridden per host by `hosts`. */
@@ -103,7 +103,7 @@ export interface PolicyDocument {
   readonly hosts: Readonly<Record<string, ActionSettings>>;
 }
 
-/** The configuration database and the center's records. */
+/** The configuration database and the center's records. @public */
 export interface ConfigurationStore {
   getHost(hostId: string): HostEntry | undefined;
   hostByMsid(msid: string): HostEntry | undefined;
@@ -125,7 +125,7 @@ export interface ConfigurationStore {
   close(): Promise<void>;
 }
 
-/** A {@link ConfigurationStore} in memory (tests, examples). */
+/** A {@link ConfigurationStore} in memory (tests, examples). @public */
 export class MemoryConfigurationStore implements ConfigurationStore {
   readonly #hosts = new Map<string, HostEntry>();
   readonly #latest = new Map<string, FullReport>();
