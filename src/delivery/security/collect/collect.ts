@@ -19,7 +19,7 @@ import { collectKernel, collectOsRelease } from './os-release.js';
 import { collectDpkgPackages, collectRpmPackages, type SkippedPackage } from './packages.js';
 import { collectListeningServices, type ServicesOptions } from './services.js';
 
-/** Options of {@link collectConfiguration}. */
+/** Options of {@link collectConfiguration}. @public */
 export interface CollectOptions {
   /** This host's MSID (the agent's certificate). */
   readonly hostMsid: string;
@@ -39,7 +39,7 @@ export interface CollectOptions {
   readonly now?: () => number;
 }
 
-/** A collected report and notes on what was left out of it. */
+/** A collected report and notes on what was left out of it. @public */
 export interface Collected {
   /** The full report. */
   readonly report: FullReport;
@@ -71,6 +71,7 @@ function interfaceAddresses(): string[] {
  *   files: { paths: ['/etc/ssh/sshd_config'], content: true },
  * });
  * ```
+ * @public
  */
 export async function collectConfiguration(options: CollectOptions): Promise<Collected> {
   checkOption(isMsid(options.hostMsid), 'hostMsid', 'must be an MSID ("MSID-" and 64 upper-case hex digits)');
