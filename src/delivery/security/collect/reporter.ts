@@ -12,13 +12,13 @@ import { checkOption } from '../../../errors/check.js';
 import type { ConfigurationReport, FullReport } from '../report/index.js';
 import { ReportSequencer } from './collect.js';
 
-/** The center's answer to one report (what `applyReport` decided). */
+/** The center's answer to one report (what `applyReport` decided). @public */
 export type CenterAnswer =
   | { readonly status: 'accepted' }
   | { readonly status: 'stale'; readonly expectSeqAbove: number }
   | { readonly status: 'need-full'; readonly reason?: string };
 
-/** Options of {@link ConfigurationReporter}. */
+/** Options of {@link ConfigurationReporter}. @public */
 export interface ReporterOptions {
   /** Collect the host's current full state (for instance `async () => (await collectConfiguration(o)).report`). */
   readonly collect: () => Promise<FullReport>;
@@ -30,7 +30,7 @@ export interface ReporterOptions {
   readonly lastSeq?: number;
 }
 
-/** Events of {@link ConfigurationReporter}. */
+/** Events of {@link ConfigurationReporter}. @public */
 export interface ReporterEvents {
   /** A report went out and the center answered. */
   sent: (report: ConfigurationReport, answer: CenterAnswer) => void;
@@ -50,6 +50,7 @@ export interface ReporterEvents {
  * });
  * reporter.start();
  * ```
+ * @public
  */
 export class ConfigurationReporter extends EventEmitter<ReporterEvents> {
   readonly #options: ReporterOptions;
