@@ -35,7 +35,7 @@ import type { HostInventory } from './inventory.js';
 import type { Policy } from './policy.js';
 import { checkPolicy, evaluatePolicy, resolveHostPolicy } from './policy-check.js';
 
-/** Hosts an advisory affects, with each host's findings for it. */
+/** Hosts an advisory affects, with each host's findings for it. @public */
 export interface AdvisoryImpact {
   /** The advisory. */
   readonly advisoryId: string;
@@ -43,7 +43,7 @@ export interface AdvisoryImpact {
   readonly hosts: readonly { readonly hostId: string; readonly findings: readonly VulnerabilityFinding[] }[];
 }
 
-/** The result of a host report. */
+/** The result of a host report. @public */
 export interface HostDiagnosis {
   readonly hostId: string;
   /** Every current finding: vulnerabilities first (by advisory, package), then policy findings. */
@@ -61,13 +61,13 @@ export interface HostDiagnosis {
   readonly firstReport: boolean;
 }
 
-/** Options of {@link DiagnosisEngine}. */
+/** Options of {@link DiagnosisEngine}. @public */
 export interface DiagnosisEngineOptions {
   /** The policy database's content; checked at once (`GS_ERR_SECURITY_MALFORMED_POLICY`). Default: no policy checks. */
   readonly policy?: Policy;
 }
 
-/** Limits on one inventory. */
+/** Limits on one inventory. @public */
 export const INVENTORY_LIMITS = Object.freeze({ packages: 200_000, services: 65_536, files: 10_000, hostId: 256 });
 
 // ---------------------------------------------------------------- internals
@@ -137,7 +137,7 @@ function malformedReport(hostId: unknown, why: string): SecurityCenterError {
   return new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_REPORT', `inventory of ${JSON.stringify(h)}: ${why}`);
 }
 
-/** The diagnosis engine. */
+/** The diagnosis engine. @public */
 export class DiagnosisEngine {
   /** Interned (ecosystem, package name) pairs: ecosystem → name → key. */
   readonly #pkgKeys = new Map<string, Map<string, number>>();
@@ -611,6 +611,7 @@ export class DiagnosisEngine {
 /**
  * Load a store's advisories and countermeasures into an engine (at start).
  * Returns how many advisories were loaded.
+ * @public
  */
 export async function loadAdvisories(engine: DiagnosisEngine, store: SecurityStore): Promise<number> {
   let n = 0;
