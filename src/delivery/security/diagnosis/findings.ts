@@ -9,7 +9,7 @@ import type { Countermeasure } from '../advisories/countermeasures.js';
 import type { RangeHit } from '../advisories/match.js';
 import type { InventoryService } from './inventory.js';
 
-/** An installed package falls in an advisory's affected range. */
+/** An installed package falls in an advisory's affected range. @public */
 export interface VulnerabilityFinding {
   readonly kind: 'vulnerable';
   /** The host. */
@@ -42,7 +42,7 @@ export interface VulnerabilityFinding {
   readonly reason: string;
 }
 
-/** A listener that no service rule of the host's role allows. */
+/** A listener that no service rule of the host's role allows. @public */
 export interface ServiceFinding {
   readonly kind: 'service-not-allowed';
   readonly hostId: string;
@@ -55,7 +55,7 @@ export interface ServiceFinding {
   readonly reason: string;
 }
 
-/** A required file whose hash differs, or that the host did not report. */
+/** A required file whose hash differs, or that the host did not report. @public */
 export interface FileFinding {
   readonly kind: 'file-mismatch' | 'file-missing';
   readonly hostId: string;
@@ -71,7 +71,7 @@ export interface FileFinding {
   readonly reason: string;
 }
 
-/** A setting that does not hold in a reported file's content. */
+/** A setting that does not hold in a reported file's content. @public */
 export interface SettingFinding {
   readonly kind: 'setting-mismatch';
   readonly hostId: string;
@@ -88,10 +88,10 @@ export interface SettingFinding {
   readonly reason: string;
 }
 
-/** Any finding. */
+/** Any finding. @public */
 export type Finding = VulnerabilityFinding | ServiceFinding | FileFinding | SettingFinding;
 
-/** A stable identity of a finding on its host, for telling new findings from resolved ones. */
+/** A stable identity of a finding on its host, for telling new findings from resolved ones. @public */
 export function findingKey(f: Finding): string {
   switch (f.kind) {
     case 'vulnerable':
