@@ -11,7 +11,7 @@
  * @packageDocumentation
  */
 
-/** One installed package as the host's package manager lists it. */
+/** One installed package as the host's package manager lists it. @public */
 export interface InventoryPackage {
   /** Binary package name as installed (`dpkg-query -W -f '${Package}'`, `rpm -q --qf '%{NAME}'`). */
   readonly name: string;
@@ -38,7 +38,7 @@ export interface InventoryPackage {
   readonly arch?: string;
 }
 
-/** One listening socket on the host. */
+/** One listening socket on the host. @public */
 export interface InventoryService {
   /** Transport protocol. */
   readonly proto: 'tcp' | 'udp';
@@ -50,7 +50,7 @@ export interface InventoryService {
   readonly process?: string;
 }
 
-/** One configuration file in the host's configured collection set. */
+/** One configuration file in the host's configured collection set. @public */
 export interface InventoryFile {
   /** Absolute path on the host. */
   readonly path: string;
@@ -71,6 +71,7 @@ export interface InventoryFile {
  *   packages: [{ name: 'libssl3', version: '3.0.11-1~deb12u1', source: 'openssl' }],
  * };
  * ```
+ * @public
  */
 export interface HostInventory {
   /** The host's identity at the center (the agent's authenticated name). */
