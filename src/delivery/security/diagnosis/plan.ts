@@ -19,13 +19,13 @@ import type { Countermeasure } from '../advisories/countermeasures.js';
 import { schemeForEcosystem } from '../versions/scheme.js';
 import { findingKey, type Finding } from './findings.js';
 
-/** A merged step and the findings (by {@link findingKey}) that asked for it. */
+/** A merged step and the findings (by {@link findingKey}) that asked for it. @public */
 export interface PlannedStep {
   readonly step: Countermeasure;
   readonly because: readonly string[];
 }
 
-/** One host's plan. */
+/** One host's plan. @public */
 export interface HostPlan {
   readonly hostId: string;
   /** Steps an agent can run, in order. */
@@ -37,6 +37,7 @@ export interface HostPlan {
 /**
  * Merge one host's findings into a plan. `ecosystem` orders upgrade
  * versions (default: the first vulnerability finding's).
+ * @public
  */
 export function planCountermeasures(hostId: string, findings: readonly Finding[], ecosystem?: string): HostPlan {
   const eco = ecosystem ?? findings.find((f) => f.kind === 'vulnerable')?.ecosystem;
