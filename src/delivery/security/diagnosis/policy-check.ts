@@ -89,6 +89,7 @@ function checkRole(r: unknown, where: string): void {
  * Check a policy; `SecurityCenterError` `GS_ERR_SECURITY_MALFORMED_POLICY`
  * naming the field.
  * Every host's role and the default role must exist.
+ * @public
  */
 export function checkPolicy(p: unknown): Policy {
   if (!isObj(p)) throw bad('', 'must be an object');
@@ -106,7 +107,7 @@ export function checkPolicy(p: unknown): Policy {
   return p as unknown as Policy;
 }
 
-/** A host's effective rules: its role's plus its own. */
+/** A host's effective rules: its role's plus its own. @public */
 export interface ResolvedHostPolicy {
   readonly role: string;
   readonly services: readonly ServiceRule[];
@@ -115,7 +116,7 @@ export interface ResolvedHostPolicy {
   readonly allowLoopback: boolean;
 }
 
-/** The rules that apply to `hostId`, or `undefined` when the policy has none for it. */
+/** The rules that apply to `hostId`, or `undefined` when the policy has none for it. @public */
 export function resolveHostPolicy(policy: Policy | undefined, hostId: string): ResolvedHostPolicy | undefined {
   if (!policy) return undefined;
   const own: HostPolicy | undefined = Object.hasOwn(policy.hosts, hostId) ? policy.hosts[hostId] : undefined;
