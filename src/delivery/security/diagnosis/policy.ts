@@ -24,7 +24,7 @@
  */
 import type { Countermeasure } from '../advisories/countermeasures.js';
 
-/** A listener a role (or host) may offer. */
+/** A listener a role (or host) may offer. @public */
 export interface ServiceRule {
   /** Transport protocol. */
   readonly proto: 'tcp' | 'udp';
@@ -39,7 +39,7 @@ export interface ServiceRule {
   readonly description?: string;
 }
 
-/** A configuration file whose bytes must be exactly the required ones. */
+/** A configuration file whose bytes must be exactly the required ones. @public */
 export interface FileRule {
   /** Absolute path on the host. */
   readonly path: string;
@@ -54,6 +54,7 @@ export interface FileRule {
  * or `key=value` lines (sshd_config, sysctl.conf, login.defs…). Checked only
  * when the host reports the file's content; the last occurrence of the key
  * wins (as sshd does not, but sysctl does — state the value you need once).
+ * @public
  */
 export interface SettingRule {
   /** Absolute path on the host. */
@@ -66,7 +67,7 @@ export interface SettingRule {
   readonly countermeasure?: ReadonlyArray<Countermeasure>;
 }
 
-/** The rules of one role. */
+/** The rules of one role. @public */
 export interface RolePolicy {
   /** Listeners hosts of this role may offer. */
   readonly services?: ReadonlyArray<ServiceRule>;
@@ -82,13 +83,13 @@ export interface RolePolicy {
   readonly allowLoopback?: boolean;
 }
 
-/** One host's entry: its role, and rules added to the role's for this host only. */
+/** One host's entry: its role, and rules added to the role's for this host only. @public */
 export interface HostPolicy extends RolePolicy {
   /** Name of a role in {@link Policy.roles}. */
   readonly role: string;
 }
 
-/** The whole policy database. */
+/** The whole policy database. @public */
 export interface Policy {
   /** Roles by name. */
   readonly roles: Readonly<Record<string, RolePolicy>>;
