@@ -64,7 +64,7 @@ const SAFE_TEXT = /^[A-Za-z0-9 ._,:()/+@-]*$/;
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const RULE_KEYS = ['proto', 'port', 'from', 'description'];
 
-/** Options of {@link generateNftables}. */
+/** Options of {@link generateNftables}. @public */
 export interface NftablesOptions {
   /** Name of the table (in family `inet`) the rule set owns and replaces. Default `gatesock`. */
   readonly table?: string;
@@ -195,6 +195,7 @@ function ruleSet(comment: string, table: string, chain: string, body: string[]):
  * const text = generateNftables('web-1', [{ proto: 'tcp', port: 443 }, { proto: 'tcp', port: 22, from: ['10.0.0.0/8'] }]);
  * await writeFile('/etc/nftables.d/gatesock.nft', text); // then: nft -f that file
  * ```
+ * @public
  */
 export function generateNftables(host: string, services: ReadonlyArray<ServiceRule>, options: NftablesOptions = {}): string {
   checkName(host, 'host name');
@@ -213,7 +214,7 @@ export function generateNftables(host: string, services: ReadonlyArray<ServiceRu
   ]);
 }
 
-/** A host behind the network device, for {@link generateForwardNftables}. */
+/** A host behind the network device, for {@link generateForwardNftables}. @public */
 export interface ProtectedHost {
   /** Its ID (for comments): letters, digits and `._:-`. */
   readonly host: string;
@@ -230,6 +231,7 @@ export interface ProtectedHost {
  * from the allowed sources, and drops the rest of the new connections to it.
  * Traffic to other addresses, and replies (established/related), pass: the
  * device fences the hosts it manages and nothing else.
+ * @public
  */
 export function generateForwardNftables(hosts: ReadonlyArray<ProtectedHost>, options: NftablesOptions = {}): string {
   const table = options.table ?? 'gatesock_fwd';
@@ -293,6 +295,7 @@ export function serviceRulesFor(policy: Policy, hostId: string): ServiceRule[] |
 /**
  * The rule set for one host of the policy database (see {@link generateNftables}).
  * Undefined when the policy has nothing for the host.
+ * @public
  */
 export function firewallForHost(policy: Policy, hostId: string, options: NftablesOptions = {}): string | undefined {
   const rules = serviceRulesFor(policy, hostId);
