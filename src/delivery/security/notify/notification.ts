@@ -6,10 +6,10 @@
  */
 import { SecurityCenterError } from '../../../errors/index.js';
 
-/** How urgent a finding is. */
+/** How urgent a finding is. @public */
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
-/** One notification: a finding on a host and the instructions for a person. */
+/** One notification: a finding on a host and the instructions for a person. @public */
 export interface SecurityNotification {
   /** Stable ID of the finding (for de-duplication by the receiver): letters, digits and `._:-`, at most 128. */
   readonly id: string;
@@ -29,7 +29,7 @@ export interface SecurityNotification {
   readonly time: number;
 }
 
-/** Delivers notifications to a person. */
+/** Delivers notifications to a person. @public */
 export interface Notifier {
   /** A short name for logs (`smtp`, `webhook`). */
   readonly kind: string;
@@ -85,7 +85,7 @@ export function checkNotification(n: SecurityNotification): void {
   if (!Number.isSafeInteger(n.time) || n.time < 0) bad('time', 'is not a time in ms');
 }
 
-/** The plain-text body both notifiers use (the mail's text; a field of the webhook's JSON). */
+/** The plain-text body both notifiers use (the mail's text; a field of the webhook's JSON). @public */
 export function renderNotificationText(n: SecurityNotification): string {
   const lines = [
     `Host: ${n.hostId}`,
