@@ -9,7 +9,7 @@ import { checkOption } from '../../../errors/check.js';
 import { SecurityCenterError } from '../../../errors/index.js';
 import { checkNotification, renderNotificationText, type Notifier, type SecurityNotification } from './notification.js';
 
-/** Options of {@link SmtpNotifier}. */
+/** Options of {@link SmtpNotifier}. @public */
 export interface SmtpNotifierOptions {
   /** SMTP server host name or address. */
   readonly host: string;
@@ -43,6 +43,7 @@ const ADDRESS = /^[^\s@<>",;:()[\]\\]{1,64}@[A-Za-z0-9.-]{1,253}$/;
  * const mail = new SmtpNotifier({ host: 'smtp.example.org', from: 'center@example.org', to: ['ops@example.org'], requireTLS: true });
  * await mail.send({ id: 'f-1', hostId: 'web-1', title: 'CVE-2024-6387 needs a manual fix', instructions: 'Upgrade openssh-server.', time: Date.now() });
  * ```
+ * @public
  */
 export class SmtpNotifier implements Notifier {
   /** `smtp`. */
