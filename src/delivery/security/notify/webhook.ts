@@ -20,7 +20,7 @@ import { checkOption } from '../../../errors/check.js';
 import { SecurityCenterError } from '../../../errors/index.js';
 import { checkNotification, renderNotificationText, type Notifier, type SecurityNotification } from './notification.js';
 
-/** Options of {@link WebhookNotifier}. */
+/** Options of {@link WebhookNotifier}. @public */
 export interface WebhookNotifierOptions {
   /** The endpoint, `https:` (or `http:`, for a receiver on the same host or network). */
   readonly url: string;
@@ -56,6 +56,7 @@ function retryAfterMs(value: string | null, now: number): number | undefined {
  * const hook = new WebhookNotifier({ url: 'https://chat.example.org/hooks/security', secret: process.env.HOOK_SECRET });
  * await hook.send(notification);
  * ```
+ * @public
  */
 export class WebhookNotifier implements Notifier {
   /** `webhook`. */
