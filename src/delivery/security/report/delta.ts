@@ -60,6 +60,7 @@ function changes<T>(before: readonly T[], after: readonly T[], key: (t: T) => st
 /**
  * The delta that turns `previous` into `current`, numbered `previous.seq + 1`.
  * `current`'s own `seq` is ignored; its `time` is the delta's.
+ * @public
  */
 export function diffReports(previous: FullReport, current: FullReport): DeltaReport {
   const sameAddresses = isDeepStrictEqual([...previous.addresses].sort(), [...current.addresses].sort());
@@ -78,13 +79,13 @@ export function diffReports(previous: FullReport, current: FullReport): DeltaRep
   };
 }
 
-/** True when a delta changes nothing. */
+/** True when a delta changes nothing. @public */
 export function isEmptyDelta(delta: DeltaReport): boolean {
   const none = (c: SetChanges<unknown>) => c.added.length === 0 && c.removed.length === 0 && c.changed.length === 0;
   return delta.os === null && delta.kernel === null && delta.addresses === null && none(delta.packages) && none(delta.services) && none(delta.files);
 }
 
-/** What the center does with an incoming report, given what it holds for the host. */
+/** What the center does with an incoming report, given what it holds for the host. @public */
 export type ApplyOutcome =
   /** Accepted: `report` is the host's new full state. */
   | { readonly status: 'accepted'; readonly report: FullReport }
@@ -125,6 +126,7 @@ function applyChanges<T>(base: readonly T[], c: SetChanges<T>, key: (t: T) => st
  * delta applies only to report `seq - 1`. A delta that would grow a list past
  * `limits` (defaults: {@link DEFAULT_REPORT_LIMITS}) throws
  * `GS_ERR_SECURITY_MALFORMED_REPORT`, as the same full report would.
+ * @public
  */
 export function applyReport(current: FullReport | undefined, incoming: ConfigurationReport, limits: Partial<ReportLimits> = {}): ApplyOutcome {
   if (current !== undefined && incoming.hostMsid !== current.hostMsid) {
