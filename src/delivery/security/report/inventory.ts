@@ -39,6 +39,7 @@ export function osvEcosystem(os: OsInfo): string {
 /**
  * The diagnosis engine's view of a host's full report. File entries without a
  * regular file (sha256 null) are left out: the engine matches what is there.
+ * @public
  */
 export function toInventory(report: FullReport): HostInventory {
   const packages: InventoryPackage[] = report.packages.map((p) => ({
