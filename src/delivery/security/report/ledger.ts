@@ -12,7 +12,7 @@ import { toInventory } from './inventory.js';
 import type { DeltaReport, FullReport, ReportLimits } from './types.js';
 import { parseConfigurationReport } from './validate.js';
 
-/** What {@link ConfigurationLedger.receive} did with a report. */
+/** What {@link ConfigurationLedger.receive} did with a report. @public */
 export type IntakeResult =
   | {
       readonly status: 'accepted';
@@ -25,7 +25,7 @@ export type IntakeResult =
     }
   | Exclude<ApplyOutcome, { status: 'accepted' }>;
 
-/** A report the ledger refused. */
+/** A report the ledger refused. @public */
 export interface Refusal {
   /** When, ms since the epoch. */
   readonly time: number;
@@ -37,7 +37,7 @@ export interface Refusal {
   readonly message: string;
 }
 
-/** Options of {@link ConfigurationLedger}. */
+/** Options of {@link ConfigurationLedger}. @public */
 export interface LedgerOptions {
   /** Report limits (defaults: `DEFAULT_REPORT_LIMITS`). */
   readonly limits?: Partial<ReportLimits>;
@@ -57,6 +57,7 @@ export interface LedgerOptions {
  * if (r.status === 'accepted') engine.update(r.inventory);
  * else if (r.status === 'need-full') channel.send({ t: 'send-full' });
  * ```
+ * @public
  */
 export class ConfigurationLedger {
   readonly #latest = new Map<string, FullReport>();
