@@ -24,10 +24,10 @@
  * `null`, never missing, so one JSON shape means one report.
  */
 
-/** The `format` value of every report. */
+/** The `format` value of every report. @public */
 export const REPORT_FORMAT = 'gatesock-config-report-v1';
 
-/** The operating system, from os-release(5). */
+/** The operating system, from os-release(5). @public */
 export interface OsInfo {
   /** `ID` (`debian`, `ubuntu`, `rhel`); `linux` when the file does not say (os-release(5)). */
   readonly id: string;
@@ -43,10 +43,10 @@ export interface OsInfo {
   readonly versionCodename: string;
 }
 
-/** The package manager an entry comes from. */
+/** The package manager an entry comes from. @public */
 export type PackageManager = 'dpkg' | 'rpm';
 
-/** One installed package. */
+/** One installed package. @public */
 export interface PackageEntry {
   /** Which database listed it. */
   readonly manager: PackageManager;
@@ -65,7 +65,7 @@ export interface PackageEntry {
   readonly sourceVersion: string | null;
 }
 
-/** One listening socket. */
+/** One listening socket. @public */
 export interface ServiceEntry {
   /** `tcp` (a socket in LISTEN) or `udp` (a bound, unconnected socket). */
   readonly proto: 'tcp' | 'udp';
@@ -77,10 +77,10 @@ export interface ServiceEntry {
   readonly process: string | null;
 }
 
-/** Why a file's content is not in the report although it exists. */
+/** Why a file's content is not in the report although it exists. @public */
 export type OmittedReason = 'policy' | 'too-large' | 'not-text';
 
-/** One file of the configured collection set. */
+/** One file of the configured collection set. @public */
 export interface FileEntry {
   /** Absolute, normalised path on the host. */
   readonly path: string;
@@ -94,7 +94,7 @@ export interface FileEntry {
   readonly omitted: OmittedReason | null;
 }
 
-/** The whole state of a host. */
+/** The whole state of a host. @public */
 export interface FullReport {
   /** Always {@link REPORT_FORMAT}. */
   readonly format: typeof REPORT_FORMAT;
@@ -120,7 +120,7 @@ export interface FullReport {
   readonly files: readonly FileEntry[];
 }
 
-/** Changes of one collection between two reports. */
+/** Changes of one collection between two reports. @public */
 export interface SetChanges<T> {
   /** Entries whose key was not there before. */
   readonly added: readonly T[];
@@ -130,7 +130,7 @@ export interface SetChanges<T> {
   readonly changed: readonly T[];
 }
 
-/** What changed since the report numbered `seq - 1`. */
+/** What changed since the report numbered `seq - 1`. @public */
 export interface DeltaReport {
   /** Always {@link REPORT_FORMAT}. */
   readonly format: typeof REPORT_FORMAT;
@@ -156,10 +156,10 @@ export interface DeltaReport {
   readonly files: SetChanges<FileEntry>;
 }
 
-/** A configuration report, full or delta. */
+/** A configuration report, full or delta. @public */
 export type ConfigurationReport = FullReport | DeltaReport;
 
-/** Limits the center applies to reports (all inclusive). */
+/** Limits the center applies to reports (all inclusive). @public */
 export interface ReportLimits {
   /** Encoded size in bytes. Default 16 MiB. */
   readonly maxBytes: number;
@@ -175,7 +175,7 @@ export interface ReportLimits {
   readonly maxAddresses: number;
 }
 
-/** Default {@link ReportLimits}. */
+/** Default {@link ReportLimits}. @public */
 export const DEFAULT_REPORT_LIMITS: ReportLimits = Object.freeze({
   maxBytes: 16 * 1024 * 1024,
   maxPackages: 65_536,
