@@ -31,7 +31,7 @@ import {
   type SetChanges,
 } from './types.js';
 
-/** Options of {@link parseConfigurationReport} and {@link validateConfigurationReport}. */
+/** Options of {@link parseConfigurationReport} and {@link validateConfigurationReport}. @public */
 export interface ReportCheckOptions {
   /**
    * The MSID the channel authenticated (the agent's certificate). A report
@@ -275,6 +275,7 @@ function limitsOf(options: ReportCheckOptions): ReportLimits {
  * ```ts
  * const report = validateConfigurationReport(JSON.parse(text), { authenticatedMsid: channel.peerMsid });
  * ```
+ * @public
  */
 export function validateConfigurationReport(value: unknown, options: ReportCheckOptions): ConfigurationReport {
   try {
@@ -288,6 +289,7 @@ export function validateConfigurationReport(value: unknown, options: ReportCheck
 /**
  * Decode and check a report as received (UTF-8 JSON). The size is checked
  * before anything is parsed. Errors as {@link validateConfigurationReport}.
+ * @public
  */
 export function parseConfigurationReport(input: string | Uint8Array, options: ReportCheckOptions): ConfigurationReport {
   const limits = limitsOf(options);
@@ -303,7 +305,7 @@ export function parseConfigurationReport(input: string | Uint8Array, options: Re
   return validateConfigurationReport(value, options);
 }
 
-/** The report as UTF-8 JSON, the form {@link parseConfigurationReport} reads. */
+/** The report as UTF-8 JSON, the form {@link parseConfigurationReport} reads. @public */
 export function encodeConfigurationReport(report: ConfigurationReport): Uint8Array {
   return Buffer.from(JSON.stringify(report), 'utf8');
 }
