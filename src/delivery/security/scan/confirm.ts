@@ -9,7 +9,7 @@
 import { canonicalIp, type FullReport, type ServiceEntry } from '../report/index.js';
 import type { NmapScan, NmapService } from './nmap.js';
 
-/** How a scanner's open port compares with the host's report. */
+/** How a scanner's open port compares with the host's report. @public */
 export type FindingStatus =
   /** The host reports a socket listening there: act on it. */
   | 'confirmed'
@@ -20,7 +20,7 @@ export type FindingStatus =
   /** Several hosts' reports claim the address: the center cannot tell which host it is. */
   | 'ambiguous-host';
 
-/** One open port from the scan, judged against the reports. */
+/** One open port from the scan, judged against the reports. @public */
 export interface ScanFinding {
   /** Scanned address (canonical). */
   readonly address: string;
@@ -57,6 +57,7 @@ function receives(bound: string, scanned: string): boolean {
  * Judge every open (or open|filtered) port of `scan` against the hosts' latest
  * full reports. Closed and filtered ports are not findings and are left out.
  * The result is sorted by address, protocol and port.
+ * @public
  */
 export function confirmFindings(scan: NmapScan, reports: Iterable<FullReport>): ScanFinding[] {
   const byAddress = new Map<string, FullReport[]>();
