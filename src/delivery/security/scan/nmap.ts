@@ -30,12 +30,12 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { SecurityCenterError } from '../../../errors/index.js';
 import { canonicalIp, isPrintable } from '../report/index.js';
 
-/** A port's transport in nmap's output. */
+/** A port's transport in nmap's output. @public */
 export type NmapProtocol = 'tcp' | 'udp' | 'sctp' | 'ip';
-/** A port state nmap reports. */
+/** A port state nmap reports. @public */
 export type NmapPortState = 'open' | 'closed' | 'filtered' | 'unfiltered' | 'open|filtered' | 'closed|filtered';
 
-/** What nmap's service detection says runs on a port. */
+/** What nmap's service detection says runs on a port. @public */
 export interface NmapService {
   /** Service name (`ssh`, `http`). */
   readonly name: string;
@@ -51,7 +51,7 @@ export interface NmapService {
   readonly cpe: readonly string[];
 }
 
-/** One scanned port. */
+/** One scanned port. @public */
 export interface NmapPort {
   /** Transport. */
   readonly protocol: NmapProtocol;
@@ -65,7 +65,7 @@ export interface NmapPort {
   readonly service: NmapService | null;
 }
 
-/** One scanned host. */
+/** One scanned host. @public */
 export interface NmapHost {
   /** Host state. */
   readonly state: 'up' | 'down' | 'unknown' | 'skipped';
@@ -77,7 +77,7 @@ export interface NmapHost {
   readonly ports: readonly NmapPort[];
 }
 
-/** A whole nmap run. */
+/** A whole nmap run. @public */
 export interface NmapScan {
   /** nmap's command line, null when absent. */
   readonly args: string | null;
@@ -89,7 +89,7 @@ export interface NmapScan {
   readonly hosts: readonly NmapHost[];
 }
 
-/** Limits of {@link parseNmapXml}. */
+/** Limits of {@link parseNmapXml}. @public */
 export interface NmapLimits {
   /** Input size in bytes. Default 32 MiB. */
   readonly maxBytes: number;
@@ -99,7 +99,7 @@ export interface NmapLimits {
   readonly maxPorts: number;
 }
 
-/** Default {@link NmapLimits}. */
+/** Default {@link NmapLimits}. @public */
 export const DEFAULT_NMAP_LIMITS: NmapLimits = Object.freeze({ maxBytes: 32 * 1024 * 1024, maxHosts: 65_536, maxPorts: 1_000_000 });
 
 const PORT_STATES: readonly NmapPortState[] = ['open', 'closed', 'filtered', 'unfiltered', 'open|filtered', 'closed|filtered'];
@@ -212,6 +212,7 @@ function parseHost(n: Node, field: string, budget: { ports: number }): NmapHost 
  * const scan = parseNmapXml(await readFile('scan.xml'));
  * const findings = confirmFindings(scan, latestReports);
  * ```
+ * @public
  */
 export function parseNmapXml(input: string | Uint8Array, limits: Partial<NmapLimits> = {}): NmapScan {
   const max = { ...DEFAULT_NMAP_LIMITS, ...limits };
