@@ -16,7 +16,7 @@ import {
 
 const pkgKey = (ecosystem: string, name: string) => `${ecosystem}\u0000${name}`;
 
-/** A {@link SecurityStore} in memory. */
+/** A {@link SecurityStore} in memory. @public */
 export class MemorySecurityStore implements SecurityStore {
   readonly #advisories = new Map<string, { advisory: Advisory; json: string }>();
   readonly #byPackage = new Map<string, Set<string>>();
