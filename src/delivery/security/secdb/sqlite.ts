@@ -49,7 +49,7 @@ import {
   type SecurityStoreCounts,
 } from './types.js';
 
-/** The schema version this gatesock writes and reads (`PRAGMA user_version`). */
+/** The schema version this gatesock writes and reads (`PRAGMA user_version`). @public */
 export const SECURITY_SQLITE_SCHEMA_VERSION = 1;
 
 const SCHEMA_V1 = `
@@ -81,7 +81,7 @@ CREATE TABLE countermeasures (
 /** Rows are read in pages of this many advisories by {@link SqliteSecurityStore.advisories}. */
 const PAGE = 500;
 
-/** A {@link SecurityStore} in a SQLite file; open one with {@link SqliteSecurityStore.open}. */
+/** A {@link SecurityStore} in a SQLite file; open one with {@link SqliteSecurityStore.open}. @public */
 export class SqliteSecurityStore implements SecurityStore {
   /** The file this store was opened on (`:memory:` for a private database in memory). */
   readonly path: string;
