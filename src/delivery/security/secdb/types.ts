@@ -9,7 +9,7 @@
 import type { Advisory } from '../advisories/model.js';
 import type { Countermeasure, CountermeasureSet } from '../advisories/countermeasures.js';
 
-/** What {@link SecurityStore.putAdvisories} did with each ID. */
+/** What {@link SecurityStore.putAdvisories} did with each ID. @public */
 export interface PutAdvisoriesResult {
   /** IDs not stored before. */
   readonly added: readonly string[];
@@ -21,7 +21,7 @@ export interface PutAdvisoriesResult {
   readonly stale: readonly string[];
 }
 
-/** Counts of what a store holds. */
+/** Counts of what a store holds. @public */
 export interface SecurityStoreCounts {
   /** Advisories (withdrawn ones included). */
   readonly advisories: number;
@@ -34,6 +34,7 @@ export interface SecurityStoreCounts {
  * (from {@link parseOsv} or {@link parseOsvRecord}); countermeasures from
  * {@link parseCountermeasureFile}. Every write is atomic: all of a call's
  * entries are stored, or none.
+ * @public
  */
 export interface SecurityStore {
   /**
