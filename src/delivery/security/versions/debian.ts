@@ -29,7 +29,7 @@
  */
 import { SecurityCenterError } from '../../../errors/index.js';
 
-/** Longest version string accepted (dpkg has no limit; real ones stay far below). */
+/** Longest version string accepted (dpkg has no limit; real ones stay far below). @public */
 export const MAX_VERSION_LENGTH = 256;
 
 /** Largest epoch: dpkg stores it in an `int` and refuses larger ones. */
@@ -39,6 +39,7 @@ const MAX_EPOCH = 0x7fffffff;
  * A parsed Debian version. Two versions whose parts compare equal may differ
  * in spelling (`1.09` and `1.9`); their {@link DebianVersion.sortKey}s are
  * equal exactly when the versions compare equal.
+ * @public
  */
 export interface DebianVersion {
   /** Epoch, 0 when absent. */
@@ -117,6 +118,7 @@ export function splitVersion(
  * ```ts
  * parseDebianVersion('1:2.30-1+deb12u1'); // { epoch: 1, upstream: '2.30', revision: '1+deb12u1', … }
  * ```
+ * @public
  */
 export function parseDebianVersion(text: string): DebianVersion {
   const { epoch, hasEpoch, main: rest, tail } = splitVersion(text, 'a Debian', 'revision');
@@ -130,7 +132,7 @@ export function parseDebianVersion(text: string): DebianVersion {
   return { epoch, upstream: rest, revision, text, sortKey: debianSortKey(epoch, rest, revision) };
 }
 
-/** True when `text` parses as a Debian version. */
+/** True when `text` parses as a Debian version. @public */
 export function isDebianVersion(text: string): boolean {
   try {
     parseDebianVersion(text);
@@ -202,6 +204,7 @@ export function compareDebianPart(a: string, b: string): number {
  * comparison of their sort keys; {@link compareParsedDebianReference} is the
  * same ordering computed the way dpkg does, and a property test keeps the two
  * equal.
+ * @public
  */
 export function compareParsedDebian(a: DebianVersion, b: DebianVersion): number {
   return a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0;
@@ -222,6 +225,7 @@ export function compareParsedDebianReference(a: DebianVersion, b: DebianVersion)
  * compareDebianVersions('1.0~rc1-1', '1.0-1'); // -1: a tilde sorts before the end
  * compareDebianVersions('1:0.9', '2.0');        //  1: the epoch wins
  * ```
+ * @public
  */
 export function compareDebianVersions(a: string, b: string): -1 | 0 | 1 {
   return Math.sign(compareParsedDebian(parseDebianVersion(a), parseDebianVersion(b))) as -1 | 0 | 1;
@@ -280,6 +284,7 @@ export function debianSortKey(epoch: number, upstream: string, revision: string)
 /**
  * A string that is equal for two versions exactly when they compare equal
  * (`1.09`, `0:1.9` and `1.9-0` share one key). Used to look versions up in sets.
+ * @public
  */
 export function debianVersionKey(v: DebianVersion): string {
   return v.sortKey;
