@@ -23,7 +23,7 @@
  */
 import { badVersion, isAlpha, isDigit, splitVersion } from './debian.js';
 
-/** A parsed RPM epoch-version-release. */
+/** A parsed RPM epoch-version-release. @public */
 export interface RpmVersion {
   /** Epoch, 0 when absent. */
   readonly epoch: number;
@@ -42,6 +42,7 @@ const bad = (text: unknown, why: string) => badVersion(text, 'an RPM', why);
 /**
  * Parse an RPM `[epoch:]version[-release]` strictly
  * (`GS_ERR_SECURITY_BAD_VERSION` naming the rule broken).
+ * @public
  */
 export function parseRpmVersion(text: string): RpmVersion {
   const { epoch, main: rest, tail: release } = splitVersion(text, 'an RPM', 'release');
@@ -118,7 +119,7 @@ export function compareRpmPart(a: string, b: string): -1 | 0 | 1 {
   return endA ? -1 : 1;
 }
 
-/** Compare two parsed RPM EVRs as rpm does: epoch, version, then release when both have one. */
+/** Compare two parsed RPM EVRs as rpm does: epoch, version, then release when both have one. @public */
 export function compareParsedRpm(a: RpmVersion, b: RpmVersion): -1 | 0 | 1 {
   if (a.epoch !== b.epoch) return a.epoch < b.epoch ? -1 : 1;
   const v = compareRpmPart(a.version, b.version);
@@ -134,6 +135,7 @@ export function compareParsedRpm(a: RpmVersion, b: RpmVersion): -1 | 0 | 1 {
  * compareRpmVersions('1.0~rc1-1', '1.0-1');   // -1
  * compareRpmVersions('1.0^git1-1', '1.0-1');  //  1
  * ```
+ * @public
  */
 export function compareRpmVersions(a: string, b: string): -1 | 0 | 1 {
   return compareParsedRpm(parseRpmVersion(a), parseRpmVersion(b));
@@ -149,6 +151,7 @@ function partKey(p: string): string {
  * A string equal for two EVRs that compare equal *including* the release
  * (`1.0-1` and `1.0` get different keys, though rpm calls them equal because
  * one side has no release).
+ * @public
  */
 export function rpmVersionKey(v: RpmVersion): string {
   return `${v.epoch}:${partKey(v.version)}-${v.release === undefined ? '' : partKey(v.release)}`;
