@@ -12,10 +12,10 @@ import {
 } from './debian.js';
 import { compareParsedRpm, parseRpmVersion, rpmVersionKey, type RpmVersion } from './rpm.js';
 
-/** The version orderings implemented. */
+/** The version orderings implemented. @public */
 export type VersionSchemeName = 'deb' | 'rpm';
 
-/** One ecosystem's version rules: parse strictly, compare, and key for equality. */
+/** One ecosystem's version rules: parse strictly, compare, and key for equality. @public */
 export interface VersionScheme<V = unknown> {
   /** `deb` (dpkg ordering) or `rpm` (rpmvercmp ordering). */
   readonly name: VersionSchemeName;
@@ -27,7 +27,7 @@ export interface VersionScheme<V = unknown> {
   key(v: V): string;
 }
 
-/** dpkg's ordering (Debian, Ubuntu). */
+/** dpkg's ordering (Debian, Ubuntu). @public */
 export const DEBIAN_SCHEME: VersionScheme<DebianVersion> = Object.freeze({
   name: 'deb' as const,
   parse: parseDebianVersion,
@@ -35,7 +35,7 @@ export const DEBIAN_SCHEME: VersionScheme<DebianVersion> = Object.freeze({
   key: debianVersionKey,
 });
 
-/** rpm's ordering (Red Hat and its rebuilds, SUSE, Mageia, openEuler). */
+/** rpm's ordering (Red Hat and its rebuilds, SUSE, Mageia, openEuler). @public */
 export const RPM_SCHEME: VersionScheme<RpmVersion> = Object.freeze({
   name: 'rpm' as const,
   parse: parseRpmVersion,
@@ -55,12 +55,13 @@ const BY_ECOSYSTEM: ReadonlyMap<string, VersionScheme> = new Map<string, Version
   ['openEuler', RPM_SCHEME as VersionScheme],
 ]);
 
-/** The OSV ecosystem names (before the first colon) that have a version scheme here. */
+/** The OSV ecosystem names (before the first colon) that have a version scheme here. @public */
 export const SUPPORTED_ECOSYSTEMS: readonly string[] = Object.freeze([...BY_ECOSYSTEM.keys()]);
 
 /**
  * The version scheme of an OSV ecosystem string (`Debian:12` → dpkg's), or
  * `undefined` for an ecosystem whose versions are not ordered here (npm, PyPI…).
+ * @public
  */
 export function schemeForEcosystem(ecosystem: string): VersionScheme | undefined {
   if (typeof ecosystem !== 'string') return undefined;
