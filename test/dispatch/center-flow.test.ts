@@ -460,6 +460,69 @@ describe('DispatchCenter over scripted agents', () => {
     await center.close();
   });
 
+  it('accepts the report of the order that stands when it crosses the re-issue the agent then refuses as replayed', async () => {
+    const f = fleet(1);
+    const agent = f.agents[0]!;
+    let first: OrderContext | undefined;
+    agent.behaviour = async (ctx) => {
+      if (first === undefined) {
+        // Accept, then lose the connection while the loader runs on.
+        first = ctx;
+        await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+        return 'close';
+      }
+      // The re-issue arrives just as the first run ends: its report goes out first, then the refusal.
+      const r = first.report();
+      ctx.agent.keep(r);
+      await sendReport(ctx, r);
+      await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+    };
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const run = center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST });
+    const summary = await run.done;
+    expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', attempts: 2 });
+    expect(agent.orders).toHaveLength(2);
+    const key = { dispatchId: run.dispatchId, run: 0, msid: agent.msid };
+    expect(center.store.getTarget(key)!.evidence).toBe(agent.orders[0]!.evidence);
+    expect(center.store.findEvidence(key, agent.orders[0]!.evidence)!.status).toBe('accepted');
+    expect(center.store.findEvidence(key, agent.orders[1]!.evidence)!.status).toBe('superseded');
+    expect(center.store.listFailures()).toEqual([]);
+    await settle([agent]);
+    expect(agent.pending.size).toBe(0); // acked once accepted
+    await center.close();
+  });
+
+  it('keeps a superseded order\'s report unacked across a lost attempt and accepts it when the next re-issue is refused as replayed', async () => {
+    const f = fleet(1);
+    const agent = f.agents[0]!;
+    let first: OrderContext | undefined;
+    agent.behaviour = async (ctx) => {
+      if (first === undefined) {
+        first = ctx;
+        await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+        return 'close';
+      }
+      if (agent.orders.length === 2) {
+        // The first run ends while the re-issue is on its way; the connection drops before anything is answered.
+        ctx.agent.keep(first.report());
+        return 'close';
+      }
+      await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+    };
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const run = center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST });
+    const summary = await run.done;
+    expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', attempts: 3 });
+    expect(agent.orders).toHaveLength(3);
+    const key = { dispatchId: run.dispatchId, run: 0, msid: agent.msid };
+    expect(center.store.getTarget(key)!.evidence).toBe(agent.orders[0]!.evidence);
+    expect(agent.orders.slice(1).map((o) => center.store.findEvidence(key, o.evidence)!.status)).toEqual(['superseded', 'superseded']);
+    expect(center.store.listFailures()).toEqual([]);
+    await center.close();
+  });
+
   it('gives up on an agent that stops reading, instead of waiting on a blocked send', async () => {
     const f = fleet(1);
     const stuck = f.agents[0]!;

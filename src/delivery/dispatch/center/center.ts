@@ -298,6 +298,24 @@ interface Runtime {
 const ATTEMPT_BUDGET = Object.freeze({ reports: 16, fetches: 3 });
 type AttemptBudget = { reports: number; fetches: number };
 
+/** A verified report of a superseded order of a target not final yet: neither recorded nor acked until its fate is known. */
+interface HeldReport {
+  readonly key: TargetKey;
+  readonly evidence: string;
+  readonly encoded: string;
+  readonly certificate: string;
+  readonly fields: ReportFields;
+}
+
+/** What became of one received report. */
+interface ReportReceipt {
+  readonly ok: boolean;
+  /** It names the target of this attempt (or could not be read). */
+  readonly mine: boolean;
+  readonly reason?: string;
+  readonly held?: HeldReport;
+}
+
 /** How long an ack may wait for the agent to take it before the connection is given up. */
 const ACK_SEND_MS = 10_000;
 
@@ -823,26 +841,28 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     }
     // Reports the agent kept from connections that dropped (this dispatch or any other).
     const pending = Array.isArray(hello.pending) ? hello.pending.slice(0, 1024) : [];
+    const held: { report?: HeldReport } = {};
     for (const p of pending) {
-      const got = await this.#receiveReport(channel, (p as { report?: unknown } | null)?.report, hello.certificate, target.msid, key, false);
+      const got = await this.#receiveReport(channel, (p as { report?: unknown } | null)?.report, hello.certificate, target.msid, key, false, held);
       if (rt.aborted) return { kind: 'aborted' };
       if (got.ok && got.mine) return { kind: 'verified' };
-      if (this.#isFinal(key)) return finalEnd(this.store.getTarget(key)!);
+      if (got.held && got.mine) held.report = got.held;
+      if (this.#isFinal(key)) return this.#endHeld(channel, held, finalEnd(this.store.getTarget(key)!));
     }
     const budget: AttemptBudget = { ...ATTEMPT_BUDGET };
     const cur = this.store.getTarget(key)!;
     if (cur.evidence !== null && this.#reissueGraceMs > 0) {
       // An order went out before and its report did not come with the hello:
       // give the agent a moment to send it before the order is replaced.
-      const end = await this.#awaitReport(rt, channel, inbox, key, this.#reissueGraceMs, false, null, budget);
-      if (end !== undefined) return end;
+      const end = await this.#awaitReport(rt, channel, inbox, key, this.#reissueGraceMs, false, null, budget, held);
+      if (end !== undefined) return this.#endHeld(channel, held, end);
     }
     if (rt.aborted) return { kind: 'aborted' };
 
     // Issue: fresh evidence, stored (and the old one superseded) before the order leaves.
     const before = this.store.getTarget(key)!;
     // Finished meanwhile (a report of this target verified on another connection): issue nothing.
-    if (nextTargetState(before.state, { kind: 'issue' }) === undefined) return finalEnd(before);
+    if (nextTargetState(before.state, { kind: 'issue' }) === undefined) return this.#endHeld(channel, held, finalEnd(before));
     const evidence = newEvidence();
     const issuedAt = this.#now();
     this.store.issueEvidence(key, evidence, issuedAt);
@@ -871,7 +891,20 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
           ? { t: 'run', binding: binding.encoded, inline: true, body: rt.inline }
           : { t: 'run', binding: binding.encoded, inline: false };
     if (!(await sendWithin(channel, order, Math.max(o.connectTimeoutMs, reportWait)))) return { kind: 'lost', reason: 'disconnected' };
-    return (await this.#awaitReport(rt, channel, inbox, key, reportWait, true, before.evidence, budget)) ?? { kind: 'lost', reason: 'timeout' };
+    return this.#endHeld(channel, held, (await this.#awaitReport(rt, channel, inbox, key, reportWait, true, before.evidence, budget, held)) ?? { kind: 'lost', reason: 'timeout' });
+  }
+
+  /**
+   * The attempt ends with `end`. A report still held (see
+   * {@link DispatchCenter.#receiveReport}) is recorded `stale` and acked
+   * when its target finished otherwise; when the attempt was only lost it
+   * stays with the agent (unacked), which brings it to the next hello.
+   */
+  async #endHeld(channel: DispatchChannel, held: { report?: HeldReport }, end: AttemptEnd): Promise<AttemptEnd> {
+    const h = held.report;
+    held.report = undefined;
+    if (h !== undefined && !channel.closed && this.#isFinal(h.key)) await this.#discardHeld(channel, h);
+    return end;
   }
 
   /**
@@ -889,6 +922,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     ordered: boolean,
     previous: string | null,
     budget: AttemptBudget,
+    held: { report?: HeldReport },
   ): Promise<AttemptEnd | undefined> {
     let deadline = Date.now() + waitMs;
     /** An `error` the agent answered the order with: a signed `refused` report may follow it. */
@@ -924,10 +958,11 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
         }
         case 'report': {
           if (--budget.reports < 0) return this.#protocolFailure(key, `the agent sent more than ${ATTEMPT_BUDGET.reports} reports on one connection`);
-          const got = await this.#receiveReport(channel, m.report, m.certificate, key.msid, key, ordered);
+          const got = await this.#receiveReport(channel, m.report, m.certificate, key.msid, key, ordered, held);
           if (got.ok && got.mine) return { kind: 'verified' };
+          if (got.held && got.mine) held.report = got.held;
           if (this.#isFinal(key)) return finalEnd(this.store.getTarget(key)!);
-          // A stale report is a real report of an order that was replaced: keep waiting for the new one.
+          // A stale report is a real report of an order that was replaced: held, and the wait goes on for what the agent does with the new one.
           if (!got.ok && ordered && got.reason !== 'stale') return { kind: 'rejected', reason: got.reason ?? 'malformed' };
           break;
         }
@@ -935,8 +970,14 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
           if (!ordered || refusal !== undefined) break;
           if (m.dispatchId !== undefined && (m.dispatchId !== key.dispatchId || m.run !== key.run)) break;
           if (m.code === 'GS_ERR_DISPATCH_REPLAYED' && previous !== null) {
-            // The agent still holds the order this one replaced (its loader may still be running):
-            // that order stands, its report will come with a later hello. Undo the re-issue and try again later.
+            // The agent acted on an earlier order of this run: that order stands.
+            const h = held.report;
+            if (h !== undefined) {
+              // Its report already came (it crossed the re-issue): that is the result.
+              held.report = undefined;
+              return (await this.#acceptHeld(channel, h)) ? { kind: 'verified' } : finalEnd(this.store.getTarget(key)!);
+            }
+            // Its loader may still be running: its report will come with a later hello. Undo the re-issue and try again later.
             this.store.reinstateEvidence(key, previous, this.#now());
             return { kind: 'lost', reason: 'the agent still holds the earlier order' };
           }
@@ -953,11 +994,20 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
 
   /**
    * Verify one report from agent `msid` against the store, record the
-   * result, and ack it. `mine`: the report names `current` (or could not be
-   * read at all). A verified report of another target of this center (a
-   * pending one from an earlier connection) completes that target.
+   * result, and ack it once recorded. `mine`: the report names `current`
+   * (or could not be read at all). A verified report of another target of
+   * this center (a pending one from an earlier connection) completes that
+   * target.
+   *
+   * A verified report carrying evidence a later order superseded, for a
+   * target not final yet, is neither recorded nor acked: it comes back
+   * `held` (the agent keeps it). Whether it is the true result depends on
+   * what the agent does with the order that replaced it: refused as
+   * replayed, the first order stands and the held report is accepted
+   * ({@link DispatchCenter.#settleHeld}); answered with its own report, the
+   * held one is recorded `stale`.
    */
-  async #receiveReport(channel: DispatchChannel, encoded: unknown, certificate: unknown, msid: string, current: TargetKey, ordered: boolean): Promise<{ ok: boolean; mine: boolean; reason?: string }> {
+  async #receiveReport(channel: DispatchChannel, encoded: unknown, certificate: unknown, msid: string, current: TargetKey, ordered: boolean, held: { report?: HeldReport }): Promise<ReportReceipt> {
     let report;
     try {
       report = decodeReport(String(encoded), fromBase64url(certificate, 'certificate', 16 * 1024));
@@ -967,42 +1017,78 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     }
     const f = report.fields;
     const key: TargetKey = { dispatchId: f.dispatchId, run: f.run, msid };
+    const mine = current.dispatchId === f.dispatchId && current.run === f.run && current.msid === msid;
     const target = this.store.getTarget(key);
     const dispatch = target && this.store.getDispatch(f.dispatchId);
     let expectation: ReportExpectation | undefined;
-    let stale = false;
+    let superseded = false;
     if (target && dispatch && target.evidence !== null) {
       let evidence = target.evidence;
       if (f.evidence !== target.evidence) {
         const old = this.store.findEvidence(key, f.evidence);
         if (old?.status === 'superseded') {
           evidence = old.evidence;
-          stale = true;
+          superseded = true;
         }
       }
-      expectation = { dispatchId: f.dispatchId, run: f.run, agentMsid: msid, evidence, bundleDigest: dispatch.bundle, accepted: !stale && target.state === 'verified' };
+      expectation = { dispatchId: f.dispatchId, run: f.run, agentMsid: msid, evidence, bundleDigest: dispatch.bundle, accepted: !superseded && target.state === 'verified' };
     }
     const check = checkReport(report, expectation);
-    // Ack whatever decoded: the agent may drop it now (it is recorded either way).
-    await sendWithin(channel, { t: 'ack', dispatchId: f.dispatchId, run: f.run }, ACK_SEND_MS);
-    const mine = current.dispatchId === f.dispatchId && current.run === f.run && current.msid === msid;
+    const ack = () => sendWithin(channel, { t: 'ack', dispatchId: f.dispatchId, run: f.run }, ACK_SEND_MS);
     if (!check.ok && check.reason === 'replayed' && !ordered && target?.report === report.encoded) {
       // The very report we accepted, again in a hello: our ack was lost with the last connection. Not an attack; nothing to record.
+      await ack();
       return { ok: false, mine, reason: 'duplicate' };
     }
     if (!check.ok) {
       this.#recordFailure({ dispatchId: f.dispatchId, run: f.run, msid, reason: check.reason, message: check.message });
+      await ack();
       return { ok: false, mine, reason: check.reason };
     }
-    if (stale) {
-      this.#recordFailure({ dispatchId: f.dispatchId, run: f.run, msid, reason: 'stale', message: 'the report carries evidence that a later order superseded; not accepted' });
+    if (superseded) {
+      const held: HeldReport = { key, evidence: f.evidence, encoded: report.encoded, certificate: certificate as string, fields: check.fields };
+      // Not final: this may be the order that stands (see above). Kept by the agent until that is known.
+      if (!isFinalTargetState(target!.state)) return { ok: false, mine, reason: 'stale', held };
+      await this.#discardHeld(channel, held);
       return { ok: false, mine, reason: 'stale' };
     }
-    if (!this.#acceptVerified(target!, report.encoded, certificate as string, check.fields)) {
-      this.#recordFailure({ dispatchId: f.dispatchId, run: f.run, msid, reason: 'late', message: `a verified report arrived after the target was ${target!.state}; not accepted` });
-      return { ok: false, mine, reason: 'late' };
+    // This attempt's target gets its result: a report held for it is not the result (recorded before the run can end).
+    const stale = mine ? held.report : undefined;
+    if (stale !== undefined) {
+      held.report = undefined;
+      this.#recordStale(stale);
     }
-    return { ok: true, mine };
+    const accepted = this.#acceptVerified(target!, report.encoded, certificate as string, check.fields);
+    if (!accepted) this.#recordFailure({ dispatchId: f.dispatchId, run: f.run, msid, reason: 'late', message: `a verified report arrived after the target was ${target!.state}; not accepted` });
+    await ack();
+    if (stale !== undefined) await sendWithin(channel, { t: 'ack', dispatchId: stale.key.dispatchId, run: stale.key.run }, ACK_SEND_MS);
+    return accepted ? { ok: true, mine } : { ok: false, mine, reason: 'late' };
+  }
+
+  /**
+   * A held report (see {@link DispatchCenter.#receiveReport}) is the
+   * result after all: the agent refused the order that replaced it as
+   * replayed, so the order it answers stands. Its evidence is current again
+   * (the later one superseded) and the report is accepted, then acked.
+   * False when the target cannot take it (final meanwhile: recorded `late`).
+   */
+  async #acceptHeld(channel: DispatchChannel, held: HeldReport): Promise<boolean> {
+    this.store.reinstateEvidence(held.key, held.evidence, this.#now());
+    const t = this.store.getTarget(held.key)!;
+    const accepted = this.#acceptVerified(t, held.encoded, held.certificate, held.fields);
+    if (!accepted) this.#recordFailure({ ...held.key, reason: 'late', message: `a verified report arrived after the target was ${t.state}; not accepted` });
+    await sendWithin(channel, { t: 'ack', dispatchId: held.key.dispatchId, run: held.key.run }, ACK_SEND_MS);
+    return accepted;
+  }
+
+  /** A held report that is not the result (its target finished otherwise): recorded `stale`, then acked so the agent drops it. */
+  async #discardHeld(channel: DispatchChannel, held: HeldReport): Promise<void> {
+    this.#recordStale(held);
+    await sendWithin(channel, { t: 'ack', dispatchId: held.key.dispatchId, run: held.key.run }, ACK_SEND_MS);
+  }
+
+  #recordStale(held: HeldReport): void {
+    this.#recordFailure({ ...held.key, reason: 'stale', message: 'the report carries evidence that a later order superseded; not accepted' });
   }
 
   /** Store a verified report for `t` (any run in this center), count it, log it. False when `t` cannot take it (final already). */

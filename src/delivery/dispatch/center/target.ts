@@ -17,6 +17,14 @@
  *   pending, retry-wait ──skip────────────▶ skipped    (canary stop)
  * ```
  *
+ * A report verifies against the target's current evidence, or against an
+ * earlier one of the same target that a re-issue superseded once the agent
+ * refuses the re-issue as replayed (it acts on a run once, so the earlier
+ * order is the one that stands: its evidence becomes current again and the
+ * report is accepted; a report that crossed the re-issue is held, unacked,
+ * until then). Whatever state the target is in, a re-issue undone that way
+ * takes the same `verified` or `lost` edge as any other attempt.
+ *
  * `verified`, `failed`, `gave-up` and `skipped` are final. `verified` means
  * the report verified, whatever it says happened (a refused order or a
  * non-zero exit is still a verified report); {@link isTargetSuccess} is the
