@@ -350,7 +350,7 @@ export class SqliteDispatchStore implements DispatchStore {
   }
 
   /** {@inheritDoc DispatchStore.createDispatch} */
-  createDispatch(dispatch: Omit<StoredDispatch, 'state' | 'lastRun'>, run: RunInput, targets: readonly NewTarget[]): void {
+  createDispatch(dispatch: Omit<StoredDispatch, 'state' | 'lastRun'>, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): void {
     this.#open();
     checkTargets(targets);
     this.#tx.createDispatch.immediate(dispatch, run, targets);
@@ -370,7 +370,7 @@ export class SqliteDispatchStore implements DispatchStore {
   }
 
   /** {@inheritDoc DispatchStore.createRun} */
-  createRun(dispatchId: string, run: RunInput, targets: readonly NewTarget[]): number {
+  createRun(dispatchId: string, run: Omit<StoredRun, 'dispatchId' | 'run' | 'state' | 'wave' | 'endedAt'>, targets: readonly NewTarget[]): number {
     this.#open();
     checkTargets(targets);
     return this.#tx.createRun.immediate(dispatchId, run, targets);
@@ -455,7 +455,7 @@ export class SqliteDispatchStore implements DispatchStore {
   }
 
   /** {@inheritDoc DispatchStore.acceptReport} */
-  acceptReport(key: TargetKey, result: AcceptInput, at: number): void {
+  acceptReport(key: TargetKey, result: AcceptedReport, at: number): void {
     this.#open();
     this.#tx.accept.immediate(key, result, at);
   }
