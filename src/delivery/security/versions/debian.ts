@@ -52,7 +52,7 @@ export interface DebianVersion {
   readonly text: string;
   /**
    * A string whose code-unit order is the version order (see
-   * {@link debianSortKey}): comparing two versions is one string comparison.
+   * `debianSortKey`): comparing two versions is one string comparison.
    */
   readonly sortKey: string;
 }
@@ -201,7 +201,7 @@ export function compareDebianPart(a: string, b: string): number {
 
 /**
  * Compare two parsed Debian versions: negative, zero or positive. One
- * comparison of their sort keys; {@link compareParsedDebianReference} is the
+ * comparison of their sort keys; `compareParsedDebianReference` is the
  * same ordering computed the way dpkg does, and a property test keeps the two
  * equal.
  * @public
