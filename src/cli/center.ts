@@ -10,8 +10,9 @@
  * the dispatch store `dispatch.db` (bundles in `dispatch.db.bundles/`) and
  * the evidence log `evidence.log`. `run` keeps the center online; the import
  * commands open the same folder, act (dispatching through the relay), and
- * exit. A running center loads advisories and hosts when it starts, so run
- * imports while it is stopped, or restart it after.
+ * exit; a running center picks up advisories stored by another process
+ * within `--sync` seconds (and makes no second action for a finding that
+ * already has one).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -34,6 +35,7 @@ export const CENTER_CLI_DEFAULTS = Object.freeze({
   agentDir: './.gatesock/security-agent',
   pcid: 'security-center',
   intervalSeconds: 3600,
+  syncSeconds: 5,
 });
 
 /** The files of a center folder. */
@@ -157,7 +159,7 @@ export function findingLines(findings: readonly Finding[]): string[] {
   return findings.map((f) => `${f.hostId}  ${f.kind}  ${f.automatic ? 'automatic' : 'manual'}  ${f.reason}`);
 }
 
-async function runCenter(o: CenterFlags & { pcid: string }, io: Io): Promise<void> {
+async function runCenter(o: CenterFlags & { pcid: string; sync: number }, io: Io): Promise<void> {
   const relay = await relayOptions(o);
   const center = await openCenterFolder(o, relay, io);
   const f = centerFolder(o.dir);
@@ -168,7 +170,21 @@ async function runCenter(o: CenterFlags & { pcid: string }, io: Io): Promise<voi
   center.on('action', (a) => io.note(`action ${a.id} ${a.hostId} ${a.findingKey}: ${a.state}${a.detail ? ` (${a.detail})` : ''}`));
   center.on('error', (e) => io.note(`warning: ${e.message}`));
   const server = await center.listen({ ...relay, identity, pcid: o.pcid });
+  // Advisories imported by `center import-advisories` (another process) reach this center within --sync seconds.
+  let syncing = false;
+  const timer = setInterval(() => {
+    if (syncing) return;
+    syncing = true;
+    center
+      .syncAdvisories()
+      .then((r) => {
+        for (const a of r.affected) io.note(`advisory ${a.advisoryId} (stored by another process): ${a.hosts.length === 0 ? 'no host affected' : a.hosts.join(', ')}`);
+      })
+      .catch((e: unknown) => io.note(`warning: advisory sync: ${(e as Error).message}`))
+      .finally(() => (syncing = false));
+  }, o.sync * 1000);
   onShutdown(async () => {
+    clearInterval(timer);
     await center.close();
   });
   io.print(`pcid     ${server.pcid}`);
@@ -266,7 +282,8 @@ export function registerCenterCommands(program: Command, io: Io): void {
 
   addCenterFlags(addRelayFlags(center.command('run').description('run the center as a relay server: agents push their reports to its PCID; prints its PCID and MSID')))
     .option('--pcid <name>', 'ask for this PCID', CENTER_CLI_DEFAULTS.pcid)
-    .action(async (o: CenterFlags & { pcid: string }) => runCenter(o, io));
+    .option('--sync <seconds>', 'look for advisories imported by other processes this often', intIn('--sync', 1, 86_400), CENTER_CLI_DEFAULTS.syncSeconds)
+    .action(async (o: CenterFlags & { pcid: string; sync: number }) => runCenter(o, io));
 
   addCenterFlags(addRelayFlags(center.command('import-advisories').description('import OSV JSON and countermeasure files (folders: every *.json), check every host at once, act on the affected ones')))
     .argument('<files...>', 'OSV records (one or a list per file) and gatesock-countermeasures/1 files')

@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { centerFolder, openCenterFolder, registerCenterCommands } from '../../src/cli/center.js';
 import { InlineExecutor } from '../../src/delivery/dispatch/index.js';
 import { SecurityAgent } from '../../src/delivery/security/agent/index.js';
+import { parseOsv } from '../../src/delivery/security/advisories/index.js';
+import { SqliteSecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { certificateToPem, createServerIdentity, IdentityKey, loadOrCreateServerIdentity } from '../../src/session/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
 import { FAKE_UPGRADE, FIXTURES, collectFor, installedVersion, tempDir, until, writeRoot } from './fixtures/center/harness.js';
@@ -41,7 +43,7 @@ beforeAll(async () => {
   fs.writeFileSync(rootFile, certificateToPem(system.pki.root));
   dir = path.join(work, 'center');
   flags = ['--dir', dir, '--controller', system.controller.address, '--root', rootFile];
-  agentRoot = writeRoot(path.join(work, 'agent-root'), [{ name: 'openssl', version: '3.0.9-1' }], ['0.0.0.0:23']);
+  agentRoot = writeRoot(path.join(work, 'agent-root'), [{ name: 'openssl', version: '3.0.9-1' }, { name: 'zlib1g', version: '1:1.2.13.dfsg-1', source: 'zlib' }], ['0.0.0.0:23']);
   const policyFile = path.join(work, 'policy.json');
   fs.writeFileSync(
     policyFile,
@@ -108,7 +110,7 @@ describe('gatesock center', () => {
   });
 
   it('center run goes online as a relay server, prints its PCID and MSID, and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(FIXTURES, 'cli-main.ts'), 'center', 'run', ...flags, '--pcid', 'cli-sec-center'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(FIXTURES, 'cli-main.ts'), 'center', 'run', ...flags, '--pcid', 'cli-sec-center', '--sync', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -124,6 +126,15 @@ describe('gatesock center', () => {
       expect(answer.status).toBe('accepted');
       await until(() => /action act-\w+ web-1 vulnerable DSA-9001-1 openssl: confirmed/.test(err), 'the confirmation in the log');
       expect(err).toMatch(/report: web-1, 1 findings/);
+      // an advisory stored by another process (as `center import-advisories` does) reaches the running center and is fixed
+      const db = await SqliteSecurityStore.open(centerFolder(dir).security);
+      await db.putAdvisories(
+        parseOsv(JSON.stringify({ id: 'T-ZLIB-1', modified: '2026-11-22T00:00:00Z', affected: [{ package: { ecosystem: 'Debian:12', name: 'zlib' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '1:1.2.13.dfsg-1+deb12u1' }] }] }] })),
+      );
+      await db.close();
+      await until(() => /advisory T-ZLIB-1 \(stored by another process\): web-1/.test(err), 'the running center to pick the advisory up', 20_000);
+      await until(() => /action act-\w+ web-1 vulnerable T-ZLIB-1 zlib1g: confirmed/.test(err), 'the zlib fix confirmed', 20_000);
+      expect(installedVersion(agentRoot, 'zlib1g')).toBe('1:1.2.13.dfsg-1+deb12u1');
     } finally {
       child.kill('SIGTERM');
     }

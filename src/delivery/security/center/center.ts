@@ -196,6 +196,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   readonly #options: SecurityCenterOptions;
   readonly #now: () => number;
   #policy: PolicyDocument;
+  /** `modified` of every advisory the engine holds, to see what another process stored ({@link SecurityCenter.syncAdvisories}). */
+  readonly #known = new Map<string, string>();
   /** Acting rounds run one at a time, so an agent never has two countermeasure dispatches at once. */
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
@@ -244,6 +246,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       for await (const a of security.advisories()) adv.push(a);
       center.engine.setCountermeasureSet(await security.countermeasures());
       center.engine.addAdvisories(adv);
+      for (const a of adv) center.#known.set(a.id, a.modified);
       for (const h of store.hosts()) {
         const r = store.latest(h.hostId);
         if (r) center.engine.updateHost({ ...toInventory(r), hostId: h.hostId });
@@ -390,11 +393,37 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     for (const a of advisories) {
       if (!changed.has(a.id)) continue;
       const impact = this.engine.addAdvisory(a);
+      this.#known.set(a.id, a.modified);
       affected.push({ advisoryId: a.id, hosts: impact.hosts.map((h) => h.hostId) });
       for (const h of impact.hosts) for (const f of h.findings) work.push({ finding: f, trigger: 'advisory' });
     }
     const actions = await this.#enqueue(() => this.#act(work));
     return { stored, affected, actions };
+  }
+
+  /**
+   * Trigger 3 for advisories another process stored in the security
+   * database (`gatesock center import-advisories` while `center run` runs):
+   * take every advisory that is new or changed since this center loaded it,
+   * with the current countermeasures, and act on the hosts it affects
+   * (findings that already have an action, made by that other process or
+   * here, get none again). `gatesock center run` calls it periodically.
+   */
+  async syncAdvisories(): Promise<AdvisoryImportResult> {
+    this.#checkOpen();
+    this.engine.setCountermeasureSet(await this.security.countermeasures());
+    const fresh: Advisory[] = [];
+    for await (const a of this.security.advisories()) if (this.#known.get(a.id) !== a.modified) fresh.push(a);
+    const affected: { advisoryId: string; hosts: string[] }[] = [];
+    const work: { finding: Finding; trigger: Trigger }[] = [];
+    for (const a of fresh) {
+      const impact = this.engine.addAdvisory(a);
+      this.#known.set(a.id, a.modified);
+      affected.push({ advisoryId: a.id, hosts: impact.hosts.map((h) => h.hostId) });
+      for (const h of impact.hosts) for (const f of h.findings) work.push({ finding: f, trigger: 'advisory' });
+    }
+    const actions = await this.#enqueue(() => this.#act(work));
+    return { stored: { added: [], updated: fresh.map((a) => a.id), unchanged: [], stale: [] }, affected, actions };
   }
 
   /**
