@@ -67,7 +67,8 @@ const PREFIX = 6;
 const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 const CODE_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
-const ANSWER_STATUSES = ['accepted', 'stale', 'need-full', 'refused'] as const;
+/** The statuses a center's answer to a report can carry ({@link AnswerMessage}). @public */
+export const ANSWER_STATUSES = ['accepted', 'stale', 'need-full', 'refused'] as const;
 
 /** What kind of host the agent runs on: a server, or a network device that applies nftables rule sets. */
 export type DeviceKind = 'server' | 'network-device';
