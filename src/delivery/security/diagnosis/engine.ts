@@ -164,6 +164,7 @@ export class DiagnosisEngine {
   readonly #countermeasures = new Map<string, readonly Countermeasure[]>();
   #policy: Policy | undefined;
 
+  /** An engine with no hosts and no advisories; `options.policy` is checked at once (`GS_ERR_SECURITY_MALFORMED_POLICY`). */
   constructor(options: DiagnosisEngineOptions = {}) {
     if (options.policy !== undefined) this.#policy = checkPolicy(options.policy);
   }
