@@ -59,7 +59,7 @@ export const DEFAULT_MAX_CHANNEL_MESSAGE_BYTES = DEFAULT_REPORT_LIMITS.maxBytes 
 /** Most characters of an answer's `message`. */
 export const MAX_ANSWER_MESSAGE_CHARS = 1024;
 
-/** Most files one answer may ask for. */
+/** Most files one answer may ask for. @public */
 export const MAX_REQUESTED_FILES = 256;
 
 const SIGNATURE_LEN = 64;
@@ -70,10 +70,10 @@ const CODE_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
 /** The statuses a center's answer to a report can carry ({@link AnswerMessage}). @public */
 export const ANSWER_STATUSES = ['accepted', 'stale', 'need-full', 'refused'] as const;
 
-/** What kind of host the agent runs on: a server, or a network device that applies nftables rule sets. */
+/** What kind of host the agent runs on: a server, or a network device that applies nftables rule sets. @public */
 export type DeviceKind = 'server' | 'network-device';
 
-/** How the agent names itself: the host ID (policy key), the PCID its dispatch agent serves, and its kind. */
+/** How the agent names itself: the host ID (policy key), the PCID its dispatch agent serves, and its kind. @public */
 export interface AgentHostInfo {
   /** Host ID, as the policy database names it: 1–128 of `[A-Za-z0-9._:-]`, starting with a letter or digit. */
   readonly host: string;
@@ -82,7 +82,7 @@ export interface AgentHostInfo {
   readonly device: DeviceKind;
 }
 
-/** An agent's report message. */
+/** An agent's report message. @public */
 export interface ReportMessage extends AgentHostInfo {
   readonly t: 'report';
   /** The agent's certificate, base64url DER. */
@@ -93,7 +93,7 @@ export interface ReportMessage extends AgentHostInfo {
   readonly body: Uint8Array;
 }
 
-/** The center's answer. */
+/** The center's answer. @public */
 export interface AnswerMessage {
   readonly t: 'answer';
   /** `accepted`; `stale` (number above `expectSeqAbove`); `need-full` (send a full report); `refused` (`code`, `message`). */
@@ -114,7 +114,7 @@ export interface AnswerMessage {
   readonly body: Uint8Array;
 }
 
-/** A configuration file the center asks an agent to report. */
+/** A configuration file the center asks an agent to report. @public */
 export interface RequestedFile {
   /** Absolute, normalised path on the host. */
   readonly path: string;
