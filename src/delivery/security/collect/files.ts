@@ -9,7 +9,7 @@ import { open, realpath } from 'node:fs/promises';
 import * as posix from 'node:path/posix';
 import { checkHostPath, fileKey, type FileEntry } from '../report/index.js';
 
-/** Options of {@link collectFiles}. */
+/** Options of {@link collectFiles}. @public */
 export interface FilesOptions {
   /** Absolute, normalised paths to collect (anything else throws `GS_ERR_SECURITY_UNSAFE_PATH`). */
   readonly paths: readonly string[];
@@ -82,6 +82,7 @@ async function readOne(root: string, path: string, wantContent: boolean, maxCont
 /**
  * Collect the configured files, sorted by path. A path with no regular file
  * (missing, a directory, unreadable) is reported with `sha256: null`.
+ * @public
  */
 export async function collectFiles(options: FilesOptions): Promise<FileEntry[]> {
   const maxContent = options.maxContentBytes ?? 64 * 1024;
