@@ -22,7 +22,7 @@ import { readFile } from 'node:fs/promises';
 import * as posix from 'node:path/posix';
 import { isArch, isPackageName, isPackageVersion, packageKey, type PackageEntry } from '../report/index.js';
 
-/** Why an entry of a package database was left out of the report. */
+/** Why an entry of a package database was left out of the report. @public */
 export interface SkippedPackage {
   /** Package name as read (may be empty). */
   readonly name: string;
