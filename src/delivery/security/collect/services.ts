@@ -86,7 +86,7 @@ export function isListening(row: SocketRow): boolean {
   return row.proto === 'tcp' ? row.state === TCP_LISTEN : row.state === TCP_CLOSE && row.remotePort === 0;
 }
 
-/** Options of {@link collectListeningServices}. */
+/** Options of {@link collectListeningServices}. @public */
 export interface ServicesOptions {
   /** The proc file system. Default `/proc`. */
   readonly procRoot?: string;
@@ -148,6 +148,7 @@ async function socketOwners(procRoot: string, wanted: ReadonlySet<number>, maxLi
  * (sockets sharing one through SO_REUSEPORT are merged; the process name is
  * the alphabetically first owner), sorted by key. A missing table (no IPv6)
  * is skipped.
+ * @public
  */
 export async function collectListeningServices(options: ServicesOptions = {}): Promise<ServiceEntry[]> {
   const procRoot = options.procRoot ?? '/proc';
