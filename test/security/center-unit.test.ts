@@ -27,7 +27,7 @@ import type { Finding } from '../../src/delivery/security/diagnosis/index.js';
 import type { Notifier, SecurityNotification } from '../../src/delivery/security/notify/index.js';
 import { collectConfiguration } from '../../src/delivery/security/collect/index.js';
 import { diffReports, encodeConfigurationReport, type FullReport } from '../../src/delivery/security/report/index.js';
-import { FAKE_UPGRADE, FIXTURES, collectFor, installedVersion, memoryCenterLink, tempDir, until, writeRoot, type FixturePackage } from './fixtures/center/harness.js';
+import { FAKE_UPGRADE, FIXTURES, collectFor, dpkgStatus, installedVersion, memoryCenterLink, tempDir, until, writeRoot, type FixturePackage } from './fixtures/center/harness.js';
 
 const dirs: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -303,6 +303,12 @@ describe('SecurityCenter over memory pieces', () => {
     await center.settled();
     expect(agents.a!.orders).toBe(1);
     expect(notifier.sent).toHaveLength(1);
+    // a person fixes both by hand: the next report confirms them
+    fs.writeFileSync(path.join(roots.a!, 'var/lib/dpkg/status'), dpkgStatus([{ name: 'sudo', version: '1.9.13p3-1+deb12u1' }, { name: 'openssl', version: '3.0.11-1~deb12u2' }]));
+    await agents.a!.agent.reportNow();
+    await center.settled();
+    expect(center.actions().map((x) => x.state)).toEqual(['confirmed', 'confirmed']);
+    expect(center.actions().find((x) => x.advisoryId === 'T-1')!.detail).toMatch(/after: failed/);
   });
 
   it('a notifier that is down is tried again on the next report', async () => {

@@ -359,8 +359,13 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   #confirm(host: HostEntry, diagnosis: HostDiagnosis, report: FullReport): void {
     const present = new Set(diagnosis.findings.map(findingKey));
     for (const a of this.config.actions(host.hostId)) {
-      if (a.mode !== 'automatic') continue;
       const gone = !present.has(a.findingKey);
+      if (gone && (a.state === 'notified' || a.state === 'failed')) {
+        // Fixed by a person (or otherwise): the finding may be acted on afresh if it ever comes back.
+        this.#update(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it (after: ${a.state}${a.detail ? `, ${a.detail}` : ''})`.slice(0, 1000) });
+        continue;
+      }
+      if (a.mode !== 'automatic') continue;
       if (a.state === 'verified-ran') {
         if (gone) this.#update(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it` });
         else if (a.ranEndedAt !== null && report.time >= a.ranEndedAt) this.#update(a, { state: 'failed', detail: `the countermeasure ran, but report ${report.seq} (made after the run) still shows the finding` });
