@@ -3,16 +3,184 @@
  * ordering, advisory import, the security-information database, diagnosis,
  * configuration reports and their collectors, scanner import, nftables rules,
  * notifiers, the security center and its agents.
+ *
+ * This is the curated public surface (re-exported by `gatesock/delivery`):
+ * what an integrator needs to run a center and its agents, store and import
+ * what they use, and read what they produce. Parsing helpers, sort keys,
+ * syntax checks and channel framing stay exported from each folder's own
+ * index for that folder's tests and neighbours, not from here.
  */
-export * from './versions/index.js';
-export * from './advisories/index.js';
-export * from './secdb/index.js';
-export * from './diagnosis/index.js';
-export * from './report/index.js';
-export * from './collect/index.js';
-export * from './scan/index.js';
-export * from './firewall/index.js';
-export * from './notify/index.js';
-export * from './channel/index.js';
-export * from './agent/index.js';
-export * from './center/index.js';
+export {
+  MAX_VERSION_LENGTH,
+  compareDebianVersions,
+  compareParsedDebian,
+  debianVersionKey,
+  isDebianVersion,
+  parseDebianVersion,
+  type DebianVersion,
+} from './versions/index.js';
+export { compareParsedRpm, compareRpmVersions, parseRpmVersion, rpmVersionKey, type RpmVersion } from './versions/index.js';
+export { DEBIAN_SCHEME, RPM_SCHEME, SUPPORTED_ECOSYSTEMS, schemeForEcosystem, type VersionScheme, type VersionSchemeName } from './versions/index.js';
+export {
+  ADVISORY_LIMITS,
+  COUNTERMEASURE_FORMAT,
+  AffectedMatcher,
+  importAdvisoryFiles,
+  parseCountermeasure,
+  parseCountermeasureDocument,
+  parseCountermeasureFile,
+  parseOsv,
+  parseOsvDocument,
+  parseOsvRecord,
+  type Advisory,
+  type AdvisoryReference,
+  type AdvisorySeverity,
+  type AffectedPackage,
+  type AffectedRange,
+  type CommandStep,
+  type ConfigStep,
+  type Countermeasure,
+  type CountermeasureSet,
+  type ImportReport,
+  type ManualStep,
+  type OsvImportOptions,
+  type RangeEvent,
+  type RangeHit,
+  type UpgradeStep,
+} from './advisories/index.js';
+export {
+  SECURITY_SQLITE_SCHEMA_VERSION,
+  MemorySecurityStore,
+  SqliteSecurityStore,
+  type PutAdvisoriesResult,
+  type SecurityStore,
+  type SecurityStoreCounts,
+} from './secdb/index.js';
+export {
+  INVENTORY_LIMITS,
+  DiagnosisEngine,
+  checkPolicy,
+  findingKey,
+  loadAdvisories,
+  planCountermeasures,
+  resolveHostPolicy,
+  type AdvisoryImpact,
+  type DiagnosisEngineOptions,
+  type FileFinding,
+  type FileRule,
+  type Finding,
+  type HostDiagnosis,
+  type HostInventory,
+  type HostPlan,
+  type HostPolicy,
+  type InventoryFile,
+  type InventoryPackage,
+  type InventoryService,
+  type PlannedStep,
+  type Policy,
+  type ResolvedHostPolicy,
+  type RolePolicy,
+  type ServiceFinding,
+  type ServiceRule,
+  type SettingFinding,
+  type SettingRule,
+  type VulnerabilityFinding,
+} from './diagnosis/index.js';
+export {
+  DEFAULT_REPORT_LIMITS,
+  REPORT_FORMAT,
+  ConfigurationLedger,
+  applyReport,
+  diffReports,
+  encodeConfigurationReport,
+  isEmptyDelta,
+  parseConfigurationReport,
+  toInventory,
+  validateConfigurationReport,
+  type ApplyOutcome,
+  type ConfigurationReport,
+  type DeltaReport,
+  type FileEntry,
+  type FullReport,
+  type IntakeResult,
+  type LedgerOptions,
+  type OmittedReason,
+  type OsInfo,
+  type PackageEntry,
+  type PackageManager,
+  type Refusal,
+  type ReportCheckOptions,
+  type ReportLimits,
+  type ServiceEntry,
+  type SetChanges,
+} from './report/index.js';
+export {
+  ConfigurationReporter,
+  collectConfiguration,
+  collectFiles,
+  collectListeningServices,
+  type CenterAnswer,
+  type CollectOptions,
+  type Collected,
+  type FilesOptions,
+  type ReporterEvents,
+  type ReporterOptions,
+  type ServicesOptions,
+  type SkippedPackage,
+} from './collect/index.js';
+export {
+  DEFAULT_NMAP_LIMITS,
+  confirmFindings,
+  parseNmapXml,
+  type FindingStatus,
+  type NmapHost,
+  type NmapLimits,
+  type NmapPort,
+  type NmapPortState,
+  type NmapProtocol,
+  type NmapScan,
+  type NmapService,
+  type ScanFinding,
+} from './scan/index.js';
+export { firewallForHost, generateForwardNftables, generateNftables, type NftablesOptions, type ProtectedHost } from './firewall/index.js';
+export {
+  SmtpNotifier,
+  WebhookNotifier,
+  renderNotificationText,
+  type Notifier,
+  type SecurityNotification,
+  type Severity,
+  type SmtpNotifierOptions,
+  type WebhookNotifierOptions,
+} from './notify/index.js';
+// The messages a center and its agents exchange, as SecurityCenter.receiveReport takes and answers them.
+export {
+  ANSWER_STATUSES,
+  MAX_REQUESTED_FILES,
+  type AgentHostInfo,
+  type AnswerMessage,
+  type DeviceKind,
+  type ReportMessage,
+  type RequestedFile,
+} from './channel/index.js';
+export { SecurityAgent, type CenterLink, type SecurityAgentEvents, type SecurityAgentOptions } from './agent/index.js';
+export {
+  ACTION_STATES,
+  CENTER_SQLITE_SCHEMA_VERSION,
+  DEFAULT_UPGRADE_COMMAND,
+  MemoryConfigurationStore,
+  SecurityCenter,
+  SqliteConfigurationStore,
+  checkPolicyDocument,
+  type ActionRecord,
+  type ActionSettings,
+  type ActionState,
+  type AdvisoryImportResult,
+  type ConfigurationStore,
+  type HostEntry,
+  type PolicyDocument,
+  type ScanImportResult,
+  type SecurityCenterEvents,
+  type SecurityCenterOptions,
+  type Trigger,
+} from './center/index.js';
