@@ -31,7 +31,17 @@ export interface HostEntry {
   readonly firewall: string | null;
 }
 
-/** Where an action is (seed 004 §4.4: act, then confirm by the next collection). @public */
+/**
+ * Where an action is (seed 004 §4.4: act, then confirm by the next collection).
+ *
+ * ```text
+ * automatic: planned ─▶ dispatched ─▶ verified-ran ─▶ confirmed
+ *               └──────────┴──────────────┴────────▶ failed ─┐
+ * manual:    planned ─▶ notified ─────────────────────────────┴─▶ confirmed (a report without the finding)
+ *               ▲  └ notifier failed: stays planned, tried again on the next report
+ * ```
+ * @public
+ */
 export type ActionState =
   /** Made, not yet sent. */
   | 'planned'
