@@ -211,6 +211,17 @@ function describeStore(name: string, open: () => Promise<DispatchStore>): void {
       for (const v of [100, 102, 103]) expect(store.findEvidence(key, hex(v))!.status).toBe('superseded');
     });
 
+    it('applies a patch given with issued evidence in the same step, and nothing when it is refused', () => {
+      create();
+      const key = { dispatchId: hex(7, 32), run: 0, msid: msid(1) };
+      store.updateTarget(key, { state: 'connecting', attempts: 1 }, 3900);
+      store.issueEvidence(key, hex(110), 4000, { state: 'issued', reason: 'reissued after timeout' });
+      expect(store.getTarget(key)).toMatchObject({ state: 'issued', attempts: 1, reason: 'reissued after timeout', evidence: hex(110), issuedAt: 4000, updatedAt: 4000 });
+      // A reused value throws before anything changes: the patch is not applied either.
+      expect(() => store.issueEvidence(key, hex(110), 4100, { state: 'accepted' })).toThrow(/only once/);
+      expect(store.getTarget(key)).toMatchObject({ state: 'issued', evidence: hex(110), updatedAt: 4000 });
+    });
+
     it('records failures per dispatch, in order', () => {
       store.recordFailure({ dispatchId: 'a', run: 0, msid: msid(1), at: 1, reason: 'wrong-evidence', message: 'm1' });
       store.recordFailure({ dispatchId: null, run: null, msid: msid(2), at: 2, reason: 'malformed', message: 'm2' });

@@ -51,7 +51,7 @@ import { sameMsid, type AgentConnector, type AgentRef } from './connector.js';
 import { Inbox, isEnd, type InboxEnd } from './inbox.js';
 import { DirectoryBundleRepository, MemoryBundleRepository, type BundleRepository } from './repository.js';
 import { SqliteDispatchStore } from './sqlite-store.js';
-import { MemoryDispatchStore, runFinished, type DispatchStore, type StoredDispatchOptions, type StoredRun, type StoredTarget, type TargetKey, type TargetPatch } from './store.js';
+import { MemoryDispatchStore, definedOnly, runFinished, type DispatchStore, type StoredDispatchOptions, type StoredRun, type StoredTarget, type TargetKey, type TargetPatch } from './store.js';
 import { isFinalTargetState, isTargetSuccess, nextTargetState, retryDelay, type TargetEvent, type TargetState } from './target.js';
 import { DEFAULT_FAILURE_THRESHOLD, DEFAULT_WAVES, checkWaveSpec, planWaves, waveOf, waveStops } from './waves.js';
 
@@ -286,6 +286,13 @@ interface Runtime {
   readonly ready: { msid: string; pcid: string }[];
   readonly timers: Set<ReturnType<typeof setTimeout>>;
   readonly channels: Set<DispatchChannel>;
+  /**
+   * The rows of this run's unfinished targets, kept in step with every
+   * write this center makes (the store is written first, then the copy), so
+   * that the state machine reads memory instead of the store. A final row
+   * is dropped once counted.
+   */
+  readonly rows: Map<string, StoredTarget>;
   waveDone: (() => void) | undefined;
   aborted: boolean;
 }
@@ -622,6 +629,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       ready: [],
       timers: new Set(),
       channels: new Set(),
+      rows: new Map(),
       waveDone: undefined,
       aborted: false,
     };
@@ -694,12 +702,12 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     for (const t of this.store.listTargets(rt.dispatchId, rt.run, { wave })) {
       if (isFinalTargetState(t.state)) continue;
       rt.open++;
-      let row = t;
+      rt.rows.set(t.msid, t);
       if (t.state === 'connecting' || t.state === 'issued' || t.state === 'accepted') {
         // In flight when the last center stopped.
         this.#transition(t, { kind: 'resume' }, { nextAttemptAt: now });
-        row = this.store.getTarget(t)!;
       }
+      const row = rt.rows.get(t.msid)!;
       if (row.state === 'retry-wait' && row.nextAttemptAt !== null && row.nextAttemptAt > now) this.#later(rt, row, row.nextAttemptAt - now);
       else rt.ready.push({ msid: row.msid, pcid: row.pcid });
     }
@@ -737,7 +745,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
   /** One attempt for one target, and what follows from its end. */
   async #runTarget(rt: Runtime, ref: { msid: string; pcid: string }): Promise<void> {
     const key: TargetKey = { dispatchId: rt.dispatchId, run: rt.run, msid: ref.msid };
-    const row = this.store.getTarget(key);
+    const row = this.#row(key);
     if (!row) return;
     if (isFinalTargetState(row.state)) {
       // Finished meanwhile (a pending report delivered on another connection).
@@ -751,9 +759,9 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       end = rt.aborted ? { kind: 'aborted' } : { kind: 'lost', reason: `internal: ${messageOf(err)}` };
       if (!rt.aborted) this.#emitError(err);
     }
-    if (end.kind === 'aborted' || rt.aborted) return;
-    const cur = this.store.getTarget(key)!;
-    if (end.kind === 'verified' || end.kind === 'gone' || isFinalTargetState(cur.state)) {
+    if (end.kind === 'aborted' || rt.aborted || end.kind === 'verified' || end.kind === 'gone') return;
+    const cur = this.#row(key)!;
+    if (isFinalTargetState(cur.state)) {
       // acceptReport already moved it (and counted it) — or another path finished it.
       return;
     }
@@ -770,7 +778,8 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
 
   /** Count a target that reached a final state, and tell the listeners. */
   #finished(rt: Runtime, msid: string): void {
-    const t = this.store.getTarget({ dispatchId: rt.dispatchId, run: rt.run, msid });
+    const t = this.#row({ dispatchId: rt.dispatchId, run: rt.run, msid });
+    rt.rows.delete(msid);
     if (!t) return;
     rt.done++;
     if (t.state === 'verified') rt.verified++;
@@ -781,12 +790,37 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
 
   /** Move a target through the state machine; returns the new state, or undefined when the event does not apply. */
   #transition(t: TargetKey & { state: TargetState }, event: TargetEvent, patch: TargetPatch = {}): TargetState | undefined {
-    const cur = this.store.getTarget(t);
+    const cur = this.#row(t);
     if (!cur) return undefined;
     const next = nextTargetState(cur.state, event);
     if (next === undefined) return undefined;
-    this.store.updateTarget(t, { ...patch, state: next }, this.#now());
+    const at = this.#now();
+    this.store.updateTarget(t, { ...patch, state: next }, at);
+    this.#remember({ ...cur, ...definedOnly(patch), state: next, updatedAt: at });
     return next;
+  }
+
+  /**
+   * A target's row: the running run's copy when there is one, else the
+   * store's (then kept as the copy while the target is not final).
+   */
+  #row(key: TargetKey): StoredTarget | undefined {
+    const rt = this.#runtimes.get(`${key.dispatchId}/${key.run}`);
+    const kept = rt?.rows.get(key.msid);
+    if (kept !== undefined) return kept;
+    const row = this.store.getTarget(key);
+    if (rt !== undefined && row !== undefined && !isFinalTargetState(row.state)) rt.rows.set(key.msid, row);
+    return row;
+  }
+
+  /** Keep a row just written to the store as its run's copy (a final one until {@link DispatchCenter.#finished} counts it). */
+  #remember(row: StoredTarget): void {
+    this.#runtimes.get(`${row.dispatchId}/${row.run}`)?.rows.set(row.msid, row);
+  }
+
+  /** Drop the copy of a row the store changed in a way the center does not mirror (a reinstated evidence). */
+  #forget(key: TargetKey): void {
+    this.#runtimes.get(`${key.dispatchId}/${key.run}`)?.rows.delete(key.msid);
   }
 
   #abort(rt: Runtime): void {
@@ -847,10 +881,10 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       if (rt.aborted) return { kind: 'aborted' };
       if (got.ok && got.mine) return { kind: 'verified' };
       if (got.held && got.mine) held.report = got.held;
-      if (this.#isFinal(key)) return this.#endHeld(channel, held, finalEnd(this.store.getTarget(key)!));
+      if (this.#isFinal(key)) return this.#endHeld(channel, held, finalEnd(this.#row(key)!));
     }
     const budget: AttemptBudget = { ...ATTEMPT_BUDGET };
-    const cur = this.store.getTarget(key)!;
+    const cur = this.#row(key)!;
     if (cur.evidence !== null && this.#reissueGraceMs > 0) {
       // An order went out before and its report did not come with the hello:
       // give the agent a moment to send it before the order is replaced.
@@ -860,15 +894,15 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     if (rt.aborted) return { kind: 'aborted' };
 
     // Issue: fresh evidence, stored (and the old one superseded) before the order leaves.
-    const before = this.store.getTarget(key)!;
+    const before = this.#row(key)!;
     // Finished meanwhile (a report of this target verified on another connection): issue nothing.
     if (nextTargetState(before.state, { kind: 'issue' }) === undefined) return this.#endHeld(channel, held, finalEnd(before));
     const evidence = newEvidence();
     const issuedAt = this.#now();
-    this.store.issueEvidence(key, evidence, issuedAt);
-    if (this.#transition(before, { kind: 'issue' }, before.evidence !== null ? { reason: `reissued after ${before.reason ?? 'an unanswered order'}` } : {}) === undefined) {
-      return { kind: 'gone' };
-    }
+    // The `issue` transition (checked just above) is written with the evidence, in one step.
+    const patch: TargetPatch = before.evidence !== null ? { state: 'issued', reason: `reissued after ${before.reason ?? 'an unanswered order'}` } : { state: 'issued' };
+    this.store.issueEvidence(key, evidence, issuedAt, patch);
+    this.#remember({ ...before, ...patch, evidence, issuedAt, updatedAt: issuedAt });
     this.#append('issued', { dispatch: key.dispatchId, run: key.run, agent: key.msid, evidence: evidenceHash(evidence) });
     const reportWait = o.timeoutMs ?? rt.bundle.timeoutMs + DISPATCH_DEFAULTS.reportMarginMs;
     const binding = signBinding(
@@ -961,7 +995,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
           const got = await this.#receiveReport(channel, m.report, m.certificate, key.msid, key, ordered, held);
           if (got.ok && got.mine) return { kind: 'verified' };
           if (got.held && got.mine) held.report = got.held;
-          if (this.#isFinal(key)) return finalEnd(this.store.getTarget(key)!);
+          if (this.#isFinal(key)) return finalEnd(this.#row(key)!);
           // A stale report is a real report of an order that was replaced: held, and the wait goes on for what the agent does with the new one.
           if (!got.ok && ordered && got.reason !== 'stale') return { kind: 'rejected', reason: got.reason ?? 'malformed' };
           break;
@@ -975,10 +1009,11 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
             if (h !== undefined) {
               // Its report already came (it crossed the re-issue): that is the result.
               held.report = undefined;
-              return (await this.#acceptHeld(channel, h)) ? { kind: 'verified' } : finalEnd(this.store.getTarget(key)!);
+              return (await this.#acceptHeld(channel, h)) ? { kind: 'verified' } : finalEnd(this.#row(key)!);
             }
             // Its loader may still be running: its report will come with a later hello. Undo the re-issue and try again later.
             this.store.reinstateEvidence(key, previous, this.#now());
+            this.#forget(key);
             return { kind: 'lost', reason: 'the agent still holds the earlier order' };
           }
           // The agent refused the order. For some refusals a signed `refused` report follows: wait for it briefly.
@@ -1018,7 +1053,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     const f = report.fields;
     const key: TargetKey = { dispatchId: f.dispatchId, run: f.run, msid };
     const mine = current.dispatchId === f.dispatchId && current.run === f.run && current.msid === msid;
-    const target = this.store.getTarget(key);
+    const target = this.#row(key);
     const dispatch = target && this.store.getDispatch(f.dispatchId);
     let expectation: ReportExpectation | undefined;
     let superseded = false;
@@ -1074,7 +1109,8 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
    */
   async #acceptHeld(channel: DispatchChannel, held: HeldReport): Promise<boolean> {
     this.store.reinstateEvidence(held.key, held.evidence, this.#now());
-    const t = this.store.getTarget(held.key)!;
+    this.#forget(held.key);
+    const t = this.#row(held.key)!;
     const accepted = this.#acceptVerified(t, held.encoded, held.certificate, held.fields);
     if (!accepted) this.#recordFailure({ ...held.key, reason: 'late', message: `a verified report arrived after the target was ${t.state}; not accepted` });
     await sendWithin(channel, { t: 'ack', dispatchId: held.key.dispatchId, run: held.key.run }, ACK_SEND_MS);
@@ -1095,7 +1131,10 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
   #acceptVerified(t: StoredTarget, encoded: string, certificate: string, fields: ReportFields): boolean {
     const next = nextTargetState(t.state, { kind: 'verified' });
     if (next === undefined) return false;
-    this.store.acceptReport(t, { state: next, outcome: fields.outcome, exitCode: fields.exitCode, signal: fields.signal, report: encoded, certificate }, this.#now());
+    const at = this.#now();
+    const result = { state: next, outcome: fields.outcome, exitCode: fields.exitCode, signal: fields.signal, report: encoded, certificate };
+    this.store.acceptReport(t, result, at);
+    this.#remember({ ...t, ...result, nextAttemptAt: null, updatedAt: at });
     this.#append('result', { dispatch: t.dispatchId, run: t.run, agent: t.msid, report: fields as unknown as Record<string, unknown>, encoded, certificate });
     const rt = this.#runtimes.get(`${t.dispatchId}/${t.run}`);
     if (rt) this.#finished(rt, t.msid);
@@ -1103,7 +1142,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
   }
 
   #isFinal(key: TargetKey): boolean {
-    const t = this.store.getTarget(key);
+    const t = this.#row(key);
     return t !== undefined && isFinalTargetState(t.state);
   }
 

@@ -204,7 +204,7 @@ export class SqliteDispatchStore implements DispatchStore {
   readonly #tx: {
     createDispatch: Transaction<[Omit<StoredDispatch, 'state' | 'lastRun'>, RunInput, readonly NewTarget[]], void>;
     createRun: Transaction<[string, RunInput, readonly NewTarget[]], number>;
-    issue: Transaction<[TargetKey, string, number], void>;
+    issue: Transaction<[TargetKey, string, number, TargetPatch | undefined], void>;
     reinstate: Transaction<[TargetKey, string, number], void>;
     accept: Transaction<[TargetKey, AcceptInput, number], void>;
     updateRun: Transaction<[string, number, Partial<Pick<StoredRun, 'state' | 'wave' | 'endedAt'>>], void>;
@@ -267,13 +267,14 @@ export class SqliteDispatchStore implements DispatchStore {
         insertTargets(id, n, targets, r.createdAt);
         return n;
       }),
-      issue: db.transaction((k: TargetKey, evidence: string, at: number) => {
+      issue: db.transaction((k: TargetKey, evidence: string, at: number, patch?: TargetPatch) => {
         const t = s.getTarget!.get(k.dispatchId, k.run, k.msid) as TargetRow | undefined;
         if (!t) throw unknownDispatch(`target ${k.dispatchId}/${k.run}/${k.msid}`);
         if (s.getEvidence!.get(evidence) !== undefined) throw reusedEvidence();
         if (t.evidence !== null) s.setEvidenceStatus!.run('superseded', t.evidence, 'current');
         s.insertEvidence!.run(evidence, k.dispatchId, k.run, k.msid, at);
         s.setEvidence!.run(evidence, at, at, k.dispatchId, k.run, k.msid);
+        if (patch !== undefined) this.#patchTarget(k, patch, at);
       }),
       reinstate: db.transaction((k: TargetKey, previous: string, at: number) => {
         const t = s.getTarget!.get(k.dispatchId, k.run, k.msid) as TargetRow | undefined;
@@ -412,6 +413,11 @@ export class SqliteDispatchStore implements DispatchStore {
   /** {@inheritDoc DispatchStore.updateTarget} */
   updateTarget(key: TargetKey, patch: TargetPatch, at: number): void {
     this.#open();
+    this.#patchTarget(key, patch, at);
+  }
+
+  /** One UPDATE of a target's patched columns and `updated` (inside a transaction or on its own). */
+  #patchTarget(key: TargetKey, patch: TargetPatch, at: number): void {
     const names: string[] = [];
     const values: unknown[] = [];
     for (const [k, v] of Object.entries(patch) as [keyof TargetPatch, unknown][]) {
@@ -435,9 +441,9 @@ export class SqliteDispatchStore implements DispatchStore {
   }
 
   /** {@inheritDoc DispatchStore.issueEvidence} */
-  issueEvidence(key: TargetKey, evidence: string, at: number): void {
+  issueEvidence(key: TargetKey, evidence: string, at: number, patch?: TargetPatch): void {
     this.#open();
-    this.#tx.issue.immediate(key, evidence, at);
+    this.#tx.issue.immediate(key, evidence, at, patch);
   }
 
   /** {@inheritDoc DispatchStore.reinstateEvidence} */

@@ -228,9 +228,11 @@ export interface DispatchStore {
    * Record a fresh evidence value for a target's next order, in one step:
    * the previous `current` one (if any) becomes `superseded`, the target's
    * `evidence`/`issuedAt` become the new one. Throws if the value was ever
-   * issued before (evidence is never reused).
+   * issued before (evidence is never reused). `patch`, when given, is
+   * applied to the target in the same step (the center moves the target to
+   * `issued` with it: one commit instead of two).
    */
-  issueEvidence(key: TargetKey, evidence: string, at: number): void;
+  issueEvidence(key: TargetKey, evidence: string, at: number, patch?: TargetPatch): void;
   /**
    * Undo a re-issue the agent refused because it still holds the earlier
    * order (`GS_ERR_DISPATCH_REPLAYED`): `previous` (a superseded value of
@@ -402,7 +404,7 @@ export class MemoryDispatchStore implements DispatchStore {
   }
 
   /** {@inheritDoc DispatchStore.issueEvidence} */
-  issueEvidence(key: TargetKey, evidence: string, at: number): void {
+  issueEvidence(key: TargetKey, evidence: string, at: number, patch: TargetPatch = {}): void {
     this.#open();
     const r = this.#runs.get(`${key.dispatchId}/${key.run}`);
     const t = r?.targets.get(key.msid);
@@ -413,7 +415,7 @@ export class MemoryDispatchStore implements DispatchStore {
       if (old && old.status === 'current') this.#evidence.set(t.evidence, { ...old, status: 'superseded' });
     }
     this.#evidence.set(evidence, { dispatchId: key.dispatchId, run: key.run, msid: key.msid, evidence, issuedAt: at, status: 'current' });
-    r.targets.set(key.msid, { ...t, evidence, issuedAt: at, updatedAt: at });
+    r.targets.set(key.msid, { ...t, ...definedOnly(patch), evidence, issuedAt: at, updatedAt: at });
   }
 
   /** {@inheritDoc DispatchStore.reinstateEvidence} */
@@ -514,7 +516,8 @@ function runView(r: MemoryRun): StoredRun {
   return { dispatchId: r.dispatchId, run: r.run, args: r.args, state: r.state, wave: r.wave, waves: r.waves, createdAt: r.createdAt, endedAt: r.endedAt };
 }
 
-function definedOnly<T extends object>(patch: T): Partial<T> {
+/** A patch without its undefined fields. @internal */
+export function definedOnly<T extends object>(patch: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(patch)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
