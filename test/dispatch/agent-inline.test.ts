@@ -297,7 +297,7 @@ describe('DispatchAgent (inline executor)', () => {
     await junk.send(new Uint8Array([0, 0, 0, 9, 0, 200, 1, 2, 3, 4, 5, 6, 7]));
     await served; // the junk channel ended; serve() resolved, did not reject
     const odd = await center.connect(agent);
-    await odd.channel.send({ t: 'hello', agentMsid: agent.msid, certificate: 'AA', pending: [] });
+    await odd.channel.send({ t: 'hello', agentMsid: agent.msid, certificate: 'AA', pending: [], challenge: '0'.repeat(64) });
     expect(await odd.expect((m) => m.t === 'error')).toMatchObject({ code: 'GS_ERR_DISPATCH_MALFORMED' });
     await odd.channel.sock.disconnect();
 

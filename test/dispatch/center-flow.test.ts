@@ -25,12 +25,14 @@ import {
   decodeBinding,
   encodeMessage,
   fromBase64url,
+  newChannelChallenge,
   newDispatchId,
   newEvidence,
   sha256Digest,
   signReport,
   toBase64url,
   verifyBinding,
+  verifyChannelAuth,
   verifyEvidenceLog,
   type BindingFields,
   type ChannelMessage,
@@ -84,6 +86,10 @@ class ScriptedAgent {
   /** Reports kept until acked, by `dispatchId/run`. */
   readonly pending = new Map<string, string>();
   readonly acks: string[] = [];
+  /** For each `auth` the center sent: did it verify against this connection's challenge and the center key? */
+  readonly auths: boolean[] = [];
+  /** The type of the center's first message on each connection. */
+  readonly firsts: string[] = [];
   readonly fetched: string[] = [];
   behaviour: Behaviour = honest;
 
@@ -106,10 +112,14 @@ class ScriptedAgent {
   async serve(sock: SockIo): Promise<void> {
     const channel = new DispatchChannel(sock);
     try {
-      await channel.send({ t: 'hello', agentMsid: this.msid, certificate: toBase64url(this.identity.certificate.der), pending: [...this.pending.values()].map((report) => ({ report })) });
-      for (;;) {
+      const challenge = newChannelChallenge();
+      await channel.send({ t: 'hello', agentMsid: this.msid, certificate: toBase64url(this.identity.certificate.der), pending: [...this.pending.values()].map((report) => ({ report })), challenge });
+      for (let first = true; ; first = false) {
         const m = await channel.next((x) => x.t !== 'bundle', 10_000);
-        if (m.t === 'ack') {
+        if (first) this.firsts.push(m.t);
+        if (m.t === 'auth') {
+          this.auths.push(verifyChannelAuth(m.signature, { challenge, agentMsid: this.msid }, this.centerKey));
+        } else if (m.t === 'ack') {
           this.acks.push(`${m.dispatchId}/${m.run}`);
           this.pending.delete(`${m.dispatchId}/${m.run}`);
         } else if (m.t === 'run' || m.t === 'rerun') {
@@ -527,7 +537,7 @@ describe('DispatchCenter over scripted agents', () => {
     const f = fleet(1);
     const stuck = f.agents[0]!;
     // Says hello, then never reads: a 3 MiB inline bundle fills the pipe and the center's send blocks.
-    f.connector.register(stuck.msid, (sock) => void sock.send(encodeMessage({ t: 'hello', agentMsid: stuck.msid, certificate: toBase64url(stuck.identity.certificate.der), pending: [] })));
+    f.connector.register(stuck.msid, (sock) => void sock.send(encodeMessage({ t: 'hello', agentMsid: stuck.msid, certificate: toBase64url(stuck.identity.certificate.der), pending: [], challenge: newChannelChallenge() })));
     const center = await open(f);
     const bundle = await center.createBundle({ ...NOOP, target: { bytes: new Uint8Array(3 << 20), path: 'bin/big' } });
     const started = Date.now();

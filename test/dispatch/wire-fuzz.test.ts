@@ -1,8 +1,8 @@
 /**
  * Fuzzing every dispatch decoder: random bytes and mutated valid encodings.
  * Never anything but a DispatchError; whatever decodes re-encodes to the
- * same bytes; and no tampered bundle, binding, report or log line ever
- * verifies (docs/dispatch.md, "Formats").
+ * same bytes; and no tampered bundle, binding, report, channel auth or
+ * log line ever verifies (docs/dispatch.md, "Formats").
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -19,12 +19,15 @@ import {
   decodeReport,
   encodeMessage,
   newDispatchId,
+  newChannelChallenge,
   newEvidence,
   sha256Digest,
+  signChannelAuth,
   signBinding,
   signReport,
   verifyBinding,
   verifyBundle,
+  verifyChannelAuth,
   verifyEvidenceLog,
   type BindingFields,
   type ChannelMessage,
@@ -124,8 +127,11 @@ const reportFields: ReportFields = {
 const report = signReport(reportFields, agent);
 const expectation: ReportExpectation = { ...bindingFields, accepted: false };
 const cert64 = Buffer.from(agent.certificate.der).toString('base64url');
+const challenge = newChannelChallenge();
+const auth = signChannelAuth({ challenge, agentMsid: agent.msid }, center);
 const messages: ChannelMessage[] = [
-  { t: 'hello', agentMsid: agent.msid, certificate: cert64, pending: [{ report: report.encoded }] },
+  { t: 'hello', agentMsid: agent.msid, certificate: cert64, pending: [{ report: report.encoded }], challenge },
+  { t: 'auth', signature: auth },
   { t: 'run', binding: binding.encoded, inline: true, body: bundle.bytes },
   { t: 'run', binding: binding.encoded, inline: false },
   { t: 'fetch', digest: bundle.digest },
@@ -225,6 +231,32 @@ describe('mutated valid encodings never verify', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it('channel auth: any edit of the signature, or another challenge or agent, never verifies', () => {
+    const input = { challenge, agentMsid: agent.msid };
+    expect(verifyChannelAuth(auth, input, center.publicKey)).toBe(true);
+    const other = createServerIdentity().msid;
+    fc.assert(
+      fc.property(mutation, fc.nat({ max: 2 }), (m, which) => {
+        if (which === 0) {
+          const b = untext(mutate(text(auth), m));
+          if (b === auth) return;
+          expect(verifyChannelAuth(b, input, center.publicKey)).toBe(false);
+        } else if (which === 1) {
+          const c = untext(mutate(text(challenge), m));
+          if (c === challenge) return;
+          // A challenge outside the grammar is the caller's mistake (MALFORMED); any other simply fails.
+          expect(attempt(() => verifyChannelAuth(auth, { challenge: c, agentMsid: agent.msid }, center.publicKey)) ?? false).toBe(false);
+        } else {
+          expect(verifyChannelAuth(auth, { challenge, agentMsid: other }, center.publicKey)).toBe(false);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+    // Another key's signature over the same challenge does not verify either.
+    expect(verifyChannelAuth(signChannelAuth(input, generateIdentityKey()), input, center.publicKey)).toBe(false);
+    expect(verifyChannelAuth(undefined, input, center.publicKey)).toBe(false);
   });
 
   it('messages: edits decode to canonical messages or throw DispatchError', () => {

@@ -23,11 +23,23 @@
  *          a live loader holds the binding's bundle       UNKNOWN_BUNDLE / DIGEST_MISMATCH   yes
  *          and the bundle has not expired                 EXPIRED                            yes
  *          → accepted: the loaded code runs again, nothing is fetched
- *  cancel  the dispatch is being fetched or loaded        UNKNOWN_DISPATCH (error only)
+ *  auth    the center key's signature over this           BAD_SIGNATURE (error only)
+ *            connection's hello challenge and our MSID
+ *          → the channel is authenticated (for ack and cancel)
+ *  cancel  the channel is authenticated                   BAD_SIGNATURE (error only)
+ *          the dispatch is being fetched or loaded        UNKNOWN_DISPATCH (error only)
  *          → fetch: refused report (reason cancelled); loader: killed, the run in
  *            progress reports outcome timeout, reason cancelled
- *  ack     drops that pending report
+ *  ack     the channel is authenticated                   BAD_SIGNATURE (error only)
+ *          → drops that pending report
  * ```
+ *
+ * `ack` and `cancel` carry no signature of their own, so anyone who can
+ * reach the agent could otherwise make it forget a report or stop a run:
+ * each connection's `hello` carries a fresh random challenge, and the
+ * center's `auth` answer (wire's `signChannelAuth`) proves it holds the
+ * pinned key. `run` and `rerun` need no authenticated channel: their
+ * bindings are signed.
  *
  * Nothing here throws out of {@link DispatchAgent.serve}: a bad message gets
  * an `error` answer, a broken channel ends that channel only.
@@ -44,11 +56,13 @@ import {
   MAX_PENDING_REPORTS,
   decodeBinding,
   decodeBundle,
+  newChannelChallenge,
   parseCenterKey,
   signReport,
   toBase64url,
   verifyBinding,
   verifyBundle,
+  verifyChannelAuth,
   type BindingFields,
   type Bundle,
   type ChannelMessage,
@@ -176,6 +190,8 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
   #state: AgentState | undefined;
   readonly #channels = new Set<DispatchChannel>();
   readonly #tracked = new Set<Promise<unknown>>();
+  /** Each channel's hello challenge, and whether the center has answered it (see `auth`). */
+  readonly #auth = new WeakMap<DispatchChannel, { readonly challenge: string; ok: boolean }>();
   /** Messages posted to each channel and not yet taken by its socket. */
   readonly #queued = new WeakMap<DispatchChannel, number>();
   #orders: Promise<void> = Promise.resolve();
@@ -240,7 +256,8 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
 
   /**
    * Serve one center connection: send `hello` (with the reports not yet
-   * acknowledged), then act on its messages until it closes. Resolves when
+   * acknowledged and a fresh challenge), then act on its messages until it
+   * closes; `ack` and `cancel` only after the center's `auth` verified. Resolves when
    * the channel ends; never rejects.
    */
   async serve(sock: SockIo): Promise<void> {
@@ -264,7 +281,9 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
       let room = MAX_HEADER_BYTES - HELLO_HEADER_ROOM - this.#certificate.length;
       let listed = 0;
       while (listed < pending.length && listed < MAX_PENDING_REPORTS && (room -= pending[listed]!.report.length + 16) >= 0) listed++;
-      this.#post(ch, { t: 'hello', agentMsid: this.msid, certificate: this.#certificate, pending: pending.slice(0, listed).map((p) => ({ report: p.report })) });
+      const challenge = newChannelChallenge();
+      this.#auth.set(ch, { challenge, ok: false });
+      this.#post(ch, { t: 'hello', agentMsid: this.msid, certificate: this.#certificate, pending: pending.slice(0, listed).map((p) => ({ report: p.report })), challenge });
       for (const p of pending.slice(listed)) if (!(await this.#send(ch, { t: 'report', report: p.report, certificate: this.#certificate }))) break;
       await ended;
     }
@@ -316,6 +335,9 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
         case 'rerun':
           this.#serial(() => this.#onRerun(ch, m));
           return;
+        case 'auth':
+          this.#onAuth(ch, m.signature);
+          return;
         case 'cancel':
           this.#track(this.#onCancel(ch, m.dispatchId));
           return;
@@ -361,6 +383,20 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     }
     // Not saving is harmless: the runs are still listed as running and are reported again next start.
     await state.save().catch((e: unknown) => this.#warn(e));
+  }
+
+  /** The center's answer to this channel's challenge: marks the channel authenticated when it verifies. */
+  #onAuth(ch: DispatchChannel, signature: string): void {
+    const auth = this.#auth.get(ch);
+    if (auth === undefined) return;
+    if (verifyChannelAuth(signature, { challenge: auth.challenge, agentMsid: this.msid }, this.#centerKey)) {
+      auth.ok = true;
+      return;
+    }
+    // A bad auth does not undo a good one: both came from the same peer on this encrypted connection.
+    const message = 'auth is not the pinned center key\'s signature over this connection\'s challenge';
+    this.emit('refused', { code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', message });
+    this.#post(ch, { t: 'error', code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', message });
   }
 
   /** Run `fn` after every order before it; its failures become warnings. */

@@ -1,8 +1,9 @@
 /**
  * The wire of verifiable dispatch (docs/dispatch.md, "Formats"): one codec
- * per format — bundle, evidence binding, report, channel messages, evidence
- * log and its offline verifier — and the helpers they share. No I/O but the
- * log file and the channel's SockIo.
+ * per format — bundle, evidence binding, report, channel messages and their
+ * per-connection authentication, evidence log and its offline verifier —
+ * and the helpers they share. No I/O but the log file and the channel's
+ * SockIo.
  *
  * @packageDocumentation
  */
@@ -84,5 +85,6 @@ export {
   encodeMessage,
   type ChannelMessage,
 } from './messages.js';
+export { CHANNEL_AUTH_CONTEXT, CHANNEL_CHALLENGE_HEX, newChannelChallenge, signChannelAuth, verifyChannelAuth, type ChannelAuthInput } from './auth.js';
 export { DEFAULT_CHANNEL_BACKLOG, DispatchChannel, type DispatchChannelEvents, type DispatchChannelOptions } from './channel.js';
 export { EvidenceLog, LOG_CONTEXT, LOG_GENESIS, LOG_KINDS, MAX_LOG_LINE_BYTES, verifyEvidenceLog, type EvidenceLogOptions, type LogEntry, type LogKind } from './log.js';

@@ -14,6 +14,8 @@
  *
  * ```text
  * hello     t agentMsid certificate pending[{report}]      agent
+ *             challenge (64 hex, fresh per connection)
+ * auth      t signature (base64url, 64 bytes)               center, first after a good hello
  * run       t binding inline            body = bundle iff inline   center
  * fetch     t digest                                        agent
  * bundle    t digest                    body = bundle       center, repository
@@ -30,12 +32,16 @@
  * (or none where one must be) are `GS_ERR_DISPATCH_MALFORMED`. Bindings,
  * reports and certificates stay text here: checking them is the receiver's
  * job (binding.ts, report.ts); this codec only bounds and shapes them.
+ * `auth` is the center's signature over the hello's `challenge` and the
+ * agent's MSID (auth.ts); until one verifies, an agent obeys no `ack` or
+ * `cancel` on that channel.
  */
 import { checkOption } from '../../../errors/check.js';
 import { MAX_BINDING_JSON_BYTES, MAX_RUN } from './binding.js';
 import { SIGNATURE_LEN, canonicalJson, checkDigest, checkHex, checkInt, checkMsid, checkString, expectObject, malformed, parseCanonical, type Digest } from './common.js';
 import { MAX_CERTIFICATE_BYTES, MAX_REPORT_JSON_BYTES } from './report.js';
 import { DEFAULT_MAX_BUNDLE_BYTES } from './bundle.js';
+import { CHANNEL_CHALLENGE_HEX } from './auth.js';
 
 const LEN_SIZE = 4;
 const HEADER_LEN_SIZE = 2;
@@ -55,6 +61,7 @@ const b64Len = (n: number): number => Math.ceil((n * 4) / 3);
 const MAX_BINDING_TEXT = b64Len(MAX_BINDING_JSON_BYTES + SIGNATURE_LEN);
 const MAX_REPORT_TEXT = b64Len(MAX_REPORT_JSON_BYTES + SIGNATURE_LEN);
 const MAX_CERTIFICATE_TEXT = b64Len(MAX_CERTIFICATE_BYTES);
+const MAX_SIGNATURE_TEXT = b64Len(SIGNATURE_LEN);
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 const ERROR_CODE_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const EMPTY = new Uint8Array(0);
@@ -64,7 +71,8 @@ const EMPTY = new Uint8Array(0);
  * @public
  */
 export type ChannelMessage =
-  | { t: 'hello'; agentMsid: string; certificate: string; pending: { report: string }[] }
+  | { t: 'hello'; agentMsid: string; certificate: string; pending: { report: string }[]; challenge: string }
+  | { t: 'auth'; signature: string }
   | { t: 'run'; binding: string; inline: boolean; body?: Uint8Array }
   | { t: 'fetch'; digest: Digest }
   | { t: 'bundle'; digest: Digest; body: Uint8Array }
@@ -92,7 +100,7 @@ function buildHeader(raw: unknown, hasBody: boolean): Exclude<ChannelMessage, { 
   };
   switch (t) {
     case 'hello': {
-      const o = expectObject(raw, 'hello', ['t', 'agentMsid', 'certificate', 'pending']);
+      const o = expectObject(raw, 'hello', ['t', 'agentMsid', 'certificate', 'pending', 'challenge']);
       checkMsid(o.agentMsid, 'hello agentMsid');
       checkText(o.certificate, 'hello certificate', MAX_CERTIFICATE_TEXT);
       if (!Array.isArray(o.pending) || o.pending.length > MAX_PENDING_REPORTS) throw malformed(`hello pending must be a list of at most ${MAX_PENDING_REPORTS} reports`);
@@ -101,8 +109,16 @@ function buildHeader(raw: unknown, hasBody: boolean): Exclude<ChannelMessage, { 
         checkText(e.report, `hello pending[${i}] report`, MAX_REPORT_TEXT);
         return { report: e.report };
       });
+      checkHex(o.challenge, 'hello challenge', CHANNEL_CHALLENGE_HEX);
       noBody();
-      return { t, agentMsid: o.agentMsid, certificate: o.certificate, pending };
+      return { t, agentMsid: o.agentMsid, certificate: o.certificate, pending, challenge: o.challenge };
+    }
+    case 'auth': {
+      const o = expectObject(raw, 'auth', ['t', 'signature']);
+      checkText(o.signature, 'auth signature', MAX_SIGNATURE_TEXT);
+      if (o.signature.length !== MAX_SIGNATURE_TEXT) throw malformed(`auth signature must be ${MAX_SIGNATURE_TEXT} characters (${SIGNATURE_LEN} bytes)`);
+      noBody();
+      return { t, signature: o.signature };
     }
     case 'run': {
       const o = expectObject(raw, 'run', ['t', 'binding', 'inline']);
