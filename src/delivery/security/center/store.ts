@@ -59,7 +59,7 @@ export type ActionState =
 /** Every {@link ActionState}. @public */
 export const ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', 'dispatched', 'verified-ran', 'confirmed', 'notified', 'failed']);
 
-/** States in which a finding already has its action: no second one is made. */
+/** States in which a finding already has its action: no second one is made. @public */
 export const BLOCKING_ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', 'dispatched', 'verified-ran', 'notified', 'failed']);
 
 /** What started an action: the four triggers of seed 004 §4.2. @public */

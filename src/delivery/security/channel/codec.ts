@@ -48,15 +48,15 @@ import { getCryptoBackend, msidOf, parseCertificate, type Identity } from '../..
 import { fromBase64url, toBase64url } from '../../dispatch/wire/index.js';
 import { DEFAULT_REPORT_LIMITS, hostPathProblem } from '../report/index.js';
 
-/** Context string of a report signature. */
+/** Context string of a report signature. @public */
 export const SECURITY_REPORT_CONTEXT = 'gatesock-security-report-v1\n';
-/** Most bytes of a message header. */
+/** Most bytes of a message header. @public */
 export const MAX_CHANNEL_HEADER_BYTES = 0xffff;
-/** Most bytes of the agent certificate that travels with a report. */
+/** Most bytes of the agent certificate that travels with a report. @public */
 export const MAX_AGENT_CERTIFICATE_BYTES = 16 * 1024;
-/** Default most bytes of one message (`len`): the largest report plus its header. */
+/** Default most bytes of one message (`len`): the largest report plus its header. @public */
 export const DEFAULT_MAX_CHANNEL_MESSAGE_BYTES = DEFAULT_REPORT_LIMITS.maxBytes + 2 + MAX_CHANNEL_HEADER_BYTES;
-/** Most characters of an answer's `message`. */
+/** Most characters of an answer's `message`. @public */
 export const MAX_ANSWER_MESSAGE_CHARS = 1024;
 
 /** Most files one answer may ask for. @public */
@@ -122,7 +122,7 @@ export interface RequestedFile {
   readonly content: boolean;
 }
 
-/** Any message of the report channel. */
+/** Any message of the report channel. @public */
 export type SecurityChannelMessage = ReportMessage | AnswerMessage;
 
 function bad(what: string): SecurityCenterError {
@@ -138,7 +138,7 @@ function isPcid(v: unknown): v is string {
   return true;
 }
 
-/** Check a host info object (host, pcid, device); returns it rebuilt. */
+/** Check a host info object (host, pcid, device); returns it rebuilt. @public */
 export function checkHostInfo(info: unknown): AgentHostInfo {
   if (typeof info !== 'object' || info === null) throw bad('host info must be an object');
   const o = info as Record<string, unknown>;
@@ -214,7 +214,7 @@ function build(raw: unknown, body: Uint8Array): SecurityChannelMessage {
   throw bad(`unknown message type ${JSON.stringify(String(o.t)).slice(0, 40)}`);
 }
 
-/** Encode one message (its header checked as decoding would check it). */
+/** Encode one message (its header checked as decoding would check it). @public */
 export function encodeChannelMessage(m: SecurityChannelMessage): Uint8Array {
   const h = Buffer.from(JSON.stringify(header(m)), 'utf8');
   if (h.length > MAX_CHANNEL_HEADER_BYTES) throw bad(`header is ${h.length} bytes, more than ${MAX_CHANNEL_HEADER_BYTES}`);
@@ -230,6 +230,7 @@ export function encodeChannelMessage(m: SecurityChannelMessage): Uint8Array {
 /**
  * Decode one whole frame (`len` included). The header must re-encode to the
  * same bytes (canonical), and nothing may follow the frame.
+ * @public
  */
 export function decodeChannelMessage(frame: Uint8Array, maxBytes = DEFAULT_MAX_CHANNEL_MESSAGE_BYTES): SecurityChannelMessage {
   if (!(frame instanceof Uint8Array) || frame.length < PREFIX) throw bad('a message is at least 6 bytes');
@@ -254,6 +255,7 @@ export function decodeChannelMessage(frame: Uint8Array, maxBytes = DEFAULT_MAX_C
 /**
  * Collects one frame from a byte stream: `push` chunks until it returns the
  * frame. Refuses a `len` over the limit before buffering it.
+ * @public
  */
 export class FrameCollector {
   readonly #max: number;
@@ -289,6 +291,7 @@ function signedBytes(info: AgentHostInfo, body: Uint8Array): Buffer {
 /**
  * Make a report message: `body` (an encoded configuration report) signed by
  * the agent's identity, its certificate alongside.
+ * @public
  */
 export function signReportMessage(info: AgentHostInfo, body: Uint8Array, identity: Identity): ReportMessage {
   const checked = checkHostInfo(info);
@@ -301,6 +304,7 @@ export function signReportMessage(info: AgentHostInfo, body: Uint8Array, identit
  * the signature. Returns the signer's MSID (the hash of the certificate):
  * the only host this report may speak for.
  * @throws SecurityCenterError `GS_ERR_SECURITY_MALFORMED_REPORT` (bad certificate or signature).
+ * @public
  */
 export function verifyReportMessage(m: ReportMessage): { msid: string; certificate: Uint8Array } {
   let der: Uint8Array;

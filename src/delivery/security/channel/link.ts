@@ -16,7 +16,7 @@ import {
   type SecurityChannelMessage,
 } from './codec.js';
 
-/** Default wait for the other end's message, ms. */
+/** Default wait for the other end's message, ms. @public */
 export const DEFAULT_EXCHANGE_TIMEOUT_MS = 30_000;
 
 async function writeAll(sock: SockIo, bytes: Uint8Array): Promise<void> {
@@ -51,6 +51,7 @@ async function readOne(sock: SockIo, maxBytes: number, timeoutMs: number): Promi
 /**
  * Agent side: send `report`, wait for the center's `answer`, close.
  * @throws SecurityCenterError on a malformed answer or none in time; the socket's own errors.
+ * @public
  */
 export async function exchangeReport(sock: SockIo, report: ReportMessage, options: { timeoutMs?: number } = {}): Promise<AnswerMessage> {
   try {
@@ -63,7 +64,7 @@ export async function exchangeReport(sock: SockIo, report: ReportMessage, option
   }
 }
 
-/** A `refused` answer for an error (its code when it is one of ours). */
+/** A `refused` answer for an error (its code when it is one of ours). @public */
 export function refusalAnswer(err: unknown): AnswerMessage {
   const code = err instanceof GatesockError ? err.code : 'GS_ERR_SECURITY_MALFORMED_REPORT';
   const message = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ANSWER_MESSAGE_CHARS);
@@ -74,6 +75,7 @@ export function refusalAnswer(err: unknown): AnswerMessage {
  * Center side: read one `report`, hand it to `handle`, send its answer (a
  * thrown error becomes a `refused` answer with the error's code), close.
  * Never rejects.
+ * @public
  */
 export async function serveReportConnection(
   sock: SockIo,
