@@ -80,6 +80,7 @@ export class SecurityAgent extends EventEmitter<SecurityAgentEvents> {
   #lastRules: string | undefined;
   /** Files the center's policy asked for in its last answer. */
   #requested: readonly RequestedFile[] = [];
+  #sending: Promise<void> = Promise.resolve();
   #closed = false;
 
   private constructor(options: SecurityAgentOptions, dispatch: DispatchAgent) {
@@ -185,7 +186,21 @@ export class SecurityAgent extends EventEmitter<SecurityAgentEvents> {
     return sock;
   }
 
-  async #send(report: ConfigurationReport): Promise<CenterAnswer> {
+  /**
+   * Send one report; sends run one at a time in the order they were numbered
+   * (a periodic report and one after a countermeasure may overlap), so the
+   * center never sees delta n+1 before n.
+   */
+  #send(report: ConfigurationReport): Promise<CenterAnswer> {
+    const run = this.#sending.then(() => this.#sendOne(report));
+    this.#sending = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #sendOne(report: ConfigurationReport): Promise<CenterAnswer> {
     const message = signReportMessage({ host: this.#options.host, pcid: this.#pcid!, device: this.#options.device ?? 'server' }, encodeConfigurationReport(report), this.#options.identity);
     const sock = await this.#connect();
     const a = await exchangeReport(sock, message, { timeoutMs: this.#options.answerTimeoutMs ?? 30_000 });
