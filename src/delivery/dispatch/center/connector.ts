@@ -15,7 +15,9 @@ import { memoryPair, type MemoryPairOptions } from '../../../transport/index.js'
  * @public
  */
 export interface AgentRef {
+  /** The agent's MSID (from its certificate); reports must come from it. */
   readonly msid: string;
+  /** The PCID the agent is reached under through the relay. */
   readonly pcid: string;
 }
 
