@@ -23,7 +23,9 @@ import { isFinalTargetState, type TargetState } from './target.js';
 export interface StoredBundle {
   /** `sha256:` + 64 hex of the encoded bundle. */
   readonly digest: string;
+  /** The bundle's name (from its metadata). */
   readonly name: string;
+  /** The bundle's version (from its metadata). */
   readonly version: number;
   /** Encoded size in bytes. */
   readonly size: number;
@@ -39,15 +41,23 @@ export interface StoredBundle {
  * @public
  */
 export interface StoredDispatchOptions {
+  /** Most agents worked on at once. */
   readonly concurrency: number;
+  /** Canary waves: whole counts or fractions of the fleet. */
   readonly waves: readonly number[];
+  /** A wave whose failure rate is above this stops the dispatch. */
   readonly failureThreshold: number;
+  /** Attempts after the first for an agent that cannot be reached. */
   readonly retries: number;
+  /** First retry delay, ms. */
   readonly backoffMs: number;
+  /** Largest retry delay, ms. */
   readonly maxBackoffMs: number;
   /** Wait for the report after the order, ms; `null`: the bundle's `timeoutMs` plus a margin. */
   readonly timeoutMs: number | null;
+  /** How long to wait for a connection and the agent's hello, ms. */
   readonly connectTimeoutMs: number;
+  /** Bundles up to this size travel inline with the order. */
   readonly inlineMaxBytes: number;
 }
 
@@ -58,14 +68,17 @@ export interface StoredDispatchOptions {
  */
 export type RunState = 'running' | 'done' | 'stopped';
 
-/** @public */
+/** A dispatch as the store keeps it: its bundle, its options and its latest run. @public */
 export interface StoredDispatch {
   /** 32 hex. */
   readonly id: string;
+  /** Digest of the bundle (hex). */
   readonly bundle: string;
+  /** The options it runs with, defaults filled in. */
   readonly options: StoredDispatchOptions;
   /** The state of its latest run. */
   readonly state: RunState;
+  /** When it was created, ms since the epoch. */
   readonly createdAt: number;
   /** The highest run number (0 until the first re-run). */
   readonly lastRun: number;
@@ -76,16 +89,21 @@ export interface StoredDispatch {
  * @public
  */
 export interface StoredRun {
+  /** The dispatch. */
   readonly dispatchId: string;
+  /** The run number (1 for the first run). */
   readonly run: number;
   /** Target arguments; `null`: the bundle's. */
   readonly args: readonly string[] | null;
+  /** Whether the run is running, done or stopped. */
   readonly state: RunState;
   /** The wave being worked on (index into `waves`). */
   readonly wave: number;
   /** Planned wave sizes. */
   readonly waves: readonly number[];
+  /** When the run started, ms since the epoch. */
   readonly createdAt: number;
+  /** When the run ended, ms since the epoch; null while it runs. */
   readonly endedAt: number | null;
 }
 
@@ -94,11 +112,17 @@ export interface StoredRun {
  * @public
  */
 export interface StoredTarget {
+  /** The dispatch. */
   readonly dispatchId: string;
+  /** The run number. */
   readonly run: number;
+  /** The agent's MSID. */
   readonly msid: string;
+  /** The PCID the agent is reached under. */
   readonly pcid: string;
+  /** The wave the target belongs to (index into the run's waves). */
   readonly wave: number;
+  /** Where the target is in its state machine. */
   readonly state: TargetState;
   /** Attempts started (connects tried). */
   readonly attempts: number;
@@ -106,9 +130,11 @@ export interface StoredTarget {
   readonly nextAttemptAt: number | null;
   /** The evidence of the order now outstanding (64 hex), or null before the first order. */
   readonly evidence: string | null;
+  /** When the outstanding order was issued, ms since the epoch; null before the first. */
   readonly issuedAt: number | null;
   /** The verified report's outcome (`ran`, `refused`, …). */
   readonly outcome: string | null;
+  /** The exit code of the verified run; null when none. */
   readonly exitCode: number | null;
   /** The signal that ended the target program, from the verified report. */
   readonly signal: string | null;
@@ -118,6 +144,7 @@ export interface StoredTarget {
   readonly report: string | null;
   /** The agent's certificate (base64url DER) that signed it. */
   readonly certificate: string | null;
+  /** When the row last changed, ms since the epoch. */
   readonly updatedAt: number;
 }
 
@@ -134,11 +161,17 @@ export type TargetPatch = Partial<Pick<StoredTarget, 'state' | 'attempts' | 'nex
  * @public
  */
 export interface StoredEvidence {
+  /** The dispatch. */
   readonly dispatchId: string;
+  /** The run number. */
   readonly run: number;
+  /** The agent the evidence was issued to. */
   readonly msid: string;
+  /** The evidence value (64 hex). */
   readonly evidence: string;
+  /** When it was issued, ms since the epoch. */
   readonly issuedAt: number;
+  /** `current` while outstanding, `accepted` once a report carried it back, `superseded` by a newer order. */
   readonly status: 'current' | 'accepted' | 'superseded';
 }
 
@@ -148,12 +181,17 @@ export interface StoredEvidence {
  * @public
  */
 export interface StoredFailure {
+  /** The dispatch the input claimed, or null when it could not be read. */
   readonly dispatchId: string | null;
+  /** The run the input claimed, or null when it could not be read. */
   readonly run: number | null;
+  /** The agent the input came from. */
   readonly msid: string;
+  /** When it was recorded, ms since the epoch. */
   readonly at: number;
   /** `malformed`, `bad-signature`, `wrong-agent`, `unknown-dispatch`, `wrong-evidence`, `wrong-bundle`, `replayed`, `stale`, … */
   readonly reason: string;
+  /** What was wrong, in words. */
   readonly message: string;
 }
 
@@ -162,9 +200,13 @@ export interface StoredFailure {
  * @public
  */
 export interface AcceptedReport {
+  /** The target's final state the report leads to. */
   readonly state: TargetState;
+  /** The run outcome the report states. */
   readonly outcome: string;
+  /** The bundle's exit code; null when it did not exit normally. */
   readonly exitCode: number | null;
+  /** The signal that ended the bundle; null when none. */
   readonly signal: string | null;
   /** The report, base64url. */
   readonly report: string;
@@ -174,8 +216,11 @@ export interface AcceptedReport {
 
 /** A target's key. @public */
 export interface TargetKey {
+  /** The dispatch. */
   readonly dispatchId: string;
+  /** The run number. */
   readonly run: number;
+  /** The agent's MSID. */
   readonly msid: string;
 }
 
@@ -185,8 +230,11 @@ export interface TargetKey {
  * @public
  */
 export interface NewTarget {
+  /** The agent's MSID. */
   readonly msid: string;
+  /** The PCID the agent is reached under. */
   readonly pcid: string;
+  /** The wave it belongs to (index into the run's waves). */
   readonly wave: number;
 }
 
