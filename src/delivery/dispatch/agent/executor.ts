@@ -213,6 +213,7 @@ export class InlineExecutor implements Executor {
     this.#now = options.now ?? Date.now;
   }
 
+  /** Run `job` in this process and report through `events`; the handle stops it and gives its result. */
   start(job: LoaderJob, events: LoaderEvents = {}): LoaderHandle {
     return new ManagedHandle(
       job,
@@ -314,6 +315,7 @@ export class ProcessExecutor implements Executor {
     this.#now = options.now ?? Date.now;
   }
 
+  /** Run `job` in a loader child process and report through `events`; the handle stops it and gives its result. */
   start(job: LoaderJob, events: LoaderEvents = {}): LoaderHandle {
     return new ManagedHandle(job, (hooks) => new ProcessDriver(this.#path, this.#execArgv, this.#env, job, hooks, events), this.#now);
   }
