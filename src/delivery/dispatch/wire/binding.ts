@@ -79,6 +79,7 @@ export interface BindingFields {
  * @public
  */
 export interface SignedBinding {
+  /** The binding's fields, as signed. */
   readonly fields: BindingFields;
   /** base64url(canonical JSON ‖ 64-byte signature). */
   readonly encoded: string;
