@@ -156,9 +156,13 @@ export interface BundleInput {
  * @public
  */
 export interface Bundle {
+  /** The center-signed metadata: name, version, times, digests and limits. */
   readonly metadata: BundleMetadata;
+  /** The center's Ed25519 signature over the metadata. */
   readonly signature: Uint8Array;
+  /** The code bytes (the loader runs them). */
   readonly code: Uint8Array;
+  /** The target program's bytes, or null for a bundle of code only. */
   readonly target: Uint8Array | null;
   /** The encoded bundle. */
   readonly bytes: Uint8Array;
