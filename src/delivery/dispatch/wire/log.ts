@@ -43,7 +43,9 @@ export interface LogEntry {
   prev: string;
   /** When it was appended, ms since the epoch. */
   at: number;
+  /** What happened. */
   kind: LogKind;
+  /** The facts of the entry, by kind. */
   data: Record<string, unknown>;
   /** The center's signature, unpadded base64url. */
   sig: string;
