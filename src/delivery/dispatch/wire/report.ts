@@ -67,7 +67,9 @@ export type RunOutcome = 'ran' | 'start-failed' | 'code-failed' | 'timeout' | 'c
  * @public
  */
 export interface OutputDigest {
+  /** Digest of the whole output. */
   digest: Digest;
+  /** Its length in bytes. */
   size: number;
 }
 
@@ -86,6 +88,7 @@ export interface ReportFields {
   bundleDigest: Digest;
   /** The evidence value from the binding (64 lowercase hex). */
   evidence: string;
+  /** How the run ended. */
   outcome: RunOutcome;
   /** An error code or a short text (≤ 256 bytes), or `null`. */
   reason: string | null;
@@ -95,7 +98,9 @@ export interface ReportFields {
   exitCode: number | null;
   /** The signal that ended the target (`SIGKILL`, …), or `null`. */
   signal: string | null;
+  /** Digest and size of the bundle's standard output. */
   stdout: OutputDigest;
+  /** Digest and size of the bundle's standard error. */
   stderr: OutputDigest;
   /** Start of the run, ms since the epoch. */
   startedAt: number;
@@ -108,7 +113,9 @@ export interface ReportFields {
  * @public
  */
 export interface SignedReport {
+  /** The report's fields, as signed. */
   readonly fields: ReportFields;
+  /** The agent's certificate (DER) whose key signed the report. */
   readonly certificate: Uint8Array;
   /** base64url(canonical JSON ‖ 64-byte signature). */
   readonly encoded: string;
@@ -125,10 +132,15 @@ export type VerificationFailure = 'malformed' | 'bad-signature' | 'wrong-agent' 
  * @public
  */
 export interface ReportExpectation {
+  /** The dispatch the order was for. */
   dispatchId: string;
+  /** The run the order was for. */
   run: number;
+  /** The agent the order went to. */
   agentMsid: string;
+  /** The evidence value the order carried. */
   evidence: string;
+  /** Digest of the bundle the order named. */
   bundleDigest: Digest;
   /** True once a report for this run was accepted (a second one is a replay). */
   accepted: boolean;
