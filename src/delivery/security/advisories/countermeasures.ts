@@ -44,6 +44,7 @@ export const COUNTERMEASURE_FORMAT = 'gatesock-countermeasures/1';
 
 /** Upgrade a package (or every installed binary of a source package) to at least a version. @public */
 export interface UpgradeStep {
+  /** Always `upgrade`. */
   readonly kind: 'upgrade';
   /** Binary or source package name. */
   readonly package: string;
@@ -53,6 +54,7 @@ export interface UpgradeStep {
 
 /** Set keys in a configuration file. @public */
 export interface ConfigStep {
+  /** Always `config`. */
   readonly kind: 'config';
   /** Absolute, normalised path (no `..`, no `//`). */
   readonly path: string;
@@ -62,6 +64,7 @@ export interface ConfigStep {
 
 /** Run a program with arguments (no shell). @public */
 export interface CommandStep {
+  /** Always `command`. */
   readonly kind: 'command';
   /** Program and arguments. */
   readonly argv: readonly string[];
@@ -69,6 +72,7 @@ export interface CommandStep {
 
 /** What a person must do; sent through the notifier. @public */
 export interface ManualStep {
+  /** Always `manual`: a person does it. */
   readonly kind: 'manual';
   /** Instructions, plain text. */
   readonly instructions: string;
