@@ -122,6 +122,7 @@ export interface SecurityCenterEvents {
 
 /** What {@link SecurityCenter.importAdvisories} did. @public */
 export interface AdvisoryImportResult {
+  /** What the security store did with each advisory: added, updated, unchanged or stale. */
   readonly stored: PutAdvisoriesResult;
   /** Per advisory, the hosts it affects now (host IDs). */
   readonly affected: readonly { readonly advisoryId: string; readonly hosts: readonly string[] }[];
