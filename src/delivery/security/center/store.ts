@@ -22,6 +22,7 @@ export interface HostEntry {
   readonly msid: string;
   /** Where its dispatch agent serves (countermeasures are dispatched there). */
   readonly pcid: string;
+  /** What kind of host it is (a server, or a network device that applies nftables rules). */
   readonly device: DeviceKind;
   /** First accepted report, ms since the epoch. */
   readonly firstSeen: number;
@@ -67,13 +68,17 @@ export type Trigger = 'join' | 'report' | 'advisory' | 'scan';
 
 /** One countermeasure for one finding on one host. @public */
 export interface ActionRecord {
+  /** The action ID. */
   readonly id: string;
+  /** The host it is for. */
   readonly hostId: string;
+  /** The host's agent MSID when the action was made. */
   readonly msid: string;
   /** The finding's key (`findingKey`): how the next report is checked. */
   readonly findingKey: string;
   /** The advisory, for vulnerability findings. */
   readonly advisoryId: string | null;
+  /** What made it: a host joining, a report, an advisory import or a scan import. */
   readonly trigger: Trigger;
   /** The finding's own explanation. */
   readonly reason: string;
@@ -81,16 +86,21 @@ export interface ActionRecord {
   readonly steps: readonly Countermeasure[];
   /** `automatic` (dispatched) or `manual` (notified). */
   readonly mode: 'automatic' | 'manual';
+  /** Where the action is in its life. */
   readonly state: ActionState;
   /** Why it failed, or the last note; null when none. */
   readonly detail: string | null;
+  /** The dispatch that runs it; null when not dispatched (yet). */
   readonly dispatchId: string | null;
+  /** Digest of the bundle dispatched; null when none. */
   readonly bundle: string | null;
   /** End of the verified run on the agent's clock (`endedAt` of its signed report); null before. */
   readonly ranEndedAt: number | null;
   /** A report without the finding arrived before the run was verified (ms, center clock); null when not. */
   readonly fixReportedAt: number | null;
+  /** When it was made, ms since the epoch. */
   readonly createdAt: number;
+  /** When it last changed, ms since the epoch. */
   readonly updatedAt: number;
 }
 
@@ -107,16 +117,21 @@ export interface ActionSettings {
 
 /** The policy database's document: the diagnosis policy and per-host action settings. @public */
 export interface PolicyDocument {
+  /** The security policy (roles, allowed services, required files and settings); null for none. */
   readonly policy: Policy | null;
   /** Settings for every host, overridden per host by `hosts`. */
   readonly defaults: ActionSettings;
+  /** Per-host settings by host ID, over `defaults`. */
   readonly hosts: Readonly<Record<string, ActionSettings>>;
 }
 
 /** The configuration database and the center's records. @public */
 export interface ConfigurationStore {
+  /** The host with this host ID, or undefined. */
   getHost(hostId: string): HostEntry | undefined;
+  /** The host whose agent has this MSID, or undefined. */
   hostByMsid(msid: string): HostEntry | undefined;
+  /** Add or replace a host. */
   putHost(entry: HostEntry): void;
   /** Every host, by host ID. */
   hosts(): HostEntry[];
@@ -126,12 +141,17 @@ export interface ConfigurationStore {
   previous(hostId: string): FullReport | undefined;
   /** Store a new latest report (the old latest becomes the previous one). */
   putReport(hostId: string, report: FullReport): void;
+  /** Add or replace an action (by its ID). */
   putAction(action: ActionRecord): void;
+  /** The action with this ID, or undefined. */
   getAction(id: string): ActionRecord | undefined;
   /** Actions, oldest first; of one host when `hostId` is given. */
   actions(hostId?: string): ActionRecord[];
+  /** The policy document, or undefined when none was set. */
   getPolicy(): PolicyDocument | undefined;
+  /** Replace the policy document. */
   setPolicy(doc: PolicyDocument): void;
+  /** Release the store; no call may follow. */
   close(): Promise<void>;
 }
 
