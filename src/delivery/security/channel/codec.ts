@@ -79,11 +79,13 @@ export interface AgentHostInfo {
   readonly host: string;
   /** The PCID its dispatch agent listens under (the center dispatches countermeasures there). */
   readonly pcid: string;
+  /** What kind of host the agent runs on. */
   readonly device: DeviceKind;
 }
 
 /** An agent's report message. @public */
 export interface ReportMessage extends AgentHostInfo {
+  /** Always `report`. */
   readonly t: 'report';
   /** The agent's certificate, base64url DER. */
   readonly certificate: string;
@@ -95,6 +97,7 @@ export interface ReportMessage extends AgentHostInfo {
 
 /** The center's answer. @public */
 export interface AnswerMessage {
+  /** Always `answer`. */
   readonly t: 'answer';
   /** `accepted`; `stale` (number above `expectSeqAbove`); `need-full` (send a full report); `refused` (`code`, `message`). */
   readonly status: (typeof ANSWER_STATUSES)[number];
