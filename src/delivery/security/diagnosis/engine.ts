@@ -45,6 +45,7 @@ export interface AdvisoryImpact {
 
 /** The result of a host report. @public */
 export interface HostDiagnosis {
+  /** The host diagnosed. */
   readonly hostId: string;
   /** Every current finding: vulnerabilities first (by advisory, package), then policy findings. */
   readonly findings: readonly Finding[];
