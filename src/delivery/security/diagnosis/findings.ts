@@ -11,6 +11,7 @@ import type { InventoryService } from './inventory.js';
 
 /** An installed package falls in an advisory's affected range. @public */
 export interface VulnerabilityFinding {
+  /** Always `vulnerable`. */
   readonly kind: 'vulnerable';
   /** The host. */
   readonly hostId: string;
@@ -44,21 +45,29 @@ export interface VulnerabilityFinding {
 
 /** A listener that no service rule of the host's role allows. @public */
 export interface ServiceFinding {
+  /** Always `service-not-allowed`. */
   readonly kind: 'service-not-allowed';
+  /** The host. */
   readonly hostId: string;
   /** The host's role. */
   readonly role: string;
   /** The listener. */
   readonly service: InventoryService;
+  /** Planned steps (from the policy, or manual). */
   readonly countermeasure: readonly Countermeasure[];
+  /** True when no step is `manual`. */
   readonly automatic: boolean;
+  /** One sentence saying all of the above. */
   readonly reason: string;
 }
 
 /** A required file whose hash differs, or that the host did not report. @public */
 export interface FileFinding {
+  /** `file-mismatch` when the content differs, `file-missing` when the host has no such file. */
   readonly kind: 'file-mismatch' | 'file-missing';
+  /** The host. */
   readonly hostId: string;
+  /** The host's role. */
   readonly role: string;
   /** The file. */
   readonly path: string;
@@ -66,16 +75,23 @@ export interface FileFinding {
   readonly required: string;
   /** The SHA-256 the host reported (`file-mismatch` only). */
   readonly reported?: string;
+  /** Planned steps (from the policy, or manual). */
   readonly countermeasure: readonly Countermeasure[];
+  /** True when no step is `manual`. */
   readonly automatic: boolean;
+  /** One sentence saying all of the above. */
   readonly reason: string;
 }
 
 /** A setting that does not hold in a reported file's content. @public */
 export interface SettingFinding {
+  /** Always `setting-mismatch`. */
   readonly kind: 'setting-mismatch';
+  /** The host. */
   readonly hostId: string;
+  /** The host's role. */
   readonly role: string;
+  /** The configuration file that holds the setting. */
   readonly path: string;
   /** The setting. */
   readonly key: string;
@@ -83,8 +99,11 @@ export interface SettingFinding {
   readonly required: string;
   /** The value found (absent: the key is not set). */
   readonly found?: string;
+  /** Planned steps (from the policy, or manual). */
   readonly countermeasure: readonly Countermeasure[];
+  /** True when no step is `manual`. */
   readonly automatic: boolean;
+  /** One sentence saying all of the above. */
   readonly reason: string;
 }
 
