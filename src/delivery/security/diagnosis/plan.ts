@@ -21,12 +21,15 @@ import { findingKey, type Finding } from './findings.js';
 
 /** A merged step and the findings (by {@link findingKey}) that asked for it. @public */
 export interface PlannedStep {
+  /** The merged step. */
   readonly step: Countermeasure;
+  /** Keys of the findings that asked for it. */
   readonly because: readonly string[];
 }
 
 /** One host's plan. @public */
 export interface HostPlan {
+  /** The host the plan is for. */
   readonly hostId: string;
   /** Steps an agent can run, in order. */
   readonly automatic: readonly PlannedStep[];
