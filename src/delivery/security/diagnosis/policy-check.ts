@@ -109,10 +109,15 @@ export function checkPolicy(p: unknown): Policy {
 
 /** A host's effective rules: its role's plus its own. @public */
 export interface ResolvedHostPolicy {
+  /** The host's role (its own, or the policy's default role). */
   readonly role: string;
+  /** Services the role allows to listen. */
   readonly services: readonly ServiceRule[];
+  /** Files the role requires, with their content hashes. */
   readonly files: readonly FileRule[];
+  /** Settings the role requires in configuration files. */
   readonly settings: readonly SettingRule[];
+  /** True when listeners bound only to loopback are exempt from the service rules. */
   readonly allowLoopback: boolean;
 }
 
