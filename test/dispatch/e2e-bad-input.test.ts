@@ -42,7 +42,7 @@ import {
   type ReportFields,
   type SignedReport,
 } from '../../src/delivery/index.js';
-import { fromBase64url, toBase64url } from '../../src/delivery/dispatch/wire/index.js';
+import { fromBase64url, newChannelChallenge, signChannelAuth, toBase64url } from '../../src/delivery/dispatch/wire/index.js';
 import { createServerIdentity, generateIdentityKey, type Identity, type IdentityKey } from '../../src/session/index.js';
 import { clientConnect, serverStart, type SockIo, type SockServer } from '../../src/socket/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
@@ -155,6 +155,9 @@ describe('a bad center side: crafted orders over a raw relay connection', () => 
     });
     try {
       await until(() => got.some((m) => m.t === 'hello'), 'hello', 10_000);
+      // Like a real center, prove the key on this channel (the agent obeys `ack` only after that); the bad part is the order.
+      const hello = got.find((m): m is Extract<ChannelMessage, { t: 'hello' }> => m.t === 'hello')!;
+      await ch.send({ t: 'auth', signature: signChannelAuth({ challenge: hello.challenge, agentMsid: a.msid }, key) });
       await ch.send(order);
       await until(() => enough(got), `an answer to ${order.t}`, 15_000);
       if (settleMs > 0) await sleep(settleMs);
@@ -345,7 +348,7 @@ describe('a bad agent side: rogue agents answer the real center', () => {
     async serve(sock: SockIo): Promise<void> {
       const ch = new DispatchChannel(sock);
       ch.on('message', (m) => void this.onMessage(ch, m).catch(() => undefined));
-      await ch.send({ t: 'hello', agentMsid: this.identity.msid, certificate: toBase64url(this.identity.certificate.der), pending: [] });
+      await ch.send({ t: 'hello', agentMsid: this.identity.msid, certificate: toBase64url(this.identity.certificate.der), pending: [], challenge: newChannelChallenge() });
     }
 
     async onMessage(ch: DispatchChannel, m: ChannelMessage): Promise<void> {

@@ -33,7 +33,7 @@ import {
   type DispatchRun,
   type TargetResult,
 } from '../../src/delivery/index.js';
-import { fromBase64url, toBase64url } from '../../src/delivery/dispatch/wire/index.js';
+import { fromBase64url, newChannelChallenge, toBase64url } from '../../src/delivery/dispatch/wire/index.js';
 import { createServerIdentity, generateIdentityKey } from '../../src/session/index.js';
 import { serverStart, type SockIo, type SockServer } from '../../src/socket/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
@@ -384,7 +384,7 @@ describe('a re-issue crossing the report of the order it replaces (center restar
     async serve(sock: SockIo): Promise<void> {
       const ch = new DispatchChannel(sock);
       ch.on('message', (m) => void this.onMessage(ch, m).catch(() => undefined));
-      await ch.send({ t: 'hello', agentMsid: this.identity.msid, certificate: toBase64url(this.identity.certificate.der), pending: [...this.pending.values()] });
+      await ch.send({ t: 'hello', agentMsid: this.identity.msid, certificate: toBase64url(this.identity.certificate.der), pending: [...this.pending.values()], challenge: newChannelChallenge() });
     }
 
     async onMessage(ch: DispatchChannel, m: ChannelMessage): Promise<void> {
