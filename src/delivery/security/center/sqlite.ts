@@ -127,16 +127,13 @@ export class SqliteConfigurationStore implements ConfigurationStore {
     const p = (sql: string) => db.prepare(sql);
     this.#s = {
       host: p('SELECT entry FROM hosts WHERE host_id = ?'),
-      /** {@inheritDoc ConfigurationStore.hostByMsid} */
       hostByMsid: p('SELECT entry FROM hosts WHERE msid = ?'),
-      /** {@inheritDoc ConfigurationStore.putHost} */
       putHost: p('INSERT INTO hosts (host_id, msid, entry) VALUES (?, ?, ?) ON CONFLICT (host_id) DO UPDATE SET msid = excluded.msid, entry = excluded.entry'),
       hosts: p('SELECT entry FROM hosts ORDER BY host_id'),
       report: p('SELECT report FROM reports WHERE host_id = ? AND slot = ?'),
       delReport: p('DELETE FROM reports WHERE host_id = ? AND slot = 1'),
       shift: p('UPDATE reports SET slot = 1 WHERE host_id = ? AND slot = 0'),
       putReport: p('INSERT INTO reports (host_id, slot, seq, report) VALUES (?, 0, ?, ?)'),
-      /** {@inheritDoc ConfigurationStore.putAction} */
       putAction: p('INSERT INTO actions (id, host_id, created, action) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET action = excluded.action'),
       action: p('SELECT action FROM actions WHERE id = ?'),
       actions: p('SELECT action FROM actions ORDER BY created, id'),
