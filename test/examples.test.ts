@@ -103,6 +103,14 @@ describe('examples', () => {
     expect(stdout).toMatch(/^closed$/m);
   }, 70_000);
 
+  it('security-center.ts: a new advisory is fixed on exactly the affected hosts and confirmed', async () => {
+    const { stdout } = await example('security-center.ts', 60_000);
+    expect(stdout).toMatch(/^affected\s+DSA-9001-1: db-1, web-1$/m);
+    expect(stdout).toMatch(/^to a person\s+LOCAL-2026-0002: sudo 1\.9\.13p3-1 on db-1 needs a manual fix$/m);
+    expect(stdout).toMatch(/^fixed\s+every automatic countermeasure is confirmed by a report$/m);
+    expect(stdout).toMatch(/^closed$/m);
+  }, 70_000);
+
   // The experiments, at small sizes (each a few seconds; processes on loopback).
   const row = (stdout: string, label: string): string[] => {
     const line = stdout.split('\n').find((l) => l.startsWith(label));

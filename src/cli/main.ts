@@ -13,6 +13,7 @@ import { addSettingOptions } from './config.js';
 import { runConnect } from './connect.js';
 import { CONTROLLER_SETTINGS, runController } from './controller.js';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
+import { registerCenterCommands } from './center.js';
 import { registerDispatchCommands } from './dispatch.js';
 import { EXIT, reportError } from './errors.js';
 import { GATEWAY_SETTINGS, runGateway } from './gateway.js';
@@ -175,6 +176,7 @@ program
 
 registerUpdateCommands(program, { print, note });
 registerDispatchCommands(program, { print, note });
+registerCenterCommands(program, { print, note });
 
 try {
   await program.parseAsync(process.argv);
