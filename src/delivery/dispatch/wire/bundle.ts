@@ -309,7 +309,7 @@ function finish(bytes: Uint8Array, metaBytes: Uint8Array, metadata: BundleMetada
  * target's sizes and digests, and the target path's safety. Does not check
  * the signature, expiry or version: {@link verifyBundle} does. The bytes are
  * copied.
- * @param options.maxBytes - Largest bundle accepted (default 64 MiB).
+ * @param options - `maxBytes`: the largest bundle accepted (default 64 MiB).
  * @throws DispatchError `GS_ERR_DISPATCH_MALFORMED`,
  *   `GS_ERR_DISPATCH_DIGEST_MISMATCH` or `GS_ERR_DISPATCH_UNSAFE_PATH`.
  * @public
