@@ -127,7 +127,7 @@ export {
 // What the agent's and connectors' signatures are made of (declared in the
 // layers below), so that gatesock/delivery is self-contained; the functions
 // are the ones their documentation names.
-export type { Certificate, Identity, MuxOptions, Role } from '../../session/index.js';
+export { INITIAL_WINDOW, MAX_DATA_PAYLOAD, type Certificate, type Identity, type MuxClock, type MuxOptions, type Role } from '../../session/index.js';
 export type { ByteStream, ByteStreamEvents, MemoryPairOptions, TransportInfo } from '../../transport/index.js';
 export { memoryPair } from '../../transport/index.js';
 export {
