@@ -8,22 +8,10 @@
  *
  * @packageDocumentation
  */
-export {
-  DISPATCH_DEFAULTS,
-  DispatchCenter,
-  DispatchRun,
-  type DispatchCenterEvents,
-  type DispatchCenterOptions,
-  type DispatchOptions,
-  type DispatchProgress,
-  type DispatchRunEvents,
-  type DispatchStatus,
-  type DispatchSummary,
-  type RunStatus,
-  type TargetResult,
-  type VerificationFailureRecord,
-  type WaveSummary,
-} from './center.js';
+export { DispatchCenter, type DispatchCenterEvents, type DispatchCenterOptions } from './center.js';
+export { DISPATCH_DEFAULTS, type DispatchOptions } from './options.js';
+export { DispatchRun, type DispatchRunEvents } from './run.js';
+export { type DispatchProgress, type DispatchStatus, type DispatchSummary, type RunStatus, type TargetResult, type VerificationFailureRecord, type WaveSummary } from './status.js';
 export { MemoryAgentConnector, RelayAgentConnector, type AgentConnector, type AgentRef, type RelayAgentConnectorOptions } from './connector.js';
 export { DirectoryBundleRepository, MemoryBundleRepository, type BundleRepository } from './repository.js';
 export {
