@@ -22,7 +22,7 @@ import {
   type ServerStore,
   type ServerStoreOptions,
 } from '../../src/relay/store/index.js';
-import { loadSqliteDriver } from '../../src/relay/store/sqlite.js';
+import { loadSqliteDriver } from '../../src/store/index.js';
 import { createServerIdentity, msidOf } from '../../src/session/index.js';
 import { rejection } from '../helpers/rejection.js';
 
@@ -412,12 +412,13 @@ describe('SqliteServerStore files', () => {
   });
 
   it('says to install better-sqlite3 when the driver cannot be loaded', async () => {
-    const err = await rejection(loadSqliteDriver('better-sqlite3-not-installed-here'));
+    const err = await rejection(loadSqliteDriver({ what: 'server', alternative: 'MemoryServerStore', specifier: 'better-sqlite3-not-installed-here' }));
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.code).toBe('GS_ERR_INVALID_OPTION');
     expect(err.message).toMatch(/needs the "better-sqlite3-not-installed-here" package, which could not be loaded/);
     expect(err.message).toContain('npm install better-sqlite3');
-    expect(typeof (await loadSqliteDriver())).toBe('function');
+    expect(err.message).toMatch(/^the SQLite server store .* or use MemoryServerStore$/);
+    expect(typeof (await loadSqliteDriver({ what: 'server', alternative: 'MemoryServerStore' }))).toBe('function');
   });
 
   it('importing the relay module does not load better-sqlite3; opening a SQLite store does', async () => {

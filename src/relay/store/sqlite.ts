@@ -28,6 +28,7 @@
 import type * as NodeFs from 'node:fs/promises';
 import type * as NodePath from 'node:path';
 import { ConfigError, GatesockError, RelayError } from '../../errors/index.js';
+import { loadSqliteDriver, type SqliteDatabase, type SqliteStatement } from '../../store/index.js';
 import { checkPcid, isValidPcid } from './pcid.js';
 import {
   canonicalMsid,
@@ -59,40 +60,10 @@ CREATE TABLE servers (
 ) STRICT, WITHOUT ROWID;
 `;
 
-// The few parts of better-sqlite3 used here, typed by hand so that neither
-// the build nor the public types need @types/better-sqlite3.
-interface SqliteStatement {
-  run(...params: unknown[]): { changes: number };
-  get(...params: unknown[]): unknown;
-}
-interface SqliteDatabase {
-  prepare(sql: string): SqliteStatement;
-  pragma(source: string, options?: { simple?: boolean }): unknown;
-  exec(sql: string): unknown;
-  transaction<A extends unknown[], R>(fn: (...args: A) => R): { (...args: A): R; immediate(...args: A): R };
-  close(): unknown;
-}
-type SqliteDatabaseConstructor = new (filename: string, options?: { timeout?: number }) => SqliteDatabase;
-
 const INSTALL_HINT = 'install it with `npm install better-sqlite3@^12.11` (it builds a native addon, so install scripts must run), or use MemoryServerStore';
 
-/**
- * Load better-sqlite3's `Database` class. `ConfigError`
- * `GS_ERR_INVALID_OPTION` when the package cannot be loaded.
- * @internal
- */
-export async function loadSqliteDriver(specifier = 'better-sqlite3'): Promise<SqliteDatabaseConstructor> {
-  let mod: { default?: unknown };
-  try {
-    // A variable specifier, so that bundlers leave the import alone and it runs only here.
-    mod = (await import(specifier)) as { default?: unknown };
-  } catch (err) {
-    throw new ConfigError('GS_ERR_INVALID_OPTION', `the SQLite server store needs the "${specifier}" package, which could not be loaded (${messageOf(err)}); ${INSTALL_HINT}`, { cause: err });
-  }
-  const ctor = mod.default ?? mod;
-  if (typeof ctor !== 'function') throw new ConfigError('GS_ERR_INVALID_OPTION', `"${specifier}" did not export a Database class; ${INSTALL_HINT}`);
-  return ctor as SqliteDatabaseConstructor;
-}
+/** The server store's driver, with its own wording when it cannot load. */
+const loadDriver = () => loadSqliteDriver({ what: 'server', alternative: 'MemoryServerStore' });
 
 interface Row {
   msid: string;
@@ -174,7 +145,7 @@ export class SqliteServerStore implements ServerStore {
     if (options.generatePcid !== undefined && typeof options.generatePcid !== 'function') {
       throw new ConfigError('GS_ERR_INVALID_OPTION', 'generatePcid must be a function');
     }
-    const Database = await loadSqliteDriver();
+    const Database = await loadDriver();
     if (path !== ':memory:') {
       const { fs, path: nodePath } = node();
       await fs.mkdir(nodePath.dirname(nodePath.resolve(path)), { recursive: true });

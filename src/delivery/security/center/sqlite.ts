@@ -36,6 +36,7 @@
 import type * as NodeFs from 'node:fs/promises';
 import type * as NodePath from 'node:path';
 import { ConfigError, GatesockError } from '../../../errors/index.js';
+import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
 import type { FullReport } from '../report/index.js';
 import type { ActionRecord, ConfigurationStore, HostEntry, PolicyDocument } from './store.js';
 
@@ -68,35 +69,7 @@ CREATE TABLE policy (
 ) STRICT;
 `;
 
-// The few parts of better-sqlite3 used here, typed by hand (no @types in the public API).
-interface Statement {
-  run(...params: unknown[]): { changes: number };
-  get(...params: unknown[]): unknown;
-  all(...params: unknown[]): unknown[];
-}
-interface Database {
-  prepare(sql: string): Statement;
-  pragma(source: string, options?: { simple?: boolean }): unknown;
-  exec(sql: string): unknown;
-  transaction<A extends unknown[], R>(fn: (...args: A) => R): { (...args: A): R; immediate(...args: A): R };
-  close(): unknown;
-}
-type DatabaseConstructor = new (filename: string, options?: { timeout?: number }) => Database;
-
-const INSTALL_HINT = 'install it with `npm install better-sqlite3@^12.11` (it builds a native addon), or use MemoryConfigurationStore';
-
-async function loadDriver(): Promise<DatabaseConstructor> {
-  const specifier = 'better-sqlite3';
-  let mod: { default?: unknown };
-  try {
-    mod = (await import(specifier)) as { default?: unknown };
-  } catch (err) {
-    throw new ConfigError('GS_ERR_INVALID_OPTION', `the SQLite configuration store needs the "${specifier}" package, which could not be loaded (${(err as Error)?.message ?? String(err)}); ${INSTALL_HINT}`, { cause: err });
-  }
-  const ctor = mod.default ?? mod;
-  if (typeof ctor !== 'function') throw new ConfigError('GS_ERR_INVALID_OPTION', `"${specifier}" did not export a Database class; ${INSTALL_HINT}`);
-  return ctor as DatabaseConstructor;
-}
+const loadDriver = () => loadSqliteDriver({ what: 'configuration', alternative: 'MemoryConfigurationStore' });
 
 function migrate(db: Database, path: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;

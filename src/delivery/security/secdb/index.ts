@@ -7,4 +7,3 @@
 export { MemorySecurityStore } from './memory.js';
 export { SECURITY_SQLITE_SCHEMA_VERSION, SqliteSecurityStore } from './sqlite.js';
 export type { PutAdvisoriesResult, SecurityStore, SecurityStoreCounts } from './types.js';
-export { loadSqliteDriver, type SqliteDatabase, type SqliteDatabaseConstructor, type SqliteStatement } from './driver.js';

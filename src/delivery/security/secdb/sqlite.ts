@@ -39,7 +39,7 @@ import type * as NodePath from 'node:path';
 import { ConfigError, GatesockError } from '../../../errors/index.js';
 import type { Countermeasure, CountermeasureSet } from '../advisories/countermeasures.js';
 import type { Advisory, AffectedPackage } from '../advisories/model.js';
-import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement } from './driver.js';
+import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
 import {
   advisoryJson,
   modifiedMs,
@@ -169,7 +169,7 @@ export class SqliteSecurityStore implements SecurityStore {
    */
   static async open(path: string): Promise<SqliteSecurityStore> {
     if (typeof path !== 'string' || path.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', 'path must be a file path or ":memory:"');
-    const Db = await loadSqliteDriver('security', 'MemorySecurityStore');
+    const Db = await loadSqliteDriver({ what: 'security', alternative: 'MemorySecurityStore' });
     if (path !== ':memory:') {
       const fs = (await import('node:fs/promises')) as typeof NodeFs;
       const nodePath = (await import('node:path')) as typeof NodePath;

@@ -1,0 +1,13 @@
+/**
+ * Internal to the package (not a subpath export): what the embedded SQLite
+ * stores of the relay and delivery layers share. A leaf: it imports only
+ * src/errors.
+ */
+export {
+  loadSqliteDriver,
+  type SqliteDatabase,
+  type SqliteDatabaseConstructor,
+  type SqliteDriverOptions,
+  type SqliteStatement,
+  type SqliteTransaction,
+} from './sqlite.js';
