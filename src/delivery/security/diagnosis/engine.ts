@@ -138,7 +138,13 @@ function malformedReport(hostId: unknown, why: string): SecurityCenterError {
   return new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_REPORT', `inventory of ${JSON.stringify(h)}: ${why}`);
 }
 
-/** The diagnosis engine. @public */
+/**
+ * The diagnosis engine: matches host inventories against the advisories and
+ * the policy, both ways (a new advisory → the hosts it affects; a new report →
+ * its findings, with what appeared and what was resolved since the previous
+ * one). Synchronous and stores nothing; load it with {@link loadAdvisories}.
+ * @public
+ */
 export class DiagnosisEngine {
   /** Interned (ecosystem, package name) pairs: ecosystem → name → key. */
   readonly #pkgKeys = new Map<string, Map<string, number>>();
