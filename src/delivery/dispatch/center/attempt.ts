@@ -24,6 +24,7 @@ import {
   newEvidence,
   signBinding,
   type ChannelMessage,
+  type Digest,
   type LogKind,
   type ReportExpectation,
   type ReportFields,
@@ -57,6 +58,8 @@ export interface AttemptHost {
   readonly key: IdentityKey;
   readonly reissueGraceMs: number;
   now(): number;
+  /** The bundle digest of a dispatch (from the running run when there is one), or undefined for an unknown dispatch. */
+  bundleOf(dispatchId: string, run: number): Digest | undefined;
   /** A target's row (the run's copy while it runs). */
   row(key: TargetKey): StoredTarget | undefined;
   /** Keep a row just written to the store as the run's copy. */
@@ -357,10 +360,10 @@ export class AttemptRunner {
     const key: TargetKey = { dispatchId: f.dispatchId, run: f.run, msid };
     const mine = current.dispatchId === f.dispatchId && current.run === f.run && current.msid === msid;
     const target = this.#h.row(key);
-    const dispatch = target && this.#h.store.getDispatch(f.dispatchId);
+    const bundle = target && this.#h.bundleOf(f.dispatchId, f.run);
     let expectation: ReportExpectation | undefined;
     let superseded = false;
-    if (target && dispatch && target.evidence !== null) {
+    if (target && bundle !== undefined && target.evidence !== null) {
       let evidence = target.evidence;
       if (f.evidence !== target.evidence) {
         const old = this.#h.store.findEvidence(key, f.evidence);
@@ -369,7 +372,7 @@ export class AttemptRunner {
           superseded = true;
         }
       }
-      expectation = { dispatchId: f.dispatchId, run: f.run, agentMsid: msid, evidence, bundleDigest: dispatch.bundle, accepted: !superseded && target.state === 'verified' };
+      expectation = { dispatchId: f.dispatchId, run: f.run, agentMsid: msid, evidence, bundleDigest: bundle, accepted: !superseded && target.state === 'verified' };
     }
     const check = checkReport(report, expectation);
     const ack = () => sendWithin(channel, { t: 'ack', dispatchId: f.dispatchId, run: f.run }, ACK_SEND_MS);

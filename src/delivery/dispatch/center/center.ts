@@ -130,6 +130,7 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
       key: this.#key,
       reissueGraceMs: this.#reissueGraceMs,
       now: () => this.#now(),
+      bundleOf: (dispatchId, run) => this.#runtimes.get(`${dispatchId}/${run}`)?.bundle.digest ?? this.store.getDispatch(dispatchId)?.bundle,
       row: (key) => this.#row(key),
       remember: (row) => this.#remember(row),
       forget: (key) => this.#forget(key),
