@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { lazyPostgres, postgresUnavailable } from '../helpers/postgres.js';
 import { parseCountermeasureFile, parseOsv, parseOsvDocument, type Advisory } from '../../src/delivery/security/advisories/index.js';
-import { MemorySecurityStore, SqliteSecurityStore, type SecurityStore } from '../../src/delivery/security/secdb/index.js';
+import { MemorySecurityStore, PostgresSecurityStore, SqliteSecurityStore, type SecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { ConfigError } from '../../src/errors/index.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/osv/', import.meta.url));
@@ -23,6 +24,12 @@ const STORES: [string, () => Promise<SecurityStore>][] = [
   ['memory', async () => new MemorySecurityStore()],
   ['sqlite', () => SqliteSecurityStore.open(':memory:')],
 ];
+// PostgreSQL: a throwaway server (test/helpers/postgres.ts), one fresh database per store.
+const pgServer = lazyPostgres();
+afterAll(() => pgServer.stop());
+const noPostgres = postgresUnavailable();
+if (noPostgres === undefined) STORES.push(['postgres', async () => PostgresSecurityStore.open(await pgServer.database())]);
+else console.log(`SecurityStore (postgres) skipped: ${noPostgres}`);
 
 describe.each(STORES)('SecurityStore (%s)', (_name, make) => {
   it('stores advisories with their affected entries, finds them by package, alias and ID', async () => {
