@@ -31,13 +31,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { DispatchAgent, DispatchCenter, InlineExecutor, MemoryAgentConnector, verifyEvidenceLog, type DispatchSummary } from '../src/delivery/dispatch/index.js';
+import { DISPATCH_DEFAULTS, DispatchAgent, DispatchCenter, InlineExecutor, MemoryAgentConnector, verifyEvidenceLog, type DispatchSummary } from '../src/delivery/dispatch/index.js';
 import { generateIdentityKey, type Identity } from '../src/session/index.js';
 import { lanes, plainRound, plainServe, within } from './dispatch-plain.js';
 import { ensureServerIdentities, serverIdentities } from './relay-procs.js';
 
-/** The center's default concurrency, used by ours (the default) and the baseline alike. */
-export const CONCURRENCY = 64;
+/** The center's default concurrency (64), used by ours (the default) and the baseline alike. */
+export const CONCURRENCY: number = DISPATCH_DEFAULTS.concurrency;
 /** Longest a measured dispatch (or plain exchange) may take before the figure fails. */
 export const LIMIT_MS = 120_000;
 
