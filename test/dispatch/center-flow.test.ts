@@ -440,96 +440,77 @@ describe('DispatchCenter over scripted agents', () => {
     await center.close();
   });
 
-  it('undoes a re-issue the agent refuses because it still runs the first order, and accepts that order\'s report later', async () => {
+  /**
+   * One agent whose first order is accepted and then left running (the
+   * connection drops), so the center re-issues it; `then` answers the later
+   * orders with the first order's context at hand.
+   */
+  async function reissuedOnce(then: (ctx: OrderContext, first: OrderContext) => Promise<'close' | void>) {
     const f = fleet(1);
     const agent = f.agents[0]!;
     let first: OrderContext | undefined;
     agent.behaviour = async (ctx) => {
-      if (first === undefined) {
-        // Accept, then lose the connection while the loader runs on.
-        first = ctx;
-        await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
-        return 'close';
-      }
-      // The center re-issued (no report came with the hello): refuse it, the first order stands; it finishes now.
-      await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
-      ctx.agent.keep(first.report());
+      if (first !== undefined) return then(ctx, first);
+      // Accept, then lose the connection while the loader runs on.
+      first = ctx;
+      await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
       return 'close';
     };
     const center = await open(f);
     const bundle = await center.createBundle(NOOP);
     const run = center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST });
     const summary = await run.done;
+    const key = { dispatchId: run.dispatchId, run: 0, msid: agent.msid };
+    return { agent, center, summary, key };
+  }
+  const replayed = (ctx: OrderContext) => ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+
+  /** The first order stood: its evidence is the target's and accepted, every later one superseded, no failure recorded. */
+  function expectFirstOrderStood(center: DispatchCenter, key: { dispatchId: string; run: number; msid: string }, agent: ScriptedAgent): void {
+    expect(center.store.getTarget(key)!.evidence).toBe(agent.orders[0]!.evidence);
+    expect(agent.orders.map((o) => center.store.findEvidence(key, o.evidence)!.status)).toEqual(['accepted', ...agent.orders.slice(1).map(() => 'superseded')]);
+    expect(center.store.listFailures()).toEqual([]);
+  }
+
+  it('undoes a re-issue the agent refuses because it still runs the first order, and accepts that order\'s report later', async () => {
+    const { agent, center, summary, key } = await reissuedOnce(async (ctx, first) => {
+      // The center re-issued (no report came with the hello): refuse it, the first order stands; it finishes now.
+      await replayed(ctx);
+      ctx.agent.keep(first.report());
+      return 'close';
+    });
     expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', attempts: 3 });
     expect(agent.orders).toHaveLength(2);
-    const key = { dispatchId: run.dispatchId, run: 0, msid: agent.msid };
-    expect(center.store.getTarget(key)!.evidence).toBe(agent.orders[0]!.evidence);
-    expect(center.store.findEvidence(key, agent.orders[0]!.evidence)!.status).toBe('accepted');
-    expect(center.store.findEvidence(key, agent.orders[1]!.evidence)!.status).toBe('superseded');
-    expect(center.store.listFailures()).toEqual([]);
+    expectFirstOrderStood(center, key, agent);
     await center.close();
   });
 
   it('accepts the report of the order that stands when it crosses the re-issue the agent then refuses as replayed', async () => {
-    const f = fleet(1);
-    const agent = f.agents[0]!;
-    let first: OrderContext | undefined;
-    agent.behaviour = async (ctx) => {
-      if (first === undefined) {
-        // Accept, then lose the connection while the loader runs on.
-        first = ctx;
-        await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
-        return 'close';
-      }
+    const { agent, center, summary, key } = await reissuedOnce(async (ctx, first) => {
       // The re-issue arrives just as the first run ends: its report goes out first, then the refusal.
       const r = first.report();
       ctx.agent.keep(r);
       await sendReport(ctx, r);
-      await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
-    };
-    const center = await open(f);
-    const bundle = await center.createBundle(NOOP);
-    const run = center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST });
-    const summary = await run.done;
+      await replayed(ctx);
+    });
     expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', attempts: 2 });
     expect(agent.orders).toHaveLength(2);
-    const key = { dispatchId: run.dispatchId, run: 0, msid: agent.msid };
-    expect(center.store.getTarget(key)!.evidence).toBe(agent.orders[0]!.evidence);
-    expect(center.store.findEvidence(key, agent.orders[0]!.evidence)!.status).toBe('accepted');
-    expect(center.store.findEvidence(key, agent.orders[1]!.evidence)!.status).toBe('superseded');
-    expect(center.store.listFailures()).toEqual([]);
+    expectFirstOrderStood(center, key, agent);
     await settle([agent]);
     expect(agent.pending.size).toBe(0); // acked once accepted
     await center.close();
   });
 
   it('keeps a superseded order\'s report unacked across a lost attempt and accepts it when the next re-issue is refused as replayed', async () => {
-    const f = fleet(1);
-    const agent = f.agents[0]!;
-    let first: OrderContext | undefined;
-    agent.behaviour = async (ctx) => {
-      if (first === undefined) {
-        first = ctx;
-        await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
-        return 'close';
-      }
-      if (agent.orders.length === 2) {
-        // The first run ends while the re-issue is on its way; the connection drops before anything is answered.
-        ctx.agent.keep(first.report());
-        return 'close';
-      }
-      await ctx.send({ t: 'error', code: 'GS_ERR_DISPATCH_REPLAYED', message: 'already acted on', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
-    };
-    const center = await open(f);
-    const bundle = await center.createBundle(NOOP);
-    const run = center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST });
-    const summary = await run.done;
+    const { agent, center, summary, key } = await reissuedOnce(async (ctx, first) => {
+      if (ctx.agent.orders.length > 2) return replayed(ctx);
+      // The first run ends while the re-issue is on its way; the connection drops before anything is answered.
+      ctx.agent.keep(first.report());
+      return 'close';
+    });
     expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', attempts: 3 });
     expect(agent.orders).toHaveLength(3);
-    const key = { dispatchId: run.dispatchId, run: 0, msid: agent.msid };
-    expect(center.store.getTarget(key)!.evidence).toBe(agent.orders[0]!.evidence);
-    expect(agent.orders.slice(1).map((o) => center.store.findEvidence(key, o.evidence)!.status)).toEqual(['superseded', 'superseded']);
-    expect(center.store.listFailures()).toEqual([]);
+    expectFirstOrderStood(center, key, agent);
     await center.close();
   });
 
