@@ -136,10 +136,11 @@ for (const a of result.affected) console.log(`affected       ${a.advisoryId}: ${
 
 // 6. Trigger 2: the agents report again after the run; the center confirms.
 const deadline = Date.now() + 20_000;
-const automatic = () => center.actions().filter((a) => a.mode === 'automatic');
-while (automatic().some((a) => a.state !== 'confirmed' && a.state !== 'failed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+const automatic = async () => (await center.actions()).filter((a) => a.mode === 'automatic');
+while ((await automatic()).some((a) => a.state !== 'confirmed' && a.state !== 'failed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 for (const f of center.findings()) console.log(`still open     ${f.hostId}: ${f.reason}`);
-const ok = automatic().length === 2 && automatic().every((a) => a.state === 'confirmed');
+const fixed = await automatic();
+const ok = fixed.length === 2 && fixed.every((a) => a.state === 'confirmed');
 console.log(ok ? 'fixed          every automatic countermeasure is confirmed by a report' : 'NOT fixed');
 if (!ok) process.exitCode = 1;
 

@@ -190,7 +190,7 @@ async function runCenter(o: CenterFlags & { pcid: string; sync: number }, io: Io
   io.print(`pcid     ${server.pcid}`);
   io.print(`msid     ${server.msid}`);
   io.print(`key      ${f.pub} (agents pin it: --center-key)`);
-  io.print(`hosts    ${center.hosts().length}, advisories ${(await center.security.count()).advisories}`);
+  io.print(`hosts    ${(await center.hosts()).length}, advisories ${(await center.security.count()).advisories}`);
 }
 
 async function runImportAdvisories(files: string[], o: CenterFlags, io: Io): Promise<void> {
@@ -212,7 +212,7 @@ async function runImportScan(file: string, o: CenterFlags, io: Io): Promise<void
   try {
     const r = await center.importScan(fs.readFileSync(file));
     const rows = [['address', 'port', 'status', 'host']];
-    for (const s of r.findings) rows.push([s.address, `${s.protocol}/${s.port}`, s.status, s.hostMsid ? (center.config.hostByMsid(s.hostMsid)?.hostId ?? short(s.hostMsid)) : '-']);
+    for (const s of r.findings) rows.push([s.address, `${s.protocol}/${s.port}`, s.status, s.hostMsid ? ((await center.config.hostByMsid(s.hostMsid))?.hostId ?? short(s.hostMsid)) : '-']);
     for (const line of formatTable(rows)) io.print(line);
     if (r.actions.length > 0) for (const line of actionTable(r.actions)) io.print(line);
   } finally {
@@ -220,11 +220,11 @@ async function runImportScan(file: string, o: CenterFlags, io: Io): Promise<void
   }
 }
 
-async function readOnly(o: { dir: string }, io: Io, fn: (c: SecurityCenter) => void): Promise<void> {
+async function readOnly(o: { dir: string }, io: Io, fn: (c: SecurityCenter) => void | Promise<void>): Promise<void> {
   if (!fs.existsSync(centerFolder(o.dir).config)) throw new ConfigError('GS_ERR_INVALID_OPTION', `no security center in ${o.dir}; start one with \`gatesock center run --dir ${o.dir}\``);
   const center = await openCenterFolder(o, undefined, io);
   try {
-    fn(center);
+    await fn(center);
   } finally {
     await center.close();
   }
@@ -298,9 +298,9 @@ export function registerCenterCommands(program: Command, io: Io): void {
     .description('list the hosts: ID, MSID, PCID, kind, last report')
     .option('--dir <dir>', 'the center folder', CENTER_CLI_DEFAULTS.dir)
     .action(async (o: { dir: string }) =>
-      readOnly(o, io, (c) => {
+      readOnly(o, io, async (c) => {
         const rows = [['host', 'msid', 'pcid', 'device', 'seq', 'last report']];
-        for (const h of c.hosts()) rows.push([h.hostId, short(h.msid), h.pcid, h.device, String(c.config.latest(h.hostId)?.seq ?? '-'), h.lastSeen ? new Date(h.lastSeen).toISOString() : '-']);
+        for (const h of await c.hosts()) rows.push([h.hostId, short(h.msid), h.pcid, h.device, String((await c.config.latest(h.hostId))?.seq ?? '-'), h.lastSeen ? new Date(h.lastSeen).toISOString() : '-']);
         for (const line of formatTable(rows)) io.print(line);
       }),
     );
@@ -311,8 +311,8 @@ export function registerCenterCommands(program: Command, io: Io): void {
     .argument('[host]', 'only this host')
     .option('--dir <dir>', 'the center folder', CENTER_CLI_DEFAULTS.dir)
     .action(async (host: string | undefined, o: { dir: string }) =>
-      readOnly(o, io, (c) => {
-        if (host !== undefined && c.config.getHost(host) === undefined) throw new ConfigError('GS_ERR_INVALID_OPTION', `no host ${host} at this center`);
+      readOnly(o, io, async (c) => {
+        if (host !== undefined && (await c.config.getHost(host)) === undefined) throw new ConfigError('GS_ERR_INVALID_OPTION', `no host ${host} at this center`);
         const lines = findingLines(c.findings(host));
         if (lines.length === 0) io.print('no findings');
         for (const l of lines) io.print(l);
@@ -325,8 +325,8 @@ export function registerCenterCommands(program: Command, io: Io): void {
     .argument('[host]', 'only this host')
     .option('--dir <dir>', 'the center folder', CENTER_CLI_DEFAULTS.dir)
     .action(async (host: string | undefined, o: { dir: string }) =>
-      readOnly(o, io, (c) => {
-        const list = c.actions(host);
+      readOnly(o, io, async (c) => {
+        const list = await c.actions(host);
         if (list.length === 0) io.print('no actions');
         else for (const line of actionTable(list)) io.print(line);
       }),

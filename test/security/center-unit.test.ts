@@ -252,9 +252,9 @@ describe('SecurityCenter over memory pieces', () => {
     ]);
     const result = await center.importAdvisories(parseOsv(OSV('T-1', 'openssl', '3.0.11-1~deb12u2')));
     expect(result.affected).toEqual([{ advisoryId: 'T-1', hosts: ['a'] }]);
-    await until(() => center.actions().every((x) => x.state === 'confirmed'), 'confirmation');
-    expect(center.actions()).toHaveLength(1);
-    expect(center.actions()[0]).toMatchObject({ hostId: 'a', trigger: 'advisory', mode: 'automatic', state: 'confirmed' });
+    await until(async () => (await center.actions()).every((x) => x.state === 'confirmed'), 'confirmation');
+    expect(await center.actions()).toHaveLength(1);
+    expect((await center.actions())[0]).toMatchObject({ hostId: 'a', trigger: 'advisory', mode: 'automatic', state: 'confirmed' });
     expect([agents.a!.orders, agents.b!.orders, agents.c!.orders]).toEqual([1, 0, 0]);
     expect(installedVersion(agents.a!.root, 'openssl')).toBe('3.0.11-1~deb12u2');
     // the same advisory again changes nothing and dispatches nothing
@@ -272,25 +272,28 @@ describe('SecurityCenter over memory pieces', () => {
       ],
       policy,
     );
-    await until(() => center.actions().length === 1 && center.actions()[0]!.state === 'confirmed', 'the setting confirmed');
-    expect(center.actions()[0]).toMatchObject({ hostId: 'a', trigger: 'join', mode: 'automatic' });
-    expect(center.actions()[0]!.findingKey).toMatch(/^setting \/etc\/ssh\/sshd_config permitrootlogin$/i);
-    expect(center.actions()[0]!.reason).toMatch(/PermitRootLogin/);
+    await until(async () => {
+      const list = await center.actions();
+      return list.length === 1 && list[0]!.state === 'confirmed';
+    }, 'the setting confirmed');
+    expect((await center.actions())[0]).toMatchObject({ hostId: 'a', trigger: 'join', mode: 'automatic' });
+    expect((await center.actions())[0]!.findingKey).toMatch(/^setting \/etc\/ssh\/sshd_config permitrootlogin$/i);
+    expect((await center.actions())[0]!.reason).toMatch(/PermitRootLogin/);
     expect(fs.readFileSync(path.join(agents.a!.root, 'etc/ssh/sshd_config'), 'utf8')).toBe('Port 22\nPermitRootLogin no\n');
     expect([agents.a!.orders, agents.b!.orders]).toEqual([1, 0]);
     expect(center.findings()).toEqual([]);
     // the agents report the file (with content) because the center asked
-    expect(center.config.latest('b')!.files.map((f) => [f.path, f.content])).toEqual([['/etc/ssh/sshd_config', 'PermitRootLogin no\n']]);
+    expect((await center.config.latest('b'))!.files.map((f) => [f.path, f.content])).toEqual([['/etc/ssh/sshd_config', 'PermitRootLogin no\n']]);
   });
 
   it('a countermeasure that fails on the host is marked failed with the reason; a person is told for manual ones', async () => {
     const { center, agents, notifier, roots } = await memoryFleet([{ id: 'a', packages: [{ name: 'sudo', version: '1.9.13p3-1' }, ...SSL_OLD] }]);
     // upgrading a package the fake apt does not know fails (exit 100)
-    center.setPolicy({ ...center.policy, hosts: { a: { upgradeCommand: [process.execPath, FAKE_UPGRADE, roots.a!, 'no-such-package', '{version}'] } } });
+    await center.setPolicy({ ...center.policy, hosts: { a: { upgradeCommand: [process.execPath, FAKE_UPGRADE, roots.a!, 'no-such-package', '{version}'] } } });
     const cm = new Map([['T-2', [{ kind: 'manual' as const, instructions: 'call the vendor' }]]]);
     await center.importAdvisories([...parseOsv(OSV('T-1', 'openssl', '3.0.11-1~deb12u2')), ...parseOsv(OSV('T-2', 'sudo', '1.9.13p3-1+deb12u1'))], cm);
     await center.settled();
-    const byAdv = Object.fromEntries(center.actions().map((x) => [x.advisoryId, x]));
+    const byAdv = Object.fromEntries((await center.actions()).map((x) => [x.advisoryId, x]));
     expect(byAdv['T-1']).toMatchObject({ state: 'failed', mode: 'automatic' });
     expect(byAdv['T-1']!.detail).toMatch(/code-failed/);
     expect(byAdv['T-2']).toMatchObject({ state: 'notified', mode: 'manual' });
@@ -307,26 +310,26 @@ describe('SecurityCenter over memory pieces', () => {
     fs.writeFileSync(path.join(roots.a!, 'var/lib/dpkg/status'), dpkgStatus([{ name: 'sudo', version: '1.9.13p3-1+deb12u1' }, { name: 'openssl', version: '3.0.11-1~deb12u2' }]));
     await agents.a!.agent.reportNow();
     await center.settled();
-    expect(center.actions().map((x) => x.state)).toEqual(['confirmed', 'confirmed']);
-    expect(center.actions().find((x) => x.advisoryId === 'T-1')!.detail).toMatch(/after: failed/);
+    expect((await center.actions()).map((x) => x.state)).toEqual(['confirmed', 'confirmed']);
+    expect((await center.actions()).find((x) => x.advisoryId === 'T-1')!.detail).toMatch(/after: failed/);
   });
 
   it('a notifier that is down is tried again on the next report', async () => {
     const { center, agents, notifier } = await memoryFleet([{ id: 'a', packages: [{ name: 'sudo', version: '1.9.13p3-1' }] }]);
     notifier.failures = 1;
     await center.importAdvisories(parseOsv(OSV('T-2', 'sudo', '1.9.13p3-1+deb12u1')), new Map([['T-2', [{ kind: 'manual' as const, instructions: 'by hand' }]]]));
-    expect(center.actions()).toMatchObject([{ state: 'planned', mode: 'manual' }]);
-    expect(center.actions()[0]!.detail).toMatch(/smtp down/);
+    expect(await center.actions()).toMatchObject([{ state: 'planned', mode: 'manual' }]);
+    expect((await center.actions())[0]!.detail).toMatch(/smtp down/);
     expect(notifier.sent).toHaveLength(0);
     await agents.a!.agent.reportNow();
     await center.settled();
-    expect(center.actions()).toMatchObject([{ state: 'notified' }]);
+    expect(await center.actions()).toMatchObject([{ state: 'notified' }]);
     expect(notifier.sent).toHaveLength(1);
   });
 
   it('refuses reports for another host, forged and malformed reports, and changes nothing', async () => {
     const { center, agents } = await memoryFleet([{ id: 'a', packages: SSL_OLD }, { id: 'b', packages: SSL_OLD }]);
-    const latestA = center.config.latest('a');
+    const latestA = await center.config.latest('a');
     const b = agents.b!.agent;
     // b signs a correct report of its own host but names host "a"
     const identityB = createServerIdentity();
@@ -349,15 +352,15 @@ describe('SecurityCenter over memory pieces', () => {
     for (const r of hostile) codes.push(await codeOf(center.receiveReport(signReportMessage({ host: 'z', pcid: 'agent-z', device: 'server' }, Buffer.from(JSON.stringify(r)), identityB))));
     expect(codes).toEqual(['GS_ERR_SECURITY_UNSAFE_PATH', 'GS_ERR_SECURITY_BAD_VERSION', 'GS_ERR_SECURITY_MALFORMED_REPORT']);
     // nothing changed
-    expect(center.hosts().map((h) => h.hostId)).toEqual(['a', 'b']);
-    expect(center.config.latest('a')).toEqual(latestA);
-    expect(center.config.getHost('z')).toBeUndefined();
+    expect((await center.hosts()).map((h) => h.hostId)).toEqual(['a', 'b']);
+    expect(await center.config.latest('a')).toEqual(latestA);
+    expect(await center.config.getHost('z')).toBeUndefined();
     // the agent enrolled as b cannot report under another host name
-    const bFull = center.config.latest('b')!;
+    const bFull = (await center.config.latest('b'))!;
     expect(bFull.hostMsid).toBe(b.msid);
     const fromB = await reportOf(agents.b!.identity, agents.b!.root, 99);
     expect(await codeOf(center.receiveReport(signReportMessage({ host: 'c', pcid: 'agent-b', device: 'server' }, encodeConfigurationReport(fromB), agents.b!.identity)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
-    expect(center.config.getHost('c')).toBeUndefined();
+    expect(await center.config.getHost('c')).toBeUndefined();
   });
 
   it('sequences deltas: a gap asks for a full report, a replay is stale', async () => {
@@ -372,8 +375,8 @@ describe('SecurityCenter over memory pieces', () => {
     expect(await send(first)).toMatchObject({ status: 'stale', expectSeqAbove: 1 });
     const next = { ...diffReports(first, { ...changed, seq: 2 }), seq: 2 };
     expect(await send(next)).toMatchObject({ status: 'accepted', seq: 2 });
-    expect(center.config.latest('n')!.kernel).toBe('6.1.0-29-amd64');
-    expect(center.config.previous('n')!.kernel).toBe('6.1.0-28-amd64');
+    expect((await center.config.latest('n'))!.kernel).toBe('6.1.0-29-amd64');
+    expect((await center.config.previous('n'))!.kernel).toBe('6.1.0-28-amd64');
   });
 
   it('refuses malformed advisories before anything is stored', async () => {
@@ -396,7 +399,7 @@ describe('SecurityCenter over memory pieces', () => {
     );
     await center.settled();
     // the join already found a's telnet listener (a policy finding; manual by default) and told a person
-    const joinActions = center.actions();
+    const joinActions = await center.actions();
     expect(joinActions.map((x) => [x.hostId, x.trigger, x.findingKey])).toEqual([['a', 'join', 'service tcp/23 0.0.0.0']]);
     expect(notifier.sent).toHaveLength(1);
     const xml = (addr: string, ports: number[]) =>
@@ -416,7 +419,7 @@ describe('SecurityCenter over memory pieces', () => {
     expect(r2.actions).toEqual([]);
     // not nmap XML: refused, nothing changes
     expect(await codeOf(center.importScan('<!DOCTYPE x [<!ENTITY a "b">]><nmaprun/>'))).toBe('GS_ERR_SECURITY_MALFORMED_ADVISORY');
-    expect(center.actions()).toHaveLength(1);
+    expect(await center.actions()).toHaveLength(1);
   });
 });
 
@@ -429,20 +432,20 @@ describe('SqliteConfigurationStore', () => {
     const r1 = await reportOf(identity, root, 1);
     const r2 = { ...r1, seq: 2, kernel: 'k2' };
     let s = await SqliteConfigurationStore.open(file);
-    s.putHost({ hostId: 'a', msid: identity.msid, pcid: 'p', device: 'server', firstSeen: 1, lastSeen: 2, firewall: null });
-    s.putReport('a', r1);
-    s.putReport('a', r2);
-    s.setPolicy({ policy: null, defaults: {}, hosts: {} });
+    await s.putHost({ hostId: 'a', msid: identity.msid, pcid: 'p', device: 'server', firstSeen: 1, lastSeen: 2, firewall: null });
+    await s.putReport('a', r1);
+    await s.putReport('a', r2);
+    await s.setPolicy({ policy: null, defaults: {}, hosts: {} });
     const action = { id: 'act-1', hostId: 'a', msid: identity.msid, findingKey: 'k', advisoryId: null, trigger: 'join' as const, reason: 'r', steps: [], mode: 'manual' as const, state: 'notified' as const, detail: null, dispatchId: null, bundle: null, ranEndedAt: null, fixReportedAt: null, createdAt: 5, updatedAt: 5 };
-    s.putAction(action);
-    s.putAction({ ...action, state: 'failed' });
+    await s.putAction(action);
+    await s.putAction({ ...action, state: 'failed' });
     await s.close();
     s = await SqliteConfigurationStore.open(file);
-    expect(s.hostByMsid(identity.msid)?.hostId).toBe('a');
-    expect(s.latest('a')).toEqual(r2);
-    expect(s.previous('a')).toEqual(r1);
-    expect(s.actions('a').map((x) => x.state)).toEqual(['failed']);
-    expect(s.getPolicy()).toEqual({ policy: null, defaults: {}, hosts: {} });
+    expect((await s.hostByMsid(identity.msid))?.hostId).toBe('a');
+    expect(await s.latest('a')).toEqual(r2);
+    expect(await s.previous('a')).toEqual(r1);
+    expect((await s.actions('a')).map((x) => x.state)).toEqual(['failed']);
+    expect(await s.getPolicy()).toEqual({ policy: null, defaults: {}, hosts: {} });
     await s.close();
     // not a gatesock database: refused, untouched
     const other = path.join(d, 'other.db');

@@ -124,17 +124,17 @@ const byHost = (list: readonly ActionRecord[], host: string) => list.filter((a) 
 
 describe('security center on loopback', () => {
   it('every host joined with its full report; the network device got its rule set', async () => {
-    expect(center.hosts().map((h) => h.hostId)).toEqual(['db-1', 'web-1', 'web-2']);
-    for (const h of center.hosts()) {
+    expect((await center.hosts()).map((h) => h.hostId)).toEqual(['db-1', 'web-1', 'web-2']);
+    for (const h of await center.hosts()) {
       expect(h.msid).toBe(agents.get(h.hostId)!.agent.msid);
       expect(h.pcid).toBe(`e2e-sec-${h.hostId}`);
-      expect(center.config.latest(h.hostId)?.packages.map((p) => p.name)).toContain('openssl');
+      expect((await center.config.latest(h.hostId))?.packages.map((p) => p.name)).toContain('openssl');
     }
     // No advisory yet, no policy breach (nothing listens): nothing to do.
     expect(center.findings()).toEqual([]);
     const rules = agents.get('web-2')!.agent.firewall;
     expect(rules).toContain('tcp dport 443 accept');
-    expect(center.config.getHost('web-2')!.firewall).toBe(rules);
+    expect((await center.config.getHost('web-2'))!.firewall).toBe(rules);
     expect(agents.get('web-1')!.agent.firewall).toBeUndefined(); // a server gets none in its answer
   });
 
@@ -146,7 +146,7 @@ describe('security center on loopback', () => {
       { advisoryId: 'LOCAL-2026-0002', hosts: ['db-1'] },
     ]);
     // Each finding explains itself.
-    const ssl = center.actions().filter((a) => a.advisoryId === 'DSA-9001-1');
+    const ssl = (await center.actions()).filter((a) => a.advisoryId === 'DSA-9001-1');
     expect(ssl.map((a) => a.hostId).sort()).toEqual(['db-1', 'web-1', 'web-1']);
     for (const a of ssl) {
       expect(a.mode).toBe('automatic');
@@ -158,8 +158,8 @@ describe('security center on loopback', () => {
     expect(byHost(ssl, 'db-1').map((a) => a.findingKey)).toEqual(['vulnerable DSA-9001-1 openssl']);
 
     // Confirmed by the reports the agents send after the run.
-    await until(() => center.actions().filter((a) => a.advisoryId === 'DSA-9001-1').every((a) => a.state === 'confirmed'), 'every openssl action confirmed');
-    for (const a of center.actions().filter((x) => x.advisoryId === 'DSA-9001-1')) {
+    await until(async () => (await center.actions()).filter((a) => a.advisoryId === 'DSA-9001-1').every((a) => a.state === 'confirmed'), 'every openssl action confirmed');
+    for (const a of (await center.actions()).filter((x) => x.advisoryId === 'DSA-9001-1')) {
       expect(a.dispatchId).not.toBeNull();
       expect(a.ranEndedAt).not.toBeNull();
     }
@@ -189,7 +189,7 @@ describe('security center on loopback', () => {
     expect(text).toMatch(/LOCAL-2026-0002/);
     expect(text).toMatch(/db-1/);
     expect(text).toMatch(/upgrade it by hand to 1\.9\.13p3-1\+deb12u1/);
-    const manual = center.actions('db-1').find((a) => a.advisoryId === 'LOCAL-2026-0002')!;
+    const manual = (await center.actions('db-1')).find((a) => a.advisoryId === 'LOCAL-2026-0002')!;
     expect(manual).toMatchObject({ mode: 'manual', state: 'notified' });
     // A later report does not notify again.
     await agents.get('db-1')!.agent.reportNow();
@@ -206,8 +206,8 @@ describe('security center on loopback', () => {
     }
   })();
   if (!nft) console.log('e2e-center: nft -c cannot run here (not installed or no privilege); the rule-set syntax check is skipped');
-  it.skipIf(!nft)('the rule set generated from the policy passes nft -c -f', () => {
-    const rules = center.config.getHost('web-2')!.firewall!;
+  it.skipIf(!nft)('the rule set generated from the policy passes nft -c -f', async () => {
+    const rules = (await center.config.getHost('web-2'))!.firewall!;
     const file = path.join(work, 'web-2.nft');
     fs.writeFileSync(file, rules);
     execFileSync('nft', ['-c', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });

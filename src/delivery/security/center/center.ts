@@ -201,6 +201,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   readonly #known = new Map<string, string>();
   /** Acting rounds run one at a time, so an agent never has two countermeasure dispatches at once. */
   #queue: Promise<void> = Promise.resolve();
+  /** Tail of {@link SecurityCenter.#exclusive}'s chain. */
+  #lock: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #servers = new Set<SockServer>();
 
@@ -232,8 +234,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       opened.push(store);
       const security = typeof options.securityStore === 'string' ? await SqliteSecurityStore.open(options.securityStore) : (options.securityStore ?? new MemorySecurityStore());
       opened.push(security);
-      if (given !== undefined) store.setPolicy(given);
-      const policy = given ?? checkPolicyDocument(store.getPolicy() ?? EMPTY_POLICY);
+      if (given !== undefined) await store.setPolicy(given);
+      const policy = given ?? checkPolicyDocument((await store.getPolicy()) ?? EMPTY_POLICY);
       const dispatcher = await DispatchCenter.open({
         key: options.key,
         connector: options.connector,
@@ -248,8 +250,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       center.engine.setCountermeasureSet(await security.countermeasures());
       center.engine.addAdvisories(adv);
       for (const a of adv) center.#known.set(a.id, a.modified);
-      for (const h of store.hosts()) {
-        const r = store.latest(h.hostId);
+      for (const h of await store.hosts()) {
+        const r = await store.latest(h.hostId);
         if (r) center.engine.updateHost({ ...toInventory(r), hostId: h.hostId });
       }
       return center;
@@ -287,21 +289,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       hostId = info.host;
       ({ msid } = verifyReportMessage(m));
       const report = parseConfigurationReport(m.body, { authenticatedMsid: msid, limits: this.#options.limits ?? {} });
-      const byMsid = this.config.hostByMsid(msid);
-      if (byMsid !== undefined && byMsid.hostId !== info.host) {
-        throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${byMsid.hostId}, not ${info.host}`);
-      }
-      const known = this.config.getHost(info.host);
-      if (known !== undefined && known.msid !== msid) {
-        throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `host ${info.host} belongs to agent ${known.msid}; ${msid} may not report for it`);
-      }
-      if (known === undefined && this.#options.enrollment === 'closed') {
-        throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `host ${info.host} is not enrolled at this center`);
-      }
-      const outcome = applyReport(this.config.latest(info.host), report, this.#options.limits ?? {});
-      if (outcome.status === 'stale') return answer('stale', null, outcome.expectSeqAbove, `report ${report.seq} is not newer than ${outcome.expectSeqAbove}`);
-      if (outcome.status === 'need-full') return answer('need-full', null, null, outcome.message);
-      return this.#accept(known, info, msid, outcome.report);
+      const signer = msid;
+      return await this.#exclusive(() => this.#apply(info, signer, report));
     } catch (err) {
       const code = errorCode(err);
       const message = err instanceof Error ? err.message : String(err);
@@ -310,17 +299,37 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     }
   }
 
-  #accept(known: HostEntry | undefined, info: { host: string; pcid: string; device: HostEntry['device'] }, msid: string, report: FullReport): AnswerMessage {
+  /** The store part of {@link SecurityCenter.receiveReport}, under the center's store lock. */
+  async #apply(info: { host: string; pcid: string; device: HostEntry['device'] }, msid: string, report: ReturnType<typeof parseConfigurationReport>): Promise<AnswerMessage> {
+    this.#checkOpen();
+    const byMsid = await this.config.hostByMsid(msid);
+    if (byMsid !== undefined && byMsid.hostId !== info.host) {
+      throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${byMsid.hostId}, not ${info.host}`);
+    }
+    const known = await this.config.getHost(info.host);
+    if (known !== undefined && known.msid !== msid) {
+      throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `host ${info.host} belongs to agent ${known.msid}; ${msid} may not report for it`);
+    }
+    if (known === undefined && this.#options.enrollment === 'closed') {
+      throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `host ${info.host} is not enrolled at this center`);
+    }
+    const previous = await this.config.latest(info.host);
+    const outcome = applyReport(previous, report, this.#options.limits ?? {});
+    if (outcome.status === 'stale') return answer('stale', null, outcome.expectSeqAbove, `report ${report.seq} is not newer than ${outcome.expectSeqAbove}`);
+    if (outcome.status === 'need-full') return answer('need-full', null, null, outcome.message);
+    return this.#accept(known, previous, info, msid, outcome.report);
+  }
+
+  async #accept(known: HostEntry | undefined, previous: FullReport | undefined, info: { host: string; pcid: string; device: HostEntry['device'] }, msid: string, report: FullReport): Promise<AnswerMessage> {
     const now = this.#now();
     const first = known === undefined || known.lastSeen === 0;
-    const previous = this.config.latest(info.host);
     const diagnosis = this.engine.updateHost({ ...toInventory(report), hostId: info.host });
     let firewall = known?.firewall ?? null;
     if (first) firewall = this.#firewallFor(info.host);
     const host: HostEntry = { hostId: info.host, msid, pcid: info.pcid, device: info.device, firstSeen: known?.firstSeen || now, lastSeen: now, firewall };
-    this.config.putReport(info.host, report);
-    this.config.putHost(host);
-    this.#confirm(host, diagnosis, report);
+    await this.config.putReport(info.host, report);
+    await this.config.putHost(host);
+    await this.#confirm(host, diagnosis, report);
     this.emit(first ? 'joined' : 'report', host, diagnosis);
     // Still joining while the host has not yet reported every file its policy asked for (the report right after the first).
     const wanted = this.#requestedFiles(info.host);
@@ -357,21 +366,21 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   }
 
   /** Confirm (or fail) actions of this host by its new report. */
-  #confirm(host: HostEntry, diagnosis: HostDiagnosis, report: FullReport): void {
+  async #confirm(host: HostEntry, diagnosis: HostDiagnosis, report: FullReport): Promise<void> {
     const present = new Set(diagnosis.findings.map(findingKey));
-    for (const a of this.config.actions(host.hostId)) {
+    for (const a of await this.config.actions(host.hostId)) {
       const gone = !present.has(a.findingKey);
       if (gone && (a.state === 'notified' || a.state === 'failed')) {
         // Fixed by a person (or otherwise): the finding may be acted on afresh if it ever comes back.
-        this.#update(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it (after: ${a.state}${a.detail ? `, ${a.detail}` : ''})`.slice(0, 1000) });
+        await this.#updateNow(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it (after: ${a.state}${a.detail ? `, ${a.detail}` : ''})`.slice(0, 1000) });
         continue;
       }
       if (a.mode !== 'automatic') continue;
       if (a.state === 'verified-ran') {
-        if (gone) this.#update(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it` });
-        else if (a.ranEndedAt !== null && report.time >= a.ranEndedAt) this.#update(a, { state: 'failed', detail: `the countermeasure ran, but report ${report.seq} (made after the run) still shows the finding` });
+        if (gone) await this.#updateNow(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it` });
+        else if (a.ranEndedAt !== null && report.time >= a.ranEndedAt) await this.#updateNow(a, { state: 'failed', detail: `the countermeasure ran, but report ${report.seq} (made after the run) still shows the finding` });
       } else if ((a.state === 'dispatched' || a.state === 'planned') && gone && a.fixReportedAt === null) {
-        this.#update(a, { fixReportedAt: this.#now() });
+        await this.#updateNow(a, { fixReportedAt: this.#now() });
       }
     }
   }
@@ -452,14 +461,14 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   async importScan(xml: string | Uint8Array): Promise<ScanImportResult> {
     this.#checkOpen();
     const scan = parseNmapXml(xml);
-    const hosts = this.config.hosts();
-    const reports = hosts.map((h) => this.config.latest(h.hostId)).filter((r): r is FullReport => r !== undefined);
+    const hosts = await this.config.hosts();
+    const reports = (await Promise.all(hosts.map((h) => this.config.latest(h.hostId)))).filter((r): r is FullReport => r !== undefined);
     const findings = confirmFindings(scan, reports);
     const work: { finding: Finding; trigger: Trigger }[] = [];
     const seen = new Set<string>();
     for (const s of findings) {
       if (s.status !== 'confirmed' || s.hostMsid === null || s.listener === null) continue;
-      const host = this.config.hostByMsid(s.hostMsid);
+      const host = await this.config.hostByMsid(s.hostMsid);
       if (!host) continue;
       for (const f of this.engine.diagnoseHost(host.hostId) ?? []) {
         if (f.kind !== 'service-not-allowed' || f.service.proto !== s.protocol || f.service.port !== s.port || f.service.address !== s.listener.address) continue;
@@ -479,13 +488,15 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    * Replace the policy document (checked first). Takes effect on the next
    * diagnosis; firewall rule sets are regenerated for known hosts.
    */
-  setPolicy(doc: PolicyDocument): void {
+  async setPolicy(doc: PolicyDocument): Promise<void> {
     this.#checkOpen();
     const checked = checkPolicyDocument(doc);
-    this.engine.setPolicy(checked.policy ?? undefined);
-    this.#policy = checked;
-    this.config.setPolicy(checked);
-    for (const h of this.config.hosts()) this.config.putHost({ ...h, firewall: this.#firewallFor(h.hostId) });
+    await this.#exclusive(async () => {
+      this.engine.setPolicy(checked.policy ?? undefined);
+      this.#policy = checked;
+      await this.config.setPolicy(checked);
+      for (const h of await this.config.hosts()) await this.config.putHost({ ...h, firewall: this.#firewallFor(h.hostId) });
+    });
   }
 
   /** The policy document in force. */
@@ -497,21 +508,23 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    * Enrol a host before it reports: only the agent with this MSID may report
    * under `hostId` (with `enrollment: 'closed'`, only enrolled hosts may).
    */
-  enrollHost(hostId: string, msid: string, pcid: string, device: HostEntry['device'] = 'server'): HostEntry {
+  async enrollHost(hostId: string, msid: string, pcid: string, device: HostEntry['device'] = 'server'): Promise<HostEntry> {
     this.#checkOpen();
     checkHostInfo({ host: hostId, pcid, device });
     checkOption(typeof msid === 'string' && /^MSID-[0-9A-F]{64}$/i.test(msid), 'msid', 'must be an MSID');
-    const other = this.config.hostByMsid(msid);
-    if (other && other.hostId !== hostId) throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${other.hostId}`);
-    const entry: HostEntry = { hostId, msid, pcid, device, firstSeen: 0, lastSeen: 0, firewall: null };
-    this.config.putHost(entry);
-    return entry;
+    return this.#exclusive(async () => {
+      const other = await this.config.hostByMsid(msid);
+      if (other && other.hostId !== hostId) throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${other.hostId}`);
+      const entry: HostEntry = { hostId, msid, pcid, device, firstSeen: 0, lastSeen: 0, firewall: null };
+      await this.config.putHost(entry);
+      return entry;
+    });
   }
 
   // ---- views ----
 
   /** Every host. */
-  hosts(): HostEntry[] {
+  hosts(): Promise<HostEntry[]> {
     return this.config.hosts();
   }
 
@@ -522,7 +535,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   }
 
   /** Actions, oldest first (of one host when given). */
-  actions(hostId?: string): ActionRecord[] {
+  actions(hostId?: string): Promise<ActionRecord[]> {
     return this.config.actions(hostId);
   }
 
@@ -541,6 +554,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     this.#closed = true;
     await Promise.allSettled([...this.#servers].map((s) => s.close()));
     await this.#queue;
+    await this.#lock;
     await this.dispatcher.close();
     await this.#options.notifier?.close().catch(() => undefined);
     await this.config.close();
@@ -551,6 +565,20 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
 
   #checkOpen(): void {
     if (this.#closed) throw new ConfigError('GS_ERR_INVALID_OPTION', 'the security center is closed');
+  }
+
+  /**
+   * Run `fn` alone among the center's store read-modify-writes (a report
+   * being applied, action state changes, policy changes), so that they do
+   * not interleave now that the stores are asynchronous. Never nested.
+   */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn);
+    this.#lock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   #enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -568,11 +596,17 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     return { ...this.#policy.defaults, ...(this.#policy.hosts[hostId] ?? {}) };
   }
 
-  #update(a: ActionRecord, patch: Partial<ActionRecord>): ActionRecord {
+  /** Change an action (the caller holds the store lock). */
+  async #updateNow(a: ActionRecord, patch: Partial<ActionRecord>): Promise<ActionRecord> {
     const next: ActionRecord = { ...a, ...patch, updatedAt: this.#now() };
-    this.config.putAction(next);
+    await this.config.putAction(next);
     this.emit('action', next);
     return next;
+  }
+
+  /** Change an action as it is stored now (or as given when it is not stored), under the store lock. */
+  #update(a: ActionRecord, patch: Partial<ActionRecord>): Promise<ActionRecord> {
+    return this.#exclusive(async () => this.#updateNow((await this.config.getAction(a.id)) ?? a, patch));
   }
 
   /** Make and carry out the actions for these findings (one round). */
@@ -581,79 +615,82 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     const made: ActionRecord[] = [];
     const planned: Planned[] = [];
     const manual: { action: ActionRecord; finding: Finding }[] = [];
-    const taken = new Set<string>();
-    for (const { finding: f, trigger } of work) {
-      const host = this.config.getHost(f.hostId);
-      if (!host) continue;
-      const key = findingKey(f);
-      if (taken.has(`${f.hostId} ${key}`)) continue;
-      const existing = this.config.actions(f.hostId).find((a) => a.findingKey === key && BLOCKING_ACTION_STATES.includes(a.state));
-      if (existing !== undefined) {
-        // A person was not reached last time (the notifier failed): try again now.
-        if (existing.mode === 'manual' && existing.state === 'planned') {
-          taken.add(`${f.hostId} ${key}`);
-          manual.push({ action: existing, finding: f });
-        }
-        continue;
-      }
-      taken.add(`${f.hostId} ${key}`);
-      const now = this.#now();
-      const base: ActionRecord = {
-        id: `act-${randomBytes(8).toString('hex')}`,
-        hostId: f.hostId,
-        msid: host.msid,
-        findingKey: key,
-        advisoryId: f.kind === 'vulnerable' ? f.advisoryId : null,
-        trigger,
-        reason: f.reason,
-        steps: f.countermeasure,
-        mode: f.automatic ? 'automatic' : 'manual',
-        state: 'planned',
-        detail: null,
-        dispatchId: null,
-        bundle: null,
-        ranEndedAt: null,
-        fixReportedAt: null,
-        createdAt: now,
-        updatedAt: now,
-      };
-      let steps: ResolvedStep[] | undefined;
-      if (f.automatic) {
-        try {
-          steps = resolveSteps(f, f.countermeasure, this.#settingsFor(f.hostId));
-        } catch (err) {
-          // Cannot be done automatically after all: a person gets it.
-          const a = { ...base, mode: 'manual' as const, detail: err instanceof Error ? err.message : String(err) };
-          this.config.putAction(a);
-          this.emit('action', a);
-          manual.push({ action: a, finding: f });
-          made.push(a);
+    // Planning reads and writes the actions: under the store lock, so a report being applied does not interleave.
+    await this.#exclusive(async () => {
+      const taken = new Set<string>();
+      for (const { finding: f, trigger } of work) {
+        const host = await this.config.getHost(f.hostId);
+        if (!host) continue;
+        const key = findingKey(f);
+        if (taken.has(`${f.hostId} ${key}`)) continue;
+        const existing = (await this.config.actions(f.hostId)).find((a) => a.findingKey === key && BLOCKING_ACTION_STATES.includes(a.state));
+        if (existing !== undefined) {
+          // A person was not reached last time (the notifier failed): try again now.
+          if (existing.mode === 'manual' && existing.state === 'planned') {
+            taken.add(`${f.hostId} ${key}`);
+            manual.push({ action: existing, finding: f });
+          }
           continue;
         }
+        taken.add(`${f.hostId} ${key}`);
+        const now = this.#now();
+        const base: ActionRecord = {
+          id: `act-${randomBytes(8).toString('hex')}`,
+          hostId: f.hostId,
+          msid: host.msid,
+          findingKey: key,
+          advisoryId: f.kind === 'vulnerable' ? f.advisoryId : null,
+          trigger,
+          reason: f.reason,
+          steps: f.countermeasure,
+          mode: f.automatic ? 'automatic' : 'manual',
+          state: 'planned',
+          detail: null,
+          dispatchId: null,
+          bundle: null,
+          ranEndedAt: null,
+          fixReportedAt: null,
+          createdAt: now,
+          updatedAt: now,
+        };
+        let steps: ResolvedStep[] | undefined;
+        if (f.automatic) {
+          try {
+            steps = resolveSteps(f, f.countermeasure, this.#settingsFor(f.hostId));
+          } catch (err) {
+            // Cannot be done automatically after all: a person gets it.
+            const a = { ...base, mode: 'manual' as const, detail: err instanceof Error ? err.message : String(err) };
+            await this.config.putAction(a);
+            this.emit('action', a);
+            manual.push({ action: a, finding: f });
+            made.push(a);
+            continue;
+          }
+        }
+        await this.config.putAction(base);
+        this.emit('action', base);
+        made.push(base);
+        if (steps !== undefined && steps.length > 0) planned.push({ action: base, steps });
+        else manual.push({ action: base, finding: f });
       }
-      this.config.putAction(base);
-      this.emit('action', base);
-      made.push(base);
-      if (steps !== undefined && steps.length > 0) planned.push({ action: base, steps });
-      else manual.push({ action: base, finding: f });
-    }
+    });
     await Promise.all([this.#notifyAll(manual), this.#dispatchAll(planned)]);
-    return made.map((a) => this.config.getAction(a.id) ?? a);
+    return Promise.all(made.map(async (a) => (await this.config.getAction(a.id)) ?? a));
   }
 
   async #notifyAll(list: readonly { action: ActionRecord; finding: Finding }[]): Promise<void> {
     for (const { action, finding } of list) {
       const notifier = this.#options.notifier;
       if (!notifier) {
-        this.#update(action, { state: 'failed', detail: 'needs a person, but the center has no notifier' });
+        await this.#update(action, { state: 'failed', detail: 'needs a person, but the center has no notifier' });
         continue;
       }
       try {
         await notifier.send(await this.#notification(action, finding));
-        this.#update(action, { state: 'notified', detail: `sent by ${notifier.kind}${action.detail ? `; ${action.detail}` : ''}` });
+        await this.#update(action, { state: 'notified', detail: `sent by ${notifier.kind}${action.detail ? `; ${action.detail}` : ''}` });
       } catch (err) {
         // Stays planned: the next trigger that finds it again tries again.
-        this.#update(action, { state: 'planned', detail: `notification failed (tried again on the next report): ${err instanceof Error ? err.message : String(err)}` });
+        await this.#update(action, { state: 'planned', detail: `notification failed (tried again on the next report): ${err instanceof Error ? err.message : String(err)}` });
         this.emit('error', err instanceof Error ? err : new Error(String(err)));
       }
     }
@@ -683,7 +720,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     const timeoutMs = this.#options.countermeasureTimeoutMs ?? 600_000;
     const byCode = new Map<string, { code: string; hosts: { host: HostEntry; actions: ActionRecord[] }[] }>();
     for (const [hostId, list] of byHost) {
-      const host = this.config.getHost(hostId)!;
+      const host = (await this.config.getHost(hostId))!;
       const steps: ResolvedStep[] = [];
       const seen = new Set<string>();
       for (const p of list) for (const s of p.steps) if (!seen.has(JSON.stringify(s))) (seen.add(JSON.stringify(s)), steps.push(s));
@@ -696,15 +733,15 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   }
 
   async #dispatchGroup(code: string, hosts: { host: HostEntry; actions: ActionRecord[] }[], timeoutMs: number): Promise<void> {
-    const fail = (detail: string) => {
-      for (const h of hosts) for (const a of h.actions) this.#update(this.config.getAction(a.id) ?? a, { state: 'failed', detail });
+    const fail = async (detail: string) => {
+      for (const h of hosts) for (const a of h.actions) await this.#update(a, { state: 'failed', detail });
     };
     let bundle;
     try {
       const name = `gs-countermeasure-${createHash('sha256').update(code).digest('hex').slice(0, 16)}`;
       bundle = await this.dispatcher.createBundle({ name, version: 1, code, timeoutMs: timeoutMs + 5_000, now: this.#now() });
     } catch (err) {
-      fail(`could not make the bundle: ${err instanceof Error ? err.message : String(err)}`);
+      await fail(`could not make the bundle: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
     const agents: AgentRef[] = hosts.map((h) => ({ msid: h.host.msid, pcid: h.host.pcid }));
@@ -713,30 +750,36 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     try {
       run = this.dispatcher.dispatch({ waves: [1, 0.5], ...this.#options.dispatch, bundle: bundle.digest, agents });
     } catch (err) {
-      fail(`could not dispatch: ${err instanceof Error ? err.message : String(err)}`);
+      await fail(`could not dispatch: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    for (const h of hosts) for (const a of h.actions) this.#update(this.config.getAction(a.id) ?? a, { state: 'dispatched', dispatchId: run.dispatchId, bundle: bundle.digest });
-    const onResult = (r: TargetResult) => {
-      const h = byMsid.get(r.msid);
-      if (!h) return;
-      for (const a0 of h.actions) {
-        const a = this.config.getAction(a0.id) ?? a0;
-        if (a.state !== 'dispatched') continue;
-        if (r.state === 'verified' && r.outcome === 'ran') {
-          const ended = this.#ranEndedAt(r);
-          if (a.fixReportedAt !== null) this.#update(a, { state: 'confirmed', ranEndedAt: ended, detail: 'the run verified; a report after it no longer shows the finding' });
-          else this.#update(a, { state: 'verified-ran', ranEndedAt: ended, detail: `run verified on ${h.host.hostId}` });
-        } else if (r.state === 'verified') {
-          this.#update(a, { state: 'failed', detail: `the countermeasure ${r.outcome}${r.reason ? `: ${r.reason}` : ''}` });
-        } else {
-          this.#update(a, { state: 'failed', detail: `dispatch ${r.state}${r.reason ? `: ${r.reason}` : ''}` });
+    // Marked dispatched before any result is applied: both go through the store lock in this order.
+    const marked = Promise.all(hosts.flatMap((h) => h.actions.map((a) => this.#update(a, { state: 'dispatched', dispatchId: run.dispatchId, bundle: bundle.digest }))));
+    // One result at a time under the store lock (the run's events and its summary may both carry a target).
+    const onResult = (r: TargetResult): Promise<void> =>
+      this.#exclusive(async () => {
+        const h = byMsid.get(r.msid);
+        if (!h) return;
+        for (const a0 of h.actions) {
+          const a = (await this.config.getAction(a0.id)) ?? a0;
+          if (a.state !== 'dispatched') continue;
+          if (r.state === 'verified' && r.outcome === 'ran') {
+            const ended = this.#ranEndedAt(r);
+            if (a.fixReportedAt !== null) await this.#updateNow(a, { state: 'confirmed', ranEndedAt: ended, detail: 'the run verified; a report after it no longer shows the finding' });
+            else await this.#updateNow(a, { state: 'verified-ran', ranEndedAt: ended, detail: `run verified on ${h.host.hostId}` });
+          } else if (r.state === 'verified') {
+            await this.#updateNow(a, { state: 'failed', detail: `the countermeasure ${r.outcome}${r.reason ? `: ${r.reason}` : ''}` });
+          } else {
+            await this.#updateNow(a, { state: 'failed', detail: `dispatch ${r.state}${r.reason ? `: ${r.reason}` : ''}` });
+          }
         }
-      }
-    };
-    run.on('result', onResult);
+      });
+    const pending: Promise<void>[] = [];
+    run.on('result', (r) => pending.push(onResult(r)));
+    await marked;
     const summary = await run.done;
-    for (const t of summary.targets) onResult(t);
+    await Promise.all(pending);
+    for (const t of summary.targets) await onResult(t);
   }
 
   /** `endedAt` of the verified run's signed report (agent clock), or null. */

@@ -163,68 +163,68 @@ export class SqliteConfigurationStore implements ConfigurationStore {
   }
 
   /** {@inheritDoc ConfigurationStore.getHost} */
-  getHost(hostId: string): HostEntry | undefined {
+  async getHost(hostId: string): Promise<HostEntry | undefined> {
     return this.#one<HostEntry>(this.#s.host, 'entry', hostId);
   }
 
   /** {@inheritDoc ConfigurationStore.hostByMsid} */
-  hostByMsid(msid: string): HostEntry | undefined {
+  async hostByMsid(msid: string): Promise<HostEntry | undefined> {
     return this.#one<HostEntry>(this.#s.hostByMsid, 'entry', msid);
   }
 
   /** {@inheritDoc ConfigurationStore.putHost} */
-  putHost(entry: HostEntry): void {
+  async putHost(entry: HostEntry): Promise<void> {
     this.#open();
     this.#s.putHost.run(entry.hostId, entry.msid, JSON.stringify(entry));
   }
 
   /** {@inheritDoc ConfigurationStore.hosts} */
-  hosts(): HostEntry[] {
+  async hosts(): Promise<HostEntry[]> {
     this.#open();
     return (this.#s.hosts.all() as { entry: string }[]).map((r) => JSON.parse(r.entry) as HostEntry);
   }
 
   /** {@inheritDoc ConfigurationStore.latest} */
-  latest(hostId: string): FullReport | undefined {
+  async latest(hostId: string): Promise<FullReport | undefined> {
     return this.#one<FullReport>(this.#s.report, 'report', hostId, 0);
   }
 
   /** {@inheritDoc ConfigurationStore.previous} */
-  previous(hostId: string): FullReport | undefined {
+  async previous(hostId: string): Promise<FullReport | undefined> {
     return this.#one<FullReport>(this.#s.report, 'report', hostId, 1);
   }
 
   /** {@inheritDoc ConfigurationStore.putReport} */
-  putReport(hostId: string, report: FullReport): void {
+  async putReport(hostId: string, report: FullReport): Promise<void> {
     this.#open();
     this.#putReport.immediate(hostId, report);
   }
 
   /** {@inheritDoc ConfigurationStore.putAction} */
-  putAction(action: ActionRecord): void {
+  async putAction(action: ActionRecord): Promise<void> {
     this.#open();
     this.#s.putAction.run(action.id, action.hostId, action.createdAt, JSON.stringify(action));
   }
 
   /** {@inheritDoc ConfigurationStore.getAction} */
-  getAction(id: string): ActionRecord | undefined {
+  async getAction(id: string): Promise<ActionRecord | undefined> {
     return this.#one<ActionRecord>(this.#s.action, 'action', id);
   }
 
   /** {@inheritDoc ConfigurationStore.actions} */
-  actions(hostId?: string): ActionRecord[] {
+  async actions(hostId?: string): Promise<ActionRecord[]> {
     this.#open();
     const rows = (hostId === undefined ? this.#s.actions.all() : this.#s.hostActions.all(hostId)) as { action: string }[];
     return rows.map((r) => JSON.parse(r.action) as ActionRecord);
   }
 
   /** {@inheritDoc ConfigurationStore.getPolicy} */
-  getPolicy(): PolicyDocument | undefined {
+  async getPolicy(): Promise<PolicyDocument | undefined> {
     return this.#one<PolicyDocument>(this.#s.policy, 'doc');
   }
 
   /** {@inheritDoc ConfigurationStore.setPolicy} */
-  setPolicy(doc: PolicyDocument): void {
+  async setPolicy(doc: PolicyDocument): Promise<void> {
     this.#open();
     this.#s.putPolicy.run(JSON.stringify(doc));
   }

@@ -5,9 +5,10 @@
  * latest and previous full configuration reports, the countermeasure actions
  * with their state, and the policy database's document.
  *
- * The interface is synchronous (better-sqlite3 is; the memory store is
- * trivially): one {@link MemoryConfigurationStore} for tests and one
- * SQLite file by default ({@link SqliteConfigurationStore}).
+ * Every method returns a promise, so a store may live on a server: one
+ * {@link MemoryConfigurationStore} for tests, one SQLite file by default
+ * ({@link SqliteConfigurationStore}), and a PostgreSQL database when
+ * configured (`PostgresConfigurationStore`).
  */
 import type { Countermeasure } from '../advisories/index.js';
 import type { DeviceKind } from '../channel/index.js';
@@ -125,32 +126,36 @@ export interface PolicyDocument {
   readonly hosts: Readonly<Record<string, ActionSettings>>;
 }
 
-/** The configuration database and the center's records. @public */
+/**
+ * The configuration database and the center's records. Every method returns
+ * a promise (a store may be on a database server).
+ * @public
+ */
 export interface ConfigurationStore {
   /** The host with this host ID, or undefined. */
-  getHost(hostId: string): HostEntry | undefined;
+  getHost(hostId: string): Promise<HostEntry | undefined>;
   /** The host whose agent has this MSID, or undefined. */
-  hostByMsid(msid: string): HostEntry | undefined;
+  hostByMsid(msid: string): Promise<HostEntry | undefined>;
   /** Add or replace a host. */
-  putHost(entry: HostEntry): void;
+  putHost(entry: HostEntry): Promise<void>;
   /** Every host, by host ID. */
-  hosts(): HostEntry[];
+  hosts(): Promise<HostEntry[]>;
   /** The host's latest full report. */
-  latest(hostId: string): FullReport | undefined;
+  latest(hostId: string): Promise<FullReport | undefined>;
   /** The report before the latest. */
-  previous(hostId: string): FullReport | undefined;
+  previous(hostId: string): Promise<FullReport | undefined>;
   /** Store a new latest report (the old latest becomes the previous one). */
-  putReport(hostId: string, report: FullReport): void;
+  putReport(hostId: string, report: FullReport): Promise<void>;
   /** Add or replace an action (by its ID). */
-  putAction(action: ActionRecord): void;
+  putAction(action: ActionRecord): Promise<void>;
   /** The action with this ID, or undefined. */
-  getAction(id: string): ActionRecord | undefined;
+  getAction(id: string): Promise<ActionRecord | undefined>;
   /** Actions, oldest first; of one host when `hostId` is given. */
-  actions(hostId?: string): ActionRecord[];
+  actions(hostId?: string): Promise<ActionRecord[]>;
   /** The policy document, or undefined when none was set. */
-  getPolicy(): PolicyDocument | undefined;
+  getPolicy(): Promise<PolicyDocument | undefined>;
   /** Replace the policy document. */
-  setPolicy(doc: PolicyDocument): void;
+  setPolicy(doc: PolicyDocument): Promise<void>;
   /** Release the store; no call may follow. */
   close(): Promise<void>;
 }
@@ -164,65 +169,65 @@ export class MemoryConfigurationStore implements ConfigurationStore {
   #policy: PolicyDocument | undefined;
 
   /** {@inheritDoc ConfigurationStore.getHost} */
-  getHost(hostId: string): HostEntry | undefined {
+  async getHost(hostId: string): Promise<HostEntry | undefined> {
     return this.#hosts.get(hostId);
   }
 
   /** {@inheritDoc ConfigurationStore.hostByMsid} */
-  hostByMsid(msid: string): HostEntry | undefined {
+  async hostByMsid(msid: string): Promise<HostEntry | undefined> {
     for (const h of this.#hosts.values()) if (h.msid === msid) return h;
     return undefined;
   }
 
   /** {@inheritDoc ConfigurationStore.putHost} */
-  putHost(entry: HostEntry): void {
+  async putHost(entry: HostEntry): Promise<void> {
     this.#hosts.set(entry.hostId, entry);
   }
 
   /** {@inheritDoc ConfigurationStore.hosts} */
-  hosts(): HostEntry[] {
+  async hosts(): Promise<HostEntry[]> {
     return [...this.#hosts.values()].sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
   }
 
   /** {@inheritDoc ConfigurationStore.latest} */
-  latest(hostId: string): FullReport | undefined {
+  async latest(hostId: string): Promise<FullReport | undefined> {
     return this.#latest.get(hostId);
   }
 
   /** {@inheritDoc ConfigurationStore.previous} */
-  previous(hostId: string): FullReport | undefined {
+  async previous(hostId: string): Promise<FullReport | undefined> {
     return this.#previous.get(hostId);
   }
 
   /** {@inheritDoc ConfigurationStore.putReport} */
-  putReport(hostId: string, report: FullReport): void {
+  async putReport(hostId: string, report: FullReport): Promise<void> {
     const old = this.#latest.get(hostId);
     if (old !== undefined) this.#previous.set(hostId, old);
     this.#latest.set(hostId, report);
   }
 
   /** {@inheritDoc ConfigurationStore.putAction} */
-  putAction(action: ActionRecord): void {
+  async putAction(action: ActionRecord): Promise<void> {
     this.#actions.set(action.id, action);
   }
 
   /** {@inheritDoc ConfigurationStore.getAction} */
-  getAction(id: string): ActionRecord | undefined {
+  async getAction(id: string): Promise<ActionRecord | undefined> {
     return this.#actions.get(id);
   }
 
   /** {@inheritDoc ConfigurationStore.actions} */
-  actions(hostId?: string): ActionRecord[] {
+  async actions(hostId?: string): Promise<ActionRecord[]> {
     return [...this.#actions.values()].filter((a) => hostId === undefined || a.hostId === hostId);
   }
 
   /** {@inheritDoc ConfigurationStore.getPolicy} */
-  getPolicy(): PolicyDocument | undefined {
+  async getPolicy(): Promise<PolicyDocument | undefined> {
     return this.#policy;
   }
 
   /** {@inheritDoc ConfigurationStore.setPolicy} */
-  setPolicy(doc: PolicyDocument): void {
+  async setPolicy(doc: PolicyDocument): Promise<void> {
     this.#policy = doc;
   }
 
