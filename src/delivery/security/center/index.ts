@@ -26,4 +26,5 @@ export {
   type Trigger,
 } from './store.js';
 export { CENTER_SQLITE_SCHEMA_VERSION, SqliteConfigurationStore } from './sqlite.js';
+export { CENTER_POSTGRES_SCHEMA_VERSION, PostgresConfigurationStore } from './postgres.js';
 export { DEFAULT_UPGRADE_COMMAND, checkConfigRoot, checkUpgradeCommand, countermeasureCode, resolveSteps, type ResolvedStep } from './countermeasure.js';

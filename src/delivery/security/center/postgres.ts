@@ -1,0 +1,197 @@
+/**
+ * The security center's configuration database on a PostgreSQL server,
+ * through node-postgres (`pg`, loaded only when a store is opened), for
+ * centers that keep their databases on a server (issue 8: SQLite by default,
+ * PostgreSQL when configured). Same tables as {@link SqliteConfigurationStore}.
+ *
+ * Schema version 1 (the row `('configuration', 1)` of `gatesock_schema`,
+ * shared with the security database's `PostgresSecurityStore`, so both may
+ * live in one database):
+ *
+ * ```sql
+ * CREATE TABLE hosts (
+ *   host_id TEXT NOT NULL PRIMARY KEY,
+ *   msid    TEXT NOT NULL UNIQUE,          -- the only agent that may report for it
+ *   entry   TEXT NOT NULL                  -- HostEntry as JSON
+ * );
+ * CREATE TABLE reports (
+ *   host_id TEXT    NOT NULL,
+ *   slot    INTEGER NOT NULL,              -- 0 latest, 1 previous
+ *   seq     BIGINT  NOT NULL,
+ *   report  TEXT    NOT NULL,              -- the full report as JSON
+ *   PRIMARY KEY (host_id, slot)
+ * );
+ * CREATE TABLE actions (
+ *   id      TEXT   NOT NULL PRIMARY KEY,
+ *   host_id TEXT   NOT NULL,
+ *   created BIGINT NOT NULL,
+ *   action  TEXT   NOT NULL                -- ActionRecord as JSON
+ * );
+ * CREATE INDEX actions_by_host ON actions (host_id, created);
+ * CREATE TABLE policy (
+ *   id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+ *   doc TEXT    NOT NULL                   -- PolicyDocument as JSON
+ * );
+ * ```
+ *
+ * A new report moves latest → previous in one transaction, under a
+ * transaction-level advisory lock (two centers writing one host's reports
+ * are serialised).
+ */
+import { inTransaction, openPostgres, type PostgresPool, type PostgresTarget } from '../secdb/index.js';
+import type { FullReport } from '../report/index.js';
+import type { ActionRecord, ConfigurationStore, HostEntry, PolicyDocument } from './store.js';
+
+/** The schema version this gatesock writes and reads (row `configuration` of `gatesock_schema`). @public */
+export const CENTER_POSTGRES_SCHEMA_VERSION = 1;
+
+const SCHEMA_V1 = `
+CREATE TABLE hosts (
+  host_id TEXT NOT NULL PRIMARY KEY,
+  msid    TEXT NOT NULL UNIQUE,
+  entry   TEXT NOT NULL
+);
+CREATE TABLE reports (
+  host_id TEXT    NOT NULL,
+  slot    INTEGER NOT NULL,
+  seq     BIGINT  NOT NULL,
+  report  TEXT    NOT NULL,
+  PRIMARY KEY (host_id, slot)
+);
+CREATE TABLE actions (
+  id      TEXT   NOT NULL PRIMARY KEY,
+  host_id TEXT   NOT NULL,
+  created BIGINT NOT NULL,
+  action  TEXT   NOT NULL
+);
+CREATE INDEX actions_by_host ON actions (host_id, created);
+CREATE TABLE policy (
+  id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+  doc TEXT    NOT NULL
+);
+`;
+const TABLES = ['hosts', 'reports', 'actions', 'policy'];
+
+/** The advisory lock a report write takes. */
+const REPORT_LOCK = 0x6773636f; // 'gsco'
+
+/** A {@link ConfigurationStore} on a PostgreSQL server; open one with {@link PostgresConfigurationStore.open}. @public */
+export class PostgresConfigurationStore implements ConfigurationStore {
+  #pool: PostgresPool | undefined;
+  readonly #owned: boolean;
+
+  private constructor(pool: PostgresPool, owned: boolean) {
+    this.#pool = pool;
+    this.#owned = owned;
+  }
+
+  /**
+   * Open (and on first use create the tables in) the database `target`
+   * names: a `postgres://` connection string (the store makes a pool and ends
+   * it on {@link PostgresConfigurationStore.close}) or a `pg.Pool` (left
+   * open). `ConfigError` `GS_ERR_INVALID_OPTION` when `pg` cannot load, the
+   * server cannot be reached, the database holds these table names without a
+   * gatesock schema, or its schema is newer than
+   * {@link CENTER_POSTGRES_SCHEMA_VERSION}.
+   */
+  static async open(target: PostgresTarget): Promise<PostgresConfigurationStore> {
+    const { pool, owned } = await openPostgres(target, 'configuration', 'configuration', CENTER_POSTGRES_SCHEMA_VERSION, TABLES, SCHEMA_V1);
+    return new PostgresConfigurationStore(pool, owned);
+  }
+
+  #open(): PostgresPool {
+    if (this.#pool === undefined) throw new Error('the configuration store is closed');
+    return this.#pool;
+  }
+
+  async #one<T>(sql: string, col: string, args: unknown[]): Promise<T | undefined> {
+    const row = (await this.#open().query(sql, args)).rows[0];
+    return row === undefined ? undefined : (JSON.parse(String(row[col])) as T);
+  }
+
+  async #all<T>(sql: string, col: string, args: unknown[]): Promise<T[]> {
+    return (await this.#open().query(sql, args)).rows.map((r) => JSON.parse(String(r[col])) as T);
+  }
+
+  /** {@inheritDoc ConfigurationStore.getHost} */
+  async getHost(hostId: string): Promise<HostEntry | undefined> {
+    return this.#one<HostEntry>('SELECT entry FROM hosts WHERE host_id = $1', 'entry', [hostId]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.hostByMsid} */
+  async hostByMsid(msid: string): Promise<HostEntry | undefined> {
+    return this.#one<HostEntry>('SELECT entry FROM hosts WHERE msid = $1', 'entry', [msid]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.putHost} */
+  async putHost(entry: HostEntry): Promise<void> {
+    await this.#open().query('INSERT INTO hosts (host_id, msid, entry) VALUES ($1, $2, $3) ON CONFLICT (host_id) DO UPDATE SET msid = excluded.msid, entry = excluded.entry', [
+      entry.hostId,
+      entry.msid,
+      JSON.stringify(entry),
+    ]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.hosts} */
+  async hosts(): Promise<HostEntry[]> {
+    return this.#all<HostEntry>('SELECT entry FROM hosts ORDER BY host_id COLLATE "C"', 'entry', []);
+  }
+
+  /** {@inheritDoc ConfigurationStore.latest} */
+  async latest(hostId: string): Promise<FullReport | undefined> {
+    return this.#one<FullReport>('SELECT report FROM reports WHERE host_id = $1 AND slot = 0', 'report', [hostId]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.previous} */
+  async previous(hostId: string): Promise<FullReport | undefined> {
+    return this.#one<FullReport>('SELECT report FROM reports WHERE host_id = $1 AND slot = 1', 'report', [hostId]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.putReport} */
+  async putReport(hostId: string, report: FullReport): Promise<void> {
+    await inTransaction(this.#open(), REPORT_LOCK, async (c) => {
+      await c.query('DELETE FROM reports WHERE host_id = $1 AND slot = 1', [hostId]);
+      await c.query('UPDATE reports SET slot = 1 WHERE host_id = $1 AND slot = 0', [hostId]);
+      await c.query('INSERT INTO reports (host_id, slot, seq, report) VALUES ($1, 0, $2, $3)', [hostId, report.seq, JSON.stringify(report)]);
+    });
+  }
+
+  /** {@inheritDoc ConfigurationStore.putAction} */
+  async putAction(action: ActionRecord): Promise<void> {
+    await this.#open().query('INSERT INTO actions (id, host_id, created, action) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET action = excluded.action', [
+      action.id,
+      action.hostId,
+      action.createdAt,
+      JSON.stringify(action),
+    ]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.getAction} */
+  async getAction(id: string): Promise<ActionRecord | undefined> {
+    return this.#one<ActionRecord>('SELECT action FROM actions WHERE id = $1', 'action', [id]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.actions} */
+  async actions(hostId?: string): Promise<ActionRecord[]> {
+    return hostId === undefined
+      ? this.#all<ActionRecord>('SELECT action FROM actions ORDER BY created, id COLLATE "C"', 'action', [])
+      : this.#all<ActionRecord>('SELECT action FROM actions WHERE host_id = $1 ORDER BY created, id COLLATE "C"', 'action', [hostId]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.getPolicy} */
+  async getPolicy(): Promise<PolicyDocument | undefined> {
+    return this.#one<PolicyDocument>('SELECT doc FROM policy WHERE id = 1', 'doc', []);
+  }
+
+  /** {@inheritDoc ConfigurationStore.setPolicy} */
+  async setPolicy(doc: PolicyDocument): Promise<void> {
+    await this.#open().query('INSERT INTO policy (id, doc) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc', [JSON.stringify(doc)]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.close} */
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    if (pool !== undefined && this.#owned) await pool.end();
+  }
+}
