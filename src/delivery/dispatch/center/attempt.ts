@@ -78,6 +78,9 @@ export interface AttemptHost {
  * What one connection may ask of the center beyond its hello: each report
  * is verified and recorded, each fetch sends the bundle, so both are
  * bounded (an honest agent needs one of each, a few more after a retry).
+ * Reports that are accepted do not count: an agent back with more pending
+ * reports than its hello holds sends the rest as `report` messages, and
+ * each can be accepted only once.
  */
 const ATTEMPT_BUDGET = Object.freeze({ reports: 16, fetches: 3 });
 type AttemptBudget = { reports: number; fetches: number };
@@ -99,6 +102,9 @@ interface ReportReceipt {
   readonly reason?: string;
   readonly held?: HeldReport;
 }
+
+/** Reasons of a report that is true but not this attempt's answer: they never fail the attempt's target. */
+const BENIGN_REPORT_REASONS: ReadonlySet<string> = new Set(['stale', 'late']);
 
 /** How long an ack may wait for the agent to take it before the connection is given up. */
 const ACK_SEND_MS = 10_000;
@@ -297,13 +303,17 @@ export class AttemptRunner {
           break;
         }
         case 'report': {
-          if (--budget.reports < 0) return this.#protocolFailure(key, `the agent sent more than ${ATTEMPT_BUDGET.reports} reports on one connection`);
           const got = await this.#receiveReport(channel, m.report, m.certificate, key.msid, key, ordered, held);
           if (got.ok && got.mine) return { kind: 'verified' };
+          // Reports accepted (for other targets: pending ones the agent sends after a full hello) are useful work,
+          // each possible once; every other report costs a check for nothing, so those are bounded.
+          if (!got.ok && --budget.reports < 0) return this.#protocolFailure(key, `the agent sent more than ${ATTEMPT_BUDGET.reports} reports that were not accepted on one connection`);
           if (got.held && got.mine) held.report = got.held;
           if (this.#isFinal(key)) return finalEnd(this.#h.row(key)!);
-          // A stale report is a real report of an order that was replaced: held, and the wait goes on for what the agent does with the new one.
-          if (!got.ok && ordered && got.reason !== 'stale') return { kind: 'rejected', reason: got.reason ?? 'malformed' };
+          // A report answering the order that fails verification fails the target. Not so a true report of something
+          // else: a stale one (held: the wait goes on for what the agent does with the new order) or a verified one
+          // for another target that is final already.
+          if (!got.ok && ordered && !BENIGN_REPORT_REASONS.has(got.reason ?? '')) return { kind: 'rejected', reason: got.reason ?? 'malformed' };
           break;
         }
         case 'error': {
@@ -378,6 +388,7 @@ export class AttemptRunner {
     const ack = () => sendWithin(channel, { t: 'ack', dispatchId: f.dispatchId, run: f.run }, ACK_SEND_MS);
     if (!check.ok && check.reason === 'replayed' && !ordered && target?.report === report.encoded) {
       // The very report we accepted, again in a hello: our ack was lost with the last connection. Not an attack; nothing to record.
+      // (Sent in answer to an order instead, it is recorded as the replay it is.)
       await ack();
       return { ok: false, mine, reason: 'duplicate' };
     }
