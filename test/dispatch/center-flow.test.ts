@@ -514,6 +514,33 @@ describe('DispatchCenter over scripted agents', () => {
     await center.close();
   });
 
+  it('takes reports for other targets that an agent sends after its hello (more than a hello holds) without failing the order they precede', async () => {
+    const f = fleet(1);
+    const agent = f.agents[0]!;
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    // 18 dispatches whose orders the agent took and whose reports it still holds; their targets wait a long retry.
+    const held: SignedReport[] = [];
+    agent.behaviour = async (ctx) => {
+      await ctx.send({ t: 'accepted', dispatchId: ctx.order.dispatchId, run: ctx.order.run });
+      held.push(ctx.report());
+      return 'close';
+    };
+    const waiting = Array.from({ length: 18 }, () => center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST, backoffMs: 60_000, maxBackoffMs: 60_000 }));
+    for (let i = 0; i < 300 && held.length < 18; i++) await sleep(10);
+    expect(held).toHaveLength(18);
+    // The agent comes back: the hello could not hold them all, so they follow it as reports, before the new order is answered.
+    agent.behaviour = async (ctx) => {
+      for (const r of held) await sendReport(ctx, r);
+      await honest(ctx);
+    };
+    const summary = await center.dispatch({ bundle: bundle.digest, agents: [agent.ref], ...FAST }).done;
+    expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', attempts: 1 });
+    for (const w of await Promise.all(waiting.map((r) => r.done))) expect(w.targets[0]).toMatchObject({ state: 'verified', attempts: 1 });
+    expect(center.store.listFailures()).toEqual([]);
+    await center.close();
+  });
+
   it('gives up on an agent that stops reading, instead of waiting on a blocked send', async () => {
     const f = fleet(1);
     const stuck = f.agents[0]!;
