@@ -12,7 +12,9 @@
  * commands open the same folder, act (dispatching through the relay), and
  * exit; a running center picks up advisories stored by another process
  * within `--sync` seconds (and makes no second action for a finding that
- * already has one).
+ * already has one). With `--postgres URL` the configuration and security
+ * databases are in that PostgreSQL database instead of the two files (the
+ * keys, identity, dispatch store and evidence log stay in the folder).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,6 +22,7 @@ import type { Command } from 'commander';
 import { InlineExecutor, RelayAgentConnector, type AgentConnector, type RelayAgentConnectorOptions } from '../delivery/dispatch/index.js';
 import { SecurityAgent } from '../delivery/security/agent/index.js';
 import { SecurityCenter, checkPolicyDocument, type ActionRecord, type PolicyDocument } from '../delivery/security/center/index.js';
+import { isPostgresUrl } from '../delivery/security/secdb/index.js';
 import { SmtpNotifier, WebhookNotifier, type Notifier } from '../delivery/security/notify/index.js';
 import type { Finding } from '../delivery/security/diagnosis/index.js';
 import { ConfigError } from '../errors/index.js';
@@ -69,6 +72,7 @@ interface NotifyFlags {
 interface CenterFlags extends RelayFlags, NotifyFlags {
   dir: string;
   policy?: string;
+  postgres?: string;
 }
 
 async function relayOptions(o: RelayFlags) {
@@ -89,6 +93,7 @@ function addCenterFlags(c: Command): Command {
   return c
     .option('--dir <dir>', 'the center folder: keys, identity, databases, evidence log', CENTER_CLI_DEFAULTS.dir)
     .option('--policy <file>', 'store this policy document (JSON: { policy, defaults, hosts }) first')
+    .option('--postgres <url>', 'keep the configuration and security databases in this PostgreSQL database (postgres://user@host:5432/db) instead of config.db and security.db')
     .option('--smtp <host:port>', 'e-mail findings that need a person through this SMTP server')
     .option('--mail-from <address>', 'sender of those e-mails')
     .option('--mail-to <address>', 'recipient; repeatable', collect, [])
@@ -127,7 +132,8 @@ function centerKey(dir: string, io: Io): IdentityKey {
 }
 
 /** Open the center on its folder. Without relay flags it cannot reach agents (read-only commands). */
-export async function openCenterFolder(o: { dir: string; policy?: string } & Partial<NotifyFlags>, relay: RelayAgentConnectorOptions | undefined, io: Io): Promise<SecurityCenter> {
+export async function openCenterFolder(o: { dir: string; policy?: string; postgres?: string } & Partial<NotifyFlags>, relay: RelayAgentConnectorOptions | undefined, io: Io): Promise<SecurityCenter> {
+  if (o.postgres !== undefined && !isPostgresUrl(o.postgres)) throw new ConfigError('GS_ERR_INVALID_OPTION', '--postgres must be a postgres:// or postgresql:// connection string');
   const f = centerFolder(o.dir);
   fs.mkdirSync(f.dir, { recursive: true });
   const key = centerKey(o.dir, io);
@@ -136,8 +142,8 @@ export async function openCenterFolder(o: { dir: string; policy?: string } & Par
   return SecurityCenter.open({
     key,
     connector,
-    configStore: f.config,
-    securityStore: f.security,
+    configStore: o.postgres ?? f.config,
+    securityStore: o.postgres ?? f.security,
     dispatchStore: f.dispatch,
     dispatchLog: f.log,
     ...(notifier ? { notifier } : {}),
@@ -220,8 +226,8 @@ async function runImportScan(file: string, o: CenterFlags, io: Io): Promise<void
   }
 }
 
-async function readOnly(o: { dir: string }, io: Io, fn: (c: SecurityCenter) => void | Promise<void>): Promise<void> {
-  if (!fs.existsSync(centerFolder(o.dir).config)) throw new ConfigError('GS_ERR_INVALID_OPTION', `no security center in ${o.dir}; start one with \`gatesock center run --dir ${o.dir}\``);
+async function readOnly(o: { dir: string; postgres?: string }, io: Io, fn: (c: SecurityCenter) => void | Promise<void>): Promise<void> {
+  if (o.postgres === undefined && !fs.existsSync(centerFolder(o.dir).config)) throw new ConfigError('GS_ERR_INVALID_OPTION', `no security center in ${o.dir}; start one with \`gatesock center run --dir ${o.dir}\``);
   const center = await openCenterFolder(o, undefined, io);
   try {
     await fn(center);
@@ -297,7 +303,8 @@ export function registerCenterCommands(program: Command, io: Io): void {
     .command('hosts')
     .description('list the hosts: ID, MSID, PCID, kind, last report')
     .option('--dir <dir>', 'the center folder', CENTER_CLI_DEFAULTS.dir)
-    .action(async (o: { dir: string }) =>
+    .option('--postgres <url>', 'the center keeps its databases in this PostgreSQL database')
+    .action(async (o: { dir: string; postgres?: string }) =>
       readOnly(o, io, async (c) => {
         const rows = [['host', 'msid', 'pcid', 'device', 'seq', 'last report']];
         for (const h of await c.hosts()) rows.push([h.hostId, short(h.msid), h.pcid, h.device, String((await c.config.latest(h.hostId))?.seq ?? '-'), h.lastSeen ? new Date(h.lastSeen).toISOString() : '-']);
@@ -310,7 +317,8 @@ export function registerCenterCommands(program: Command, io: Io): void {
     .description("list current findings (of one host), each with its explanation")
     .argument('[host]', 'only this host')
     .option('--dir <dir>', 'the center folder', CENTER_CLI_DEFAULTS.dir)
-    .action(async (host: string | undefined, o: { dir: string }) =>
+    .option('--postgres <url>', 'the center keeps its databases in this PostgreSQL database')
+    .action(async (host: string | undefined, o: { dir: string; postgres?: string }) =>
       readOnly(o, io, async (c) => {
         if (host !== undefined && (await c.config.getHost(host)) === undefined) throw new ConfigError('GS_ERR_INVALID_OPTION', `no host ${host} at this center`);
         const lines = findingLines(c.findings(host));
@@ -324,7 +332,8 @@ export function registerCenterCommands(program: Command, io: Io): void {
     .description('list countermeasure actions and their state (planned, dispatched, verified-ran, confirmed, notified, failed)')
     .argument('[host]', 'only this host')
     .option('--dir <dir>', 'the center folder', CENTER_CLI_DEFAULTS.dir)
-    .action(async (host: string | undefined, o: { dir: string }) =>
+    .option('--postgres <url>', 'the center keeps its databases in this PostgreSQL database')
+    .action(async (host: string | undefined, o: { dir: string; postgres?: string }) =>
       readOnly(o, io, async (c) => {
         const list = await c.actions(host);
         if (list.length === 0) io.print('no actions');

@@ -67,7 +67,8 @@ import type { Notifier, SecurityNotification } from '../notify/index.js';
 import { applyReport, parseConfigurationReport, toInventory, type FullReport, type ReportLimits } from '../report/index.js';
 import { confirmFindings, parseNmapXml, type ScanFinding } from '../scan/index.js';
 import type { PutAdvisoriesResult, SecurityStore } from '../secdb/index.js';
-import { MemorySecurityStore, SqliteSecurityStore } from '../secdb/index.js';
+import { MemorySecurityStore, PostgresSecurityStore, SqliteSecurityStore, isPostgresUrl } from '../secdb/index.js';
+import { PostgresConfigurationStore } from './postgres.js';
 import { SqliteConfigurationStore } from './sqlite.js';
 import { checkConfigRoot, checkUpgradeCommand, countermeasureCode, resolveSteps, type ResolvedStep } from './countermeasure.js';
 import { BLOCKING_ACTION_STATES, MemoryConfigurationStore, type ActionRecord, type ActionSettings, type ConfigurationStore, type HostEntry, type PolicyDocument, type Trigger } from './store.js';
@@ -78,9 +79,17 @@ export interface SecurityCenterOptions {
   readonly key: IdentityKey;
   /** How agents' dispatch servers are reached (a `RelayAgentConnector` on the relay). */
   readonly connector: AgentConnector;
-  /** The configuration database, or a SQLite file path to open one on. Default: a {@link MemoryConfigurationStore}. */
+  /**
+   * The configuration database, a PostgreSQL connection string (`postgres://…`: a
+   * {@link PostgresConfigurationStore}), or a SQLite file path to open one on.
+   * Default: a {@link MemoryConfigurationStore}.
+   */
   readonly configStore?: ConfigurationStore | string;
-  /** The security information database, or a SQLite file path to open one on. Default: a `MemorySecurityStore`. */
+  /**
+   * The security information database, a PostgreSQL connection string
+   * (`postgres://…`: a `PostgresSecurityStore`; it may be the same database as
+   * `configStore`'s), or a SQLite file path to open one on. Default: a `MemorySecurityStore`.
+   */
   readonly securityStore?: SecurityStore | string;
   /** The dispatch store (or a SQLite path). Default: in memory. */
   readonly dispatchStore?: DispatchStore | string;
@@ -230,9 +239,11 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     const given = options.policy !== undefined ? checkPolicyDocument(options.policy) : undefined;
     const opened: { close(): Promise<void> }[] = [];
     try {
-      const store = typeof options.configStore === 'string' ? await SqliteConfigurationStore.open(options.configStore) : (options.configStore ?? new MemoryConfigurationStore());
+      const cs = options.configStore;
+      const store = typeof cs === 'string' ? await (isPostgresUrl(cs) ? PostgresConfigurationStore.open(cs) : SqliteConfigurationStore.open(cs)) : (cs ?? new MemoryConfigurationStore());
       opened.push(store);
-      const security = typeof options.securityStore === 'string' ? await SqliteSecurityStore.open(options.securityStore) : (options.securityStore ?? new MemorySecurityStore());
+      const ss = options.securityStore;
+      const security = typeof ss === 'string' ? await (isPostgresUrl(ss) ? PostgresSecurityStore.open(ss) : SqliteSecurityStore.open(ss)) : (ss ?? new MemorySecurityStore());
       opened.push(security);
       if (given !== undefined) await store.setPolicy(given);
       const policy = given ?? checkPolicyDocument((await store.getPolicy()) ?? EMPTY_POLICY);
