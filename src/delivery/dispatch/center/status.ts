@@ -23,20 +23,31 @@ export type TargetResult = Pick<StoredTarget, 'dispatchId' | 'run' | 'msid' | 'p
  * @public
  */
 export interface VerificationFailureRecord {
+  /** The dispatch the input claimed, or null when it could not be read. */
   readonly dispatchId: string | null;
+  /** The run the input claimed, or null when it could not be read. */
   readonly run: number | null;
+  /** The agent the input came from. */
   readonly msid: string;
+  /** Why it was refused (the verification failure's code). */
   readonly reason: string;
+  /** What was wrong, in words. */
   readonly message: string;
+  /** When it was recorded, ms since the epoch. */
   readonly at: number;
 }
 
 /** A finished wave. @public */
 export interface WaveSummary {
+  /** The dispatch. */
   readonly dispatchId: string;
+  /** The run number (1 for the first run). */
   readonly run: number;
+  /** The wave's index in the run's planned waves, from 0. */
   readonly index: number;
+  /** How many targets the wave holds. */
   readonly size: number;
+  /** How many of them ended without a verified success. */
   readonly failures: number;
   /** Whether this wave stopped the run. */
   readonly stopped: boolean;
@@ -44,45 +55,69 @@ export interface WaveSummary {
 
 /** How far a run is. @public */
 export interface DispatchProgress {
+  /** The dispatch. */
   readonly dispatchId: string;
+  /** The run number (1 for the first run). */
   readonly run: number;
   /** Targets in a final state. */
   readonly done: number;
+  /** How many targets the run has. */
   readonly total: number;
+  /** How many of them have a verified report so far. */
   readonly verified: number;
 }
 
 /** A run's end. @public */
 export interface DispatchSummary {
+  /** The dispatch. */
   readonly dispatchId: string;
+  /** The run number (1 for the first run). */
   readonly run: number;
   /** `done`, `stopped` (canary), or `running` when the center closed first (resume it later). */
   readonly state: StoredRun['state'];
+  /** How many targets the run has. */
   readonly total: number;
+  /** How many targets ended in each state. */
   readonly counts: Readonly<Record<TargetState, number>>;
+  /** Each target's result. */
   readonly targets: readonly TargetResult[];
 }
 
 /** One run's state as {@link DispatchCenter.status} gives it. @public */
 export interface RunStatus {
+  /** The run number (1 for the first run). */
   readonly run: number;
+  /** The target arguments of this run; `null`: the bundle's. */
   readonly args: readonly string[] | null;
+  /** Whether the run is still running, done, or stopped by a failing wave. */
   readonly state: StoredRun['state'];
+  /** The wave being worked on (index into `waves`). */
   readonly wave: number;
+  /** Planned wave sizes. */
   readonly waves: readonly number[];
+  /** When the run started, ms since the epoch. */
   readonly createdAt: number;
+  /** When the run ended, ms since the epoch; null while it runs. */
   readonly endedAt: number | null;
+  /** How many targets are in each state. */
   readonly counts: Readonly<Record<TargetState, number>>;
+  /** Each target's result so far. */
   readonly targets: readonly TargetResult[];
 }
 
 /** A dispatch's state. @public */
 export interface DispatchStatus {
+  /** The dispatch ID (32 hex). */
   readonly id: string;
+  /** Digest of the bundle dispatched. */
   readonly bundle: Digest;
+  /** When the dispatch was created, ms since the epoch. */
   readonly createdAt: number;
+  /** The options it runs with, defaults filled in. */
   readonly options: StoredDispatchOptions;
+  /** Its runs, first run first. */
   readonly runs: readonly RunStatus[];
+  /** Refused inputs (failed verifications) recorded for it. */
   readonly failures: readonly VerificationFailureRecord[];
 }
 
