@@ -13,8 +13,11 @@ export interface DispatchRunEvents {
   result: (result: TargetResult) => void;
   /** A failed verification concerning this run was recorded. */
   failure: (failure: VerificationFailureRecord) => void;
+  /** A wave finished. */
   wave: (wave: WaveSummary) => void;
+  /** After each target that reaches a final state: the counts so far. */
   progress: (progress: DispatchProgress) => void;
+  /** The run ended (every target final, or stopped by a failing wave). */
   done: (summary: DispatchSummary) => void;
 }
 
@@ -24,7 +27,9 @@ export interface DispatchRunEvents {
  * @public
  */
 export class DispatchRun extends EventEmitter<DispatchRunEvents> {
+  /** The dispatch this run belongs to. */
   readonly dispatchId: string;
+  /** The run number (1 for the first run, one more for each re-run). */
   readonly run: number;
   /** Resolves with the summary when the run ends; never rejects. */
   readonly done: Promise<DispatchSummary>;
