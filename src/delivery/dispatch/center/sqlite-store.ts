@@ -29,6 +29,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, DispatchError, GatesockError } from '../../../errors/index.js';
+import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement, type SqliteTransaction as Transaction } from '../../../store/index.js';
 import {
   emptyCounts,
   newTargetRow,
@@ -126,37 +127,8 @@ CREATE TABLE failures (
 CREATE INDEX failures_by_dispatch ON failures (dispatch_id, seq);
 `;
 
-// The few parts of better-sqlite3 used here, typed by hand so that the
-// public types need no @types/better-sqlite3.
-interface Statement {
-  run(...params: unknown[]): { changes: number };
-  get(...params: unknown[]): unknown;
-  all(...params: unknown[]): unknown[];
-}
-interface Database {
-  prepare(sql: string): Statement;
-  pragma(source: string, options?: { simple?: boolean }): unknown;
-  exec(sql: string): unknown;
-  transaction<A extends unknown[], R>(fn: (...args: A) => R): { (...args: A): R; immediate(...args: A): R };
-  close(): unknown;
-}
-type Transaction<A extends unknown[], R> = { (...args: A): R; immediate(...args: A): R };
-type DatabaseConstructor = new (filename: string, options?: { timeout?: number }) => Database;
-
-const INSTALL_HINT = 'install it with `npm install better-sqlite3@^12.11` (it builds a native addon), or use MemoryDispatchStore';
-
-async function loadDriver(): Promise<DatabaseConstructor> {
-  const specifier = 'better-sqlite3';
-  let mod: { default?: unknown };
-  try {
-    mod = (await import(specifier)) as { default?: unknown };
-  } catch (err) {
-    throw new ConfigError('GS_ERR_INVALID_OPTION', `the SQLite dispatch store needs the "${specifier}" package, which could not be loaded (${messageOf(err)}); ${INSTALL_HINT}`, { cause: err });
-  }
-  const ctor = mod.default ?? mod;
-  if (typeof ctor !== 'function') throw new ConfigError('GS_ERR_INVALID_OPTION', `"${specifier}" did not export a Database class; ${INSTALL_HINT}`);
-  return ctor as DatabaseConstructor;
-}
+/** The dispatch store's driver, with its own wording when it cannot load. */
+const loadDriver = () => loadSqliteDriver({ what: 'dispatch', alternative: 'MemoryDispatchStore' });
 
 interface TargetRow {
   dispatch_id: string;
