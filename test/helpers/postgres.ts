@@ -174,13 +174,31 @@ function stopAllSyncOne(entry: { bin: string; data: string; dir: string }): void
 /**
  * One server for a test file, started on first use: `database()` gives a
  * fresh database on it; call `stop()` in afterAll (it does nothing when no
- * server was started).
+ * server was started). `unavailable()` starts it and says why it cannot be
+ * (binaries missing, or it did not start), or undefined when it runs; with
+ * `GS_REQUIRE_POSTGRES=1` (CI, where PostgreSQL is installed) it throws
+ * instead, so the tests cannot silently skip there.
  */
-export function lazyPostgres(): { server(): Promise<PostgresServer>; database(): Promise<string>; stop(): Promise<void> } {
+export function lazyPostgres(): { server(): Promise<PostgresServer>; database(): Promise<string>; stop(): Promise<void>; unavailable(): Promise<string | undefined> } {
   let started: Promise<PostgresServer> | undefined;
   const server = () => (started ??= startPostgres());
   return {
     server,
+    async unavailable() {
+      const required = process.env['GS_REQUIRE_POSTGRES'] === '1';
+      const why = postgresUnavailable();
+      if (why !== undefined) {
+        if (required) throw new Error(`GS_REQUIRE_POSTGRES=1 but ${why}`);
+        return why;
+      }
+      try {
+        await server();
+        return undefined;
+      } catch (err) {
+        if (required) throw err;
+        return (err as Error).message.split('\n')[0];
+      }
+    },
     async database() {
       return (await server()).createDatabase();
     },

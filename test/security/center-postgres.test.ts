@@ -15,7 +15,7 @@ import { parseOsv } from '../../src/delivery/security/advisories/index.js';
 import { SecurityAgent } from '../../src/delivery/security/agent/index.js';
 import { SecurityCenter } from '../../src/delivery/security/center/index.js';
 import { createServerIdentity, generateIdentityKey } from '../../src/session/index.js';
-import { lazyPostgres, postgresUnavailable } from '../helpers/postgres.js';
+import { lazyPostgres } from '../helpers/postgres.js';
 import { FAKE_UPGRADE, collectFor, installedVersion, memoryCenterLink, tempDir, until, writeRoot } from './fixtures/center/harness.js';
 
 const server = lazyPostgres();
@@ -26,7 +26,7 @@ afterAll(async () => {
   await server.stop();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
-const skip = postgresUnavailable();
+const skip = await server.unavailable();
 if (skip !== undefined) console.log(`SecurityCenter on PostgreSQL skipped: ${skip}`);
 
 const OSV = JSON.stringify({

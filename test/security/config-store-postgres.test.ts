@@ -19,7 +19,7 @@ import { PostgresSecurityStore } from '../../src/delivery/security/secdb/index.j
 import type { FullReport } from '../../src/delivery/security/report/index.js';
 import { createServerIdentity } from '../../src/session/index.js';
 import { ConfigError } from '../../src/errors/index.js';
-import { lazyPostgres, postgresUnavailable } from '../helpers/postgres.js';
+import { lazyPostgres } from '../helpers/postgres.js';
 import { collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
 
 const server = lazyPostgres();
@@ -28,7 +28,7 @@ afterAll(async () => {
   await server.stop();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
-const noPostgres = postgresUnavailable();
+const noPostgres = await server.unavailable();
 if (noPostgres !== undefined) console.log(`ConfigurationStore (postgres) skipped: ${noPostgres}`);
 
 const STORES: [string, () => Promise<ConfigurationStore>][] = [

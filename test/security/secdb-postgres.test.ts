@@ -8,13 +8,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseOsv } from '../../src/delivery/security/advisories/index.js';
 import { PostgresSecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { ConfigError } from '../../src/errors/index.js';
-import { lazyPostgres, postgresUnavailable } from '../helpers/postgres.js';
+import { lazyPostgres } from '../helpers/postgres.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/osv/', import.meta.url));
 const osv = (name: string) => parseOsv(readFileSync(join(FIX, name)), name);
 const server = lazyPostgres();
 afterAll(() => server.stop());
-const skip = postgresUnavailable();
+const skip = await server.unavailable();
 if (skip !== undefined) console.log(`PostgresSecurityStore tests skipped: ${skip}`);
 
 describe('PostgresSecurityStore databases', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lazyPostgres, postgresUnavailable } from '../helpers/postgres.js';
+import { lazyPostgres } from '../helpers/postgres.js';
 import { parseCountermeasureFile, parseOsv, parseOsvDocument, type Advisory } from '../../src/delivery/security/advisories/index.js';
 import { MemorySecurityStore, PostgresSecurityStore, SqliteSecurityStore, type SecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { ConfigError } from '../../src/errors/index.js';
@@ -27,7 +27,7 @@ const STORES: [string, () => Promise<SecurityStore>][] = [
 // PostgreSQL: a throwaway server (test/helpers/postgres.ts), one fresh database per store.
 const pgServer = lazyPostgres();
 afterAll(() => pgServer.stop());
-const noPostgres = postgresUnavailable();
+const noPostgres = await pgServer.unavailable();
 if (noPostgres === undefined) STORES.push(['postgres', async () => PostgresSecurityStore.open(await pgServer.database())]);
 else console.log(`SecurityStore (postgres) skipped: ${noPostgres}`);
 
