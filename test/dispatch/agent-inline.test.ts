@@ -14,7 +14,7 @@ import { createServerIdentity, generateIdentityKey } from '../../src/session/ind
 import { SockIo } from '../../src/socket/index.js';
 import { memoryPair } from '../../src/transport/index.js';
 import { DispatchAgent, InlineExecutor, type DispatchAgentOptions } from '../../src/delivery/dispatch/agent/index.js';
-import { encodeMessage } from '../../src/delivery/dispatch/wire/index.js';
+import { encodeMessage, signChannelAuth } from '../../src/delivery/dispatch/wire/index.js';
 import { ECHO_TARGET, TestCenter, alive, filesUnder, tempDir, until } from './fixtures/agent/harness.js';
 
 const dirs: string[] = [];
@@ -44,6 +44,9 @@ async function newAgent(more: Partial<DispatchAgentOptions> = {}) {
   return { agent, link, root, work: path.join(root, 'work') };
 }
 
+/** A bundle whose target sleeps 30 s (a run in progress, until cancelled or superseded). */
+const sleeper = (name: string) =>
+  center.bundle({ name, target: { bytes: new TextEncoder().encode('#!/bin/sh\nexec sleep 30\n'), path: 'slow.sh' }, code: 'export default async (ctx) => { await ctx.spawnTarget(); };' });
 const sha = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 const ranNothing = (work: string) => !fs.existsSync(path.join(work, 'target-ran')) && !fs.existsSync(path.join(work, 'bin', 'echo.sh.code-ran'));
 
@@ -204,8 +207,7 @@ describe('DispatchAgent (inline executor)', () => {
 
   it('cancel ends the running loader (outcome timeout, reason cancelled); a new dispatch supersedes the old one', async () => {
     const { agent, link } = await newAgent();
-    const hang = new TextEncoder().encode('#!/bin/sh\nexec sleep 30\n');
-    const slow = center.bundle({ name: 'slow', target: { bytes: hang, path: 'slow.sh' }, code: 'export default async (ctx) => { await ctx.spawnTarget(); };' });
+    const slow = sleeper('slow');
     const b1 = center.bind(agent.msid, slow);
     expect((await link.run(b1, slow)).t).toBe('accepted');
     await new Promise((r) => setTimeout(r, 100));
@@ -273,6 +275,51 @@ describe('DispatchAgent (inline executor)', () => {
     await until(() => false, 100);
     const third = await center.connect(agent);
     expect(third.hello.pending).toEqual([]);
+  });
+
+  it('obeys ack and cancel only on a channel the center key authenticated; anyone else changes nothing', async () => {
+    const { agent, link } = await newAgent();
+    // A report kept for the center (its channel closed before the report came).
+    const quick = center.bundle({ name: 'auth-kept' });
+    const kept = center.bind(agent.msid, quick);
+    expect((await link.run(kept, quick)).t).toBe('accepted');
+    await link.close();
+    await new Promise<void>((resolve) => agent.once('report', () => resolve()));
+    // A run in progress.
+    const slow = sleeper('auth-slow');
+    const running = center.bind(agent.msid, slow);
+    const owner = await center.connect(agent);
+    expect((await owner.run(running, slow)).t).toBe('accepted');
+
+    const forger = generateIdentityKey();
+    const peers = [
+      await center.connect(agent, { auth: null }), // says nothing
+      await center.connect(agent, { auth: forger }), // signs with another key
+    ];
+    // A third replays an auth made for another connection's challenge.
+    const replayer = await center.connect(agent, { auth: null });
+    await replayer.channel.send({ t: 'auth', signature: signChannelAuth({ challenge: owner.hello.challenge, agentMsid: agent.msid }, center.key) });
+    peers.push(replayer);
+    expect(new Set([owner, ...peers].map((p) => p.hello.challenge)).size).toBe(4); // fresh per connection
+    expect(peers[1]!.hello.challenge).toMatch(/^[0-9a-f]{64}$/);
+    expect(await peers[1]!.expect((m) => m.t === 'error')).toMatchObject({ code: 'GS_ERR_DISPATCH_BAD_SIGNATURE' });
+    expect(await replayer.expect((m) => m.t === 'error')).toMatchObject({ code: 'GS_ERR_DISPATCH_BAD_SIGNATURE' });
+    for (const peer of peers) {
+      await peer.ack(kept);
+      expect(await peer.expect((m) => m.t === 'error' && m.dispatchId === kept.fields.dispatchId)).toMatchObject({ code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', run: 0 });
+      await peer.channel.send({ t: 'cancel', dispatchId: running.fields.dispatchId });
+      expect(await peer.expect((m) => m.t === 'error' && m.dispatchId === running.fields.dispatchId)).toMatchObject({ code: 'GS_ERR_DISPATCH_BAD_SIGNATURE' });
+    }
+    // Nothing dropped, nothing cancelled: the report is still pending, the run still going.
+    const check = await center.connect(agent, { auth: null });
+    expect(check.hello.pending).toHaveLength(1);
+    expect(owner.inbox.some((m) => m.t === 'report')).toBe(false);
+    // The authenticated center's ack and cancel work.
+    await owner.ack(kept);
+    await owner.channel.send({ t: 'cancel', dispatchId: running.fields.dispatchId });
+    expect((await owner.report(running)).report.fields).toMatchObject({ outcome: 'timeout', reason: 'cancelled' });
+    const after = await center.connect(agent, { auth: null });
+    expect(after.hello.pending.map((p) => p.report)).not.toContain(check.hello.pending[0]!.report);
   });
 
   it('ends an idle loader after idleLoaderMs', async () => {

@@ -254,6 +254,21 @@ describe('DispatchCenter over scripted agents', () => {
     for (const e of evidence) for (const l of issued) expect(l).not.toContain(e);
   });
 
+  it('answers every hello first with an auth over that connection\'s challenge, signed by the center key', async () => {
+    const f = fleet(2);
+    const center = await open(f);
+    const bundle = await center.createBundle(NOOP);
+    const summary = await center.dispatch({ bundle: bundle.digest, agents: f.agents.map((a) => a.ref), ...FAST }).done;
+    expect(summary.counts.verified).toBe(2);
+    for (const a of f.agents) {
+      expect(a.firsts.length).toBeGreaterThan(0);
+      expect(a.firsts.every((t) => t === 'auth')).toBe(true);
+      expect(a.auths.length).toBe(a.firsts.length);
+      expect(a.auths.every(Boolean)).toBe(true);
+    }
+    await center.close();
+  });
+
   it('lets agents fetch a bundle larger than the inline limit, from the repository', async () => {
     const f = fleet(2);
     const center = await open(f);

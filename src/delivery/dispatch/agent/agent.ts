@@ -131,7 +131,7 @@ const MESSAGE_HEADER_ROOM = 64 * 1024;
 export interface DispatchAgentEvents {
   /** An order passed every check and its loader is starting (or its loaded code runs again). */
   accepted: (info: { dispatchId: string; run: number; bundle: string; name: string; version: number }) => void;
-  /** An order was refused (`code` is a `GS_ERR_DISPATCH_…` code). */
+  /** An order was refused, or an `auth`, `ack` or `cancel` not backed by the center key (`code` is a `GS_ERR_DISPATCH_…` code). */
   refused: (info: { code: string; message: string; dispatchId?: string; run?: number }) => void;
   /** A report was signed (it is kept until acknowledged). */
   report: (report: SignedReport) => void;
@@ -339,10 +339,10 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
           this.#onAuth(ch, m.signature);
           return;
         case 'cancel':
-          this.#track(this.#onCancel(ch, m.dispatchId));
+          if (this.#authenticated(ch, 'cancel', { dispatchId: m.dispatchId })) this.#track(this.#onCancel(ch, m.dispatchId));
           return;
         case 'ack':
-          if (this.#state!.dropPending(m.dispatchId, m.run)) this.#saveSoon();
+          if (this.#authenticated(ch, 'ack', { dispatchId: m.dispatchId, run: m.run }) && this.#state!.dropPending(m.dispatchId, m.run)) this.#saveSoon();
           return;
         case 'bundle': // the answer to a fetch (taken by the fetch itself), or late
         case 'error': // the center's answer to something; a fetch takes its own
@@ -397,6 +397,15 @@ export class DispatchAgent extends EventEmitter<DispatchAgentEvents> {
     const message = 'auth is not the pinned center key\'s signature over this connection\'s challenge';
     this.emit('refused', { code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', message });
     this.#post(ch, { t: 'error', code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', message });
+  }
+
+  /** True when `ch` is authenticated; otherwise answers `error` BAD_SIGNATURE for the `what` message and nothing changes. */
+  #authenticated(ch: DispatchChannel, what: 'ack' | 'cancel', ids: { dispatchId: string; run?: number }): boolean {
+    if (this.#auth.get(ch)?.ok === true) return true;
+    const message = `${what} refused: this channel has no valid auth from the center key (nothing ${what === 'ack' ? 'dropped' : 'cancelled'})`;
+    this.emit('refused', { code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', message, ...ids });
+    this.#post(ch, { t: 'error', code: 'GS_ERR_DISPATCH_BAD_SIGNATURE', message, ...ids });
+    return false;
   }
 
   /** Run `fn` after every order before it; its failures become warnings. */

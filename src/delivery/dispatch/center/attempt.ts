@@ -23,6 +23,7 @@ import {
   fromBase64url,
   newEvidence,
   signBinding,
+  signChannelAuth,
   type ChannelMessage,
   type Digest,
   type LogKind,
@@ -185,6 +186,9 @@ export class AttemptRunner {
       this.#h.recordFailure({ dispatchId: key.dispatchId, run: key.run, msid: target.msid, reason: 'wrong-agent', message: `the agent said hello as ${String(hello.agentMsid)}` });
       return { kind: 'rejected', reason: 'wrong-agent' };
     }
+    // First, prove the center key on this channel (docs/dispatch.md, "Channel authentication"): the agent obeys our acks and cancels only after it.
+    const auth: ChannelMessage = { t: 'auth', signature: signChannelAuth({ challenge: hello.challenge, agentMsid: hello.agentMsid }, this.#h.key) };
+    if (!(await sendWithin(channel, auth, o.connectTimeoutMs))) return { kind: 'lost', reason: 'disconnected' };
     // Reports the agent kept from connections that dropped (this dispatch or any other).
     const pending = Array.isArray(hello.pending) ? hello.pending.slice(0, 1024) : [];
     const held: { report?: HeldReport } = {};
