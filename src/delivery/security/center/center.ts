@@ -81,7 +81,7 @@ export interface SecurityCenterOptions {
   readonly connector: AgentConnector;
   /**
    * The configuration database, a PostgreSQL connection string (`postgres://…`: a
-   * {@link PostgresConfigurationStore}), or a SQLite file path to open one on.
+   * `PostgresConfigurationStore`), or a SQLite file path to open one on.
    * Default: a {@link MemoryConfigurationStore}.
    */
   readonly configStore?: ConfigurationStore | string;
