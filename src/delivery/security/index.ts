@@ -49,9 +49,15 @@ export {
   type UpgradeStep,
 } from './advisories/index.js';
 export {
+  SECURITY_POSTGRES_SCHEMA_VERSION,
   SECURITY_SQLITE_SCHEMA_VERSION,
   MemorySecurityStore,
+  PostgresSecurityStore,
   SqliteSecurityStore,
+  type PostgresClient,
+  type PostgresPool,
+  type PostgresQueryResult,
+  type PostgresTarget,
   type PutAdvisoriesResult,
   type SecurityStore,
   type SecurityStoreCounts,
@@ -166,9 +172,11 @@ export {
 export { SecurityAgent, type CenterLink, type SecurityAgentEvents, type SecurityAgentOptions } from './agent/index.js';
 export {
   ACTION_STATES,
+  CENTER_POSTGRES_SCHEMA_VERSION,
   CENTER_SQLITE_SCHEMA_VERSION,
   DEFAULT_UPGRADE_COMMAND,
   MemoryConfigurationStore,
+  PostgresConfigurationStore,
   SecurityCenter,
   SqliteConfigurationStore,
   checkPolicyDocument,
