@@ -5,9 +5,11 @@
  */
 export {
   loadSqliteDriver,
+  openSqliteFile,
   type SqliteDatabase,
   type SqliteDatabaseConstructor,
   type SqliteDriverOptions,
+  type SqliteFileOptions,
   type SqliteStatement,
   type SqliteTransaction,
 } from './sqlite.js';

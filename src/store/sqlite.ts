@@ -7,7 +7,9 @@
  * interfaces, so neither the build nor the public types need
  * @types/better-sqlite3.
  */
-import { ConfigError } from '../errors/index.js';
+import type * as NodeFs from 'node:fs/promises';
+import type * as NodePath from 'node:path';
+import { ConfigError, GatesockError } from '../errors/index.js';
 
 /** The parts of a better-sqlite3 statement the stores use. @internal */
 export interface SqliteStatement {
@@ -59,4 +61,67 @@ export async function loadSqliteDriver(options: SqliteDriverOptions): Promise<Sq
   const ctor = mod.default ?? mod;
   if (typeof ctor !== 'function') throw new ConfigError('GS_ERR_INVALID_OPTION', `"${specifier}" did not export a Database class; ${hint}`);
   return ctor as SqliteDatabaseConstructor;
+}
+
+/** How {@link openSqliteFile} opens one store's file. @internal */
+export interface SqliteFileOptions extends SqliteDriverOptions {
+  /** A file path, or `:memory:` for a private database. Its folder is made when missing. */
+  readonly path: string;
+  /** What the file is, for the message when it cannot be opened (`SQLite dispatch store`). */
+  readonly kind: string;
+  /** Turn on foreign keys (the stores whose schema declares them). */
+  readonly foreignKeys?: boolean;
+  /** Create or check the schema; throws a GatesockError for a file that is not this store's. */
+  readonly migrate: (db: SqliteDatabase) => void;
+}
+
+/**
+ * Load the driver, open `path` with the settings every store uses (WAL, so
+ * readers do not block the writer; `synchronous = NORMAL`, durable across
+ * process crashes, which is what WAL needs), and migrate it. The file is
+ * closed again when anything fails; a failure that is not already a
+ * GatesockError becomes `ConfigError` `GS_ERR_INVALID_OPTION` naming the
+ * file (or, when the native addon cannot load, saying to rebuild it).
+ * @internal
+ */
+export async function openSqliteFile(options: SqliteFileOptions): Promise<SqliteDatabase> {
+  const Database = await loadSqliteDriver(options);
+  if (options.path !== ':memory:') {
+    const { fs, path } = nodeModules(options.what);
+    await fs.mkdir(path.dirname(path.resolve(options.path)), { recursive: true });
+  }
+  let db: SqliteDatabase | undefined;
+  try {
+    db = new Database(options.path, { timeout: 5_000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    if (options.foreignKeys) db.pragma('foreign_keys = ON');
+    options.migrate(db);
+    return db;
+  } catch (err) {
+    try {
+      db?.close();
+    } catch {
+      // already failing; the first error is the one to report
+    }
+    if (err instanceof GatesockError) throw err;
+    const msg = (err as Error)?.message ?? String(err);
+    if (/bindings|better_sqlite3\.node|NODE_MODULE_VERSION|invalid ELF|dlopen/i.test(msg)) {
+      throw new ConfigError('GS_ERR_INVALID_OPTION', `better-sqlite3's native addon cannot be loaded (${msg}); run \`npm rebuild better-sqlite3\`, or use ${options.alternative}`, { cause: err });
+    }
+    throw new ConfigError('GS_ERR_INVALID_OPTION', `cannot open "${options.path}" as a ${options.kind}: ${msg}`, { cause: err });
+  }
+}
+
+/**
+ * node:fs and node:path through `process.getBuiltinModule`, not an import,
+ * so that bundles of the relay and delivery entries for other runtimes do
+ * not pull Node built-ins in; only opening a SQLite file needs them.
+ */
+function nodeModules(what: string): { fs: typeof NodeFs; path: typeof NodePath } {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const fs = proc?.getBuiltinModule?.('node:fs/promises') as typeof NodeFs | undefined;
+  const path = proc?.getBuiltinModule?.('node:path') as typeof NodePath | undefined;
+  if (fs === undefined || path === undefined) throw new ConfigError('GS_ERR_INVALID_OPTION', `the SQLite ${what} store needs Node.js ≥ 20.16`);
+  return { fs, path };
 }

@@ -25,10 +25,8 @@
  * processes on the same file cannot hand out the same PCID either; the
  * UNIQUE constraint backs that up.
  */
-import type * as NodeFs from 'node:fs/promises';
-import type * as NodePath from 'node:path';
-import { ConfigError, GatesockError, RelayError } from '../../errors/index.js';
-import { loadSqliteDriver, type SqliteDatabase, type SqliteStatement } from '../../store/index.js';
+import { ConfigError, RelayError } from '../../errors/index.js';
+import { openSqliteFile, type SqliteDatabase, type SqliteStatement } from '../../store/index.js';
 import { checkPcid, isValidPcid } from './pcid.js';
 import {
   canonicalMsid,
@@ -59,11 +57,6 @@ CREATE TABLE servers (
   updated          INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 `;
-
-const INSTALL_HINT = 'install it with `npm install better-sqlite3@^12.11` (it builds a native addon, so install scripts must run), or use MemoryServerStore';
-
-/** The server store's driver, with its own wording when it cannot load. */
-const loadDriver = () => loadSqliteDriver({ what: 'server', alternative: 'MemoryServerStore' });
 
 interface Row {
   msid: string;
@@ -145,33 +138,10 @@ export class SqliteServerStore implements ServerStore {
     if (options.generatePcid !== undefined && typeof options.generatePcid !== 'function') {
       throw new ConfigError('GS_ERR_INVALID_OPTION', 'generatePcid must be a function');
     }
-    const Database = await loadDriver();
-    if (path !== ':memory:') {
-      const { fs, path: nodePath } = node();
-      await fs.mkdir(nodePath.dirname(nodePath.resolve(path)), { recursive: true });
-    }
-    let db: SqliteDatabase | undefined;
-    try {
-      db = new Database(path, { timeout: 5_000 });
-      // WAL: readers do not block the writer; NORMAL sync is durable across process crashes, which is what WAL needs.
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      migrate(db, path);
-      return new SqliteServerStore(path, db, options);
-    } catch (err) {
-      try {
-        db?.close();
-      } catch {
-        // already failing; the first error is the one to report
-      }
-      if (err instanceof GatesockError) throw err;
-      const msg = messageOf(err);
-      if (/bindings|better_sqlite3\.node|NODE_MODULE_VERSION|invalid ELF|dlopen/i.test(msg)) {
-        throw new ConfigError('GS_ERR_INVALID_OPTION', `better-sqlite3's native addon cannot be loaded (${msg}); run \`npm rebuild better-sqlite3\`, or ${INSTALL_HINT}`, { cause: err });
-      }
-      throw new ConfigError('GS_ERR_INVALID_OPTION', `cannot open "${path}" as a SQLite server database: ${msg}`, { cause: err });
-    }
+    const db = await openSqliteFile({ path, kind: 'SQLite server database', what: 'server', alternative: 'MemoryServerStore', migrate: (d) => migrate(d, path) });
+    return new SqliteServerStore(path, db, options);
   }
+
 
   /** {@inheritDoc ServerStore.findByMsid} */
   async findByMsid(msid: string): Promise<ServerRecord | undefined> {
@@ -254,16 +224,4 @@ function snapshot(row: Row): ServerRecord {
 
 function taken(name: string): RelayError {
   return new RelayError('GS_ERR_PCID_TAKEN', `PCID "${name}" belongs to another server`);
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function node(): { fs: typeof NodeFs; path: typeof NodePath } {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const fs = proc?.getBuiltinModule?.('node:fs/promises') as typeof NodeFs | undefined;
-  const path = proc?.getBuiltinModule?.('node:path') as typeof NodePath | undefined;
-  if (fs === undefined || path === undefined) throw new ConfigError('GS_ERR_INVALID_OPTION', 'the SQLite server store needs Node.js ≥ 20.16');
-  return { fs, path };
 }

@@ -26,10 +26,8 @@
  * The evidence values sit in this file in clear: a center must keep them to
  * check reports after a restart. Protect the file like the center's key.
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { ConfigError, DispatchError, GatesockError } from '../../../errors/index.js';
-import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement, type SqliteTransaction as Transaction } from '../../../store/index.js';
+import { ConfigError, DispatchError } from '../../../errors/index.js';
+import { openSqliteFile, type SqliteDatabase as Database, type SqliteStatement as Statement, type SqliteTransaction as Transaction } from '../../../store/index.js';
 import {
   emptyCounts,
   newTargetRow,
@@ -126,9 +124,6 @@ CREATE TABLE failures (
 ) STRICT;
 CREATE INDEX failures_by_dispatch ON failures (dispatch_id, seq);
 `;
-
-/** The dispatch store's driver, with its own wording when it cannot load. */
-const loadDriver = () => loadSqliteDriver({ what: 'dispatch', alternative: 'MemoryDispatchStore' });
 
 interface TargetRow {
   dispatch_id: string;
@@ -288,26 +283,10 @@ export class SqliteDispatchStore implements DispatchStore {
    */
   static async open(path: string): Promise<SqliteDispatchStore> {
     if (typeof path !== 'string' || path.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', 'store must be a file path or ":memory:"');
-    const Driver = await loadDriver();
-    if (path !== ':memory:') await mkdir(dirname(resolve(path)), { recursive: true });
-    let db: Database | undefined;
-    try {
-      db = new Driver(path, { timeout: 5_000 });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
-      migrate(db, path);
-      return new SqliteDispatchStore(path, db);
-    } catch (err) {
-      try {
-        db?.close();
-      } catch {
-        // the first error is the one to report
-      }
-      if (err instanceof GatesockError) throw err;
-      throw new ConfigError('GS_ERR_INVALID_OPTION', `cannot open "${path}" as a SQLite dispatch store: ${messageOf(err)}`, { cause: err });
-    }
+    const db = await openSqliteFile({ path, kind: 'SQLite dispatch store', what: 'dispatch', alternative: 'MemoryDispatchStore', foreignKeys: true, migrate: (d) => migrate(d, path) });
+    return new SqliteDispatchStore(path, db);
   }
+
 
   /** {@inheritDoc DispatchStore.putBundle} */
   putBundle(b: StoredBundle): void {
@@ -558,8 +537,4 @@ function migrate(db: Database, path: string): void {
     db.exec(SCHEMA_V1);
     db.pragma(`user_version = ${DISPATCH_SQLITE_SCHEMA_VERSION}`);
   }).immediate();
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

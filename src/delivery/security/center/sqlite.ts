@@ -33,10 +33,8 @@
  *
  * Write-ahead logging; a new report moves latest → previous in one transaction.
  */
-import type * as NodeFs from 'node:fs/promises';
-import type * as NodePath from 'node:path';
-import { ConfigError, GatesockError } from '../../../errors/index.js';
-import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
+import { ConfigError } from '../../../errors/index.js';
+import { openSqliteFile, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
 import type { FullReport } from '../report/index.js';
 import type { ActionRecord, ConfigurationStore, HostEntry, PolicyDocument } from './store.js';
 
@@ -68,8 +66,6 @@ CREATE TABLE policy (
   doc TEXT    NOT NULL
 ) STRICT;
 `;
-
-const loadDriver = () => loadSqliteDriver({ what: 'configuration', alternative: 'MemoryConfigurationStore' });
 
 function migrate(db: Database, path: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
@@ -128,29 +124,10 @@ export class SqliteConfigurationStore implements ConfigurationStore {
    */
   static async open(path: string): Promise<SqliteConfigurationStore> {
     if (typeof path !== 'string' || path.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', 'path must be a file path or ":memory:"');
-    const Db = await loadDriver();
-    if (path !== ':memory:') {
-      const fs = (await import('node:fs/promises')) as typeof NodeFs;
-      const nodePath = (await import('node:path')) as typeof NodePath;
-      await fs.mkdir(nodePath.dirname(nodePath.resolve(path)), { recursive: true });
-    }
-    let db: Database | undefined;
-    try {
-      db = new Db(path, { timeout: 5_000 });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      migrate(db, path);
-      return new SqliteConfigurationStore(path, db);
-    } catch (err) {
-      try {
-        db?.close();
-      } catch {
-        // already failing; report the first error
-      }
-      if (err instanceof GatesockError) throw err;
-      throw new ConfigError('GS_ERR_INVALID_OPTION', `cannot open "${path}" as a configuration database: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    }
+    const db = await openSqliteFile({ path, kind: 'configuration database', what: 'configuration', alternative: 'MemoryConfigurationStore', migrate: (d) => migrate(d, path) });
+    return new SqliteConfigurationStore(path, db);
   }
+
 
   #open(): void {
     if (this.#db === undefined) throw new Error('the configuration store is closed');

@@ -34,12 +34,10 @@
  *
  * Each call that writes runs in one `BEGIN IMMEDIATE` transaction.
  */
-import type * as NodeFs from 'node:fs/promises';
-import type * as NodePath from 'node:path';
-import { ConfigError, GatesockError } from '../../../errors/index.js';
+import { ConfigError } from '../../../errors/index.js';
 import type { Countermeasure, CountermeasureSet } from '../advisories/countermeasures.js';
 import type { Advisory, AffectedPackage } from '../advisories/model.js';
-import { loadSqliteDriver, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
+import { openSqliteFile, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
 import {
   advisoryJson,
   modifiedMs,
@@ -169,30 +167,10 @@ export class SqliteSecurityStore implements SecurityStore {
    */
   static async open(path: string): Promise<SqliteSecurityStore> {
     if (typeof path !== 'string' || path.length === 0) throw new ConfigError('GS_ERR_INVALID_OPTION', 'path must be a file path or ":memory:"');
-    const Db = await loadSqliteDriver({ what: 'security', alternative: 'MemorySecurityStore' });
-    if (path !== ':memory:') {
-      const fs = (await import('node:fs/promises')) as typeof NodeFs;
-      const nodePath = (await import('node:path')) as typeof NodePath;
-      await fs.mkdir(nodePath.dirname(nodePath.resolve(path)), { recursive: true });
-    }
-    let db: Database | undefined;
-    try {
-      db = new Db(path, { timeout: 5_000 });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
-      migrate(db, path);
-      return new SqliteSecurityStore(path, db);
-    } catch (err) {
-      try {
-        db?.close();
-      } catch {
-        // already failing; report the first error
-      }
-      if (err instanceof GatesockError) throw err;
-      throw new ConfigError('GS_ERR_INVALID_OPTION', `cannot open "${path}" as a SQLite security database: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    }
+    const db = await openSqliteFile({ path, kind: 'SQLite security database', what: 'security', alternative: 'MemorySecurityStore', foreignKeys: true, migrate: (d) => migrate(d, path) });
+    return new SqliteSecurityStore(path, db);
   }
+
 
   /** {@inheritDoc SecurityStore.putAdvisories} */
   async putAdvisories(list: readonly Advisory[]): Promise<PutAdvisoriesResult> {
