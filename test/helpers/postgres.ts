@@ -152,6 +152,9 @@ export async function startPostgres(): Promise<PostgresServer> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      // A server that crashed or restarted under a test says so before its folder goes.
+      const log = await readFile(join(dir, 'server.log'), 'utf8').catch(() => '');
+      if (/PANIC|terminated by signal|was terminated|all server processes terminated/.test(log)) console.log(`PostgreSQL test server on port ${port} logged trouble:\n${log.slice(-3000)}`);
       try {
         await run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '20', 'stop'], 30_000);
       } catch {
