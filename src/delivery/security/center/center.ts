@@ -497,14 +497,16 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
 
   /**
    * Replace the policy document (checked first). Takes effect on the next
-   * diagnosis; firewall rule sets are regenerated for known hosts.
+   * diagnosis; firewall rule sets are regenerated for known hosts. Resolves
+   * once the document and the rule sets are stored.
    */
   async setPolicy(doc: PolicyDocument): Promise<void> {
     this.#checkOpen();
     const checked = checkPolicyDocument(doc);
+    // In force at once (as before the stores were asynchronous); stored under the store lock.
+    this.engine.setPolicy(checked.policy ?? undefined);
+    this.#policy = checked;
     await this.#exclusive(async () => {
-      this.engine.setPolicy(checked.policy ?? undefined);
-      this.#policy = checked;
       await this.config.setPolicy(checked);
       for (const h of await this.config.hosts()) await this.config.putHost({ ...h, firewall: this.#firewallFor(h.hostId) });
     });
@@ -518,6 +520,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   /**
    * Enrol a host before it reports: only the agent with this MSID may report
    * under `hostId` (with `enrollment: 'closed'`, only enrolled hosts may).
+   * Resolves with the stored entry.
    */
   async enrollHost(hostId: string, msid: string, pcid: string, device: HostEntry['device'] = 'server'): Promise<HostEntry> {
     this.#checkOpen();
