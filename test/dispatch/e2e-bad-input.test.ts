@@ -259,6 +259,36 @@ describe('a bad center side: crafted orders over a raw relay connection', () => 
     expect(a.refused).toEqual(expect.arrayContaining(['GS_ERR_DISPATCH_EXPIRED', 'GS_ERR_DISPATCH_ROLLBACK', 'GS_ERR_DISPATCH_REPLAYED']));
   });
 
+  it('a party without the center key can neither cancel a run nor ack away its report: error, and the run verifies', async () => {
+    const a = honest[0]!;
+    const bundle = await center.createBundle({
+      name: 'uncancelled',
+      version: 1,
+      code: markerCode('code-uncancelled', 'await new Promise((r) => setTimeout(r, 1500)); await ctx.spawnTarget();'),
+      target: { bytes: MARK_TARGET, path: 'mark.sh', args: ['uncancelled'] },
+      timeoutMs: 10_000,
+    });
+    const run = center.dispatch({ ...FAST, bundle: bundle.digest, agents: [{ msid: a.msid, pcid: a.pcid }] });
+    await until(() => fs.existsSync(path.join(a.workDir, 'code-uncancelled')), 'the code to start');
+    // A connection that never proves the center key (no `auth`), then the control messages.
+    const sock = await clientConnect(a.pcid, { ...relay, timeoutMs: 10_000 });
+    const ch = new DispatchChannel(sock);
+    const got: ChannelMessage[] = [];
+    ch.on('message', (m) => got.push(m));
+    try {
+      await until(() => got.some((m) => m.t === 'hello'), 'hello', 10_000);
+      await ch.send({ t: 'cancel', dispatchId: run.dispatchId });
+      await ch.send({ t: 'ack', dispatchId: run.dispatchId, run: 0 });
+      await until(() => got.filter((m) => m.t === 'error').length >= 2, 'two refusals', 10_000);
+    } finally {
+      await ch.close();
+    }
+    expect(got.filter((m) => m.t === 'error').map((m) => (m.t === 'error' ? m.code : ''))).toEqual(['GS_ERR_DISPATCH_BAD_SIGNATURE', 'GS_ERR_DISPATCH_BAD_SIGNATURE']);
+    const summary = await run.done;
+    expect(summary.targets[0]).toMatchObject({ state: 'verified', outcome: 'ran', exitCode: 0 });
+    expect(ran(a, 'uncancelled')).toEqual({ code: true, target: 1 });
+  });
+
   it('the center and the agents carry on after those orders', async () => {
     await fleetCarriesOn('after-bad-orders');
   });
