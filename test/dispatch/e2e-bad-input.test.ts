@@ -39,14 +39,13 @@ import {
   type Bundle,
   type ChannelMessage,
   type DispatchOptions,
-  type ReportFields,
   type SignedReport,
 } from '../../src/delivery/index.js';
 import { fromBase64url, newChannelChallenge, signChannelAuth, toBase64url } from '../../src/delivery/dispatch/wire/index.js';
 import { createServerIdentity, generateIdentityKey, type Identity, type IdentityKey } from '../../src/session/index.js';
 import { clientConnect, serverStart, type SockIo, type SockServer } from '../../src/socket/index.js';
 import { startSystem, type TestSystem } from '../relay/system.js';
-import { builtLoader, lines, markerCode, sleep, tempDir, until } from './fixtures/e2e/harness.js';
+import { builtLoader, lines, markerCode, ranReport, sleep, tempDir, until } from './fixtures/e2e/harness.js';
 
 const key = generateIdentityKey();
 const otherKey = generateIdentityKey();
@@ -385,23 +384,7 @@ describe('a bad agent side: rogue agents answer the real center', () => {
       if (m.t !== 'run' && m.t !== 'rerun') return;
       const b = decodeBinding(m.binding).fields;
       await ch.send({ t: 'accepted', dispatchId: b.dispatchId, run: b.run });
-      const empty = { digest: sha256Digest(new Uint8Array(0)), size: 0 };
-      const fields: ReportFields = {
-        dispatchId: b.dispatchId,
-        run: b.run,
-        agentMsid: this.identity.msid,
-        bundleDigest: b.bundleDigest,
-        evidence: b.evidence,
-        outcome: 'ran',
-        reason: null,
-        start: 'started',
-        exitCode: 0,
-        signal: null,
-        stdout: empty,
-        stderr: empty,
-        startedAt: Date.now(),
-        endedAt: Date.now(),
-      };
+      const fields = ranReport(b, this.identity.msid);
       const own = toBase64url(this.identity.certificate.der);
       let out: { report: string; certificate: string };
       switch (this.mode) {

@@ -23,7 +23,6 @@ import {
   decodeBinding,
   decodeReport,
   evidenceHash,
-  sha256Digest,
   signReport,
   formatPublicKey,
   verifyEvidenceLog,
@@ -42,6 +41,7 @@ import {
   PROBE_CODE,
   PROBE_TARGET,
   Procs,
+  ranReport,
   lines,
   markerCode,
   startAgent,
@@ -403,12 +403,8 @@ describe('a re-issue crossing the report of the order it replaces (center restar
       }
       if (this.orders === 2) {
         // The first order's run ends now: its report goes out on the open channel, just before the refusal.
-        const empty = { digest: sha256Digest(new Uint8Array(0)), size: 0 };
         const f = this.first;
-        const report = signReport(
-          { dispatchId: f.dispatchId, run: f.run, agentMsid: this.identity.msid, bundleDigest: f.bundleDigest, evidence: f.evidence, outcome: 'ran', reason: null, start: 'started', exitCode: 0, signal: null, stdout: empty, stderr: empty, startedAt: Date.now(), endedAt: Date.now() },
-          this.identity,
-        );
+        const report = signReport(ranReport(f, this.identity.msid), this.identity);
         this.pending.set(`${f.dispatchId}/${f.run}`, { report: report.encoded });
         await ch.send({ t: 'report', report: report.encoded, certificate: toBase64url(this.identity.certificate.der) });
       }
