@@ -23,6 +23,7 @@ import {
   RelayAgentConnector,
   SqliteDispatchStore,
   centerKeyId,
+  isTargetSuccess,
   verifyEvidenceLog,
   type AgentRef,
   type DispatchRun,
@@ -148,7 +149,7 @@ async function follow(runs: readonly DispatchRun[], progress: boolean | undefine
       bar?.setTotal(total);
       bar?.update(sum.done, { verified: sum.verified });
     });
-    run.on('wave', (w) => io.note(`wave ${w.index + 1}: ${w.size - w.failures}/${w.size} verified${w.stopped ? ' — failures over the threshold; the rest is skipped' : ''}`));
+    run.on('wave', (w) => io.note(`wave ${w.index + 1}: ${w.size - w.failures}/${w.size} ran and exited 0${w.stopped ? ' — failures over the threshold; the rest is skipped' : ''}`));
     run.on('failure', (f) => io.note(`failed verification from ${shortMsid(f.msid)}: ${f.reason}: ${f.message}`));
   }
   bar?.start(1, 0, { verified: 0 });
@@ -162,9 +163,11 @@ async function follow(runs: readonly DispatchRun[], progress: boolean | undefine
   for (const s of summaries) {
     io.print(`dispatch ${s.dispatchId} run ${s.run}: ${s.state}`);
     for (const line of targetTable(s.targets)) io.print(line);
+    // Verified means the report is authentic; success also needs the run itself to have gone well.
     const verified = s.counts.verified ?? 0;
-    io.print(`${verified}/${s.total} agents ran it and their reports verified`);
-    if (verified !== s.total) failed++;
+    const succeeded = s.targets.filter(isTargetSuccess).length;
+    io.print(`${succeeded}/${s.total} agents ran it and exited 0; ${verified}/${s.total} reports verified`);
+    if (succeeded !== s.total) failed++;
   }
   if (failed > 0) process.exitCode = EXIT.dispatch;
 }
@@ -370,7 +373,7 @@ export function registerDispatchCommands(program: Command, io: Io): void {
     .option('--out <file>', 'also write the encoded bundle here')
     .action(async (o: BundleFlags) => runBundle(o, io));
 
-  addRelayFlags(centerFlag(dispatch.command('send').description('dispatch a bundle to the fleet in canary waves; progress on a terminal, a per-agent table at the end (exit 10 unless every report verified)')))
+  addRelayFlags(centerFlag(dispatch.command('send').description('dispatch a bundle to the fleet in canary waves; progress on a terminal, a per-agent table at the end (exit 10 unless every agent ran it, exited 0 and its report verified)')))
     .argument('<bundle>', 'the bundle digest (sha256:…)')
     .requiredOption('--agents <file>', 'fleet file: "MSID PCID" per line')
     .option('--concurrency <n>', 'agents worked on at once', intIn('--concurrency', 1, 10_000), DISPATCH_DEFAULTS.concurrency)

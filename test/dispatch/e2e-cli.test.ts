@@ -77,7 +77,7 @@ describe('gatesock dispatch', () => {
     const r = await runCli(['dispatch', 'send', digest, '--center', center(), '--agents', 'fleet.txt', '--no-progress', ...relayFlags], work);
     expect(r.status, r.stdout + r.stderr).toBe(EXIT.ok);
     firstId = /^dispatch ([0-9a-f]{32}) run 0: done$/m.exec(r.stdout)![1]!;
-    expect(r.stdout).toMatch(/^2\/2 agents ran it and their reports verified$/m);
+    expect(r.stdout).toMatch(/^2\/2 agents ran it and exited 0; 2\/2 reports verified$/m);
     const rows = tableRows(r.stdout);
     expect([...rows.keys()].sort()).toEqual(['cli-agent-1', 'cli-agent-2']);
     for (const [, cells] of rows) expect(cells.slice(2, 5)).toEqual(['verified', 'ran', '0']);
@@ -110,7 +110,7 @@ describe('gatesock dispatch', () => {
     expect(r.status, r.stdout + r.stderr).toBe(EXIT.ok);
     expect(r.stderr).toContain(`resuming ${id} run 0`);
     expect(r.stdout).toMatch(new RegExp(`^dispatch ${id} run 0: done$`, 'm'));
-    expect(r.stdout).toMatch(/^2\/2 agents ran it and their reports verified$/m);
+    expect(r.stdout).toMatch(/^2\/2 agents ran it and exited 0; 2\/2 reports verified$/m);
     for (const a of agents) expect(lines(path.join(a.workDir, 'ran.log')).filter((l) => l.endsWith('slow 1 resumed'))).toEqual(['start slow 1 resumed', 'done slow 1 resumed']);
     // Nothing is left to resume.
     const again = await runCli(['dispatch', 'resume', '--center', center(), ...relayFlags], work);
@@ -158,7 +158,9 @@ describe('gatesock dispatch', () => {
     const r = await runCli(['dispatch', 'send', digest, '--center', center(), '--agents', 'fleet.txt', '--waves', '1', '--failure-threshold', '0.2', '--no-progress', ...relayFlags], work);
     expect(r.status, r.stdout + r.stderr).toBe(EXIT.dispatch);
     expect(r.stdout).toMatch(/^dispatch [0-9a-f]{32} run 0: stopped$/m);
-    expect(r.stderr).toMatch(/^wave 1: 0\/1 verified — failures over the threshold; the rest is skipped$/m);
+    expect(r.stderr).toMatch(/^wave 1: 0\/1 ran and exited 0 — failures over the threshold; the rest is skipped$/m);
+    // The canary's report verified (the code's failure is authentic), yet the send failed.
+    expect(r.stdout).toMatch(/^0\/2 agents ran it and exited 0; 1\/2 reports verified$/m);
     const rows = [...tableRows(r.stdout).values()];
     expect(rows.map((c) => c.slice(2, 4)).sort()).toEqual([
       ['skipped', '-'],
