@@ -330,8 +330,12 @@ export class SockIo implements AsyncIterable<Uint8Array> {
         this.#pausedByUs = false;
         this.#stream.resume();
       }
-      this.#lingerTimer = setTimeout(() => this.#stream.destroy(), this.#lingerMs);
-      this.#lingerTimer.unref?.();
+      // end() may close the stream at once (a peer that had ended already); a
+      // timer armed then would hold this SockIo for lingerMs for nothing.
+      if (!this.#closed) {
+        this.#lingerTimer = setTimeout(() => this.#stream.destroy(), this.#lingerMs);
+        this.#lingerTimer.unref?.();
+      }
     }
     this.#wakeAll();
     return this.#whenClosed;

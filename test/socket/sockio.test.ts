@@ -4,9 +4,10 @@
  * directions, the non-blocking calls, disconnect and reset.
  */
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, SocketError } from '../../src/errors/index.js';
 import { SockEvent, SockIo, WOULD_BLOCK } from '../../src/socket/index.js';
+import { memoryPair } from '../../src/transport/index.js';
 import { concat, randomBytes, recvAll, sendAll, sha256, sleep, TRANSPORTS, type SockPair } from './pairs.js';
 
 /** Active Node timers right now. */
@@ -239,6 +240,26 @@ for (const [name, makePair] of TRANSPORTS) {
       await a.disconnect(); // b never ends: the linger timer closes a's stream
       expect(pair.streams[0].closed).toBe(true);
       expect((await b.recv()).length).toBe(0);
+    });
+
+    it('no linger timer is left behind when the stream closes inside disconnect() (the peer had ended)', async () => {
+      // Only setTimeout is faked, so the count sees unref'd timers too; the memory transport does not use it.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        for (let i = 0; i < 20; i++) {
+          const [x, y] = memoryPair();
+          const near = SockIo.fromStream(x, {}, { lingerMs: 600_000 });
+          const far = SockIo.fromStream(y, {}, { lingerMs: 600_000 });
+          near.end();
+          expect((await far.recv()).length).toBe(0); // far sees the end…
+          await far.disconnect(); // …so its own end closes the stream at once: nothing to linger for
+          await near.disconnect();
+        }
+        // A leaked 10-minute timer per connection would keep each SockIo and its streams alive that long.
+        expect(vi.getTimerCount()).toBe(0);
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('a reset connection: buffered bytes are still read, then GS_ERR_NOT_CONNECTED', async () => {
