@@ -221,6 +221,8 @@ describe('DispatchCenter over scripted agents', () => {
     run.on('wave', (w) => waves.push(w));
     run.on('progress', (p) => progress.push(p));
     const summary = await run.done;
+    // When `done` resolves, the evidence log already holds every line of the run.
+    expect(verifyEvidenceLog(readFileSync(logPath, 'utf8'), f.key.publicKey).kinds).toMatchObject({ issued: 6, result: 6 });
     expect(summary.state).toBe('done');
     expect(summary.counts.verified).toBe(6);
     expect(results.map((r) => r.state)).toEqual(Array(6).fill('verified'));

@@ -396,8 +396,12 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     this.store.updateRun(rt.dispatchId, rt.run, final === 'running' ? {} : { state: final, endedAt: this.#now() });
     this.#runtimes.delete(`${rt.dispatchId}/${rt.run}`);
     const summary = this.#summary(rt);
-    rt.handle.emit('done', summary);
-    finish(rt.handle, summary);
+    // `done` after the evidence log holds every line of the run, so a caller
+    // that reads or ships the log then sees the whole run (appends never reject).
+    void this.#logQueue.then(() => {
+      rt.handle.emit('done', summary);
+      finish(rt.handle, summary);
+    });
   }
 
   #summary(rt: Runtime): DispatchSummary {
