@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Users write `from 'gatesock'` and `from 'gatesock/delivery'`.
 // The example imports the source so it runs without a build.
-import { Controller, Gateway, MemoryServerStore, createIdentity, createRootCa, createServerIdentity, generateIdentityKey, issueCertificate, type Identity, type SockServer } from '../src/index.js';
+import { createServerIdentity, generateIdentityKey, type SockServer } from '../src/index.js';
 import {
   DispatchAgent,
   DispatchCenter,
@@ -31,19 +31,14 @@ import {
   verifyEvidenceLog,
   type DispatchRun,
 } from '../src/delivery/index.js';
+import { startLoopbackSystem } from './support/loopback-system.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gatesock-dispatch-example-'));
 
-// 1. The gateway system, as in relay-echo.ts: a root CA, a controller and a gateway on 127.0.0.1.
-const rootKey = generateIdentityKey();
-const root = createRootCa({ commonName: 'example root', validDays: 1, key: rootKey });
-const issue = (role: 'controller' | 'gateway', name: string): Identity => {
-  const key = generateIdentityKey();
-  return createIdentity(key, [issueCertificate({ role, commonName: name, publicKey: key.publicKey, issuer: { key: rootKey, certificate: root }, validDays: 1 })]);
-};
-const controller = await Controller.start({ identity: issue('controller', 'example-controller'), roots: [root], store: new MemoryServerStore() });
-const gateway = await Gateway.start({ identity: issue('gateway', 'example-gateway'), roots: [root], controller: controller.address });
-const system = { controller: controller.address, roots: [root] };
+// 1. A gateway system on 127.0.0.1: a root CA, a controller and a gateway (built step by step in relay-echo.ts).
+const loopback = await startLoopbackSystem();
+const { controller, gateway } = loopback;
+const system = loopback.relay;
 console.log(`controller     ${controller.address}`);
 console.log(`gateway        ${gateway.address}`);
 
@@ -122,7 +117,6 @@ for (const { agent, server } of agents) {
   await server.close();
   await agent.close();
 }
-await gateway.close();
-await controller.close();
+await loopback.close();
 fs.rmSync(work, { recursive: true, force: true });
 console.log('closed');

@@ -12,20 +12,13 @@
 // Users write `from 'gatesock'` (or 'gatesock/relay', 'gatesock/socket').
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createIdentity, createRootCa, createServerIdentity, generateIdentityKey, issueCertificate, type Identity } from '../src/index.js';
-import { Controller, Gateway, MemoryServerStore } from '../src/relay/index.js';
+import { createServerIdentity } from '../src/index.js';
 import { forwardTcp, serveTcp } from '../src/socket/index.js';
+import { startLoopbackSystem } from './support/loopback-system.js';
 
 // 1. A gateway system on loopback (see relay-echo.ts for each step).
-const rootKey = generateIdentityKey();
-const root = createRootCa({ commonName: 'example root', validDays: 1, key: rootKey });
-const issue = (role: 'controller' | 'gateway', name: string): Identity => {
-  const key = generateIdentityKey();
-  return createIdentity(key, [issueCertificate({ role, commonName: name, publicKey: key.publicKey, issuer: { key: rootKey, certificate: root }, validDays: 1 })]);
-};
-const controller = await Controller.start({ identity: issue('controller', 'example-controller'), roots: [root], store: new MemoryServerStore() });
-const gateway = await Gateway.start({ identity: issue('gateway', 'example-gateway'), roots: [root], controller: controller.address });
-const system = { controller: controller.address, roots: [root] };
+const loopback = await startLoopbackSystem();
+const system = loopback.relay;
 
 // 2. The service: an ordinary HTTP server, listening only on loopback.
 const http = createServer((req, res) => {
@@ -57,6 +50,5 @@ console.log(`fetch          HTTP ${res.status}: ${(await res.text()).trimEnd()}`
 await forwarder.close();
 await served.close();
 await new Promise<void>((resolve) => http.close(() => resolve()));
-await gateway.close();
-await controller.close();
+await loopback.close();
 console.log('closed');

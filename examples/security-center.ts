@@ -24,25 +24,15 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Users write `from 'gatesock'` and `from 'gatesock/delivery'`.
 // The example imports the source so it runs without a build.
-import { Controller, Gateway, MemoryServerStore, createIdentity, createRootCa, createServerIdentity, generateIdentityKey, issueCertificate, type Identity } from '../src/index.js';
-import { ProcessExecutor, RelayAgentConnector } from '../src/delivery/dispatch/index.js';
-import { parseOsv, parseCountermeasureDocument } from '../src/delivery/security/advisories/index.js';
-import { SecurityAgent } from '../src/delivery/security/agent/index.js';
-import { SecurityCenter } from '../src/delivery/security/center/index.js';
-import type { Notifier, SecurityNotification } from '../src/delivery/security/notify/index.js';
+import { createServerIdentity, generateIdentityKey } from '../src/index.js';
+import { ProcessExecutor, RelayAgentConnector, SecurityAgent, SecurityCenter, parseCountermeasureDocument, parseOsv, type Notifier, type SecurityNotification } from '../src/delivery/index.js';
+import { startLoopbackSystem } from './support/loopback-system.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gatesock-security-example-'));
 
 // 1. The gateway system, as in relay-echo.ts.
-const rootKey = generateIdentityKey();
-const root = createRootCa({ commonName: 'example root', validDays: 1, key: rootKey });
-const issue = (role: 'controller' | 'gateway', name: string): Identity => {
-  const key = generateIdentityKey();
-  return createIdentity(key, [issueCertificate({ role, commonName: name, publicKey: key.publicKey, issuer: { key: rootKey, certificate: root }, validDays: 1 })]);
-};
-const controller = await Controller.start({ identity: issue('controller', 'example-controller'), roots: [root], store: new MemoryServerStore() });
-const gateway = await Gateway.start({ identity: issue('gateway', 'example-gateway'), roots: [root], controller: controller.address });
-const relay = { controller: controller.address, roots: [root] };
+const loopback = await startLoopbackSystem();
+const relay = loopback.relay;
 
 // 2. Three hosts' fake roots: web-1 and db-1 run an openssl with the hole, web-2 has the fix; db-1 also runs sudo.
 const hosts = {
@@ -147,7 +137,6 @@ if (!ok) process.exitCode = 1;
 // 7. Stop everything.
 for (const a of agents) await a.close();
 await center.close();
-await gateway.close();
-await controller.close();
+await loopback.close();
 fs.rmSync(work, { recursive: true, force: true });
 console.log('closed');
