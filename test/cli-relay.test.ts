@@ -7,62 +7,19 @@
  * Long-running children are spawned with {@link start} and stopped with a
  * signal; every wait has a deadline, and afterAll kills whatever is left.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/errors.js';
+import { Procs, repo, runCli, waitFor, type Child } from './helpers/cli-processes.js';
 import { startConnectProxy } from './helpers/connect-proxy.js';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
-const main = join(repo, 'dist/cli/main.js');
-const env = { ...process.env };
-delete env.NODE_OPTIONS;
-
-/** A long-running CLI process and what it has printed so far. */
-interface Child {
-  readonly proc: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exited: Promise<number | null>;
-}
-
-const children: Child[] = [];
-
-/** Spawn `script` (default: the CLI) with `args` in `cwd`. */
-function start(args: string[], cwd: string, script = main): Child {
-  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-  const proc = spawn(process.execPath, [script, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const child: Child = {
-    proc,
-    stdout: '',
-    stderr: '',
-    exited: new Promise((resolve) => proc.on('exit', (code, signal) => resolve(signal ? null : code))),
-  };
-  proc.stdout!.on('data', (d: Buffer) => (child.stdout += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (child.stderr += d.toString()));
-  children.push(child);
-  return child;
-}
-
-/** Resolve with the first match of `re` in the child's stream; fail after `ms` or if it exits first. */
-async function waitFor(child: Child, stream: 'stdout' | 'stderr', re: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + ms;
-  let exited = false;
-  void child.exited.then(() => (exited = true));
-  for (;;) {
-    const m = re.exec(child[stream]);
-    if (m) return m;
-    if (exited || Date.now() > deadline) {
-      throw new Error(`${exited ? 'exited' : `no match after ${ms} ms`} waiting for ${re} on ${stream}\n--- stdout\n${child.stdout}\n--- stderr\n${child.stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const procs = new Procs();
+/** Spawn `script` (default: the CLI) with `args` in `cwd`; killed after the file. */
+const start = (args: string[], cwd: string, script?: string): Child => procs.start(args, cwd, script);
 
 /** Send `signal` and resolve with the exit status (null: killed by a signal), failing after `ms`. */
 async function stop(child: Child, signal: NodeJS.Signals = 'SIGTERM', ms = 15_000): Promise<number | null> {
@@ -79,14 +36,7 @@ async function stop(child: Child, signal: NodeJS.Signals = 'SIGTERM', ms = 15_00
 }
 
 /** Run a short-lived CLI command to its end. */
-function run(args: string[], cwd: string, timeout = 20_000): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [main, ...args], { cwd, env, timeout, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(new Error(`gatesock ${args.join(' ')}: ${error.message}\n${stderr}`));
-      resolve({ status: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[], cwd: string, timeout = 20_000) => runCli(args, cwd, timeout);
 
 /** A TCP port free right now on 127.0.0.1. */
 function freePort(): Promise<number> {
@@ -124,8 +74,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  await Promise.all(children.map((c) => c.exited));
+  await procs.killAll();
   await new Promise<void>((resolve) => web?.close(() => resolve()));
   if (work) rmSync(work, { recursive: true, force: true });
 });
