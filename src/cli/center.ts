@@ -18,7 +18,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { InlineExecutor, RelayAgentConnector, type AgentConnector, type RelayAgentConnectorOptions } from '../delivery/dispatch/index.js';
 import { SecurityAgent } from '../delivery/security/agent/index.js';
 import { SecurityCenter, checkPolicyDocument, type ActionRecord, type PolicyDocument } from '../delivery/security/center/index.js';
@@ -73,6 +73,19 @@ interface CenterFlags extends RelayFlags, NotifyFlags {
   dir: string;
   policy?: string;
   postgres?: string;
+  enrollment?: 'open' | 'closed';
+}
+
+/** `--device server|network-device`. */
+function deviceKind(value: string): 'server' | 'network-device' {
+  if (value !== 'server' && value !== 'network-device') throw new InvalidArgumentError('must be server or network-device');
+  return value;
+}
+
+/** `--enrollment open|closed`. */
+function enrollmentMode(value: string): 'open' | 'closed' {
+  if (value !== 'open' && value !== 'closed') throw new InvalidArgumentError('must be open or closed');
+  return value;
 }
 
 async function relayOptions(o: RelayFlags) {
@@ -132,7 +145,7 @@ function centerKey(dir: string, io: Io): IdentityKey {
 }
 
 /** Open the center on its folder. Without relay flags it cannot reach agents (read-only commands). */
-export async function openCenterFolder(o: { dir: string; policy?: string; postgres?: string } & Partial<NotifyFlags>, relay: RelayAgentConnectorOptions | undefined, io: Io): Promise<SecurityCenter> {
+export async function openCenterFolder(o: { dir: string; policy?: string; postgres?: string; enrollment?: 'open' | 'closed' } & Partial<NotifyFlags>, relay: RelayAgentConnectorOptions | undefined, io: Io): Promise<SecurityCenter> {
   if (o.postgres !== undefined && !isPostgresUrl(o.postgres)) throw new ConfigError('GS_ERR_INVALID_OPTION', '--postgres must be a postgres:// or postgresql:// connection string');
   const f = centerFolder(o.dir);
   fs.mkdirSync(f.dir, { recursive: true });
@@ -148,6 +161,7 @@ export async function openCenterFolder(o: { dir: string; policy?: string; postgr
     dispatchLog: f.log,
     ...(notifier ? { notifier } : {}),
     ...(o.policy !== undefined ? { policy: readPolicy(o.policy) } : {}),
+    ...(o.enrollment !== undefined ? { enrollment: o.enrollment } : {}),
   });
 }
 
@@ -289,6 +303,7 @@ export function registerCenterCommands(program: Command, io: Io): void {
   addCenterFlags(addRelayFlags(center.command('run').description('run the center as a relay server: agents push their reports to its PCID; prints its PCID and MSID')))
     .option('--pcid <name>', 'ask for this PCID', CENTER_CLI_DEFAULTS.pcid)
     .option('--sync <seconds>', 'look for advisories imported by other processes this often', intIn('--sync', 1, 86_400), CENTER_CLI_DEFAULTS.syncSeconds)
+    .option('--enrollment <mode>', 'open: the first agent to report under a host name owns it; closed: only hosts registered with `center enroll` may report', enrollmentMode, 'open')
     .action(async (o: CenterFlags & { pcid: string; sync: number }) => runCenter(o, io));
 
   addCenterFlags(addRelayFlags(center.command('import-advisories').description('import OSV JSON and countermeasure files (folders: every *.json), check every host at once, act on the affected ones')))
@@ -298,6 +313,25 @@ export function registerCenterCommands(program: Command, io: Io): void {
   addCenterFlags(addRelayFlags(center.command('import-scan').description("import a scanner's findings (nmap -oX), confirm each against the host's own report, act on the confirmed ones")))
     .argument('<file>', 'nmap XML output')
     .action(async (file: string, o: CenterFlags) => runImportScan(file, o, io));
+
+  center
+    .command('enroll')
+    .description('register a host before it reports: only the agent with this MSID may report under this host ID (required with `run --enrollment closed`)')
+    .argument('<host>', 'the host ID, as the policy names it')
+    .argument('<msid>', "the agent's MSID (what `gatesock center agent` prints)")
+    .argument('<pcid>', "the PCID of the agent's dispatch server")
+    .option('--device <kind>', 'server or network-device', deviceKind, 'server')
+    .option('--dir <dir>', 'the center folder', CENTER_CLI_DEFAULTS.dir)
+    .option('--postgres <url>', 'the center keeps its databases in this PostgreSQL database')
+    .action(async (host: string, msid: string, pcid: string, o: { device: 'server' | 'network-device'; dir: string; postgres?: string }) => {
+      const c = await openCenterFolder(o, undefined, io);
+      try {
+        const h = await c.enrollHost(host, msid, pcid, o.device);
+        io.print(`enrolled ${h.hostId}: ${h.msid} at ${h.pcid} (${h.device})`);
+      } finally {
+        await c.close();
+      }
+    });
 
   center
     .command('hosts')

@@ -91,6 +91,18 @@ describe('gatesock center', () => {
     await expect(cli('center', 'hosts', '--dir', path.join(work, 'empty'))).rejects.toThrow(/no security center/);
   });
 
+  it('enroll registers a host for one MSID; a second host for that MSID, or a bad device kind, is refused', async () => {
+    const enrolDir = path.join(work, 'enrol-center');
+    const msid = createServerIdentity().msid;
+    const r = await cli('center', 'enroll', 'db-9', msid, 'agent-db-9', '--device', 'network-device', '--dir', enrolDir);
+    // A new folder also makes the center key first (its public key is printed).
+    expect(r.out.at(-1)).toBe(`enrolled db-9: ${msid} at agent-db-9 (network-device)`);
+    const hosts = await cli('center', 'hosts', '--dir', enrolDir);
+    expect(hosts.out[1]).toMatch(/^db-9\s+MSID-.*agent-db-9\s+network-device\s+-\s+-$/);
+    await expect(cli('center', 'enroll', 'db-10', msid, 'agent-db-10', '--dir', enrolDir)).rejects.toThrow(/enrolled as host db-9/);
+    await expect(cli('center', 'enroll', 'db-11', msid, 'agent-db-11', '--device', 'toaster', '--dir', enrolDir)).rejects.toThrow(/server or network-device/);
+  });
+
   it('import-advisories checks every host and dispatches the fix through the relay', async () => {
     const r = await cli('center', 'import-advisories', ...flags, path.join(FIXTURES, 'DSA-9001-1.json'));
     expect(r.out[0]).toBe('stored: 1 added, 0 updated, 0 unchanged, 0 stale');

@@ -363,6 +363,26 @@ describe('SecurityCenter over memory pieces', () => {
     expect(await center.config.getHost('c')).toBeUndefined();
   });
 
+  it('with closed enrollment, only hosts enrolled beforehand may report, each only with its own key', async () => {
+    const center = await SecurityCenter.open({ key: generateIdentityKey(), connector: new MemoryAgentConnector(), enrollment: 'closed' });
+    closers.push(() => center.close());
+    const root = writeRoot(path.join(dir('enrol'), 'h1'), SSL_OLD, []);
+    const owner = createServerIdentity();
+    const stranger = createServerIdentity();
+    const info = { host: 'h1', pcid: 'agent-h1', device: 'server' as const };
+    const from = async (identity: Identity) => signReportMessage(info, encodeConfigurationReport(await reportOf(identity, root, 1)), identity);
+    // Not enrolled yet: refused, and nothing is stored.
+    expect(await codeOf(center.receiveReport(await from(owner)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(await center.config.getHost('h1')).toBeUndefined();
+    // Enrolled with the owner's MSID: the owner's report is taken, a stranger's for the same host is not.
+    await center.enrollHost('h1', owner.msid, 'agent-h1');
+    expect(await codeOf(center.receiveReport(await from(stranger)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect((await center.receiveReport(await from(owner))).status).toBe('accepted');
+    expect((await center.config.latest('h1'))?.hostMsid).toBe(owner.msid);
+    // One agent, one host: the owner cannot be enrolled under a second name.
+    expect(await codeOf(center.enrollHost('h2', owner.msid, 'agent-h2'))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+  });
+
   it('sequences deltas: a gap asks for a full report, a replay is stale', async () => {
     const { center, agents } = await memoryFleet([{ id: 'a', packages: SSL_OLD }]);
     const identity = createServerIdentity();
