@@ -12,7 +12,6 @@
  * checked alike) and the plain run/done exchange, with the same
  * concurrency. Rounds alternate ours and the baseline (harness sideBySide).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,69 +23,16 @@ import { clientConnect } from '../src/socket/index.js';
 import { CONCURRENCY, LIMIT_MS, checkSummary, cpuSeconds } from './dispatch-memory.js';
 import { lanes, plainRound, within } from './dispatch-plain.js';
 import { median } from './harness.js';
-import { ensureServerIdentities, tempPki, withNodes } from './relay-procs.js';
+import { ensureServerIdentities, tempPki, withNodes, type RelayNode } from './relay-procs.js';
 
 /** Processes the agents (and the plain servers) are spread over. */
 export const AGENT_PROCESSES = 2;
 /** First cached identity used here (the in-memory figure uses the first 5,000). */
 const FIRST_IDENTITY = 5000;
 
-const TS_REGISTER = new URL('../scripts/ts-register.mjs', import.meta.url).href;
-const here = dirname(fileURLToPath(import.meta.url));
+/** The agents' child process (answers relay-procs' IPC calls: ping, agents, plain, close). */
+const AGENT_NODE = join(dirname(fileURLToPath(import.meta.url)), 'dispatch-agent-node.ts');
 
-/** A child running bench/dispatch-agent-node.ts. */
-interface AgentNode {
-  call<T>(command: string, args?: unknown, timeoutMs?: number): Promise<T>;
-  stop(): Promise<void>;
-}
-
-function startAgentNode(): Promise<AgentNode> {
-  const child: ChildProcess = fork(join(here, 'dispatch-agent-node.ts'), [], {
-    cwd: join(here, '..'),
-    execArgv: ['--import', TS_REGISTER, ...(process.env.BENCH_DISPATCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_DISPATCH_PROFILE}`] : [])],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  let next = 0;
-  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', (code, signal) => {
-      for (const w of waiting.values()) w.reject(new Error(`agent process ${child.pid} exited (${signal ?? code}) during a call`));
-      waiting.clear();
-      resolve();
-    }),
-  );
-  child.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: string }) => {
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    if (m.ok) w?.resolve(m.value);
-    else w?.reject(new Error(`agent process: ${m.error}`));
-  });
-  const node: AgentNode = {
-    call<T>(command: string, args?: unknown, timeoutMs = 120_000): Promise<T> {
-      const id = next++;
-      return new Promise<T>((resolve, reject) => {
-        const timer = setTimeout(() => (waiting.delete(id), reject(new Error(`agent process: ${command} did not answer within ${timeoutMs} ms`))), timeoutMs);
-        waiting.set(id, { resolve: (v) => (clearTimeout(timer), resolve(v as T)), reject: (e) => (clearTimeout(timer), reject(e)) });
-        child.send({ id, command, args });
-      });
-    },
-    async stop() {
-      if (child.connected) child.disconnect();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-  return node.call('ping', undefined, 60_000).then(
-    () => node,
-    async (e: unknown) => {
-      child.kill('SIGKILL');
-      await exited;
-      throw e;
-    },
-  );
-}
 
 /** Seconds per round of each side, and setup detail. */
 export interface RelayRun {
@@ -100,90 +46,94 @@ export async function dispatchOverRelay(count: number, rounds: number): Promise<
   ensureServerIdentities(FIRST_IDENTITY + 2 * count);
   const pki = await tempPki(1);
   const work = mkdtempSync(join(tmpdir(), 'gatesock-bench-dispatch-relay-'));
-  const nodes: AgentNode[] = [];
+  const nodes: RelayNode[] = [];
   let center: DispatchCenter | undefined;
   try {
     return await withNodes(async (start) => {
-      const relay = await start('dispatch-relay');
-      const { address: controller } = await relay.call<{ address: string }>('controller', { pki: pki.dir });
-      await relay.call('gateway', { pki: pki.dir, name: 'gateway-1', controller, capacity: 100_000 });
-      const root = (await loadPki(pki.dir)).root;
-      const key = generateIdentityKey();
+      try {
+        const relay = await start('dispatch-relay');
+        const { address: controller } = await relay.call<{ address: string }>('controller', { pki: pki.dir });
+        await relay.call('gateway', { pki: pki.dir, name: 'gateway-1', controller, capacity: 100_000 });
+        const root = (await loadPki(pki.dir)).root;
+        const key = generateIdentityKey();
 
-      for (let p = 0; p < AGENT_PROCESSES; p++) nodes.push(await startAgentNode());
-      const per = Math.ceil(count / AGENT_PROCESSES);
-      const t0 = performance.now();
-      const parts = await Promise.all(
-        nodes.map(async (n, p) => {
-          const size = Math.min(per, count - p * per);
-          const common = { pki: pki.dir, controller, count: size };
-          const agents = await n.call<AgentRef[]>('agents', { ...common, from: FIRST_IDENTITY + p * per, prefix: `dp-agent-${p}-`, centerKey: `ed25519:${Buffer.from(key.publicKey).toString('base64url')}`, work: join(work, `p${p}`) });
-          const plain = await n.call<AgentRef[]>('plain', { ...common, from: FIRST_IDENTITY + count + p * per, prefix: `dp-plain-${p}-` });
-          return { agents, plain };
-        }),
-      );
-      const agents = parts.flatMap((x) => x.agents);
-      const plain = parts.flatMap((x) => x.plain);
-      const online = (performance.now() - t0) / 1000;
-      if (agents.length !== count || plain.length !== count) throw new Error(`only ${agents.length} agents and ${plain.length} plain servers online`);
+        for (let p = 0; p < AGENT_PROCESSES; p++) nodes.push(await start(`dispatch-agents-${p}`, { entry: AGENT_NODE }));
+        const per = Math.ceil(count / AGENT_PROCESSES);
+        const t0 = performance.now();
+        const parts = await Promise.all(
+          nodes.map(async (n, p) => {
+            const size = Math.min(per, count - p * per);
+            const common = { pki: pki.dir, controller, count: size };
+            const agents = await n.call<AgentRef[]>('agents', { ...common, from: FIRST_IDENTITY + p * per, prefix: `dp-agent-${p}-`, centerKey: `ed25519:${Buffer.from(key.publicKey).toString('base64url')}`, work: join(work, `p${p}`) });
+            const plain = await n.call<AgentRef[]>('plain', { ...common, from: FIRST_IDENTITY + count + p * per, prefix: `dp-plain-${p}-` });
+            return { agents, plain };
+          }),
+        );
+        const agents = parts.flatMap((x) => x.agents);
+        const plain = parts.flatMap((x) => x.plain);
+        const online = (performance.now() - t0) / 1000;
+        if (agents.length !== count || plain.length !== count) throw new Error(`only ${agents.length} agents and ${plain.length} plain servers online`);
 
-      const relayOptions = { controller, roots: [root], endToEnd: true, link: { backend: 'native' as const } };
-      center = await DispatchCenter.open({ key, store: join(work, 'center', 'center.sqlite'), connector: new RelayAgentConnector(relayOptions), logPath: join(work, 'center', 'evidence.log') });
-      const bundle = await center.createBundle({ name: 'noop', version: 1, code: 'export default async () => {}' });
-      const c = center;
+        const relayOptions = { controller, roots: [root], endToEnd: true, link: { backend: 'native' as const } };
+        center = await DispatchCenter.open({ key, store: join(work, 'center', 'center.sqlite'), connector: new RelayAgentConnector(relayOptions), logPath: join(work, 'center', 'evidence.log') });
+        const bundle = await center.createBundle({ name: 'noop', version: 1, code: 'export default async () => {}' });
+        const c = center;
 
-      const ours = async (waves?: number[]): Promise<number> => {
-        const t = performance.now();
-        const summary = await within(c.dispatch({ bundle: bundle.digest, agents, ...(waves ? { waves } : {}) }).done, LIMIT_MS, `relay dispatch to ${count} agents`);
-        const s = (performance.now() - t) / 1000;
-        checkSummary(summary, count);
-        return s;
-      };
-      const baseline = async (): Promise<number> => {
-        const t = performance.now();
-        const all = lanes(count, CONCURRENCY, async (i) => {
-          const ref = plain[i]!;
-          const sock = await clientConnect(ref.pcid, { ...relayOptions, timeoutMs: 15_000 });
-          if (sock.info.peerMsid?.toUpperCase() !== ref.msid.toUpperCase() || sock.info['endToEnd'] !== true) {
-            void sock.disconnect();
-            throw new Error(`plain: ${ref.pcid} is ${sock.info.peerMsid}, not ${ref.msid} end to end`);
-          }
-          await plainRound(sock, i, ref.msid);
-        });
-        await within(all, LIMIT_MS, `plain relay exchange with ${count} servers`);
-        return (performance.now() - t) / 1000;
-      };
-      // One unmeasured round of each first (JIT, first logins of the center's client links).
-      await ours();
-      await baseline();
-      const a: number[] = [];
-      const b: number[] = [];
-      // CPU of this process (the center, or the plain client side) per side, summed over the rounds.
-      let cpuOurs = 0;
-      let cpuPlain = 0;
-      const timed = async (side: () => Promise<number>, into: number[]): Promise<number> => {
-        const c0 = process.cpuUsage();
-        into.push(await side());
-        return cpuSeconds(c0);
-      };
-      for (let i = 0; i < rounds; i++) {
-        if (i % 2 === 0) (cpuOurs += await timed(ours, a), cpuPlain += await timed(baseline, b));
-        else (cpuPlain += await timed(baseline, b), cpuOurs += await timed(ours, a));
+        const ours = async (waves?: number[]): Promise<number> => {
+          const t = performance.now();
+          const summary = await within(c.dispatch({ bundle: bundle.digest, agents, ...(waves ? { waves } : {}) }).done, LIMIT_MS, `relay dispatch to ${count} agents`);
+          const s = (performance.now() - t) / 1000;
+          checkSummary(summary, count);
+          return s;
+        };
+        const baseline = async (): Promise<number> => {
+          const t = performance.now();
+          const all = lanes(count, CONCURRENCY, async (i) => {
+            const ref = plain[i]!;
+            const sock = await clientConnect(ref.pcid, { ...relayOptions, timeoutMs: 15_000 });
+            if (sock.info.peerMsid?.toUpperCase() !== ref.msid.toUpperCase() || sock.info['endToEnd'] !== true) {
+              void sock.disconnect();
+              throw new Error(`plain: ${ref.pcid} is ${sock.info.peerMsid}, not ${ref.msid} end to end`);
+            }
+            await plainRound(sock, i, ref.msid);
+          });
+          await within(all, LIMIT_MS, `plain relay exchange with ${count} servers`);
+          return (performance.now() - t) / 1000;
+        };
+        // One unmeasured round of each first (JIT, first logins of the center's client links).
+        await ours();
+        await baseline();
+        const a: number[] = [];
+        const b: number[] = [];
+        // CPU of this process (the center, or the plain client side) per side, summed over the rounds.
+        let cpuOurs = 0;
+        let cpuPlain = 0;
+        const timed = async (side: () => Promise<number>, into: number[]): Promise<number> => {
+          const c0 = process.cpuUsage();
+          into.push(await side());
+          return cpuSeconds(c0);
+        };
+        for (let i = 0; i < rounds; i++) {
+          if (i % 2 === 0) (cpuOurs += await timed(ours, a), cpuPlain += await timed(baseline, b));
+          else (cpuPlain += await timed(baseline, b), cpuOurs += await timed(ours, a));
+        }
+        // Context, not a figure: one round of ours in a single wave (no canary
+        // barriers), to show how much of the ratio the default waves cost.
+        const oneWave = await ours([]);
+        await c.close();
+        center = undefined;
+        return {
+          ours: a,
+          plain: b,
+          detail: `${count} agents + ${count} plain servers online in ${online.toFixed(1)} s over ${AGENT_PROCESSES} processes; median ours ${median(a).toFixed(2)} s (default waves [1, 10 %, rest]; one round in a single wave: ${oneWave.toFixed(2)} s), plain ${median(b).toFixed(2)} s; CPU of the center process per agent: ours ${((cpuOurs * 1000) / (rounds * count)).toFixed(1)} ms, plain client ${((cpuPlain * 1000) / (rounds * count)).toFixed(1)} ms`,
+        };
+      } finally {
+        // Agents first close their servers (graceful logout), then withNodes ends the processes.
+        await center?.close().catch(() => undefined);
+        await Promise.allSettled(nodes.map((n) => n.call('close', undefined, 15_000).catch(() => undefined)));
       }
-      // Context, not a figure: one round of ours in a single wave (no canary
-      // barriers), to show how much of the ratio the default waves cost.
-      const oneWave = await ours([]);
-      await c.close();
-      center = undefined;
-      return {
-        ours: a,
-        plain: b,
-        detail: `${count} agents + ${count} plain servers online in ${online.toFixed(1)} s over ${AGENT_PROCESSES} processes; median ours ${median(a).toFixed(2)} s (default waves [1, 10 %, rest]; one round in a single wave: ${oneWave.toFixed(2)} s), plain ${median(b).toFixed(2)} s; CPU of the center process per agent: ours ${((cpuOurs * 1000) / (rounds * count)).toFixed(1)} ms, plain client ${((cpuPlain * 1000) / (rounds * count)).toFixed(1)} ms`,
-      };
     });
   } finally {
-    await center?.close().catch(() => undefined);
-    await Promise.allSettled(nodes.map((n) => n.call('close', undefined, 15_000).catch(() => undefined).then(() => n.stop())));
     rmSync(work, { recursive: true, force: true });
     pki.remove();
   }

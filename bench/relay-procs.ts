@@ -22,9 +22,9 @@ const TS_REGISTER = new URL('../scripts/ts-register.mjs', import.meta.url).href;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..');
-const entry = join(here, 'relay-node.ts');
+const RELAY_NODE = join(here, 'relay-node.ts');
 
-/** A child process running bench/relay-node.ts. */
+/** A child process running bench/relay-node.ts (or another entry that answers the same IPC calls). */
 export interface RelayNode {
   readonly pid: number;
   readonly child: ChildProcess;
@@ -40,17 +40,19 @@ const live = new Set<RelayNode>();
 let exitHook = false;
 
 /**
- * Start a child. `gc` runs it with --expose-gc (memory figures).
+ * Start a child. `gc` runs it with --expose-gc (memory figures); `entry` is
+ * its script (default bench/relay-node.ts; any script that answers
+ * `{ id, command, args }` with `{ id, ok, value | error }`, `ping` included).
  * Children exit by themselves when the parent goes away (IPC disconnect).
  */
-export async function startNode(name: string, options: { gc?: boolean } = {}): Promise<RelayNode> {
+export async function startNode(name: string, options: { gc?: boolean; entry?: string } = {}): Promise<RelayNode> {
   if (!exitHook) {
     exitHook = true;
     process.once('exit', () => {
       for (const n of live) n.child.kill('SIGKILL');
     });
   }
-  const child = fork(entry, [name], {
+  const child = fork(options.entry ?? RELAY_NODE, [name], {
     cwd: repo,
     // BENCH_RELAY_PROFILE=DIR: each child writes a V8 CPU profile into DIR when it ends (by `stop()`).
     execArgv: ['--import', TS_REGISTER, ...(options.gc ? ['--expose-gc'] : []), ...(process.env.BENCH_RELAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROFILE}`] : [])],
