@@ -127,6 +127,53 @@ describe.each(STORES)('ConfigurationStore (%s)', (_name, make) => {
     await s.close();
   });
 
+  it('claims one open action per (host, finding): a second claim gets the open one, a confirmed one frees the finding', async () => {
+    const s = await make();
+    const first = action('act-1', 'a', 10, { findingKey: 'vulnerable DSA-1 openssl' });
+    expect(await s.claimAction(first)).toBeNull();
+    // same host and finding: refused with the open action, nothing stored — in every open state
+    for (const state of ['planned', 'dispatched', 'verified-ran', 'notified', 'failed'] as const) {
+      await s.putAction({ ...first, state });
+      expect(await s.claimAction(action('act-2', 'a', 20, { findingKey: 'vulnerable DSA-1 openssl' }))).toEqual({ ...first, state });
+    }
+    expect(await s.getAction('act-2')).toBeUndefined();
+    // another host, or another finding of the same host: stored
+    expect(await s.claimAction(action('act-3', 'b', 30, { findingKey: 'vulnerable DSA-1 openssl' }))).toBeNull();
+    expect(await s.claimAction(action('act-4', 'a', 40, { findingKey: 'vulnerable DSA-2 openssl' }))).toBeNull();
+    // once confirmed, the finding may get a new action
+    const failed = (await s.getAction('act-1'))!;
+    expect(await s.replaceAction(failed, { ...failed, state: 'confirmed', updatedAt: 50 })).toBe(true);
+    expect(await s.claimAction(action('act-5', 'a', 60, { findingKey: 'vulnerable DSA-1 openssl' }))).toBeNull();
+    expect((await s.actions('a')).map((x) => [x.id, x.state])).toEqual([
+      ['act-1', 'confirmed'],
+      ['act-4', 'planned'],
+      ['act-5', 'planned'],
+    ]);
+    await s.close();
+  });
+
+  it('replaces an action only as it was read (compare and swap), never reopening a confirmed one', async () => {
+    const s = await make();
+    const a0 = action('act-1', 'a', 10);
+    expect(await s.claimAction(a0)).toBeNull();
+    const a1 = { ...a0, state: 'dispatched' as const, dispatchId: 'd-1', updatedAt: 11 };
+    expect(await s.replaceAction(a0, a1)).toBe(true);
+    // a writer that read a0 before that change loses
+    expect(await s.replaceAction(a0, { ...a0, state: 'failed', detail: 'late', updatedAt: 12 })).toBe(false);
+    expect(await s.getAction('act-1')).toEqual(a1);
+    // not stored; another ID, host or finding key: refused
+    expect(await s.replaceAction(action('act-9', 'a', 1), action('act-9', 'a', 1, { state: 'failed' }))).toBe(false);
+    expect(await s.replaceAction(a1, { ...a1, id: 'act-2' })).toBe(false);
+    expect(await s.replaceAction(a1, { ...a1, hostId: 'b' })).toBe(false);
+    expect(await s.replaceAction(a1, { ...a1, findingKey: 'other' })).toBe(false);
+    const a2 = { ...a1, state: 'confirmed' as const, detail: 'gone', updatedAt: 13 };
+    expect(await s.replaceAction(a1, a2)).toBe(true);
+    expect(await s.replaceAction(a2, { ...a2, state: 'failed', updatedAt: 14 })).toBe(false);
+    expect(await s.replaceAction(a2, { ...a2, detail: 'still gone', updatedAt: 14 })).toBe(true);
+    expect((await s.getAction('act-1'))?.detail).toBe('still gone');
+    await s.close();
+  });
+
   it('keeps one policy document', async () => {
     const s = await make();
     expect(await s.getPolicy()).toBeUndefined();
@@ -139,6 +186,32 @@ describe.each(STORES)('ConfigurationStore (%s)', (_name, make) => {
 });
 
 describe('PostgresConfigurationStore databases', () => {
+  it.skipIf(noPostgres !== undefined)('two stores on one database claiming the same findings at once store exactly one action each', async () => {
+    const url = await server.database();
+    const [s1, s2] = [await PostgresConfigurationStore.open(url), await PostgresConfigurationStore.open(url)];
+    try {
+      const keys = Array.from({ length: 40 }, (_, i) => `vulnerable DSA-${i} openssl`);
+      const results = await Promise.all(
+        keys.flatMap((k, i) => [s1.claimAction(action(`act-${i}-x`, 'a', i, { findingKey: k })), s2.claimAction(action(`act-${i}-y`, 'a', i, { findingKey: k }))]),
+      );
+      for (let i = 0; i < keys.length; i++) {
+        const [x, y] = [results[2 * i], results[2 * i + 1]];
+        // exactly one of the two was stored; the other got it back
+        expect([x === null, y === null].filter(Boolean), keys[i]).toHaveLength(1);
+        expect((x ?? y)!.id, keys[i]).toBe(x === null ? `act-${i}-x` : `act-${i}-y`);
+      }
+      expect(await s1.actions('a')).toHaveLength(keys.length);
+      // the same for compare-and-swap: of two writers that read the same record, one wins
+      const stored = (await s1.actions('a'))[0]!;
+      const swaps = await Promise.all([s1.replaceAction(stored, { ...stored, detail: 'one' }), s2.replaceAction(stored, { ...stored, detail: 'two' })]);
+      expect(swaps.filter(Boolean)).toHaveLength(1);
+    } finally {
+      await s1.close();
+      await s2.close();
+    }
+  });
+
+
   it.skipIf(noPostgres !== undefined)('shares a database with the security store, keeps its content across reopening, leaves a caller\'s pool open, refuses foreign and newer databases', async () => {
     const url = await server.database();
     const s = await PostgresConfigurationStore.open(url);

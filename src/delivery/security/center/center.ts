@@ -30,7 +30,11 @@
  *   4. a remote scanner ({@link SecurityCenter.importScan}): nmap XML, each
  *      open port confirmed against the host's own report first; only
  *      confirmed ones are acted on.
- * - Acting: each finding gets one action. Automatic ones are resolved for
+ * - Acting: each finding gets one action, also when several centers share
+ *   one database: an action is made by claiming it in the configuration
+ *   store ({@link ConfigurationStore.claimAction}; only the claim that
+ *   stores it acts), and every later change is a compare-and-swap
+ *   ({@link ConfigurationStore.replaceAction}). Automatic ones are resolved for
  *   their host (countermeasure.ts), put into one generated, signed bundle
  *   per host (hosts with identical code share a bundle) and dispatched ONLY
  *   to the hosts the matching selected, in waves; the action goes
@@ -71,7 +75,7 @@ import { MemorySecurityStore, PostgresSecurityStore, SqliteSecurityStore, isPost
 import { PostgresConfigurationStore } from './postgres.js';
 import { SqliteConfigurationStore } from './sqlite.js';
 import { checkConfigRoot, checkUpgradeCommand, countermeasureCode, resolveSteps, type ResolvedStep } from './countermeasure.js';
-import { BLOCKING_ACTION_STATES, MemoryConfigurationStore, type ActionRecord, type ActionSettings, type ConfigurationStore, type HostEntry, type PolicyDocument, type Trigger } from './store.js';
+import { MemoryConfigurationStore, type ActionRecord, type ActionSettings, type ConfigurationStore, type HostEntry, type PolicyDocument, type Trigger } from './store.js';
 
 /** Options of {@link SecurityCenter.open}. @public */
 export interface SecurityCenterOptions {
@@ -146,6 +150,15 @@ export interface ScanImportResult {
   /** The actions made for confirmed ones. */
   readonly actions: readonly ActionRecord[];
 }
+
+/** Compare-and-swap attempts on one action before a change is given up (each lost one means another center changed it). */
+const MAX_SWAPS = 16;
+/** `detail` of a manual action whose notification failed starts so: the next trigger tries again. */
+const NOTIFY_FAILED = 'notification failed';
+/** `detail` of a manual action while a center sends it again. */
+const NOTIFYING = 'being notified again';
+/** A manual action planned this long (ms) without a result is taken as abandoned by the center that was sending it. */
+const NOTIFY_LEASE_MS = 10 * 60_000;
 
 const EMPTY_POLICY: PolicyDocument = Object.freeze({ policy: null, defaults: Object.freeze({}), hosts: Object.freeze({}) });
 const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -379,20 +392,23 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   /** Confirm (or fail) actions of this host by its new report. */
   async #confirm(host: HostEntry, diagnosis: HostDiagnosis, report: FullReport): Promise<void> {
     const present = new Set(diagnosis.findings.map(findingKey));
-    for (const a of await this.config.actions(host.hostId)) {
-      const gone = !present.has(a.findingKey);
-      if (gone && (a.state === 'notified' || a.state === 'failed')) {
-        // Fixed by a person (or otherwise): the finding may be acted on afresh if it ever comes back.
-        await this.#updateNow(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it (after: ${a.state}${a.detail ? `, ${a.detail}` : ''})`.slice(0, 1000) });
-        continue;
-      }
-      if (a.mode !== 'automatic') continue;
-      if (a.state === 'verified-ran') {
-        if (gone) await this.#updateNow(a, { state: 'confirmed', detail: `report ${report.seq} no longer shows it` });
-        else if (a.ranEndedAt !== null && report.time >= a.ranEndedAt) await this.#updateNow(a, { state: 'failed', detail: `the countermeasure ran, but report ${report.seq} (made after the run) still shows the finding` });
-      } else if ((a.state === 'dispatched' || a.state === 'planned') && gone && a.fixReportedAt === null) {
-        await this.#updateNow(a, { fixReportedAt: this.#now() });
-      }
+    for (const listed of await this.config.actions(host.hostId)) {
+      if (listed.state === 'confirmed') continue;
+      await this.#changeNow(listed.id, (a) => {
+        const gone = !present.has(a.findingKey);
+        if (gone && (a.state === 'notified' || a.state === 'failed')) {
+          // Fixed by a person (or otherwise): the finding may be acted on afresh if it ever comes back.
+          return { state: 'confirmed', detail: `report ${report.seq} no longer shows it (after: ${a.state}${a.detail ? `, ${a.detail}` : ''})`.slice(0, 1000) };
+        }
+        if (a.mode !== 'automatic') return null;
+        if (a.state === 'verified-ran') {
+          if (gone) return { state: 'confirmed', detail: `report ${report.seq} no longer shows it` };
+          if (a.ranEndedAt !== null && report.time >= a.ranEndedAt) return { state: 'failed', detail: `the countermeasure ran, but report ${report.seq} (made after the run) still shows the finding` };
+        } else if ((a.state === 'dispatched' || a.state === 'planned') && gone && a.fixReportedAt === null) {
+          return { fixReportedAt: this.#now() };
+        }
+        return null;
+      });
     }
   }
 
@@ -610,17 +626,32 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     return { ...this.#policy.defaults, ...(this.#policy.hosts[hostId] ?? {}) };
   }
 
-  /** Change an action (the caller holds the store lock). */
-  async #updateNow(a: ActionRecord, patch: Partial<ActionRecord>): Promise<ActionRecord> {
-    const next: ActionRecord = { ...a, ...patch, updatedAt: this.#now() };
-    await this.config.putAction(next);
-    this.emit('action', next);
-    return next;
+  /**
+   * Change an action as it is stored now (the caller holds the store lock):
+   * `change` gets the stored record and returns what changes, or null for
+   * nothing. The write is a compare-and-swap ({@link ConfigurationStore.replaceAction}),
+   * so a change another center sharing the database made in between is not
+   * lost: on a conflict the record is read again and `change` asked again.
+   * A confirmed action is final (left as it is).
+   */
+  async #changeNow(id: string, change: (stored: ActionRecord) => Partial<ActionRecord> | null): Promise<void> {
+    for (let attempt = 0; attempt < MAX_SWAPS; attempt++) {
+      const stored = await this.config.getAction(id);
+      if (stored === undefined || stored.state === 'confirmed') return;
+      const patch = change(stored);
+      if (patch === null) return;
+      const next: ActionRecord = { ...stored, ...patch, updatedAt: this.#now() };
+      if (await this.config.replaceAction(stored, next)) {
+        this.emit('action', next);
+        return;
+      }
+    }
+    this.emit('error', new Error(`action ${id}: changed by another writer ${MAX_SWAPS} times in a row; this change was given up`));
   }
 
-  /** Change an action as it is stored now (or as given when it is not stored), under the store lock. */
-  #update(a: ActionRecord, patch: Partial<ActionRecord>): Promise<ActionRecord> {
-    return this.#exclusive(async () => this.#updateNow((await this.config.getAction(a.id)) ?? a, patch));
+  /** Set fields of an action as it is stored now, under the store lock. */
+  #update(a: ActionRecord, patch: Partial<ActionRecord>): Promise<void> {
+    return this.#exclusive(() => this.#changeNow(a.id, () => patch));
   }
 
   /** Make and carry out the actions for these findings (one round). */
@@ -637,15 +668,6 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
         if (!host) continue;
         const key = findingKey(f);
         if (taken.has(`${f.hostId} ${key}`)) continue;
-        const existing = (await this.config.actions(f.hostId)).find((a) => a.findingKey === key && BLOCKING_ACTION_STATES.includes(a.state));
-        if (existing !== undefined) {
-          // A person was not reached last time (the notifier failed): try again now.
-          if (existing.mode === 'manual' && existing.state === 'planned') {
-            taken.add(`${f.hostId} ${key}`);
-            manual.push({ action: existing, finding: f });
-          }
-          continue;
-        }
         taken.add(`${f.hostId} ${key}`);
         const now = this.#now();
         const base: ActionRecord = {
@@ -668,28 +690,45 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
           updatedAt: now,
         };
         let steps: ResolvedStep[] | undefined;
+        let action = base;
         if (f.automatic) {
           try {
             steps = resolveSteps(f, f.countermeasure, this.#settingsFor(f.hostId));
           } catch (err) {
             // Cannot be done automatically after all: a person gets it.
-            const a = { ...base, mode: 'manual' as const, detail: err instanceof Error ? err.message : String(err) };
-            await this.config.putAction(a);
-            this.emit('action', a);
-            manual.push({ action: a, finding: f });
-            made.push(a);
-            continue;
+            action = { ...base, mode: 'manual', detail: err instanceof Error ? err.message : String(err) };
           }
         }
-        await this.config.putAction(base);
-        this.emit('action', base);
-        made.push(base);
-        if (steps !== undefined && steps.length > 0) planned.push({ action: base, steps });
-        else manual.push({ action: base, finding: f });
+        // One action per finding, also with other centers on the same database: only the claim that stores it acts.
+        const open = await this.config.claimAction(action);
+        if (open !== null) {
+          // A person was not reached last time (the notifier failed): try again now, if this center wins the retry.
+          if (await this.#claimRetry(open)) manual.push({ action: open, finding: f });
+          continue;
+        }
+        this.emit('action', action);
+        made.push(action);
+        if (steps !== undefined && steps.length > 0) planned.push({ action, steps });
+        else manual.push({ action, finding: f });
       }
     });
     await Promise.all([this.#notifyAll(manual), this.#dispatchAll(planned)]);
     return Promise.all(made.map(async (a) => (await this.config.getAction(a.id)) ?? a));
+  }
+
+  /**
+   * Take a manual action whose notification failed for another attempt: a
+   * compare-and-swap that marks it as being notified, so of several centers
+   * seeing it at once only one sends it. An action planned for longer than
+   * {@link NOTIFY_LEASE_MS} without a result counts as failed (the center
+   * sending it stopped).
+   */
+  async #claimRetry(open: ActionRecord): Promise<boolean> {
+    if (open.mode !== 'manual' || open.state !== 'planned') return false;
+    const failed = open.detail?.startsWith(NOTIFY_FAILED) === true;
+    const abandoned = this.#now() - open.updatedAt > NOTIFY_LEASE_MS;
+    if (!failed && !abandoned) return false;
+    return this.config.replaceAction(open, { ...open, detail: `${NOTIFYING}${open.detail ? ` (after: ${open.detail})` : ''}`.slice(0, 1000), updatedAt: this.#now() });
   }
 
   async #notifyAll(list: readonly { action: ActionRecord; finding: Finding }[]): Promise<void> {
@@ -704,7 +743,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
         await this.#update(action, { state: 'notified', detail: `sent by ${notifier.kind}${action.detail ? `; ${action.detail}` : ''}` });
       } catch (err) {
         // Stays planned: the next trigger that finds it again tries again.
-        await this.#update(action, { state: 'planned', detail: `notification failed (tried again on the next report): ${err instanceof Error ? err.message : String(err)}` });
+        await this.#update(action, { state: 'planned', detail: `${NOTIFY_FAILED} (tried again on the next report): ${err instanceof Error ? err.message : String(err)}` });
         this.emit('error', err instanceof Error ? err : new Error(String(err)));
       }
     }
@@ -774,18 +813,17 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       this.#exclusive(async () => {
         const h = byMsid.get(r.msid);
         if (!h) return;
+        const ended = r.state === 'verified' && r.outcome === 'ran' ? this.#ranEndedAt(r) : null;
         for (const a0 of h.actions) {
-          const a = (await this.config.getAction(a0.id)) ?? a0;
-          if (a.state !== 'dispatched') continue;
-          if (r.state === 'verified' && r.outcome === 'ran') {
-            const ended = this.#ranEndedAt(r);
-            if (a.fixReportedAt !== null) await this.#updateNow(a, { state: 'confirmed', ranEndedAt: ended, detail: 'the run verified; a report after it no longer shows the finding' });
-            else await this.#updateNow(a, { state: 'verified-ran', ranEndedAt: ended, detail: `run verified on ${h.host.hostId}` });
-          } else if (r.state === 'verified') {
-            await this.#updateNow(a, { state: 'failed', detail: `the countermeasure ${r.outcome}${r.reason ? `: ${r.reason}` : ''}` });
-          } else {
-            await this.#updateNow(a, { state: 'failed', detail: `dispatch ${r.state}${r.reason ? `: ${r.reason}` : ''}` });
-          }
+          await this.#changeNow(a0.id, (a) => {
+            if (a.state !== 'dispatched') return null;
+            if (r.state === 'verified' && r.outcome === 'ran') {
+              if (a.fixReportedAt !== null) return { state: 'confirmed', ranEndedAt: ended, detail: 'the run verified; a report after it no longer shows the finding' };
+              return { state: 'verified-ran', ranEndedAt: ended, detail: `run verified on ${h.host.hostId}` };
+            }
+            if (r.state === 'verified') return { state: 'failed', detail: `the countermeasure ${r.outcome}${r.reason ? `: ${r.reason}` : ''}` };
+            return { state: 'failed', detail: `dispatch ${r.state}${r.reason ? `: ${r.reason}` : ''}` };
+          });
         }
       });
     const pending: Promise<void>[] = [];

@@ -37,10 +37,22 @@
  * A new report moves latest → previous in one transaction, under a
  * transaction-level advisory lock (two centers writing one host's reports
  * are serialised).
+ *
+ * Two centers on one database make one action per finding: a claim
+ * ({@link PostgresConfigurationStore.claimAction}) takes the transaction-level
+ * advisory lock `ACTION_LOCK`, reads the host's actions and inserts only when
+ * none is open for the finding. Claims are serialised by the lock, and each
+ * claim's SELECT runs after the lock is granted, so under READ COMMITTED it
+ * sees every claim committed before (the one that held the lock). Other writes
+ * only close actions or leave them as they are ({@link PostgresConfigurationStore.replaceAction}
+ * never reopens a confirmed one), so no open action appears outside a claim.
+ * A compare-and-swap is `UPDATE … WHERE id = $1 AND action = <as read>`: a
+ * second concurrent UPDATE waits for the first's row lock, then re-checks its
+ * WHERE against the new row and changes nothing.
  */
 import { inTransaction, openPostgres, type PostgresPool, type PostgresTarget } from '../secdb/index.js';
 import type { FullReport } from '../report/index.js';
-import type { ActionRecord, ConfigurationStore, HostEntry, PolicyDocument } from './store.js';
+import { blocks, replaceable, type ActionRecord, type ConfigurationStore, type HostEntry, type PolicyDocument } from './store.js';
 
 /** The schema version this gatesock writes and reads (row `configuration` of `gatesock_schema`). @public */
 export const CENTER_POSTGRES_SCHEMA_VERSION = 1;
@@ -74,6 +86,8 @@ const TABLES = ['hosts', 'reports', 'actions', 'policy'];
 
 /** The advisory lock a report write takes. */
 const REPORT_LOCK = 0x6773636f; // 'gsco'
+/** The advisory lock an action claim takes. */
+const ACTION_LOCK = 0x67736361; // 'gsca'
 
 /** A {@link ConfigurationStore} on a PostgreSQL server; open one with {@link PostgresConfigurationStore.open}. @public */
 export class PostgresConfigurationStore implements ConfigurationStore {
@@ -164,6 +178,25 @@ export class PostgresConfigurationStore implements ConfigurationStore {
       action.createdAt,
       JSON.stringify(action),
     ]);
+  }
+
+  /** {@inheritDoc ConfigurationStore.claimAction} */
+  async claimAction(action: ActionRecord): Promise<ActionRecord | null> {
+    return inTransaction(this.#open(), ACTION_LOCK, async (c) => {
+      for (const r of (await c.query('SELECT action FROM actions WHERE host_id = $1', [action.hostId])).rows) {
+        const a = JSON.parse(String(r['action'])) as ActionRecord;
+        if (blocks(a, action)) return a;
+      }
+      await c.query('INSERT INTO actions (id, host_id, created, action) VALUES ($1, $2, $3, $4)', [action.id, action.hostId, action.createdAt, JSON.stringify(action)]);
+      return null;
+    });
+  }
+
+  /** {@inheritDoc ConfigurationStore.replaceAction} */
+  async replaceAction(expected: ActionRecord, next: ActionRecord): Promise<boolean> {
+    const pool = this.#open();
+    if (!replaceable(expected, next)) return false;
+    return (await pool.query('UPDATE actions SET action = $3 WHERE id = $1 AND action = $2', [expected.id, JSON.stringify(expected), JSON.stringify(next)])).rowCount === 1;
   }
 
   /** {@inheritDoc ConfigurationStore.getAction} */

@@ -32,11 +32,15 @@
  * ```
  *
  * Write-ahead logging; a new report moves latest → previous in one transaction.
+ * A claim ({@link SqliteConfigurationStore.claimAction}) reads the host's
+ * actions and inserts in one `BEGIN IMMEDIATE` transaction, so it holds the
+ * file's write lock throughout: two processes on one file cannot both claim
+ * a finding. A compare-and-swap is one `UPDATE … WHERE action = <as read>`.
  */
 import { ConfigError } from '../../../errors/index.js';
 import { openSqliteFile, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
 import type { FullReport } from '../report/index.js';
-import type { ActionRecord, ConfigurationStore, HostEntry, PolicyDocument } from './store.js';
+import { blocks, replaceable, type ActionRecord, type ConfigurationStore, type HostEntry, type PolicyDocument } from './store.js';
 
 /** The schema version this gatesock writes and reads. @public */
 export const CENTER_SQLITE_SCHEMA_VERSION = 1;
@@ -87,8 +91,9 @@ export class SqliteConfigurationStore implements ConfigurationStore {
   /** The file (`:memory:` for a private database in memory). */
   readonly path: string;
   #db: Database | undefined;
-  readonly #s: Record<'host' | 'hostByMsid' | 'putHost' | 'hosts' | 'report' | 'shift' | 'putReport' | 'delReport' | 'putAction' | 'action' | 'actions' | 'hostActions' | 'policy' | 'putPolicy', Statement>;
+  readonly #s: Record<'host' | 'hostByMsid' | 'putHost' | 'hosts' | 'report' | 'shift' | 'putReport' | 'delReport' | 'putAction' | 'insertAction' | 'swapAction' | 'action' | 'actions' | 'hostActions' | 'policy' | 'putPolicy', Statement>;
   readonly #putReport: { (hostId: string, report: FullReport): void; immediate(hostId: string, report: FullReport): void };
+  readonly #claim: { (action: ActionRecord): ActionRecord | null; immediate(action: ActionRecord): ActionRecord | null };
 
   private constructor(path: string, db: Database) {
     this.path = path;
@@ -104,6 +109,8 @@ export class SqliteConfigurationStore implements ConfigurationStore {
       shift: p('UPDATE reports SET slot = 1 WHERE host_id = ? AND slot = 0'),
       putReport: p('INSERT INTO reports (host_id, slot, seq, report) VALUES (?, 0, ?, ?)'),
       putAction: p('INSERT INTO actions (id, host_id, created, action) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET action = excluded.action'),
+      insertAction: p('INSERT INTO actions (id, host_id, created, action) VALUES (?, ?, ?, ?)'),
+      swapAction: p('UPDATE actions SET action = ? WHERE id = ? AND action = ?'),
       action: p('SELECT action FROM actions WHERE id = ?'),
       actions: p('SELECT action FROM actions ORDER BY created, id'),
       hostActions: p('SELECT action FROM actions WHERE host_id = ? ORDER BY created, id'),
@@ -114,6 +121,14 @@ export class SqliteConfigurationStore implements ConfigurationStore {
       this.#s.delReport.run(hostId);
       this.#s.shift.run(hostId);
       this.#s.putReport.run(hostId, report.seq, JSON.stringify(report));
+    });
+    this.#claim = db.transaction((action: ActionRecord) => {
+      for (const r of this.#s.hostActions.all(action.hostId) as { action: string }[]) {
+        const a = JSON.parse(r.action) as ActionRecord;
+        if (blocks(a, action)) return a;
+      }
+      this.#s.insertAction.run(action.id, action.hostId, action.createdAt, JSON.stringify(action));
+      return null;
     });
   }
 
@@ -181,6 +196,19 @@ export class SqliteConfigurationStore implements ConfigurationStore {
   async putAction(action: ActionRecord): Promise<void> {
     this.#open();
     this.#s.putAction.run(action.id, action.hostId, action.createdAt, JSON.stringify(action));
+  }
+
+  /** {@inheritDoc ConfigurationStore.claimAction} */
+  async claimAction(action: ActionRecord): Promise<ActionRecord | null> {
+    this.#open();
+    return this.#claim.immediate(action);
+  }
+
+  /** {@inheritDoc ConfigurationStore.replaceAction} */
+  async replaceAction(expected: ActionRecord, next: ActionRecord): Promise<boolean> {
+    this.#open();
+    if (!replaceable(expected, next)) return false;
+    return this.#s.swapAction.run(JSON.stringify(next), expected.id, JSON.stringify(expected)).changes === 1;
   }
 
   /** {@inheritDoc ConfigurationStore.getAction} */

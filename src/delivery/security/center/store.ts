@@ -64,6 +64,24 @@ export const ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', '
 /** States in which a finding already has its action: no second one is made. @public */
 export const BLOCKING_ACTION_STATES: readonly ActionState[] = Object.freeze(['planned', 'dispatched', 'verified-ran', 'notified', 'failed']);
 
+/**
+ * True when `stored` keeps `candidate` from being claimed: an open action
+ * of the same host and finding key ({@link ConfigurationStore.claimAction}).
+ * @internal
+ */
+export function blocks(stored: ActionRecord, candidate: ActionRecord): boolean {
+  return stored.hostId === candidate.hostId && stored.findingKey === candidate.findingKey && BLOCKING_ACTION_STATES.includes(stored.state);
+}
+
+/**
+ * True when `next` may replace `expected` ({@link ConfigurationStore.replaceAction}):
+ * the same action (ID, host, finding key), and a confirmed one stays confirmed.
+ * @internal
+ */
+export function replaceable(expected: ActionRecord, next: ActionRecord): boolean {
+  return next.id === expected.id && next.hostId === expected.hostId && next.findingKey === expected.findingKey && (expected.state !== 'confirmed' || next.state === 'confirmed');
+}
+
 /** What started an action: the four triggers of seed 004 §4.2. @public */
 export type Trigger = 'join' | 'report' | 'advisory' | 'scan';
 
@@ -146,8 +164,30 @@ export interface ConfigurationStore {
   previous(hostId: string): Promise<FullReport | undefined>;
   /** Store a new latest report (the old latest becomes the previous one). */
   putReport(hostId: string, report: FullReport): Promise<void>;
-  /** Add or replace an action (by its ID). */
+  /**
+   * Add or replace an action (by its ID), unchecked: for restoring or
+   * importing records. The center itself writes actions only through
+   * {@link ConfigurationStore.claimAction} and {@link ConfigurationStore.replaceAction}.
+   */
   putAction(action: ActionRecord): Promise<void>;
+  /**
+   * Store a new action unless its host already has an open action (state in
+   * {@link BLOCKING_ACTION_STATES}) for the same finding key — as one atomic
+   * step, also against other processes sharing the store (two security
+   * centers on one database). Resolves with null when `action` was stored,
+   * or with that open action (nothing is stored). Only the caller that got
+   * null acts on the finding.
+   */
+  claimAction(action: ActionRecord): Promise<ActionRecord | null>;
+  /**
+   * Compare and swap: replace the stored action `expected` (as read) by
+   * `next` (same ID, host and finding key) only if the stored record is still
+   * exactly `expected`, atomically. Resolves false, changing nothing, when
+   * another writer changed it first, when it is not stored, or when `next`
+   * would reopen a confirmed action (confirmed is final: reopening could
+   * give a finding a second open action).
+   */
+  replaceAction(expected: ActionRecord, next: ActionRecord): Promise<boolean>;
   /** The action with this ID, or undefined. */
   getAction(id: string): Promise<ActionRecord | undefined>;
   /** Actions, oldest first; of one host when `hostId` is given. */
@@ -209,6 +249,22 @@ export class MemoryConfigurationStore implements ConfigurationStore {
   /** {@inheritDoc ConfigurationStore.putAction} */
   async putAction(action: ActionRecord): Promise<void> {
     this.#actions.set(action.id, action);
+  }
+
+  /** {@inheritDoc ConfigurationStore.claimAction} */
+  async claimAction(action: ActionRecord): Promise<ActionRecord | null> {
+    // No await between the check and the write: atomic on one event loop.
+    for (const a of this.#actions.values()) if (blocks(a, action)) return a;
+    this.#actions.set(action.id, action);
+    return null;
+  }
+
+  /** {@inheritDoc ConfigurationStore.replaceAction} */
+  async replaceAction(expected: ActionRecord, next: ActionRecord): Promise<boolean> {
+    const stored = this.#actions.get(expected.id);
+    if (stored === undefined || !replaceable(expected, next) || JSON.stringify(stored) !== JSON.stringify(expected)) return false;
+    this.#actions.set(next.id, next);
+    return true;
   }
 
   /** {@inheritDoc ConfigurationStore.getAction} */

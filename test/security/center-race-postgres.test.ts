@@ -1,0 +1,157 @@
+// Two security centers on ONE PostgreSQL database (a throwaway server from
+// test/helpers/postgres.ts) race on the same new advisories, many times: both import the
+// same advisory with its countermeasures at once, or both pick up an advisory a third
+// process stored (syncAdvisories) at once. Exactly one action per (host, finding) must be
+// made, exactly one dispatch attempt per automatic action and exactly one notification per
+// manual one — whichever center made it. Also the notifier retry: two centers seeing the
+// same planned manual action whose notification failed send it once between them.
+// Skipped with the reason printed where no PostgreSQL server can be started
+// (GS_REQUIRE_POSTGRES=1 makes that a failure).
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RelayError, SecurityCenterError } from '../../src/errors/index.js';
+import type { AgentConnector, AgentRef } from '../../src/delivery/dispatch/index.js';
+import { parseOsv, type Countermeasure } from '../../src/delivery/security/advisories/index.js';
+import { signReportMessage } from '../../src/delivery/security/channel/index.js';
+import { SecurityCenter, type ActionRecord } from '../../src/delivery/security/center/index.js';
+import { collectConfiguration } from '../../src/delivery/security/collect/index.js';
+import type { Notifier, SecurityNotification } from '../../src/delivery/security/notify/index.js';
+import { encodeConfigurationReport } from '../../src/delivery/security/report/index.js';
+import { PostgresSecurityStore } from '../../src/delivery/security/secdb/index.js';
+import { createServerIdentity, generateIdentityKey, type Identity } from '../../src/session/index.js';
+import { lazyPostgres } from '../helpers/postgres.js';
+import { collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
+
+const server = lazyPostgres();
+const closers: (() => Promise<unknown>)[] = [];
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const c of closers.reverse()) await c().catch(() => undefined);
+  await server.stop();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+const skip = await server.unavailable();
+if (skip !== undefined) console.log(`two SecurityCenters on one PostgreSQL database skipped: ${skip}`);
+
+/** Counts connection attempts per agent; every agent is offline, so each dispatch fails at once. */
+class CountingConnector implements AgentConnector {
+  readonly connects = new Map<string, number>();
+  async connect(agent: AgentRef): Promise<never> {
+    this.connects.set(agent.msid, (this.connects.get(agent.msid) ?? 0) + 1);
+    throw new RelayError('GS_ERR_SERVER_OFFLINE', `agent ${agent.msid} is offline (test)`);
+  }
+}
+
+/** Records every notification; fails while `failing` is set. */
+class CountingNotifier implements Notifier {
+  readonly kind = 'test';
+  readonly sent: SecurityNotification[] = [];
+  failing = false;
+  async send(n: SecurityNotification): Promise<void> {
+    // Let the other center run in between, as a real notifier's round trip would.
+    await new Promise((r) => setTimeout(r, 5));
+    if (this.failing) throw new SecurityCenterError('GS_ERR_SECURITY_NOTIFY_FAILED', 'test notifier is down');
+    this.sent.push(n);
+  }
+  async close(): Promise<void> {}
+}
+
+function osv(id: string): string {
+  return JSON.stringify({
+    schema_version: '1.6.0',
+    id,
+    modified: '2026-11-20T10:00:00Z',
+    affected: [{ package: { ecosystem: 'Debian:12', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '3.0.11-1~deb12u2' }] }] }],
+  });
+}
+
+const HOSTS = ['h1', 'h2', 'h3'];
+const ROUNDS = 24;
+
+/** (host, finding key) → how many actions, for every pair with more than one. */
+function duplicates(actions: readonly ActionRecord[]): string[] {
+  const n = new Map<string, number>();
+  for (const a of actions) n.set(`${a.hostId} ${a.findingKey}`, (n.get(`${a.hostId} ${a.findingKey}`) ?? 0) + 1);
+  return [...n].filter(([, c]) => c > 1).map(([k, c]) => `${k} ×${c}`);
+}
+
+describe('two SecurityCenters on one PostgreSQL database', () => {
+  it.skipIf(skip !== undefined)(`make exactly one action per finding when they race on the same advisories (${ROUNDS} rounds × ${HOSTS.length} hosts)`, async () => {
+    const url = await server.database();
+    const d = tempDir('center-race');
+    dirs.push(d);
+    const key = generateIdentityKey();
+    const connector = new CountingConnector();
+    const notifiers = [new CountingNotifier(), new CountingNotifier()];
+    const open = (notifier: Notifier) =>
+      SecurityCenter.open({ key, connector, notifier, configStore: url, securityStore: url, dispatch: { retries: 0, connectTimeoutMs: 1_000, waves: [1], failureThreshold: 1 }, countermeasureTimeoutMs: 5_000 });
+    const a = await open(notifiers[0]!);
+    closers.push(() => a.close());
+    // The hosts report to center A; center B loads them from the database when it opens.
+    const identities = new Map<string, Identity>();
+    for (const h of HOSTS) {
+      const identity = createServerIdentity();
+      identities.set(h, identity);
+      const root = writeRoot(path.join(d, h), [{ name: 'openssl', version: '3.0.9-1' }]);
+      const { report } = await collectConfiguration({ ...collectFor(root, ['10.0.0.9']), hostMsid: identity.msid });
+      const answer = await a.receiveReport(signReportMessage({ host: h, pcid: `agent-${h}`, device: 'server' }, encodeConfigurationReport({ ...report, seq: 1 }), identity));
+      expect(answer.status).toBe('accepted');
+    }
+    const b = await open(notifiers[1]!);
+    closers.push(() => b.close());
+    expect(b.engine.hostIds().sort()).toEqual(HOSTS);
+    // A third process (`gatesock center import-advisories`) stores advisories for the sync rounds.
+    const importer = await PostgresSecurityStore.open(url);
+    closers.push(() => importer.close());
+
+    let automatic = 0;
+    let manual = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      const id = `T-RACE-${i}`;
+      const advisory = parseOsv(osv(id), `${id}.json`);
+      const isManual = i % 2 === 1;
+      const steps: Countermeasure[] = isManual ? [{ kind: 'manual', instructions: `fix ${id} by hand` }] : [{ kind: 'upgrade', package: 'openssl' }];
+      const cms = new Map([[id, steps]]);
+      if (i % 4 < 2) {
+        // both import it at once
+        await Promise.all([a.importAdvisories(advisory, cms), b.importAdvisories(advisory, cms)]);
+      } else {
+        // another process stored it; both centers sync at once
+        await importer.putCountermeasures(cms);
+        await importer.putAdvisories(advisory);
+        await Promise.all([a.syncAdvisories(), b.syncAdvisories()]);
+      }
+      if (isManual) manual++;
+      else automatic++;
+    }
+    await Promise.all([a.settled(), b.settled()]);
+
+    const actions = await a.actions();
+    expect(duplicates(actions)).toEqual([]);
+    expect(actions).toHaveLength(ROUNDS * HOSTS.length);
+    expect((await b.actions()).map((x) => x.id)).toEqual(actions.map((x) => x.id));
+    // every automatic action was dispatched once (and failed: the agents are offline); every manual one notified once
+    for (const x of actions) expect([x.mode, x.state], x.findingKey).toEqual(x.mode === 'automatic' ? ['automatic', 'failed'] : ['manual', 'notified']);
+    for (const h of HOSTS) expect(connector.connects.get(identities.get(h)!.msid), h).toBe(automatic);
+    const sent = [...notifiers[0]!.sent, ...notifiers[1]!.sent];
+    expect(sent).toHaveLength(manual * HOSTS.length);
+    expect(new Set(sent.map((n) => n.id)).size).toBe(manual * HOSTS.length);
+
+    // The notifier retry: both notifiers down, a manual advisory → planned actions; then both
+    // centers see it again at once (a re-import of the countermeasures) with the notifiers up.
+    for (const n of notifiers) n.failing = true;
+    const id = 'T-RACE-RETRY';
+    const cms = new Map<string, Countermeasure[]>([[id, [{ kind: 'manual', instructions: 'by hand' }]]]);
+    const retry = parseOsv(osv(id), `${id}.json`);
+    await a.importAdvisories(retry, cms);
+    const waiting = (await a.actions()).filter((x) => x.advisoryId === id);
+    expect(waiting.map((x) => [x.state, x.detail?.startsWith('notification failed')])).toEqual(HOSTS.map(() => ['planned', true]));
+    for (const n of notifiers) n.failing = false;
+    const before = sent.length;
+    for (let r = 0; r < 3; r++) await Promise.all([a.importAdvisories(retry, cms), b.importAdvisories(retry, cms)]);
+    expect(notifiers[0]!.sent.length + notifiers[1]!.sent.length - before).toBe(HOSTS.length);
+    expect((await a.actions()).filter((x) => x.advisoryId === id).map((x) => x.state)).toEqual(HOSTS.map(() => 'notified'));
+    expect(duplicates(await a.actions())).toEqual([]);
+  });
+});
