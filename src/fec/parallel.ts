@@ -76,7 +76,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FecError } from '../errors/index.js';
-import { mul, mulAdd } from './gf256-kernel.js';
+import { combineRows } from './gf256-kernel.js';
 import { multiplyMatrices, type Gf256Matrix } from './matrix.js';
 import { ReedSolomon, checkRs8Params, rs8ParityMatrix, type ReconstructOptions } from './reed-solomon.js';
 import {
@@ -109,8 +109,6 @@ export interface ParallelReedSolomonOptions {
   readonly workerUrl?: URL | string;
 }
 
-/** Bytes per cache slice inside one thread's range (as in reed-solomon.ts). */
-const SLICE = 32 * 1024;
 /** Chunks of a block start on multiples of this, so words stay aligned alike in every chunk. */
 const ALIGN = 64;
 /** Smallest chunk of one block a thread takes at a time. */
@@ -127,9 +125,10 @@ const POOL_MAX = 4;
 const DIRECT_MIN = 16 * 1024;
 
 /**
- * `outputs[r] = Σ_t rows[r][t] · inputs[t]` over bytes `[start, end)`,
- * output-major within 32 KiB slices: the loop of {@link ReedSolomon},
- * restricted to a range. What every thread runs on its piece.
+ * `outputs[r] = Σ_t rows[r][t] · inputs[t]` over bytes `[start, end)`:
+ * the kernel's block product (gf256-kernel.ts `combineRows`, as in
+ * {@link ReedSolomon}), restricted to a range. What every thread runs on its
+ * piece.
  * @internal
  */
 export function combineRange(
@@ -139,16 +138,7 @@ export function combineRange(
   start: number,
   end: number,
 ): void {
-  const n = inputs.length;
-  for (let s = start; s < end; s += SLICE) {
-    const e = Math.min(end, s + SLICE);
-    for (let r = 0; r < outputs.length; r++) {
-      const row = rows[r]!;
-      const out = outputs[r]!;
-      mul(row[0]!, inputs[0]!, out, s, e);
-      for (let t = 1; t < n; t++) mulAdd(row[t]!, inputs[t]!, out, s, e);
-    }
-  }
+  combineRows(rows, inputs, outputs, start, end);
 }
 
 /**

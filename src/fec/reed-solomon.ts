@@ -42,7 +42,7 @@
 import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
 import { GF256_INV, gfMul } from './gf256.js';
-import { mul, mulAdd } from './gf256-kernel.js';
+import { combineRows } from './gf256-kernel.js';
 import type { Gf256Matrix } from './matrix.js';
 import {
   DecodeMatrixCache,
@@ -96,39 +96,13 @@ export interface ReconstructOptions {
 }
 
 /**
- * Bytes per slice of the shards when a job combines several inputs into
- * several outputs, so that one slice of every input and output can stay in
- * cache for very large shards. Measured on Node 20 (RS(10,4) × 64 KiB, MB/s
- * of data, output-major / input-major): 2 KiB 396/398, 4 KiB 429/424,
- * 8 KiB 445/444, 16 KiB 456/457, 32 KiB 461/465, unsliced 468/464; RS(64,8)
- * × 1,400 B is flat at 184–194 either way. The kernel's arithmetic, not
- * memory, bounds the speed at these sizes, so the slice is large (fewer
- * calls, fewer views) and the loop order is the simpler output-major one.
- */
-const SLICE = 32 * 1024;
-
-/**
- * `outputs[r] = Σ_t rows[r][t] · inputs[t]` over bytes `[0, len)`, slice by
- * slice: within a slice, output-major (one output at a time, every input
- * multiplied into it), so each output is read and written once per input
- * while its slice is hot, and the first input writes rather than adds (no
- * zero-fill pass).
+ * `outputs[r] = Σ_t rows[r][t] · inputs[t]` over bytes `[0, len)`: the
+ * kernel's block product (WebAssembly SIMD when available, else the JS loop;
+ * see gf256-kernel.ts).
  */
 function combine(rows: readonly Uint8Array[], inputs: readonly Uint8Array[], outputs: readonly Uint8Array[], len: number): void {
-  const n = inputs.length;
-  for (let s = 0; s < len; s += SLICE) {
-    const e = Math.min(len, s + SLICE);
-    for (let r = 0; r < outputs.length; r++) {
-      const row = rows[r]!;
-      const out = outputs[r]!;
-      mul(row[0]!, inputs[0]!, out, s, e);
-      for (let t = 1; t < n; t++) mulAdd(row[t]!, inputs[t]!, out, s, e);
-    }
-  }
+  combineRows(rows, inputs, outputs, 0, len);
 }
-
-
-
 
 /**
  * The m × k parity matrix `P` (see the module notes): Cauchy, then the first

@@ -1,0 +1,184 @@
+/**
+ * The GF(2^8) kernels on WebAssembly SIMD: the JavaScript side of
+ * gf256-simd.wat (assembled into gf256-simd-module.ts by
+ * scripts/gen-gf256-wasm.mjs).
+ *
+ * The codec's shards are JavaScript `Uint8Array`s; WebAssembly reads and
+ * writes only its own linear memory. So every call copies: the inputs in,
+ * the outputs out (and, for a multiply-add, the output in too). The copy is
+ * what decides where SIMD pays (measured, see gf256-kernel.ts and
+ * bench/fec-simd.bench.ts):
+ *
+ * - {@link Gf256Simd.combine}, a whole block's `outputs = rows · inputs`
+ *   (what encode and reconstruct run), copies each input in once and each
+ *   output out once for nIn · nOut multiplications, and computes two outputs
+ *   at a time with their 32-byte pieces held in registers over all inputs:
+ *   the copy is small beside the work, and this is where the codec's time is.
+ * - {@link Gf256Simd.mulAdd} on its own moves three times its length for one
+ *   multiplication; it still beats the JS loop on long ranges, narrowly.
+ *
+ * Memory is fixed at load (10 pages, 640 KiB; never grown, so the byte view
+ * stays valid): the 256 coefficients' nibble tables (8 KiB), a block's
+ * coefficient rows (up to 256 × 256 bytes), then 568 KiB of data. A block
+ * whose shards do not fit is done in slices of bytes, each slice's inputs and
+ * outputs together at most that (so they also stay in a 1 MiB L2 cache).
+ *
+ * One instance per thread (module state; worker threads load their own).
+ * Functions trust their arguments as the JS kernels do.
+ *
+ * @packageDocumentation
+ */
+import { GF256_MUL } from './gf256.js';
+import { GF256_SIMD_WASM_BASE64 } from './gf256-simd-module.js';
+
+/** The module's exports (see gf256-simd.wat for each function's contract). */
+interface SimdExports {
+  readonly memory: { readonly buffer: ArrayBuffer };
+  mulAdd(c: number, input: number, output: number, len: number): void;
+  mul(c: number, input: number, output: number, len: number): void;
+  xorInto(input: number, output: number, len: number): void;
+  dot(rows: number, nIn: number, nOut: number, input: number, output: number, stride: number, len: number): void;
+}
+
+/**
+ * The part of the global `WebAssembly` used here (typed locally: the
+ * project's lib has no DOM types, and @types/node declares only a namespace).
+ */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object) => { readonly exports: unknown };
+}
+
+/** Address of coefficient c's tables is `c << 5`: lo[16] (c·i), then hi[16] (c·(i << 4)). */
+const TABLES = 0;
+/** Coefficient rows of a `dot` call: nOut rows of nIn bytes, at most 256 × 256. */
+const ROWS = TABLES + 256 * 32;
+/** Start of the shard bytes. */
+const DATA = ROWS + 256 * 256;
+/** Bytes of the memory the module declares (10 pages of 64 KiB). */
+const MEMORY_BYTES = 10 * 65536;
+/** Bytes for shards. */
+const DATA_BYTES = MEMORY_BYTES - DATA;
+/** Longest piece one single-array call copies at a time (input and output side by side). */
+const PIECE = (DATA_BYTES >> 1) & ~31;
+
+/** `n` rounded up to a multiple of 32 (the `dot` step). */
+function up32(n: number): number {
+  return (n + 31) & ~31;
+}
+
+/** The module's bytes, decoded from the generated base64. */
+export function gf256SimdBytes(): Uint8Array {
+  const s = atob(GF256_SIMD_WASM_BASE64);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
+}
+
+/**
+ * The SIMD kernels of one instance of the module. Same contracts as the
+ * functions of gf256-kernel.ts.
+ * @internal
+ */
+export interface Gf256Simd {
+  /** `output[i] ^= c · input[i]` for `start ≤ i < end`. */
+  mulAdd(c: number, input: Uint8Array, output: Uint8Array, start: number, end: number): void;
+  /** `output[i] = c · input[i]` for `start ≤ i < end`. */
+  mul(c: number, input: Uint8Array, output: Uint8Array, start: number, end: number): void;
+  /** `output[i] ^= input[i]` for `start ≤ i < end`. */
+  xorInto(input: Uint8Array, output: Uint8Array, start: number, end: number): void;
+  /**
+   * `outputs[r][i] = Σ_t rows[r][t] · inputs[t][i]` for `start ≤ i < end`;
+   * false (nothing written) when the block is too wide for the memory
+   * (nIn · nOut > 65,536), so the caller runs the JS loop instead.
+   */
+  combine(
+    rows: readonly Uint8Array[],
+    inputs: readonly Uint8Array[],
+    outputs: readonly Uint8Array[],
+    start: number,
+    end: number,
+  ): boolean;
+}
+
+/**
+ * Instantiate the SIMD module, or `undefined` when this runtime has no
+ * WebAssembly or its WebAssembly lacks SIMD (`WebAssembly.validate` says no),
+ * or instantiation fails.
+ * @internal
+ */
+export function loadGf256Simd(bytes: Uint8Array = gf256SimdBytes()): Gf256Simd | undefined {
+  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  let ex: SimdExports;
+  try {
+    if (typeof wasm !== 'object' || !wasm.validate(bytes)) return undefined;
+    // Synchronous on purpose: the module is 1.7 KB, and the kernel must be
+    // chosen before the first call (module load), not after a promise.
+    ex = new wasm.Instance(new wasm.Module(bytes)).exports as SimdExports;
+  } catch {
+    return undefined;
+  }
+  if (ex.memory.buffer.byteLength < MEMORY_BYTES) return undefined;
+  const heap = new Uint8Array(ex.memory.buffer);
+  for (let c = 0; c < 256; c++) {
+    for (let i = 0; i < 16; i++) {
+      heap[TABLES + (c << 5) + i] = GF256_MUL[(c << 8) | i]!;
+      heap[TABLES + (c << 5) + 16 + i] = GF256_MUL[(c << 8) | (i << 4)]!;
+    }
+  }
+
+  /** `a[start, end)` as an array to copy from: `a` itself when that is the whole of it. */
+  const range = (a: Uint8Array, start: number, end: number): Uint8Array =>
+    start === 0 && end === a.length ? a : a.subarray(start, end);
+
+  return {
+    mulAdd(c, input, output, start, end) {
+      for (let s = start; s < end; s += PIECE) {
+        const e = Math.min(end, s + PIECE);
+        heap.set(range(input, s, e), DATA);
+        heap.set(range(output, s, e), DATA + PIECE);
+        ex.mulAdd(c, DATA, DATA + PIECE, e - s);
+        output.set(heap.subarray(DATA + PIECE, DATA + PIECE + e - s), s);
+      }
+    },
+    mul(c, input, output, start, end) {
+      for (let s = start; s < end; s += PIECE) {
+        const e = Math.min(end, s + PIECE);
+        heap.set(range(input, s, e), DATA);
+        ex.mul(c, DATA, DATA + PIECE, e - s);
+        output.set(heap.subarray(DATA + PIECE, DATA + PIECE + e - s), s);
+      }
+    },
+    xorInto(input, output, start, end) {
+      for (let s = start; s < end; s += PIECE) {
+        const e = Math.min(end, s + PIECE);
+        heap.set(range(input, s, e), DATA);
+        heap.set(range(output, s, e), DATA + PIECE);
+        ex.xorInto(DATA, DATA + PIECE, e - s);
+        output.set(heap.subarray(DATA + PIECE, DATA + PIECE + e - s), s);
+      }
+    },
+    combine(rows, inputs, outputs, start, end) {
+      const nIn = inputs.length;
+      const nOut = outputs.length;
+      if (nIn * nOut > DATA - ROWS || (nIn + nOut) * 32 > DATA_BYTES) return false;
+      if (nOut === 0 || end <= start) return true;
+      for (let r = 0; r < nOut; r++) heap.set(rows[r]!.subarray(0, nIn), ROWS + r * nIn);
+      // Slice stride: the whole range when every input and output fits, else
+      // the most that does (a multiple of 32, at least 32 by the test above).
+      const stride = Math.min(up32(end - start), Math.floor(DATA_BYTES / (nIn + nOut)) & ~31);
+      const out = DATA + nIn * stride;
+      for (let s = start; s < end; s += stride) {
+        const e = Math.min(end, s + stride);
+        const n = e - s;
+        for (let t = 0; t < nIn; t++) heap.set(range(inputs[t]!, s, e), DATA + t * stride);
+        // Bytes n…up32(n) of each slot are stale: they give stale results
+        // past n that are never copied out.
+        ex.dot(ROWS, nIn, nOut, DATA, out, stride, up32(n));
+        for (let r = 0; r < nOut; r++) outputs[r]!.set(heap.subarray(out + r * stride, out + r * stride + n), s);
+      }
+      return true;
+    },
+  };
+}

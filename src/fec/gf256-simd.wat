@@ -1,0 +1,260 @@
+;; GF(2^8) multiply kernels on WebAssembly SIMD (128-bit), split-nibble tables.
+;;
+;; Source of src/fec/gf256-simd-module.ts: `node scripts/gen-gf256-wasm.mjs`
+;; assembles this file (wabt) into that module; test/fec/gf256-simd.test.ts
+;; fails when the committed bytes are not what this text assembles to.
+;;
+;; Method (ISA-L, klauspost/reedsolomon's galMulSSSE3): for a coefficient c,
+;; c·x = c·(x & 15) ^ c·(x & 0xf0), because multiplication by c is linear over
+;; GF(2). So two 16-entry tables per coefficient, lo[i] = c·i and
+;; hi[i] = c·(i << 4), give 16 products at once: two `i8x16.swizzle`s (one
+;; on the low nibbles, one on the high nibbles) and a xor. Nibble indices are
+;; always 0…15, so swizzle's "index ≥ 16 gives 0" rule never applies.
+;;
+;; Memory layout (one exported memory; the JS side, gf256-simd.ts, owns
+;; every address and fills the tables once at load):
+;;
+;;     0        8,192      73,728                          end
+;;     +--------+----------+-------------------------------+
+;;     | tables | rows     | data: inputs, then outputs    |
+;;     +--------+----------+-------------------------------+
+;;
+;;   tables  256 coefficients × 32 bytes: lo[16] then hi[16]; c's at c << 5
+;;   rows    coefficient bytes of a `dot` call, nOut rows of nIn bytes
+;;   data    the shards' bytes, copied in and out by the JS side
+;;
+;; Every function trusts its arguments (the JS side checks and lays out):
+;; no bounds beyond the memory's own traps.
+(module
+  (memory (export "memory") 10)
+
+  ;; out[i] ^= c·in[i] for 0 ≤ i < len. 32 bytes per step, then 16, then bytes.
+  (func (export "mulAdd") (param $c i32) (param $in i32) (param $out i32) (param $len i32)
+    (local $lo v128) (local $hi v128) (local $m v128) (local $x v128) (local $y v128)
+    (local $t i32) (local $end i32) (local $b i32)
+    (local.set $t (i32.shl (local.get $c) (i32.const 5)))
+    (local.set $lo (v128.load (local.get $t)))
+    (local.set $hi (v128.load offset=16 (local.get $t)))
+    (local.set $m (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+    (local.set $end (i32.add (local.get $in) (i32.and (local.get $len) (i32.const -32))))
+    (block $done32
+      (loop $step32
+        (br_if $done32 (i32.ge_u (local.get $in) (local.get $end)))
+        (local.set $x (v128.load (local.get $in)))
+        (local.set $y (v128.load offset=16 (local.get $in)))
+        (v128.store (local.get $out)
+          (v128.xor (v128.load (local.get $out))
+            (v128.xor
+              (i8x16.swizzle (local.get $lo) (v128.and (local.get $x) (local.get $m)))
+              (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $x) (i32.const 4)) (local.get $m))))))
+        (v128.store offset=16 (local.get $out)
+          (v128.xor (v128.load offset=16 (local.get $out))
+            (v128.xor
+              (i8x16.swizzle (local.get $lo) (v128.and (local.get $y) (local.get $m)))
+              (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $y) (i32.const 4)) (local.get $m))))))
+        (local.set $in (i32.add (local.get $in) (i32.const 32)))
+        (local.set $out (i32.add (local.get $out) (i32.const 32)))
+        (br $step32)))
+    (if (i32.and (local.get $len) (i32.const 16))
+      (then
+        (local.set $x (v128.load (local.get $in)))
+        (v128.store (local.get $out)
+          (v128.xor (v128.load (local.get $out))
+            (v128.xor
+              (i8x16.swizzle (local.get $lo) (v128.and (local.get $x) (local.get $m)))
+              (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $x) (i32.const 4)) (local.get $m))))))
+        (local.set $in (i32.add (local.get $in) (i32.const 16)))
+        (local.set $out (i32.add (local.get $out) (i32.const 16)))))
+    ;; Tail: up to 15 bytes, each from the two tables' bytes.
+    (local.set $end (i32.add (local.get $in) (i32.and (local.get $len) (i32.const 15))))
+    (block $done1
+      (loop $step1
+        (br_if $done1 (i32.ge_u (local.get $in) (local.get $end)))
+        (local.set $b (i32.load8_u (local.get $in)))
+        (i32.store8 (local.get $out)
+          (i32.xor (i32.load8_u (local.get $out))
+            (i32.xor
+              (i32.load8_u (i32.add (local.get $t) (i32.and (local.get $b) (i32.const 15))))
+              (i32.load8_u offset=16 (i32.add (local.get $t) (i32.shr_u (local.get $b) (i32.const 4)))))))
+        (local.set $in (i32.add (local.get $in) (i32.const 1)))
+        (local.set $out (i32.add (local.get $out) (i32.const 1)))
+        (br $step1))))
+
+  ;; out[i] = c·in[i] for 0 ≤ i < len (in == out allowed). Steps as mulAdd.
+  (func (export "mul") (param $c i32) (param $in i32) (param $out i32) (param $len i32)
+    (local $lo v128) (local $hi v128) (local $m v128) (local $x v128) (local $y v128)
+    (local $t i32) (local $end i32) (local $b i32)
+    (local.set $t (i32.shl (local.get $c) (i32.const 5)))
+    (local.set $lo (v128.load (local.get $t)))
+    (local.set $hi (v128.load offset=16 (local.get $t)))
+    (local.set $m (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+    (local.set $end (i32.add (local.get $in) (i32.and (local.get $len) (i32.const -32))))
+    (block $done32
+      (loop $step32
+        (br_if $done32 (i32.ge_u (local.get $in) (local.get $end)))
+        (local.set $x (v128.load (local.get $in)))
+        (local.set $y (v128.load offset=16 (local.get $in)))
+        (v128.store (local.get $out)
+          (v128.xor
+            (i8x16.swizzle (local.get $lo) (v128.and (local.get $x) (local.get $m)))
+            (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $x) (i32.const 4)) (local.get $m)))))
+        (v128.store offset=16 (local.get $out)
+          (v128.xor
+            (i8x16.swizzle (local.get $lo) (v128.and (local.get $y) (local.get $m)))
+            (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $y) (i32.const 4)) (local.get $m)))))
+        (local.set $in (i32.add (local.get $in) (i32.const 32)))
+        (local.set $out (i32.add (local.get $out) (i32.const 32)))
+        (br $step32)))
+    (if (i32.and (local.get $len) (i32.const 16))
+      (then
+        (local.set $x (v128.load (local.get $in)))
+        (v128.store (local.get $out)
+          (v128.xor
+            (i8x16.swizzle (local.get $lo) (v128.and (local.get $x) (local.get $m)))
+            (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $x) (i32.const 4)) (local.get $m)))))
+        (local.set $in (i32.add (local.get $in) (i32.const 16)))
+        (local.set $out (i32.add (local.get $out) (i32.const 16)))))
+    (local.set $end (i32.add (local.get $in) (i32.and (local.get $len) (i32.const 15))))
+    (block $done1
+      (loop $step1
+        (br_if $done1 (i32.ge_u (local.get $in) (local.get $end)))
+        (local.set $b (i32.load8_u (local.get $in)))
+        (i32.store8 (local.get $out)
+          (i32.xor
+            (i32.load8_u (i32.add (local.get $t) (i32.and (local.get $b) (i32.const 15))))
+            (i32.load8_u offset=16 (i32.add (local.get $t) (i32.shr_u (local.get $b) (i32.const 4))))))
+        (local.set $in (i32.add (local.get $in) (i32.const 1)))
+        (local.set $out (i32.add (local.get $out) (i32.const 1)))
+        (br $step1))))
+
+  ;; out[i] ^= in[i] for 0 ≤ i < len: 32 bytes per step, then 16, then bytes.
+  (func (export "xorInto") (param $in i32) (param $out i32) (param $len i32)
+    (local $end i32)
+    (local.set $end (i32.add (local.get $in) (i32.and (local.get $len) (i32.const -32))))
+    (block $done32
+      (loop $step32
+        (br_if $done32 (i32.ge_u (local.get $in) (local.get $end)))
+        (v128.store (local.get $out) (v128.xor (v128.load (local.get $out)) (v128.load (local.get $in))))
+        (v128.store offset=16 (local.get $out)
+          (v128.xor (v128.load offset=16 (local.get $out)) (v128.load offset=16 (local.get $in))))
+        (local.set $in (i32.add (local.get $in) (i32.const 32)))
+        (local.set $out (i32.add (local.get $out) (i32.const 32)))
+        (br $step32)))
+    (if (i32.and (local.get $len) (i32.const 16))
+      (then
+        (v128.store (local.get $out) (v128.xor (v128.load (local.get $out)) (v128.load (local.get $in))))
+        (local.set $in (i32.add (local.get $in) (i32.const 16)))
+        (local.set $out (i32.add (local.get $out) (i32.const 16)))))
+    (local.set $end (i32.add (local.get $in) (i32.and (local.get $len) (i32.const 15))))
+    (block $done1
+      (loop $step1
+        (br_if $done1 (i32.ge_u (local.get $in) (local.get $end)))
+        (i32.store8 (local.get $out) (i32.xor (i32.load8_u (local.get $out)) (i32.load8_u (local.get $in))))
+        (local.set $in (i32.add (local.get $in) (i32.const 1)))
+        (local.set $out (i32.add (local.get $out) (i32.const 1)))
+        (br $step1))))
+
+  ;; The dot products of a block: output r (at out + r·stride) =
+  ;; Σ_t rows[r·nIn + t] · input t (at in + t·stride), over len bytes.
+  ;; len must be a multiple of 32 (the JS side pads the stride; padding
+  ;; bytes give padding results nobody reads). Two outputs at a time, so
+  ;; each input vector is loaded and split into nibbles once for both; 32
+  ;; bytes of each output accumulate in registers over all inputs and are
+  ;; stored once (no read-modify-write of the output per input).
+  (func (export "dot") (param $rows i32) (param $nIn i32) (param $nOut i32)
+                       (param $in i32) (param $out i32) (param $stride i32) (param $len i32)
+    (local $m v128) (local $x0 v128) (local $x1 v128) (local $h0 v128) (local $h1 v128)
+    (local $lo v128) (local $hi v128)
+    (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128)
+    (local $r i32) (local $p i32) (local $t i32) (local $src i32) (local $row i32) (local $ta i32) (local $tb i32)
+    (local $dst i32)
+    (local.set $m (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+    ;; Pairs of outputs.
+    (block $pairsDone
+      (loop $pair
+        (br_if $pairsDone (i32.gt_u (i32.add (local.get $r) (i32.const 2)) (local.get $nOut)))
+        (local.set $row (i32.add (local.get $rows) (i32.mul (local.get $r) (local.get $nIn))))
+        (local.set $dst (i32.add (local.get $out) (i32.mul (local.get $r) (local.get $stride))))
+        (local.set $p (i32.const 0))
+        (block $posDone
+          (loop $pos
+            (br_if $posDone (i32.ge_u (local.get $p) (local.get $len)))
+            (local.set $a0 (v128.const i64x2 0 0))
+            (local.set $a1 (v128.const i64x2 0 0))
+            (local.set $b0 (v128.const i64x2 0 0))
+            (local.set $b1 (v128.const i64x2 0 0))
+            (local.set $src (i32.add (local.get $in) (local.get $p)))
+            (local.set $t (i32.const 0))
+            (block $inDone
+              (loop $input
+                (br_if $inDone (i32.ge_u (local.get $t) (local.get $nIn)))
+                (local.set $x0 (v128.load (local.get $src)))
+                (local.set $x1 (v128.load offset=16 (local.get $src)))
+                (local.set $h0 (v128.and (i16x8.shr_u (local.get $x0) (i32.const 4)) (local.get $m)))
+                (local.set $h1 (v128.and (i16x8.shr_u (local.get $x1) (i32.const 4)) (local.get $m)))
+                (local.set $x0 (v128.and (local.get $x0) (local.get $m)))
+                (local.set $x1 (v128.and (local.get $x1) (local.get $m)))
+                ;; output r
+                (local.set $ta (i32.shl (i32.load8_u (i32.add (local.get $row) (local.get $t))) (i32.const 5)))
+                (local.set $lo (v128.load (local.get $ta)))
+                (local.set $hi (v128.load offset=16 (local.get $ta)))
+                (local.set $a0 (v128.xor (local.get $a0)
+                  (v128.xor (i8x16.swizzle (local.get $lo) (local.get $x0)) (i8x16.swizzle (local.get $hi) (local.get $h0)))))
+                (local.set $a1 (v128.xor (local.get $a1)
+                  (v128.xor (i8x16.swizzle (local.get $lo) (local.get $x1)) (i8x16.swizzle (local.get $hi) (local.get $h1)))))
+                ;; output r + 1
+                (local.set $tb (i32.shl
+                  (i32.load8_u (i32.add (i32.add (local.get $row) (local.get $nIn)) (local.get $t))) (i32.const 5)))
+                (local.set $lo (v128.load (local.get $tb)))
+                (local.set $hi (v128.load offset=16 (local.get $tb)))
+                (local.set $b0 (v128.xor (local.get $b0)
+                  (v128.xor (i8x16.swizzle (local.get $lo) (local.get $x0)) (i8x16.swizzle (local.get $hi) (local.get $h0)))))
+                (local.set $b1 (v128.xor (local.get $b1)
+                  (v128.xor (i8x16.swizzle (local.get $lo) (local.get $x1)) (i8x16.swizzle (local.get $hi) (local.get $h1)))))
+                (local.set $src (i32.add (local.get $src) (local.get $stride)))
+                (local.set $t (i32.add (local.get $t) (i32.const 1)))
+                (br $input)))
+            (v128.store (i32.add (local.get $dst) (local.get $p)) (local.get $a0))
+            (v128.store offset=16 (i32.add (local.get $dst) (local.get $p)) (local.get $a1))
+            (v128.store (i32.add (i32.add (local.get $dst) (local.get $stride)) (local.get $p)) (local.get $b0))
+            (v128.store offset=16 (i32.add (i32.add (local.get $dst) (local.get $stride)) (local.get $p)) (local.get $b1))
+            (local.set $p (i32.add (local.get $p) (i32.const 32)))
+            (br $pos)))
+        (local.set $r (i32.add (local.get $r) (i32.const 2)))
+        (br $pair)))
+    ;; The last output of an odd count.
+    (if (i32.lt_u (local.get $r) (local.get $nOut))
+      (then
+        (local.set $row (i32.add (local.get $rows) (i32.mul (local.get $r) (local.get $nIn))))
+        (local.set $dst (i32.add (local.get $out) (i32.mul (local.get $r) (local.get $stride))))
+        (local.set $p (i32.const 0))
+        (block $posDone
+          (loop $pos
+            (br_if $posDone (i32.ge_u (local.get $p) (local.get $len)))
+            (local.set $a0 (v128.const i64x2 0 0))
+            (local.set $a1 (v128.const i64x2 0 0))
+            (local.set $src (i32.add (local.get $in) (local.get $p)))
+            (local.set $t (i32.const 0))
+            (block $inDone
+              (loop $input
+                (br_if $inDone (i32.ge_u (local.get $t) (local.get $nIn)))
+                (local.set $x0 (v128.load (local.get $src)))
+                (local.set $x1 (v128.load offset=16 (local.get $src)))
+                (local.set $ta (i32.shl (i32.load8_u (i32.add (local.get $row) (local.get $t))) (i32.const 5)))
+                (local.set $lo (v128.load (local.get $ta)))
+                (local.set $hi (v128.load offset=16 (local.get $ta)))
+                (local.set $a0 (v128.xor (local.get $a0)
+                  (v128.xor
+                    (i8x16.swizzle (local.get $lo) (v128.and (local.get $x0) (local.get $m)))
+                    (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $x0) (i32.const 4)) (local.get $m))))))
+                (local.set $a1 (v128.xor (local.get $a1)
+                  (v128.xor
+                    (i8x16.swizzle (local.get $lo) (v128.and (local.get $x1) (local.get $m)))
+                    (i8x16.swizzle (local.get $hi) (v128.and (i16x8.shr_u (local.get $x1) (i32.const 4)) (local.get $m))))))
+                (local.set $src (i32.add (local.get $src) (local.get $stride)))
+                (local.set $t (i32.add (local.get $t) (i32.const 1)))
+                (br $input)))
+            (v128.store (i32.add (local.get $dst) (local.get $p)) (local.get $a0))
+            (v128.store offset=16 (i32.add (local.get $dst) (local.get $p)) (local.get $a1))
+            (local.set $p (i32.add (local.get $p) (i32.const 32)))
+            (br $pos)))))))
