@@ -46,165 +46,44 @@
  *   own explanation.
  * - Bad input (malformed or hostile reports, advisories, scans) is refused
  *   with a clear reason before anything changes.
+ *
+ * The parts, one job each (they share a {@link CenterContext}):
+ *
+ * | file | job |
+ * | --- | --- |
+ * | `center.ts` | opening and closing, the store lock and the acting queue, the public methods |
+ * | `policy-document.ts` | the policy document: checking it, a host's settings, requested files, rule set |
+ * | `enrollment.ts` | which agent may report for which host |
+ * | `intake.ts` | report intake (triggers 1 and 2) |
+ * | `triggers.ts` | advisories and scans (triggers 3 and 4) |
+ * | `acting.ts` | an acting round: one claimed action per finding |
+ * | `actions.ts` | changing action records (compare and swap), confirming them by reports |
+ * | `dispatching.ts` | automatic actions through verifiable dispatch |
+ * | `notifications.ts` | manual actions to the notifier |
  */
-import { randomBytes, createHash } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { ConfigError, GatesockError, SecurityCenterError } from '../../../errors/index.js';
+import { ConfigError } from '../../../errors/index.js';
 import { checkOption } from '../../../errors/check.js';
-import type { IdentityKey } from '../../../session/index.js';
 import { serverStart, type ServerStartOptions, type SockServer } from '../../../socket/index.js';
-import {
-  DispatchCenter,
-  decodeReport,
-  type AgentConnector,
-  type AgentRef,
-  type DispatchOptions,
-  type DispatchStore,
-  type TargetResult,
-} from '../../dispatch/index.js';
-import { fromBase64url } from '../../dispatch/wire/index.js';
+import { DispatchCenter } from '../../dispatch/index.js';
 import { importAdvisoryFiles, type Advisory, type Countermeasure, type ImportReport } from '../advisories/index.js';
-import { MAX_REQUESTED_FILES, checkHostInfo, serveReportConnection, verifyReportMessage, type AnswerMessage, type ReportMessage, type RequestedFile } from '../channel/index.js';
-import { DiagnosisEngine, checkPolicy, findingKey, resolveHostPolicy, type Finding, type HostDiagnosis, type Policy } from '../diagnosis/index.js';
-import { firewallForHost } from '../firewall/index.js';
-import type { Notifier, SecurityNotification } from '../notify/index.js';
-import { applyReport, parseConfigurationReport, toInventory, type FullReport, type ReportLimits } from '../report/index.js';
-import { confirmFindings, parseNmapXml, type ScanFinding } from '../scan/index.js';
-import type { PutAdvisoriesResult, SecurityStore } from '../secdb/index.js';
+import { serveReportConnection, type AnswerMessage, type ReportMessage } from '../channel/index.js';
+import { DiagnosisEngine, type Finding } from '../diagnosis/index.js';
+import { toInventory } from '../report/index.js';
+import type { SecurityStore } from '../secdb/index.js';
 import { MemorySecurityStore, PostgresSecurityStore, SqliteSecurityStore, isPostgresUrl } from '../secdb/index.js';
+import { Acting } from './acting.js';
+import { ActionBook } from './actions.js';
+import type { AdvisoryImportResult, CenterContext, ScanImportResult, SecurityCenterEvents, SecurityCenterOptions } from './context.js';
+import { Dispatching } from './dispatching.js';
+import { checkEnrollment, enroll } from './enrollment.js';
+import { ReportIntake } from './intake.js';
+import { Notifications } from './notifications.js';
+import { EMPTY_POLICY, checkPolicyDocument, firewallFor } from './policy-document.js';
 import { PostgresConfigurationStore } from './postgres.js';
 import { SqliteConfigurationStore } from './sqlite.js';
-import { checkConfigRoot, checkUpgradeCommand, countermeasureCode, resolveSteps, type ResolvedStep } from './countermeasure.js';
-import { MemoryConfigurationStore, type ActionRecord, type ActionSettings, type ConfigurationStore, type HostEntry, type PolicyDocument, type Trigger } from './store.js';
-
-/** Options of {@link SecurityCenter.open}. @public */
-export interface SecurityCenterOptions {
-  /** The dispatch center's signing key: countermeasure bundles are signed with it; agents pin its public half. */
-  readonly key: IdentityKey;
-  /** How agents' dispatch servers are reached (a `RelayAgentConnector` on the relay). */
-  readonly connector: AgentConnector;
-  /**
-   * The configuration database, a PostgreSQL connection string (`postgres://…`: a
-   * `PostgresConfigurationStore`), or a SQLite file path to open one on.
-   * Default: a {@link MemoryConfigurationStore}.
-   */
-  readonly configStore?: ConfigurationStore | string;
-  /**
-   * The security information database, a PostgreSQL connection string
-   * (`postgres://…`: a `PostgresSecurityStore`; it may be the same database as
-   * `configStore`'s), or a SQLite file path to open one on. Default: a `MemorySecurityStore`.
-   */
-  readonly securityStore?: SecurityStore | string;
-  /** The dispatch store (or a SQLite path). Default: in memory. */
-  readonly dispatchStore?: DispatchStore | string;
-  /** The dispatch center's evidence log file. */
-  readonly dispatchLog?: string;
-  /** Where findings that need a person go. Without one, manual actions fail with "no notifier". */
-  readonly notifier?: Notifier;
-  /** Replaces the stored policy document at open. */
-  readonly policy?: PolicyDocument;
-  /** Dispatch settings for countermeasures (waves, retries, timeouts…). Default: the dispatch center's, with waves `[1, 0.5]`. */
-  readonly dispatch?: Omit<DispatchOptions, 'bundle' | 'agents' | 'args'>;
-  /** Longest a countermeasure run may take, ms. Default 600 000. */
-  readonly countermeasureTimeoutMs?: number;
-  /**
-   * `open` (default): a host ID unknown to the center is bound to the first
-   * agent that reports under it. `closed`: only hosts enrolled with
-   * {@link SecurityCenter.enrollHost} may report.
-   */
-  readonly enrollment?: 'open' | 'closed';
-  /** Report limits. */
-  readonly limits?: Partial<ReportLimits>;
-  /** Clock, ms since the epoch. */
-  readonly now?: () => number;
-}
-
-/** Events of a {@link SecurityCenter}. @public */
-export interface SecurityCenterEvents {
-  /** Trigger 1: a host's first report was accepted. */
-  joined: (host: HostEntry, diagnosis: HostDiagnosis) => void;
-  /** A report was accepted and diagnosed. */
-  report: (host: HostEntry, diagnosis: HostDiagnosis) => void;
-  /** A report was refused (nothing changed). */
-  refused: (info: { msid: string | null; host: string | null; code: string; message: string }) => void;
-  /** An action was made or changed state. */
-  action: (action: ActionRecord) => void;
-  /** Something failed that stops nothing (a notifier, a dispatch). */
-  error: (error: Error) => void;
-}
-
-/** What {@link SecurityCenter.importAdvisories} did. @public */
-export interface AdvisoryImportResult {
-  /** What the security store did with each advisory: added, updated, unchanged or stale. */
-  readonly stored: PutAdvisoriesResult;
-  /** Per advisory, the hosts it affects now (host IDs). */
-  readonly affected: readonly { readonly advisoryId: string; readonly hosts: readonly string[] }[];
-  /** The actions this import made. */
-  readonly actions: readonly ActionRecord[];
-}
-
-/** What {@link SecurityCenter.importScan} did. @public */
-export interface ScanImportResult {
-  /** Every open port of the scan, judged against the reports. */
-  readonly findings: readonly ScanFinding[];
-  /** The actions made for confirmed ones. */
-  readonly actions: readonly ActionRecord[];
-}
-
-/** Compare-and-swap attempts on one action before a change is given up (each lost one means another center changed it). */
-const MAX_SWAPS = 16;
-/** `detail` of a manual action whose notification failed starts so: the next trigger tries again. */
-const NOTIFY_FAILED = 'notification failed';
-/** `detail` of a manual action while a center sends it again. */
-const NOTIFYING = 'being notified again';
-/** A manual action planned this long (ms) without a result is taken as abandoned by the center that was sending it. */
-const NOTIFY_LEASE_MS = 10 * 60_000;
-
-const EMPTY_POLICY: PolicyDocument = Object.freeze({ policy: null, defaults: Object.freeze({}), hosts: Object.freeze({}) });
-const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
-function errorCode(err: unknown): string {
-  return err instanceof GatesockError ? err.code : 'GS_ERR_SECURITY_MALFORMED_REPORT';
-}
-
-function checkSettings(s: unknown, where: string): ActionSettings {
-  if (typeof s !== 'object' || s === null || Array.isArray(s)) throw new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', `${where} must be an object`);
-  const o = s as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (k !== 'upgradeCommand' && k !== 'configRoot') throw new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', `${where}.${k} is not a setting`);
-  return {
-    ...(o.upgradeCommand !== undefined ? { upgradeCommand: checkUpgradeCommand(o.upgradeCommand, `${where}.upgradeCommand`) } : {}),
-    ...(o.configRoot !== undefined ? { configRoot: checkConfigRoot(o.configRoot, `${where}.configRoot`) } : {}),
-  };
-}
-
-/**
- * Check a policy document (policy database content): the diagnosis policy
- * (`checkPolicy`) and every action setting.
- * @throws SecurityCenterError `GS_ERR_SECURITY_MALFORMED_POLICY`.
- * @public
- */
-export function checkPolicyDocument(doc: unknown): PolicyDocument {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', 'the policy document must be an object');
-  const o = doc as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['policy', 'defaults', 'hosts'].includes(k)) throw new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', `the policy document has an unknown key ${JSON.stringify(k)}`);
-  const policy = o.policy === undefined || o.policy === null ? null : checkPolicy(o.policy);
-  const defaults = o.defaults === undefined ? {} : checkSettings(o.defaults, 'defaults');
-  const hosts: Record<string, ActionSettings> = {};
-  if (o.hosts !== undefined) {
-    if (typeof o.hosts !== 'object' || o.hosts === null || Array.isArray(o.hosts)) throw new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', 'hosts must be an object of host ID → settings');
-    for (const [h, s] of Object.entries(o.hosts)) {
-      if (!HOST_ID_RE.test(h)) throw new SecurityCenterError('GS_ERR_SECURITY_MALFORMED_POLICY', `hosts: ${JSON.stringify(h.slice(0, 40))} is not a host ID`);
-      hosts[h] = checkSettings(s, `hosts.${h}`);
-    }
-  }
-  return { policy, defaults, hosts };
-}
-
-/** A planned automatic action and the steps resolved for its host. */
-interface Planned {
-  readonly action: ActionRecord;
-  readonly steps: readonly ResolvedStep[];
-}
+import { MemoryConfigurationStore, type ActionRecord, type ConfigurationStore, type HostEntry, type PolicyDocument } from './store.js';
+import { OutsideTriggers } from './triggers.js';
 
 /** The security center. Open one with {@link SecurityCenter.open}. @public */
 export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
@@ -217,10 +96,11 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   /** The diagnosis engine (loaded from the databases at open). */
   readonly engine: DiagnosisEngine;
   readonly #options: SecurityCenterOptions;
-  readonly #now: () => number;
   #policy: PolicyDocument;
-  /** `modified` of every advisory the engine holds, to see what another process stored ({@link SecurityCenter.syncAdvisories}). */
-  readonly #known = new Map<string, string>();
+  readonly #context: CenterContext;
+  readonly #intake: ReportIntake;
+  readonly #triggers: OutsideTriggers;
+  readonly #acting: Acting;
   /** Acting rounds run one at a time, so an agent never has two countermeasure dispatches at once. */
   #queue: Promise<void> = Promise.resolve();
   /** Tail of {@link SecurityCenter.#exclusive}'s chain. */
@@ -231,12 +111,29 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   private constructor(options: SecurityCenterOptions, config: ConfigurationStore, security: SecurityStore, dispatcher: DispatchCenter, policy: PolicyDocument) {
     super();
     this.#options = options;
-    this.#now = options.now ?? Date.now;
     this.config = config;
     this.security = security;
     this.dispatcher = dispatcher;
     this.#policy = policy;
     this.engine = new DiagnosisEngine(policy.policy ? { policy: policy.policy } : {});
+    this.#context = {
+      config,
+      security,
+      dispatcher,
+      engine: this.engine,
+      options,
+      now: options.now ?? Date.now,
+      policy: () => this.#policy,
+      closed: () => this.#closed,
+      checkOpen: () => this.#checkOpen(),
+      emit: this.emit.bind(this),
+      exclusive: (fn) => this.#exclusive(fn),
+      act: (work) => this.#enqueue(() => this.#acting.act(work)),
+    };
+    const book = new ActionBook(this.#context);
+    this.#acting = new Acting(this.#context, book, new Notifications(this.#context, book), new Dispatching(this.#context, book));
+    this.#intake = new ReportIntake(this.#context, book);
+    this.#triggers = new OutsideTriggers(this.#context);
   }
 
   /**
@@ -273,7 +170,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       for await (const a of security.advisories()) adv.push(a);
       center.engine.setCountermeasureSet(await security.countermeasures());
       center.engine.addAdvisories(adv);
-      for (const a of adv) center.#known.set(a.id, a.modified);
+      center.#triggers.loaded(adv);
       for (const h of await store.hosts()) {
         const r = await store.latest(h.hostId);
         if (r) center.engine.updateHost({ ...toInventory(r), hostId: h.hostId });
@@ -285,7 +182,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     }
   }
 
-  // ---- the channel ----
+  // ---- the channel (triggers 1 and 2) ----
 
   /**
    * Go online as a relay server: agents connect to this PCID and push their
@@ -304,112 +201,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    * answer does not wait for dispatches). A refused report changes nothing
    * and is answered `refused` with the code.
    */
-  async receiveReport(m: ReportMessage): Promise<AnswerMessage> {
-    let msid: string | null = null;
-    let hostId: string | null = null;
-    try {
-      this.#checkOpen();
-      const info = checkHostInfo(m);
-      hostId = info.host;
-      ({ msid } = verifyReportMessage(m));
-      const report = parseConfigurationReport(m.body, { authenticatedMsid: msid, limits: this.#options.limits ?? {} });
-      const signer = msid;
-      return await this.#exclusive(() => this.#apply(info, signer, report));
-    } catch (err) {
-      const code = errorCode(err);
-      const message = err instanceof Error ? err.message : String(err);
-      this.emit('refused', { msid, host: hostId, code, message });
-      throw err;
-    }
-  }
-
-  /** The store part of {@link SecurityCenter.receiveReport}, under the center's store lock. */
-  async #apply(info: { host: string; pcid: string; device: HostEntry['device'] }, msid: string, report: ReturnType<typeof parseConfigurationReport>): Promise<AnswerMessage> {
-    this.#checkOpen();
-    const byMsid = await this.config.hostByMsid(msid);
-    if (byMsid !== undefined && byMsid.hostId !== info.host) {
-      throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${byMsid.hostId}, not ${info.host}`);
-    }
-    const known = await this.config.getHost(info.host);
-    if (known !== undefined && known.msid !== msid) {
-      throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `host ${info.host} belongs to agent ${known.msid}; ${msid} may not report for it`);
-    }
-    if (known === undefined && this.#options.enrollment === 'closed') {
-      throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `host ${info.host} is not enrolled at this center`);
-    }
-    const previous = await this.config.latest(info.host);
-    const outcome = applyReport(previous, report, this.#options.limits ?? {});
-    if (outcome.status === 'stale') return answer('stale', null, outcome.expectSeqAbove, `report ${report.seq} is not newer than ${outcome.expectSeqAbove}`);
-    if (outcome.status === 'need-full') return answer('need-full', null, null, outcome.message);
-    return this.#accept(known, previous, info, msid, outcome.report);
-  }
-
-  async #accept(known: HostEntry | undefined, previous: FullReport | undefined, info: { host: string; pcid: string; device: HostEntry['device'] }, msid: string, report: FullReport): Promise<AnswerMessage> {
-    const now = this.#now();
-    const first = known === undefined || known.lastSeen === 0;
-    const diagnosis = this.engine.updateHost({ ...toInventory(report), hostId: info.host });
-    let firewall = known?.firewall ?? null;
-    if (first) firewall = this.#firewallFor(info.host);
-    const host: HostEntry = { hostId: info.host, msid, pcid: info.pcid, device: info.device, firstSeen: known?.firstSeen || now, lastSeen: now, firewall };
-    await this.config.putReport(info.host, report);
-    await this.config.putHost(host);
-    await this.#confirm(host, diagnosis, report);
-    this.emit(first ? 'joined' : 'report', host, diagnosis);
-    // Still joining while the host has not yet reported every file its policy asked for (the report right after the first).
-    const wanted = this.#requestedFiles(info.host);
-    const completes = previous !== undefined && wanted.some((w) => !previous.files.some((f) => f.path === w.path));
-    const trigger: Trigger = first || completes ? 'join' : 'report';
-    void this.#enqueue(() => this.#act(diagnosis.findings.map((f) => ({ finding: f, trigger }))));
-    const sendRules = info.device === 'network-device' && firewall !== null;
-    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, files: this.#requestedFiles(info.host), body: sendRules ? Buffer.from(firewall!, 'utf8') : new Uint8Array(0) };
-  }
-
-  /** The files this host's policy needs reported: required files (hash), files with settings (content too). */
-  #requestedFiles(hostId: string): RequestedFile[] {
-    let rules;
-    try {
-      rules = resolveHostPolicy(this.#policy.policy ?? undefined, hostId);
-    } catch {
-      return [];
-    }
-    if (!rules) return [];
-    const out = new Map<string, boolean>();
-    for (const f of rules.files) out.set(f.path, out.get(f.path) ?? false);
-    for (const s of rules.settings) out.set(s.path, true);
-    return [...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, MAX_REQUESTED_FILES).map(([path, content]) => ({ path, content }));
-  }
-
-  #firewallFor(hostId: string): string | null {
-    if (this.#policy.policy === null) return null;
-    try {
-      return firewallForHost(this.#policy.policy, hostId) ?? null;
-    } catch (err) {
-      this.emit('error', err as Error);
-      return null;
-    }
-  }
-
-  /** Confirm (or fail) actions of this host by its new report. */
-  async #confirm(host: HostEntry, diagnosis: HostDiagnosis, report: FullReport): Promise<void> {
-    const present = new Set(diagnosis.findings.map(findingKey));
-    for (const listed of await this.config.actions(host.hostId)) {
-      if (listed.state === 'confirmed') continue;
-      await this.#changeNow(listed.id, (a) => {
-        const gone = !present.has(a.findingKey);
-        if (gone && (a.state === 'notified' || a.state === 'failed')) {
-          // Fixed by a person (or otherwise): the finding may be acted on afresh if it ever comes back.
-          return { state: 'confirmed', detail: `report ${report.seq} no longer shows it (after: ${a.state}${a.detail ? `, ${a.detail}` : ''})`.slice(0, 1000) };
-        }
-        if (a.mode !== 'automatic') return null;
-        if (a.state === 'verified-ran') {
-          if (gone) return { state: 'confirmed', detail: `report ${report.seq} no longer shows it` };
-          if (a.ranEndedAt !== null && report.time >= a.ranEndedAt) return { state: 'failed', detail: `the countermeasure ran, but report ${report.seq} (made after the run) still shows the finding` };
-        } else if ((a.state === 'dispatched' || a.state === 'planned') && gone && a.fixReportedAt === null) {
-          return { fixReportedAt: this.#now() };
-        }
-        return null;
-      });
-    }
+  receiveReport(m: ReportMessage): Promise<AnswerMessage> {
+    return this.#intake.receive(m);
   }
 
   // ---- triggers 3 and 4 ----
@@ -420,27 +213,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    * each affects at once, and the center acts on those hosts only.
    * Resolves once the resulting actions are dispatched and settled (or notified).
    */
-  async importAdvisories(advisories: readonly Advisory[], countermeasures?: ReadonlyMap<string, readonly Countermeasure[]>): Promise<AdvisoryImportResult> {
-    this.#checkOpen();
-    checkOption(Array.isArray(advisories), 'advisories', 'must be a list of parsed advisories');
-    if (countermeasures && countermeasures.size > 0) {
-      await this.security.putCountermeasures(countermeasures);
-      this.engine.setCountermeasureSet(countermeasures);
-    }
-    const stored = await this.security.putAdvisories(advisories);
-    const changed = new Set([...stored.added, ...stored.updated]);
-    if (countermeasures) for (const id of countermeasures.keys()) changed.add(id);
-    const affected: { advisoryId: string; hosts: string[] }[] = [];
-    const work: { finding: Finding; trigger: Trigger }[] = [];
-    for (const a of advisories) {
-      if (!changed.has(a.id)) continue;
-      const impact = this.engine.addAdvisory(a);
-      this.#known.set(a.id, a.modified);
-      affected.push({ advisoryId: a.id, hosts: impact.hosts.map((h) => h.hostId) });
-      for (const h of impact.hosts) for (const f of h.findings) work.push({ finding: f, trigger: 'advisory' });
-    }
-    const actions = await this.#enqueue(() => this.#act(work));
-    return { stored, affected, actions };
+  importAdvisories(advisories: readonly Advisory[], countermeasures?: ReadonlyMap<string, readonly Countermeasure[]>): Promise<AdvisoryImportResult> {
+    return this.#triggers.importAdvisories(advisories, countermeasures);
   }
 
   /**
@@ -451,21 +225,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    * (findings that already have an action, made by that other process or
    * here, get none again). `gatesock center run` calls it periodically.
    */
-  async syncAdvisories(): Promise<AdvisoryImportResult> {
-    this.#checkOpen();
-    this.engine.setCountermeasureSet(await this.security.countermeasures());
-    const fresh: Advisory[] = [];
-    for await (const a of this.security.advisories()) if (this.#known.get(a.id) !== a.modified) fresh.push(a);
-    const affected: { advisoryId: string; hosts: string[] }[] = [];
-    const work: { finding: Finding; trigger: Trigger }[] = [];
-    for (const a of fresh) {
-      const impact = this.engine.addAdvisory(a);
-      this.#known.set(a.id, a.modified);
-      affected.push({ advisoryId: a.id, hosts: impact.hosts.map((h) => h.hostId) });
-      for (const h of impact.hosts) for (const f of h.findings) work.push({ finding: f, trigger: 'advisory' });
-    }
-    const actions = await this.#enqueue(() => this.#act(work));
-    return { stored: { added: [], updated: fresh.map((a) => a.id), unchanged: [], stale: [] }, affected, actions };
+  syncAdvisories(): Promise<AdvisoryImportResult> {
+    return this.#triggers.syncAdvisories();
   }
 
   /**
@@ -485,28 +246,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    * ones whose listener breaks the host's policy are acted on.
    * @throws SecurityCenterError `GS_ERR_SECURITY_MALFORMED_ADVISORY` for a file that is not nmap XML (nothing changes).
    */
-  async importScan(xml: string | Uint8Array): Promise<ScanImportResult> {
-    this.#checkOpen();
-    const scan = parseNmapXml(xml);
-    const hosts = await this.config.hosts();
-    const reports = (await Promise.all(hosts.map((h) => this.config.latest(h.hostId)))).filter((r): r is FullReport => r !== undefined);
-    const findings = confirmFindings(scan, reports);
-    const work: { finding: Finding; trigger: Trigger }[] = [];
-    const seen = new Set<string>();
-    for (const s of findings) {
-      if (s.status !== 'confirmed' || s.hostMsid === null || s.listener === null) continue;
-      const host = await this.config.hostByMsid(s.hostMsid);
-      if (!host) continue;
-      for (const f of this.engine.diagnoseHost(host.hostId) ?? []) {
-        if (f.kind !== 'service-not-allowed' || f.service.proto !== s.protocol || f.service.port !== s.port || f.service.address !== s.listener.address) continue;
-        const k = `${host.hostId} ${findingKey(f)}`;
-        if (seen.has(k)) continue;
-        seen.add(k);
-        work.push({ finding: f, trigger: 'scan' });
-      }
-    }
-    const actions = await this.#enqueue(() => this.#act(work));
-    return { findings, actions };
+  importScan(xml: string | Uint8Array): Promise<ScanImportResult> {
+    return this.#triggers.importScan(xml);
   }
 
   // ---- the policy database ----
@@ -524,7 +265,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     this.#policy = checked;
     await this.#exclusive(async () => {
       await this.config.setPolicy(checked);
-      for (const h of await this.config.hosts()) await this.config.putHost({ ...h, firewall: this.#firewallFor(h.hostId) });
+      for (const h of await this.config.hosts()) await this.config.putHost({ ...h, firewall: firewallFor(this.#policy, h.hostId, (err) => this.emit('error', err)) });
     });
   }
 
@@ -540,15 +281,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    */
   async enrollHost(hostId: string, msid: string, pcid: string, device: HostEntry['device'] = 'server'): Promise<HostEntry> {
     this.#checkOpen();
-    checkHostInfo({ host: hostId, pcid, device });
-    checkOption(typeof msid === 'string' && /^MSID-[0-9A-F]{64}$/i.test(msid), 'msid', 'must be an MSID');
-    return this.#exclusive(async () => {
-      const other = await this.config.hostByMsid(msid);
-      if (other && other.hostId !== hostId) throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${other.hostId}`);
-      const entry: HostEntry = { hostId, msid, pcid, device, firstSeen: 0, lastSeen: 0, firewall: null };
-      await this.config.putHost(entry);
-      return entry;
-    });
+    checkEnrollment(hostId, msid, pcid, device);
+    return this.#exclusive(() => enroll(this.config, hostId, msid, pcid, device));
   }
 
   // ---- views ----
@@ -591,7 +325,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     await this.security.close();
   }
 
-  // ---- acting ----
+  // ---- the store lock and the acting queue ----
 
   #checkOpen(): void {
     if (this.#closed) throw new ConfigError('GS_ERR_INVALID_OPTION', 'the security center is closed');
@@ -611,6 +345,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     return run;
   }
 
+  /** Queue an acting round (or anything that must not overlap one). */
   #enqueue<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn);
     this.#queue = run.then(
@@ -621,231 +356,4 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     );
     return run;
   }
-
-  #settingsFor(hostId: string): ActionSettings {
-    return { ...this.#policy.defaults, ...(this.#policy.hosts[hostId] ?? {}) };
-  }
-
-  /**
-   * Change an action as it is stored now (the caller holds the store lock):
-   * `change` gets the stored record and returns what changes, or null for
-   * nothing. The write is a compare-and-swap ({@link ConfigurationStore.replaceAction}),
-   * so a change another center sharing the database made in between is not
-   * lost: on a conflict the record is read again and `change` asked again.
-   * A confirmed action is final (left as it is).
-   */
-  async #changeNow(id: string, change: (stored: ActionRecord) => Partial<ActionRecord> | null): Promise<void> {
-    for (let attempt = 0; attempt < MAX_SWAPS; attempt++) {
-      const stored = await this.config.getAction(id);
-      if (stored === undefined || stored.state === 'confirmed') return;
-      const patch = change(stored);
-      if (patch === null) return;
-      const next: ActionRecord = { ...stored, ...patch, updatedAt: this.#now() };
-      if (await this.config.replaceAction(stored, next)) {
-        this.emit('action', next);
-        return;
-      }
-    }
-    this.emit('error', new Error(`action ${id}: changed by another writer ${MAX_SWAPS} times in a row; this change was given up`));
-  }
-
-  /** Set fields of an action as it is stored now, under the store lock. */
-  #update(a: ActionRecord, patch: Partial<ActionRecord>): Promise<void> {
-    return this.#exclusive(() => this.#changeNow(a.id, () => patch));
-  }
-
-  /** Make and carry out the actions for these findings (one round). */
-  async #act(work: readonly { finding: Finding; trigger: Trigger }[]): Promise<ActionRecord[]> {
-    if (this.#closed || work.length === 0) return [];
-    const made: ActionRecord[] = [];
-    const planned: Planned[] = [];
-    const manual: { action: ActionRecord; finding: Finding }[] = [];
-    // Planning reads and writes the actions: under the store lock, so a report being applied does not interleave.
-    await this.#exclusive(async () => {
-      const taken = new Set<string>();
-      for (const { finding: f, trigger } of work) {
-        const host = await this.config.getHost(f.hostId);
-        if (!host) continue;
-        const key = findingKey(f);
-        if (taken.has(`${f.hostId} ${key}`)) continue;
-        taken.add(`${f.hostId} ${key}`);
-        const now = this.#now();
-        const base: ActionRecord = {
-          id: `act-${randomBytes(8).toString('hex')}`,
-          hostId: f.hostId,
-          msid: host.msid,
-          findingKey: key,
-          advisoryId: f.kind === 'vulnerable' ? f.advisoryId : null,
-          trigger,
-          reason: f.reason,
-          steps: f.countermeasure,
-          mode: f.automatic ? 'automatic' : 'manual',
-          state: 'planned',
-          detail: null,
-          dispatchId: null,
-          bundle: null,
-          ranEndedAt: null,
-          fixReportedAt: null,
-          createdAt: now,
-          updatedAt: now,
-        };
-        let steps: ResolvedStep[] | undefined;
-        let action = base;
-        if (f.automatic) {
-          try {
-            steps = resolveSteps(f, f.countermeasure, this.#settingsFor(f.hostId));
-          } catch (err) {
-            // Cannot be done automatically after all: a person gets it.
-            action = { ...base, mode: 'manual', detail: err instanceof Error ? err.message : String(err) };
-          }
-        }
-        // One action per finding, also with other centers on the same database: only the claim that stores it acts.
-        const open = await this.config.claimAction(action);
-        if (open !== null) {
-          // A person was not reached last time (the notifier failed): try again now, if this center wins the retry.
-          if (await this.#claimRetry(open)) manual.push({ action: open, finding: f });
-          continue;
-        }
-        this.emit('action', action);
-        made.push(action);
-        if (steps !== undefined && steps.length > 0) planned.push({ action, steps });
-        else manual.push({ action, finding: f });
-      }
-    });
-    await Promise.all([this.#notifyAll(manual), this.#dispatchAll(planned)]);
-    return Promise.all(made.map(async (a) => (await this.config.getAction(a.id)) ?? a));
-  }
-
-  /**
-   * Take a manual action whose notification failed for another attempt: a
-   * compare-and-swap that marks it as being notified, so of several centers
-   * seeing it at once only one sends it. An action planned for longer than
-   * {@link NOTIFY_LEASE_MS} without a result counts as failed (the center
-   * sending it stopped).
-   */
-  async #claimRetry(open: ActionRecord): Promise<boolean> {
-    if (open.mode !== 'manual' || open.state !== 'planned') return false;
-    const failed = open.detail?.startsWith(NOTIFY_FAILED) === true;
-    const abandoned = this.#now() - open.updatedAt > NOTIFY_LEASE_MS;
-    if (!failed && !abandoned) return false;
-    return this.config.replaceAction(open, { ...open, detail: `${NOTIFYING}${open.detail ? ` (after: ${open.detail})` : ''}`.slice(0, 1000), updatedAt: this.#now() });
-  }
-
-  async #notifyAll(list: readonly { action: ActionRecord; finding: Finding }[]): Promise<void> {
-    for (const { action, finding } of list) {
-      const notifier = this.#options.notifier;
-      if (!notifier) {
-        await this.#update(action, { state: 'failed', detail: 'needs a person, but the center has no notifier' });
-        continue;
-      }
-      try {
-        await notifier.send(await this.#notification(action, finding));
-        await this.#update(action, { state: 'notified', detail: `sent by ${notifier.kind}${action.detail ? `; ${action.detail}` : ''}` });
-      } catch (err) {
-        // Stays planned: the next trigger that finds it again tries again.
-        await this.#update(action, { state: 'planned', detail: `${NOTIFY_FAILED} (tried again on the next report): ${err instanceof Error ? err.message : String(err)}` });
-        this.emit('error', err instanceof Error ? err : new Error(String(err)));
-      }
-    }
-  }
-
-  async #notification(action: ActionRecord, finding: Finding): Promise<SecurityNotification> {
-    const instructions = action.steps.filter((s) => s.kind === 'manual').map((s) => (s as { instructions: string }).instructions);
-    if (instructions.length === 0) instructions.push(`The automatic countermeasure cannot be applied: ${action.detail ?? 'no automatic step'}. Planned steps: ${JSON.stringify(action.steps)}`);
-    const advisory = action.advisoryId ? await this.security.getAdvisory(action.advisoryId) : undefined;
-    const subject = finding.kind === 'vulnerable' ? `${finding.advisoryId}: ${finding.package} ${finding.installed}` : finding.kind;
-    return {
-      id: `gs-${createHash('sha256').update(`${action.hostId}\n${action.findingKey}`).digest('hex').slice(0, 32)}`,
-      hostId: action.hostId,
-      title: `${subject} on ${action.hostId} needs a manual fix`.replace(/[\r\n]/g, ' ').slice(0, 200),
-      instructions: instructions.join('\n\n'),
-      details: [finding.reason.replace(/[\r\n]/g, ' ')],
-      references: (advisory?.references ?? []).map((r) => r.url).filter((u) => /^https?:\/\//.test(u)).slice(0, 50),
-      time: this.#now(),
-    };
-  }
-
-  /** One bundle per distinct code; each dispatched only to its hosts. */
-  async #dispatchAll(planned: readonly Planned[]): Promise<void> {
-    if (planned.length === 0) return;
-    const byHost = new Map<string, Planned[]>();
-    for (const p of planned) byHost.set(p.action.hostId, [...(byHost.get(p.action.hostId) ?? []), p]);
-    const timeoutMs = this.#options.countermeasureTimeoutMs ?? 600_000;
-    const byCode = new Map<string, { code: string; hosts: { host: HostEntry; actions: ActionRecord[] }[] }>();
-    for (const [hostId, list] of byHost) {
-      const host = (await this.config.getHost(hostId))!;
-      const steps: ResolvedStep[] = [];
-      const seen = new Set<string>();
-      for (const p of list) for (const s of p.steps) if (!seen.has(JSON.stringify(s))) (seen.add(JSON.stringify(s)), steps.push(s));
-      const code = countermeasureCode(steps, timeoutMs);
-      const g = byCode.get(code) ?? { code, hosts: [] };
-      g.hosts.push({ host, actions: list.map((p) => p.action) });
-      byCode.set(code, g);
-    }
-    await Promise.all([...byCode.values()].map((g) => this.#dispatchGroup(g.code, g.hosts, timeoutMs)));
-  }
-
-  async #dispatchGroup(code: string, hosts: { host: HostEntry; actions: ActionRecord[] }[], timeoutMs: number): Promise<void> {
-    const fail = async (detail: string) => {
-      for (const h of hosts) for (const a of h.actions) await this.#update(a, { state: 'failed', detail });
-    };
-    let bundle;
-    try {
-      const name = `gs-countermeasure-${createHash('sha256').update(code).digest('hex').slice(0, 16)}`;
-      bundle = await this.dispatcher.createBundle({ name, version: 1, code, timeoutMs: timeoutMs + 5_000, now: this.#now() });
-    } catch (err) {
-      await fail(`could not make the bundle: ${err instanceof Error ? err.message : String(err)}`);
-      return;
-    }
-    const agents: AgentRef[] = hosts.map((h) => ({ msid: h.host.msid, pcid: h.host.pcid }));
-    const byMsid = new Map(hosts.map((h) => [h.host.msid, h]));
-    let run;
-    try {
-      run = this.dispatcher.dispatch({ waves: [1, 0.5], ...this.#options.dispatch, bundle: bundle.digest, agents });
-    } catch (err) {
-      await fail(`could not dispatch: ${err instanceof Error ? err.message : String(err)}`);
-      return;
-    }
-    // Marked dispatched before any result is applied: both go through the store lock in this order.
-    const marked = Promise.all(hosts.flatMap((h) => h.actions.map((a) => this.#update(a, { state: 'dispatched', dispatchId: run.dispatchId, bundle: bundle.digest }))));
-    // One result at a time under the store lock (the run's events and its summary may both carry a target).
-    const onResult = (r: TargetResult): Promise<void> =>
-      this.#exclusive(async () => {
-        const h = byMsid.get(r.msid);
-        if (!h) return;
-        const ended = r.state === 'verified' && r.outcome === 'ran' ? this.#ranEndedAt(r) : null;
-        for (const a0 of h.actions) {
-          await this.#changeNow(a0.id, (a) => {
-            if (a.state !== 'dispatched') return null;
-            if (r.state === 'verified' && r.outcome === 'ran') {
-              if (a.fixReportedAt !== null) return { state: 'confirmed', ranEndedAt: ended, detail: 'the run verified; a report after it no longer shows the finding' };
-              return { state: 'verified-ran', ranEndedAt: ended, detail: `run verified on ${h.host.hostId}` };
-            }
-            if (r.state === 'verified') return { state: 'failed', detail: `the countermeasure ${r.outcome}${r.reason ? `: ${r.reason}` : ''}` };
-            return { state: 'failed', detail: `dispatch ${r.state}${r.reason ? `: ${r.reason}` : ''}` };
-          });
-        }
-      });
-    const pending: Promise<void>[] = [];
-    run.on('result', (r) => pending.push(onResult(r)));
-    await marked;
-    const summary = await run.done;
-    await Promise.all(pending);
-    for (const t of summary.targets) await onResult(t);
-  }
-
-  /** `endedAt` of the verified run's signed report (agent clock), or null. */
-  #ranEndedAt(r: TargetResult): number | null {
-    try {
-      const stored = this.dispatcher.store.getTarget({ dispatchId: r.dispatchId, run: r.run, msid: r.msid });
-      if (!stored?.report || !stored.certificate) return null;
-      return decodeReport(stored.report, fromBase64url(stored.certificate, 'certificate', 16 * 1024)).fields.endedAt;
-    } catch {
-      return null;
-    }
-  }
-}
-
-function answer(status: AnswerMessage['status'], seq: number | null, expectSeqAbove: number | null, message: string | null): AnswerMessage {
-  return { t: 'answer', status, seq, expectSeqAbove, code: null, message: message?.slice(0, 1024) ?? null, firewall: false, files: [], body: new Uint8Array(0) };
 }

@@ -5,14 +5,9 @@
  *
  * @packageDocumentation
  */
-export {
-  SecurityCenter,
-  checkPolicyDocument,
-  type AdvisoryImportResult,
-  type ScanImportResult,
-  type SecurityCenterEvents,
-  type SecurityCenterOptions,
-} from './center.js';
+export { SecurityCenter } from './center.js';
+export type { AdvisoryImportResult, ScanImportResult, SecurityCenterEvents, SecurityCenterOptions } from './context.js';
+export { checkPolicyDocument } from './policy-document.js';
 export {
   ACTION_STATES,
   BLOCKING_ACTION_STATES,

@@ -1,0 +1,97 @@
+/**
+ * Report intake: triggers 1 and 2 of seed 004 §4.2. A report message is
+ * checked (signature, the host its signer is bound to, the report itself),
+ * stored (full first, then deltas: `accepted`, `stale`, or `need-full` on a
+ * gap), its host re-diagnosed and its actions confirmed; then an acting
+ * round starts in the background (the answer does not wait for dispatches).
+ * A host's first report (trigger 1) also gets its nftables rule set from its
+ * policy, returned to network-device agents in the answer and kept. A refused
+ * report changes nothing.
+ */
+import { GatesockError } from '../../../errors/index.js';
+import { checkHostInfo, verifyReportMessage, type AnswerMessage, type ReportMessage } from '../channel/index.js';
+import { applyReport, parseConfigurationReport, toInventory, type FullReport } from '../report/index.js';
+import type { ActionBook } from './actions.js';
+import type { CenterContext } from './context.js';
+import { checkReporter } from './enrollment.js';
+import { firewallFor, requestedFiles } from './policy-document.js';
+import type { HostEntry, Trigger } from './store.js';
+
+/** Who sent a report, as its message says (checked). */
+type ReportInfo = { host: string; pcid: string; device: HostEntry['device'] };
+
+function errorCode(err: unknown): string {
+  return err instanceof GatesockError ? err.code : 'GS_ERR_SECURITY_MALFORMED_REPORT';
+}
+
+function answer(status: AnswerMessage['status'], seq: number | null, expectSeqAbove: number | null, message: string | null): AnswerMessage {
+  return { t: 'answer', status, seq, expectSeqAbove, code: null, message: message?.slice(0, 1024) ?? null, firewall: false, files: [], body: new Uint8Array(0) };
+}
+
+/**
+ * Takes report messages (one per center).
+ * @internal
+ */
+export class ReportIntake {
+  readonly #c: CenterContext;
+  readonly #book: ActionBook;
+
+  constructor(context: CenterContext, book: ActionBook) {
+    this.#c = context;
+    this.#book = book;
+  }
+
+  /** Take one report message (see {@link SecurityCenter.receiveReport}). */
+  async receive(m: ReportMessage): Promise<AnswerMessage> {
+    const c = this.#c;
+    let msid: string | null = null;
+    let hostId: string | null = null;
+    try {
+      c.checkOpen();
+      const info = checkHostInfo(m);
+      hostId = info.host;
+      ({ msid } = verifyReportMessage(m));
+      const report = parseConfigurationReport(m.body, { authenticatedMsid: msid, limits: c.options.limits ?? {} });
+      const signer = msid;
+      return await c.exclusive(() => this.#apply(info, signer, report));
+    } catch (err) {
+      const code = errorCode(err);
+      const message = err instanceof Error ? err.message : String(err);
+      c.emit('refused', { msid, host: hostId, code, message });
+      throw err;
+    }
+  }
+
+  /** The store part of {@link ReportIntake.receive}, under the center's store lock. */
+  async #apply(info: ReportInfo, msid: string, report: ReturnType<typeof parseConfigurationReport>): Promise<AnswerMessage> {
+    const c = this.#c;
+    c.checkOpen();
+    const known = await checkReporter(c.config, info.host, msid, c.options.enrollment);
+    const previous = await c.config.latest(info.host);
+    const outcome = applyReport(previous, report, c.options.limits ?? {});
+    if (outcome.status === 'stale') return answer('stale', null, outcome.expectSeqAbove, `report ${report.seq} is not newer than ${outcome.expectSeqAbove}`);
+    if (outcome.status === 'need-full') return answer('need-full', null, null, outcome.message);
+    return this.#accept(known, previous, info, msid, outcome.report);
+  }
+
+  async #accept(known: HostEntry | undefined, previous: FullReport | undefined, info: ReportInfo, msid: string, report: FullReport): Promise<AnswerMessage> {
+    const c = this.#c;
+    const now = c.now();
+    const first = known === undefined || known.lastSeen === 0;
+    const diagnosis = c.engine.updateHost({ ...toInventory(report), hostId: info.host });
+    let firewall = known?.firewall ?? null;
+    if (first) firewall = firewallFor(c.policy(), info.host, (err) => c.emit('error', err));
+    const host: HostEntry = { hostId: info.host, msid, pcid: info.pcid, device: info.device, firstSeen: known?.firstSeen || now, lastSeen: now, firewall };
+    await c.config.putReport(info.host, report);
+    await c.config.putHost(host);
+    await this.#book.confirm(host, diagnosis, report);
+    c.emit(first ? 'joined' : 'report', host, diagnosis);
+    // Still joining while the host has not yet reported every file its policy asked for (the report right after the first).
+    const wanted = requestedFiles(c.policy(), info.host);
+    const completes = previous !== undefined && wanted.some((w) => !previous.files.some((f) => f.path === w.path));
+    const trigger: Trigger = first || completes ? 'join' : 'report';
+    void c.act(diagnosis.findings.map((f) => ({ finding: f, trigger })));
+    const sendRules = info.device === 'network-device' && firewall !== null;
+    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, files: requestedFiles(c.policy(), info.host), body: sendRules ? Buffer.from(firewall!, 'utf8') : new Uint8Array(0) };
+  }
+}
