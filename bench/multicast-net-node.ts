@@ -131,7 +131,7 @@ async function receive(a: ReceiveArgs): Promise<unknown> {
   socket.close();
   const cpu = process.cpuUsage(cpu0);
   const all = process.cpuUsage();
-  return { ...report, states, dropped, cpuMs: Math.round((cpu.user + cpu.system) / 1000), processCpuMs: Math.round((all.user + all.system) / 1000) };
+  return { ...report, states, dropped, cpuMs: Math.round((cpu.user + cpu.system) / 1000), cpuUserMs: Math.round(cpu.user / 1000), cpuSystemMs: Math.round(cpu.system / 1000), processCpuMs: Math.round((all.user + all.system) / 1000) };
 }
 
 const [mode, json] = process.argv.slice(2);

@@ -28,6 +28,7 @@ export {
   decodeFecInfo,
   encodeFecInfo,
   objectLayout,
+  type AddOptions,
   type AddResult,
   type CoderFactory,
   type EncodedSymbol,

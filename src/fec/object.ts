@@ -459,6 +459,20 @@ export interface AddResult {
   readonly complete: boolean;
 }
 
+/**
+ * Options of {@link ObjectDecoder.add}.
+ * @public
+ */
+export interface AddOptions {
+  /**
+   * Copy the symbol (default true), so the caller may reuse its buffer.
+   * `false` keeps the given array itself until the block is decoded: for a
+   * caller that owns it and never changes it (a received datagram's bytes),
+   * which saves an allocation and a copy per symbol.
+   */
+  readonly copy?: boolean;
+}
+
 /** A block still collecting symbols: k + m slots, and how many real ones are in. */
 interface PendingBlock {
   readonly shards: (Uint8Array | null)[];
@@ -569,12 +583,14 @@ export class ObjectDecoder {
   }
 
   /**
-   * Take one symbol. It is copied, so the caller may reuse its buffer.
+   * Take one symbol. It is copied, so the caller may reuse its buffer,
+   * unless `options.copy` is false (then it is kept as given, and must not
+   * change until its block is decoded).
    * Duplicates and symbols of finished blocks are ignored (`accepted: false`).
    * @throws FecError `GS_ERR_FEC_BAD_INDEX` when `fecInfo` is outside the
    * object, `GS_ERR_FEC_SHARD_SIZE` when `symbol` is not `symbolSize` bytes.
    */
-  add(fecInfo: number, symbol: Uint8Array): AddResult {
+  add(fecInfo: number, symbol: Uint8Array, options?: AddOptions): AddResult {
     const { sbn, esi } = checkFecInfo(this.layout, fecInfo);
     if (!(symbol instanceof Uint8Array)) throw new TypeError('symbol must be a Uint8Array');
     if (symbol.length !== this.layout.symbolSize) {
@@ -594,7 +610,7 @@ export class ObjectDecoder {
       this.#pending.set(sbn, block);
     }
     if (block.shards[esi] !== null) return result(false);
-    block.shards[esi] = symbol.slice();
+    block.shards[esi] = options?.copy === false ? symbol : symbol.slice();
     block.received++;
     if (block.received >= blockSourceSymbols(this.layout, sbn)) this.#decode(sbn, block);
     return result(true);

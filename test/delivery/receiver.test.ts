@@ -129,6 +129,41 @@ describe('ResumeStore', () => {
     expect(fs.existsSync(c.folder)).toBe(false);
   });
 
+  it('writes source symbols once, at their place in the file (cut at its end); a decoded block adds only the rest', () => {
+    const dir = tmp();
+    // k = 4 symbols of 8 bytes per block, 3 blocks, a 90-byte file: the last block has 26 bytes.
+    const a = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3, 90);
+    a.begin(new Uint8Array([1]));
+    a.addSymbol(0x00000001, new Uint8Array(8).fill(0x11)); // source (0, 1)
+    a.addSymbol(0x00000005, new Uint8Array(8).fill(0x55)); // repair (0, 5): the spool
+    a.addSymbol(0x00020003, new Uint8Array(8).fill(0x23)); // source (2, 3): 2 real bytes
+    a.flush();
+    const data = fs.readFileSync(a.dataPath);
+    expect(data.length).toBe(90); // nothing past the file's end
+    expect(data.subarray(8, 16)).toEqual(Buffer.alloc(8, 0x11));
+    expect(data.subarray(88, 90)).toEqual(Buffer.alloc(2, 0x23));
+    expect(fs.statSync(path.join(a.folder, 'spool')).size).toBe(4 + 8); // the repair symbol only
+    // A decoded block writes the symbols not yet there, never a held one again.
+    a.writeBlock(0, new Uint8Array(32).fill(0xee));
+    const after = fs.readFileSync(a.dataPath);
+    expect(after.subarray(0, 8)).toEqual(Buffer.alloc(8, 0xee));
+    expect(after.subarray(8, 16)).toEqual(Buffer.alloc(8, 0x11));
+    expect(after.subarray(16, 32)).toEqual(Buffer.alloc(16, 0xee));
+    // A buffered source symbol of a block written whole is not written after it.
+    a.addSymbol(0x00010000, new Uint8Array(8).fill(0x10));
+    a.writeBlock(1, new Uint8Array(32).fill(0x77));
+    a.flush();
+    expect(fs.readFileSync(a.dataPath).subarray(32, 40)).toEqual(Buffer.alloc(8, 0x77));
+    a.close();
+    // A resume hands back the held source symbols of open blocks (padded), then the spooled ones.
+    const b = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3, 90);
+    const saved = b.resume()!;
+    expect(saved.blocksDone).toEqual([0, 1]);
+    expect(saved.symbols.map((s) => s.fecInfo)).toEqual([0x00020003, 0x00000005]);
+    expect(saved.symbols[0]!.symbol).toEqual(new Uint8Array([0x23, 0x23, 0, 0, 0, 0, 0, 0]));
+    b.discard();
+  });
+
   it('starts over on a damaged or foreign state file', () => {
     const dir = tmp();
     const a = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DeliveryError } from '../../src/errors/index.js';
-import { nobleBackend } from '../../src/session/index.js';
+import { nativeBackend, nobleBackend } from '../../src/session/index.js';
 import {
   DATA_HEADER_LEN,
   DATA_HEADER_WORDS,
@@ -23,6 +23,7 @@ import {
   merkleProofLength,
   parseDataHeader,
   splitRetransmissionRequest,
+  symbolHash,
   verifyMerkleProof,
   type Announcement,
   type Packet,
@@ -262,5 +263,26 @@ describe('Merkle tree', () => {
     expect(new MerkleTree(nobleBackend, [leaf(0)]).root).toEqual(leaf(0));
     const root = new MerkleTree(nobleBackend, [leaf(0), leaf(1)]).root;
     expect(root).toEqual(nobleBackend.sha256(Uint8Array.of(1), leaf(0), leaf(1)).subarray(0, 16));
+  });
+});
+
+describe('symbol hash', () => {
+  it('is the first 16 bytes of SHA-256 of the symbol with either backend (native takes a one-shot path), for views at any offset', () => {
+    const native = nativeBackend();
+    if (native === undefined) throw new Error('node:crypto is missing');
+    const buf = Uint8Array.from({ length: 1500 }, (_, i) => (i * 7 + 3) & 0xff);
+    for (const [from, to] of [[0, 1400], [12, 1412], [3, 4], [0, 0]] as const) {
+      const symbol = buf.subarray(from, to);
+      const want = nobleBackend.sha256(symbol).subarray(0, 16);
+      expect(symbolHash(nobleBackend, symbol)).toEqual(want);
+      const fast = symbolHash(native, symbol);
+      expect(fast).toEqual(want);
+      expect(fast.length).toBe(16);
+    }
+    // Each call gives its own bytes (no shared scratch buffer that a later call overwrites).
+    const a = symbolHash(native, buf.subarray(0, 10));
+    const copyOfA = a.slice();
+    symbolHash(native, buf.subarray(10, 20));
+    expect(a).toEqual(copyOfA);
   });
 });

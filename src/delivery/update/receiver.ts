@@ -217,6 +217,9 @@ interface Transfer {
   file?: string;
 }
 
+/** {@link ObjectDecoder.add} option: keep the given array (a datagram's own bytes) instead of a copy. */
+const NO_COPY = { copy: false } as const;
+
 /** Completion notices sent before going on without an ack (spaced 2 RTT, doubling up to 1 s: about 25 s in all). */
 const NOTICE_TRIES = 30;
 
@@ -480,7 +483,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
     const l = accepted.layout;
     const ann = { ...l, name: accepted.verified.name, digest: accepted.digest };
     const blockBytes = l.sourceSymbols * l.symbolSize;
-    const store = new ResumeStore(this.#dir, l.fileId, ann.name, l.symbolSize, blockBytes, l.blockCount);
+    const store = new ResumeStore(this.#dir, l.fileId, ann.name, l.symbolSize, blockBytes, l.blockCount, l.size);
     const decoder = this.#wire.decoder(accepted, (sbn, bytes) => this.#blockDecoded(sbn, bytes));
     const span = Math.max(0, l.lastSeq - l.firstSeq + 1);
     const t: Transfer = {
@@ -540,7 +543,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
         for (const s of saved.symbols) {
           const sbn = s.fecInfo >>> 16;
           const esi = s.fecInfo & 0xffff;
-          if (isDone(t, sbn) || !decoder.add(s.fecInfo, s.symbol).accepted || isDone(t, sbn)) continue;
+          if (isDone(t, sbn) || !decoder.add(s.fecInfo, s.symbol, NO_COPY).accepted || isDone(t, sbn)) continue;
           // Keep it as the packet it came in, for a block recovery later (see #tryRecover).
           this.#had(t, sbn, esi);
           let list = t.verified.get(sbn);
@@ -615,7 +618,8 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
     // after the second round end is a resend; one just after the first may be a late, reordered one.)
     if ((m.kind === 'data' && t.sched.round >= 2) || m.esi === t.ann.sourceSymbols + t.ann.repairSymbols - 1) t.exhausted.add(m.sbn);
     const fecInfo = m.sbn * 0x10000 + m.esi;
-    const r = t.decoder.add(fecInfo, check.symbol);
+    // The datagram is ours (the socket contract) and nothing writes to it: the decoder keeps it, no copy.
+    const r = t.decoder.add(fecInfo, check.symbol, NO_COPY);
     if (!r.accepted) return void this.counters.duplicates++;
     this.counters.symbols++;
     if (!r.blockComplete) this.#had(t, m.sbn, m.esi);
