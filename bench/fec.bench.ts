@@ -185,7 +185,7 @@ function builtWorker(): URL {
   const path = fileURLToPath(url);
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` first`);
   const built = statSync(path).mtimeMs;
-  for (const src of ['parallel.ts', 'parallel-worker.ts', 'gf256-kernel.ts', 'gf256.ts']) {
+  for (const src of ['parallel.ts', 'parallel-worker.ts', 'gf256-kernel.ts', 'gf256.ts', 'gf256-simd.ts', 'gf256-simd-module.ts']) {
     if (statSync(fileURLToPath(new URL(`../src/fec/${src}`, import.meta.url))).mtimeMs > built) {
       console.error(`bench: dist/fec/parallel-worker.js is older than src/fec/${src}; run \`npm run build\``);
     }

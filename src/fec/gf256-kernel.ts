@@ -53,7 +53,7 @@
  *
  * @packageDocumentation
  */
-import { GF256_MUL, GF256_ROWS } from './gf256.js';
+import { GF256_INV, GF256_MUL, GF256_ROWS } from './gf256.js';
 import { loadGf256Simd, type Gf256Simd } from './gf256-simd.js';
 
 /** Below this many bytes the word path's two views cost more than they save. */
@@ -178,6 +178,60 @@ export function combineRows(
 ): void {
   if (simd !== undefined && end - start >= SIMD_MIN && simd.combine(rows, inputs, outputs, start, end)) return;
   combinePortable(rows, inputs, outputs, start, end);
+}
+
+/**
+ * Gauss–Jordan elimination: turns `work` (n rows of n bytes) into the
+ * identity and `inv` (the identity on entry, n rows of n) into work⁻¹, in
+ * place. Returns false when `work` is singular (both then hold partial
+ * results). With SIMD the whole elimination runs in one WebAssembly call on
+ * copies of both matrices (n ≤ 256 fits), not one call per row operation;
+ * else {@link gaussJordanPortable}. Both pick the same pivots, so the
+ * results are identical.
+ * @internal
+ */
+export function gaussJordan(work: Uint8Array[], inv: Uint8Array[]): boolean {
+  if (simd !== undefined && work.length >= GAUSS_SIMD_MIN) {
+    const ok = simd.invert(work, inv);
+    if (ok !== undefined) return ok;
+  }
+  return gaussJordanPortable(work, inv);
+}
+
+/**
+ * Below this order the JS elimination is as fast as the copies in and out
+ * of WebAssembly memory.
+ */
+const GAUSS_SIMD_MIN = 8;
+
+/**
+ * The portable {@link gaussJordan}: for each column, the first non-zero
+ * pivot at or below the diagonal swapped up, the pivot row scaled to a
+ * leading 1, the column cleared in every other row (characteristic 2:
+ * subtract = add), all with the kernels of this module.
+ * @internal
+ */
+export function gaussJordanPortable(work: Uint8Array[], inv: Uint8Array[]): boolean {
+  const n = work.length;
+  for (let col = 0; col < n; col++) {
+    let p = col;
+    while (p < n && work[p]![col] === 0) p++;
+    if (p === n) return false;
+    if (p !== col) {
+      [work[p], work[col]] = [work[col]!, work[p]!];
+      [inv[p], inv[col]] = [inv[col]!, inv[p]!];
+    }
+    const scale = GF256_INV[work[col]![col]!]!;
+    mulPortableAny(scale, work[col]!, work[col]!, 0, n);
+    mulPortableAny(scale, inv[col]!, inv[col]!, 0, n);
+    for (let r = 0; r < n; r++) {
+      const f = work[r]![col]!;
+      if (r === col || f === 0) continue;
+      mulAddPortableAny(f, work[col]!, work[r]!, 0, n);
+      mulAddPortableAny(f, inv[col]!, inv[r]!, 0, n);
+    }
+  }
+  return true;
 }
 
 /**

@@ -18,8 +18,9 @@
  *   multiplication; it still beats the JS loop on long ranges, narrowly.
  *
  * Memory is fixed at load (10 pages, 640 KiB; never grown, so the byte view
- * stays valid): the 256 coefficients' nibble tables (8 KiB), a block's
- * coefficient rows (up to 256 × 256 bytes), then 568 KiB of data. A block
+ * stays valid): the 256 coefficients' nibble tables (8 KiB), the 256
+ * inverses, a block's coefficient rows (up to 256 × 256 bytes), then
+ * 568 KiB of data. A block
  * whose shards do not fit is done in slices of bytes, each slice's inputs and
  * outputs together at most that (so they also stay in a 1 MiB L2 cache).
  *
@@ -28,7 +29,7 @@
  *
  * @packageDocumentation
  */
-import { GF256_MUL } from './gf256.js';
+import { GF256_INV, GF256_MUL } from './gf256.js';
 import { GF256_SIMD_WASM_BASE64 } from './gf256-simd-module.js';
 
 /** The module's exports (see gf256-simd.wat for each function's contract). */
@@ -38,6 +39,7 @@ interface SimdExports {
   mul(c: number, input: number, output: number, len: number): void;
   xorInto(input: number, output: number, len: number): void;
   dot(rows: number, nIn: number, nOut: number, input: number, output: number, stride: number, len: number): void;
+  invert(n: number, work: number, inv: number, stride: number): number;
 }
 
 /**
@@ -52,8 +54,10 @@ interface WasmApi {
 
 /** Address of coefficient c's tables is `c << 5`: lo[16] (c·i), then hi[16] (c·(i << 4)). */
 const TABLES = 0;
+/** `INVERSES[a]` = a⁻¹ (256 bytes; the address is fixed in the .wat's `invert`). */
+const INVERSES = TABLES + 256 * 32;
 /** Coefficient rows of a `dot` call: nOut rows of nIn bytes, at most 256 × 256. */
-const ROWS = TABLES + 256 * 32;
+const ROWS = INVERSES + 256;
 /** Start of the shard bytes. */
 const DATA = ROWS + 256 * 256;
 /** Bytes of the memory the module declares (10 pages of 64 KiB). */
@@ -100,6 +104,13 @@ export interface Gf256Simd {
     start: number,
     end: number,
   ): boolean;
+  /**
+   * Gauss–Jordan elimination as gf256-kernel.ts `gaussJordan`: `work`
+   * (n rows of n bytes) becomes the identity and `inv` (the identity on
+   * entry) work⁻¹; true, or false when `work` is singular. `undefined`
+   * (nothing written) when n · up32(n) · 2 exceeds the memory.
+   */
+  invert(work: Uint8Array[], inv: Uint8Array[]): boolean | undefined;
 }
 
 /**
@@ -121,6 +132,7 @@ export function loadGf256Simd(bytes: Uint8Array = gf256SimdBytes()): Gf256Simd |
   }
   if (ex.memory.buffer.byteLength < MEMORY_BYTES) return undefined;
   const heap = new Uint8Array(ex.memory.buffer);
+  heap.set(GF256_INV, INVERSES);
   for (let c = 0; c < 256; c++) {
     for (let i = 0; i < 16; i++) {
       heap[TABLES + (c << 5) + i] = GF256_MUL[(c << 8) | i]!;
@@ -179,6 +191,25 @@ export function loadGf256Simd(bytes: Uint8Array = gf256SimdBytes()): Gf256Simd |
         for (let r = 0; r < nOut; r++) outputs[r]!.set(heap.subarray(out + r * stride, out + r * stride + n), s);
       }
       return true;
+    },
+    invert(work, inv) {
+      const n = work.length;
+      const stride = up32(n);
+      if (2 * n * stride > DATA_BYTES) return undefined;
+      const w = DATA;
+      const v = DATA + n * stride;
+      // Padding columns must be zero: c · 0 stays 0 through every row operation.
+      heap.fill(0, w, v + n * stride);
+      for (let r = 0; r < n; r++) {
+        heap.set(work[r]!, w + r * stride);
+        heap.set(inv[r]!, v + r * stride);
+      }
+      const ok = ex.invert(n, w, v, stride) === 1;
+      for (let r = 0; r < n; r++) {
+        work[r]!.set(heap.subarray(w + r * stride, w + r * stride + n));
+        inv[r]!.set(heap.subarray(v + r * stride, v + r * stride + n));
+      }
+      return ok;
     },
   };
 }

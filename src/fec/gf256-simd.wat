@@ -14,14 +14,16 @@
 ;; Memory layout (one exported memory; the JS side, gf256-simd.ts, owns
 ;; every address and fills the tables once at load):
 ;;
-;;     0        8,192      73,728                          end
-;;     +--------+----------+-------------------------------+
-;;     | tables | rows     | data: inputs, then outputs    |
-;;     +--------+----------+-------------------------------+
+;;     0        8,192   8,448      73,984                       end
+;;     +--------+-------+----------+----------------------------+
+;;     | tables | inv   | rows     | data                       |
+;;     +--------+-------+----------+----------------------------+
 ;;
 ;;   tables  256 coefficients × 32 bytes: lo[16] then hi[16]; c's at c << 5
+;;   inv     inv[a] = a⁻¹ (inv[0] = 0), for `invert`'s pivots
 ;;   rows    coefficient bytes of a `dot` call, nOut rows of nIn bytes
-;;   data    the shards' bytes, copied in and out by the JS side
+;;   data    the shards' bytes (or an `invert` call's two matrices),
+;;           copied in and out by the JS side
 ;;
 ;; Every function trusts its arguments (the JS side checks and lays out):
 ;; no bounds beyond the memory's own traps.
@@ -29,7 +31,7 @@
   (memory (export "memory") 10)
 
   ;; out[i] ^= c·in[i] for 0 ≤ i < len. 32 bytes per step, then 16, then bytes.
-  (func (export "mulAdd") (param $c i32) (param $in i32) (param $out i32) (param $len i32)
+  (func $mulAdd (export "mulAdd") (param $c i32) (param $in i32) (param $out i32) (param $len i32)
     (local $lo v128) (local $hi v128) (local $m v128) (local $x v128) (local $y v128)
     (local $t i32) (local $end i32) (local $b i32)
     (local.set $t (i32.shl (local.get $c) (i32.const 5)))
@@ -81,7 +83,7 @@
         (br $step1))))
 
   ;; out[i] = c·in[i] for 0 ≤ i < len (in == out allowed). Steps as mulAdd.
-  (func (export "mul") (param $c i32) (param $in i32) (param $out i32) (param $len i32)
+  (func $mul (export "mul") (param $c i32) (param $in i32) (param $out i32) (param $len i32)
     (local $lo v128) (local $hi v128) (local $m v128) (local $x v128) (local $y v128)
     (local $t i32) (local $end i32) (local $b i32)
     (local.set $t (i32.shl (local.get $c) (i32.const 5)))
@@ -257,4 +259,79 @@
             (v128.store (i32.add (local.get $dst) (local.get $p)) (local.get $a0))
             (v128.store offset=16 (i32.add (local.get $dst) (local.get $p)) (local.get $a1))
             (local.set $p (i32.add (local.get $p) (i32.const 32)))
-            (br $pos)))))))
+            (br $pos))))))
+
+  ;; Gauss–Jordan elimination on two n × n matrices of rows `stride` bytes
+  ;; apart (stride a multiple of 32, padding bytes zero): turns `work` into
+  ;; the identity and `inv` (the identity on entry) into work⁻¹. Returns 1,
+  ;; or 0 when `work` is singular (both matrices then hold partial results).
+  ;; The same steps as the JS loop of gf256-kernel.ts (`gaussJordan`): the
+  ;; first non-zero pivot at or below the diagonal, swapped up; the pivot row
+  ;; scaled to a leading 1; the column cleared in every other row. In `work`
+  ;; a row operation starts at the pivot column's 32-byte step: the columns
+  ;; before it are zero in the pivot row by then.
+  (func (export "invert") (param $n i32) (param $work i32) (param $inv i32) (param $stride i32) (result i32)
+    (local $col i32) (local $p i32) (local $r i32) (local $f i32) (local $skip i32)
+    (local $a i32) (local $b i32) (local $i i32) (local $x v128)
+    (block $done
+      (loop $column
+        (br_if $done (i32.ge_u (local.get $col) (local.get $n)))
+        ;; Pivot.
+        (local.set $p (local.get $col))
+        (block $found
+          (loop $search
+            (br_if $found (i32.ge_u (local.get $p) (local.get $n)))
+            (br_if $found (i32.load8_u
+              (i32.add (i32.add (local.get $work) (i32.mul (local.get $p) (local.get $stride))) (local.get $col))))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $search)))
+        (if (i32.eq (local.get $p) (local.get $n)) (then (return (i32.const 0))))
+        (if (i32.ne (local.get $p) (local.get $col))
+          (then
+            ;; Swap rows p and col of both matrices, 16 bytes at a time.
+            (local.set $i (i32.const 0))
+            (block $swapped
+              (loop $swap
+                (br_if $swapped (i32.ge_u (local.get $i) (local.get $stride)))
+                (local.set $a (i32.add (i32.add (local.get $work) (i32.mul (local.get $p) (local.get $stride))) (local.get $i)))
+                (local.set $b (i32.add (i32.add (local.get $work) (i32.mul (local.get $col) (local.get $stride))) (local.get $i)))
+                (local.set $x (v128.load (local.get $a)))
+                (v128.store (local.get $a) (v128.load (local.get $b)))
+                (v128.store (local.get $b) (local.get $x))
+                (local.set $a (i32.add (i32.add (local.get $inv) (i32.mul (local.get $p) (local.get $stride))) (local.get $i)))
+                (local.set $b (i32.add (i32.add (local.get $inv) (i32.mul (local.get $col) (local.get $stride))) (local.get $i)))
+                (local.set $x (v128.load (local.get $a)))
+                (v128.store (local.get $a) (v128.load (local.get $b)))
+                (v128.store (local.get $b) (local.get $x))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $swap)))))
+        ;; Scale the pivot row: $a, $b = its rows in work and inv.
+        (local.set $skip (i32.and (local.get $col) (i32.const -32)))
+        (local.set $a (i32.add (local.get $work) (i32.mul (local.get $col) (local.get $stride))))
+        (local.set $b (i32.add (local.get $inv) (i32.mul (local.get $col) (local.get $stride))))
+        (local.set $f (i32.load8_u offset=8192 (i32.load8_u (i32.add (local.get $a) (local.get $col)))))
+        (call $mul (local.get $f) (i32.add (local.get $a) (local.get $skip)) (i32.add (local.get $a) (local.get $skip))
+          (i32.sub (local.get $stride) (local.get $skip)))
+        (call $mul (local.get $f) (local.get $b) (local.get $b) (local.get $stride))
+        ;; Clear the column in every other row.
+        (local.set $r (i32.const 0))
+        (block $cleared
+          (loop $clear
+            (br_if $cleared (i32.ge_u (local.get $r) (local.get $n)))
+            (if (i32.ne (local.get $r) (local.get $col))
+              (then
+                (local.set $f (i32.load8_u
+                  (i32.add (i32.add (local.get $work) (i32.mul (local.get $r) (local.get $stride))) (local.get $col))))
+                (if (local.get $f)
+                  (then
+                    (call $mulAdd (local.get $f) (i32.add (local.get $a) (local.get $skip))
+                      (i32.add (i32.add (local.get $work) (i32.mul (local.get $r) (local.get $stride))) (local.get $skip))
+                      (i32.sub (local.get $stride) (local.get $skip)))
+                    (call $mulAdd (local.get $f) (local.get $b)
+                      (i32.add (local.get $inv) (i32.mul (local.get $r) (local.get $stride)))
+                      (local.get $stride))))))
+            (local.set $r (i32.add (local.get $r) (i32.const 1)))
+            (br $clear)))
+        (local.set $col (i32.add (local.get $col) (i32.const 1)))
+        (br $column)))
+    (i32.const 1)))

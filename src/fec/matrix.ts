@@ -7,8 +7,7 @@
  *
  * @packageDocumentation
  */
-import { GF256_INV } from './gf256.js';
-import { mulAdd, mul } from './gf256-kernel.js';
+import { gaussJordan, mulAdd } from './gf256-kernel.js';
 
 /**
  * A matrix over GF(2^8): `rows[r][c]`. Every row has the same length.
@@ -78,27 +77,8 @@ export function invertMatrix(a: Gf256Matrix): Gf256Matrix {
     return row.slice();
   });
   const inv = identityMatrix(n);
-  for (let col = 0; col < n; col++) {
-    // Find a pivot at or below the diagonal and swap it up.
-    let p = col;
-    while (p < n && work[p]![col] === 0) p++;
-    if (p === n) throw new SingularMatrixError(n);
-    if (p !== col) {
-      [work[p], work[col]] = [work[col]!, work[p]!];
-      [inv[p], inv[col]] = [inv[col]!, inv[p]!];
-    }
-    // Scale the pivot row to a leading 1.
-    const scale = GF256_INV[work[col]![col]!]!;
-    mul(scale, work[col]!, work[col]!);
-    mul(scale, inv[col]!, inv[col]!);
-    // Clear the column everywhere else (characteristic 2: subtract = add).
-    for (let r = 0; r < n; r++) {
-      const f = work[r]![col]!;
-      if (r === col || f === 0) continue;
-      mulAdd(f, work[col]!, work[r]!);
-      mulAdd(f, inv[col]!, inv[r]!);
-    }
-  }
+  // The elimination is the kernel's (one WebAssembly call with SIMD).
+  if (!gaussJordan(work, inv)) throw new SingularMatrixError(n);
   return inv;
 }
 

@@ -1,0 +1,166 @@
+/**
+ * The GF(2^8) kernels, WebAssembly SIMD against the portable JS loops, in
+ * the same run on the same bytes (gf256-kernel.ts `selectGf256Kernel`
+ * switches this thread between them before each sample): ours = SIMD,
+ * baseline = JS.
+ *
+ * - `gf256-mulAdd 64KiB` / `1KiB`: the public `mulAdd` on one array pair,
+ *   coefficients varying over 2…255 (c = 0 and 1 take shortcuts), MB/s of
+ *   input. The SIMD side includes its copies into and out of WebAssembly
+ *   memory, as every caller pays them.
+ * - `fec-reconstruct 192+64 x 1400B (E lost…)`: `ReedSolomon.reconstruct`
+ *   with `dataOnly` (what the multicast receiver runs) of a block with E
+ *   data shards lost (the most work: every lost shard rebuilt from 192),
+ *   MB/s of the block's data (192 × 1,400 B per call). `cached`: the same
+ *   pattern every call, so the decode matrix comes from the cache and the
+ *   figure is the block product alone; `fresh`: the decode cache off, so
+ *   every call also inverts the 192 × 192 matrix (row operations through
+ *   `mul`/`mulAdd` on 192-byte rows) — a receiver sees a new loss pattern
+ *   in nearly every block.
+ *
+ * Before timing, each figure checks that both kernels give the same bytes
+ * (and the reconstruction gives the data back); otherwise it throws.
+ * Samples alternate which kernel goes first (sideBySide); each sample's
+ * MB/s, wall and CPU seconds go to stderr, the medians to the figure line.
+ * Targets are ours, not the issue's: SIMD at least 2× the JS loop.
+ */
+import { combineRows, gf256Kernel, mulAdd, selectGf256Kernel, type Gf256KernelName } from '../src/fec/gf256-kernel.js';
+import { ReedSolomon } from '../src/fec/reed-solomon.js';
+import { defineFigures, sideBySide, type Figure } from './harness.js';
+
+/** Timed rounds per side (medians reported). */
+const ROUNDS = 5;
+/** Length of one timed sample, and of each side's warm-up, in milliseconds. */
+const SAMPLE_MS = 300;
+const WARMUP_MS = 300;
+
+/** Deterministic pseudo-random bytes. */
+function bytes(len: number, seed: number): Uint8Array {
+  let x = seed | 1;
+  const a = new Uint8Array(len);
+  for (let i = 0; i < len; i++) a[i] = (x = (Math.imul(x, 1103515245) + 12345) | 0) >>> 23;
+  return a;
+}
+
+const same = (a: Uint8Array, b: Uint8Array | null | undefined) => b instanceof Uint8Array && Buffer.from(a).equals(Buffer.from(b));
+
+/** One sample: run `op` (processing `bytes` per call) for about `ms` with kernel `name`. */
+function sample(name: Gf256KernelName, op: () => void, perCall: number, ms: number, log: string[]): number {
+  if (selectGf256Kernel(name) !== name) throw new Error(`the ${name} kernel is not available here`);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  let t = t0;
+  do {
+    op();
+    n++;
+    t = performance.now();
+  } while (t - t0 < ms);
+  const cpu = process.cpuUsage(cpu0);
+  const rate = (n * perCall) / ((t - t0) * 1000);
+  log.push(`${name} ${rate.toFixed(0)} MB/s (wall ${((t - t0) / 1000).toFixed(2)} s, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s)`);
+  return rate;
+}
+
+/** A figure timing `op` (per call `perCall` bytes) with each kernel; `check` runs first under each. */
+function kernelFigure(name: string, perCall: number, op: () => void, check: () => void): Figure {
+  return {
+    name,
+    unit: 'MB/s',
+    target: { better: 'higher', ratio: 2 },
+    async run() {
+      const before = gf256Kernel();
+      const log: string[] = [];
+      try {
+        for (const k of ['simd', 'portable'] as const) {
+          selectGf256Kernel(k);
+          check();
+          sample(k, op, perCall, WARMUP_MS, []);
+        }
+        const m = await sideBySide(
+          ROUNDS,
+          async () => sample('simd', op, perCall, SAMPLE_MS, log),
+          async () => sample('portable', op, perCall, SAMPLE_MS, log),
+        );
+        console.error(`bench: ${name}: ${log.join('; ')}`);
+        return { ...m, baselineName: 'js-kernel' };
+      } finally {
+        selectGf256Kernel(before);
+      }
+    },
+  };
+}
+
+function mulAddFigure(len: number, label: string): Figure {
+  const input = bytes(len, 1);
+  const output = bytes(len, 2);
+  let c = 2;
+  // Check: both kernels give the same bytes for the same calls.
+  const results: Uint8Array[] = [];
+  return kernelFigure(
+    `gf256-mulAdd ${label} simd vs js`,
+    len,
+    () => {
+      mulAdd(c, input, output);
+      c = c === 255 ? 2 : c + 1;
+    },
+    () => {
+      const out = bytes(len, 3);
+      for (let cc = 0; cc < 256; cc++) mulAdd(cc, input, out);
+      results.push(out);
+      if (results.length === 2 && !same(results[0]!, results[1])) throw new Error('mulAdd: the kernels differ');
+    },
+  );
+}
+
+function reconstructFigure(lost: number, fresh: boolean): Figure {
+  const k = 192;
+  const m = 64;
+  const len = 1400;
+  const rs = new ReedSolomon(k, m, fresh ? { decodeCacheSize: 0 } : {});
+  const data = Array.from({ length: k }, (_, j) => bytes(len, j + 10));
+  const all = [...data, ...rs.encode(data)];
+  // Lost: every (k / lost)-th data shard, spread over the block.
+  const gone = new Set(Array.from({ length: lost }, (_, i) => Math.floor((i * k) / lost)));
+  const into = Array.from({ length: k + m }, () => new Uint8Array(len));
+  const holed = () => all.map((s, i) => (gone.has(i) ? null : s));
+  return kernelFigure(
+    `fec-reconstruct 192+64 x 1400B (${lost} lost, ${fresh ? 'fresh pattern' : 'cached pattern'}) simd vs js`,
+    k * len,
+    () => rs.reconstruct(holed(), { dataOnly: true, into }),
+    () => {
+      const back = rs.reconstruct(holed(), { dataOnly: true });
+      data.forEach((d, j) => {
+        if (!same(d, back[j])) throw new Error(`${gf256Kernel()}: shard ${j} not reconstructed`);
+      });
+    },
+  );
+}
+
+function combineFigure(nIn: number, nOut: number, len: number): Figure {
+  const rows = Array.from({ length: nOut }, (_, r) => bytes(nIn, r + 100));
+  const inputs = Array.from({ length: nIn }, (_, t) => bytes(len, t + 200));
+  const outputs = Array.from({ length: nOut }, () => new Uint8Array(len));
+  const results: Uint8Array[][] = [];
+  return kernelFigure(
+    `gf256-combine ${nIn}x${nOut} x ${len}B simd vs js`,
+    nIn * len,
+    () => combineRows(rows, inputs, outputs, 0, len),
+    () => {
+      const outs = outputs.map(() => new Uint8Array(len));
+      combineRows(rows, inputs, outs, 0, len);
+      results.push(outs);
+      if (results.length === 2 && !results[0]!.every((o, r) => same(o, results[1]![r]))) throw new Error('combine: the kernels differ');
+    },
+  );
+}
+
+export const figures = defineFigures([
+  mulAddFigure(64 * 1024, '64KiB'),
+  mulAddFigure(1024, '1KiB'),
+  combineFigure(192, 10, 1400),
+  reconstructFigure(10, false),
+  reconstructFigure(32, false),
+  reconstructFigure(10, true),
+  reconstructFigure(32, true),
+]);
