@@ -171,8 +171,8 @@ export interface ConfigurationStore {
    */
   putAction(action: ActionRecord): Promise<void>;
   /**
-   * Store a new action unless its host already has an open action (state in
-   * {@link BLOCKING_ACTION_STATES}) for the same finding key — as one atomic
+   * Store a new action unless its host already has an open action (any
+   * state but `confirmed`: `BLOCKING_ACTION_STATES`) for the same finding key — as one atomic
    * step, also against other processes sharing the store (two security
    * centers on one database). Resolves with null when `action` was stored,
    * or with that open action (nothing is stored). Only the caller that got
