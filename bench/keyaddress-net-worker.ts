@@ -33,6 +33,16 @@
  *
  * Each timed connection is checked (the byte arrived; ours admitted, not
  * reset) and the worker answers {"error"} otherwise.
+ *
+ * ROLE (4th argument) splits the two halves over two processes, for the
+ * figure whose client runs in its own namespace (a client on another host):
+ *
+ *   both     (default) listeners and client loop in this one process, as above
+ *   server   only the two listeners (same ports); commands: `cpu` →
+ *            {"cpu": this process's CPU µs so far (user + system)}
+ *   client   only the client loop, dialling across the veth pair to the
+ *            server namespace's /64; commands `check`, `ours N`, `plain N`,
+ *            `fresh N` as above ("cpu" then counts the client process alone)
  */
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
@@ -44,15 +54,16 @@ import { KeyAddressClient } from '../src/keyaddress/client.js';
 import { KeyAddressServer } from '../src/keyaddress/server.js';
 import { KeyAddressListener, type AdmissionWindow, type ListenerMode } from '../src/keyaddress/listener.js';
 
-const [prefix, mode, windowKind = 'ratchet'] = process.argv.slice(2) as [string, ListenerMode, ('ratchet' | 'list')?];
+const [prefix, mode, windowKind = 'ratchet', role = 'both'] = process.argv.slice(2) as [string, ListenerMode, ('ratchet' | 'list')?, ('both' | 'server' | 'client')?];
 const SECRET = { passphrase: 'bench passphrase', kdf: { N: 16, r: 1, p: 1 } };
 const OURS_PORT = 7400;
-/** Addresses in the `list` window and taken from the client: more than any run takes (warm-up 1,500 + 7 rounds × 300 + checks). */
-const LIST_LENGTH = 5000;
+/** Addresses in the `list` window and taken from the client: more than any run takes (warm-up 3,000 + 7 rounds × 300 + checks). */
+const LIST_LENGTH = 6000;
 const PLAIN_PORT = 7401;
 
 const client = KeyAddressClient.fromPassphraseSync(SECRET, { prefix });
-const window: AdmissionWindow = windowKind === 'list' ? listWindow() : KeyAddressServer.fromPassphraseSync(SECRET, { prefix });
+const serves = role !== 'client';
+const window: AdmissionWindow | undefined = !serves ? undefined : windowKind === 'list' ? listWindow() : KeyAddressServer.fromPassphraseSync(SECRET, { prefix });
 
 /**
  * `list`: the same key addresses (a second client of the same passphrase,
@@ -78,9 +89,9 @@ const greet = (socket: Socket) => {
   socket.write(Buffer.of(0x2a));
   socket.on('end', () => socket.end());
 };
-const listener = await KeyAddressListener.listen({ prefix, port: OURS_PORT, windows: [window], mode, model: 'parallel' }, greet);
-const plain = createServer({ noDelay: true }, greet);
-await new Promise<void>((r) => plain.listen({ port: PLAIN_PORT, host: '::', backlog: 511 }, r));
+const listener = window ? await KeyAddressListener.listen({ prefix, port: OURS_PORT, windows: [window], mode, model: 'parallel' }, greet) : undefined;
+const plain = serves ? createServer({ noDelay: true }, greet) : undefined;
+if (plain) await new Promise<void>((r) => plain.listen({ port: PLAIN_PORT, host: '::', backlog: 511 }, r));
 const fixed = (() => {
   const b = parsePrefix(prefix).bytes;
   b[15] = 1;
@@ -97,7 +108,7 @@ const random = () => {
  * (LIST_LENGTH of them), so that no client-side ratchet work, nor its
  * garbage, falls just before or inside a timed loop.
  */
-const clientAddresses = Array.from({ length: LIST_LENGTH }, () => client.next().address);
+const clientAddresses = role === 'server' ? [] : Array.from({ length: LIST_LENGTH }, () => client.next().address);
 let taken = 0;
 function nextAddress(): string {
   const a = clientAddresses[taken++];
@@ -185,7 +196,14 @@ say({ ready: true });
 for await (const line of createInterface({ input: process.stdin })) {
   const [cmd, arg] = line.trim().split(/\s+/);
   try {
-    if (cmd === 'check') {
+    if (cmd === 'cpu') {
+      // Role `server`: this process's CPU time so far (user + system, µs);
+      // the bench reads it before and after a client's sample.
+      const c = process.cpuUsage();
+      say({ cpu: c.user + c.system });
+    } else if (role === 'server') {
+      say({ error: `role server takes only cpu, not ${cmd}` });
+    } else if (cmd === 'check') {
       const address = nextAddress();
       const first = await once(address, OURS_PORT);
       // In `bind` mode the used address's socket closes asynchronously (bounded wait).
@@ -209,5 +227,5 @@ for await (const line of createInterface({ input: process.stdin })) {
   }
 }
 await clientThread?.terminate();
-await listener.close();
-plain.close();
+await listener?.close();
+plain?.close();

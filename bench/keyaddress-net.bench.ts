@@ -36,29 +36,52 @@
  * look-ahead refill, one chain step) then overlaps the client's work
  * instead of adding to it. Its CPU line still counts both threads.
  *
- * Both listeners live in the one worker process and are measured
+ * A sixth and seventh (`…, client in its own namespace` and the same
+ * `…, listener only`) measure it as a deployment runs it: the client in its
+ * own process in a second namespace, joined to the server's by a veth pair
+ * with the /64 routed to the server (test/keyaddress/fixtures/netns.ts
+ * namespacePair()); both listeners in one server process, dialled
+ * alternately by the one client process, warm. The server's work after an
+ * accept (the deferred refill) then runs on the server's own event loop,
+ * not the client's. Wall time is the client's; stderr gives the CPU per
+ * connection of each process, the plain listener dialled at fresh random
+ * addresses (sampled after each baseline sample: what a new destination
+ * per connection costs the kernels), and the TCP metrics cache size in
+ * each namespace (`ip tcp_metrics show`: one entry per destination on the
+ * client side).
+ *
+ * In the first five, both listeners live in the one worker process and are measured
  * alternately (harness `sideBySide`), after WARMUP connections to each
- * (the first thousand or so connections of a process are slower for both,
- * the key-address path more: JIT). Before timing, the worker checks that
+ * (the first two thousand or so connections of a process are slower for
+ * both, the key-address path more: JIT). Before timing, the worker checks that
  * a fresh key address is admitted, the same address again and a random
  * address of the /64 are refused, and the plain server answers.
  *
  * Each figure also prints, on stderr, the CPU time per connection of the
  * worker (client and server sides together, user + system) for ours and the
- * baseline: on a machine shared with other work it moves far less than the
- * wall-clock figure.
+ * baseline, and the load average: on a machine shared with other work CPU
+ * time moves far less than the wall-clock figure.
  *
  * Where namespaces cannot be created (not root, not Linux, or
  * GATESOCK_NO_NETNS set) the figures are left out with one stderr line,
  * never failed.
  */
+import { execFile } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { localNamespace, namespacesAvailable, runInNamespace } from '../test/keyaddress/fixtures/netns.js';
+import { localNamespace, namespacePair, namespacesAvailable, runInNamespace, type NsChild } from '../test/keyaddress/fixtures/netns.js';
 import { defineFigures, median, sideBySide, type Figure } from './harness.js';
 
 const CONNECTIONS = 300;
 const ROUNDS = 7;
-const WARMUP = 1500;
+/**
+ * Warm-up connections per side before timing. The first thousand or two
+ * connections of a process are slower (JIT): the server's admission path is
+ * optimised only after ≈ 2,000 connections (--trace-opt).
+ */
+const WARMUP = 3000;
+/** Warm-up of the `fresh` info sample of the namespace-pair figure. */
+const FRESH_WARMUP = 1000;
 const worker = fileURLToPath(new URL('./keyaddress-net-worker.ts', import.meta.url));
 
 function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', window: 'ratchet' | 'list' = 'ratchet', client: 'same' | 'thread' = 'same'): Figure {
@@ -77,20 +100,14 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', w
       const ns = await localNamespace({ nonlocalBind: mode === 'bind' });
       const child = runInNamespace(ns.ns, worker, [ns.prefix, mode, window]);
       try {
-        const ask = async (cmd: string): Promise<Record<string, unknown>> => {
-          child.child.stdin!.write(cmd + '\n');
-          const line = await child.next(60_000);
-          if (line.error !== undefined) throw new Error(`worker: ${String(line.error)}`);
-          return line;
-        };
         await child.next(30_000); // ready
-        const check = await ask('check');
+        const check = await ask(child, 'check');
         if (check.ok !== true) throw new Error(`check before timing failed: ${String(check.why)}`);
-        await ask(`${cmd('ours')} ${WARMUP}`); // warm-up (JIT) of both paths
-        await ask(`${cmd(baseline)} ${WARMUP}`);
+        await ask(child, `${cmd('ours')} ${WARMUP}`); // warm-up (JIT) of both paths
+        await ask(child, `${cmd(baseline)} ${WARMUP}`);
         const cpu = { ours: [] as number[], baseline: [] as number[] };
         const sample = async (cmd: string, into: number[]) => {
-          const r = await ask(`${cmd} ${CONNECTIONS}`);
+          const r = await ask(child, `${cmd} ${CONNECTIONS}`);
           into.push(r.cpu as number);
           return r.us as number;
         };
@@ -103,7 +120,7 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', w
         // processes load the machine: an info line beside the figure.
         const o = median(cpu.ours);
         const b = median(cpu.baseline);
-        console.error(`${name}: CPU per connection ${o.toFixed(1)} µs vs ${b.toFixed(1)} µs (ratio ${(o / b).toFixed(2)})`);
+        console.error(`${name}: CPU per connection ${o.toFixed(1)} µs vs ${b.toFixed(1)} µs (ratio ${(o / b).toFixed(2)}); load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
         return { ...m, baselineName: baseline === 'plain' ? 'plain-listener' : 'plain-listener-fresh-addresses' };
       } finally {
         child.child.stdin!.end();
@@ -115,11 +132,115 @@ function figure(mode: 'admit' | 'bind', baseline: 'plain' | 'fresh' = 'plain', w
   };
 }
 
+/** Send one command line to a worker and wait for its JSON answer (throws on {"error"}). */
+async function ask(child: NsChild, cmd: string): Promise<Record<string, unknown>> {
+  child.child.stdin!.write(cmd + '\n');
+  const line = await child.next(60_000);
+  if (line.error !== undefined) throw new Error(`worker: ${String(line.error)}`);
+  return line;
+}
+
+/** Entries in a namespace's TCP metrics cache (`ip tcp_metrics show`), IPv6. */
+async function tcpMetrics(ns: string): Promise<number> {
+  // One line per entry (≈ 120 bytes): more than execFile's default 1 MB after ≈ 9,000 connections.
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('ip', ['-n', ns, '-6', 'tcp_metrics', 'show'], { timeout: 10_000, maxBuffer: 64 << 20 }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+  );
+  return out.split('\n').filter((l) => l.trim() !== '').length;
+}
+
+/**
+ * Admit mode with the client in its own process, in a second namespace
+ * joined to the server's by a veth pair, the /64 routed to the server
+ * (test/keyaddress/fixtures/netns.ts namespacePair()), as a deployment runs
+ * it: the server's work after an accept (the deferred refill) no longer
+ * runs on the client's event loop. Both listeners (ours and the plain
+ * baseline) live in the one server process and are dialled alternately by
+ * the one client process, warm (WARMUP each). Wall time is the client's;
+ * the stderr line gives CPU per connection of each process (client and
+ * server) for ours and the baseline, and how many TCP metrics entries
+ * (`ip tcp_metrics show`) each namespace holds at the end.
+ */
+function pairFigure(window: 'ratchet' | 'list'): Figure {
+  const name = `keyaddress-listener set-up admit x ${CONNECTIONS}, client in its own namespace${window === 'list' ? ', listener only' : ''}`;
+  return {
+    name,
+    unit: 'µs/connection',
+    target: { better: 'lower', ratio: 1.1 },
+    async run() {
+      const pair = await namespacePair();
+      const server = runInNamespace(pair.server, worker, [pair.prefix, 'admit', window, 'server']);
+      const client = runInNamespace(pair.client, worker, [pair.prefix, 'admit', window, 'client']);
+      try {
+        await Promise.all([server.next(30_000), client.next(30_000)]); // ready
+        const check = await ask(client, 'check');
+        if (check.ok !== true) throw new Error(`check before timing failed: ${String(check.why)}`);
+        await ask(client, `ours ${WARMUP}`);
+        await ask(client, `plain ${WARMUP}`);
+        await ask(client, `fresh ${FRESH_WARMUP}`);
+        type Side = { ours: number[]; plain: number[]; fresh: number[] };
+        const cpu: { client: Side; server: Side } = { client: { ours: [], plain: [], fresh: [] }, server: { ours: [], plain: [], fresh: [] } };
+        const fresh: number[] = [];
+        const sample = async (what: 'ours' | 'plain' | 'fresh') => {
+          const s0 = (await ask(server, 'cpu')).cpu as number;
+          const r = await ask(client, `${what} ${CONNECTIONS}`);
+          const s1 = (await ask(server, 'cpu')).cpu as number;
+          cpu.client[what].push(r.cpu as number);
+          cpu.server[what].push((s1 - s0) / CONNECTIONS);
+          return r.us as number;
+        };
+        // The plain listener dialled at a fresh random address each time
+        // (what the kernels cost for a new destination per connection, which
+        // key addresses pay by design) is sampled right after each baseline
+        // sample: an info line, not the figure's baseline.
+        const m = await sideBySide(
+          ROUNDS,
+          () => sample('ours'),
+          async () => {
+            const b = await sample('plain');
+            fresh.push(await sample('fresh'));
+            return b;
+          },
+        );
+        const line = (side: 'client' | 'server') => {
+          const o = median(cpu[side].ours);
+          const b = median(cpu[side].plain);
+          return `${side} ${o.toFixed(1)} vs ${b.toFixed(1)} µs (${(o / b).toFixed(2)}; fresh ${median(cpu[side].fresh).toFixed(1)})`;
+        };
+        const total = (what: 'ours' | 'plain' | 'fresh') => median(cpu.client[what].map((c, i) => c + cpu.server[what][i]!));
+        const metrics = `tcp_metrics entries: client ns ${await tcpMetrics(pair.client)}, server ns ${await tcpMetrics(pair.server)}`;
+        console.error(
+          `${name}: CPU per connection ${line('server')}; ${line('client')}; ` +
+            `both ${total('ours').toFixed(1)} vs ${total('plain').toFixed(1)} µs (${(total('ours') / total('plain')).toFixed(2)}; fresh ${total('fresh').toFixed(1)}); ` +
+            `plain at fresh addresses ${median(fresh).toFixed(1)} µs/connection wall (${(median(fresh) / m.baseline).toFixed(2)} × plain); ${metrics}; ` +
+            `load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+        );
+        return { ...m, baselineName: 'plain-listener' };
+      } finally {
+        for (const c of [client, server]) {
+          c.child.stdin!.end();
+          c.kill('SIGKILL');
+        }
+        await Promise.all([client.exited, server.exited]);
+        await pair.destroy();
+      }
+    },
+  };
+}
+
 const available = await namespacesAvailable();
 if (!available.ok) console.error(`keyaddress-net.bench.ts: skipping the key-address listener figures: ${available.why}`);
 
 export const figures = defineFigures(
   available.ok
-    ? [figure('admit'), figure('admit', 'fresh'), figure('admit', 'plain', 'list'), figure('admit', 'plain', 'ratchet', 'thread'), figure('bind')]
+    ? [
+        figure('admit'),
+        figure('admit', 'fresh'),
+        figure('admit', 'plain', 'list'),
+        figure('admit', 'plain', 'ratchet', 'thread'),
+        pairFigure('ratchet'),
+        pairFigure('list'),
+        figure('bind'),
+      ]
     : [],
 );

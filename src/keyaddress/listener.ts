@@ -446,7 +446,8 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
     // again when its session ends; in the parallel model only the window
     // changes, and a window with `change` events has already said so.
     const serial = this.#options.model === 'serial';
-    socket.once('close', () => {
+    // 'close' comes once per socket: `on` spares once()'s wrapper.
+    socket.on('close', () => {
       lane.sessions--;
       if (serial) this.#changed();
     });
