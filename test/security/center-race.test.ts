@@ -1,11 +1,11 @@
-// Two security centers on ONE PostgreSQL database (a throwaway server from
-// test/helpers/postgres.ts) race on the same new advisories, many times: both import the
+// Two security centers on ONE database — a PostgreSQL database (a throwaway server from
+// test/helpers/postgres.ts), or the same two SQLite files — race on the same new advisories, many times: both import the
 // same advisory with its countermeasures at once, or both pick up an advisory a third
 // process stored (syncAdvisories) at once. Exactly one action per (host, finding) must be
 // made, exactly one dispatch attempt per automatic action and exactly one notification per
 // manual one — whichever center made it. Also the notifier retry: two centers seeing the
 // same planned manual action whose notification failed send it once between them.
-// Skipped with the reason printed where no PostgreSQL server can be started
+// The PostgreSQL case is skipped with the reason printed where no server can be started
 // (GS_REQUIRE_POSTGRES=1 makes that a failure).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import { SecurityCenter, type ActionRecord } from '../../src/delivery/security/c
 import { collectConfiguration } from '../../src/delivery/security/collect/index.js';
 import type { Notifier, SecurityNotification } from '../../src/delivery/security/notify/index.js';
 import { encodeConfigurationReport } from '../../src/delivery/security/report/index.js';
-import { PostgresSecurityStore } from '../../src/delivery/security/secdb/index.js';
+import { PostgresSecurityStore, SqliteSecurityStore, type SecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { createServerIdentity, generateIdentityKey, type Identity } from '../../src/session/index.js';
 import { lazyPostgres } from '../helpers/postgres.js';
 import { collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
@@ -76,16 +76,43 @@ function duplicates(actions: readonly ActionRecord[]): string[] {
   return [...n].filter(([, c]) => c > 1).map(([k, c]) => `${k} ×${c}`);
 }
 
-describe('two SecurityCenters on one PostgreSQL database', () => {
-  it.skipIf(skip !== undefined)(`make exactly one action per finding when they race on the same advisories (${ROUNDS} rounds × ${HOSTS.length} hosts)`, async () => {
-    const url = await server.database();
+/** Where both centers keep their databases, and a third process's view of the security database. */
+interface Databases {
+  readonly config: string;
+  readonly security: string;
+  importer(): Promise<SecurityStore>;
+}
+const BACKENDS: [string, string | undefined, () => Promise<Databases>][] = [
+  [
+    'one PostgreSQL database',
+    skip,
+    async () => {
+      const url = await server.database();
+      return { config: url, security: url, importer: () => PostgresSecurityStore.open(url) };
+    },
+  ],
+  [
+    'the same SQLite files',
+    undefined,
+    async () => {
+      const d = tempDir('center-race-sqlite');
+      dirs.push(d);
+      const security = path.join(d, 'security.db');
+      return { config: path.join(d, 'config.db'), security, importer: () => SqliteSecurityStore.open(security) };
+    },
+  ],
+];
+
+describe.each(BACKENDS)('two SecurityCenters on %s', (_name, unavailable, databases) => {
+  it.skipIf(unavailable !== undefined)(`make exactly one action per finding when they race on the same advisories (${ROUNDS} rounds × ${HOSTS.length} hosts)`, async () => {
+    const db = await databases();
     const d = tempDir('center-race');
     dirs.push(d);
     const key = generateIdentityKey();
     const connector = new CountingConnector();
     const notifiers = [new CountingNotifier(), new CountingNotifier()];
     const open = (notifier: Notifier) =>
-      SecurityCenter.open({ key, connector, notifier, configStore: url, securityStore: url, dispatch: { retries: 0, connectTimeoutMs: 1_000, waves: [1], failureThreshold: 1 }, countermeasureTimeoutMs: 5_000 });
+      SecurityCenter.open({ key, connector, notifier, configStore: db.config, securityStore: db.security, dispatch: { retries: 0, connectTimeoutMs: 1_000, waves: [1], failureThreshold: 1 }, countermeasureTimeoutMs: 5_000 });
     const a = await open(notifiers[0]!);
     closers.push(() => a.close());
     // The hosts report to center A; center B loads them from the database when it opens.
@@ -102,7 +129,7 @@ describe('two SecurityCenters on one PostgreSQL database', () => {
     closers.push(() => b.close());
     expect(b.engine.hostIds().sort()).toEqual(HOSTS);
     // A third process (`gatesock center import-advisories`) stores advisories for the sync rounds.
-    const importer = await PostgresSecurityStore.open(url);
+    const importer = await db.importer();
     closers.push(() => importer.close());
 
     let automatic = 0;
