@@ -457,6 +457,9 @@ export class KeyAddressListener extends EventEmitter<KeyAddressListenerEvents> {
 
   #reject(socket: Socket, address: string, reason: RefusalReason, detail?: string): void {
     this.#refused++;
+    // The peer's address (a getpeername call) and the event only when
+    // someone listens: a scan of the /64 costs a reset, not more.
+    if (this.listenerCount('refused') === 0) return refuse(socket);
     const remoteAddress = socket.remoteAddress ?? '';
     refuse(socket);
     this.emit('refused', detail === undefined ? { address, remoteAddress, reason } : { address, remoteAddress, reason, detail });

@@ -71,6 +71,19 @@ describe('KeyAddressListener, mode admit', () => {
     first.socket.destroy();
   });
 
+  it('with no refused listener: still resets, still retires, still counts', async () => {
+    const w = sequenceWindow([2, 3].map(v4));
+    const { listener } = await start([w]);
+    expect(listener.listenerCount('refused')).toBe(0);
+    const first = await probe('127.0.0.2', listener.port);
+    expect(first.result).toBe('admitted');
+    expect((await probe('127.0.0.2', listener.port)).result).toBe('reset');
+    expect((await probe('127.0.0.99', listener.port)).result).toBe('reset');
+    expect((await probe('127.0.0.3', listener.port)).result).toBe('admitted');
+    expect(listener.stats).toMatchObject({ accepted: 2, refused: 2 });
+    first.socket.destroy();
+  });
+
   it('serial: while a session is open nothing is listened on; after it ends, the next address is', async () => {
     const w = sequenceWindow([2, 3, 4].map(v4));
     const { listener, sessions } = await start([w], { model: 'serial' });
