@@ -248,8 +248,7 @@ export class ReedSolomon implements ErasureCoder {
     if (!options.dataOnly) for (let i = 0; i < this.parityShards; i++) if (shards[k + i] == null) missingParity.push(i);
     const outs = reconstructOutputs('reconstruct', options.into, shards, [...missingData, ...missingParity.map((i) => k + i)], len);
     if (missingData.length > 0) {
-      const inverse = this.#decoder.inverse(chosen);
-      const rows = missingData.map((j) => inverse[j]!);
+      const rows = this.#decoder.rows(chosen, missingData);
       combine(rows, chosen.map((i) => shards[i]!), outs.slice(0, rows.length), len);
       missingData.forEach((j, r) => (shards[j] = outs[r]!));
     }
