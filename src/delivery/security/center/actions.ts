@@ -41,12 +41,14 @@ export class ActionBook {
    * nothing. The write is a compare-and-swap ({@link ConfigurationStore.replaceAction}),
    * so a change another center sharing the database made in between is not
    * lost: on a conflict the record is read again and `change` asked again.
-   * A confirmed action is final (left as it is).
+   * A confirmed action is final (left as it is). `asRead`: the record as the
+   * caller just read it, tried first instead of reading it again (the swap
+   * still checks it).
    */
-  async changeNow(id: string, change: (stored: ActionRecord) => Partial<ActionRecord> | null): Promise<void> {
+  async changeNow(id: string, change: (stored: ActionRecord) => Partial<ActionRecord> | null, asRead?: ActionRecord): Promise<void> {
     const c = this.#c;
     for (let attempt = 0; attempt < MAX_SWAPS; attempt++) {
-      const stored = await c.config.getAction(id);
+      const stored = attempt === 0 && asRead !== undefined ? asRead : await c.config.getAction(id);
       if (stored === undefined || stored.state === 'confirmed') return;
       const patch = change(stored);
       if (patch === null) return;
@@ -98,7 +100,7 @@ export class ActionBook {
           return { fixReportedAt: this.#c.now() };
         }
         return null;
-      });
+      }, listed);
     }
   }
 }
