@@ -24,10 +24,13 @@ import {
   SqliteDispatchStore,
   centerKeyId,
   isTargetSuccess,
+  formatLogHead,
+  parseLogHead,
   verifyEvidenceLog,
   type AgentRef,
   type DispatchRun,
   type DispatchSummary,
+  type LogHead,
   type TargetResult,
 } from '../delivery/index.js';
 import { ConfigError } from '../errors/index.js';
@@ -303,11 +306,49 @@ async function runStatus(id: string | undefined, o: { center: string }, io: Io):
   }
 }
 
-function runVerifyLog(file: string, o: { key?: string; center: string }, io: Io): void {
+interface VerifyLogFlags {
+  key?: string;
+  center: string;
+  expectHead?: string;
+  allowNoHead?: boolean;
+}
+
+/**
+ * The head to check `file` against: `--expect-head` (N/hash, or a head
+ * file), else FILE.head when it exists, else none.
+ */
+function verifyLogHeadOption(file: string, o: VerifyLogFlags): { head?: string | LogHead; from: string } {
+  if (o.expectHead !== undefined) {
+    if (/^\d+\/[0-9a-f]+$/.test(o.expectHead.trim())) {
+      try {
+        return { head: parseLogHead(o.expectHead), from: 'the expected head' };
+      } catch (err) {
+        throw new ConfigError('GS_ERR_INVALID_OPTION', `--expect-head: ${(err as Error).message}`);
+      }
+    }
+    try {
+      return { head: fs.readFileSync(o.expectHead, 'utf8'), from: o.expectHead };
+    } catch {
+      throw new ConfigError('GS_ERR_INVALID_OPTION', `--expect-head: ${o.expectHead} is neither N/HASH nor a readable head file`);
+    }
+  }
+  const beside = `${file}.head`;
+  return fs.existsSync(beside) ? { head: fs.readFileSync(beside, 'utf8'), from: beside } : { from: 'none' };
+}
+
+function runVerifyLog(file: string, o: VerifyLogFlags, io: Io): void {
   const key = readPublicKey(o.key ?? centerFiles(o.center).pub, '--key');
-  const result = verifyEvidenceLog(fs.readFileSync(file, 'utf8'), key);
+  const { head, from } = verifyLogHeadOption(file, o);
+  const result = verifyEvidenceLog(fs.readFileSync(file, 'utf8'), key, { ...(head !== undefined ? { head } : {}), ...(o.allowNoHead ? { allowNoHead: true } : {}) });
   io.print(`${file}: ${result.entries} entries, every hash link and signature verifies (center key ${centerKeyId(key)})`);
   io.print(Object.entries(result.kinds).map(([k, n]) => `${k} ${n}`).join(', '));
+  const end = `head ${formatLogHead(result.end)}`;
+  if (result.head === null) {
+    io.print(`${end}: not checked against a head${result.version === 1 ? ' (a version 1 log, written before heads)' : ''}; lines cut off the end would go unnoticed`);
+  } else {
+    const signed = result.head.at !== undefined ? `the signed head of ${new Date(result.head.at).toISOString()} in ${from}` : from;
+    io.print(`${end}: nothing is cut off the end (checked against ${signed}${result.pastHead > 0 ? `; ${result.pastHead} entries appended after it` : ''})`);
+  }
 }
 
 interface AgentFlags extends RelayFlags {
@@ -402,8 +443,14 @@ export function registerDispatchCommands(program: Command, io: Io): void {
     .argument('[dispatch]', 'the dispatch ID')
     .action(async (id: string | undefined, o: { center: string }) => runStatus(id, o, io));
 
-  centerFlag(dispatch.command('verify-log').description("check an evidence log offline: every hash link and every signature, with the center's public key"))
+  centerFlag(
+    dispatch
+      .command('verify-log')
+      .description("check an evidence log offline: every hash link and every signature, with the center's public key, and against its head that no line was cut off the end; prints the head (N/HASH) to keep elsewhere"),
+  )
     .argument('<file>', 'the evidence log (evidence.log in the center folder)')
     .option('--key <key>', "the center's public key: ed25519:… or a file (default: center.pub in --center)")
-    .action(async (file: string, o: { key?: string; center: string }) => runVerifyLog(file, o, io));
+    .option('--expect-head <head>', 'the head the log must reach: N/HASH as verify-log printed it, or a head file (default: FILE.head when it exists)')
+    .option('--allow-no-head', 'verify a log that keeps a head without one (lines cut off its end then go unnoticed)')
+    .action(async (file: string, o: VerifyLogFlags) => runVerifyLog(file, o, io));
 }

@@ -4,7 +4,7 @@
  * signReport): a test double of the far side that can misbehave on
  * purpose. Real agent + center tests live elsewhere.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -222,7 +222,8 @@ describe('DispatchCenter over scripted agents', () => {
     run.on('progress', (p) => progress.push(p));
     const summary = await run.done;
     // When `done` resolves, the evidence log already holds every line of the run.
-    expect(verifyEvidenceLog(readFileSync(logPath, 'utf8'), f.key.publicKey).kinds).toMatchObject({ issued: 6, result: 6 });
+    const headNow = readFileSync(logPath + '.head', 'utf8'); // the head first: the log is never behind it
+    expect(verifyEvidenceLog(readFileSync(logPath, 'utf8'), f.key.publicKey, { head: headNow }).kinds).toMatchObject({ issued: 6, result: 6 });
     expect(summary.state).toBe('done');
     expect(summary.counts.verified).toBe(6);
     expect(results.map((r) => r.state)).toEqual(Array(6).fill('verified'));
@@ -248,8 +249,8 @@ describe('DispatchCenter over scripted agents', () => {
     expect(center.store.getTarget({ dispatchId: run.dispatchId, run: 0, msid: f.agents[0]!.msid })!.report).toMatch(/^[A-Za-z0-9_-]+$/);
     await center.close();
     const log = readFileSync(logPath, 'utf8');
-    const checked = verifyEvidenceLog(log, f.key.publicKey);
-    expect(checked.kinds).toMatchObject({ bundle: 1, dispatch: 1, issued: 6, result: 6, failure: 0 });
+    const checked = verifyEvidenceLog(log, f.key.publicKey, { head: readFileSync(logPath + '.head', 'utf8') });
+    expect(checked.kinds).toMatchObject({ log: 1, bundle: 1, dispatch: 1, issued: 6, result: 6, failure: 0 });
     // `issued` lines hold the evidence hash, never the value (it shows up only in the verified report).
     const issued = log.split('\n').filter((l) => l.includes('"kind":"issued"'));
     expect(issued).toHaveLength(6);
@@ -641,8 +642,16 @@ describe('DispatchCenter over scripted agents', () => {
     await centerB.close();
     await store.close();
     // One evidence log across both centers: the chain continues and verifies; the re-issue and the stale report are in it.
-    const checked = verifyEvidenceLog(readFileSync(logPath, 'utf8'), f.key.publicKey);
-    expect(checked.kinds).toMatchObject({ bundle: 1, dispatch: 1, issued: 5, result: 4, failure: 1 });
+    const logText = readFileSync(logPath, 'utf8');
+    const checked = verifyEvidenceLog(logText, f.key.publicKey, { head: readFileSync(logPath + '.head', 'utf8') });
+    expect(checked.kinds).toMatchObject({ log: 1, bundle: 1, dispatch: 1, issued: 5, result: 4, failure: 1 });
+    // Lines cut off its end while no center runs: the next center refuses the log instead of forking its chain.
+    const lines = logText.trimEnd().split('\n');
+    writeFileSync(logPath, lines.slice(0, -2).join('\n') + '\n');
+    await expect(open(f, { logPath })).rejects.toMatchObject({
+      code: 'GS_ERR_DISPATCH_LOG_TRUNCATED',
+      message: expect.stringContaining(`expected head ${lines.length}/`),
+    });
   });
 
   it('refuses bad dispatch options and unknown bundles by name', async () => {

@@ -150,6 +150,42 @@ describe('gatesock dispatch', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('verify-log checks the log against its head: lines cut off the end are exit 10 (GS_ERR_DISPATCH_LOG_TRUNCATED)', async () => {
+    const logFile = path.join(center(), 'evidence.log');
+    const all = lines(logFile);
+    const ok = await runCli(['dispatch', 'verify-log', logFile, '--center', center()], work);
+    expect(ok.status, ok.stderr).toBe(EXIT.ok);
+    const m = /^head (\d+\/[0-9a-f]{64}): nothing is cut off the end \(checked against the signed head of \S+ in (.+)\)$/m.exec(ok.stdout);
+    expect(m?.[2], ok.stdout).toBe(logFile + '.head');
+    const head = m![1]!;
+    expect(head.startsWith(`${all.length}/`)).toBe(true);
+
+    // The log without its last line, its head file beside it: truncated, naming both heads.
+    const cut = path.join(work, 'cut.log');
+    fs.writeFileSync(cut, all.slice(0, -1).join('\n') + '\n');
+    fs.copyFileSync(logFile + '.head', cut + '.head');
+    const r = await runCli(['dispatch', 'verify-log', cut, '--center', center()], work);
+    expect(r.status).toBe(EXIT.dispatch);
+    expect(r.stderr.trim()).toMatch(new RegExp(`^gatesock: GS_ERR_DISPATCH_LOG_TRUNCATED: evidence log truncated: expected head ${head}, found ${all.length - 1} entries `));
+    expect(r.stdout).toBe('');
+    // Without the head file: refused, unless told to go without; a head kept elsewhere still catches it.
+    fs.rmSync(cut + '.head');
+    const none = await runCli(['dispatch', 'verify-log', cut, '--center', center()], work);
+    expect(none.status).toBe(EXIT.dispatch);
+    expect(none.stderr).toContain('GS_ERR_DISPATCH_LOG_HEAD_INVALID');
+    const allowed = await runCli(['dispatch', 'verify-log', cut, '--center', center(), '--allow-no-head'], work);
+    expect(allowed.status, allowed.stderr).toBe(EXIT.ok);
+    expect(allowed.stdout).toMatch(/^head \d+\/[0-9a-f]{64}: not checked against a head; lines cut off the end would go unnoticed$/m);
+    const kept = await runCli(['dispatch', 'verify-log', cut, '--center', center(), '--expect-head', head], work);
+    expect(kept.status).toBe(EXIT.dispatch);
+    expect(kept.stderr).toContain(`GS_ERR_DISPATCH_LOG_TRUNCATED: evidence log truncated: expected head ${head}`);
+    const whole = await runCli(['dispatch', 'verify-log', logFile, '--center', center(), '--expect-head', head], work);
+    expect(whole.status, whole.stderr).toBe(EXIT.ok);
+    expect(whole.stdout).toContain(`head ${head}: nothing is cut off the end (checked against the expected head)`);
+    const bad = await runCli(['dispatch', 'verify-log', logFile, '--center', center(), '--expect-head', '12/abc'], work);
+    expect(bad.status).toBe(EXIT.config);
+  });
+
   it('send stops at a failing canary wave: exit 10, the rest skipped, and says why', async () => {
     fs.writeFileSync(path.join(work, 'broken.mjs'), "export default async () => { throw new Error('broken build'); };\n");
     const b = await runCli(['dispatch', 'bundle', '--center', center(), '--name', 'broken', '--bundle-version', '1', '--code', 'broken.mjs', '--target', 'probe.sh', '--arg', 'broken'], work);

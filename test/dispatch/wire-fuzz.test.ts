@@ -28,7 +28,9 @@ import {
   verifyBinding,
   verifyBundle,
   verifyChannelAuth,
+  parseLogHead,
   verifyEvidenceLog,
+  verifyLogHead,
   type BindingFields,
   type ChannelMessage,
   type ReportExpectation,
@@ -155,6 +157,8 @@ describe('random input', () => {
         attempt(() => decodeBinding(untext(b)));
         attempt(() => decodeReport(Buffer.from(b).toString('base64url'), b));
         attempt(() => verifyEvidenceLog(untext(b), center.publicKey));
+        attempt(() => verifyLogHead(untext(b), center.publicKey));
+        attempt(() => parseLogHead(untext(b)));
       }),
       { numRuns: RUNS },
     );
@@ -282,19 +286,22 @@ describe('mutated valid encodings never verify', () => {
       await log.append('result', { report: report.fields as unknown as Record<string, unknown>, note: 'ü ✓ "q" \\' });
       await log.close();
       const good = await readFile(path);
-      expect(verifyEvidenceLog(good.toString('utf8'), center.publicKey).entries).toBe(3);
+      const head = await readFile(path + '.head', 'utf8');
+      expect(verifyEvidenceLog(good.toString('utf8'), center.publicKey, { head }).entries).toBe(4);
       fc.assert(
         fc.property(mutation, (m) => {
           const b = mutate(good, m);
           if (same(b, good)) return;
           if (m.op === 'cut' && (b.length === 0 || b[b.length - 1] === 0x0a)) {
-            // Cutting whole lines off the end leaves a valid shorter log: a hash chain cannot see
-            // a lost tail; the entry count (compare with the center's) can.
-            expect(verifyEvidenceLog(Buffer.from(b).toString('utf8'), center.publicKey).entries).toBeLessThan(3);
+            // Cutting whole lines off the end leaves a valid shorter chain (it verifies with
+            // no head); the head counts the lost tail.
+            const cut = Buffer.from(b).toString('utf8');
+            expect(verifyEvidenceLog(cut, center.publicKey, { allowNoHead: true }).entries).toBeLessThan(4);
+            expect(() => verifyEvidenceLog(cut, center.publicKey, { head })).toThrow(expect.objectContaining({ code: 'GS_ERR_DISPATCH_LOG_TRUNCATED' }));
             return;
           }
           // Bytes that are not valid UTF-8 become U+FFFD when read as text, which is a change too.
-          expect(() => verifyEvidenceLog(Buffer.from(b).toString('utf8'), center.publicKey)).toThrow(DispatchError);
+          expect(() => verifyEvidenceLog(Buffer.from(b).toString('utf8'), center.publicKey, { head })).toThrow(DispatchError);
         }),
         { numRuns: RUNS },
       );

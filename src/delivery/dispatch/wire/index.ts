@@ -87,4 +87,24 @@ export {
 } from './messages.js';
 export { CHANNEL_AUTH_CONTEXT, CHANNEL_CHALLENGE_HEX, newChannelChallenge, signChannelAuth, verifyChannelAuth, type ChannelAuthInput } from './auth.js';
 export { DEFAULT_CHANNEL_BACKLOG, DispatchChannel, type DispatchChannelEvents, type DispatchChannelOptions } from './channel.js';
-export { EvidenceLog, LOG_CONTEXT, LOG_GENESIS, LOG_KINDS, MAX_LOG_LINE_BYTES, verifyEvidenceLog, type EvidenceLogOptions, type LogEntry, type LogKind } from './log.js';
+export {
+  EvidenceLog,
+  LOG_CONTEXT,
+  LOG_FORMAT,
+  LOG_GENESIS,
+  LOG_HEAD_CONTEXT,
+  LOG_HEAD_FORMAT,
+  LOG_KINDS,
+  MAX_LOG_LINE_BYTES,
+  formatLogHead,
+  parseLogHead,
+  verifyEvidenceLog,
+  verifyLogHead,
+  type EvidenceLogOptions,
+  type EvidenceLogVerification,
+  type LogEntry,
+  type LogHead,
+  type LogKind,
+  type SignedLogHead,
+  type VerifyEvidenceLogOptions,
+} from './log.js';
