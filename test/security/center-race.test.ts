@@ -5,6 +5,9 @@
 // made, exactly one dispatch attempt per automatic action and exactly one notification per
 // manual one — whichever center made it. Also the notifier retry: two centers seeing the
 // same planned manual action whose notification failed send it once between them.
+// Then, with a memory store that another writer touches: a change made between the center's
+// read and its compare-and-swap is kept, and a manual action another center left planned
+// (it stopped while sending it) is sent again once its 10-minute lease ran out.
 // The PostgreSQL case is skipped with the reason printed where no server can be started
 // (GS_REQUIRE_POSTGRES=1 makes that a failure).
 import fs from 'node:fs';
@@ -14,7 +17,7 @@ import { RelayError, SecurityCenterError } from '../../src/errors/index.js';
 import type { AgentConnector, AgentRef } from '../../src/delivery/dispatch/index.js';
 import { parseOsv, type Countermeasure } from '../../src/delivery/security/advisories/index.js';
 import { signReportMessage } from '../../src/delivery/security/channel/index.js';
-import { SecurityCenter, type ActionRecord } from '../../src/delivery/security/center/index.js';
+import { MemoryConfigurationStore, SecurityCenter, type ActionRecord } from '../../src/delivery/security/center/index.js';
 import { collectConfiguration } from '../../src/delivery/security/collect/index.js';
 import type { Notifier, SecurityNotification } from '../../src/delivery/security/notify/index.js';
 import { encodeConfigurationReport } from '../../src/delivery/security/report/index.js';
@@ -180,5 +183,87 @@ describe.each(BACKENDS)('two SecurityCenters on %s', (_name, unavailable, databa
     expect(notifiers[0]!.sent.length + notifiers[1]!.sent.length - before).toBe(HOSTS.length);
     expect((await a.actions()).filter((x) => x.advisoryId === id).map((x) => x.state)).toEqual(HOSTS.map(() => 'notified'));
     expect(duplicates(await a.actions())).toEqual([]);
+  });
+});
+
+/** A memory store where "another center" writes an action between this center's read and its compare-and-swap, once. */
+class InterferingStore extends MemoryConfigurationStore {
+  swaps = 0;
+  interfere: ((expected: ActionRecord, next: ActionRecord) => ActionRecord | null) | null = null;
+  override async replaceAction(expected: ActionRecord, next: ActionRecord): Promise<boolean> {
+    this.swaps++;
+    const other = this.interfere?.(expected, next) ?? null;
+    if (other !== null) {
+      this.interfere = null;
+      await this.putAction(other);
+    }
+    return super.replaceAction(expected, next);
+  }
+}
+
+describe('a center sharing its configuration store with another writer', () => {
+  async function oneHost(store: InterferingStore, clock: () => number) {
+    const key = generateIdentityKey();
+    const notifier = new CountingNotifier();
+    const center = await SecurityCenter.open({ key, connector: new CountingConnector(), notifier, configStore: store, now: clock });
+    closers.push(() => center.close());
+    const d = tempDir('center-cas');
+    dirs.push(d);
+    const identity = createServerIdentity();
+    const root = writeRoot(path.join(d, 'h1'), [{ name: 'openssl', version: '3.0.9-1' }]);
+    const { report } = await collectConfiguration({ ...collectFor(root, ['10.0.0.9']), hostMsid: identity.msid });
+    await center.receiveReport(signReportMessage({ host: 'h1', pcid: 'agent-h1', device: 'server' }, encodeConfigurationReport({ ...report, seq: 1 }), identity));
+    return { center, notifier, identity };
+  }
+  const byHand = (id: string) => new Map<string, Countermeasure[]>([[id, [{ kind: 'manual', instructions: 'by hand' }]]]);
+
+  it('keeps a change the other writer made between its read and its write (the swap fails, it reads again)', async () => {
+    const store = new InterferingStore();
+    const { center, notifier } = await oneHost(store, Date.now);
+    store.interfere = (expected, next) => (next.state === 'notified' ? { ...expected, fixReportedAt: 123, updatedAt: expected.updatedAt + 1 } : null);
+    await center.importAdvisories(parseOsv(osv('T-CAS-1'), 'T-CAS-1.json'), byHand('T-CAS-1'));
+    expect(notifier.sent).toHaveLength(1);
+    const [action] = await center.actions();
+    expect(action).toMatchObject({ state: 'notified', fixReportedAt: 123 });
+    expect(action!.detail).toMatch(/^sent by test/);
+    expect(store.swaps).toBe(2);
+  });
+
+  it('sends again a manual action left planned by a center that stopped while sending it, once its lease ran out', async () => {
+    let now = 1_000_000_000_000;
+    const store = new InterferingStore();
+    const { center, notifier, identity } = await oneHost(store, () => now);
+    // Two findings whose actions another center claimed and never finished: one 11 minutes ago, one a minute ago.
+    const stuck = (id: string, age: number): ActionRecord => ({
+      id: `act-${id}`,
+      hostId: 'h1',
+      msid: identity.msid,
+      findingKey: `vulnerable ${id} openssl`,
+      advisoryId: id,
+      trigger: 'advisory',
+      reason: `stuck ${id}`,
+      steps: [{ kind: 'manual', instructions: 'by hand' }],
+      mode: 'manual',
+      state: 'planned',
+      detail: null,
+      dispatchId: null,
+      bundle: null,
+      ranEndedAt: null,
+      fixReportedAt: null,
+      createdAt: now - age,
+      updatedAt: now - age,
+    });
+    await store.putAction(stuck('T-OLD', 11 * 60_000));
+    await store.putAction(stuck('T-NEW', 60_000));
+    await center.importAdvisories([...parseOsv(osv('T-OLD'), 'T-OLD.json'), ...parseOsv(osv('T-NEW'), 'T-NEW.json')], new Map([...byHand('T-OLD'), ...byHand('T-NEW')]));
+    expect(notifier.sent.map((n) => n.title)).toEqual([expect.stringMatching(/^T-OLD: /)]);
+    expect((await center.actions()).map((a) => [a.id, a.state])).toEqual([
+      ['act-T-OLD', 'notified'],
+      ['act-T-NEW', 'planned'],
+    ]);
+    // ten minutes later the other one is taken as abandoned too
+    now += 10 * 60_000;
+    await center.importAdvisories(parseOsv(osv('T-NEW'), 'T-NEW.json'), byHand('T-NEW'));
+    expect(notifier.sent.map((n) => n.title.slice(0, 6))).toEqual(['T-OLD:', 'T-NEW:']);
   });
 });
