@@ -57,8 +57,8 @@ import { KeyAddressListener, type AdmissionWindow, type ListenerMode } from '../
 const [prefix, mode, windowKind = 'ratchet', role = 'both'] = process.argv.slice(2) as [string, ListenerMode, ('ratchet' | 'list')?, ('both' | 'server' | 'client')?];
 const SECRET = { passphrase: 'bench passphrase', kdf: { N: 16, r: 1, p: 1 } };
 const OURS_PORT = 7400;
-/** Addresses in the `list` window and taken from the client: more than any run takes (warm-up 3,000 + 7 rounds × 300 + checks). */
-const LIST_LENGTH = 6000;
+/** Addresses in the `list` window and taken from the client: more than any run takes (warm-up 3,000 + up to 15 rounds × 300 + checks). */
+const LIST_LENGTH = 8000;
 const PLAIN_PORT = 7401;
 
 const client = KeyAddressClient.fromPassphraseSync(SECRET, { prefix });

@@ -75,6 +75,11 @@ import { defineFigures, median, sideBySide, type Figure } from './harness.js';
 const CONNECTIONS = 300;
 const ROUNDS = 7;
 /**
+ * Rounds of the namespace-pair figures: cross-process wake-ups make single
+ * samples swing more (a round is ≈ 0.1 s per side, so 15 are cheap).
+ */
+const PAIR_ROUNDS = 15;
+/**
  * Warm-up connections per side before timing. The first thousand or two
  * connections of a process are slower (JIT): the server's admission path is
  * optimised only after ≈ 2,000 connections (--trace-opt).
@@ -194,7 +199,7 @@ function pairFigure(window: 'ratchet' | 'list'): Figure {
         // key addresses pay by design) is sampled right after each baseline
         // sample: an info line, not the figure's baseline.
         const m = await sideBySide(
-          ROUNDS,
+          PAIR_ROUNDS,
           () => sample('ours'),
           async () => {
             const b = await sample('plain');
