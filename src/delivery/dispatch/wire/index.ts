@@ -88,6 +88,7 @@ export {
 export { CHANNEL_AUTH_CONTEXT, CHANNEL_CHALLENGE_HEX, newChannelChallenge, signChannelAuth, verifyChannelAuth, type ChannelAuthInput } from './auth.js';
 export { DEFAULT_CHANNEL_BACKLOG, DispatchChannel, type DispatchChannelEvents, type DispatchChannelOptions } from './channel.js';
 export {
+  DEFAULT_LOG_HEAD_INTERVAL_MS,
   EvidenceLog,
   LOG_CONTEXT,
   LOG_FORMAT,
