@@ -97,7 +97,6 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   readonly engine: DiagnosisEngine;
   readonly #options: SecurityCenterOptions;
   #policy: PolicyDocument;
-  readonly #context: CenterContext;
   readonly #intake: ReportIntake;
   readonly #triggers: OutsideTriggers;
   readonly #acting: Acting;
@@ -116,7 +115,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     this.dispatcher = dispatcher;
     this.#policy = policy;
     this.engine = new DiagnosisEngine(policy.policy ? { policy: policy.policy } : {});
-    this.#context = {
+    // What the parts see of this center.
+    const context: CenterContext = {
       config,
       security,
       dispatcher,
@@ -130,10 +130,10 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       exclusive: (fn) => this.#exclusive(fn),
       act: (work) => this.#enqueue(() => this.#acting.act(work)),
     };
-    const book = new ActionBook(this.#context);
-    this.#acting = new Acting(this.#context, book, new Notifications(this.#context, book), new Dispatching(this.#context, book));
-    this.#intake = new ReportIntake(this.#context, book);
-    this.#triggers = new OutsideTriggers(this.#context);
+    const book = new ActionBook(context);
+    this.#acting = new Acting(context, book, new Notifications(context, book), new Dispatching(context, book));
+    this.#intake = new ReportIntake(context, book);
+    this.#triggers = new OutsideTriggers(context);
   }
 
   /**
