@@ -54,7 +54,7 @@
  * @packageDocumentation
  */
 import { GF256_INV, GF256_MUL, GF256_ROWS } from './gf256.js';
-import { loadGf256Simd, type Gf256Simd } from './gf256-simd.js';
+import { SIMD16_MAX_INPUTS, loadGf256Simd, type Gf256Simd } from './gf256-simd.js';
 
 /** Below this many bytes the word path's two views cost more than they save. */
 const WORD_MIN = 32;
@@ -178,6 +178,27 @@ export function combineRows(
 ): void {
   if (simd !== undefined && end - start >= SIMD_MIN && simd.combine(rows, inputs, outputs, start, end)) return;
   combinePortable(rows, inputs, outputs, start, end);
+}
+
+/**
+ * GF(2^16) block product on the SIMD kernel (see gf256-simd.wat `dot16`):
+ * `outputs[r]` = Σ_t coefficient(r, t) · `inputs[t]` over 16-bit
+ * little-endian words, for shards of one even length. Returns false, having
+ * written nothing, when the SIMD kernel is not in use or the block has more
+ * inputs than it takes; the caller (reed-solomon16.ts) then runs its own
+ * log/exp loop, the portable path of GF(2^16).
+ * @internal
+ */
+export function combineRows16(
+  coefficient: (r: number, t: number) => number,
+  inputs: readonly Uint8Array[],
+  outputs: readonly Uint8Array[],
+): boolean {
+  const nIn = inputs.length;
+  if (simd === undefined || nIn === 0 || nIn > SIMD16_MAX_INPUTS || outputs.length === 0) return false;
+  const coefficients = new Uint16Array(outputs.length * nIn);
+  for (let r = 0; r < outputs.length; r++) for (let t = 0; t < nIn; t++) coefficients[r * nIn + t] = coefficient(r, t);
+  return simd.combine16(coefficients, inputs, outputs);
 }
 
 /**

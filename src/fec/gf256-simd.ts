@@ -40,6 +40,7 @@ interface SimdExports {
   xorInto(input: number, output: number, len: number): void;
   dot(rows: number, nIn: number, nOut: number, input: number, output: number, stride: number, len: number): void;
   invert(n: number, work: number, inv: number, stride: number): number;
+  dot16(rows: number, nIn: number, nOut: number, input: number, output: number, stride: number, len: number): void;
 }
 
 /**
@@ -56,16 +57,29 @@ interface WasmApi {
 const TABLES = 0;
 /** `INVERSES[a]` = a⁻¹ (256 bytes; the address is fixed in the .wat's `invert`). */
 const INVERSES = TABLES + 256 * 32;
-/** Coefficient rows of a `dot` call: nOut rows of nIn bytes, at most 256 × 256. */
-const ROWS = INVERSES + 256;
+/**
+ * Coefficient rows of a `dot` call (nOut rows of nIn bytes, at most
+ * 256 × 256) or a `dot16` call (16-bit words, at most 32,768 of them),
+ * after `dot16`'s scratch (128 bytes of tables, 32 of basis, padding).
+ */
+const ROWS = INVERSES + 256 + 256;
 /** Start of the shard bytes. */
 const DATA = ROWS + 256 * 256;
+/** Bytes of the rows area. */
+const ROWS_BYTES = DATA - ROWS;
 /** Bytes of the memory the module declares (10 pages of 64 KiB). */
 const MEMORY_BYTES = 10 * 65536;
 /** Bytes for shards. */
 const DATA_BYTES = MEMORY_BYTES - DATA;
 /** Longest piece one single-array call copies at a time (input and output side by side). */
 const PIECE = (DATA_BYTES >> 1) & ~31;
+
+/**
+ * Most inputs of a GF(2^16) block product the SIMD kernel takes: 32 bytes of
+ * each input and of one output must fit in the data area.
+ * @internal
+ */
+export const SIMD16_MAX_INPUTS = Math.floor(DATA_BYTES / 32) - 1;
 
 /** `n` rounded up to a multiple of 32 (the `dot` step). */
 function up32(n: number): number {
@@ -111,6 +125,15 @@ export interface Gf256Simd {
    * (nothing written) when n · up32(n) · 2 exceeds the memory.
    */
   invert(work: Uint8Array[], inv: Uint8Array[]): boolean | undefined;
+  /**
+   * GF(2^16), words little-endian: `outputs[r]` = Σ_t coefficients[r·nIn + t]
+   * · `inputs[t]` over all of their (even) length, nIn = inputs.length.
+   * False (nothing written) when a slice of 32 bytes of every input and
+   * one output does not fit in the memory (nIn > {@link SIMD16_MAX_INPUTS});
+   * callers then run their own loop. Rows beyond what the memory's rows area holds
+   * (32,768 coefficients) are done in groups, each copying the inputs again.
+   */
+  combine16(coefficients: Uint16Array, inputs: readonly Uint8Array[], outputs: readonly Uint8Array[]): boolean;
 }
 
 /**
@@ -189,6 +212,31 @@ export function loadGf256Simd(bytes: Uint8Array = gf256SimdBytes()): Gf256Simd |
         // past n that are never copied out.
         ex.dot(ROWS, nIn, nOut, DATA, out, stride, up32(n));
         for (let r = 0; r < nOut; r++) outputs[r]!.set(heap.subarray(out + r * stride, out + r * stride + n), s);
+      }
+      return true;
+    },
+    combine16(coefficients, inputs, outputs) {
+      const nIn = inputs.length;
+      if (nIn === 0 || nIn > ROWS_BYTES >> 1) return false;
+      const len = inputs[0]!.length;
+      const group = Math.min(outputs.length, Math.floor(ROWS_BYTES / 2 / nIn));
+      if ((nIn + group) * 32 > DATA_BYTES) return false;
+      for (let r0 = 0; r0 < outputs.length; r0 += group) {
+        const nOut = Math.min(group, outputs.length - r0);
+        // Little-endian words into memory (WebAssembly memory is little-endian).
+        for (let i = 0; i < nOut * nIn; i++) {
+          const c = coefficients[r0 * nIn + i]!;
+          heap[ROWS + 2 * i] = c & 0xff;
+          heap[ROWS + 2 * i + 1] = c >>> 8;
+        }
+        const stride = Math.min(up32(len), Math.floor(DATA_BYTES / (nIn + nOut)) & ~31);
+        const out = DATA + nIn * stride;
+        for (let s = 0; s < len; s += stride) {
+          const e = Math.min(len, s + stride);
+          for (let t = 0; t < nIn; t++) heap.set(range(inputs[t]!, s, e), DATA + t * stride);
+          ex.dot16(ROWS, nIn, nOut, DATA, out, stride, up32(e - s));
+          for (let r = 0; r < nOut; r++) outputs[r0 + r]!.set(heap.subarray(out + r * stride, out + r * stride + e - s), s);
+        }
       }
       return true;
     },

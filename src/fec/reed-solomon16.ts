@@ -32,10 +32,15 @@
  * O(m·k·length/2): at k = m = 32,768 that is 2^30 multiply-adds per word, so
  * very large blocks pay for their size.
  *
- * **Speed.** The inner loop is a log/exp multiply-add with a zero test, over
+ * **Speed.** Encoding, the syndromes and the data recovery are block
+ * products (`outputs = coefficients · inputs`), run by the WebAssembly SIMD
+ * kernel when it is in use (gf256-kernel.ts `combineRows16`: eight nibble
+ * tables per coefficient; 7–10× the throughput of the loop below at
+ * 300 + 20 × 1,400 B, `npm run bench -- fec16`). The portable path, used otherwise (and for blocks of
+ * more than ~18,000 inputs), is a log/exp multiply-add with a zero test, over
  * `Uint16Array` views when the platform is little-endian and the shard is
- * 2-byte aligned, else over a copied word array. It is not tuned like the
- * GF(2^8) codec: use this one when a block needs more than 256 shards.
+ * 2-byte aligned, else over a copied word array: not tuned like the GF(2^8)
+ * codec. Use this code when a block needs more than 256 shards.
  *
  * **Authenticity.** FEC proves nothing about where bytes came from: a forged
  * or corrupted shard gives wrong data without any error. Authenticate shards
@@ -45,6 +50,7 @@
  */
 import { FecError } from '../errors/index.js';
 import type { ErasureCoder } from './coder.js';
+import { combineRows16 } from './gf256-kernel.js';
 import { checkCount, checkShard } from './rs8-support.js';
 import { GF65536_EXP as EXP, GF65536_LOG as LOG, GF65536_ORDER as ORDER } from './gf65536.js';
 
@@ -215,9 +221,8 @@ export class ReedSolomon16 implements ErasureCoder {
       checkCount('encode: parity shards', parity.length, this.parityShards);
       parity.forEach((p, i) => this.checkOutput(p, len, `parity shard ${i}`));
     }
-    const words = data.map(loadWords);
     const out = parity ?? Array.from({ length: this.parityShards }, () => new Uint8Array(len));
-    for (let p = 0; p < this.parityShards; p++) this.encodeRow(words, p, out[p]!);
+    this.encodeRows(data, Array.from({ length: this.parityShards }, (_, p) => p), out);
     return out;
   }
 
@@ -233,7 +238,7 @@ export class ReedSolomon16 implements ErasureCoder {
     }
     if (out !== undefined) this.checkOutput(out, len, 'output shard');
     const dst = out ?? new Uint8Array(len);
-    this.encodeRow(data.map(loadWords), parityIndex, dst);
+    this.encodeRows(data, [parityIndex], [dst]);
     return dst;
   }
 
@@ -259,13 +264,12 @@ export class ReedSolomon16 implements ErasureCoder {
     if (missingData.length > 0) this.decodeData(shards, missingData, len);
     if (!options?.dataOnly) {
       const data = shards.slice(0, k) as Uint8Array[];
-      let words: Uint16Array[] | undefined;
-      for (let p = 0; p < this.parityShards; p++) {
-        if (shards[k + p] != null) continue;
-        words ??= data.map(loadWords);
-        const out = new Uint8Array(len);
-        this.encodeRow(words, p, out);
-        shards[k + p] = out;
+      const missingParity: number[] = [];
+      for (let p = 0; p < this.parityShards; p++) if (shards[k + p] == null) missingParity.push(p);
+      if (missingParity.length > 0) {
+        const outs = missingParity.map(() => new Uint8Array(len));
+        this.encodeRows(data, missingParity, outs);
+        missingParity.forEach((p, i) => (shards[k + p] = outs[i]!));
       }
     }
     return shards as Uint8Array[];
@@ -281,14 +285,26 @@ export class ReedSolomon16 implements ErasureCoder {
   verify(shards: readonly Uint8Array[]): boolean {
     const len = this.checkShardArray(shards, true);
     const k = this.dataShards;
-    const words = shards.slice(0, k).map(loadWords);
+    const data = shards.slice(0, k);
     const scratch = new Uint8Array(len);
     for (let p = 0; p < this.parityShards; p++) {
-      this.encodeRow(words, p, scratch);
+      this.encodeRows(data, [p], [scratch]);
       const given = shards[k + p]!;
       for (let i = 0; i < len; i++) if (scratch[i] !== given[i]) return false;
     }
     return true;
+  }
+
+  /**
+   * Parity rows `ps` of `data` into `outs` (one per row): one block product
+   * on the SIMD kernel when it is in use, else {@link ReedSolomon16.encodeRow}
+   * per row.
+   */
+  private encodeRows(data: readonly Uint8Array[], ps: readonly number[], outs: readonly Uint8Array[]): void {
+    const k = this.dataShards;
+    if (combineRows16((r, j) => EXP[logInv((k + ps[r]!) ^ j)]!, data, outs)) return;
+    const words = data.map(loadWords);
+    ps.forEach((p, i) => this.encodeRow(words, p, outs[i]!));
   }
 
   /** Parity row `p` of `data` (as words) into `out`. */
@@ -307,6 +323,7 @@ export class ReedSolomon16 implements ErasureCoder {
     const rows: number[] = [];
     for (let i = k; i < this.totalShards && rows.length < e; i++) if (shards[i] != null) rows.push(i);
     const lost = new Set(missing);
+    if (this.decodeDataSimd(shards, rows, missing, lost, len)) return;
     // Syndromes: parity_x minus the present data's share, = Σ_{c} d_{y_c} / (x + y_c).
     const syndromes = rows.map((x) => {
       const s = loadWords(shards[x]!).slice();
@@ -321,6 +338,35 @@ export class ReedSolomon16 implements ErasureCoder {
       storeWords(dst, out);
       shards[missing[c]!] = out;
     }
+  }
+
+  /**
+   * {@link ReedSolomon16.decodeData} as two block products on the SIMD
+   * kernel: the syndromes (inputs: the e parity shards `rows`, coefficient 1
+   * for its own row and 0 for the others, then the present data shards),
+   * then the data (the syndromes times the Cauchy inverse). False, with
+   * nothing written, when the SIMD kernel is not in use or the block is too
+   * wide for it.
+   */
+  private decodeDataSimd(
+    shards: (Uint8Array | null | undefined)[],
+    rows: readonly number[],
+    missing: readonly number[],
+    lost: ReadonlySet<number>,
+    len: number,
+  ): boolean {
+    const e = missing.length;
+    const present: number[] = [];
+    for (let j = 0; j < this.dataShards; j++) if (!lost.has(j)) present.push(j);
+    const inputs = [...rows.map((x) => shards[x]!), ...present.map((j) => shards[j]!)];
+    const syndromes = rows.map(() => new Uint8Array(len));
+    const coefficient = (r: number, t: number) => (t < e ? (t === r ? 1 : 0) : EXP[logInv(rows[r]! ^ present[t - e]!)]!);
+    if (!combineRows16(coefficient, inputs, syndromes)) return false;
+    const inv = cauchyInverseLogs(rows, missing);
+    const outs = missing.map(() => new Uint8Array(len));
+    if (!combineRows16((c, r) => EXP[inv[c * e + r]!]!, syndromes, outs)) return false;
+    missing.forEach((j, c) => (shards[j] = outs[c]!));
+    return true;
   }
 
   /** Check `data` is k shards of one even, non-zero length; return it. */

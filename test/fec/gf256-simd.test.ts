@@ -38,11 +38,13 @@ import {
   xorInto,
   type Gf256KernelName,
 } from '../../src/fec/gf256-kernel.js';
-import { gf256SimdBytes, loadGf256Simd } from '../../src/fec/gf256-simd.js';
+import { SIMD16_MAX_INPUTS, gf256SimdBytes, loadGf256Simd } from '../../src/fec/gf256-simd.js';
 import { GF256_SIMD_SOURCE_SHA256, GF256_SIMD_WASM_SHA256 } from '../../src/fec/gf256-simd-module.js';
 import { identityMatrix, invertMatrix, multiplyMatrices } from '../../src/fec/matrix.js';
 import { ReedSolomon, rs8ParityMatrix } from '../../src/fec/reed-solomon.js';
 import { StreamingEncoder } from '../../src/fec/streaming.js';
+import { gf65536Div, gf65536Mul } from '../../src/fec/gf65536.js';
+import { ReedSolomon16 } from '../../src/fec/reed-solomon16.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const simd = loadGf256Simd();
@@ -291,6 +293,37 @@ describe.skipIf(!simd)('SIMD kernels equal their reference twins', () => {
     );
   });
 
+  it('GF(2^16) block product: random shapes, coefficients 0, 1 and others, odd offsets; more rows than its rows area', () => {
+    const check = (nIn: number, nOut: number, len: number, seed: number) => {
+      const co = new Uint16Array(nIn * nOut);
+      const raw = bytes(2 * co.length, seed);
+      for (let i = 0; i < co.length; i++) co[i] = i % 11 === 3 ? 0 : i % 13 === 5 ? 1 : raw[2 * i]! | (raw[2 * i + 1]! << 8);
+      const inputs = Array.from({ length: nIn }, (_, t) => bytes(len + 1, seed + t + 1).subarray(1));
+      const outputs = Array.from({ length: nOut }, (_, r) => bytes(len, seed - r - 1));
+      expect(s.combine16(co, inputs, outputs)).toBe(true);
+      for (let r = 0; r < nOut; r++) {
+        for (let w = 0; w < len / 2; w++) {
+          let acc = 0;
+          for (let t = 0; t < nIn; t++) acc ^= gf65536Mul(co[r * nIn + t]!, inputs[t]![2 * w]! | (inputs[t]![2 * w + 1]! << 8));
+          const got = outputs[r]![2 * w]! | (outputs[r]![2 * w + 1]! << 8);
+          if (got !== acc) expect({ nIn, nOut, len, r, w, got }).toEqual({ nIn, nOut, len, r, w, got: acc });
+        }
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 30 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.oneof(fc.constantFrom(2, 14, 16, 18, 30, 32, 34, 64), fc.integer({ min: 1, max: 800 }).map((n) => 2 * n)),
+        fc.integer(),
+        check,
+      ),
+      { numRuns: 60 },
+    );
+    check(200, 200, 34, 7); // 40,000 coefficients: two groups of rows
+    expect(s.combine16(new Uint16Array(SIMD16_MAX_INPUTS + 1), Array.from({ length: SIMD16_MAX_INPUTS + 1 }, () => new Uint8Array(2)), [new Uint8Array(2)])).toBe(false);
+  });
+
   it('refuses a block wider than its memory (nIn · nOut > 65,536), writing nothing', () => {
     const rows = Array.from({ length: 300 }, (_, r) => bytes(300, r));
     const inputs = Array.from({ length: 300 }, (_, t) => bytes(64, t + 1000));
@@ -376,6 +409,32 @@ describe.each<Gf256KernelName>(['simd', 'portable'])('the codec with the %s kern
       ),
       { numRuns: 60 },
     );
+  });
+
+  it.skipIf(unavailable)('GF(2^16): parity by the definition (Σ d_j / (i ⊕ j), little-endian words); erasures come back', () => {
+    for (const [k, m, len, seed] of [[1, 1, 2, 1], [3, 2, 30, 2], [17, 5, 34, 3], [40, 8, 198, 4], [300, 20, 64, 5]] as const) {
+      const rs = new ReedSolomon16(k, m);
+      const data = Array.from({ length: k }, (_, j) => bytes(len + 1, seed * 1000 + j).subarray(1)); // odd byteOffset
+      const parity = rs.encode(data);
+      parity.forEach((p, i) => {
+        const want = new Uint8Array(len);
+        for (let w = 0; w < len / 2; w++) {
+          let acc = 0;
+          for (let j = 0; j < k; j++) acc ^= gf65536Div(data[j]![2 * w]! | (data[j]![2 * w + 1]! << 8), (k + i) ^ j);
+          want[2 * w] = acc & 0xff;
+          want[2 * w + 1] = acc >>> 8;
+        }
+        expect(same(p, want), `k=${k} m=${m} parity ${i}`).toBe(true);
+        expect(same(rs.encodeIndex(data, i), want)).toBe(true);
+      });
+      const all = [...data, ...parity];
+      expect(rs.verify(all)).toBe(true);
+      // Lose m shards: data first, then parity too.
+      const lost = new Set(Array.from({ length: m }, (_, i) => (i % 2 === 0 ? Math.floor((i * k) / m) : k + i)));
+      const shards = all.map((x, i) => (lost.has(i) ? null : x));
+      rs.reconstruct(shards);
+      shards.forEach((x, i) => expect(same(all[i]!, x), `k=${k} m=${m} shard ${i}`).toBe(true));
+    }
   });
 
   it.skipIf(unavailable)('matrix inverse (row operations through mul/mulAdd) gives the identity', () => {
