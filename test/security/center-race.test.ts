@@ -24,7 +24,7 @@ import { encodeConfigurationReport } from '../../src/delivery/security/report/in
 import { PostgresSecurityStore, SqliteSecurityStore, type SecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { createServerIdentity, generateIdentityKey, type Identity } from '../../src/session/index.js';
 import { lazyPostgres } from '../helpers/postgres.js';
-import { collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
+import { actionRecord, collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
 
 const server = lazyPostgres();
 const closers: (() => Promise<unknown>)[] = [];
@@ -234,25 +234,8 @@ describe('a center sharing its configuration store with another writer', () => {
     const store = new InterferingStore();
     const { center, notifier, identity } = await oneHost(store, () => now);
     // Two findings whose actions another center claimed and never finished: one 11 minutes ago, one a minute ago.
-    const stuck = (id: string, age: number): ActionRecord => ({
-      id: `act-${id}`,
-      hostId: 'h1',
-      msid: identity.msid,
-      findingKey: `vulnerable ${id} openssl`,
-      advisoryId: id,
-      trigger: 'advisory',
-      reason: `stuck ${id}`,
-      steps: [{ kind: 'manual', instructions: 'by hand' }],
-      mode: 'manual',
-      state: 'planned',
-      detail: null,
-      dispatchId: null,
-      bundle: null,
-      ranEndedAt: null,
-      fixReportedAt: null,
-      createdAt: now - age,
-      updatedAt: now - age,
-    });
+    const stuck = (id: string, age: number): ActionRecord =>
+      actionRecord(`act-${id}`, 'h1', identity.msid, now - age, { findingKey: `vulnerable ${id} openssl`, advisoryId: id, reason: `stuck ${id}`, steps: [{ kind: 'manual', instructions: 'by hand' }], mode: 'manual' });
     await store.putAction(stuck('T-OLD', 11 * 60_000));
     await store.putAction(stuck('T-NEW', 60_000));
     await center.importAdvisories([...parseOsv(osv('T-OLD'), 'T-OLD.json'), ...parseOsv(osv('T-NEW'), 'T-NEW.json')], new Map([...byHand('T-OLD'), ...byHand('T-NEW')]));

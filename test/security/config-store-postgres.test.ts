@@ -20,7 +20,7 @@ import type { FullReport } from '../../src/delivery/security/report/index.js';
 import { createServerIdentity } from '../../src/session/index.js';
 import { ConfigError } from '../../src/errors/index.js';
 import { lazyPostgres } from '../helpers/postgres.js';
-import { collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
+import { actionRecord, collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
 
 const server = lazyPostgres();
 const dirs: string[] = [];
@@ -52,26 +52,7 @@ function baseReport(): Promise<FullReport> {
 }
 
 const host = (hostId: string, msid: string, extra: Partial<HostEntry> = {}): HostEntry => ({ hostId, msid, pcid: `agent-${hostId}`, device: 'server', firstSeen: 1, lastSeen: 2, firewall: null, ...extra });
-const action = (id: string, hostId: string, createdAt: number, extra: Partial<ActionRecord> = {}): ActionRecord => ({
-  id,
-  hostId,
-  msid: identity.msid,
-  findingKey: `vulnerable DSA-1 ${id}`,
-  advisoryId: 'DSA-1',
-  trigger: 'advisory',
-  reason: `reason of ${id}`,
-  steps: [{ kind: 'upgrade', package: 'openssl', version: '3.0.11-1' }],
-  mode: 'automatic',
-  state: 'planned',
-  detail: null,
-  dispatchId: null,
-  bundle: null,
-  ranEndedAt: null,
-  fixReportedAt: null,
-  createdAt,
-  updatedAt: createdAt,
-  ...extra,
-});
+const action = (id: string, hostId: string, createdAt: number, extra: Partial<ActionRecord> = {}): ActionRecord => actionRecord(id, hostId, identity.msid, createdAt, extra);
 
 describe.each(STORES)('ConfigurationStore (%s)', (_name, make) => {
   it('keeps hosts by host ID and by MSID, replaced whole, listed by host ID', async () => {
