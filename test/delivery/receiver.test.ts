@@ -169,8 +169,40 @@ describe('ResumeStore', () => {
     const a = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);
     a.begin(new Uint8Array([1]));
     a.close();
-    fs.writeFileSync(path.join(a.folder, 'state.json'), '{"version":1,"fileId":10');
+    for (const slot of ['state.0', 'state.1']) {
+      const f = path.join(a.folder, slot);
+      if (fs.existsSync(f)) fs.writeFileSync(f, Buffer.from(fs.readFileSync(f).map((x, i) => (i === 45 ? x ^ 1 : x))));
+    }
     expect(new ResumeStore(dir, 9, 'f.bin', 8, 32, 3).resume()).toBeUndefined();
     expect(fs.existsSync(a.folder)).toBe(false);
+    // Another transfer's state (file ID 10) in the folder of file 9: not taken.
+    const b = new ResumeStore(dir, 10, 'f.bin', 8, 32, 3);
+    b.begin(new Uint8Array([1]));
+    b.close();
+    fs.mkdirSync(new ResumeStore(dir, 9, 'f.bin', 8, 32, 3).folder, { recursive: true });
+    for (const f of fs.readdirSync(b.folder)) fs.copyFileSync(path.join(b.folder, f), path.join(a.folder, f));
+    expect(new ResumeStore(dir, 9, 'f.bin', 8, 32, 3).resume()).toBeUndefined();
+  });
+
+  it('saves the state into two slots in turn: a torn newer slot leaves the older state', () => {
+    const dir = tmp();
+    const a = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);
+    a.begin(new Uint8Array([1])); // seq 1: slot 1
+    a.writeBlock(0, new Uint8Array(32).fill(1));
+    a.save(); // seq 2: slot 0, block 0 done
+    a.writeBlock(1, new Uint8Array(32).fill(2));
+    a.save(); // seq 3: slot 1, blocks 0 and 1 done
+    a.close();
+    expect(new ResumeStore(dir, 9, 'f.bin', 8, 32, 3).resume()?.blocksDone).toEqual([0, 1]);
+    // The newest write (slot 1) cut short: the state of seq 2 stands.
+    const slot1 = path.join(a.folder, 'state.1');
+    fs.truncateSync(slot1, fs.statSync(slot1).size - 5);
+    const b = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3);
+    expect(b.resume()?.blocksDone).toEqual([0]);
+    // The next save after that resume goes on from seq 2 (to slot 1 again) and is the newest.
+    b.writeBlock(2, new Uint8Array(32).fill(3));
+    b.save();
+    b.close();
+    expect(new ResumeStore(dir, 9, 'f.bin', 8, 32, 3).resume()?.blocksDone).toEqual([0, 2]);
   });
 });

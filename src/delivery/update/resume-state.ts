@@ -13,10 +13,18 @@
  *                        written at its place in the file (sbn · k + esi) ·
  *                        symbolSize, cut at the file's end; the rest of a
  *                        block once it is decoded
- *         state.json     { version, fileId, name, blocksDone (base64 bitmap),
- *                          sourceHeld (base64 bitmap, one bit per source
- *                          symbol (sbn · k + esi) that is in `data`),
- *                          spoolRecords, manifestRecords, requests, sender }
+ *         state.0        two slots of the state, written in turn, each in
+ *         state.1        place with one positioned write:
+ *
+ *                          0        4        8                       40
+ *                          | length | seq    | SHA-256 of the JSON   | JSON (length bytes) |
+ *
+ *                        JSON: { version, fileId, name, blocksDone (base64
+ *                        bitmap), sourceHeld (base64 bitmap, one bit per
+ *                        source symbol (sbn · k + esi) that is in `data`),
+ *                        spoolRecords, manifestRecords, requests, sender }.
+ *                        The valid slot (length, digest) with the higher
+ *                        `seq` is the state.
  *
  * Source symbols go straight to their place in `data`, not through the
  * spool, so every byte of the file is written once (the spool doubled the
@@ -26,17 +34,22 @@
  * Rules that make a resume safe:
  * - Only verified bytes are written (the receiver authenticates every symbol
  *   and manifest before it reaches this store).
- * - `state.json` is written to a temporary name and renamed over the old one,
- *   after the bytes it counts were written, so it never counts a record or
- *   a block that is not on disk. Records appended after the last save are
- *   ignored on resume (the receiver asks for them again). Nothing is
- *   fsync'ed: after a power loss the state may lag (fewer records counted),
- *   never run ahead of what the OS wrote — except on file systems that
- *   reorder a rename before data writes; the whole-file digest check at the
- *   end catches that case (the file is then refused, never applied).
+ * - The state is written after the bytes it counts, so it never counts a
+ *   record or a block that is not on disk. It goes to the older of two
+ *   slots, so a write cut short (a crash in the middle) leaves the other,
+ *   earlier state whole; the digest in the slot tells a torn one. (Until
+ *   session 5 it was a temporary file renamed over `state.json`: ext4 pushes
+ *   the new file out on such a rename, a few milliseconds each, and with
+ *   sixteen receivers on one disk that was a tenth of their CPU.) Records
+ *   appended after the last save are ignored on resume (the receiver asks
+ *   for them again). Nothing is fsync'ed: after a power loss the state may
+ *   lag (fewer records counted) — or, on file systems that write the slot
+ *   before earlier data, run ahead of it; the whole-file digest check at
+ *   the end catches that case (the file is then refused, never applied).
  * - The final file is moved into place by the receiver only after its
  *   SHA-256 matches the signed digest; then this folder is deleted.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -49,7 +62,11 @@ export const PARTIAL_DIR = '.gatesock-partial';
 
 const STATE_VERSION = 2;
 /** Every file a working folder may hold. */
-const FILES = ['announcement', 'manifests', 'spool', 'data', 'state.json', 'state.json.tmp'] as const;
+const FILES = ['announcement', 'manifests', 'spool', 'data', 'state.0', 'state.1'] as const;
+/** The two state slots. */
+const SLOTS = ['state.0', 'state.1'] as const;
+/** Slot header: u32 length, u32 seq, SHA-256 of the JSON. */
+const SLOT_HEAD = 40;
 
 /** What a resumed store hands back. @internal */
 export interface ResumedState {
@@ -97,6 +114,10 @@ export class ResumeStore {
   #dataFd: number | undefined;
   #spoolFd: number | undefined;
   #manifestFd: number | undefined;
+  /** Open state slots. */
+  #slotFds: (number | undefined)[] = [undefined, undefined];
+  /** Sequence number of the last state saved (the next goes to slot (seq + 1) mod 2). */
+  #seq = 0;
   #spoolRecords = 0;
   #manifestRecords = 0;
   /** Records buffered in memory, not yet appended to the spool (head, symbol, head, symbol, …). */
@@ -146,12 +167,7 @@ export class ResumeStore {
 
   /** The `extra` fields saved by {@link ResumeStore.begin} in a working folder, or undefined. */
   static extraOf(folder: string): Record<string, unknown> | undefined {
-    try {
-      const v: unknown = JSON.parse(fs.readFileSync(path.join(folder, 'state.json'), 'utf8'));
-      return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-    } catch {
-      return undefined;
-    }
+    return readState(folder)?.state;
   }
 
   /** Read the saved announcement of a working folder, or undefined. */
@@ -171,7 +187,10 @@ export class ResumeStore {
   resume(): ResumedState | undefined {
     if (!fs.existsSync(this.folder)) return undefined;
     try {
-      const state = JSON.parse(fs.readFileSync(path.join(this.folder, 'state.json'), 'utf8')) as StateFile;
+      const saved = readState(this.folder);
+      if (!saved) throw new Error('no valid state slot');
+      const state = saved.state as unknown as StateFile;
+      this.#seq = saved.seq;
       const announcement = new Uint8Array(fs.readFileSync(path.join(this.folder, 'announcement')));
       if (state.version !== STATE_VERSION || state.fileId !== this.#fileId || state.name !== this.#name) throw new Error('other transfer');
       const bits = Buffer.from(state.blocksDone, 'base64');
@@ -312,7 +331,7 @@ export class ResumeStore {
     if (save || this.#appends % 4 === 0) this.save();
   }
 
-  /** Save `state.json` (temporary file, then rename) if anything changed. */
+  /** Save the state (into the older slot) if anything changed. */
   save(): void {
     if (!this.#dirty) return;
     const state: StateFile = {
@@ -326,9 +345,17 @@ export class ResumeStore {
       manifestRecords: this.#manifestRecords,
       requests: this.requests,
     };
-    const tmp = path.join(this.folder, 'state.json.tmp');
-    fs.writeFileSync(tmp, JSON.stringify(state));
-    fs.renameSync(tmp, path.join(this.folder, 'state.json'));
+    const json = Buffer.from(JSON.stringify(state));
+    const seq = ++this.#seq;
+    const rec = Buffer.allocUnsafe(SLOT_HEAD + json.length);
+    rec.writeUInt32BE(json.length, 0);
+    rec.writeUInt32BE(seq >>> 0, 4);
+    createHash('sha256').update(json).digest().copy(rec, 8);
+    json.copy(rec, SLOT_HEAD);
+    const slot = seq % 2;
+    const fd = (this.#slotFds[slot] ??= fs.openSync(path.join(this.folder, SLOTS[slot]!), fs.existsSync(path.join(this.folder, SLOTS[slot]!)) ? 'r+' : 'w+'));
+    let done = 0;
+    while (done < rec.length) done += fs.writeSync(fd, rec, done, rec.length - done, done);
     this.#dirty = false;
   }
 
@@ -367,8 +394,9 @@ export class ResumeStore {
   }
 
   #closeFds(): void {
-    for (const fd of [this.#dataFd, this.#spoolFd, this.#manifestFd]) if (fd !== undefined) fs.closeSync(fd);
+    for (const fd of [this.#dataFd, this.#spoolFd, this.#manifestFd, ...this.#slotFds]) if (fd !== undefined) fs.closeSync(fd);
     this.#dataFd = this.#spoolFd = this.#manifestFd = undefined;
+    this.#slotFds = [undefined, undefined];
   }
 
   #isDone(sbn: number): boolean {
@@ -438,6 +466,37 @@ interface PendingSource {
   readonly position: number;
   /** Its bytes, cut at the file's end. */
   readonly bytes: Uint8Array;
+}
+
+/**
+ * The newer valid state slot of a working folder: its JSON object and
+ * sequence number, or undefined when neither slot holds a whole one.
+ */
+function readState(folder: string): { state: Record<string, unknown>; seq: number } | undefined {
+  let best: { state: Record<string, unknown>; seq: number } | undefined;
+  for (const name of SLOTS) {
+    let b: Buffer;
+    try {
+      b = fs.readFileSync(path.join(folder, name));
+    } catch {
+      continue;
+    }
+    if (b.length < SLOT_HEAD) continue;
+    const length = b.readUInt32BE(0);
+    const seq = b.readUInt32BE(4);
+    if (SLOT_HEAD + length > b.length) continue;
+    const json = b.subarray(SLOT_HEAD, SLOT_HEAD + length);
+    if (!createHash('sha256').update(json).digest().equals(b.subarray(8, SLOT_HEAD))) continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(json.toString('utf8'));
+    } catch {
+      continue;
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) continue;
+    if (!best || seq > best.seq) best = { state: v as Record<string, unknown>, seq };
+  }
+  return best;
 }
 
 /** Write all of `bytes` at `position`. */
