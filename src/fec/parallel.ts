@@ -125,23 +125,6 @@ const POOL_MAX = 4;
 const DIRECT_MIN = 16 * 1024;
 
 /**
- * `outputs[r] = Σ_t rows[r][t] · inputs[t]` over bytes `[start, end)`:
- * the kernel's block product (gf256-kernel.ts `combineRows`, as in
- * {@link ReedSolomon}), restricted to a range. What every thread runs on its
- * piece.
- * @internal
- */
-export function combineRange(
-  rows: readonly Uint8Array[],
-  inputs: readonly Uint8Array[],
-  outputs: readonly Uint8Array[],
-  start: number,
-  end: number,
-): void {
-  combineRows(rows, inputs, outputs, start, end);
-}
-
-/**
  * One job as posted to a worker: blocks of `outputs = rows · inputs`, cut
  * into items (a block, or a byte range of one), every shard given as a
  * (buffer, byte offset) pair into `buffers` rather than as a view (cloning
@@ -203,7 +186,7 @@ export function runBlockJob(job: Omit<BlockJob, 'id'>): void {
         outputs: Array.from({ length: nOut }, (_, r) => view(nIn + r)),
       };
     }
-    combineRange(views!.rows, views!.inputs, views!.outputs, items[3 * i + 1]!, items[3 * i + 2]!);
+    combineRows(views!.rows, views!.inputs, views!.outputs, items[3 * i + 1]!, items[3 * i + 2]!);
   });
 }
 
@@ -648,7 +631,7 @@ export class ParallelReedSolomon {
     for (const t of tasks) total += t.len;
     const spread = tasks.length === 1 ? this.#parallel(total) : tasks.length > 1 && !this.#closed && total >= this.minShardLength;
     if (spread) return this.#run(tasks);
-    for (const t of tasks) combineRange(t.rows, t.inputs, t.outputs, 0, t.len);
+    for (const t of tasks) combineRows(t.rows, t.inputs, t.outputs, 0, t.len);
   }
 
   /** The workers, started if need be and running (rejects when one fails to start). */
@@ -767,7 +750,7 @@ export class ParallelReedSolomon {
     try {
       runItems(counter, count, (i) => {
         const t = tasks[itemTask[i]!]!;
-        combineRange(t.rows, t.inputs, t.outputs, items[3 * i + 1]!, items[3 * i + 2]!);
+        combineRows(t.rows, t.inputs, t.outputs, items[3 * i + 1]!, items[3 * i + 2]!);
         mine[i] = 1;
       });
       for (let done = Atomics.load(counter, 1); done < count; done = Atomics.load(counter, 1)) {
