@@ -643,6 +643,9 @@ export class EvidenceLog {
    */
   async flush(): Promise<LogHead> {
     if (this.#broken) throw this.#broken;
+    // This head covers every line a pending timer would (each later line schedules its own).
+    clearTimeout(this.#headTimer);
+    this.#headTimer = undefined;
     const task = this.#chain.then(() => this.#writeHead());
     this.#chain = task.then(
       () => undefined,
