@@ -7,7 +7,9 @@
  *
  * @packageDocumentation
  */
-export { DEFAULT_DISPATCH_AGENT_OPTIONS, DispatchAgent, type DispatchAgentEvents, type DispatchAgentOptions } from './agent.js';
+export { DispatchAgent } from './agent.js';
+export type { DispatchAgentEvents } from './host.js';
+export { DEFAULT_DISPATCH_AGENT_OPTIONS, type DispatchAgentOptions } from './options.js';
 export { InlineExecutor, ProcessExecutor, type InlineExecutorOptions, type ProcessExecutorOptions } from './executor.js';
 export { DEFAULT_MAX_OUTPUT_BYTES, type DispatchContext, type TargetRunResult } from './loader.js';
 export { MAX_KEPT_REPORTS, STATE_FILE } from './state.js';
