@@ -184,6 +184,35 @@ describe.each(BACKENDS)('two SecurityCenters on %s', (_name, unavailable, databa
     expect((await a.actions()).filter((x) => x.advisoryId === id).map((x) => x.state)).toEqual(HOSTS.map(() => 'notified'));
     expect(duplicates(await a.actions())).toEqual([]);
   });
+
+  it.skipIf(unavailable !== undefined)('act on what the hosts reported to the other center: a fix reported there, a host that joined there', async () => {
+    const db = await databases();
+    const d = tempDir('center-stale');
+    dirs.push(d);
+    const key = generateIdentityKey();
+    const connector = new CountingConnector();
+    const open = () => SecurityCenter.open({ key, connector, configStore: db.config, securityStore: db.security, dispatch: { retries: 0, connectTimeoutMs: 1_000, failureThreshold: 1 } });
+    const a = await open();
+    closers.push(() => a.close());
+    const send = async (h: string, identity: Identity, version: string, seq: number) => {
+      const root = writeRoot(path.join(d, `${h}-${seq}`), [{ name: 'openssl', version }]);
+      const { report } = await collectConfiguration({ ...collectFor(root, ['10.0.0.9']), hostMsid: identity.msid });
+      expect((await a.receiveReport(signReportMessage({ host: h, pcid: `agent-${h}`, device: 'server' }, encodeConfigurationReport({ ...report, seq }), identity))).status).toBe('accepted');
+    };
+    const [one, two] = [createServerIdentity(), createServerIdentity()];
+    await send('h1', one, '3.0.9-1', 1);
+    const b = await open();
+    closers.push(() => b.close());
+    // After B opened, h1 reports its fix to A and h2 joins at A with the old version.
+    await send('h1', one, '3.0.11-1~deb12u2', 2);
+    await send('h2', two, '3.0.9-1', 1);
+    const result = await b.importAdvisories(parseOsv(osv('T-STALE'), 'T-STALE.json'));
+    expect(result.affected).toEqual([{ advisoryId: 'T-STALE', hosts: ['h2'] }]);
+    expect(result.actions.map((x) => x.hostId)).toEqual(['h2']);
+    expect(b.findings().map((f) => f.hostId)).toEqual(['h2']);
+    expect(connector.connects.get(one.msid)).toBeUndefined();
+    expect(connector.connects.get(two.msid)).toBe(1);
+  });
 });
 
 /** A memory store where "another center" writes an action between this center's read and its compare-and-swap, once. */

@@ -100,6 +100,8 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
   readonly #intake: ReportIntake;
   readonly #triggers: OutsideTriggers;
   readonly #acting: Acting;
+  /** {@inheritDoc CenterContext.engineSeen} */
+  readonly #engineSeen = new Map<string, number>();
   /** Acting rounds run one at a time, so an agent never has two countermeasure dispatches at once. */
   #queue: Promise<void> = Promise.resolve();
   /** Tail of {@link SecurityCenter.#exclusive}'s chain. */
@@ -121,6 +123,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       security,
       dispatcher,
       engine: this.engine,
+      engineSeen: this.#engineSeen,
       options,
       now: options.now ?? Date.now,
       policy: () => this.#policy,
@@ -174,6 +177,7 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
       for (const h of await store.hosts()) {
         const r = await store.latest(h.hostId);
         if (r) center.engine.updateHost({ ...toInventory(r), hostId: h.hostId });
+        center.#engineSeen.set(h.hostId, h.lastSeen);
       }
       return center;
     } catch (err) {

@@ -107,6 +107,12 @@ export interface CenterContext {
   readonly dispatcher: DispatchCenter;
   /** The diagnosis engine. */
   readonly engine: DiagnosisEngine;
+  /**
+   * Per host, `lastSeen` of the host entry whose latest report the engine
+   * holds: a stored entry with another `lastSeen` took a report at another
+   * center sharing the database (see `OutsideTriggers`).
+   */
+  readonly engineSeen: Map<string, number>;
   /** The options the center was opened with. */
   readonly options: SecurityCenterOptions;
   /** The clock, ms since the epoch. */

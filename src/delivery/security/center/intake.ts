@@ -84,6 +84,7 @@ export class ReportIntake {
     const host: HostEntry = { hostId: info.host, msid, pcid: info.pcid, device: info.device, firstSeen: known?.firstSeen || now, lastSeen: now, firewall };
     await c.config.putReport(info.host, report);
     await c.config.putHost(host);
+    c.engineSeen.set(host.hostId, host.lastSeen);
     await this.#book.confirm(host, diagnosis, report);
     c.emit(first ? 'joined' : 'report', host, diagnosis);
     // Still joining while the host has not yet reported every file its policy asked for (the report right after the first).

@@ -8,12 +8,17 @@
  *    against the host's own report first; only confirmed ones whose listener
  *    breaks the host's policy are acted on.
  *
- * Each ends in an acting round over the findings it gave.
+ * Each ends in an acting round over the findings it gave. Before the
+ * engine is asked, hosts that took a report at another center sharing the
+ * database (their stored `lastSeen` is not the one the engine's report came
+ * with), or joined there, are loaded again from their latest stored report,
+ * so this center neither acts on a finding that a newer report no longer
+ * shows nor misses a host it has not seen.
  */
 import { checkOption } from '../../../errors/check.js';
 import type { Advisory, Countermeasure } from '../advisories/index.js';
 import { findingKey } from '../diagnosis/index.js';
-import type { FullReport } from '../report/index.js';
+import { toInventory, type FullReport } from '../report/index.js';
 import { confirmFindings, parseNmapXml } from '../scan/index.js';
 import type { AdvisoryImportResult, CenterContext, ScanImportResult, Work } from './context.js';
 
@@ -33,6 +38,23 @@ export class OutsideTriggers {
   /** Note advisories the engine was loaded with at open. */
   loaded(advisories: readonly Advisory[]): void {
     for (const a of advisories) this.#known.set(a.id, a.modified);
+  }
+
+  /**
+   * Load into the engine the hosts whose latest report it does not hold
+   * (taken at another center). Under the store lock, so a report this center
+   * is applying meanwhile cannot be overtaken by an older one read here.
+   */
+  #refreshHosts(): Promise<void> {
+    const c = this.#c;
+    return c.exclusive(async () => {
+      for (const h of await c.config.hosts()) {
+        if (c.engineSeen.get(h.hostId) === h.lastSeen) continue;
+        const r = await c.config.latest(h.hostId);
+        if (r) c.engine.updateHost({ ...toInventory(r), hostId: h.hostId });
+        c.engineSeen.set(h.hostId, h.lastSeen);
+      }
+    });
   }
 
   /** Add these advisories to the engine; the findings on the hosts each affects, and which hosts. */
@@ -58,6 +80,7 @@ export class OutsideTriggers {
       c.engine.setCountermeasureSet(countermeasures);
     }
     const stored = await c.security.putAdvisories(advisories);
+    await this.#refreshHosts();
     const changed = new Set([...stored.added, ...stored.updated]);
     if (countermeasures) for (const id of countermeasures.keys()) changed.add(id);
     const { affected, work } = this.#addToEngine(advisories.filter((a) => changed.has(a.id)));
@@ -72,6 +95,7 @@ export class OutsideTriggers {
     c.engine.setCountermeasureSet(await c.security.countermeasures());
     const fresh: Advisory[] = [];
     for await (const a of c.security.advisories()) if (this.#known.get(a.id) !== a.modified) fresh.push(a);
+    await this.#refreshHosts();
     const { affected, work } = this.#addToEngine(fresh);
     const actions = await c.act(work);
     return { stored: { added: [], updated: fresh.map((a) => a.id), unchanged: [], stale: [] }, affected, actions };
@@ -82,6 +106,7 @@ export class OutsideTriggers {
     const c = this.#c;
     c.checkOpen();
     const scan = parseNmapXml(xml);
+    await this.#refreshHosts();
     const hosts = await c.config.hosts();
     const reports = (await Promise.all(hosts.map((h) => c.config.latest(h.hostId)))).filter((r): r is FullReport => r !== undefined);
     const findings = confirmFindings(scan, reports);
