@@ -14,9 +14,9 @@
  *   MB/s of the block's data (192 × 1,400 B per call). `cached`: the same
  *   pattern every call, so the decode matrix comes from the cache and the
  *   figure is the block product alone; `fresh`: the decode cache off, so
- *   every call also inverts the 192 × 192 matrix (row operations through
- *   `mul`/`mulAdd` on 192-byte rows) — a receiver sees a new loss pattern
- *   in nearly every block.
+ *   every call also builds the decode rows (an e × e inverse, Gauss–Jordan
+ *   in the kernel, then e × k products; a 192 × 192 inverse before
+ *   d5776df) — a receiver sees a new loss pattern in nearly every block.
  *
  * - `fec16-encode 300+20 x 1400B` / `fec16-reconstruct … (20 lost)`: the
  *   GF(2^16) codec (ReedSolomon16), SIMD block products (eight nibble
