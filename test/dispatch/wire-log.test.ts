@@ -43,13 +43,18 @@ function reorderData(l: string): string {
 
 const hashOf = (line: string): string => sha256Digest(new TextEncoder().encode(line)).slice(7);
 
+/** A log line of `unsigned` (seq, prev, at, kind, data), signed as the center signs one. */
+function signLine(unsigned: Record<string, unknown>, key = center): string {
+  const sig = Buffer.from(key.sign(new TextEncoder().encode(LOG_CONTEXT + JSON.stringify(unsigned)))).toString('base64url');
+  return JSON.stringify({ ...unsigned, sig });
+}
+
 /** Line `l` changed by `edit` and signed again with the center key (a line the center could have written). */
-function resign(l: string, edit: (o: Record<string, unknown>) => void, key = center): string {
+function resign(l: string, edit: (o: Record<string, unknown>) => void): string {
   const o = JSON.parse(l);
   edit(o);
   delete o.sig;
-  const signed = new TextEncoder().encode(LOG_CONTEXT + JSON.stringify(o));
-  return JSON.stringify({ ...o, sig: Buffer.from(key.sign(signed)).toString('base64url') });
+  return signLine(o);
 }
 
 let clock = 1_800_000_000_000;
@@ -363,9 +368,7 @@ function v1Log(n: number): string {
   let prev = LOG_GENESIS;
   let out = '';
   for (let seq = 0; seq < n; seq++) {
-    const unsigned = { seq, prev, at: now(), kind: 'result', data: { seq } };
-    const sig = Buffer.from(center.sign(new TextEncoder().encode(LOG_CONTEXT + JSON.stringify(unsigned)))).toString('base64url');
-    const line = JSON.stringify({ ...unsigned, sig });
+    const line = signLine({ seq, prev, at: now(), kind: 'result', data: { seq } });
     out += line + '\n';
     prev = hashOf(line);
   }
