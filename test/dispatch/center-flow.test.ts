@@ -4,7 +4,7 @@
  * signReport): a test double of the far side that can misbehave on
  * purpose. Real agent + center tests live elsewhere.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -652,6 +652,23 @@ describe('DispatchCenter over scripted agents', () => {
       code: 'GS_ERR_DISPATCH_LOG_TRUNCATED',
       message: expect.stringContaining(`expected head ${lines.length}/`),
     });
+  });
+
+  it('close() closes the store even when the evidence log cannot write its last head (an error event; the log still verifies)', async () => {
+    const f = fleet(1);
+    const logPath = join(work, 'head-fails', 'evidence.log');
+    mkdirSync(join(work, 'head-fails'), { recursive: true });
+    const center = await open(f, { logPath, store: join(work, 'head-fails', 'center.sqlite') });
+    const errors: Error[] = [];
+    center.on('error', (e) => errors.push(e));
+    mkdirSync(logPath + '.head.tmp'); // no head can be written from now on
+    await center.createBundle(NOOP);
+    await center.close();
+    expect(errors.map((e) => (e as DispatchError).code)).toContain('GS_ERR_DISPATCH_LOG_WRITE_FAILED');
+    // The store the center opened was closed; the log is past its head.
+    expect(() => center.store.listDispatches()).toThrow(expect.objectContaining({ code: 'GS_ERR_DISPATCH_CLOSED' }));
+    const checked = verifyEvidenceLog(readFileSync(logPath, 'utf8'), f.key.publicKey, { head: readFileSync(logPath + '.head', 'utf8') });
+    expect(checked).toMatchObject({ pastHead: 1, kinds: { log: 1, bundle: 1 } });
   });
 
   it('refuses bad dispatch options and unknown bundles by name', async () => {

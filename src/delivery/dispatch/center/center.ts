@@ -299,7 +299,8 @@ export class DispatchCenter extends EventEmitter<DispatchCenterEvents> {
     for (const rt of runtimes) finish(rt.handle, this.#summary(rt));
     this.#runtimes.clear();
     await this.#logQueue;
-    await this.#log?.close();
+    // A last head that could not be written leaves the log past its head (it still verifies): an `error`, not a reason to keep the store open.
+    await this.#log?.close().catch((err: unknown) => this.#emitError(err));
     if (this.#ownsStore) await this.store.close();
   }
 
