@@ -128,12 +128,12 @@ function reconstructFigure(lost: number, fresh: boolean): Figure {
   const all = [...data, ...rs.encode(data)];
   // Lost: every (k / lost)-th data shard, spread over the block.
   const gone = new Set(Array.from({ length: lost }, (_, i) => Math.floor((i * k) / lost)));
-  const into = Array.from({ length: k + m }, () => new Uint8Array(len));
   const holed = () => all.map((s, i) => (gone.has(i) ? null : s));
   return kernelFigure(
     `fec-reconstruct 192+64 x 1400B (${lost} lost, ${fresh ? 'fresh pattern' : 'cached pattern'}) simd vs js`,
     k * len,
-    () => rs.reconstruct(holed(), { dataOnly: true, into }),
+    // Fresh output arrays, as the object layer's decoder asks for (no `into`).
+    () => rs.reconstruct(holed(), { dataOnly: true }),
     () => {
       const back = rs.reconstruct(holed(), { dataOnly: true });
       data.forEach((d, j) => {
