@@ -162,7 +162,7 @@ export async function dispatchInMemory(count: number): Promise<MemoryRun> {
     center = undefined;
     connector = undefined;
     // Check: the evidence log verifies offline and holds one result per agent.
-    const log = verifyEvidenceLog(readFileSync(logPath, 'utf8'), key.publicKey);
+    const log = verifyEvidenceLog(readFileSync(logPath, 'utf8'), key.publicKey, { head: readFileSync(`${logPath}.head`, 'utf8') });
     if (log.kinds.result !== count || log.kinds.issued !== count) throw new Error(`evidence log: ${log.kinds.result} results and ${log.kinds.issued} issued for ${count} agents`);
     return memoryRun(`ours: ${count} verified in ${seconds.toFixed(2)} s using ${cpu.toFixed(2)} s of CPU (center and agents); log ${log.entries} entries verified (${JSON.stringify(log.kinds)})`, seconds, before, withAgents, done, after);
   } finally {

@@ -109,7 +109,7 @@ await follow(center.rerun(first.dispatchId, { args: ['again', 'with new args'] }
 //    offline with nothing but the center's public key.
 //    (CLI: `gatesock dispatch verify-log evidence.log --key center.pub`.)
 await center.close();
-const log = verifyEvidenceLog(fs.readFileSync(logPath, 'utf8'), centerKey.publicKey);
+const log = verifyEvidenceLog(fs.readFileSync(logPath, 'utf8'), centerKey.publicKey, { head: fs.readFileSync(`${logPath}.head`, 'utf8') });
 console.log(`evidence log   ${log.entries} entries, every hash link and signature verifies (${Object.entries(log.kinds).map(([k, n]) => `${k} ${n}`).join(', ')})`);
 
 // 8. Stop everything.

@@ -99,7 +99,7 @@ describe('examples', () => {
     }
     expect(stdout).toMatch(/^run 0\s+2\/2 verified \(done\)$/m);
     expect(stdout).toMatch(/^run 1\s+2\/2 verified \(done\)$/m);
-    expect(stdout).toMatch(/^evidence log\s+11 entries, every hash link and signature verifies \(bundle 1, dispatch 2, issued 4, result 4, failure 0\)$/m);
+    expect(stdout).toMatch(/^evidence log\s+12 entries, every hash link and signature verifies \(log 1, bundle 1, dispatch 2, issued 4, result 4, failure 0\)$/m);
     expect(stdout).toMatch(/^closed$/m);
   }, 70_000);
 
