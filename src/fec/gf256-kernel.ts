@@ -4,26 +4,33 @@
  * `outputs = rows · inputs` ({@link combineRows}, what encode and
  * reconstruct run).
  *
+ * Also here: Gauss–Jordan elimination ({@link gaussJordan}, the decode
+ * matrices) and the GF(2^16) block product ({@link combineRows16}, for
+ * reed-solomon16.ts).
+ *
  * Two implementations, one choice (STYLE.md §6, after klauspost/reedsolomon's
  * per-platform loops with a portable fallback):
  *
  * - **simd**: WebAssembly SIMD, split-nibble tables and `i8x16.swizzle`
  *   (gf256-simd.wat, loaded by gf256-simd.ts). Chosen at module load when
  *   `WebAssembly.validate` accepts the module, unless the environment
- *   variable `GATESOCK_FEC_SIMD` is `0` (or `off`/`false`).
+ *   variable `GATESOCK_FEC_SIMD` is `0` (or `off`/`false`/`no`).
  * - **portable**: the JavaScript loops below, used otherwise, and by the
  *   single-array functions for ranges under {@link SIMD_MIN} bytes, where
  *   copying into WebAssembly memory costs more than it saves.
  *
- * Both give identical bytes (property tests against the reference twins;
- * every codec test file under test/fec/*simd* runs with each kernel).
+ * Both give identical bytes: test/fec/gf256-simd.test.ts checks each SIMD
+ * kernel against the reference twins and runs the codec with each kernel
+ * on identical shards; `GATESOCK_FEC_SIMD=0 npx vitest run test/fec` runs
+ * every FEC test on the portable loops.
  *
- * Measured (Node 20.20, 2-core AMD EPYC, loaded machine; MB/s of input, see
- * bench/fec-simd.bench.ts for the runs): multiply-add of 64 KiB, JS ≈ 2,100,
- * SIMD ≈ 15,000 including the three copies; of 1 KiB, ≈ 1,600 against
- * ≈ 6,800; a block product RS 192 inputs × 10 outputs × 1,400 B, ≈ 1,600
- * against ≈ 23,000 (14×): there the copy (each input in, each output out,
- * once) is small beside nIn · nOut multiplications.
+ * Measured (Node 20.20, 2-core AMD EPYC, loaded machine; MB of input per
+ * CPU-second, `npm run bench -- "simd vs js"`): multiply-add of 64 KiB, JS
+ * ≈ 2,100, SIMD ≈ 15,300 including the three copies; of 1 KiB, ≈ 1,400–1,700
+ * against ≈ 6,900–7,300; a block product of 192 inputs × 10 outputs ×
+ * 1,400 B, 14× the JS loop: there the copy (each input in, each output out,
+ * once) is small beside nIn · nOut multiplications. A 192 × 192 inverse:
+ * ≈ 1.1 ms JS, ≈ 0.2 ms SIMD.
  *
  * The portable loop, shape: shortcuts for `c === 0` and `c === 1`; otherwise
  * one 256-byte row of the full product table per coefficient
@@ -64,6 +71,7 @@ const WORD_MIN = 32;
  * SIMD is in use: the calls into WebAssembly and the copies cost more than
  * they save (measured, MB/s of a multiply-add, JS / SIMD: 16 B ≈ 200 / 170,
  * 32 B ≈ 180 / 320, 64 B ≈ 310 / 690, 256 B ≈ 320 / 1,800).
+ * @internal
  */
 export const SIMD_MIN = 32;
 
