@@ -51,9 +51,8 @@
  *   (RFC 5453, RFC 2526) are skipped rather than produced.
  *
  * Every primitive is @noble/hashes (hmac, sha256, scrypt); nothing is
- * hand-written. The per-session chain step runs HMAC-SHA256 on noble's
- * SHA-256 states kept between steps (RFC 2104 over `sha256.create()`
- * states; the same bytes as noble's `hmac`, tested; see withKey).
+ * hand-written. The per-session chain step runs HMAC-SHA256 on node:crypto
+ * instead (the same bytes, tested against noble's; see withKey).
  * Superseded keys are filled with zeros where this code owns them
  * (JavaScript gives no guarantee that no copy survives elsewhere).
  */
@@ -62,6 +61,7 @@ import { scrypt, scryptAsync } from '@noble/hashes/scrypt.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { ConfigError, KeyAddressError } from '../errors/index.js';
+import { nativeBackend } from '../session/index.js';
 import { checkOption } from '../errors/check.js';
 import { formatIpv6, isReservedIid, parsePrefix } from './address.js';
 
@@ -435,82 +435,26 @@ export function firstUnreservedIid(candidate: (k: number) => Uint8Array): Uint8A
 /** HMAC-SHA256 under one key for several messages. */
 type KeyedMac = (message: Uint8Array) => Uint8Array;
 
-/** HMAC-SHA256's block: keys up to this length are padded, not hashed. */
-const HMAC_BLOCK = 64;
-
 /**
- * HMAC-SHA256 (RFC 2104) on SHA-256 states kept for the module's life, so
- * that keying it and each message allocate no hash object: the key's inner
- * and outer pads are absorbed once (one compression each) into two states,
- * and each message runs on copies of them (`_cloneInto`, noble's API) into
- * two more. A chain step (a new key, two messages) is then 6 compressions
- * and two digests, without the per-key hash objects and DataViews of
- * noble's `hmac.create` nor the per-message context set-up of `node:crypto`
- * (OpenSSL's HMAC initialisation was ≈ 4.5 µs per connection in a profile
- * of the admission listener). Byte for byte HMAC-SHA256: tested against
- * {@link withKeyNoble} and the published vectors. Every state, the pad and
- * the inner digest are zeroed after each use.
- */
-class KeptHmacSha256 {
-  readonly #initial = sha256.create();
-  readonly #inner = sha256.create();
-  readonly #outer = sha256.create();
-  readonly #message = sha256.create();
-  readonly #messageOuter = sha256.create();
-  readonly #pad = new Uint8Array(HMAC_BLOCK);
-  readonly #innerDigest = new Uint8Array(32);
-  /** In use (a `use` callback that itself derives would get its own noble HMAC). */
-  busy = false;
-
-  key(key: Uint8Array): void {
-    const pad = this.#pad;
-    pad.fill(0x36);
-    for (let i = 0; i < key.length; i++) pad[i]! ^= key[i]!;
-    this.#initial._cloneInto(this.#inner).update(pad);
-    pad.fill(0x5c);
-    for (let i = 0; i < key.length; i++) pad[i]! ^= key[i]!;
-    this.#initial._cloneInto(this.#outer).update(pad);
-    pad.fill(0);
-  }
-
-  mac(message: Uint8Array): Uint8Array {
-    const out = new Uint8Array(32);
-    this.#inner._cloneInto(this.#message).update(message).digestInto(this.#innerDigest);
-    this.#outer._cloneInto(this.#messageOuter).update(this.#innerDigest).digestInto(out);
-    return out;
-  }
-
-  wipe(): void {
-    // destroy() zeroes a state's words and buffer; the next key() revives it by copying #initial.
-    this.#inner.destroy();
-    this.#outer.destroy();
-    this.#message.destroy();
-    this.#messageOuter.destroy();
-    this.#innerDigest.fill(0);
-  }
-}
-
-const kept = new KeptHmacSha256();
-
-/**
- * The keyed MAC of a chain step ({@link KeptHmacSha256}); the digests are
- * fresh plain Uint8Arrays, which callers may slice and wipe.
+ * The keyed MAC of a chain step: the native crypto backend's HMAC-SHA256
+ * (OpenSSL) where the runtime has one, byte for byte the same as noble's
+ * (tested against {@link withKeyNoble}, and the published vectors); a
+ * chain step costs about a third less (no hash objects and DataViews per
+ * message). Elsewhere (browsers, runtimes without `node:crypto`) it is
+ * noble's. OpenSSL's copy of the key lives in the HMAC context, which Node
+ * frees (and OpenSSL cleanses) at digest().
  */
 function withKey<R>(key: Uint8Array, use: (mac: KeyedMac) => R): R {
-  if (kept.busy || key.length > HMAC_BLOCK) return withKeyNoble(key, use);
-  kept.busy = true;
-  try {
-    kept.key(key);
-    return use((message) => kept.mac(message));
-  } finally {
-    kept.wipe();
-    kept.busy = false;
-  }
+  const native = nativeBackend();
+  if (!native) return withKeyNoble(key, use);
+  // The backend returns a plain Uint8Array over the digest (never a Buffer,
+  // whose slice() would alias), so callers may wipe after slicing.
+  return use((message) => native.hmacSha256(key, message));
 }
 
 /**
- * {@link withKey} through noble's own `hmac` (a keyed HMAC object per key):
- * the reference the kept-state path is tested against, and its fallback.
+ * The pure-TypeScript twin of {@link withKey} (@noble/hashes): the reference
+ * the native path is tested against.
  * @internal
  */
 export function withKeyNoble<R>(key: Uint8Array, use: (mac: KeyedMac) => R): R {

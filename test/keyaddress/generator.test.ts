@@ -299,7 +299,7 @@ describe('the address sequence', () => {
     }
   });
 
-  it("a chain step (HMAC on kept SHA-256 states) gives the bytes of noble's hmac, as plain arrays that slice() copies", () => {
+  it("a chain step (Node's HMAC) gives the bytes of the pure-TS twin (noble), as plain arrays that slice() copies", () => {
     const prefix = parsePrefix(PREFIX).bytes;
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.integer({ min: 0, max: 0xffff_ffff }), fc.integer({ min: 0, max: 0xffff_ffff }), (key, t, n) => {
