@@ -149,18 +149,22 @@ describe('ResumeStore', () => {
     expect(after.subarray(0, 8)).toEqual(Buffer.alloc(8, 0xee));
     expect(after.subarray(8, 16)).toEqual(Buffer.alloc(8, 0x11));
     expect(after.subarray(16, 32)).toEqual(Buffer.alloc(16, 0xee));
-    // A buffered source symbol of a block written whole is not written after it.
+    // A buffered source symbol of a block written whole is let go at once and not written after it.
     a.addSymbol(0x00010000, new Uint8Array(8).fill(0x10));
+    a.addSymbol(0x00020000, new Uint8Array(8).fill(0x20));
+    expect(a.buffered).toBe(2);
     a.writeBlock(1, new Uint8Array(32).fill(0x77));
+    expect(a.buffered).toBe(1);
     a.flush();
     expect(fs.readFileSync(a.dataPath).subarray(32, 40)).toEqual(Buffer.alloc(8, 0x77));
+    expect(fs.readFileSync(a.dataPath).subarray(64, 72)).toEqual(Buffer.alloc(8, 0x20));
     a.close();
     // A resume hands back the held source symbols of open blocks (padded), then the spooled ones.
     const b = new ResumeStore(dir, 9, 'f.bin', 8, 32, 3, 90);
     const saved = b.resume()!;
     expect(saved.blocksDone).toEqual([0, 1]);
-    expect(saved.symbols.map((s) => s.fecInfo)).toEqual([0x00020003, 0x00000005]);
-    expect(saved.symbols[0]!.symbol).toEqual(new Uint8Array([0x23, 0x23, 0, 0, 0, 0, 0, 0]));
+    expect(saved.symbols.map((s) => s.fecInfo)).toEqual([0x00020000, 0x00020003, 0x00000005]);
+    expect(saved.symbols[1]!.symbol).toEqual(new Uint8Array([0x23, 0x23, 0, 0, 0, 0, 0, 0]));
     b.discard();
   });
 

@@ -123,7 +123,9 @@ export class ResumeStore {
   /** Records buffered in memory, not yet appended to the spool (head, symbol, head, symbol, …). */
   #pending: Uint8Array[] = [];
   /** Source symbols buffered in memory, not yet written to `data`. */
-  #pendingSource: PendingSource[] = [];
+  #pendingSource = new Map<number, PendingSource[]>();
+  /** How many source symbols `#pendingSource` holds. */
+  #pendingSourceCount = 0;
   #dirty = false;
   #appends = 0;
   /** Extra fields saved with the state (the sender's address). */
@@ -266,7 +268,12 @@ export class ResumeStore {
       const index = sbn * this.#k + esi;
       const position = index * this.#symbolSize;
       const length = Math.min(this.#symbolSize, this.#size - position);
-      if (length > 0) this.#pendingSource.push({ sbn, index, position, bytes: symbol.subarray(0, length) });
+      if (length > 0) {
+        let list = this.#pendingSource.get(sbn);
+        if (!list) this.#pendingSource.set(sbn, (list = []));
+        list.push({ index, position, bytes: symbol.subarray(0, length) });
+        this.#pendingSourceCount++;
+      }
       this.#dirty = true;
       return;
     }
@@ -281,7 +288,7 @@ export class ResumeStore {
 
   /** Symbols buffered and not yet on disk. */
   get buffered(): number {
-    return this.#pending.length / 2 + this.#pendingSource.length;
+    return this.#pending.length / 2 + this.#pendingSourceCount;
   }
 
   /**
@@ -308,6 +315,12 @@ export class ResumeStore {
     }
     this.#doneBits[sbn >>> 3]! |= 1 << (sbn & 7);
     this.#dirty = true;
+    // Its buffered source symbols are in the block just written: let them go now, not at the next flush.
+    const pending = this.#pendingSource.get(sbn);
+    if (pending) {
+      this.#pendingSourceCount -= pending.length;
+      this.#pendingSource.delete(sbn);
+    }
   }
 
   /**
@@ -316,11 +329,11 @@ export class ResumeStore {
    * the saved state does not count yet are cut off on resume.
    */
   flush(save = true): void {
-    if (this.#pendingSource.length === 0 && this.#pending.length === 0) {
+    if (this.#pendingSourceCount === 0 && this.#pending.length === 0) {
       if (save) this.save();
       return;
     }
-    if (this.#pendingSource.length > 0) this.#writeSource();
+    if (this.#pendingSourceCount > 0) this.#writeSource();
     if (this.#pending.length > 0) {
       this.#spoolFd ??= fs.openSync(path.join(this.folder, 'spool'), 'a');
       writeAll(this.#spoolFd, this.#pending);
@@ -377,7 +390,8 @@ export class ResumeStore {
   discard(): void {
     this.#closeFds();
     this.#pending = [];
-    this.#pendingSource = [];
+    this.#pendingSource.clear();
+    this.#pendingSourceCount = 0;
     // The files are known: unlink them one by one (much cheaper than a recursive rm), then the folder.
     for (const f of FILES) {
       try {
@@ -418,8 +432,10 @@ export class ResumeStore {
    */
   #writeSource(): void {
     const fd = this.#data();
-    const list = this.#pendingSource.filter((p) => !this.#isDone(p.sbn) && !this.#isHeld(p.index));
-    this.#pendingSource = [];
+    const list: PendingSource[] = [];
+    for (const [sbn, pending] of this.#pendingSource) if (!this.#isDone(sbn)) for (const p of pending) if (!this.#isHeld(p.index)) list.push(p);
+    this.#pendingSource.clear();
+    this.#pendingSourceCount = 0;
     list.sort((a, b) => a.position - b.position);
     for (let i = 0; i < list.length; ) {
       let j = i + 1;
@@ -459,7 +475,6 @@ export class ResumeStore {
 
 /** A verified source symbol waiting to be written at its place in `data`. */
 interface PendingSource {
-  readonly sbn: number;
   /** sbn · k + esi. */
   readonly index: number;
   /** Byte offset in the file. */
