@@ -393,8 +393,10 @@ describe('session lifetime', () => {
   });
 
   it('keeps an idle but live session alive with pings', async () => {
-    const { a, b } = track(sessionPair({ keepaliveMs: 20 }));
-    await new Promise((r) => setTimeout(r, 150));
+    // 60 ms, not less: a loaded 2-core machine can stall an event loop for
+    // 2 × 20 ms, which the session rightly reads as a dead peer.
+    const { a, b } = track(sessionPair({ keepaliveMs: 60 }));
+    await new Promise((r) => setTimeout(r, 400));
     expect(a.closed || b.closed).toBe(false);
     expect(a.stats.bytesOut).toBeGreaterThan(100); // several PINGs and PONGs
   });
