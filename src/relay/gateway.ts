@@ -86,6 +86,14 @@ export interface GatewayOptions {
   attachTimeoutMs?: number;
   /** Backoff of reconnecting to the controller. */
   reconnect?: BackoffOptions;
+  /**
+   * Pass-through: on a relayed connection with the end-to-end layer, the
+   * payload (already end-to-end ciphertext) crosses the hops to endpoints
+   * that offer it without being opened and sealed again here; only each
+   * frame's header is. Default true; false seals every byte on every hop,
+   * as before.
+   */
+  passThrough?: boolean;
   /** Crypto backend, handshake and session tunables of every link. */
   link?: LinkOptions;
   /** Structured logs. Default: none. */
@@ -132,6 +140,8 @@ interface ServerSession {
   nextConnectionId: number;
   /** A newer session of this server exists elsewhere; close this one when its connections are done. */
   moved: boolean;
+  /** The server offered pass-through (attach `clearPayload`) and this gateway allows it. */
+  readonly clearPayload: boolean;
 }
 
 /**
@@ -440,7 +450,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (this.draining) throw new RelayError('GS_ERR_GATEWAY_DRAINING', 'this gateway is draining');
       this.checkToken(() => this.tokens.check(bytesField(p, 'token', 512), { kind: 'redirect', holder: peer, target: peer }), peer);
       decided();
-      await this.attachServer(link);
+      await this.attachServer(link, this.options.passThrough !== false && booleanField(p, 'clearPayload', false));
       return { ok: true };
     });
     link.rpc.handle(METHOD.connect, (p) => {
@@ -451,7 +461,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const server = this.servers.get(target);
       if (!server || server.moved) throw new RelayError('GS_ERR_SERVER_OFFLINE', `${target} has no session on this gateway`);
       decided();
-      return { connectionId: this.relay(server, link, endToEnd) };
+      const clearPayload = endToEnd && this.options.passThrough !== false && booleanField(p, 'clearPayload', false);
+      return { connectionId: this.relay(server, link, endToEnd, clearPayload) };
     });
   }
 
@@ -467,10 +478,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  private attachServer(link: Link<VerifiedPeer>): Promise<void> {
+  private attachServer(link: Link<VerifiedPeer>, clearPayload: boolean): Promise<void> {
     const msid = link.peer.msid;
     const old = this.servers.get(msid);
-    const session: ServerSession = { msid, link, relays: undefined, nextConnectionId: 1, moved: false };
+    const session: ServerSession = { msid, link, relays: undefined, nextConnectionId: 1, moved: false, clearPayload };
     this.servers.set(msid, session);
     if (old) {
       this.log.info({ msid }, 'a newer session of this server replaces the old one');
@@ -493,20 +504,29 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return reported;
   }
 
-  /** Open the connection on both sessions and relay it; returns its connection ID. */
-  private relay(server: ServerSession, client: Link<VerifiedPeer>, endToEnd: boolean): number {
+  /**
+   * Open the connection on both sessions and relay it; returns its
+   * connection ID. With the end-to-end layer, each hop whose endpoint
+   * offered pass-through carries the payload outside its encryption; a
+   * connection without the layer never does, whatever was offered.
+   */
+  private relay(server: ServerSession, client: Link<VerifiedPeer>, endToEnd: boolean, clientClear: boolean): number {
     let id = server.nextConnectionId;
     const relays = (server.relays ??= new Map());
     while (relays.has(id) || id === 0) id = (id + 1) >>> 0;
     server.nextConnectionId = (id + 1) >>> 0;
-    const toServer = server.link.session.open(encodeRelayOpen({ connectionId: id, endToEnd, peer: client.peer.msid }));
+    const serverClear = endToEnd && server.clearPayload;
+    clientClear &&= endToEnd;
+    const toServer = server.link.session.open(encodeRelayOpen({ connectionId: id, endToEnd, clearPayload: serverClear, peer: client.peer.msid }));
+    if (serverClear) toServer.enableClearPayload();
     let toClient: MuxConnection;
     try {
-      toClient = client.session.open(encodeRelayOpen({ connectionId: id, endToEnd, peer: server.msid }));
+      toClient = client.session.open(encodeRelayOpen({ connectionId: id, endToEnd, clearPayload: clientClear, peer: server.msid }));
     } catch (error) {
       toServer.destroy();
       throw error;
     }
+    if (clientClear) toClient.enableClearPayload();
     relays.set(id, client);
     let open = 2;
     const finished = (): void => {
@@ -537,7 +557,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.relayedBytes += chunk.length;
       if (relayChannel.hasSubscribers) relayChannel.publish({ gateway: this.msid, connectionId, direction, chunk });
       if (to.closed) return;
-      if (!to.write(chunk)) {
+      // A data listener owns its chunk: hand it on without a copy.
+      if (!to.writeOwned(chunk)) {
         from.pause();
         to.once('drain', () => from.resume());
       }

@@ -153,6 +153,15 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   private closeTimer: unknown;
   private lastPeerFrameAt = 0;
 
+  /**
+   * Whether this connection's payload may cross the hop outside the hop
+   * encryption: `sealed` (the default; every byte sealed by the session's
+   * secure channel) or `clear` (the connection carries only end-to-end
+   * ciphertext; see {@link MuxConnection.enableClearPayload}). One way:
+   * sealed → clear, never back.
+   */
+  private payloadMode: 'sealed' | 'clear' = 'sealed';
+
   /** @internal SendSource bookkeeping. */
   inRing = false;
   /** @internal SendSource bookkeeping. */
@@ -170,6 +179,29 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     this.info = { kind: 'mux', local: `${t.local ?? t.kind}#${id}`, remote: `${t.remote ?? t.kind}#${id}` };
     this.recv = new ReceiveWindow(host.options.maxWindow, host.clock.now());
     this.apply(event, event === 'sendOpen' ? 'open() sent OPEN' : 'peer sent OPEN');
+  }
+
+  /**
+   * True once {@link MuxConnection.enableClearPayload} was called: DATA of
+   * this connection goes in split records (header sealed, payload not
+   * encrypted again) when the session's transport can send them, and DATA
+   * that arrives so is accepted. While false, payload that arrives outside
+   * the hop encryption resets the connection (`GS_ERR_PROTOCOL`) and is
+   * never delivered.
+   */
+  get clearPayload(): boolean {
+    return this.payloadMode === 'clear';
+  }
+
+  /**
+   * Declare that everything this connection carries, both ways, is already
+   * end-to-end ciphertext (the relay's end-to-end layer), so the hop need
+   * not encrypt it again: pass-through, as TURN relays do. Only the relay
+   * layer calls it, and only after both ends of the hop said they take such
+   * payload. It cannot be undone.
+   */
+  enableClearPayload(): void {
+    this.payloadMode = 'clear';
   }
 
   /** Current protocol state. */
@@ -209,6 +241,19 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
    * reset or close.
    */
   write(chunk: Uint8Array): boolean {
+    return this.enqueue(chunk, true);
+  }
+
+  /**
+   * As {@link MuxConnection.write}, but `chunk` is handed over and queued
+   * without a copy: the caller must never modify it again. A relay forwards
+   * the chunks its `data` listener owns this way.
+   */
+  writeOwned(chunk: Uint8Array): boolean {
+    return this.enqueue(chunk, false);
+  }
+
+  private enqueue(chunk: Uint8Array, copy: boolean): boolean {
     if (this.finRequested || !canSend(this.connState) || this.closeEmitted) {
       // The ByteStream contract's code, so code that pipes streams handles a
       // connection like any transport; the reset or session error is the cause.
@@ -216,11 +261,11 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
       throw new TransportError('GS_ERR_TRANSPORT_CLOSED', `connection ${this.id}: write after ${why}`, { cause: this.failure });
     }
     if (chunk.length === 0) return true;
-    // The ByteStream contract lets the caller reuse `chunk` once we return.
+    // The ByteStream contract lets the caller of write() reuse `chunk` once we return (writeOwned: it gave it up).
     // Queued, not sent from here: the write loop runs on the next microtask
     // and takes turns between every connection with data, so a connection
     // that writes first does not get the link to itself (fair sending).
-    this.queue.push(chunk.slice());
+    this.queue.push(copy ? chunk.slice() : chunk);
     this.queued += chunk.length;
     if (this.credit > 0) this.host.wantSend(this);
     if (this.queued >= this.host.options.connectionHighWaterMark) {
