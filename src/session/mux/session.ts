@@ -50,7 +50,7 @@ import { publish, sessionChannels } from './diagnostics.js';
 import { RttEstimator } from './flow.js';
 import { MAX_DATA_PAYLOAD, resolveMuxOptions, type MuxClock, type MuxOptions } from './options.js';
 import { SendScheduler } from './scheduler.js';
-import type { ConnState } from './state.js';
+import { isTerminal, type ConnState } from './state.js';
 
 /**
  * Which end of the session we are: the initiator opens odd connection IDs,
@@ -369,16 +369,18 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   };
 
   /** A split record: one DATA frame whose payload crossed the hop as it is (file comment). */
-  private readonly onSplitRecord = (header: Uint8Array, clear: Uint8Array): void => {
+  private readonly onSplitRecord = (header: Uint8Array, clear: readonly Uint8Array[]): void => {
     if (this.phase === 'closed') return;
-    this.counters.bytesIn += header.length + clear.length;
+    let clearLength = 0;
+    for (const piece of clear) clearLength += piece.length;
+    this.counters.bytesIn += header.length + clearLength;
     this.lastRecvAt = this.clock.now();
     try {
       if (this.decoder.bufferedBytes !== 0) throw new FrameError('GS_ERR_FRAME_MALFORMED', 'split record in the middle of a frame');
       if (header.length !== HEADER_LEN) throw new FrameError('GS_ERR_FRAME_MALFORMED', `split record header of ${header.length} bytes, expected ${HEADER_LEN}`);
       const h = parseHeader(header, 0, this.options.maxFrameBody);
-      if (h.kind !== 'DATA' || h.flags !== 0 || h.connId === 0 || h.bodyLength !== clear.length) {
-        throw new FrameError('GS_ERR_FRAME_MALFORMED', `split record must hold one DATA header without flags for its ${clear.length} clear bytes (got ${h.kind}, flags ${h.flags}, body ${h.bodyLength})`);
+      if (h.kind !== 'DATA' || h.flags !== 0 || h.connId === 0 || h.bodyLength !== clearLength) {
+        throw new FrameError('GS_ERR_FRAME_MALFORMED', `split record must hold one DATA header without flags for its ${clearLength} clear bytes (got ${h.kind}, flags ${h.flags}, body ${h.bodyLength})`);
       }
       const conn = this.conns.get(h.connId);
       if (conn === undefined) {
@@ -387,7 +389,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
         const why = 'payload outside the hop encryption on a connection that does not carry the end-to-end layer';
         conn.kill(ResetCode.PROTOCOL, why, new SessionError('GS_ERR_PROTOCOL', `connection ${conn.id}: the peer sent ${why}; refused`), 'clear payload refused');
       } else {
-        conn.handleData(clear, undefined);
+        // One frame's payload in the pieces it arrived in: no copy.
+        for (const piece of clear) {
+          conn.handleData(piece, undefined);
+          if (isTerminal(conn.state)) break; // reset (beyond its window, after CLOSE): the rest is void
+        }
       }
     } catch (error) {
       this.fail(error);

@@ -100,10 +100,11 @@ export interface ClearSpan {
 
 /**
  * Receives the split records of a channel: the opened header and the clear
- * bytes (a view the receiver may keep). See {@link SecureChannel.onSplitRecord}.
+ * bytes, in order, as views of the chunks they arrived in (no copy; the
+ * receiver may keep them). See {@link SecureChannel.onSplitRecord}.
  * @public
  */
-export type SplitRecordHandler = (header: Uint8Array, clear: Uint8Array) => void;
+export type SplitRecordHandler = (header: Uint8Array, clear: readonly Uint8Array[]) => void;
 
 /** Wire bytes of `n` plaintext bytes sealed in records from the first byte. */
 function sealedLength(n: number): number {

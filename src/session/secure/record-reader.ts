@@ -28,9 +28,9 @@
  *          promises they are already end-to-end ciphertext
  * ```
  *
- * The clear part is handed out as a view of the received chunk or, when it
- * spans chunks, as a fresh array (never the join scratch), so the upper layer
- * may keep it.
+ * The clear part is handed out as views of the received chunks (one per
+ * chunk it lies in; never the join scratch, never a copy), so the upper
+ * layer may keep them and a relay forwards them without copying.
  */
 import { FrameError } from '../../errors/index.js';
 
@@ -58,7 +58,8 @@ export function writeSplitPrefix(out: Uint8Array, pos: number, sealedLen: number
 export interface SplitRecord {
   readonly ad: Uint8Array;
   readonly sealed: Uint8Array;
-  readonly clear: Uint8Array;
+  /** The clear part, in order: views of the chunks it arrived in. */
+  readonly clear: Uint8Array[];
 }
 
 /** Incremental reader: push chunks in, take whole records out. */
@@ -121,9 +122,26 @@ export class RecordReader {
     if (this.buffered < SPLIT_PREFIX_LEN + sealedLen + clearLen) return undefined;
     const ad = this.take(SPLIT_PREFIX_LEN, undefined).slice();
     const sealed = this.take(sealedLen, scratch);
-    // Never into the scratch: the upper layer keeps the clear bytes.
-    const clear = this.take(clearLen, undefined);
-    return { ad, sealed, clear };
+    return { ad, sealed, clear: this.takeViews(clearLen) };
+  }
+
+  /** The next `n` bytes as views of the chunks they lie in (no copy). */
+  private takeViews(n: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.buffered -= n;
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      if (c.length <= n) {
+        out.push(c);
+        this.chunks.shift();
+        n -= c.length;
+      } else {
+        out.push(c.subarray(0, n));
+        this.chunks[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+    return out;
   }
 
   /** Everything still held (used when handing the stream over). */
