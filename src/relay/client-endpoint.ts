@@ -100,6 +100,9 @@ export async function relayConnect(pcid: string, options: RelayEndpointOptions):
       backend: crypto,
       handshakeTimeoutMs: options.link?.handshakeTimeoutMs,
     });
+    // The inner handshake went sealed on the hop; from here on the connection
+    // carries only end-to-end transport ciphertext, which may go as it is.
+    if (clearPayload) conn.startClearPayload();
     return { stream, info };
   } catch (error) {
     gw.session.destroy();

@@ -544,9 +544,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return id;
   }
 
-  /** One direction, with backpressure; a reset on either side resets the other. */
+  /**
+   * One direction, with backpressure; a reset on either side resets the
+   * other. Pass-through follows the source: bytes that arrived outside the
+   * hop encryption (the endpoint switched once its end-to-end handshake was
+   * done) leave so too where the far hop agreed to it; bytes that arrived
+   * sealed always leave sealed.
+   */
   private pipe(from: MuxConnection, to: MuxConnection, connectionId: number, direction: string, finished: () => void): void {
     let done = false;
+    let forwarded = 0;
+    let clear = false;
     const finish = (): void => {
       if (!done) {
         done = true;
@@ -556,6 +564,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     from.on('data', (chunk) => {
       this.relayedBytes += chunk.length;
       if (relayChannel.hasSubscribers) relayChannel.publish({ gateway: this.msid, connectionId, direction, chunk });
+      if (!clear && forwarded >= from.clearReceivedFrom) {
+        clear = true;
+        to.startClearPayload();
+      }
+      forwarded += chunk.length;
       if (to.closed) return;
       // A data listener owns its chunk: hand it on without a copy.
       if (!to.writeOwned(chunk)) {

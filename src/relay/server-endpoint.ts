@@ -297,7 +297,12 @@ export class ServerEndpoint extends EventEmitter<ServerEndpointEvents> {
       backend: this.#options.link?.backend,
       handshakeTimeoutMs: this.#options.link?.handshakeTimeoutMs,
     }).then(
-      (channel) => this.emit('connection', channel, info),
+      (channel) => {
+        // The inner handshake went sealed on the hop; from here on the
+        // connection carries only end-to-end transport ciphertext.
+        if (open.clearPayload) conn.startClearPayload();
+        this.emit('connection', channel, info);
+      },
       (error: GatesockError) => this.emit('connectionError', error, info),
     );
   }

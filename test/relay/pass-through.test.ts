@@ -25,6 +25,8 @@ import { startSystem, type TestSystem } from './system.js';
  */
 class Tap {
   readonly captured: Buffer[] = [];
+  /** Split records seen on each connection, in accept order: `up` towards the gateway, `down` from it. */
+  readonly splits: { up: () => number; down: () => number }[] = [];
   target = '';
   private tamperNext: number | undefined;
   private readonly sockets = new Set<net.Socket>();
@@ -55,14 +57,17 @@ class Tap {
       s.on('error', () => undefined);
       s.on('close', () => this.sockets.delete(s));
     }
-    const alter = this.tamperNext === undefined ? undefined : splitTamperer(this.tamperNext);
+    const up = splitTamperer(this.tamperNext ?? 0);
+    const down = splitTamperer(0);
     this.tamperNext = undefined;
+    this.splits.push({ up: up.count, down: down.count });
     inbound.on('data', (c: Buffer) => {
-      alter?.(c);
+      up.push(c);
       this.captured.push(Buffer.from(c));
       outbound.write(c);
     });
     outbound.on('data', (c: Buffer) => {
+      down.push(c);
       this.captured.push(Buffer.from(c));
       inbound.write(c);
     });
@@ -76,15 +81,18 @@ class Tap {
   }
 }
 
-/** Follows the record framing of one direction and flips the first clear byte of split record number `target`. */
-function splitTamperer(target: number): (chunk: Buffer) => void {
+/**
+ * Follows the record framing of one direction, counts split records, and
+ * flips the first clear byte of split record number `target` (0: none).
+ */
+function splitTamperer(target: number): { push: (chunk: Buffer) => void; count: () => number } {
   let prefix: number[] = [];
   let sealedLeft = 0;
   let clearPending = 0;
   let clearLeft = 0;
   let splits = 0;
   let done = false;
-  return (chunk) => {
+  const push = (chunk: Buffer): void => {
     let i = 0;
     while (i < chunk.length) {
       if (sealedLeft > 0) {
@@ -116,6 +124,7 @@ function splitTamperer(target: number): (chunk: Buffer) => void {
       }
     }
   };
+  return { push, count: () => splits };
 }
 
 let system: TestSystem | undefined;
@@ -170,6 +179,12 @@ describe('relay pass-through', () => {
     const back = await roundTrip(stream, data);
     expect(sha256(back)).toBe(sha256(data));
     expect(server.infos[0]).toMatchObject({ endToEnd: true, passThrough: true });
+    // Both hops, both ways: [0] is the server's session, [1] the client's.
+    expect(tap.splits).toHaveLength(2);
+    for (const hop of tap.splits) {
+      expect(hop.up()).toBeGreaterThan(30);
+      expect(hop.down()).toBeGreaterThan(30);
+    }
     const capture = Buffer.concat(tap.captured);
     expect(capture.length).toBeGreaterThan(4 * data.length);
     expect(capture.includes(Buffer.from(MARKER))).toBe(false);
@@ -179,8 +194,10 @@ describe('relay pass-through', () => {
     const { sys, tap } = await tappedSystem();
     const server = await echoServer(sys);
     const opts = { controller: sys.controller.address, roots: [sys.pki.root] };
-    // Splits 1 and 2 carry the inner handshake; 6 is application data.
-    tap.tamperNextConnection(6);
+    // The inner handshake crosses sealed, so the first split record already
+    // carries application data: altering it is an end-to-end decryption
+    // failure, not a handshake failure.
+    tap.tamperNextConnection(1);
     const victim = await relayConnect(server.endpoint.pcid!, opts);
     const bystander = await relayConnect(server.endpoint.pcid!, opts);
     const data = randomBytes(1 << 20);
@@ -209,6 +226,11 @@ describe('relay pass-through', () => {
     expect(sha256(await roundTrip(stream, data))).toBe(sha256(data));
     expect(info.passThrough).toBe(p.client && p.gateway);
     expect(server.infos[0]!.passThrough).toBe(p.server && p.gateway);
+    // The client's hop goes clear only if it agreed; the server's only if it did (and the gateway).
+    const [serverHop, clientHop] = tap.splits;
+    expect(clientHop!.up() > 0).toBe(p.client && p.gateway);
+    expect(serverHop!.down() > 0).toBe(p.server && p.gateway && p.client);
+    expect(serverHop!.up() > 0).toBe(p.server && p.gateway);
     expect(Buffer.concat(tap.captured).includes(Buffer.from(MARKER))).toBe(false);
   });
 

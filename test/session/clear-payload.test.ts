@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GatesockError } from '../../src/errors/index.js';
-import { emitHeader, FrameType, HEADER_LEN } from '../../src/session/frame.js';
+import { emitHeader, encodeFrame, FrameType, HEADER_LEN } from '../../src/session/frame.js';
 import { MuxSession, type MuxConnection } from '../../src/session/mux/index.js';
 import { secureAccept, secureConnect, type SecureChannel } from '../../src/session/secure/channel.js';
 import { memoryPair, type ByteStream } from '../../src/transport/index.js';
@@ -179,22 +179,59 @@ async function openPair(a: MuxSession, b: MuxSession): Promise<[MuxConnection, M
 }
 
 describe('multiplexed session: clear payload', () => {
-  it('a connection with clear payload on both ends crosses as it is and intact; another connection on the session stays sealed', async () => {
+  it('a connection with clear payload crosses as it is and intact from where it started; bytes before, and another connection, stay sealed', async () => {
     const { a, b, wire } = await tappedSessions();
     const [clearNear, clearFar] = await openPair(a, b);
     clearNear.enableClearPayload();
     clearFar.enableClearPayload();
     const [sealedNear, sealedFar] = await openPair(a, b);
+    // Before the switch (an endpoint's end-to-end handshake): sealed.
+    const before = text('BEFORE-THE-SWITCH-', 5000);
+    clearNear.write(before);
+    clearNear.startClearPayload();
     // Stand-ins for end-to-end ciphertext: random-looking bytes; the sealed connection carries a marker.
     const up = pattern(3 << 20, 11);
     const marker = text('SEALED-CONNECTION-PLAINTEXT-', 40_000);
     const [gotClear, gotSealed] = await Promise.all([readAll(clearFar), readAll(sealedFar), writeAll(clearNear, up, 100_000), writeAll(sealedNear, marker, 70_000)]);
-    expect(sameBytes(gotClear, up)).toBe(true);
+    expect(sameBytes(gotClear, Buffer.concat([before, up]))).toBe(true);
     expect(sameBytes(gotSealed, marker)).toBe(true);
+    expect(clearFar.clearReceivedFrom).toBe(before.length);
+    expect(sealedFar.clearReceivedFrom).toBe(Infinity);
     const onWire = wire();
     expect(onWire.includes(Buffer.from(up.subarray(1 << 20, (1 << 20) + 4096)))).toBe(true);
+    expect(onWire.includes(Buffer.from(up.subarray(0, 64)))).toBe(true);
+    expect(onWire.includes(Buffer.from('BEFORE-THE-SWITCH'))).toBe(false);
     expect(onWire.includes(Buffer.from('SEALED-CONNECTION'))).toBe(false);
-    // Both directions: the far end's writes on the clear connection go clear too.
+    a.destroy();
+  });
+
+  it('without enableClearPayload, startClearPayload does nothing: every byte stays sealed', async () => {
+    const { a, b, wire } = await tappedSessions();
+    const [near, far] = await openPair(a, b);
+    near.startClearPayload();
+    const data = text('NOT-AGREED-', 20_000);
+    const [got] = await Promise.all([readAll(far), writeAll(near, data)]);
+    expect(sameBytes(got, data)).toBe(true);
+    expect(wire().includes(Buffer.from('NOT-AGREED-'))).toBe(false);
+    a.destroy();
+  });
+
+  it('sealed DATA after clear payload started resets the connection (the peer switches once)', async () => {
+    const { client, a, b } = await tappedSessions();
+    const [near, far] = await openPair(a, b);
+    far.enableClearPayload();
+    const got: Uint8Array[] = [];
+    far.on('data', (d) => got.push(d.slice()));
+    far.resume();
+    const farClosed = closed(far);
+    const frame = new Uint8Array(HEADER_LEN + 5);
+    emitHeader(frame, 0, FrameType.DATA, 0, near.id, 5);
+    frame.set(text('CLEAR'), HEADER_LEN);
+    (client as SecureChannel).writeWithClear(frame, [{ offset: 0, sealed: HEADER_LEN, clear: 5 }]);
+    client.write(encodeFrame({ kind: 'DATA', connId: near.id, payload: text('SEALD') }));
+    const error = await farClosed;
+    expect(error?.code).toBe('GS_ERR_PROTOCOL');
+    expect(Buffer.concat(got).toString()).toBe('CLEAR');
     a.destroy();
   });
 
@@ -202,6 +239,7 @@ describe('multiplexed session: clear payload', () => {
     const { a, b } = await tappedSessions();
     const [near, far] = await openPair(a, b);
     near.enableClearPayload(); // only the sender: the receiver never agreed
+    near.startClearPayload();
     const got: Uint8Array[] = [];
     far.on('data', (d) => got.push(d));
     far.resume();

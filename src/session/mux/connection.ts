@@ -154,13 +154,20 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   private lastPeerFrameAt = 0;
 
   /**
-   * Whether this connection's payload may cross the hop outside the hop
-   * encryption: `sealed` (the default; every byte sealed by the session's
-   * secure channel) or `clear` (the connection carries only end-to-end
-   * ciphertext; see {@link MuxConnection.enableClearPayload}). One way:
-   * sealed → clear, never back.
+   * Clear payload (pass-through), explicit state, one way each:
+   * - `payloadMode`: `sealed` (the default: payload only inside the hop
+   *   encryption, both ways) → `clear` ({@link MuxConnection.enableClearPayload}:
+   *   both ends of the hop agreed; payload may now arrive outside it);
+   * - `clearSendFrom`: the offset in our outgoing bytes from which they go
+   *   outside the hop encryption ({@link MuxConnection.startClearPayload});
+   *   Infinity until then. Bytes before it always go sealed.
+   * - `clearReceivedFrom`: the offset in the incoming bytes of the first one
+   *   that arrived outside the hop encryption; Infinity until then. After
+   *   it, sealed DATA is a protocol error (the peer switches once).
    */
   private payloadMode: 'sealed' | 'clear' = 'sealed';
+  private clearSendFrom = Infinity;
+  private clearReceiveFrom = Infinity;
 
   /** @internal SendSource bookkeeping. */
   inRing = false;
@@ -182,26 +189,47 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   }
 
   /**
-   * True once {@link MuxConnection.enableClearPayload} was called: DATA of
-   * this connection goes in split records (header sealed, payload not
-   * encrypted again) when the session's transport can send them, and DATA
-   * that arrives so is accepted. While false, payload that arrives outside
-   * the hop encryption resets the connection (`GS_ERR_PROTOCOL`) and is
-   * never delivered.
+   * True once {@link MuxConnection.enableClearPayload} was called: DATA
+   * that arrives with its payload outside the hop encryption is accepted,
+   * and ours may go so after {@link MuxConnection.startClearPayload}. While
+   * false, such DATA resets the connection (`GS_ERR_PROTOCOL`) and none of
+   * it is delivered.
    */
   get clearPayload(): boolean {
     return this.payloadMode === 'clear';
   }
 
   /**
-   * Declare that everything this connection carries, both ways, is already
-   * end-to-end ciphertext (the relay's end-to-end layer), so the hop need
-   * not encrypt it again: pass-through, as TURN relays do. Only the relay
-   * layer calls it, and only after both ends of the hop said they take such
-   * payload. It cannot be undone.
+   * Both ends of the hop agreed that this connection carries end-to-end
+   * ciphertext (the relay's end-to-end layer) which the hop need not
+   * encrypt again (pass-through, as TURN relays do): accept such payload
+   * from the peer from now on. Only the relay layer calls it, when the
+   * connection opens. It cannot be undone.
    */
   enableClearPayload(): void {
     this.payloadMode = 'clear';
+  }
+
+  /**
+   * Send every byte written from now on outside the hop encryption (the
+   * session's transport sends split records: header sealed, payload as it
+   * is); bytes written before stay sealed. Does nothing unless
+   * {@link MuxConnection.enableClearPayload} was called, or once started.
+   * An endpoint calls it once its end-to-end handshake is done, so only
+   * end-to-end transport ciphertext ever goes clear; a relay calls it
+   * before forwarding the first byte that arrived clear.
+   */
+  startClearPayload(): void {
+    if (this.payloadMode === 'clear' && this.clearSendFrom === Infinity) this.clearSendFrom = this.sent + this.queued;
+  }
+
+  /**
+   * The offset in this connection's incoming bytes of the first one that
+   * arrived outside the hop encryption; Infinity while none has. Every
+   * later byte arrives so too.
+   */
+  get clearReceivedFrom(): number {
+    return this.clearReceiveFrom;
   }
 
   /** Current protocol state. */
@@ -319,9 +347,15 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   // Frames from the peer (called by the session)
 
   /** @internal DATA arrived. */
-  handleData(payload: Uint8Array, offset: bigint | undefined): void {
+  handleData(payload: Uint8Array, offset: bigint | undefined, clear = false): void {
     this.peerActivity();
     if (!canReceive(this.connState)) return this.protocolReset('DATA after CLOSE');
+    if (clear) {
+      // The session checked clearPayload before; the first clear byte is where the peer switched.
+      if (this.clearReceiveFrom === Infinity) this.clearReceiveFrom = this.received;
+    } else if (this.clearReceiveFrom !== Infinity) {
+      return this.protocolReset('sealed DATA after clear payload started');
+    }
     if (offset !== undefined && offset !== BigInt(this.received)) {
       return this.protocolReset(`DATA offset ${offset}, expected ${this.received}`);
     }
@@ -382,6 +416,11 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   /** @internal Payload bytes that may go now: queued bytes within the send credit. */
   sendable(): number {
     return this.credit < this.queued ? this.credit : this.queued;
+  }
+
+  /** @internal Bytes to send sealed before the clear ones start (≤ 0: the next go clear; Infinity: never). */
+  sealedLeft(): number {
+    return this.clearSendFrom - this.sent;
   }
 
   /** @internal Copy the next `n` queued bytes into `out` at `at`, consuming them and their credit. */

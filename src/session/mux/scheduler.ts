@@ -22,10 +22,11 @@
  * a view of the decrypted record instead of gathering it into a fresh copy.
  *
  * Clear payload: with `split` (a transport that sends split records), the
- * DATA frames of a source whose `clearPayload` is set are listed in
+ * DATA frames of a source's bytes past its `sealedLeft()` are listed in
  * {@link SendScheduler.clearSpans} (header sealed, payload clear, at most
- * 65,535 payload bytes each, not cut at record ends); the transport starts
- * a new record after each, so alignment counts from there.
+ * 65,535 payload bytes each, not cut at record ends; a frame never spans the
+ * switch); the transport starts a new record after each, so alignment
+ * counts from there.
  *
  * Sans-I/O: it fills buffers; the session writes them and honours the
  * transport's backpressure.
@@ -50,8 +51,8 @@ export interface SendSource {
   finTaken(): void;
   /** Credit owed to the peer in a WINDOW_UPDATE, taken (and zeroed) by the scheduler. */
   takeGrant(): number;
-  /** DATA of this source may go with its payload outside the hop encryption (absent: no). */
-  readonly clearPayload?: boolean;
+  /** Bytes to send sealed before the rest go with their payload outside the hop encryption (≤ 0: clear now; Infinity or absent: never). */
+  sealedLeft?(): number;
   /** Scheduler bookkeeping: queued in the data ring. */
   inRing: boolean;
   /** Scheduler bookkeeping: queued for a window update. */
@@ -183,10 +184,12 @@ export class SendScheduler {
     while (this.ringHead < this.ring.length && pos + HEADER_LEN < cap) {
       const source = this.ring[this.ringHead]!;
       if (source.turnLeft === 0) source.turnLeft = recordTurns || this.quantum;
-      const clear = this.split && source.clearPayload === true;
       while (source.turnLeft > 0 && pos + HEADER_LEN < cap) {
+        const sealedLeft = this.split && source.sealedLeft ? source.sealedLeft() : Infinity;
+        const clear = sealedLeft <= 0;
         let n = Math.min(source.sendable(), clear ? MAX_SPLIT_CLEAR : this.maxPayload, cap - pos - HEADER_LEN);
         if (recordTurns === 0 && n > source.turnLeft) n = source.turnLeft;
+        if (!clear && n > sealedLeft) n = sealedLeft; // the last sealed frame ends where the clear bytes start
         if (align > 0 && !clear) {
           // End the frame where its record ends; when not even the header
           // fits before that, where the next record ends.

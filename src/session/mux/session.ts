@@ -391,7 +391,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       } else {
         // One frame's payload in the pieces it arrived in: no copy.
         for (const piece of clear) {
-          conn.handleData(piece, undefined);
+          conn.handleData(piece, undefined, true);
           if (isTerminal(conn.state)) break; // reset (beyond its window, after CLOSE): the rest is void
         }
       }
