@@ -9,7 +9,7 @@
  *
  *   node --import ./scripts/ts-register.mjs bench/hop-cpu.ts [MiB per sample] [samples]
  *
- * HOP_ONLY=ours-e2e runs one path only (with BENCH_RELAY_PROFILE=DIR, for
+ * HOP_ONLY=ours-e2e runs one path only, HOP_DIR=c2s (or s2c) one direction (with BENCH_RELAY_PROFILE=DIR, for
  * CPU profiles of each process).
  */
 import { loadPki, relayConnect, type Certificate } from '../src/relay/index.js';
@@ -51,7 +51,7 @@ try {
     ];
     const only = process.env.HOP_ONLY;
     if (only) paths.splice(0, paths.length, ...paths.filter((p) => p[0] === only));
-    for (const [dirName, move] of [['c2s', push], ['s2c', pull]] as const) {
+    for (const [dirName, move] of ([['c2s', push], ['s2c', pull]] as const).filter((d) => !process.env.HOP_DIR || d[0] === process.env.HOP_DIR)) {
       for (const [name, dial] of paths) await move(dial, 32 * MiB, { chunk: 256 * 1024, timeoutMs: 120_000 });
       for (let r = 0; r < rounds; r++) {
         for (const [name, dial, mid] of paths) {
