@@ -23,7 +23,7 @@ type Backend = 'native' | 'noble';
  * Two secure channels joined through a tap that records every byte from
  * the initiator to the responder (and may change a chunk on the way).
  */
-async function tappedChannels(backends: [Backend, Backend] = ['native', 'native'], mutate?: (chunk: Uint8Array) => Uint8Array) {
+async function tappedChannels(backends: [Backend, Backend] = ['native', 'native'], mutate?: (chunk: Uint8Array) => Uint8Array, parallelSeal = false) {
   const [a, tapA] = memoryPair();
   const [tapB, b] = memoryPair();
   const wire: Uint8Array[] = [];
@@ -43,7 +43,7 @@ async function tappedChannels(backends: [Backend, Backend] = ['native', 'native'
   tapA.resume();
   tapB.resume();
   const [client, server] = await Promise.all([
-    secureConnect(a, { identity: fakeIdentity('client'), verifyPeer: fakeVerifier(), backend: backends[0] }),
+    secureConnect(a, { identity: fakeIdentity('client'), verifyPeer: fakeVerifier(), backend: backends[0], parallelSeal }),
     secureAccept(b, { identity: fakeIdentity('server'), verifyPeer: fakeVerifier(), backend: backends[1] }),
   ]);
   handshakeDone = true;
@@ -164,8 +164,8 @@ describe('secure channel: split records', () => {
 });
 
 /** Two multiplexed sessions over tapped secure channels. */
-async function tappedSessions() {
-  const t = await tappedChannels();
+async function tappedSessions(backends: [Backend, Backend] = ['native', 'native'], parallelSeal = false) {
+  const t = await tappedChannels(backends, undefined, parallelSeal);
   const a = new MuxSession(t.client, { role: 'initiator' });
   const b = new MuxSession(t.server, { role: 'responder' });
   return { ...t, a, b };
@@ -202,6 +202,22 @@ describe('multiplexed session: clear payload', () => {
     expect(onWire.includes(Buffer.from(up.subarray(0, 64)))).toBe(true);
     expect(onWire.includes(Buffer.from('BEFORE-THE-SWITCH'))).toBe(false);
     expect(onWire.includes(Buffer.from('SEALED-CONNECTION'))).toBe(false);
+    a.destroy();
+  });
+
+  it('interleaves with records sealed on worker threads (noble, parallelSeal) in nonce order', async () => {
+    const { a, b, wire } = await tappedSessions(['noble', 'native'], true);
+    const [clearNear, clearFar] = await openPair(a, b);
+    clearNear.enableClearPayload();
+    clearFar.enableClearPayload();
+    clearNear.startClearPayload();
+    const [sealedNear, sealedFar] = await openPair(a, b);
+    const up = pattern(2 << 20, 21);
+    const marker = text('SEALED-ON-WORKERS-', 120_000);
+    const [gotClear, gotSealed] = await Promise.all([readAll(clearFar), readAll(sealedFar), writeAll(clearNear, up, 256 * 1024), writeAll(sealedNear, marker, 256 * 1024)]);
+    expect(sameBytes(gotClear, up)).toBe(true);
+    expect(sameBytes(gotSealed, marker)).toBe(true);
+    expect(wire().includes(Buffer.from('SEALED-ON-WORKERS'))).toBe(false);
     a.destroy();
   });
 
