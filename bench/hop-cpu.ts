@@ -9,7 +9,8 @@
  *
  *   node --import ./scripts/ts-register.mjs bench/hop-cpu.ts [MiB per sample] [samples]
  *
- * HOP_ONLY=ours-e2e runs one path only, HOP_DIR=c2s (or s2c) one direction (with BENCH_RELAY_PROFILE=DIR, for
+ * HOP_ONLY=ours-e2e,plain runs those paths only, in that order; HOP_DIR=c2s (or s2c) one direction;
+ * HOP_MEM=1 adds this process's heap after each sample (with BENCH_RELAY_PROFILE=DIR, for
  * CPU profiles of each process).
  */
 import { loadPki, relayConnect, type Certificate } from '../src/relay/index.js';
@@ -50,7 +51,7 @@ try {
       ['plain', dialTcp(relayPort), relay],
     ];
     const only = process.env.HOP_ONLY;
-    if (only) paths.splice(0, paths.length, ...paths.filter((p) => p[0] === only));
+    if (only) paths.splice(0, paths.length, ...only.split(',').map((name) => paths.find((p) => p[0] === name)!));
     for (const [dirName, move] of ([['c2s', push], ['s2c', pull]] as const).filter((d) => !process.env.HOP_DIR || d[0] === process.env.HOP_DIR)) {
       for (const [name, dial] of paths) await move(dial, 32 * MiB, { chunk: 256 * 1024, timeoutMs: 120_000 });
       for (let r = 0; r < rounds; r++) {
@@ -59,7 +60,7 @@ try {
           const t = await move(dial, total * MiB, { chunk: 256 * 1024, timeoutMs: 120_000 });
           const c1 = selfCpu(), m1 = await cpuOf(mid), s1 = await cpuOf(srv);
           const per = (d: number) => (d / 1000 / total).toFixed(2);
-          console.log(`${dirName} ${name.padEnd(12)} ${t.mbPerSecond.toFixed(0).padStart(5)} MB/s  ms CPU/MiB: client ${per(c1 - c0)} relay ${per(m1 - m0)} server ${per(s1 - s0)} total ${per(c1 - c0 + m1 - m0 + s1 - s0)}`);
+          console.log(`${dirName} ${name.padEnd(12)} ${t.mbPerSecond.toFixed(0).padStart(5)} MB/s  ms CPU/MiB: client ${per(c1 - c0)} relay ${per(m1 - m0)} server ${per(s1 - s0)} total ${per(c1 - c0 + m1 - m0 + s1 - s0)}${process.env.HOP_MEM ? ` heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MiB ext ${(process.memoryUsage().external / 1048576).toFixed(0)} MiB` : ''}`);
         }
       }
     }
