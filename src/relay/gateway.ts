@@ -111,6 +111,7 @@ export const DEFAULT_GATEWAY_OPTIONS = Object.freeze({
   drainTimeoutMs: 30_000,
   clockSkewMs: 5000,
   attachTimeoutMs: 10_000,
+  passThrough: true,
 });
 
 /**
@@ -201,6 +202,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     checkOption(typeof options.controller === 'string' && options.controller.length > 0, 'controller', 'must be the controller address');
     const capacity = options.capacity ?? DEFAULT_GATEWAY_OPTIONS.capacity;
     checkOption(Number.isInteger(capacity) && capacity >= 1, 'capacity', 'must be a positive integer');
+    checkOption(options.passThrough === undefined || typeof options.passThrough === 'boolean', 'passThrough', 'must be true or false');
     const { listeners, ready } = await listenAll(
       { host: options.host ?? DEFAULT_GATEWAY_OPTIONS.host, port: options.port ?? DEFAULT_GATEWAY_OPTIONS.port },
       options.websocket,
@@ -216,6 +218,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       throw error;
     }
     return gateway;
+  }
+
+  /** Whether this gateway offers pass-through to its servers and clients ({@link GatewayOptions.passThrough}). */
+  get passThrough(): boolean {
+    return this.options.passThrough ?? DEFAULT_GATEWAY_OPTIONS.passThrough;
   }
 
   /** This gateway's MSID. */
@@ -450,7 +457,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (this.draining) throw new RelayError('GS_ERR_GATEWAY_DRAINING', 'this gateway is draining');
       this.checkToken(() => this.tokens.check(bytesField(p, 'token', 512), { kind: 'redirect', holder: peer, target: peer }), peer);
       decided();
-      await this.attachServer(link, this.options.passThrough !== false && booleanField(p, 'clearPayload', false));
+      await this.attachServer(link, this.passThrough && booleanField(p, 'clearPayload', false));
       return { ok: true };
     });
     link.rpc.handle(METHOD.connect, (p) => {
@@ -461,7 +468,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const server = this.servers.get(target);
       if (!server || server.moved) throw new RelayError('GS_ERR_SERVER_OFFLINE', `${target} has no session on this gateway`);
       decided();
-      const clearPayload = endToEnd && this.options.passThrough !== false && booleanField(p, 'clearPayload', false);
+      const clearPayload = endToEnd && this.passThrough && booleanField(p, 'clearPayload', false);
       return { connectionId: this.relay(server, link, endToEnd, clearPayload) };
     });
   }
