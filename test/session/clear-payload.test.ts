@@ -152,6 +152,24 @@ describe('secure channel: split records', () => {
     client.destroy();
   });
 
+  it('takes the clear bytes from separate pieces (`data`) as from the chunk: the same record on the wire', async () => {
+    const { client, server, wire } = await tappedChannels();
+    const splits: Uint8Array[] = [];
+    const data: Uint8Array[] = [];
+    server.onSplitRecord = (_h, clear) => splits.push(Buffer.concat(clear));
+    server.on('data', (d) => data.push(d.slice()));
+    server.resume();
+    const clear = pattern(3000, 4);
+    client.writeWithClear(Buffer.concat([text('HDR'), text('AFTER')]), [{ offset: 0, sealed: 3, clear: 3000, data: [clear.subarray(0, 1000), clear.subarray(1000)] }]);
+    await waitFor(() => splits.length === 1 && data.length === 1, 5000, 'split record and data');
+    expect(sameBytes(splits[0]!, clear)).toBe(true);
+    expect(Buffer.from(data[0]!).toString()).toBe('AFTER');
+    const onWire = wire();
+    expect([...onWire.subarray(0, 6)]).toEqual([0, 0, 0, 19, 3000 >> 8, 3000 & 0xff]);
+    expect(onWire.subarray(6 + 19, 6 + 19 + 3000).equals(Buffer.from(clear))).toBe(true);
+    client.destroy();
+  });
+
   it('refuses spans outside the chunk, out of order or too long', async () => {
     const { client } = await tappedChannels();
     const chunk = new Uint8Array(100);
@@ -159,6 +177,7 @@ describe('secure channel: split records', () => {
     expect(() => client.writeWithClear(chunk, [{ offset: 0, sealed: 65, clear: 10 }])).toThrow(RangeError);
     expect(() => client.writeWithClear(chunk, [{ offset: 50, sealed: 5, clear: 5 }, { offset: 10, sealed: 5, clear: 5 }])).toThrow(RangeError);
     expect(() => client.writeWithClear(chunk, [{ offset: 0, sealed: 5, clear: 0 }])).toThrow(RangeError);
+    expect(() => client.writeWithClear(chunk, [{ offset: 0, sealed: 5, clear: 10, data: [new Uint8Array(4), new Uint8Array(5)] }])).toThrow(RangeError);
     client.destroy();
   });
 });

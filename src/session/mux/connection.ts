@@ -425,13 +425,32 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
 
   /** @internal Copy the next `n` queued bytes into `out` at `at`, consuming them and their credit. */
   take(out: Uint8Array, at: number, n: number): void {
+    this.consume(n, (piece) => {
+      out.set(piece, at);
+      at += piece.length;
+    });
+  }
+
+  /**
+   * @internal The next `n` (≤ sendable()) payload bytes as views of the
+   * queued chunks, consuming them and their credit: for a clear DATA frame,
+   * whose payload the transport copies once, straight from here. Queued
+   * chunks are copies or handed over (writeOwned), so nothing changes them.
+   */
+  takeViews(n: number): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    this.consume(n, (piece) => pieces.push(piece));
+    return pieces;
+  }
+
+  /** Hand the next `n` queued bytes to `visit` in pieces, then account for them as sent. */
+  private consume(n: number, visit: (piece: Uint8Array) => void): void {
     let left = n;
     while (left > 0) {
       const chunk = this.queue[this.queueHead]!;
       const avail = chunk.length - this.queueOffset;
       const k = avail < left ? avail : left;
-      out.set(k === chunk.length ? chunk : chunk.subarray(this.queueOffset, this.queueOffset + k), at);
-      at += k;
+      visit(k === chunk.length ? chunk : chunk.subarray(this.queueOffset, this.queueOffset + k));
       left -= k;
       this.queueOffset += k;
       if (this.queueOffset === chunk.length) {

@@ -26,7 +26,10 @@
  * {@link SendScheduler.clearSpans} (header sealed, payload clear, at most
  * 65,535 payload bytes each, not cut at record ends; a frame never spans the
  * switch); the transport starts a new record after each, so alignment
- * counts from there.
+ * counts from there. A clear frame's payload is not copied into the batch:
+ * its span carries views of the source's queued bytes (`data`), which the
+ * transport copies once into what it sends; it still counts toward the
+ * batch's capacity, so one write stays about a batch.
  *
  * Sans-I/O: it fills buffers; the session writes them and honours the
  * transport's backpressure.
@@ -53,6 +56,8 @@ export interface SendSource {
   takeGrant(): number;
   /** Bytes to send sealed before the rest go with their payload outside the hop encryption (≤ 0: clear now; Infinity or absent: never). */
   sealedLeft?(): number;
+  /** The next `n` payload bytes as views (no copy), consuming them as `take()` does; for clear frames. */
+  takeViews?(n: number): Uint8Array[];
   /** Scheduler bookkeeping: queued in the data ring. */
   inRing: boolean;
   /** Scheduler bookkeeping: queued for a window update. */
@@ -152,6 +157,8 @@ export class SendScheduler {
     let pos = 0;
     /** Where the transport's current record starts (after the last clear frame). */
     let base = 0;
+    /** Clear payload taken as views (not in `out`), counted against the capacity all the same. */
+    let outside = 0;
     this.clearSpans.length = 0;
     const align = this.align;
     // Whole records only (the last one would otherwise go out short).
@@ -181,13 +188,13 @@ export class SendScheduler {
     }
 
     const recordTurns = this.recordTurns;
-    while (this.ringHead < this.ring.length && pos + HEADER_LEN < cap) {
+    while (this.ringHead < this.ring.length && pos + outside + HEADER_LEN < cap) {
       const source = this.ring[this.ringHead]!;
       if (source.turnLeft === 0) source.turnLeft = recordTurns || this.quantum;
-      while (source.turnLeft > 0 && pos + HEADER_LEN < cap) {
+      while (source.turnLeft > 0 && pos + outside + HEADER_LEN < cap) {
         const sealedLeft = this.split && source.sealedLeft ? source.sealedLeft() : Infinity;
         const clear = sealedLeft <= 0;
-        let n = Math.min(source.sendable(), clear ? MAX_SPLIT_CLEAR : this.maxPayload, cap - pos - HEADER_LEN);
+        let n = Math.min(source.sendable(), clear ? MAX_SPLIT_CLEAR : this.maxPayload, cap - pos - outside - HEADER_LEN);
         if (recordTurns === 0 && n > source.turnLeft) n = source.turnLeft;
         if (!clear && n > sealedLeft) n = sealedLeft; // the last sealed frame ends where the clear bytes start
         if (align > 0 && !clear) {
@@ -199,9 +206,15 @@ export class SendScheduler {
         }
         if (n <= 0) break;
         emitHeader(out, pos, FrameType.DATA, 0, source.id, n);
-        source.take(out, pos + HEADER_LEN, n);
-        if (clear) this.clearSpans.push({ offset: pos, sealed: HEADER_LEN, clear: n });
-        pos += HEADER_LEN + n;
+        if (clear && source.takeViews) {
+          this.clearSpans.push({ offset: pos, sealed: HEADER_LEN, clear: n, data: source.takeViews(n) });
+          pos += HEADER_LEN;
+          outside += n;
+        } else {
+          source.take(out, pos + HEADER_LEN, n);
+          if (clear) this.clearSpans.push({ offset: pos, sealed: HEADER_LEN, clear: n });
+          pos += HEADER_LEN + n;
+        }
         if (clear) base = pos;
         if (recordTurns === 0) source.turnLeft -= n;
         else if (clear || (pos - base) % align === 0) source.turnLeft--;

@@ -562,6 +562,7 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       if (out.length === 0) break;
       this.counters.bytesOut += out.length;
       const spans = this.scheduler.clearSpans;
+      for (const span of spans) if (span.data !== undefined) this.counters.bytesOut += span.clear;
       let ok: boolean;
       try {
         ok = spans.length > 0 ? this.splitTransport!.writeWithClear(out, spans) : this.transport.write(out);

@@ -85,8 +85,10 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * A run of a {@link SecureChannel.writeWithClear} write that goes as one
- * split record: `sealed` bytes at `offset`, sealed (1..64), then the next
- * `clear` bytes (1..65535) as they are.
+ * split record: `sealed` bytes at `offset`, sealed (1..64), then `clear`
+ * bytes (1..65535) as they are — the next ones in the chunk, or, with
+ * `data`, those pieces (the run then covers only its sealed bytes in the
+ * chunk).
  * @public
  */
 export interface ClearSpan {
@@ -96,6 +98,8 @@ export interface ClearSpan {
   readonly sealed: number;
   /** Bytes after them sent without the hop's encryption. */
   readonly clear: number;
+  /** The clear bytes, when they are not in the chunk (their lengths add up to `clear`); copied before `writeWithClear` returns. */
+  readonly data?: readonly Uint8Array[];
 }
 
 /**
@@ -549,14 +553,18 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     let size = 0;
     let at = 0;
     for (const span of spans) {
+      const inChunk = span.data === undefined ? span.clear : 0;
+      let given = inChunk;
+      for (const piece of span.data ?? []) given += piece.length;
       if (
         !(span.offset >= at && span.sealed >= 1 && span.sealed <= MAX_SPLIT_HEADER && span.clear >= 1 && span.clear <= MAX_SPLIT_CLEAR) ||
-        span.offset + span.sealed + span.clear > chunk.length
+        span.offset + span.sealed + inChunk > chunk.length ||
+        given !== span.clear
       ) {
-        throw new RangeError(`clear span ${span.offset}+${span.sealed}+${span.clear} is out of order, too long or outside the ${chunk.length}-byte chunk`);
+        throw new RangeError(`clear span ${span.offset}+${span.sealed}+${span.clear} is out of order, too long, outside the ${chunk.length}-byte chunk or short of data`);
       }
       size += sealedLength(span.offset - at) + SPLIT_PREFIX_LEN + span.sealed + TAG_LEN + span.clear;
-      at = span.offset + span.sealed + span.clear;
+      at = span.offset + span.sealed + inChunk;
     }
     size += sealedLength(chunk.length - at);
     this.flushStage();
@@ -573,9 +581,16 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
       this.sealInto(batch.subarray(pos, pos + SPLIT_PREFIX_LEN), chunk.subarray(span.offset, span.offset + span.sealed), batch, pos + SPLIT_PREFIX_LEN);
       pos += SPLIT_PREFIX_LEN + sealedLen;
       at = span.offset + span.sealed;
-      batch.set(chunk.subarray(at, at + span.clear), pos);
-      pos += span.clear;
-      at += span.clear;
+      if (span.data === undefined) {
+        batch.set(chunk.subarray(at, at + span.clear), pos);
+        pos += span.clear;
+        at += span.clear;
+      } else {
+        for (const piece of span.data) {
+          batch.set(piece, pos);
+          pos += piece.length;
+        }
+      }
     }
     sealRun(at, chunk.length);
     this.send(batch);
