@@ -101,7 +101,7 @@ const commands: Record<string, Handler> = {
    * Resolves when all are online, with their PCIDs and the time it took
    * (identity loading excluded).
    */
-  async servers(a: { pki: string; controller: string; from: number; count: number; concurrency?: number; endToEnd?: boolean; timeoutMs?: number }) {
+  async servers(a: { pki: string; controller: string; from: number; count: number; concurrency?: number; endToEnd?: boolean; passThrough?: boolean; timeoutMs?: number }) {
     const pki = await pkiOf(a.pki);
     const ids = serverIdentities(a.from, a.count);
     const t0 = performance.now();
@@ -109,7 +109,7 @@ const commands: Record<string, Handler> = {
     let next = 0;
     const started: ServerEndpoint[] = [];
     const startOne = (identity: Identity): Promise<void> => {
-      const s = new ServerEndpoint({ controller: a.controller, roots: [pki.root], identity, endToEnd: a.endToEnd ?? true, link: LINK });
+      const s = new ServerEndpoint({ controller: a.controller, roots: [pki.root], identity, endToEnd: a.endToEnd ?? true, passThrough: a.passThrough, link: LINK });
       s.on('connection', (stream) => serveApp(stream as unknown as AppStream));
       servers.push(s);
       started.push(s);

@@ -62,15 +62,22 @@ export async function relayConnect(pcid: string, options: RelayEndpointOptions):
   checkPcid(pcid);
   const identity = endpointIdentity(options);
   const endToEnd = options.endToEnd ?? true;
+  const passThrough = endToEnd && options.passThrough !== false;
   const crypto = options.link?.backend;
   const found = await lookup(pcid, identity, options);
   const verifyGateway = certificateVerifier({ roots: options.roots, role: 'gateway', expectMsid: found.gateway.msid, crypto });
   // The gateway opens the connection before it replies, so it is here by the time the reply is.
-  const opened = new Map<number, MuxConnection>();
+  const opened = new Map<number, { conn: MuxConnection; clearPayload: boolean }>();
   const gw: Link<VerifiedCertificate> = await dialLink(found.gateway.address, identity, verifyGateway, options.link, (l) =>
     l.session.on('connection', (conn, metadata) => {
       try {
-        opened.set(decodeRelayOpen(metadata).connectionId, conn);
+        const open = decodeRelayOpen(metadata);
+        if (open.clearPayload) {
+          if (!passThrough) throw new SessionError('GS_ERR_PROTOCOL', `the gateway opened connection ${open.connectionId} with pass-through, which this client did not offer`);
+          // Before any of its DATA can arrive: the OPEN is being handled.
+          conn.enableClearPayload();
+        }
+        opened.set(open.connectionId, { conn, clearPayload: open.clearPayload });
       } catch (error) {
         conn.destroy(error as Error);
       }
@@ -78,13 +85,14 @@ export async function relayConnect(pcid: string, options: RelayEndpointOptions):
   );
   try {
     const { connectionId } = parseConnectReply(
-      await gw.rpc.request(METHOD.connect, { msid: found.msid, ticket: Buffer.from(found.ticket).toString('base64url'), endToEnd }),
+      // Offer pass-through (a gateway that predates it ignores the field).
+      await gw.rpc.request(METHOD.connect, { msid: found.msid, ticket: Buffer.from(found.ticket).toString('base64url'), endToEnd, ...(passThrough ? { clearPayload: true } : {}) }),
     );
-    const conn = opened.get(connectionId);
+    const { conn, clearPayload } = opened.get(connectionId) ?? {};
     if (!conn) throw new SessionError('GS_ERR_PROTOCOL', `the gateway replied with connection ${connectionId} but opened no such connection`);
     // One client session carries one connection: when it is done, so is the session.
     conn.on('close', () => void gw.session.close());
-    const info = { connectionId, peerMsid: found.msid, endToEnd, gateway: found.gateway.msid, pcid };
+    const info = { connectionId, peerMsid: found.msid, endToEnd, passThrough: clearPayload === true, gateway: found.gateway.msid, pcid };
     if (!endToEnd) return { stream: conn, info };
     const stream = await secureConnect(conn, {
       identity,
@@ -92,6 +100,9 @@ export async function relayConnect(pcid: string, options: RelayEndpointOptions):
       backend: crypto,
       handshakeTimeoutMs: options.link?.handshakeTimeoutMs,
     });
+    // The inner handshake went sealed on the hop; from here on the connection
+    // carries only end-to-end transport ciphertext, which may go as it is.
+    if (clearPayload) conn.startClearPayload();
     return { stream, info };
   } catch (error) {
     gw.session.destroy();

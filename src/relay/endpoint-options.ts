@@ -30,6 +30,16 @@ export interface RelayEndpointOptions {
    * trusted: a server that requires it refuses clients without it.
    */
   endToEnd?: boolean;
+  /**
+   * With the end-to-end layer, offer the gateway pass-through: the hop to
+   * it then carries the (already end-to-end encrypted) payload without
+   * encrypting it again — only a small header per 64 KiB is sealed — which
+   * saves a third of the relay's CPU per byte. The gateway uses it only if
+   * it has it too; the payload is still end-to-end encrypted and
+   * authenticated, and framing stays sealed. Default true; false sends every
+   * byte sealed on the hop as well, as before.
+   */
+  passThrough?: boolean;
   /** Crypto backend, handshake and session tunables of every link. */
   link?: LinkOptions;
 }
@@ -48,4 +58,5 @@ export function checkEndpointOptions(options: RelayEndpointOptions): void {
   checkOption(typeof options.controller === 'string' && options.controller.length > 0, 'controller', 'must be the controller address (host:port)');
   checkOption(Array.isArray(options.roots) && options.roots.length > 0, 'roots', 'must list the gateway system root certificate');
   checkOption(options.endToEnd === undefined || typeof options.endToEnd === 'boolean', 'endToEnd', 'must be true or false');
+  checkOption(options.passThrough === undefined || typeof options.passThrough === 'boolean', 'passThrough', 'must be true or false');
 }

@@ -86,6 +86,14 @@ export interface GatewayOptions {
   attachTimeoutMs?: number;
   /** Backoff of reconnecting to the controller. */
   reconnect?: BackoffOptions;
+  /**
+   * Pass-through: on a relayed connection with the end-to-end layer, the
+   * payload (already end-to-end ciphertext) crosses the hops to endpoints
+   * that offer it without being opened and sealed again here; only each
+   * frame's header is. Default true; false seals every byte on every hop,
+   * as before.
+   */
+  passThrough?: boolean;
   /** Crypto backend, handshake and session tunables of every link. */
   link?: LinkOptions;
   /** Structured logs. Default: none. */
@@ -103,6 +111,7 @@ export const DEFAULT_GATEWAY_OPTIONS = Object.freeze({
   drainTimeoutMs: 30_000,
   clockSkewMs: 5000,
   attachTimeoutMs: 10_000,
+  passThrough: true,
 });
 
 /**
@@ -132,6 +141,8 @@ interface ServerSession {
   nextConnectionId: number;
   /** A newer session of this server exists elsewhere; close this one when its connections are done. */
   moved: boolean;
+  /** The server offered pass-through (attach `clearPayload`) and this gateway allows it. */
+  readonly clearPayload: boolean;
 }
 
 /**
@@ -191,6 +202,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     checkOption(typeof options.controller === 'string' && options.controller.length > 0, 'controller', 'must be the controller address');
     const capacity = options.capacity ?? DEFAULT_GATEWAY_OPTIONS.capacity;
     checkOption(Number.isInteger(capacity) && capacity >= 1, 'capacity', 'must be a positive integer');
+    checkOption(options.passThrough === undefined || typeof options.passThrough === 'boolean', 'passThrough', 'must be true or false');
     const { listeners, ready } = await listenAll(
       { host: options.host ?? DEFAULT_GATEWAY_OPTIONS.host, port: options.port ?? DEFAULT_GATEWAY_OPTIONS.port },
       options.websocket,
@@ -206,6 +218,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       throw error;
     }
     return gateway;
+  }
+
+  /** Whether this gateway offers pass-through to its servers and clients ({@link GatewayOptions.passThrough}). */
+  get passThrough(): boolean {
+    return this.options.passThrough ?? DEFAULT_GATEWAY_OPTIONS.passThrough;
   }
 
   /** This gateway's MSID. */
@@ -440,7 +457,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (this.draining) throw new RelayError('GS_ERR_GATEWAY_DRAINING', 'this gateway is draining');
       this.checkToken(() => this.tokens.check(bytesField(p, 'token', 512), { kind: 'redirect', holder: peer, target: peer }), peer);
       decided();
-      await this.attachServer(link);
+      await this.attachServer(link, this.passThrough && booleanField(p, 'clearPayload', false));
       return { ok: true };
     });
     link.rpc.handle(METHOD.connect, (p) => {
@@ -451,7 +468,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const server = this.servers.get(target);
       if (!server || server.moved) throw new RelayError('GS_ERR_SERVER_OFFLINE', `${target} has no session on this gateway`);
       decided();
-      return { connectionId: this.relay(server, link, endToEnd) };
+      const clearPayload = endToEnd && this.passThrough && booleanField(p, 'clearPayload', false);
+      return { connectionId: this.relay(server, link, endToEnd, clearPayload) };
     });
   }
 
@@ -467,10 +485,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  private attachServer(link: Link<VerifiedPeer>): Promise<void> {
+  private attachServer(link: Link<VerifiedPeer>, clearPayload: boolean): Promise<void> {
     const msid = link.peer.msid;
     const old = this.servers.get(msid);
-    const session: ServerSession = { msid, link, relays: undefined, nextConnectionId: 1, moved: false };
+    const session: ServerSession = { msid, link, relays: undefined, nextConnectionId: 1, moved: false, clearPayload };
     this.servers.set(msid, session);
     if (old) {
       this.log.info({ msid }, 'a newer session of this server replaces the old one');
@@ -493,20 +511,29 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return reported;
   }
 
-  /** Open the connection on both sessions and relay it; returns its connection ID. */
-  private relay(server: ServerSession, client: Link<VerifiedPeer>, endToEnd: boolean): number {
+  /**
+   * Open the connection on both sessions and relay it; returns its
+   * connection ID. With the end-to-end layer, each hop whose endpoint
+   * offered pass-through carries the payload outside its encryption; a
+   * connection without the layer never does, whatever was offered.
+   */
+  private relay(server: ServerSession, client: Link<VerifiedPeer>, endToEnd: boolean, clientClear: boolean): number {
     let id = server.nextConnectionId;
     const relays = (server.relays ??= new Map());
     while (relays.has(id) || id === 0) id = (id + 1) >>> 0;
     server.nextConnectionId = (id + 1) >>> 0;
-    const toServer = server.link.session.open(encodeRelayOpen({ connectionId: id, endToEnd, peer: client.peer.msid }));
+    const serverClear = endToEnd && server.clearPayload;
+    clientClear &&= endToEnd;
+    const toServer = server.link.session.open(encodeRelayOpen({ connectionId: id, endToEnd, clearPayload: serverClear, peer: client.peer.msid }));
+    if (serverClear) toServer.enableClearPayload();
     let toClient: MuxConnection;
     try {
-      toClient = client.session.open(encodeRelayOpen({ connectionId: id, endToEnd, peer: server.msid }));
+      toClient = client.session.open(encodeRelayOpen({ connectionId: id, endToEnd, clearPayload: clientClear, peer: server.msid }));
     } catch (error) {
       toServer.destroy();
       throw error;
     }
+    if (clientClear) toClient.enableClearPayload();
     relays.set(id, client);
     let open = 2;
     const finished = (): void => {
@@ -524,9 +551,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return id;
   }
 
-  /** One direction, with backpressure; a reset on either side resets the other. */
+  /**
+   * One direction, with backpressure; a reset on either side resets the
+   * other. Pass-through follows the source: bytes that arrived outside the
+   * hop encryption (the endpoint switched once its end-to-end handshake was
+   * done) leave so too where the far hop agreed to it; bytes that arrived
+   * sealed always leave sealed.
+   */
   private pipe(from: MuxConnection, to: MuxConnection, connectionId: number, direction: string, finished: () => void): void {
     let done = false;
+    let forwarded = 0;
+    let clear = false;
     const finish = (): void => {
       if (!done) {
         done = true;
@@ -536,8 +571,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     from.on('data', (chunk) => {
       this.relayedBytes += chunk.length;
       if (relayChannel.hasSubscribers) relayChannel.publish({ gateway: this.msid, connectionId, direction, chunk });
+      if (!clear && forwarded >= from.clearReceivedFrom) {
+        clear = true;
+        to.startClearPayload();
+      }
+      forwarded += chunk.length;
       if (to.closed) return;
-      if (!to.write(chunk)) {
+      // A data listener owns its chunk: hand it on without a copy.
+      if (!to.writeOwned(chunk)) {
         from.pause();
         to.once('drain', () => from.resume());
       }

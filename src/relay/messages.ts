@@ -12,10 +12,15 @@
  *                       sessions {added[], removed[]}    → {}   deltas, batched; acknowledged
  *                       notice draining {}
  * controller → gateway  notice evict {msid}       a newer session of that server is elsewhere
- * server → gateway      attach {token}            → AttachReply
+ * server → gateway      attach {token, clearPayload?}  → AttachReply
  * gateway → server      notice move {}            the gateway drains: log in again elsewhere
- * client → gateway      connect {msid, ticket, endToEnd} → ConnectReply  (then the gateway opens the connection)
+ * client → gateway      connect {msid, ticket, endToEnd, clearPayload?} → ConnectReply  (then the gateway opens the connection)
  * ```
+ *
+ * `clearPayload: true` (attach, connect) offers pass-through: the sender
+ * takes and sends the payload of end-to-end connections outside the hop
+ * encryption (relay-open.ts, flags bit 1). Peers that predate it leave it
+ * out, and ignore it (requests are read by field name).
  */
 import { SessionError } from '../errors/index.js';
 import { isMsid } from '../session/index.js';

@@ -64,6 +64,8 @@ export interface RelayConnectionInfo {
   readonly peerMsid: string;
   /** Whether the end-to-end layer runs on it. */
   readonly endToEnd: boolean;
+  /** Whether the hop to the gateway carries its (end-to-end encrypted) payload as it is: pass-through, negotiated with the gateway. */
+  readonly passThrough?: boolean;
   /** The gateway relaying it. */
   readonly gateway: string;
 }
@@ -240,7 +242,8 @@ export class ServerEndpoint extends EventEmitter<ServerEndpointEvents> {
     this.#sessions.add(link);
     link.session.on('close', () => this.#sessions.delete(link));
     try {
-      await link.rpc.request(METHOD.attach, { token: Buffer.from(reply.token).toString('base64url') });
+      // Offer pass-through (a gateway that predates it ignores the field).
+      await link.rpc.request(METHOD.attach, { token: Buffer.from(reply.token).toString('base64url'), ...(o.passThrough !== false ? { clearPayload: true } : {}) });
     } catch (error) {
       link.session.destroy();
       throw error;
@@ -262,7 +265,17 @@ export class ServerEndpoint extends EventEmitter<ServerEndpointEvents> {
       conn.destroy(error as Error);
       return;
     }
-    const info: RelayConnectionInfo = { connectionId: open.connectionId, peerMsid: open.peer, endToEnd: open.endToEnd, gateway };
+    const info: RelayConnectionInfo = { connectionId: open.connectionId, peerMsid: open.peer, endToEnd: open.endToEnd, passThrough: open.clearPayload, gateway };
+    if (open.clearPayload) {
+      if (this.#options.passThrough === false) {
+        const error = new SessionError('GS_ERR_PROTOCOL', `the gateway opened connection ${open.connectionId} with pass-through, which this server did not offer`);
+        conn.destroy(error);
+        this.emit('connectionError', error, info);
+        return;
+      }
+      // Before any of its DATA can arrive: the OPEN is being handled.
+      conn.enableClearPayload();
+    }
     if (!open.endToEnd) {
       if (this.#requireEndToEnd) {
         const error = new SessionError('GS_ERR_PROTOCOL', `client ${open.peer} connected without the end-to-end layer, which this server requires`);
@@ -284,7 +297,12 @@ export class ServerEndpoint extends EventEmitter<ServerEndpointEvents> {
       backend: this.#options.link?.backend,
       handshakeTimeoutMs: this.#options.link?.handshakeTimeoutMs,
     }).then(
-      (channel) => this.emit('connection', channel, info),
+      (channel) => {
+        // The inner handshake went sealed on the hop; from here on the
+        // connection carries only end-to-end transport ciphertext.
+        if (open.clearPayload) conn.startClearPayload();
+        this.emit('connection', channel, info);
+      },
       (error: GatesockError) => this.emit('connectionError', error, info),
     );
   }

@@ -17,6 +17,8 @@ export {
   secureAccept,
   secureConnect,
   type ChannelIdentity,
+  type ClearSpan,
+  type SplitRecordHandler,
   type PeerVerifier,
   type SecureChannelOptions,
   type VerifiedPeer,

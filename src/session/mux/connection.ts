@@ -153,6 +153,22 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   private closeTimer: unknown;
   private lastPeerFrameAt = 0;
 
+  /**
+   * Clear payload (pass-through), explicit state, one way each:
+   * - `payloadMode`: `sealed` (the default: payload only inside the hop
+   *   encryption, both ways) → `clear` ({@link MuxConnection.enableClearPayload}:
+   *   both ends of the hop agreed; payload may now arrive outside it);
+   * - `clearSendFrom`: the offset in our outgoing bytes from which they go
+   *   outside the hop encryption ({@link MuxConnection.startClearPayload});
+   *   Infinity until then. Bytes before it always go sealed.
+   * - `clearReceivedFrom`: the offset in the incoming bytes of the first one
+   *   that arrived outside the hop encryption; Infinity until then. After
+   *   it, sealed DATA is a protocol error (the peer switches once).
+   */
+  private payloadMode: 'sealed' | 'clear' = 'sealed';
+  private clearSendFrom = Infinity;
+  private clearReceiveFrom = Infinity;
+
   /** @internal SendSource bookkeeping. */
   inRing = false;
   /** @internal SendSource bookkeeping. */
@@ -170,6 +186,50 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     this.info = { kind: 'mux', local: `${t.local ?? t.kind}#${id}`, remote: `${t.remote ?? t.kind}#${id}` };
     this.recv = new ReceiveWindow(host.options.maxWindow, host.clock.now());
     this.apply(event, event === 'sendOpen' ? 'open() sent OPEN' : 'peer sent OPEN');
+  }
+
+  /**
+   * True once {@link MuxConnection.enableClearPayload} was called: DATA
+   * that arrives with its payload outside the hop encryption is accepted,
+   * and ours may go so after {@link MuxConnection.startClearPayload}. While
+   * false, such DATA resets the connection (`GS_ERR_PROTOCOL`) and none of
+   * it is delivered.
+   */
+  get clearPayload(): boolean {
+    return this.payloadMode === 'clear';
+  }
+
+  /**
+   * Both ends of the hop agreed that this connection carries end-to-end
+   * ciphertext (the relay's end-to-end layer) which the hop need not
+   * encrypt again (pass-through, as TURN relays do): accept such payload
+   * from the peer from now on. Only the relay layer calls it, when the
+   * connection opens. It cannot be undone.
+   */
+  enableClearPayload(): void {
+    this.payloadMode = 'clear';
+  }
+
+  /**
+   * Send every byte written from now on outside the hop encryption (the
+   * session's transport sends split records: header sealed, payload as it
+   * is); bytes written before stay sealed. Does nothing unless
+   * {@link MuxConnection.enableClearPayload} was called, or once started.
+   * An endpoint calls it once its end-to-end handshake is done, so only
+   * end-to-end transport ciphertext ever goes clear; a relay calls it
+   * before forwarding the first byte that arrived clear.
+   */
+  startClearPayload(): void {
+    if (this.payloadMode === 'clear' && this.clearSendFrom === Infinity) this.clearSendFrom = this.sent + this.queued;
+  }
+
+  /**
+   * The offset in this connection's incoming bytes of the first one that
+   * arrived outside the hop encryption; Infinity while none has. Every
+   * later byte arrives so too.
+   */
+  get clearReceivedFrom(): number {
+    return this.clearReceiveFrom;
   }
 
   /** Current protocol state. */
@@ -209,6 +269,19 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
    * reset or close.
    */
   write(chunk: Uint8Array): boolean {
+    return this.enqueue(chunk, true);
+  }
+
+  /**
+   * As {@link MuxConnection.write}, but `chunk` is handed over and queued
+   * without a copy: the caller must never modify it again. A relay forwards
+   * the chunks its `data` listener owns this way.
+   */
+  writeOwned(chunk: Uint8Array): boolean {
+    return this.enqueue(chunk, false);
+  }
+
+  private enqueue(chunk: Uint8Array, copy: boolean): boolean {
     if (this.finRequested || !canSend(this.connState) || this.closeEmitted) {
       // The ByteStream contract's code, so code that pipes streams handles a
       // connection like any transport; the reset or session error is the cause.
@@ -216,11 +289,11 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
       throw new TransportError('GS_ERR_TRANSPORT_CLOSED', `connection ${this.id}: write after ${why}`, { cause: this.failure });
     }
     if (chunk.length === 0) return true;
-    // The ByteStream contract lets the caller reuse `chunk` once we return.
+    // The ByteStream contract lets the caller of write() reuse `chunk` once we return (writeOwned: it gave it up).
     // Queued, not sent from here: the write loop runs on the next microtask
     // and takes turns between every connection with data, so a connection
     // that writes first does not get the link to itself (fair sending).
-    this.queue.push(chunk.slice());
+    this.queue.push(copy ? chunk.slice() : chunk);
     this.queued += chunk.length;
     if (this.credit > 0) this.host.wantSend(this);
     if (this.queued >= this.host.options.connectionHighWaterMark) {
@@ -274,9 +347,15 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
   // Frames from the peer (called by the session)
 
   /** @internal DATA arrived. */
-  handleData(payload: Uint8Array, offset: bigint | undefined): void {
+  handleData(payload: Uint8Array, offset: bigint | undefined, clear = false): void {
     this.peerActivity();
     if (!canReceive(this.connState)) return this.protocolReset('DATA after CLOSE');
+    if (clear) {
+      // The session checked clearPayload before; the first clear byte is where the peer switched.
+      if (this.clearReceiveFrom === Infinity) this.clearReceiveFrom = this.received;
+    } else if (this.clearReceiveFrom !== Infinity) {
+      return this.protocolReset('sealed DATA after clear payload started');
+    }
     if (offset !== undefined && offset !== BigInt(this.received)) {
       return this.protocolReset(`DATA offset ${offset}, expected ${this.received}`);
     }
@@ -339,15 +418,39 @@ export class MuxConnection extends EventEmitter<ByteStreamEvents> implements Byt
     return this.credit < this.queued ? this.credit : this.queued;
   }
 
+  /** @internal Bytes to send sealed before the clear ones start (≤ 0: the next go clear; Infinity: never). */
+  sealedLeft(): number {
+    return this.clearSendFrom - this.sent;
+  }
+
   /** @internal Copy the next `n` queued bytes into `out` at `at`, consuming them and their credit. */
   take(out: Uint8Array, at: number, n: number): void {
+    this.consume(n, (piece) => {
+      out.set(piece, at);
+      at += piece.length;
+    });
+  }
+
+  /**
+   * @internal The next `n` (≤ sendable()) payload bytes as views of the
+   * queued chunks, consuming them and their credit: for a clear DATA frame,
+   * whose payload the transport copies once, straight from here. Queued
+   * chunks are copies or handed over (writeOwned), so nothing changes them.
+   */
+  takeViews(n: number): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    this.consume(n, (piece) => pieces.push(piece));
+    return pieces;
+  }
+
+  /** Hand the next `n` queued bytes to `visit` in pieces, then account for them as sent. */
+  private consume(n: number, visit: (piece: Uint8Array) => void): void {
     let left = n;
     while (left > 0) {
       const chunk = this.queue[this.queueHead]!;
       const avail = chunk.length - this.queueOffset;
       const k = avail < left ? avail : left;
-      out.set(k === chunk.length ? chunk : chunk.subarray(this.queueOffset, this.queueOffset + k), at);
-      at += k;
+      visit(k === chunk.length ? chunk : chunk.subarray(this.queueOffset, this.queueOffset + k));
       left -= k;
       this.queueOffset += k;
       if (this.queueOffset === chunk.length) {

@@ -21,10 +21,22 @@
  * frame spans two records and the receiver's decoder hands each body out as
  * a view of the decrypted record instead of gathering it into a fresh copy.
  *
+ * Clear payload: with `split` (a transport that sends split records), the
+ * DATA frames of a source's bytes past its `sealedLeft()` are listed in
+ * {@link SendScheduler.clearSpans} (header sealed, payload clear, at most
+ * 65,535 payload bytes each, not cut at record ends; a frame never spans the
+ * switch); the transport starts a new record after each, so alignment
+ * counts from there. A clear frame's payload is not copied into the batch:
+ * its span carries views of the source's queued bytes (`data`), which the
+ * transport copies once into what it sends; it still counts toward the
+ * batch's capacity, so one write stays about a batch.
+ *
  * Sans-I/O: it fills buffers; the session writes them and honours the
  * transport's backpressure.
  */
 import { emitFrame, emitHeader, frameLen, FrameType, HEADER_LEN, type Frame } from '../frame.js';
+import { MAX_SPLIT_CLEAR } from '../secure/record-reader.js';
+import type { ClearSpan } from '../secure/channel.js';
 
 /**
  * What the scheduler needs from a connection with data to send.
@@ -42,6 +54,10 @@ export interface SendSource {
   finTaken(): void;
   /** Credit owed to the peer in a WINDOW_UPDATE, taken (and zeroed) by the scheduler. */
   takeGrant(): number;
+  /** Bytes to send sealed before the rest go with their payload outside the hop encryption (≤ 0: clear now; Infinity or absent: never). */
+  sealedLeft?(): number;
+  /** The next `n` payload bytes as views (no copy), consuming them as `take()` does; for clear frames. */
+  takeViews?(n: number): Uint8Array[];
   /** Scheduler bookkeeping: queued in the data ring. */
   inRing: boolean;
   /** Scheduler bookkeeping: queued for a window update. */
@@ -69,13 +85,18 @@ export class SendScheduler {
    */
   private readonly recordTurns: number;
 
+  /** The clear DATA frames of the last {@link SendScheduler.fill}, in order (empty without `split`). */
+  readonly clearSpans: ClearSpan[] = [];
+
   /**
    * @param align - record size of the transport (0: none); see the file comment.
+   * @param split - the transport sends split records (clear payload; file comment).
    */
   constructor(
     private readonly quantum: number,
     private readonly maxPayload: number,
     private readonly align = 0,
+    private readonly split = false,
   ) {
     this.recordTurns = align > 0 && quantum >= align - HEADER_LEN ? Math.max(1, Math.round(quantum / align)) : 0;
   }
@@ -134,6 +155,11 @@ export class SendScheduler {
    */
   fill(out: Uint8Array): Uint8Array {
     let pos = 0;
+    /** Where the transport's current record starts (after the last clear frame). */
+    let base = 0;
+    /** Clear payload taken as views (not in `out`), counted against the capacity all the same. */
+    let outside = 0;
+    this.clearSpans.length = 0;
     const align = this.align;
     // Whole records only (the last one would otherwise go out short).
     const cap = align > 0 && out.length >= align ? out.length - (out.length % align) : out.length;
@@ -162,25 +188,36 @@ export class SendScheduler {
     }
 
     const recordTurns = this.recordTurns;
-    while (this.ringHead < this.ring.length && pos + HEADER_LEN < cap) {
+    while (this.ringHead < this.ring.length && pos + outside + HEADER_LEN < cap) {
       const source = this.ring[this.ringHead]!;
       if (source.turnLeft === 0) source.turnLeft = recordTurns || this.quantum;
-      while (source.turnLeft > 0 && pos + HEADER_LEN < cap) {
-        let n = Math.min(source.sendable(), this.maxPayload, cap - pos - HEADER_LEN);
+      while (source.turnLeft > 0 && pos + outside + HEADER_LEN < cap) {
+        const sealedLeft = this.split && source.sealedLeft ? source.sealedLeft() : Infinity;
+        const clear = sealedLeft <= 0;
+        let n = Math.min(source.sendable(), clear ? MAX_SPLIT_CLEAR : this.maxPayload, cap - pos - outside - HEADER_LEN);
         if (recordTurns === 0 && n > source.turnLeft) n = source.turnLeft;
-        if (align > 0) {
+        if (!clear && n > sealedLeft) n = sealedLeft; // the last sealed frame ends where the clear bytes start
+        if (align > 0 && !clear) {
           // End the frame where its record ends; when not even the header
           // fits before that, where the next record ends.
-          let room = align - (pos % align) - HEADER_LEN;
+          let room = align - ((pos - base) % align) - HEADER_LEN;
           if (room <= 0) room += align;
           if (n > room) n = room;
         }
         if (n <= 0) break;
         emitHeader(out, pos, FrameType.DATA, 0, source.id, n);
-        source.take(out, pos + HEADER_LEN, n);
-        pos += HEADER_LEN + n;
+        if (clear && source.takeViews) {
+          this.clearSpans.push({ offset: pos, sealed: HEADER_LEN, clear: n, data: source.takeViews(n) });
+          pos += HEADER_LEN;
+          outside += n;
+        } else {
+          source.take(out, pos + HEADER_LEN, n);
+          if (clear) this.clearSpans.push({ offset: pos, sealed: HEADER_LEN, clear: n });
+          pos += HEADER_LEN + n;
+        }
+        if (clear) base = pos;
         if (recordTurns === 0) source.turnLeft -= n;
-        else if (pos % align === 0) source.turnLeft--;
+        else if (clear || (pos - base) % align === 0) source.turnLeft--;
       }
       if (source.sendable() === 0 && source.finDue()) {
         if (pos + HEADER_LEN > cap) break; // the batch is full; the CLOSE goes first next time

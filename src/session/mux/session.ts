@@ -23,6 +23,17 @@
  * that starts while another is writing (a transport whose `write()` runs a
  * session synchronously) gets a buffer of its own.
  *
+ * Clear payload (pass-through): over a transport that sends split records
+ * (a SecureChannel: `writeWithClear`, `onSplitRecord`), the DATA of a
+ * connection whose payload is already end-to-end ciphertext
+ * ({@link MuxConnection.enableClearPayload}) goes with its 12-byte header
+ * sealed and its payload as it is. The session takes the transport's split
+ * records: each must hold exactly one DATA header, with no OFFSET, whose
+ * body is the clear part, arriving between frames; anything else fails the
+ * session (`GS_ERR_FRAME_MALFORMED`). One for a connection that has not
+ * enabled clear payload resets that connection (`GS_ERR_PROTOCOL`, RESET
+ * `PROTOCOL`) and its bytes are never delivered.
+ *
  * Keepalive: after `keepaliveMs` without a byte from the peer we PING; after
  * `2 × keepaliveMs` without one the session is dead (`GS_ERR_SESSION_DEAD`)
  * and every connection closes with that error (DESIGN.md, "Closing").
@@ -32,13 +43,14 @@ import { FrameError, GatesockError, SessionError } from '../../errors/index.js';
 import { checkOption } from '../../errors/check.js';
 import type { ByteStream } from '../../transport/index.js';
 import { FrameDecoder } from '../frame-decoder.js';
-import { encodeFrame, GoAwayCode, HEADER_LEN, MAX_OPEN_METADATA_LEN, PING_BODY_LEN, ResetCode, type Frame } from '../frame.js';
+import { encodeFrame, GoAwayCode, HEADER_LEN, MAX_OPEN_METADATA_LEN, parseHeader, PING_BODY_LEN, ResetCode, type Frame } from '../frame.js';
+import type { ClearSpan, SplitRecordHandler } from '../secure/channel.js';
 import { clipReason, MuxConnection, type ConnectionHost } from './connection.js';
 import { publish, sessionChannels } from './diagnostics.js';
 import { RttEstimator } from './flow.js';
 import { MAX_DATA_PAYLOAD, resolveMuxOptions, type MuxClock, type MuxOptions } from './options.js';
 import { SendScheduler } from './scheduler.js';
-import type { ConnState } from './state.js';
+import { isTerminal, type ConnState } from './state.js';
 
 /**
  * Which end of the session we are: the initiator opens odd connection IDs,
@@ -121,6 +133,17 @@ function recordSizeOf(transport: ByteStream): number {
   return typeof size === 'number' && Number.isInteger(size) && size > 2 * HEADER_LEN && size <= BATCH_BYTES ? size : 0;
 }
 
+/** A transport that sends and takes split records (a SecureChannel). */
+interface SplitTransport extends ByteStream {
+  writeWithClear(chunk: Uint8Array, spans: readonly ClearSpan[]): boolean;
+  onSplitRecord: SplitRecordHandler | undefined;
+}
+
+function splitTransportOf(transport: ByteStream): SplitTransport | undefined {
+  const t = transport as Partial<SplitTransport>;
+  return typeof t.writeWithClear === 'function' && 'onSplitRecord' in t ? (t as SplitTransport) : undefined;
+}
+
 /**
  * A multiplexed session over one {@link ByteStream}.
  *
@@ -143,6 +166,8 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
   readonly options: Readonly<MuxOptions>;
 
   private readonly transport: ByteStream;
+  /** The transport again when it sends split records (clear payload), else undefined. */
+  private readonly splitTransport: SplitTransport | undefined;
   private readonly clock: MuxClock;
   private readonly decoder: FrameDecoder;
   private readonly scheduler: SendScheduler;
@@ -184,7 +209,9 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.transport = transport;
     this.clock = this.options.clock;
     this.decoder = new FrameDecoder({ maxBody: this.options.maxFrameBody });
-    this.scheduler = new SendScheduler(this.options.sendQuantum, MAX_DATA_PAYLOAD, recordSizeOf(transport));
+    this.splitTransport = splitTransportOf(transport);
+    this.scheduler = new SendScheduler(this.options.sendQuantum, MAX_DATA_PAYLOAD, recordSizeOf(transport), this.splitTransport !== undefined);
+    if (this.splitTransport) this.splitTransport.onSplitRecord = this.onSplitRecord;
     this.nextId = role === 'initiator' ? 1 : 2;
     this.lastRecvAt = this.clock.now();
 
@@ -336,6 +363,38 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
     this.lastRecvAt = this.clock.now();
     try {
       this.decoder.push(chunk, this.onFrame);
+    } catch (error) {
+      this.fail(error);
+    }
+  };
+
+  /** A split record: one DATA frame whose payload crossed the hop as it is (file comment). */
+  private readonly onSplitRecord = (header: Uint8Array, clear: readonly Uint8Array[]): void => {
+    if (this.phase === 'closed') return;
+    let clearLength = 0;
+    for (const piece of clear) clearLength += piece.length;
+    this.counters.bytesIn += header.length + clearLength;
+    this.lastRecvAt = this.clock.now();
+    try {
+      if (this.decoder.bufferedBytes !== 0) throw new FrameError('GS_ERR_FRAME_MALFORMED', 'split record in the middle of a frame');
+      if (header.length !== HEADER_LEN) throw new FrameError('GS_ERR_FRAME_MALFORMED', `split record header of ${header.length} bytes, expected ${HEADER_LEN}`);
+      const h = parseHeader(header, 0, this.options.maxFrameBody);
+      if (h.kind !== 'DATA' || h.flags !== 0 || h.connId === 0 || h.bodyLength !== clearLength) {
+        throw new FrameError('GS_ERR_FRAME_MALFORMED', `split record must hold one DATA header without flags for its ${clearLength} clear bytes (got ${h.kind}, flags ${h.flags}, body ${h.bodyLength})`);
+      }
+      const conn = this.conns.get(h.connId);
+      if (conn === undefined) {
+        this.counters.droppedFrames++;
+      } else if (!conn.clearPayload) {
+        const why = 'payload outside the hop encryption on a connection that does not carry the end-to-end layer';
+        conn.kill(ResetCode.PROTOCOL, why, new SessionError('GS_ERR_PROTOCOL', `connection ${conn.id}: the peer sent ${why}; refused`), 'clear payload refused');
+      } else {
+        // One frame's payload in the pieces it arrived in: no copy.
+        for (const piece of clear) {
+          conn.handleData(piece, undefined, true);
+          if (isTerminal(conn.state)) break; // reset (beyond its window, after CLOSE): the rest is void
+        }
+      }
     } catch (error) {
       this.fail(error);
     }
@@ -502,9 +561,11 @@ export class MuxSession extends EventEmitter<MuxSessionEvents> {
       const out = this.scheduler.fill(batch);
       if (out.length === 0) break;
       this.counters.bytesOut += out.length;
+      const spans = this.scheduler.clearSpans;
+      for (const span of spans) if (span.data !== undefined) this.counters.bytesOut += span.clear;
       let ok: boolean;
       try {
-        ok = this.transport.write(out);
+        ok = spans.length > 0 ? this.splitTransport!.writeWithClear(out, spans) : this.transport.write(out);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         this.teardown(new SessionError('GS_ERR_SESSION_CLOSED', `transport write failed: ${message}`, { cause: error }), 'transport write failed');

@@ -23,6 +23,17 @@
  * With the noble backend, large writes may be sealed on worker threads as
  * well as the calling thread (`parallelSeal`, parallel-seal.ts): the same
  * records under the same nonces, so the same bytes on the wire.
+ *
+ * Split records (record-reader.ts draws the layout): a writer that knows some
+ * of its bytes are already end-to-end ciphertext (the multiplexed session,
+ * for a relayed connection that carries the end-to-end layer) may send them
+ * with {@link SecureChannel.writeWithClear}: each such run goes as one record
+ * whose small header is sealed (with the lengths as associated data) and
+ * whose body is not encrypted again. A channel accepts split records only
+ * while its reader has set {@link SecureChannel.onSplitRecord}, and then
+ * hands each header and body to it, never to `data`; without it, a split
+ * record fails the channel. Both sides run the same code on both crypto
+ * backends, so the bytes are the same either way.
  */
 import { EventEmitter } from 'eventemitter3';
 import { CryptoError, GatesockError, HandshakeError, TransportError } from '../../errors/index.js';
@@ -32,7 +43,7 @@ import { getCryptoBackend, type CryptoBackend, type CryptoBackendName } from '..
 import type { CipherState } from '../noise/cipher-state.js';
 import { HandshakeState, NOISE_MAX_MESSAGE, type KeyPair } from '../noise/handshake-state.js';
 import { decodeIdentityPayload, encodeIdentityPayload, staticKeyMessage } from './identity-payload.js';
-import { RECORD_PREFIX_LEN, RecordReader } from './record-reader.js';
+import { MAX_SPLIT_CLEAR, MAX_SPLIT_HEADER, RECORD_PREFIX_LEN, RecordReader, SPLIT_PREFIX_LEN, writeSplitPrefix } from './record-reader.js';
 import { JOB_RECORDS, resolveParallelSeal, type ParallelSealOptions, type ParallelSealing, type SealJob } from './parallel-seal.js';
 
 const TAG_LEN = 16;
@@ -71,6 +82,40 @@ const PROLOGUE = new TextEncoder().encode('gatesock/1');
  */
 let joinScratch: Uint8Array | undefined;
 const EMPTY = new Uint8Array(0);
+
+/**
+ * A run of a {@link SecureChannel.writeWithClear} write that goes as one
+ * split record: `sealed` bytes at `offset`, sealed (1..64), then `clear`
+ * bytes (1..65535) as they are — the next ones in the chunk, or, with
+ * `data`, those pieces (the run then covers only its sealed bytes in the
+ * chunk).
+ * @public
+ */
+export interface ClearSpan {
+  /** Where the run starts in the chunk. */
+  readonly offset: number;
+  /** Bytes sealed: the header of what follows. */
+  readonly sealed: number;
+  /** Bytes after them sent without the hop's encryption. */
+  readonly clear: number;
+  /** The clear bytes, when they are not in the chunk (their lengths add up to `clear`); copied before `writeWithClear` returns. */
+  readonly data?: readonly Uint8Array[];
+}
+
+/**
+ * Receives the split records of a channel: the opened header and the clear
+ * bytes, in order, as views of the chunks they arrived in (no copy; the
+ * receiver may keep them). See {@link SecureChannel.onSplitRecord}.
+ * @public
+ */
+export type SplitRecordHandler = (header: Uint8Array, clear: readonly Uint8Array[]) => void;
+
+/** Wire bytes of `n` plaintext bytes sealed in records from the first byte. */
+function sealedLength(n: number): number {
+  const full = Math.floor(n / MAX_RECORD_PLAINTEXT);
+  const tail = n - full * MAX_RECORD_PLAINTEXT;
+  return full * MAX_RECORD_LEN + (tail > 0 ? tail + RECORD_PREFIX_LEN + TAG_LEN : 0);
+}
 
 /**
  * What the channel needs to prove who we are: a certificate chain and the
@@ -377,6 +422,13 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
    * session does) has every frame arrive inside one record.
    */
   readonly recordSize = MAX_RECORD_PLAINTEXT;
+  /**
+   * Who takes split records (file comment). Undefined (the default): a split
+   * record from the peer fails the channel with `GS_ERR_FRAME_MALFORMED`, as
+   * before split records existed. The multiplexed session sets it and checks
+   * each one against the connection it names.
+   */
+  onSplitRecord: SplitRecordHandler | undefined;
   private readonly reader = new RecordReader();
   private paused = true;
   private ended = false;
@@ -472,6 +524,11 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
         });
       }
     }
+    return this.writeResult();
+  }
+
+  /** What `write()` returns once the bytes are handed on. */
+  private writeResult(): boolean {
     // Closed by this write (a failed worker pool, a failed transport write): no drain will come.
     if (this.closed) return false;
     if (this.innerFull || this.queuedBytes >= PARALLEL_QUEUE_LIMIT) {
@@ -479,6 +536,65 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
       return false;
     }
     return true;
+  }
+
+  /**
+   * As {@link SecureChannel.write}, except that each of `spans` (in order,
+   * not overlapping) goes as a split record: its `sealed` bytes sealed, its
+   * `clear` bytes as they are. Bytes outside the spans are sealed in records
+   * as usual, each run from its first byte. Staged bytes go first. The peer
+   * must have said it takes split records (the relay layer negotiates it);
+   * the caller promises the clear bytes are end-to-end ciphertext.
+   * @throws {@link TransportError} `GS_ERR_TRANSPORT_CLOSED` after `end()` or close;
+   *   `RangeError` for spans outside the chunk, out of order or too long.
+   */
+  writeWithClear(chunk: Uint8Array, spans: readonly ClearSpan[]): boolean {
+    if (this.ended || this.closed) throw new TransportError('GS_ERR_TRANSPORT_CLOSED', 'write after end or close of the secure channel');
+    let size = 0;
+    let at = 0;
+    for (const span of spans) {
+      const inChunk = span.data === undefined ? span.clear : 0;
+      let given = inChunk;
+      for (const piece of span.data ?? []) given += piece.length;
+      if (
+        !(span.offset >= at && span.sealed >= 1 && span.sealed <= MAX_SPLIT_HEADER && span.clear >= 1 && span.clear <= MAX_SPLIT_CLEAR) ||
+        span.offset + span.sealed + inChunk > chunk.length ||
+        given !== span.clear
+      ) {
+        throw new RangeError(`clear span ${span.offset}+${span.sealed}+${span.clear} is out of order, too long, outside the ${chunk.length}-byte chunk or short of data`);
+      }
+      size += sealedLength(span.offset - at) + SPLIT_PREFIX_LEN + span.sealed + TAG_LEN + span.clear;
+      at = span.offset + span.sealed + inChunk;
+    }
+    size += sealedLength(chunk.length - at);
+    this.flushStage();
+    const batch = allocUninitialized(size);
+    let pos = 0;
+    at = 0;
+    const sealRun = (from: number, to: number): void => {
+      for (let a = from; a < to; a += MAX_RECORD_PLAINTEXT) pos += this.sealRecordInto(chunk.subarray(a, Math.min(a + MAX_RECORD_PLAINTEXT, to)), batch, pos);
+    };
+    for (const span of spans) {
+      sealRun(at, span.offset);
+      const sealedLen = span.sealed + TAG_LEN;
+      writeSplitPrefix(batch, pos, sealedLen, span.clear);
+      this.sealInto(batch.subarray(pos, pos + SPLIT_PREFIX_LEN), chunk.subarray(span.offset, span.offset + span.sealed), batch, pos + SPLIT_PREFIX_LEN);
+      pos += SPLIT_PREFIX_LEN + sealedLen;
+      at = span.offset + span.sealed;
+      if (span.data === undefined) {
+        batch.set(chunk.subarray(at, at + span.clear), pos);
+        pos += span.clear;
+        at += span.clear;
+      } else {
+        for (const piece of span.data) {
+          batch.set(piece, pos);
+          pos += piece.length;
+        }
+      }
+    }
+    sealRun(at, chunk.length);
+    this.send(batch);
+    return this.writeResult();
   }
 
   /**
@@ -644,9 +760,14 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
     const len = plaintext.length + TAG_LEN;
     out[pos] = len >> 8;
     out[pos + 1] = len & 0xff;
-    this.sendCipher.encryptInto(EMPTY, plaintext, out, pos + RECORD_PREFIX_LEN);
-    if (++this.sentRecords % this.rekeyInterval === 0) this.sendCipher.rekey();
+    this.sealInto(EMPTY, plaintext, out, pos + RECORD_PREFIX_LEN);
     return RECORD_PREFIX_LEN + len;
+  }
+
+  /** Encrypt one message under the next nonce (every record, split or not, takes one), rekeying on schedule. */
+  private sealInto(ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, pos: number): void {
+    this.sendCipher.encryptInto(ad, plaintext, out, pos);
+    if (++this.sentRecords % this.rekeyInterval === 0) this.sendCipher.rekey();
   }
 
   /** Send sealed records: behind the outbox when a job is pending there, else at once. */
@@ -674,11 +795,18 @@ export class SecureChannel<P extends VerifiedPeer = VerifiedPeer> extends EventE
   private pump(): void {
     try {
       while (!this.paused && !this.closed) {
-        const rec = this.reader.next((joinScratch ??= new Uint8Array(NOISE_MAX_MESSAGE)));
+        const split = this.onSplitRecord;
+        const rec = this.reader.next((joinScratch ??= new Uint8Array(NOISE_MAX_MESSAGE)), split !== undefined);
         if (!rec) break;
-        const pt = this.receiveCipher.decryptWithAd(EMPTY, rec);
-        if (++this.receivedRecords % this.rekeyInterval === 0) this.receiveCipher.rekey();
-        this.emit('data', pt);
+        if (rec instanceof Uint8Array) {
+          const pt = this.receiveCipher.decryptWithAd(EMPTY, rec);
+          if (++this.receivedRecords % this.rekeyInterval === 0) this.receiveCipher.rekey();
+          this.emit('data', pt);
+        } else {
+          const header = this.receiveCipher.decryptWithAd(rec.ad, rec.sealed);
+          if (++this.receivedRecords % this.rekeyInterval === 0) this.receiveCipher.rekey();
+          split!(header, rec.clear);
+        }
       }
     } catch (err) {
       this.fail(err);
