@@ -246,10 +246,12 @@ describe('gatesock controller and gateway', () => {
   });
 
   it('gateway SIGTERM drains: its server moves to the other gateway, and it exits 0 well before the drain timeout', async () => {
-    writeFileSync(join(dir, 'gateway.yaml'), `pki: pki\ncontroller: ${controllerAddress}\ndrain-timeout: 20000\n`);
+    // pass-through off here (on in the sample config below): every byte sealed on every hop, and still relayed.
+    writeFileSync(join(dir, 'gateway.yaml'), `pki: pki\ncontroller: ${controllerAddress}\ndrain-timeout: 20000\npass-through: off\n`);
     const gateways = ['gateway-1', 'gateway-2'].map((name) => start(['gateway', '--config', join(dir, 'gateway.yaml'), '--name', name], dir));
     const addresses = await Promise.all(gateways.map(async (g) => (await waitFor(g, 'stdout', /"address":"(127\.0\.0\.1:\d+)"[^\n]*"msg":"gateway listening"/))[1]!));
     expect(new Set(addresses).size).toBe(2);
+    for (const g of gateways) expect(logLines(g.stdout).find((l) => l.msg === 'gateway listening')).toMatchObject({ passThrough: false });
 
     const serve = start(
       ['serve', '--forward', `127.0.0.1:${webPort}`, '--pcid', 'drained', '--controller', controllerAddress, '--root', 'pki/root/cert.pem', '--identity', 'server-id'],
@@ -271,7 +273,7 @@ describe('gatesock controller and gateway', () => {
     // It moved without ever going offline: a drain, not a close (which would have dropped its session).
     expect(serve.stderr).not.toMatch(/^offline/m);
     expect(logs).toContain('draining'); // the library's own line: it told its servers to move
-    const connect = start(['connect', 'drained', '--controller', controllerAddress, '--root', 'pki/root/cert.pem'], dir);
+    const connect = start(['connect', 'drained', '--no-pass-through', '--controller', controllerAddress, '--root', 'pki/root/cert.pem'], dir);
     const local = (await waitFor(connect, 'stdout', /^listening on (127\.0\.0\.1:\d+)/m))[1]!;
     expect(await fetch(`http://${local}/`).then((r) => r.text())).toBe(PAGE);
     expect(await stop(connect)).toBe(EXIT.ok);
@@ -289,8 +291,11 @@ describe('gatesock controller and gateway', () => {
     expect(logLines(ctl.stdout).find((l) => l.msg === 'controller ready')).toMatchObject({ keepaliveMs: 5000, gatewayTimeoutMs: 15000 });
     const gw = spawnEntry('gateway', ['--pki', 'pki', '--name', 'gateway-2', '--controller', address]);
     await waitFor(gw, 'stdout', /"msg":"gateway listening"/);
-    expect(logLines(gw.stdout).find((l) => l.msg === 'gateway listening')).toMatchObject({ capacity: 1000, gateway: 'gateway-2' });
+    expect(logLines(gw.stdout).find((l) => l.msg === 'gateway listening')).toMatchObject({ capacity: 1000, gateway: 'gateway-2', passThrough: true });
     expect(await stop(gw)).toBe(EXIT.ok);
+    const badSwitch = await run(['gateway', '--pki', 'pki', '--name', 'gateway-2', '--controller', address, '--pass-through', 'maybe'], dir, 10_000);
+    expect(badSwitch.status, badSwitch.stderr).toBe(EXIT.config);
+    expect(badSwitch.stderr.trim()).toMatch(/--pass-through must be on or off, got "maybe"$/);
     expect(await stop(ctl)).toBe(EXIT.ok);
     expect(ctl.stderr + gw.stderr).toBe('');
   });

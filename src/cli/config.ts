@@ -114,6 +114,13 @@ export const kind = Object.freeze({
       if (typeof raw !== 'string' || !(choices as string[]).includes(raw)) throw `must be one of ${choices.join(', ')}, got ${JSON.stringify(raw)}`;
       return raw as T;
     },
+  /** On or off: YAML `true`/`false`, or the words `on`, `off`, `true`, `false`. */
+  onOff: (): Parse<boolean> => (raw) => {
+    if (typeof raw === 'boolean') return raw;
+    if (raw === 'on' || raw === 'true') return true;
+    if (raw === 'off' || raw === 'false') return false;
+    throw `must be on or off, got ${JSON.stringify(raw)}`;
+  },
   /** A non-empty string. */
   text: (): Parse<string> => (raw) => {
     if (typeof raw !== 'string' || raw.length === 0) throw `must be a non-empty string, got ${JSON.stringify(raw)}`;

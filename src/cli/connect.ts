@@ -23,6 +23,8 @@ export interface ConnectOptions {
   controller: string;
   root: string;
   e2e: boolean;
+  /** Pass end-to-end ciphertext through the hop unsealed (`--no-pass-through` seals every byte). */
+  passThrough: boolean;
   /** Leave through this HTTP CONNECT proxy (`[user:password@]host:port`). */
   proxy?: string;
   /** Check NAME at start (`--no-check` turns it off). */
@@ -38,7 +40,7 @@ export async function runConnect(o: ConnectOptions): Promise<void> {
   const controller = parseValue(kind.controller(), o.controller, '--controller');
   const roots = await loadRoots(o.root, ROOT_HINT);
   const proxy = o.proxy === undefined ? undefined : parseValue(kind.proxy(), o.proxy, '--proxy');
-  const options = { controller, roots, endToEnd: o.e2e, link: proxy && { proxy } };
+  const options = { controller, roots, endToEnd: o.e2e, passThrough: o.passThrough, link: proxy && { proxy } };
   let close: (() => Promise<void>) | undefined;
   onShutdown(async () => {
     await close?.();

@@ -22,6 +22,7 @@ export const GATEWAY_SETTINGS = Object.freeze({
   advertise: { parse: kind.controller(), arg: 'host:port|ws-url', help: 'address servers and clients are told to use: host:port, or the ws:// URL of the WebSocket listener as the world sees it (default: the address listened on)' } as Setting<string>,
   websocket: { parse: kind.listen(), arg: 'host:port', help: 'also listen for WebSocket upgrades (path /gatesock) here, for peers behind web proxies' } as Setting<HostPort>,
   capacity: { parse: kind.integer(1, 10_000_000), default: DEFAULT_GATEWAY_OPTIONS.capacity, arg: 'n', help: 'server sessions this gateway can hold; the controller balances on sessions / capacity' },
+  'pass-through': { parse: kind.onOff(), default: DEFAULT_GATEWAY_OPTIONS.passThrough, arg: 'on|off', help: "relay end-to-end payload without a second encryption on the hops to peers that offer it; off seals every byte on every hop" },
   'drain-timeout': { parse: kind.integer(0), default: DEFAULT_GATEWAY_OPTIONS.drainTimeoutMs, arg: 'ms', help: 'how long a drain waits for servers to move before closing what is left' },
   'log-level': { parse: kind.oneOf(...LOG_LEVELS), default: 'info' as (typeof LOG_LEVELS)[number], arg: 'level', help: `log level: ${LOG_LEVELS.join(', ')}` },
 });
@@ -62,7 +63,8 @@ export async function runGateway(flags: Record<string, unknown>, config: string 
     websocket: s.websocket && { host: s.websocket.host, port: s.websocket.port },
     capacity: s.capacity,
     drainTimeoutMs: s['drain-timeout'],
+    passThrough: s['pass-through'],
     log,
   });
-  log.info({ address: gateway.address, websocket: gateway.websocketUrl, advertise: gateway.advertisedAddress, msid: gateway.msid, capacity: s.capacity, pid: process.pid }, 'gateway listening');
+  log.info({ address: gateway.address, websocket: gateway.websocketUrl, advertise: gateway.advertisedAddress, msid: gateway.msid, capacity: s.capacity, passThrough: s['pass-through'], pid: process.pid }, 'gateway listening');
 }

@@ -155,8 +155,9 @@ program
   .option('--root <file>', "the gateway system's root certificate (PEM)", ENDPOINT_DEFAULTS.root)
   .option('--identity <dir>', "the server's identity folder, made on first run (its hash is the MSID)", ENDPOINT_DEFAULTS.identity)
   .option('--no-e2e', 'turn the end-to-end layer off (the gateways can then read the bytes)')
+  .option('--no-pass-through', 'seal every byte on the hop to the gateway too, even end-to-end ciphertext')
   .option('--proxy <[user:password@]host:port>', 'reach the controller and gateways through this HTTP CONNECT proxy')
-  .action(async (o: { forward: string; pcid?: string; controller: string; root: string; identity: string; e2e: boolean; proxy?: string }) =>
+  .action(async (o: { forward: string; pcid?: string; controller: string; root: string; identity: string; e2e: boolean; passThrough: boolean; proxy?: string }) =>
     runServe({ ...o, debug: debug(), print, note }),
   );
 
@@ -168,9 +169,10 @@ program
   .option('--controller <host:port>', "the controller's address", ENDPOINT_DEFAULTS.controller)
   .option('--root <file>', "the gateway system's root certificate (PEM)", ENDPOINT_DEFAULTS.root)
   .option('--no-e2e', 'turn the end-to-end layer off (the server must allow it)')
+  .option('--no-pass-through', 'seal every byte on the hop to the gateway too, even end-to-end ciphertext')
   .option('--no-check', 'do not look NAME up at start (errors then show per connection)')
   .option('--proxy <[user:password@]host:port>', 'reach the controller and gateways through this HTTP CONNECT proxy')
-  .action(async (pcid: string, o: { listen: string; controller: string; root: string; e2e: boolean; check: boolean; proxy?: string }) =>
+  .action(async (pcid: string, o: { listen: string; controller: string; root: string; e2e: boolean; passThrough: boolean; check: boolean; proxy?: string }) =>
     runConnect({ ...o, pcid, debug: debug(), print, note }),
   );
 

@@ -37,6 +37,8 @@ export interface ServeOptions {
   identity: string;
   /** The end-to-end layer (`--no-e2e` turns it off). */
   e2e: boolean;
+  /** Pass end-to-end ciphertext through the hop unsealed (`--no-pass-through` seals every byte). */
+  passThrough: boolean;
   /** Leave through this HTTP CONNECT proxy (`[user:password@]host:port`). */
   proxy?: string;
   debug: boolean;
@@ -61,7 +63,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
   // Online takes a login and an attach; if it takes long the controller has no gateway to give.
   const slow = setTimeout(() => o.note(`not online yet: the controller at ${controller} answers, but gives no gateway; still trying`), 5000);
   try {
-    server = await serveTcp(target, { controller, roots, identity, pcid: o.pcid, endToEnd: o.e2e, link: proxy && { proxy } });
+    server = await serveTcp(target, { controller, roots, identity, pcid: o.pcid, endToEnd: o.e2e, passThrough: o.passThrough, link: proxy && { proxy } });
   } finally {
     clearTimeout(slow);
   }
