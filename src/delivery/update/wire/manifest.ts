@@ -57,7 +57,6 @@
  * trusted, so collisions do not matter): forging one symbol of a session costs
  * about 2^128 / (number of symbols) hash evaluations.
  */
-import * as nodeCrypto from 'node:crypto';
 import { DeliveryError } from '../../../errors/index.js';
 import { FEC_INFO_MAX_BLOCKS } from '../../../fec/index.js';
 import type { CryptoBackend } from '../../../session/index.js';
@@ -215,21 +214,8 @@ function h16(crypto: CryptoBackend, tag: Uint8Array, ...parts: Uint8Array[]): Ui
   return crypto.sha256(tag, ...parts).subarray(0, MERKLE_NODE_LEN);
 }
 
-/**
- * Node's one-shot digest (`crypto.hash`, Node ≥ 20.12), when there: it makes
- * no Hash object, so hashing one symbol costs about half as much as
- * `createHash().update().digest()` and leaves nothing for the collector —
- * every symbol of every transfer goes through {@link symbolHash}.
- */
-const oneShot: ((algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer) | undefined =
-  typeof (nodeCrypto as { hash?: unknown }).hash === 'function' ? (nodeCrypto as unknown as { hash: (a: string, d: Uint8Array, e: 'buffer') => Buffer }).hash : undefined;
-
 /** The 16-byte hash of one symbol (already padded to `symbolSize`). @public */
 export function symbolHash(crypto: CryptoBackend, symbol: Uint8Array): Uint8Array {
-  if (oneShot !== undefined && crypto.name === 'native') {
-    const d = oneShot('sha256', symbol, 'buffer');
-    return new Uint8Array(d.buffer, d.byteOffset, SYMBOL_HASH_LEN);
-  }
   return crypto.sha256(symbol).subarray(0, SYMBOL_HASH_LEN);
 }
 
