@@ -16,6 +16,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { afterAll } from 'vitest';
 
 /** The folder holding initdb, pg_ctl and postgres: `GS_PG_BIN`, else the newest /usr/lib/postgresql/N/bin. */
 export function postgresBinDir(): string | undefined {
@@ -211,4 +212,35 @@ export function lazyPostgres(): { server(): Promise<PostgresServer>; database():
       await s?.stop();
     },
   };
+}
+
+/** What {@link postgresForFile} gives a test file. */
+export interface PostgresForFile {
+  readonly server: ReturnType<typeof lazyPostgres>;
+  /** Closed after the file's tests, newest first, before the server stops. */
+  readonly closers: (() => Promise<unknown>)[];
+  /** Folders deleted after the server stops. */
+  readonly dirs: string[];
+  /** Why PostgreSQL cannot run here (already printed), or undefined. */
+  readonly skip: string | undefined;
+}
+
+/**
+ * A test file's throwaway PostgreSQL server, started on first use, and the
+ * clean-up its tests register: after the file, closers run newest first,
+ * then the server stops, then the folders go. Where no server can start,
+ * prints `${what} skipped: reason` once.
+ */
+export async function postgresForFile(what: string): Promise<PostgresForFile> {
+  const server = lazyPostgres();
+  const closers: (() => Promise<unknown>)[] = [];
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+    await server.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const skip = await server.unavailable();
+  if (skip !== undefined) console.log(`${what} skipped: ${skip}`);
+  return { server, closers, dirs, skip };
 }

@@ -8,26 +8,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { registerCenterCommands } from '../../src/cli/center.js';
 import { InlineExecutor, MemoryAgentConnector } from '../../src/delivery/dispatch/index.js';
 import { parseOsv } from '../../src/delivery/security/advisories/index.js';
 import { SecurityAgent } from '../../src/delivery/security/agent/index.js';
 import { SecurityCenter } from '../../src/delivery/security/center/index.js';
 import { createServerIdentity, generateIdentityKey } from '../../src/session/index.js';
-import { lazyPostgres } from '../helpers/postgres.js';
+import { postgresForFile } from '../helpers/postgres.js';
 import { FAKE_UPGRADE, collectFor, installedVersion, memoryCenterLink, tempDir, until, writeRoot } from './fixtures/center/harness.js';
 
-const server = lazyPostgres();
-const closers: (() => Promise<unknown>)[] = [];
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const c of closers.reverse()) await c().catch(() => undefined);
-  await server.stop();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-const skip = await server.unavailable();
-if (skip !== undefined) console.log(`SecurityCenter on PostgreSQL skipped: ${skip}`);
+const { server, closers, dirs, skip } = await postgresForFile('SecurityCenter on PostgreSQL');
 
 const OSV = JSON.stringify({
   schema_version: '1.6.0',

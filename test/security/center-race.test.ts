@@ -10,9 +10,8 @@
 // (it stopped while sending it) is sent again once its 10-minute lease ran out.
 // The PostgreSQL case is skipped with the reason printed where no server can be started
 // (GS_REQUIRE_POSTGRES=1 makes that a failure).
-import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelayError, SecurityCenterError } from '../../src/errors/index.js';
 import type { AgentConnector, AgentRef } from '../../src/delivery/dispatch/index.js';
 import { parseOsv, type Countermeasure } from '../../src/delivery/security/advisories/index.js';
@@ -23,19 +22,10 @@ import type { Notifier, SecurityNotification } from '../../src/delivery/security
 import { encodeConfigurationReport } from '../../src/delivery/security/report/index.js';
 import { PostgresSecurityStore, SqliteSecurityStore, type SecurityStore } from '../../src/delivery/security/secdb/index.js';
 import { createServerIdentity, generateIdentityKey, type Identity } from '../../src/session/index.js';
-import { lazyPostgres } from '../helpers/postgres.js';
+import { postgresForFile } from '../helpers/postgres.js';
 import { actionRecord, collectFor, tempDir, writeRoot } from './fixtures/center/harness.js';
 
-const server = lazyPostgres();
-const closers: (() => Promise<unknown>)[] = [];
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const c of closers.reverse()) await c().catch(() => undefined);
-  await server.stop();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-const skip = await server.unavailable();
-if (skip !== undefined) console.log(`two SecurityCenters on one PostgreSQL database skipped: ${skip}`);
+const { server, closers, dirs, skip } = await postgresForFile('two SecurityCenters on one PostgreSQL database');
 
 /** Counts connection attempts per agent; every agent is offline, so each dispatch fails at once. */
 class CountingConnector implements AgentConnector {
