@@ -111,8 +111,10 @@ export function parseIpv6ByUrl(text: string): Uint8Array | undefined {
  */
 export function formatIpv6(bytes: Uint8Array): string {
   if (!(bytes instanceof Uint8Array) || bytes.length !== IPV6_BYTES) throw new RangeError('an IPv6 address is 16 bytes');
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
+  // This runs once per derived address, so no arrays, closures or endsWith():
+  // the groups go into one reused Int32Array (synchronous, never re-entered).
+  const groups = GROUPS;
+  for (let i = 0; i < 8; i++) groups[i] = (bytes[2 * i]! << 8) | bytes[2 * i + 1]!;
   // RFC 5952 §4.2.3: the first longest run of zero groups, only if 2 or longer.
   let bestAt = -1;
   let bestLen = 1;
@@ -121,7 +123,7 @@ export function formatIpv6(bytes: Uint8Array): string {
       i++;
       continue;
     }
-    let j = i;
+    let j = i + 1;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > bestLen) {
       bestAt = i;
@@ -129,18 +131,23 @@ export function formatIpv6(bytes: Uint8Array): string {
     }
     i = j;
   }
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestAt) {
-      out += '::';
-      i += bestLen - 1;
-      continue;
-    }
-    if (out !== '' && !out.endsWith(':')) out += ':';
-    out += groups[i]!.toString(16);
+  if (bestAt < 0) {
+    // No run to compress (the common case for a key address).
+    let out = groups[0]!.toString(16);
+    for (let i = 1; i < 8; i++) out += ':' + groups[i]!.toString(16);
+    return out;
   }
+  let out = '';
+  for (let i = 0; i < bestAt; i++) out += groups[i]!.toString(16) + ':';
+  // `a:b:` + `:` makes `a:b::`; at the start, `::` itself.
+  out += bestAt === 0 ? '::' : ':';
+  const after = bestAt + bestLen;
+  for (let i = after; i < 8; i++) out += (i === after ? '' : ':') + groups[i]!.toString(16);
   return out;
 }
+
+/** Scratch for {@link formatIpv6}: the 8 groups of the address being printed. */
+const GROUPS = new Int32Array(8);
 
 /**
  * Parse a /64 prefix such as `2001:db8:1:2::/64`.
@@ -201,17 +208,28 @@ export function iidOf(bytes: Uint8Array, offset = 0): bigint {
  * @public
  */
 export function isReservedIid(iid: bigint | Uint8Array): boolean {
-  let v: bigint;
   if (typeof iid === 'bigint') {
     if (iid < 0n || iid > 0xffff_ffff_ffff_ffffn) throw new RangeError('an IID is an unsigned 64-bit value');
-    v = iid;
-  } else {
-    if (!(iid instanceof Uint8Array) || iid.length !== 8) throw new RangeError('an IID is 8 bytes');
-    // Fast reject for the common case (every range starts with 0x00, 0x02 or
-    // 0xfd), before the bigint conversion: this runs once per address.
-    const top = iid[0]!;
-    if (top !== 0x00 && top !== 0x02 && top !== 0xfd) return false;
-    v = iidOf(iid);
+    return inReservedRange(iid);
   }
+  if (!(iid instanceof Uint8Array) || iid.length !== 8) throw new RangeError('an IID is 8 bytes');
+  return isReservedIidAt(iid, 0);
+}
+
+function inReservedRange(v: bigint): boolean {
   return RESERVED_IID_RANGES.some((r) => v >= r.first && v <= r.last);
+}
+
+/**
+ * {@link isReservedIid} of the 8 bytes at `offset` of `bytes` (e.g. the
+ * first 8 of a MAC), without copying them out first. The caller guarantees
+ * `offset + 8 ≤ bytes.length`.
+ * @internal
+ */
+export function isReservedIidAt(bytes: Uint8Array, offset: number): boolean {
+  // Fast reject for the common case (every range starts with 0x00, 0x02 or
+  // 0xfd), before the bigint conversion: this runs once per address.
+  const top = bytes[offset]!;
+  if (top !== 0x00 && top !== 0x02 && top !== 0xfd) return false;
+  return inReservedRange(iidOf(bytes, offset));
 }

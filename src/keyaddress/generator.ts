@@ -63,7 +63,7 @@ import { concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { ConfigError, KeyAddressError } from '../errors/index.js';
 import { nativeBackend } from '../session/index.js';
 import { checkOption } from '../errors/check.js';
-import { formatIpv6, isReservedIid, parsePrefix } from './address.js';
+import { formatIpv6, isReservedIidAt, parsePrefix } from './address.js';
 
 /**
  * Number of epochs the tree holds: t is a 32-bit unsigned integer.
@@ -419,21 +419,24 @@ export function openChain(epochKeyT: Uint8Array): Uint8Array {
  * probability about 2^-39 per try with HMAC output, so k = 0 nearly always
  * ends it. The search stops after 64 candidates: with HMAC output that many
  * reserved IIDs in a row cannot happen, so a broken MAC fails here instead
- * of spinning through the u32 counter.
+ * of spinning through the u32 counter. The IID is written to `into` at
+ * `at` (by default a new 8-byte array), which is returned.
  * @internal
  */
-export function firstUnreservedIid(candidate: (k: number) => Uint8Array): Uint8Array {
+export function firstUnreservedIid(candidate: (k: number) => Uint8Array, into: Uint8Array = new Uint8Array(8), at = 0): Uint8Array {
   for (let k = 0; k < 64; k++) {
     const mac = candidate(k);
-    const iid = mac.slice(0, 8);
+    // Read in place (no 8-byte copy to test), copied out only once accepted.
+    const reserved = isReservedIidAt(mac, 0);
+    if (!reserved) for (let i = 0; i < 8; i++) into[at + i] = mac[i]!;
     mac.fill(0);
-    if (!isReservedIid(iid)) return iid;
+    if (!reserved) return into;
   }
   throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'no unreserved interface ID (cannot happen with HMAC-SHA256)');
 }
 
-/** HMAC-SHA256 under one key for several messages. */
-type KeyedMac = (message: Uint8Array) => Uint8Array;
+/** HMAC-SHA256 under one key for several messages; `more`, if given, is appended to `message` (no concatenated copy). */
+type KeyedMac = (message: Uint8Array, more?: Uint8Array) => Uint8Array;
 
 /**
  * The keyed MAC of a chain step: the native crypto backend's HMAC-SHA256
@@ -449,7 +452,7 @@ function withKey<R>(key: Uint8Array, use: (mac: KeyedMac) => R): R {
   if (!native) return withKeyNoble(key, use);
   // The backend returns a plain Uint8Array over the digest (never a Buffer,
   // whose slice() would alias), so callers may wipe after slicing.
-  return use((message) => native.hmacSha256(key, message));
+  return use((message, more) => (more === undefined ? native.hmacSha256(key, message) : native.hmacSha256(key, message, more)));
 }
 
 /**
@@ -463,30 +466,47 @@ export function withKeyNoble<R>(key: Uint8Array, use: (mac: KeyedMac) => R): R {
   // reused (noble's `_cloneInto(to)`), so a message allocates only its digest.
   const scratch = keyed.clone();
   try {
-    return use((message) => keyed._cloneInto(scratch).update(message).digest());
+    return use((message, more) => {
+      const h = keyed._cloneInto(scratch).update(message);
+      return (more === undefined ? h : h.update(more)).digest();
+    });
   } finally {
     keyed.destroy();
     scratch.destroy();
   }
 }
 
+/**
+ * "gs-ka address" ‖ u32be(k): one buffer for every candidate message (the
+ * MAC reads it synchronously; k is rewritten per try).
+ */
+const ADDRESS_MESSAGE = new Uint8Array(LABEL_ADDRESS.length + 4);
+ADDRESS_MESSAGE.set(LABEL_ADDRESS);
+/** The slots of a position when no labels are asked for (shared, frozen). */
+const NO_SLOTS: Readonly<Record<string, Uint8Array>> = Object.freeze({});
+
 function position(mac: KeyedMac, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[]): KeyAddressPosition {
   const bytes = new Uint8Array(16);
-  bytes.set(prefixBytes.subarray(0, 8));
-  const counter = new Uint8Array(LABEL_ADDRESS.length + 4);
-  counter.set(LABEL_ADDRESS);
+  for (let i = 0; i < 8; i++) bytes[i] = prefixBytes[i]!;
   const at = LABEL_ADDRESS.length;
-  const iid = firstUnreservedIid((k) => {
-    // u32be(k)
-    counter[at] = k >>> 24;
-    counter[at + 1] = (k >>> 16) & 0xff;
-    counter[at + 2] = (k >>> 8) & 0xff;
-    counter[at + 3] = k & 0xff;
-    return mac(counter);
-  });
-  bytes.set(iid, 8);
-  const slots: Record<string, Uint8Array> = {};
-  for (const label of labels) slots[label] = mac(concat(LABEL_SLOT, utf8(label)));
+  firstUnreservedIid(
+    (k) => {
+      // u32be(k)
+      ADDRESS_MESSAGE[at] = k >>> 24;
+      ADDRESS_MESSAGE[at + 1] = (k >>> 16) & 0xff;
+      ADDRESS_MESSAGE[at + 2] = (k >>> 8) & 0xff;
+      ADDRESS_MESSAGE[at + 3] = k & 0xff;
+      return mac(ADDRESS_MESSAGE);
+    },
+    bytes,
+    8,
+  );
+  let slots = NO_SLOTS;
+  if (labels.length > 0) {
+    const own: Record<string, Uint8Array> = {};
+    for (const label of labels) own[label] = mac(LABEL_SLOT, utf8(label));
+    slots = own;
+  }
   return { t, n, address: formatIpv6(bytes), bytes, slots };
 }
 
@@ -521,7 +541,7 @@ export function advanceChain(
 ): { readonly position: KeyAddressPosition; readonly next: Uint8Array } {
   return withKey(chainKey, (mac) => {
     const p = position(mac, prefixBytes, t, n, labels);
-    return { position: p, next: mac(concat(LABEL_NEXT, p.bytes)) };
+    return { position: p, next: mac(LABEL_NEXT, p.bytes) };
   });
 }
 

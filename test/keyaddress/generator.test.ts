@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import net from 'node:net';
 import { advanceChain, firstUnreservedIid, withKeyNoble } from '../../src/keyaddress/generator.js';
 import { parseHexIpv6, parseIpv6ByUrl } from '../../src/keyaddress/address.js';
 import {
@@ -89,6 +90,31 @@ describe('prefix and address text', () => {
     expect(() => formatIpv6(new Uint8Array(4))).toThrow(RangeError);
   });
 
+  it("formats as libuv's inet_ntop does (what Node reports as socket.localAddress)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.array(fc.integer({ min: 0, max: 7 }), { maxLength: 7 }), (bytes, zeroGroups) => {
+        for (const g of zeroGroups) bytes[2 * g] = bytes[2 * g + 1] = 0;
+        // inet_ntop prints ::ffff:a.b.c.d and ::a.b.c.d with a dotted tail; key addresses are never those.
+        const head = bytes.subarray(0, 10).every((b) => b === 0);
+        const g5 = (bytes[10]! << 8) | bytes[11]!;
+        fc.pre(!(head && (g5 === 0xffff || (g5 === 0 && ((bytes[12]! << 8) | bytes[13]!) !== 0))));
+        const text = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16).padStart(4, '0')).join(':');
+        expect(formatIpv6(bytes)).toBe(new net.SocketAddress({ address: text, family: 'ipv6' }).address);
+      }),
+      { numRuns: 1000 },
+    );
+    for (const [text, canonical] of [
+      ['0:0:0:0:0:0:0:1', '::1'],
+      ['1:0:0:0:0:0:0:0', '1::'],
+      ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+      ['1:0:0:2:3:0:0:4', '1::2:3:0:0:4'],
+      ['1:0:2:3:4:5:6:7', '1:0:2:3:4:5:6:7'],
+      ['2001:db8:1:2:abcd:ef01:2345:6789', '2001:db8:1:2:abcd:ef01:2345:6789'],
+    ] as const) {
+      expect(formatIpv6(parseIpv6(text)!)).toBe(canonical);
+    }
+  });
+
   it('parses hex-only text exactly as the URL host parser does (its fast path), valid or not', () => {
     // Strings of hex digits and colons, biased to near-valid shapes: groups of 0–5 digits, `::`, `:::`.
     const group = fc.stringMatching(/^[0-9a-fA-F]{0,5}$/);
@@ -168,6 +194,29 @@ describe('reserved interface IDs (RFC 5453, RFC 2526)', () => {
     expect(() => isReservedIid(-1n)).toThrow(RangeError);
     expect(() => isReservedIid(2n ** 64n)).toThrow(RangeError);
     expect(() => isReservedIid(new Uint8Array(7))).toThrow(RangeError);
+  });
+
+  it('the address step writes the IID where it is told and nothing else', () => {
+    const into = new Uint8Array(16).fill(0x11);
+    const reserved = new Uint8Array(32); // all-zero IID: reserved
+    const good = Uint8Array.from({ length: 32 }, (_, i) => 0xa0 + i);
+    let k = 0;
+    const out = firstUnreservedIid(() => (k++ === 0 ? reserved : good), into, 8);
+    expect(out).toBe(into);
+    expect(hex(into)).toBe('1111111111111111' + 'a0a1a2a3a4a5a6a7');
+    expect(good.every((b) => b === 0)).toBe(true); // the accepted candidate is wiped after the copy
+  });
+
+  it('a position without labels has no slots; with labels each position has its own', () => {
+    const prefix = parsePrefix(PREFIX).bytes;
+    const key = new Uint8Array(32).fill(9);
+    const a = positionAt(key, prefix, 1, 0);
+    expect(Object.keys(a.slots)).toEqual([]);
+    const b = positionAt(key, prefix, 1, 0, ['x']);
+    const c = positionAt(key, prefix, 1, 0, ['y']);
+    expect(Object.keys(b.slots)).toEqual(['x']);
+    expect(Object.keys(c.slots)).toEqual(['y']);
+    expect(Object.keys(positionAt(key, prefix, 1, 0).slots)).toEqual([]);
   });
 
   it('the address step skips reserved candidates and takes the first unreserved one', () => {
@@ -313,6 +362,10 @@ describe('the address sequence', () => {
         }));
         if (!isReservedIid(twin.first.slice(0, 8))) expect(hex(position.bytes.subarray(8))).toBe(hex(twin.first.subarray(0, 8)));
         expect(hex(position.slots.relay!)).toBe(hex(twin.slot));
+        // The two-part message (label, address) is the one-part concatenation, on both paths.
+        const label = new TextEncoder().encode('gs-ka next');
+        expect(hex(withKeyNoble(key, (mac) => mac(label, position.bytes)))).toBe(hex(next));
+        expect(hex(advanceChain(key, prefix, t, n).next)).toBe(hex(next));
         expect(Buffer.isBuffer(next)).toBe(false);
         const copy = next.slice();
         next.fill(0);
