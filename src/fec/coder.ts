@@ -34,6 +34,11 @@ export interface ErasureCoder {
    */
   encodeIndex(data: readonly Uint8Array[], parityIndex: number, out?: Uint8Array): Uint8Array;
   /**
+   * Optional: parity shards `parityIndices` made together (one pass over the
+   * data), equal to `parityIndices.map((i) => encodeIndex(data, i))`.
+   */
+  encodeIndices?(data: readonly Uint8Array[], parityIndices: readonly number[]): Uint8Array[];
+  /**
    * Fill the missing entries of `shards` (length `k + m`, missing =
    * `undefined`/`null`) from any `k` present ones, in place; with
    * `dataOnly`, only the data shards. Returns `shards`, now dense where asked.

@@ -177,21 +177,25 @@ function blockLength(layout: ObjectLayout, sbn: number): number {
   return Math.min(blockBytes, layout.length - sbn * blockBytes);
 }
 
+/** `fecInfo` for an error message (built only when thrown: checks run once per datagram at a receiver). */
+function fecWhere(fecInfo: number): string {
+  return `fecInfo 0x${fecInfo.toString(16).padStart(8, '0')} (sbn ${Math.floor(fecInfo / 0x10000)}, esi ${fecInfo % 0x10000})`;
+}
+
 /** Check `fecInfo` names a symbol this object sends; return its parts. */
 function checkFecInfo(layout: ObjectLayout, fecInfo: number): FecInfo {
   const info = decodeFecInfo(fecInfo);
   const { sbn, esi } = info;
-  const where = `fecInfo 0x${fecInfo.toString(16).padStart(8, '0')} (sbn ${sbn}, esi ${esi})`;
   if (sbn >= layout.blockCount) {
-    throw new FecError('GS_ERR_FEC_BAD_INDEX', `${where} is outside the object: it has ${layout.blockCount} blocks`);
+    throw new FecError('GS_ERR_FEC_BAD_INDEX', `${fecWhere(fecInfo)} is outside the object: it has ${layout.blockCount} blocks`);
   }
   const k = layout.sourceSymbols;
   const kb = blockSourceSymbols(layout, sbn);
   if (esi >= k + layout.repairSymbols) {
-    throw new FecError('GS_ERR_FEC_BAD_INDEX', `${where} is outside the block: esi must be < k + m = ${k + layout.repairSymbols}`);
+    throw new FecError('GS_ERR_FEC_BAD_INDEX', `${fecWhere(fecInfo)} is outside the block: esi must be < k + m = ${k + layout.repairSymbols}`);
   }
   if (esi >= kb && esi < k) {
-    throw new FecError('GS_ERR_FEC_BAD_INDEX', `${where} is outside the object: block ${sbn} has ${kb} source symbols; the rest are implicit zeros, never sent`);
+    throw new FecError('GS_ERR_FEC_BAD_INDEX', `${fecWhere(fecInfo)} is outside the object: block ${sbn} has ${kb} source symbols; the rest are implicit zeros, never sent`);
   }
   return info;
 }
@@ -596,24 +600,22 @@ export class ObjectDecoder {
     if (symbol.length !== this.layout.symbolSize) {
       throw new FecError('GS_ERR_FEC_SHARD_SIZE', `symbol (sbn ${sbn}, esi ${esi}) has ${symbol.length} bytes, the object's symbols ${this.layout.symbolSize}`);
     }
-    const result = (accepted: boolean): AddResult => ({
-      sbn,
-      esi,
-      accepted,
-      blockComplete: this.#isDone(sbn),
-      complete: this.complete,
-    });
-    if (this.#isDone(sbn)) return result(false);
+    if (this.#isDone(sbn)) return this.#result(sbn, esi, false);
     let block = this.#pending.get(sbn);
     if (!block) {
       block = { shards: new Array<Uint8Array | null>(this.#coder.totalShards).fill(null), received: 0 };
       this.#pending.set(sbn, block);
     }
-    if (block.shards[esi] !== null) return result(false);
+    if (block.shards[esi] !== null) return this.#result(sbn, esi, false);
     block.shards[esi] = options?.copy === false ? symbol : symbol.slice();
     block.received++;
     if (block.received >= blockSourceSymbols(this.layout, sbn)) this.#decode(sbn, block);
-    return result(true);
+    return this.#result(sbn, esi, true);
+  }
+
+  /** What {@link ObjectDecoder.add} returns (no closure per call: it runs once per datagram). */
+  #result(sbn: number, esi: number, accepted: boolean): AddResult {
+    return { sbn, esi, accepted, blockComplete: this.#isDone(sbn), complete: this.complete };
   }
 
   /**

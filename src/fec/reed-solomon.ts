@@ -226,6 +226,20 @@ export class ReedSolomon implements ErasureCoder {
   }
 
   /**
+   * Compute parity shards `parityIndices` (each 0 ≤ index \< m) together, in
+   * one block product (one pass over the data for all of them): equal to
+   * `parityIndices.map((i) => encodeIndex(data, i))`, cheaper per shard.
+   * Returns new arrays, in the order asked.
+   */
+  encodeIndices(data: readonly Uint8Array[], parityIndices: readonly number[]): Uint8Array[] {
+    for (const i of parityIndices) this.#checkParityIndex(i);
+    const len = checkDataShards('encodeIndices', data, this.dataShards);
+    const outs = parityIndices.map(() => new Uint8Array(len));
+    if (outs.length > 0) combine(parityIndices.map((i) => this.#parity[i]!), data, outs, len);
+    return outs;
+  }
+
+  /**
    * Fill the missing entries of `shards` (length `k + m`, missing =
    * `undefined`/`null`) from `k` present ones, in place, with fresh arrays
    * (or the arrays of `options.into`); with `dataOnly`, only the data

@@ -243,6 +243,23 @@ export class ReedSolomon16 implements ErasureCoder {
   }
 
   /**
+   * Compute parity shards `parityIndices` together, in one block product:
+   * equal to `parityIndices.map((i) => encodeIndex(data, i))`. Returns new arrays.
+   * @throws FecError as {@link ReedSolomon16.encodeIndex}.
+   */
+  encodeIndices(data: readonly Uint8Array[], parityIndices: readonly number[]): Uint8Array[] {
+    const len = this.checkData(data);
+    for (const i of parityIndices) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.parityShards) {
+        throw new FecError('GS_ERR_FEC_BAD_INDEX', `parity index must be an integer in 0…${this.parityShards - 1}, got ${i}`);
+      }
+    }
+    const outs = parityIndices.map(() => new Uint8Array(len));
+    if (outs.length > 0) this.encodeRows(data, [...parityIndices], outs);
+    return outs;
+  }
+
+  /**
    * Fill the missing (`null`/`undefined`) entries of `shards` (exactly k + m
    * entries) from any k present ones, in place. Present shards are only read.
    * With `dataOnly`, missing parity shards stay missing. Does not verify: a

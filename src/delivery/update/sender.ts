@@ -489,6 +489,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
 
   /** Send `items` through the pacer, a batch at a time, then end the pass. */
   #pass(items: Item[]): void {
+    // Each block's repair in this pass is then made in one block product, not symbol by symbol.
+    this.#update.planRepair(items);
     let i = 0;
     const feed = (): void => {
       if (this.#state !== 'sending' && this.#state !== 'repairing') return;

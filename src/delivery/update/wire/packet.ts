@@ -260,8 +260,11 @@ export function parseDataHeader(b: Uint8Array): DataHeader {
   if (version !== DATA_VERSION) throw malformed(`data header version ${version}, only ${DATA_VERSION} is known`);
   if (length !== DATA_HEADER_WORDS) throw malformed(`data header length ${length} words, version 1 has exactly ${DATA_HEADER_WORDS}`);
   if (type < PacketType.NOTICE || type > PacketType.ROUND) throw malformed(`unknown packet type ${type}`);
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return { version, type, length, fileId: v.getUint16(OFF.FILE_ID), seq: v.getUint32(OFF.SEQ), fecInfo: v.getUint32(OFF.FEC) };
+  // Big-endian fields read byte by byte: no DataView per datagram.
+  const fileId = (b[OFF.FILE_ID]! << 8) | b[OFF.FILE_ID + 1]!;
+  const seq = ((b[OFF.SEQ]! << 24) | (b[OFF.SEQ + 1]! << 16) | (b[OFF.SEQ + 2]! << 8) | b[OFF.SEQ + 3]!) >>> 0;
+  const fecInfo = ((b[OFF.FEC]! << 24) | (b[OFF.FEC + 1]! << 16) | (b[OFF.FEC + 2]! << 8) | b[OFF.FEC + 3]!) >>> 0;
+  return { version, type, length, fileId, seq, fecInfo };
 }
 
 /**
@@ -507,6 +510,12 @@ function checkManifestPayload(payload: unknown): asserts payload is Uint8Array {
   }
 }
 
+/** A control packet's header carries no sequence and no FEC information. */
+function zeroSeqFec(h: DataHeader, what: string): void {
+  if (h.seq !== 0) throw malformed(`${what}: sequence must be 0`);
+  if (h.fecInfo !== 0) throw malformed(`${what}: FEC information must be 0`);
+}
+
 /**
  * Decode one data-session packet. Canonical: `encodePacket(decodePacket(b))`
  * equals `b` byte for byte, or this throws.
@@ -516,10 +525,6 @@ function checkManifestPayload(payload: unknown): asserts payload is Uint8Array {
 export function decodePacket(b: Uint8Array): Packet {
   const h = parseDataHeader(b);
   const payload = b.subarray(DATA_HEADER_LEN);
-  const zeroSeqFec = (what: string): void => {
-    if (h.seq !== 0) throw malformed(`${what}: sequence must be 0`);
-    if (h.fecInfo !== 0) throw malformed(`${what}: FEC information must be 0`);
-  };
   const sbn = h.fecInfo >>> 16;
   const low = h.fecInfo & 0xffff;
   switch (h.type) {
@@ -532,7 +537,7 @@ export function decodePacket(b: Uint8Array): Packet {
       checkManifestPayload(payload);
       return { kind: 'manifest', fileId: h.fileId, sbn, page: low, payload };
     case PacketType.NOTICE: {
-      zeroSeqFec('completion notice');
+      zeroSeqFec(h, 'completion notice');
       const r = new Reader(payload, 'completion notice');
       const requests = r.u16();
       const host = readHost(r);
@@ -569,7 +574,7 @@ export function decodePacket(b: Uint8Array): Packet {
       return req;
     }
     case PacketType.ACK: {
-      zeroSeqFec('completion ack');
+      zeroSeqFec(h, 'completion ack');
       const r = new Reader(payload, 'completion ack');
       const hosts: string[] = [];
       for (let i = r.u16(); i > 0; i--) hosts.push(readHost(r));
@@ -579,7 +584,7 @@ export function decodePacket(b: Uint8Array): Packet {
       return { kind: 'ack', fileId: h.fileId, hosts, signature };
     }
     case PacketType.ROUND: {
-      zeroSeqFec('round end');
+      zeroSeqFec(h, 'round end');
       const r = new Reader(payload, 'round end');
       const round = r.u16();
       const grttMs = r.u16();

@@ -56,6 +56,8 @@ import { ackSigningBytes, isVerified, roundSigningBytes, signAnnouncement, type 
  * @public
  */
 export const SYMBOL_CACHE_BLOCKS = 16;
+/** Bytes of planned repair symbols a {@link PreparedUpdate} makes ahead of their turn at most. */
+const REPAIR_PLAN_BYTES = 32 << 20;
 
 /**
  * The coder factory of an update code: `rs8` → `createReedSolomon`,
@@ -133,6 +135,11 @@ export class PreparedUpdate {
   #coder: ErasureCoder | undefined;
   /** The last blocks symbols were made of, most recent last: their source shards and the repair made so far. */
   readonly #blocks = new Map<number, { readonly shards: Uint8Array[]; readonly repair: Map<number, Uint8Array> }>();
+  /** Repair ESIs the current pass will ask for, by block, not made yet ({@link PreparedUpdate.planRepair}). */
+  #plan = new Map<number, Set<number>>();
+  /** Planned repair symbols made ahead with another of their block, by `sbn·0x10000 + esi`; each handed out once. */
+  readonly #made = new Map<number, Uint8Array>();
+  #madeBytes = 0;
 
   /** @internal */
   constructor(
@@ -190,6 +197,28 @@ export class PreparedUpdate {
   }
 
   /**
+   * Say which symbols the next {@link PreparedUpdate.symbolPacket} calls will
+   * ask for (a sender's pass), replacing the previous plan. Nothing is made
+   * here: when the first planned repair symbol of a block is asked for, that
+   * block's planned repair symbols are made together in one block product
+   * (one pass over the block, not one per symbol), and kept until asked for
+   * (at most 32 MiB of them at a time; past that, one by
+   * one as without a plan). The packets are the same with or without a plan.
+   */
+  planRepair(items: readonly { readonly sbn: number; readonly esi: number }[]): void {
+    const k = this.layout.sourceSymbols;
+    this.#plan = new Map();
+    this.#made.clear();
+    this.#madeBytes = 0;
+    for (const { sbn, esi } of items) {
+      if (esi < k) continue;
+      let set = this.#plan.get(sbn);
+      if (!set) this.#plan.set(sbn, (set = new Set()));
+      set.add(esi);
+    }
+  }
+
+  /**
    * Symbol `(sbn, esi)`, padded. The last {@link SYMBOL_CACHE_BLOCKS} blocks
    * are kept (source shards, and each repair symbol once made), so a round
    * that sends a block's symbols one by one reads the block once, not once
@@ -209,11 +238,38 @@ export class PreparedUpdate {
     if (esi < l.sourceSymbols) return block.shards[esi]!;
     let symbol = block.repair.get(esi);
     if (!symbol) {
-      this.#coder ??= coderFor(l.code)(l.sourceSymbols, l.repairSymbols);
-      symbol = this.#coder.encodeIndex(block.shards, esi - l.sourceSymbols);
+      symbol = this.#repair(sbn, esi, block.shards);
       block.repair.set(esi, symbol);
     }
     return symbol;
+  }
+
+  /** Repair symbol `(sbn, esi)` of the block with source `shards`: made ahead, made now with the block's other planned ones, or made alone. */
+  #repair(sbn: number, esi: number, shards: Uint8Array[]): Uint8Array {
+    const l = this.layout;
+    const key = sbn * 0x10000 + esi;
+    const ready = this.#made.get(key);
+    if (ready) {
+      this.#made.delete(key);
+      this.#madeBytes -= ready.length;
+      return ready;
+    }
+    const coder = (this.#coder ??= coderFor(l.code)(l.sourceSymbols, l.repairSymbols));
+    const plan = this.#plan.get(sbn);
+    if (plan?.has(esi) && coder.encodeIndices) {
+      plan.delete(esi);
+      const room = Math.floor((REPAIR_PLAN_BYTES - this.#madeBytes) / l.symbolSize);
+      const others = [...plan].slice(0, Math.max(0, room));
+      for (const e of others) plan.delete(e);
+      if (plan.size === 0) this.#plan.delete(sbn);
+      const made = coder.encodeIndices(shards, [esi, ...others].map((e) => e - l.sourceSymbols));
+      others.forEach((e, i) => {
+        this.#made.set(sbn * 0x10000 + e, made[i + 1]!);
+        this.#madeBytes += l.symbolSize;
+      });
+      return made[0]!;
+    }
+    return coder.encodeIndex(shards, esi - l.sourceSymbols);
   }
 
   /** The manifest page holding the hash of `esi` (same for every block). */
