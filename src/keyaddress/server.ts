@@ -309,6 +309,8 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
       this.#recent.delete(p.address);
       this.#recent.set(p.address, { t: p.t, n: p.n });
     }
+    // Oldest first out; no iterator at all while within the limit (every admission passes here).
+    if (this.#recent.size <= this.#o.retiredMemory) return;
     for (const k of this.#recent.keys()) {
       if (this.#recent.size <= this.#o.retiredMemory) break;
       this.#recent.delete(k);
@@ -520,7 +522,8 @@ export class KeyAddressServer extends EventEmitter<KeyAddressServerEvents> {
       }
       // The refill runs once REFILL_BATCH positions are missing (or the
       // whole look-ahead, if shorter): chain steps in a row cost less each.
-      if (w.short >= Math.min(REFILL_BATCH, this.#o.recognizeAhead) && w.short > 0) this.#scheduleFill();
+      const short = w.short;
+      if (short >= Math.min(REFILL_BATCH, this.#o.recognizeAhead) && short > 0) this.#scheduleFill();
       return { ok: true, position: gone[gone.length - 1]! };
     }
     const seen = this.#recent.get(text);
