@@ -506,6 +506,14 @@ export interface ObjectDecoderOptions extends ObjectCodeOptions {
    * Default: none; decoded blocks are kept until {@link ObjectDecoder.object}.
    */
   readonly onBlock?: (sbn: number, bytes: Uint8Array) => void;
+  /**
+   * With `onBlock`: hand every block's bytes in one array the decoder
+   * reuses (a view of it, the block's length), valid only until `onBlock`
+   * returns — copy what you keep. Saves allocating (and collecting) a
+   * block-sized array per block, which a receiver that writes each block
+   * out synchronously never needs. Default false: a new array per block.
+   */
+  readonly reuseBlockBytes?: boolean;
 }
 
 /**
@@ -542,6 +550,10 @@ export class ObjectDecoder {
   /** Decoded block bytes, by sbn; null when they go to `onBlock` instead. */
   readonly #kept: (Uint8Array | undefined)[] | null;
   readonly #onBlock: ((sbn: number, bytes: Uint8Array) => void) | undefined;
+  /** The one array blocks are handed to `onBlock` in, with `reuseBlockBytes`. */
+  #reused: Uint8Array | undefined;
+  /** True while `onBlock` holds the reused array (a block finished from inside it gets a new one). */
+  #lent = false;
   #completeBlocks = 0;
 
   /**
@@ -558,6 +570,10 @@ export class ObjectDecoder {
     this.#doneBits = new Uint8Array(Math.ceil(this.layout.blockCount / 8));
     this.#onBlock = onBlock;
     this.#kept = onBlock ? null : new Array<Uint8Array | undefined>(this.layout.blockCount);
+    if (options.reuseBlockBytes !== undefined && typeof options.reuseBlockBytes !== 'boolean') throw new TypeError('reuseBlockBytes must be a boolean');
+    if (options.reuseBlockBytes && onBlock) {
+      this.#reused = new Uint8Array(Math.min(this.layout.sourceSymbols * this.layout.symbolSize, this.layout.length));
+    }
   }
 
   /** True once every block is decoded (at once for an empty object). */
@@ -644,7 +660,7 @@ export class ObjectDecoder {
       throw new FecError('GS_ERR_FEC_SHARD_SIZE', `block ${sbn} has ${length} bytes, setBlock was given ${data.length}`);
     }
     if (this.#isDone(sbn)) return false;
-    this.#finish(sbn, data.slice());
+    this.#finish(sbn, this.#blockArray(length, data));
     return true;
   }
 
@@ -725,10 +741,18 @@ export class ObjectDecoder {
     for (let esi = 0; esi < kb; esi++) if (shards[esi] === null) sourceMissing = true;
     if (sourceMissing) this.#coder.reconstruct(shards, { dataOnly: true });
     const length = blockLength(this.layout, sbn);
-    const bytes = new Uint8Array(length);
+    const bytes = this.#blockArray(length);
     const t = this.layout.symbolSize;
     for (let esi = 0; esi < kb; esi++) bytes.set(shards[esi]!.subarray(0, Math.min(t, length - esi * t)), esi * t);
     this.#finish(sbn, bytes);
+  }
+
+  /** An array of `length` bytes for a finished block (a copy of `from` when given): the reused one, or a new one. */
+  #blockArray(length: number, from?: Uint8Array): Uint8Array {
+    if (!this.#reused || this.#lent) return from ? from.slice() : new Uint8Array(length);
+    const bytes = this.#reused.subarray(0, length);
+    if (from) bytes.set(from);
+    return bytes;
   }
 
   /** Mark block `sbn` complete with object bytes `bytes`: drop its symbols, keep the bytes or hand them to `onBlock`. */
@@ -737,6 +761,14 @@ export class ObjectDecoder {
     this.#pending.delete(sbn);
     this.#completeBlocks++;
     if (this.#kept) this.#kept[sbn] = bytes;
-    else this.#onBlock!(sbn, bytes);
+    else if (!this.#reused || this.#lent) this.#onBlock!(sbn, bytes);
+    else {
+      this.#lent = true;
+      try {
+        this.#onBlock!(sbn, bytes);
+      } finally {
+        this.#lent = false;
+      }
+    }
   }
 }

@@ -91,10 +91,13 @@ export class ReceiverWire {
     this.#history?.record(u.verified.name, u.verified.version);
   }
 
-  /** A decoder for the update's layout, handing decoded blocks to `onBlock`. */
+  /**
+   * A decoder for the update's layout, handing decoded blocks to `onBlock`
+   * in one reused array: `onBlock` must write them out before it returns.
+   */
   decoder(u: AcceptedUpdate, onBlock: (sbn: number, bytes: Uint8Array) => void): ObjectDecoder {
     const l = u.layout;
-    return new ObjectDecoder(l.size, { symbolSize: l.symbolSize, sourceSymbols: l.sourceSymbols, repairSymbols: l.repairSymbols, coder: coderFor(l.code), onBlock });
+    return new ObjectDecoder(l.size, { symbolSize: l.symbolSize, sourceSymbols: l.sourceSymbols, repairSymbols: l.repairSymbols, coder: coderFor(l.code), onBlock, reuseBlockBytes: true });
   }
 
   recv(name: string, host: string): Uint8Array {
