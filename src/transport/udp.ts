@@ -251,27 +251,42 @@ class UdpSocket extends EventEmitter<DatagramSocketEvents> implements DatagramSo
   send(data: Uint8Array, to: DatagramAddress): void {
     if (this.closed) throw new TransportError('GS_ERR_TRANSPORT_CLOSED', `send on a closed UDP socket ${this.describe()}`);
     checkOption(data instanceof Uint8Array, 'data', 'must be a Uint8Array');
-    checkOption(data.length <= MAX_DATAGRAM_BYTES, 'data', `must be at most ${MAX_DATAGRAM_BYTES} bytes (got ${data.length})`);
+    if (data.length > MAX_DATAGRAM_BYTES) checkOption(false, 'data', `must be at most ${MAX_DATAGRAM_BYTES} bytes (got ${data.length})`);
+    const dest = this.destination(to);
+    const copy = Buffer.allocUnsafe(data.length);
+    copy.set(data);
+    this.socket.send(copy, dest.port, dest.address, dest.done);
+  }
+
+  /** The last destination checked: a sender sends datagram after datagram to the same one. */
+  private lastDestination: { readonly address: string; readonly port: number; readonly done: (err: Error | null) => void } | undefined;
+
+  /**
+   * Check `to` (family, literal, port) once per distinct destination, not per
+   * datagram; returns it with its send callback.
+   */
+  private destination(to: DatagramAddress): { readonly address: string; readonly port: number; readonly done: (err: Error | null) => void } {
+    const last = this.lastDestination;
+    if (last !== undefined && typeof to === 'object' && to !== null && to.address === last.address && to.port === last.port) return last;
     checkOption(typeof to === 'object' && to !== null && typeof to.address === 'string' && familyOf(to.address) !== undefined, 'to.address', `must be an IPv6 or IPv4 literal (got ${String(to?.address)})`);
     checkOption(familyOf(to.address) === this.family, 'to.address', `is not an ${this.family} address (${to.address}); this socket is ${this.family}`);
     checkOption(Number.isInteger(to.port) && to.port >= 1 && to.port <= 65535, 'to.port', 'must be an integer from 1 to 65535');
-    const copy = Buffer.allocUnsafe(data.length);
-    copy.set(data);
-    if (isMulticastAddress(to.address)) {
-      this.socket.send(copy, to.port, to.address, (err) => {
-        if (err === null || err === undefined) return;
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        if (NO_MULTICAST_SEND.has(code)) {
-          this.fail(
-            new DeliveryError('GS_ERR_DELIVERY_NO_MULTICAST', `cannot send to group ${to.address} from ${this.describe()}: ${describeError(err as Error)}; ${multicastFix(this.family, this.iface?.name)}`, { cause: err }),
-          );
-        } else {
-          this.afterSend(err);
+    const address = to.address;
+    const done = isMulticastAddress(address)
+      ? (err: Error | null): void => {
+          if (err === null || err === undefined) return;
+          const code = (err as NodeJS.ErrnoException).code ?? '';
+          if (NO_MULTICAST_SEND.has(code)) {
+            this.fail(
+              new DeliveryError('GS_ERR_DELIVERY_NO_MULTICAST', `cannot send to group ${address} from ${this.describe()}: ${describeError(err)}; ${multicastFix(this.family, this.iface?.name)}`, { cause: err }),
+            );
+          } else {
+            this.afterSend(err);
+          }
         }
-      });
-    } else {
-      this.socket.send(copy, to.port, to.address, this.afterSend);
-    }
+      : this.afterSend;
+    this.lastDestination = { address, port: to.port, done };
+    return this.lastDestination;
   }
 
   joinGroup(group: string): void {
