@@ -271,7 +271,7 @@ export class ResumeStore {
       if (length > 0) {
         let list = this.#pendingSource.get(sbn);
         if (!list) this.#pendingSource.set(sbn, (list = []));
-        list.push({ index, position, bytes: symbol.subarray(0, length) });
+        list.push({ index, position, bytes: length === symbol.length ? symbol : symbol.subarray(0, length) });
         this.#pendingSourceCount++;
       }
       this.#dirty = true;
