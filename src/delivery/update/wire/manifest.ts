@@ -219,6 +219,21 @@ export function symbolHash(crypto: CryptoBackend, symbol: Uint8Array): Uint8Arra
   return crypto.sha256(symbol).subarray(0, SYMBOL_HASH_LEN);
 }
 
+/**
+ * True when {@link symbolHash} of `symbol` equals the `SYMBOL_HASH_LEN`
+ * bytes of `hashes` at `at`: the same check as comparing the two, without a
+ * view of either (a receiver runs it once per datagram). Constant time in
+ * the hash bytes.
+ * @internal
+ */
+export function symbolHashMatches(crypto: CryptoBackend, symbol: Uint8Array, hashes: Uint8Array, at: number): boolean {
+  if (at < 0 || at + SYMBOL_HASH_LEN > hashes.length) return false;
+  const digest = crypto.sha256(symbol);
+  let diff = 0;
+  for (let i = 0; i < SYMBOL_HASH_LEN; i++) diff |= digest[i]! ^ hashes[at + i]!;
+  return diff === 0;
+}
+
 /** The Merkle leaf of one page: its block's hash and its symbol hashes. @public */
 export function pageLeaf(crypto: CryptoBackend, blockHash: Uint8Array, hashes: Uint8Array): Uint8Array {
   return h16(crypto, LEAF_TAG, blockHash, hashes);

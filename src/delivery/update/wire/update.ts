@@ -41,6 +41,7 @@ import {
   pageLeaf,
   pageOfEsi,
   symbolHash,
+  symbolHashMatches,
   symbolPayloadLength,
   symbolSeq,
   updateLayout,
@@ -670,7 +671,7 @@ export class UpdateAuthenticator {
     if (!hashes) return { status: 'no-manifest', sbn, esi, page };
     const symbol = this.#padded(packet.payload);
     const at = (esi - page * l.hashesPerPage) * SYMBOL_HASH_LEN;
-    if (!bytesEqual(symbolHash(this.#crypto, symbol), hashes.subarray(at, at + SYMBOL_HASH_LEN))) {
+    if (!symbolHashMatches(this.#crypto, symbol, hashes, at)) {
       throw new DeliveryError('GS_ERR_DELIVERY_BAD_SIGNATURE', `symbol (${sbn}, ${esi}) does not match its manifest hash`);
     }
     return { status: 'ok', sbn, esi, symbol };
