@@ -19,9 +19,19 @@
  * the prefix and gives distinct addresses. The KDF (scrypt N=2^15, r=8,
  * p=1, once per process) is timed once and printed as an info line on
  * stderr, beside node:crypto's scryptSync for the same output.
+ *
+ * Second figure, `keyaddress admit + refill`: server CPU per admission —
+ * `KeyAddressServer.admit()` of the next address, then a setImmediate tick
+ * in which the deferred look-ahead refill runs (one chain step per
+ * admission: two HMAC-SHA256 on node:crypto) — against, as baseline, the
+ * floor under it: the two bare `createHmac(...).update(...).digest()` calls
+ * of one chain step and the same tick. The ratio is what admission adds
+ * around the two HMACs (text, maps, window, scheduling). Checked first:
+ * each admission is accepted at the position the client says, and a second
+ * admission of an address is refused as retired.
  */
-import { createHash, scryptSync } from 'node:crypto';
-import { deriveMasterKey, formatIpv6, KeyAddressClient, keyAddressAt, parsePrefix } from '../src/keyaddress/index.js';
+import { createHash, createHmac, scryptSync } from 'node:crypto';
+import { deriveMasterKey, formatIpv6, KeyAddressClient, keyAddressAt, KeyAddressServer, parsePrefix } from '../src/keyaddress/index.js';
 import { defineFigures, sideBySide } from './harness.js';
 
 const ROUNDS = 5;
@@ -42,6 +52,22 @@ function rate(op: () => void, ms: number): number {
     t = performance.now();
   } while (t - t0 < ms);
   return (n * 1000) / (t - t0);
+}
+
+/** Admissions per sample of the admit figure, and before timing. */
+const ADMITS = 4000;
+const ADMIT_WARMUP = 6000;
+
+/** CPU µs (user + system) per call of `op` over `count` calls, each followed by a setImmediate tick. */
+async function cpuPerTick(op: (i: number) => void, count: number): Promise<number> {
+  const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < count; i++) {
+    op(i);
+    await tick();
+  }
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / count;
 }
 
 /** The seed's generator: A(n+1) = prefix | low64(SHA-1(A(n))). */
@@ -100,6 +126,49 @@ export const figures = defineFigures([
         async () => rate(base, SAMPLE_MS),
       );
       return { ...m, baselineName: 'seed-sha1-unkeyed (node:crypto)' };
+    },
+  },
+  {
+    name: 'keyaddress admit + refill',
+    unit: 'µs CPU/admission',
+    target: { better: 'lower', ratio: 1.5 },
+    async run() {
+      const master = deriveMasterKey({ passphrase: 'bench passphrase', kdf: { N: 1024 } });
+      const options = { prefix: PREFIX, epochMs: EPOCH_MS, now: () => NOW };
+      const t = Math.floor(NOW / EPOCH_MS);
+      const client = KeyAddressClient.fromMasterKey(master, options);
+      const server = KeyAddressServer.fromMasterKey(master, options);
+      master.fill(0);
+      const total = ADMIT_WARMUP + 2 + ROUNDS * ADMITS;
+      const addresses: string[] = [];
+      for (let i = 0; i < total; i++) addresses.push(client.next().address);
+      let at = 0;
+      const admit = () => {
+        const r = server.admit(addresses[at]!);
+        if (!r.ok || r.position.t !== t || r.position.n !== at) throw new Error(`admission ${at} of ${addresses[at]}: ${JSON.stringify(r)}`);
+        at++;
+      };
+      admit();
+      const again = server.admit(addresses[0]!);
+      if (again.ok || again.reason !== 'retired') throw new Error(`a second admission of ${addresses[0]} gave ${JSON.stringify(again)}`);
+      admit();
+
+      // The floor: one chain step's two HMACs (address candidate, next key) on node:crypto.
+      let key: Uint8Array = new Uint8Array(32).fill(1);
+      const candidate = new TextEncoder().encode('gs-ka address\0\0\0\0');
+      const next = new Uint8Array(10 + 16);
+      const twoHmacs = () => {
+        createHmac('sha256', key).update(candidate).digest();
+        key = createHmac('sha256', key).update(next).digest();
+      };
+      await cpuPerTick(admit, ADMIT_WARMUP);
+      await cpuPerTick(twoHmacs, ADMIT_WARMUP);
+      const m = await sideBySide(
+        ROUNDS,
+        () => cpuPerTick(admit, ADMITS),
+        () => cpuPerTick(twoHmacs, ADMITS),
+      );
+      return { ...m, baselineName: '2 x createHmac + tick' };
     },
   },
 ]);
