@@ -415,8 +415,7 @@ export function openChain(epochKeyT: Uint8Array): Uint8Array {
 
 /**
  * The first candidate IID (first 8 bytes of `candidate(k)`, k = 0, 1, 2, …)
- * that is not reserved. Candidates given as bytes are wiped once read; a
- * candidate may also be a binary (latin1) string of the MAC, see {@link Candidate}. A reserved IID has
+ * that is not reserved. Candidates are wiped once read. A reserved IID has
  * probability about 2^-39 per try with HMAC output, so k = 0 nearly always
  * ends it. The search stops after 64 candidates: with HMAC output that many
  * reserved IIDs in a row cannot happen, so a broken MAC fails here instead
@@ -424,47 +423,20 @@ export function openChain(epochKeyT: Uint8Array): Uint8Array {
  * `at` (by default a new 8-byte array), which is returned.
  * @internal
  */
-export function firstUnreservedIid(candidate: (k: number) => Candidate, into: Uint8Array = new Uint8Array(8), at = 0): Uint8Array {
+export function firstUnreservedIid(candidate: (k: number) => Uint8Array, into: Uint8Array = new Uint8Array(8), at = 0): Uint8Array {
   for (let k = 0; k < 64; k++) {
     const mac = candidate(k);
-    if (typeof mac === 'string') {
-      for (let i = 0; i < 8; i++) into[at + i] = mac.charCodeAt(i);
-    } else {
-      for (let i = 0; i < 8; i++) into[at + i] = mac[i]!;
-      mac.fill(0);
-    }
-    if (!isReservedIidAt(into, at)) return into;
+    // Read in place (no 8-byte copy to test), copied out only once accepted.
+    const reserved = isReservedIidAt(mac, 0);
+    if (!reserved) for (let i = 0; i < 8; i++) into[at + i] = mac[i]!;
+    mac.fill(0);
+    if (!reserved) return into;
   }
-  into.fill(0, at, at + 8);
   throw new KeyAddressError('GS_ERR_KEYADDR_STATE', 'no unreserved interface ID (cannot happen with HMAC-SHA256)');
 }
 
 /** HMAC-SHA256 under one key for several messages; `more`, if given, is appended to `message` (no concatenated copy). */
 type KeyedMac = (message: Uint8Array, more?: Uint8Array) => Uint8Array;
-
-/**
- * An address candidate's MAC: bytes, or on the native path the same 32
- * bytes as a binary (latin1) string, one char per byte. node:crypto's
- * `digest('latin1')` makes no Buffer (no ArrayBuffer backing store for the
- * GC to track), about 0.4 µs less per address. A string cannot be wiped;
- * the candidate holds no key: its first 8 bytes become the (public) IID,
- * the other 24 are PRF output from which nothing is derived.
- * @internal
- */
-export type Candidate = Uint8Array | string;
-
-/** HMAC-SHA256 of an address candidate message under the step's key. */
-type CandidateMac = (message: Uint8Array) => Candidate;
-
-/** node:crypto where {@link nativeBackend} found a usable one (it probes the same module). */
-let nodeCrypto: { createHmac: typeof import('node:crypto').createHmac } | null | undefined;
-function nativeHmac(): typeof nodeCrypto {
-  if (nodeCrypto === undefined) {
-    const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-    nodeCrypto = nativeBackend() ? ((proc?.getBuiltinModule?.('node:crypto') as typeof nodeCrypto) ?? null) : null;
-  }
-  return nodeCrypto;
-}
 
 /**
  * The keyed MAC of a chain step: the native crypto backend's HMAC-SHA256
@@ -475,16 +447,12 @@ function nativeHmac(): typeof nodeCrypto {
  * noble's. OpenSSL's copy of the key lives in the HMAC context, which Node
  * frees (and OpenSSL cleanses) at digest().
  */
-function withKey<R>(key: Uint8Array, use: (mac: KeyedMac, candidate: CandidateMac) => R): R {
+function withKey<R>(key: Uint8Array, use: (mac: KeyedMac) => R): R {
   const native = nativeBackend();
-  const c = nativeHmac();
-  if (!native || !c) return withKeyNoble(key, (mac) => use(mac, mac));
+  if (!native) return withKeyNoble(key, use);
   // The backend returns a plain Uint8Array over the digest (never a Buffer,
   // whose slice() would alias), so callers may wipe after slicing.
-  return use(
-    (message, more) => (more === undefined ? native.hmacSha256(key, message) : native.hmacSha256(key, message, more)),
-    (message) => c.createHmac('sha256', key).update(message).digest('binary'),
-  );
+  return use((message, more) => (more === undefined ? native.hmacSha256(key, message) : native.hmacSha256(key, message, more)));
 }
 
 /**
@@ -517,7 +485,7 @@ ADDRESS_MESSAGE.set(LABEL_ADDRESS);
 /** The slots of a position when no labels are asked for (shared, frozen). */
 const NO_SLOTS: Readonly<Record<string, Uint8Array>> = Object.freeze({});
 
-function position(mac: KeyedMac, candidate: CandidateMac, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[]): KeyAddressPosition {
+function position(mac: KeyedMac, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[]): KeyAddressPosition {
   const bytes = new Uint8Array(16);
   for (let i = 0; i < 8; i++) bytes[i] = prefixBytes[i]!;
   const at = LABEL_ADDRESS.length;
@@ -528,7 +496,7 @@ function position(mac: KeyedMac, candidate: CandidateMac, prefixBytes: Uint8Arra
       ADDRESS_MESSAGE[at + 1] = (k >>> 16) & 0xff;
       ADDRESS_MESSAGE[at + 2] = (k >>> 8) & 0xff;
       ADDRESS_MESSAGE[at + 3] = k & 0xff;
-      return candidate(ADDRESS_MESSAGE);
+      return mac(ADDRESS_MESSAGE);
     },
     bytes,
     8,
@@ -548,7 +516,7 @@ function position(mac: KeyedMac, candidate: CandidateMac, prefixBytes: Uint8Arra
  * @public
  */
 export function positionAt(chainKey: Uint8Array, prefixBytes: Uint8Array, t: number, n: number, labels: readonly string[] = []): KeyAddressPosition {
-  return withKey(chainKey, (mac, candidate) => position(mac, candidate, prefixBytes, t, n, labels));
+  return withKey(chainKey, (mac) => position(mac, prefixBytes, t, n, labels));
 }
 
 /**
@@ -571,8 +539,8 @@ export function advanceChain(
   n: number,
   labels: readonly string[] = [],
 ): { readonly position: KeyAddressPosition; readonly next: Uint8Array } {
-  return withKey(chainKey, (mac, candidate) => {
-    const p = position(mac, candidate, prefixBytes, t, n, labels);
+  return withKey(chainKey, (mac) => {
+    const p = position(mac, prefixBytes, t, n, labels);
     return { position: p, next: mac(LABEL_NEXT, p.bytes) };
   });
 }
