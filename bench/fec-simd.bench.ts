@@ -43,7 +43,7 @@ import { combineRows, gf256Kernel, mulAdd, selectGf256Kernel, type Gf256KernelNa
 import { ObjectDecoder, ObjectEncoder } from '../src/fec/object.js';
 import { ReedSolomon, createReedSolomon } from '../src/fec/reed-solomon.js';
 import { ReedSolomon16 } from '../src/fec/reed-solomon16.js';
-import { defineFigures, sideBySide, type Figure } from './harness.js';
+import { defineFigures, sideBySide, timedLoop, type Figure } from './harness.js';
 import { PATTERN_MAX_CHUNK, patternAt } from './pattern.js';
 
 /** Timed rounds per side (medians reported). */
@@ -67,19 +67,12 @@ const same = (a: Uint8Array, b: Uint8Array | null | undefined) => b instanceof U
 function sample(name: Gf256KernelName, op: () => void, perCall: number, ms: number, log: string[]): number {
   if (selectGf256Kernel(name) !== name) throw new Error(`the ${name} kernel is not available here`);
   const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let n = 0;
-  let t = t0;
-  do {
-    op();
-    n++;
-    t = performance.now();
-  } while (t - t0 < ms);
+  const { calls: n, wallMs } = timedLoop(op, ms);
   const cpu = process.cpuUsage(cpu0);
-  const rate = (n * perCall) / ((t - t0) * 1000);
+  const rate = (n * perCall) / (wallMs * 1000);
   const cpuS = (cpu.user + cpu.system) / 1e6;
   // MB per CPU second too: on a loaded machine it moves less than MB/s of wall time.
-  log.push(`${name} ${rate.toFixed(0)} MB/s (wall ${((t - t0) / 1000).toFixed(2)} s, cpu ${cpuS.toFixed(2)} s, ${((n * perCall) / 1e6 / cpuS).toFixed(0)} MB/cpu-s)`);
+  log.push(`${name} ${rate.toFixed(0)} MB/s (wall ${(wallMs / 1000).toFixed(2)} s, cpu ${cpuS.toFixed(2)} s, ${((n * perCall) / 1e6 / cpuS).toFixed(0)} MB/cpu-s)`);
   return rate;
 }
 

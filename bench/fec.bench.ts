@@ -57,7 +57,7 @@ import { fileURLToPath } from 'node:url';
 import { ParallelReedSolomon } from '../src/fec/parallel.js';
 import { ReedSolomon } from '../src/fec/reed-solomon.js';
 import { LogExpReedSolomon } from './fec-baseline.js';
-import { defineFigures, sideBySide, type Figure, type Target } from './harness.js';
+import { defineFigures, sideBySide, timedLoop, type Figure, type Target } from './harness.js';
 
 /** Timed rounds per side (medians reported). */
 const ROUNDS = 5;
@@ -100,15 +100,8 @@ function equal(a: readonly Uint8Array[], b: readonly (Uint8Array | null)[], what
 
 /** Run `op` (processing `bytes` of data per call) for about `ms`; MB/s of data. */
 function throughput(op: () => void, bytes: number, ms: number): number {
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  do {
-    op();
-    n++;
-    t = performance.now();
-  } while (t - t0 < ms);
-  return (n * bytes) / ((t - t0) * 1000);
+  const { calls, wallMs } = timedLoop(op, ms);
+  return (calls * bytes) / (wallMs * 1000);
 }
 
 /** What a figure times: ours and the baseline on one block, and a check after timing. */

@@ -201,3 +201,16 @@ export async function sideBySide(
   }
   return { ours: median(a), baseline: median(b) };
 }
+
+/** Call `op` until about `ms` of wall time has passed: how many calls, and the exact wall time they took. */
+export function timedLoop(op: () => void, ms: number): { calls: number; wallMs: number } {
+  let calls = 0;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    op();
+    calls++;
+    t = performance.now();
+  } while (t - t0 < ms);
+  return { calls, wallMs: t - t0 };
+}
