@@ -39,6 +39,7 @@ import type { ObjectDecoder } from '../../fec/index.js';
 import type { DatagramAddress, DatagramSocket } from '../../transport/index.js';
 import type { CryptoOption } from '../../session/index.js';
 import { ReceiverWire, type AcceptedUpdate } from './receiver-wire.js';
+import { FileDigest } from './file-digest.js';
 import { ResumeStore } from './resume-state.js';
 import { RequestScheduler, type Wants } from './suppression.js';
 import {
@@ -178,6 +179,8 @@ interface Transfer {
   readonly decoder: ObjectDecoder;
   readonly done: Uint8Array;
   blocksDone: number;
+  /** SHA-256 of the data file, advanced as the decoded blocks from block 0 grow. */
+  readonly digest: FileDigest;
   /** Symbols waiting for their manifest page, by `sbn · 65536 + page`. */
   readonly waiting: Map<number, SymbolPacket[]>;
   /** Authenticated symbols of blocks still open (references), for recovering a block whose page was lost. */
@@ -495,6 +498,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
       decoder,
       done: new Uint8Array(Math.ceil(l.blockCount / 8)),
       blocksDone: 0,
+      digest: new FileDigest(l.blockCount, (sbn) => store.readBlock(sbn)),
       waiting: new Map(),
       verified: new Map(),
       askPages: new Set(),
@@ -530,6 +534,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
         markDone(t, sbn);
         t.gate.forgetBlock(sbn);
       }
+      t.digest.advance((sbn) => isDone(t, sbn));
       for (const m of saved.manifests) {
         try {
           const page = this.#wire.parse(m);
@@ -695,6 +700,7 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
     const t = this.#t!;
     t.store.writeBlock(sbn, bytes);
     markDone(t, sbn);
+    t.digest.advance((b) => isDone(t, b));
     t.gate.forgetBlock(sbn);
     for (const pk of [...t.waiting.keys()]) if (Math.floor(pk / 0x10000) === sbn) t.waiting.delete(pk);
     t.verified.delete(sbn);
@@ -868,7 +874,8 @@ export class UpdateReceiver extends EventEmitter<UpdateReceiverEvents> {
   #verifyAndApply(t: Transfer, why: string): void {
     if (t.noticeTimer !== undefined) this.#socket.clock.clearTimer(t.noticeTimer);
     t.noticeTimer = undefined;
-    const digest = fileDigest(t.store.dataPath);
+    // Ready unless a block could not be read back: then one pass over the whole file.
+    const digest = t.digest.result() ?? fileDigest(t.store.dataPath);
     if (digest === undefined || !bytesEqual(digest, t.ann.digest)) {
       // Never applied: the rebuilt file is not what the publisher signed.
       t.store.discard();

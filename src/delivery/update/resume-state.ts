@@ -116,6 +116,8 @@ export class ResumeStore {
   #manifestFd: number | undefined;
   /** Open state slots. */
   #slotFds: (number | undefined)[] = [undefined, undefined];
+  /** Reused by {@link ResumeStore.readBlock}. */
+  #readBuffer: Buffer | undefined;
   /** Sequence number of the last state saved (the next goes to slot (seq + 1) mod 2). */
   #seq = 0;
   #spoolRecords = 0;
@@ -370,6 +372,24 @@ export class ResumeStore {
     let done = 0;
     while (done < rec.length) done += fs.writeSync(fd, rec, done, rec.length - done, done);
     this.#dirty = false;
+  }
+
+  /**
+   * Read decoded block `sbn` back from `data` (its exact length; the last
+   * block may be short). The view is into a buffer the next call reuses.
+   */
+  readBlock(sbn: number): Uint8Array {
+    const from = sbn * this.#blockBytes;
+    const length = Math.max(0, Math.min(this.#blockBytes, this.#size - from));
+    const buf = (this.#readBuffer ??= Buffer.allocUnsafe(this.#blockBytes));
+    const fd = this.#data();
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(fd, buf, done, length - done, from + done);
+      if (n === 0) throw new Error(`data file ends inside block ${sbn}`);
+      done += n;
+    }
+    return buf.subarray(0, length);
   }
 
   /** Path of the rebuilt data file. */
