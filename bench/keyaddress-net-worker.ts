@@ -39,12 +39,15 @@
  *
  *   both     (default) listeners and client loop in this one process, as above
  *   server   only the two listeners (same ports); commands: `cpu` →
- *            {"cpu": this process's CPU µs so far (user + system)}
+ *            {"cpu": this process's CPU µs so far (user + system, all
+ *            threads), "loop": its main thread's alone (the event loop that
+ *            accepts and admits; the rest is V8's GC and compiler threads)}
  *   client   only the client loop, dialling across the veth pair to the
  *            server namespace's /64; commands `check`, `ours N`, `plain N`,
  *            `fresh N` as above ("cpu" then counts the client process alone)
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
@@ -191,6 +194,20 @@ async function run(n: number, target: 'ours' | 'plain' | 'fresh'): Promise<{ us:
   return { us: wall, cpu: (cpu.user + cpu.system) / n };
 }
 
+/**
+ * CPU time of this process's main thread so far, µs: the event loop that
+ * accepts, admits and refills, without V8's background GC and compiler
+ * threads (whose bursts process.cpuUsage() also counts). Linux's
+ * /proc/self/task/PID/schedstat (run time in ns); NaN where unreadable.
+ */
+function loopCpu(): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+  } catch {
+    return NaN;
+  }
+}
+
 const say = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
 say({ ready: true });
 for await (const line of createInterface({ input: process.stdin })) {
@@ -200,7 +217,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       // Role `server`: this process's CPU time so far (user + system, µs);
       // the bench reads it before and after a client's sample.
       const c = process.cpuUsage();
-      say({ cpu: c.user + c.system });
+      say({ cpu: c.user + c.system, loop: loopCpu() });
     } else if (role === 'server') {
       say({ error: `role server takes only cpu, not ${cmd}` });
     } else if (cmd === 'check') {
