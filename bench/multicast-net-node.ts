@@ -84,6 +84,16 @@ async function send(a: SendArgs): Promise<SendOutput> {
   const t1 = performance.now();
   const cpu0 = process.cpuUsage();
   sender.on('state', (state, why) => states.push({ state, why, atMs: Math.round(performance.now() - t1) }));
+  // Round starts and completions too (printed with GS_BENCH_TRACE): where a transfer's time goes.
+  let round = 0;
+  let done = 0;
+  sender.on('progress', (p) => {
+    if (p.round === round && p.receiversDone === done) return;
+    if (p.round !== round) states.push({ state: `round ${p.round}`, why: `${p.receiversDone}/${p.receiversTotal} receivers done`, atMs: Math.round(performance.now() - t1) });
+    else states.push({ state: 'completions', why: `${p.receiversDone}/${p.receiversTotal} receivers done`, atMs: Math.round(performance.now() - t1) });
+    round = p.round;
+    done = p.receiversDone;
+  });
   const report = await sender.start();
   const transferMs = performance.now() - t1;
   const cpu = process.cpuUsage(cpu0);
