@@ -58,6 +58,8 @@ export interface SendOutput {
   readonly receivers: number;
   /** CPU time the sender process used during the transfer (user + system), ms. */
   readonly cpuMs: number;
+  /** The group round-trip time the sender used, ms. */
+  readonly grttMs: number;
   /** The sender's state changes, ms after start. */
   readonly states: readonly { readonly state: string; readonly why: string; readonly atMs: number }[];
 }
@@ -104,6 +106,7 @@ async function send(a: SendArgs): Promise<SendOutput> {
     transferMs,
     bytesSent: report.bytesSent,
     rounds: report.rounds,
+    grttMs: report.grttMs,
     completed: report.receivers.filter((r) => r.completed).length,
     receivers: report.receivers.length,
     states,

@@ -518,8 +518,8 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
     const after = net.senderUdp();
     if (run.timedOut) throw new Error(`gatesock sender did not finish within ${options.timeoutMs} ms`);
     if (run.code !== 0) throw new Error(`gatesock sender exited with ${run.code}: ${run.stderr.trim().slice(-800)}`);
-    const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { prepareMs: number; transferMs: number; rounds: number; completed: number; receivers: number; states: unknown[]; cpuMs: number };
-    if (process.env['GS_BENCH_TRACE'] !== undefined) process.stderr.write(`gatesock sender (cpu ${out.cpuMs} ms): ${JSON.stringify(out.states)}\n`);
+    const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { prepareMs: number; transferMs: number; rounds: number; grttMs: number; completed: number; receivers: number; states: unknown[]; cpuMs: number };
+    if (process.env['GS_BENCH_TRACE'] !== undefined) process.stderr.write(`gatesock sender (cpu ${out.cpuMs} ms, group RTT ${out.grttMs.toFixed(1)} ms): ${JSON.stringify(out.states)}\n`);
     if (out.completed !== net.receivers.length) throw new Error(`gatesock: ${out.completed}/${net.receivers.length} receivers completed`);
     const reports = await Promise.all(receivers.map((r) => r.done));
     if (process.env['GS_BENCH_TRACE'] !== undefined) {
