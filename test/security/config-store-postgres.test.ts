@@ -91,6 +91,38 @@ describe.each(STORES)('ConfigurationStore (%s)', (_name, make) => {
     await s.close();
   });
 
+  it('commits a report with its host entry only as read: same entry, same latest seq, MSID bound to no other host', async () => {
+    const s = await make();
+    const r1 = await baseReport();
+    const r2 = { ...r1, seq: 2, kernel: 'k2' };
+    const r3 = { ...r1, seq: 3, kernel: 'k3' };
+    const a1 = host('a', identity.msid, { lastSeen: 10 });
+    // a new host: expected absent, no report
+    expect(await s.commitReport({ expectedHost: undefined, expectedSeq: null, host: a1, report: r1 })).toBe(true);
+    expect([await s.getHost('a'), await s.latest('a')]).toEqual([a1, r1]);
+    // bound meanwhile (expected absent, but stored now): refused, nothing changes — also for another MSID
+    expect(await s.commitReport({ expectedHost: undefined, expectedSeq: null, host: host('a', other.msid), report: r2 })).toBe(false);
+    expect(await s.commitReport({ expectedHost: undefined, expectedSeq: 1, host: a1, report: r2 })).toBe(false);
+    // the entry changed since it was read (another center's report, a policy change)
+    expect(await s.commitReport({ expectedHost: { ...a1, lastSeen: 9 }, expectedSeq: 1, host: { ...a1, lastSeen: 11 }, report: r2 })).toBe(false);
+    // the latest report changed since it was read
+    expect(await s.commitReport({ expectedHost: a1, expectedSeq: null, host: { ...a1, lastSeen: 11 }, report: r2 })).toBe(false);
+    expect(await s.commitReport({ expectedHost: a1, expectedSeq: 2, host: { ...a1, lastSeen: 11 }, report: r2 })).toBe(false);
+    // an entry of another host as expected
+    expect(await s.commitReport({ expectedHost: { ...a1, hostId: 'b' }, expectedSeq: 1, host: { ...a1, lastSeen: 11 }, report: r2 })).toBe(false);
+    expect([await s.getHost('a'), await s.latest('a'), await s.previous('a')]).toEqual([a1, r1, undefined]);
+    // as read: stored, the old latest becomes the previous one
+    expect(await s.commitReport({ expectedHost: a1, expectedSeq: 1, host: { ...a1, lastSeen: 11 }, report: r2 })).toBe(true);
+    expect([await s.getHost('a'), await s.latest('a'), await s.previous('a')]).toEqual([{ ...a1, lastSeen: 11 }, r2, r1]);
+    // a second writer that read the same state loses
+    expect(await s.commitReport({ expectedHost: a1, expectedSeq: 1, host: { ...a1, lastSeen: 12 }, report: r3 })).toBe(false);
+    // an MSID bound to another host may not take a new one
+    expect(await s.commitReport({ expectedHost: undefined, expectedSeq: null, host: host('b', identity.msid), report: r1 })).toBe(false);
+    expect(await s.getHost('b')).toBeUndefined();
+    expect(await s.latest('b')).toBeUndefined();
+    await s.close();
+  });
+
   it('keeps actions by ID, replaced whole, oldest first, per host', async () => {
     const s = await make();
     await s.putAction(action('act-1', 'a', 10));
@@ -186,6 +218,17 @@ describe('PostgresConfigurationStore databases', () => {
       const stored = (await s1.actions('a'))[0]!;
       const swaps = await Promise.all([s1.replaceAction(stored, { ...stored, detail: 'one' }), s2.replaceAction(stored, { ...stored, detail: 'two' })]);
       expect(swaps.filter(Boolean)).toHaveLength(1);
+      // and for report commits: of two that read the same host state, one is stored
+      const r = await baseReport();
+      for (let i = 0; i < 20; i++) {
+        const h = `r${i}`;
+        const commits = await Promise.all([
+          s1.commitReport({ expectedHost: undefined, expectedSeq: null, host: host(h, `MSID-x${i}`), report: r }),
+          s2.commitReport({ expectedHost: undefined, expectedSeq: null, host: host(h, `MSID-y${i}`), report: { ...r, seq: 2 } }),
+        ]);
+        expect(commits.filter(Boolean), h).toHaveLength(1);
+        expect((await s1.latest(h))?.seq, h).toBe(commits[0] ? 1 : 2);
+      }
     } finally {
       await s1.close();
       await s2.close();

@@ -187,6 +187,7 @@ export {
   type ConfigurationStore,
   type HostEntry,
   type PolicyDocument,
+  type ReportCommit,
   type ScanImportResult,
   type SecurityCenterEvents,
   type SecurityCenterOptions,

@@ -18,6 +18,7 @@ export {
   type ConfigurationStore,
   type HostEntry,
   type PolicyDocument,
+  type ReportCommit,
   type Trigger,
 } from './store.js';
 export { CENTER_SQLITE_SCHEMA_VERSION, SqliteConfigurationStore } from './sqlite.js';

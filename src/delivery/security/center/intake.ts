@@ -7,6 +7,16 @@
  * A host's first report (trigger 1) also gets its nftables rule set from its
  * policy, returned to network-device agents in the answer and kept. A refused
  * report changes nothing.
+ *
+ * Several centers on one database: the checks (who the host is bound to, the
+ * latest report's sequence number) are reads, and the report is stored with
+ * its host's entry by one conditional write,
+ * {@link ConfigurationStore.commitReport}, that succeeds only if what was read
+ * is still stored. When another center bound the host or stored one of its
+ * reports in between, the report is decided again on what is stored now: an
+ * agent that lost the host ID to another is refused with
+ * `GS_ERR_SECURITY_WRONG_HOST`, a report that is no longer newer is answered
+ * `stale` — as if the two had reached one center one after the other.
  */
 import { GatesockError } from '../../../errors/index.js';
 import { checkHostInfo, verifyReportMessage, type AnswerMessage, type ReportMessage } from '../channel/index.js';
@@ -15,7 +25,16 @@ import type { ActionBook } from './actions.js';
 import type { CenterContext } from './context.js';
 import { checkReporter } from './enrollment.js';
 import { firewallFor, requestedFiles } from './policy-document.js';
-import type { HostEntry, Trigger } from './store.js';
+import type { ConfigurationStore, HostEntry, Trigger } from './store.js';
+
+/**
+ * How many times a report is decided again because another writer changed
+ * its host's records between this center's reads and its commit. Each retry
+ * follows a commit by someone else (a newer report, a binding, an enrolment
+ * or policy change), so this is reached only under a storm of writes for one
+ * host; the agent is then asked for a full report (nothing is stored).
+ */
+const COMMIT_TRIES = 16;
 
 /** Who sent a report, as its message says (checked). */
 type ReportInfo = { host: string; pcid: string; device: HostEntry['device'] };
@@ -62,37 +81,44 @@ export class ReportIntake {
     }
   }
 
-  /** The store part of {@link ReportIntake.receive}, under the center's store lock. */
+  /**
+   * The store part of {@link ReportIntake.receive}, under the center's store
+   * lock: read, decide, commit only if what was read is still stored
+   * ({@link ConfigurationStore.commitReport}); else read and decide again.
+   */
   async #apply(info: ReportInfo, msid: string, report: ReturnType<typeof parseConfigurationReport>): Promise<AnswerMessage> {
     const c = this.#c;
-    c.checkOpen();
-    const known = await checkReporter(c.config, info.host, msid, c.options.enrollment);
-    const previous = await c.config.latest(info.host);
-    const outcome = applyReport(previous, report, c.options.limits ?? {});
-    if (outcome.status === 'stale') return answer('stale', null, outcome.expectSeqAbove, `report ${report.seq} is not newer than ${outcome.expectSeqAbove}`);
-    if (outcome.status === 'need-full') return answer('need-full', null, null, outcome.message);
-    return this.#accept(known, previous, info, msid, outcome.report);
+    for (let attempt = 0; attempt < COMMIT_TRIES; attempt++) {
+      c.checkOpen();
+      const known = await checkReporter(c.config, info.host, msid, c.options.enrollment);
+      const previous = await c.config.latest(info.host);
+      const outcome = applyReport(previous, report, c.options.limits ?? {});
+      if (outcome.status === 'stale') return answer('stale', null, outcome.expectSeqAbove, `report ${report.seq} is not newer than ${outcome.expectSeqAbove}`);
+      if (outcome.status === 'need-full') return answer('need-full', null, null, outcome.message);
+      const now = c.now();
+      const first = known === undefined || known.lastSeen === 0;
+      const firewall = first ? firewallFor(c.policy(), info.host, (err) => c.emit('error', err)) : known.firewall;
+      const host: HostEntry = { hostId: info.host, msid, pcid: info.pcid, device: info.device, firstSeen: known?.firstSeen || now, lastSeen: now, firewall };
+      if (await c.config.commitReport({ expectedHost: known, expectedSeq: previous?.seq ?? null, host, report: outcome.report })) return this.#accepted(first, previous, host, outcome.report);
+    }
+    const message = `report ${report.seq} for host ${info.host} was not stored: its records changed under it ${COMMIT_TRIES} times in a row (other writers); the agent is asked for a full report`;
+    c.emit('error', new Error(message));
+    return answer('need-full', null, null, message);
   }
 
-  async #accept(known: HostEntry | undefined, previous: FullReport | undefined, info: ReportInfo, msid: string, report: FullReport): Promise<AnswerMessage> {
+  /** After a report was committed: diagnose the host, confirm its actions, answer, start acting. */
+  async #accepted(first: boolean, previous: FullReport | undefined, host: HostEntry, report: FullReport): Promise<AnswerMessage> {
     const c = this.#c;
-    const now = c.now();
-    const first = known === undefined || known.lastSeen === 0;
-    const diagnosis = c.engine.updateHost({ ...toInventory(report), hostId: info.host });
-    let firewall = known?.firewall ?? null;
-    if (first) firewall = firewallFor(c.policy(), info.host, (err) => c.emit('error', err));
-    const host: HostEntry = { hostId: info.host, msid, pcid: info.pcid, device: info.device, firstSeen: known?.firstSeen || now, lastSeen: now, firewall };
-    await c.config.putReport(info.host, report);
-    await c.config.putHost(host);
+    const diagnosis = c.engine.updateHost({ ...toInventory(report), hostId: host.hostId });
     c.engineSeen.set(host.hostId, host.lastSeen);
     await this.#book.confirm(host, diagnosis, report);
     c.emit(first ? 'joined' : 'report', host, diagnosis);
     // Still joining while the host has not yet reported every file its policy asked for (the report right after the first).
-    const wanted = requestedFiles(c.policy(), info.host);
+    const wanted = requestedFiles(c.policy(), host.hostId);
     const completes = previous !== undefined && wanted.some((w) => !previous.files.some((f) => f.path === w.path));
     const trigger: Trigger = first || completes ? 'join' : 'report';
     void c.act(diagnosis.findings.map((f) => ({ finding: f, trigger })));
-    const sendRules = info.device === 'network-device' && firewall !== null;
-    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, files: requestedFiles(c.policy(), info.host), body: sendRules ? Buffer.from(firewall!, 'utf8') : new Uint8Array(0) };
+    const sendRules = host.device === 'network-device' && host.firewall !== null;
+    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, files: requestedFiles(c.policy(), host.hostId), body: sendRules ? Buffer.from(host.firewall!, 'utf8') : new Uint8Array(0) };
   }
 }

@@ -38,6 +38,18 @@
  * transaction-level advisory lock (two centers writing one host's reports
  * are serialised).
  *
+ * Two centers taking reports for one host ID bind it to one agent and keep
+ * its newest report: a commit ({@link PostgresConfigurationStore.commitReport})
+ * runs in one transaction under the same lock `REPORT_LOCK` as every report
+ * write, so its `SELECT` of the latest `seq` sees every report committed
+ * before it. The host's entry is written only by a conditional statement —
+ * `UPDATE hosts … WHERE host_id = $1 AND entry = <as read>`, or for a new
+ * host `INSERT … ON CONFLICT DO NOTHING` — which changes nothing when an
+ * enrolment or policy change (they write hosts without the lock) got there
+ * first; then the transaction writes nothing else and the commit resolves
+ * false. An MSID already bound to another host (`hosts.msid UNIQUE`) also
+ * resolves false.
+ *
  * Two centers on one database make one action per finding: a claim
  * ({@link PostgresConfigurationStore.claimAction}) takes the transaction-level
  * advisory lock `ACTION_LOCK`, reads the host's actions and inserts only when
@@ -52,7 +64,7 @@
  */
 import { inTransaction, openPostgres, type PostgresPool, type PostgresTarget } from '../secdb/index.js';
 import type { FullReport } from '../report/index.js';
-import { blocks, replaceable, type ActionRecord, type ConfigurationStore, type HostEntry, type PolicyDocument } from './store.js';
+import { blocks, replaceable, sameHost, type ActionRecord, type ConfigurationStore, type HostEntry, type PolicyDocument, type ReportCommit } from './store.js';
 
 /** The schema version this gatesock writes and reads (row `configuration` of `gatesock_schema`). @public */
 export const CENTER_POSTGRES_SCHEMA_VERSION = 1;
@@ -83,6 +95,9 @@ CREATE TABLE policy (
 );
 `;
 const TABLES = ['hosts', 'reports', 'actions', 'policy'];
+
+/** SQLSTATE of a unique violation (`hosts.msid`: that agent is bound to another host). */
+const UNIQUE_VIOLATION = '23505';
 
 /** The advisory lock a report write takes. */
 const REPORT_LOCK = 0x6773636f; // 'gsco'
@@ -168,6 +183,35 @@ export class PostgresConfigurationStore implements ConfigurationStore {
       await c.query('UPDATE reports SET slot = 1 WHERE host_id = $1 AND slot = 0', [hostId]);
       await c.query('INSERT INTO reports (host_id, slot, seq, report) VALUES ($1, 0, $2, $3)', [hostId, report.seq, JSON.stringify(report)]);
     });
+  }
+
+  /** {@inheritDoc ConfigurationStore.commitReport} */
+  async commitReport(commit: ReportCommit): Promise<boolean> {
+    const pool = this.#open();
+    const { host, report } = commit;
+    if (!sameHost(commit)) return false;
+    try {
+      return await inTransaction(pool, REPORT_LOCK, async (c) => {
+        const latest = (await c.query('SELECT seq FROM reports WHERE host_id = $1 AND slot = 0', [host.hostId])).rows[0];
+        if ((latest === undefined ? null : Number(latest['seq'])) !== commit.expectedSeq) return false;
+        const owner = (await c.query('SELECT host_id FROM hosts WHERE msid = $1 AND host_id <> $2', [host.msid, host.hostId])).rows[0];
+        if (owner !== undefined) return false;
+        const entry = JSON.stringify(host);
+        const written =
+          commit.expectedHost === undefined
+            ? await c.query('INSERT INTO hosts (host_id, msid, entry) VALUES ($1, $2, $3) ON CONFLICT (host_id) DO NOTHING', [host.hostId, host.msid, entry])
+            : await c.query('UPDATE hosts SET msid = $2, entry = $3 WHERE host_id = $1 AND entry = $4', [host.hostId, host.msid, entry, JSON.stringify(commit.expectedHost)]);
+        if (written.rowCount !== 1) return false;
+        await c.query('DELETE FROM reports WHERE host_id = $1 AND slot = 1', [host.hostId]);
+        await c.query('UPDATE reports SET slot = 1 WHERE host_id = $1 AND slot = 0', [host.hostId]);
+        await c.query('INSERT INTO reports (host_id, slot, seq, report) VALUES ($1, 0, $2, $3)', [host.hostId, report.seq, JSON.stringify(report)]);
+        return true;
+      });
+    } catch (err) {
+      // An enrolment elsewhere bound this MSID to another host between the check and the write.
+      if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) return false;
+      throw err;
+    }
   }
 
   /** {@inheritDoc ConfigurationStore.putAction} */

@@ -36,11 +36,16 @@
  * actions and inserts in one `BEGIN IMMEDIATE` transaction, so it holds the
  * file's write lock throughout: two processes on one file cannot both claim
  * a finding. A compare-and-swap is one `UPDATE … WHERE action = <as read>`.
+ * A report is committed with its host's entry
+ * ({@link SqliteConfigurationStore.commitReport}) the same way: one
+ * `BEGIN IMMEDIATE` transaction reads the host's entry, its latest report's
+ * `seq` and the MSID's owner, and writes only when they are still as the
+ * caller read them.
  */
 import { ConfigError } from '../../../errors/index.js';
 import { openSqliteFile, type SqliteDatabase as Database, type SqliteStatement as Statement } from '../../../store/index.js';
 import type { FullReport } from '../report/index.js';
-import { blocks, replaceable, type ActionRecord, type ConfigurationStore, type HostEntry, type PolicyDocument } from './store.js';
+import { blocks, replaceable, sameHost, type ActionRecord, type ConfigurationStore, type HostEntry, type PolicyDocument, type ReportCommit } from './store.js';
 
 /** The schema version this gatesock writes and reads. @public */
 export const CENTER_SQLITE_SCHEMA_VERSION = 1;
@@ -91,9 +96,10 @@ export class SqliteConfigurationStore implements ConfigurationStore {
   /** The file (`:memory:` for a private database in memory). */
   readonly path: string;
   #db: Database | undefined;
-  readonly #s: Record<'host' | 'hostByMsid' | 'putHost' | 'hosts' | 'report' | 'shift' | 'putReport' | 'delReport' | 'putAction' | 'insertAction' | 'swapAction' | 'action' | 'actions' | 'hostActions' | 'policy' | 'putPolicy', Statement>;
+  readonly #s: Record<'host' | 'hostByMsid' | 'putHost' | 'hosts' | 'report' | 'seq' | 'shift' | 'putReport' | 'delReport' | 'putAction' | 'insertAction' | 'swapAction' | 'action' | 'actions' | 'hostActions' | 'policy' | 'putPolicy', Statement>;
   readonly #putReport: { (hostId: string, report: FullReport): void; immediate(hostId: string, report: FullReport): void };
   readonly #claim: { (action: ActionRecord): ActionRecord | null; immediate(action: ActionRecord): ActionRecord | null };
+  readonly #commit: { (commit: ReportCommit): boolean; immediate(commit: ReportCommit): boolean };
 
   private constructor(path: string, db: Database) {
     this.path = path;
@@ -105,6 +111,7 @@ export class SqliteConfigurationStore implements ConfigurationStore {
       putHost: p('INSERT INTO hosts (host_id, msid, entry) VALUES (?, ?, ?) ON CONFLICT (host_id) DO UPDATE SET msid = excluded.msid, entry = excluded.entry'),
       hosts: p('SELECT entry FROM hosts ORDER BY host_id'),
       report: p('SELECT report FROM reports WHERE host_id = ? AND slot = ?'),
+      seq: p('SELECT seq FROM reports WHERE host_id = ? AND slot = 0'),
       delReport: p('DELETE FROM reports WHERE host_id = ? AND slot = 1'),
       shift: p('UPDATE reports SET slot = 1 WHERE host_id = ? AND slot = 0'),
       putReport: p('INSERT INTO reports (host_id, slot, seq, report) VALUES (?, 0, ?, ?)'),
@@ -121,6 +128,21 @@ export class SqliteConfigurationStore implements ConfigurationStore {
       this.#s.delReport.run(hostId);
       this.#s.shift.run(hostId);
       this.#s.putReport.run(hostId, report.seq, JSON.stringify(report));
+    });
+    this.#commit = db.transaction((commit: ReportCommit) => {
+      const { host, report } = commit;
+      if (!sameHost(commit)) return false;
+      const stored = this.#s.host.get(host.hostId) as { entry: string } | undefined;
+      if (stored?.entry !== (commit.expectedHost === undefined ? undefined : JSON.stringify(commit.expectedHost))) return false;
+      const latest = this.#s.seq.get(host.hostId) as { seq: number } | undefined;
+      if ((latest?.seq ?? null) !== commit.expectedSeq) return false;
+      const owner = this.#s.hostByMsid.get(host.msid) as { entry: string } | undefined;
+      if (owner !== undefined && (JSON.parse(owner.entry) as HostEntry).hostId !== host.hostId) return false;
+      this.#s.delReport.run(host.hostId);
+      this.#s.shift.run(host.hostId);
+      this.#s.putReport.run(host.hostId, report.seq, JSON.stringify(report));
+      this.#s.putHost.run(host.hostId, host.msid, JSON.stringify(host));
+      return true;
     });
     this.#claim = db.transaction((action: ActionRecord) => {
       for (const r of this.#s.hostActions.all(action.hostId) as { action: string }[]) {
@@ -190,6 +212,12 @@ export class SqliteConfigurationStore implements ConfigurationStore {
   async putReport(hostId: string, report: FullReport): Promise<void> {
     this.#open();
     this.#putReport.immediate(hostId, report);
+  }
+
+  /** {@inheritDoc ConfigurationStore.commitReport} */
+  async commitReport(commit: ReportCommit): Promise<boolean> {
+    this.#open();
+    return this.#commit.immediate(commit);
   }
 
   /** {@inheritDoc ConfigurationStore.putAction} */

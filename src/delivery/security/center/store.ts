@@ -82,6 +82,32 @@ export function replaceable(expected: ActionRecord, next: ActionRecord): boolean
   return next.id === expected.id && next.hostId === expected.hostId && next.findingKey === expected.findingKey && (expected.state !== 'confirmed' || next.state === 'confirmed');
 }
 
+/**
+ * An accepted report and its host's new entry, to be stored together by
+ * {@link ConfigurationStore.commitReport}, with what the caller read before
+ * deciding to accept it.
+ * @public
+ */
+export interface ReportCommit {
+  /** The host's entry as read before deciding (its binding to an MSID); undefined when the host was not stored. */
+  readonly expectedHost: HostEntry | undefined;
+  /** The sequence number of the host's latest report as read; null when it had none. */
+  readonly expectedSeq: number | null;
+  /** The new entry (the report's host; `msid` is the agent that sent it). */
+  readonly host: HostEntry;
+  /** The accepted full report: the host's new latest one (the old latest becomes the previous one). */
+  readonly report: FullReport;
+}
+
+/**
+ * True when `commit` is self-consistent: the expected entry, if any, is of
+ * the same host ({@link ConfigurationStore.commitReport}).
+ * @internal
+ */
+export function sameHost(commit: ReportCommit): boolean {
+  return commit.expectedHost === undefined || commit.expectedHost.hostId === commit.host.hostId;
+}
+
 /** What started an action: the four triggers of seed 004 §4.2. @public */
 export type Trigger = 'join' | 'report' | 'advisory' | 'scan';
 
@@ -154,7 +180,11 @@ export interface ConfigurationStore {
   getHost(hostId: string): Promise<HostEntry | undefined>;
   /** The host whose agent has this MSID, or undefined. */
   hostByMsid(msid: string): Promise<HostEntry | undefined>;
-  /** Add or replace a host. */
+  /**
+   * Add or replace a host, unchecked: for enrolment, policy changes and
+   * restoring records. Reports are stored with their entry by
+   * {@link ConfigurationStore.commitReport}.
+   */
   putHost(entry: HostEntry): Promise<void>;
   /** Every host, by host ID. */
   hosts(): Promise<HostEntry[]>;
@@ -162,8 +192,26 @@ export interface ConfigurationStore {
   latest(hostId: string): Promise<FullReport | undefined>;
   /** The report before the latest. */
   previous(hostId: string): Promise<FullReport | undefined>;
-  /** Store a new latest report (the old latest becomes the previous one). */
+  /**
+   * Store a new latest report (the old latest becomes the previous one),
+   * unchecked: for restoring or importing records. The center stores
+   * reports only through {@link ConfigurationStore.commitReport}.
+   */
   putReport(hostId: string, report: FullReport): Promise<void>;
+  /**
+   * Store an accepted report and its host's new entry as one atomic step,
+   * also against other processes sharing the store (two security centers on
+   * one database), only if nothing the caller decided on has changed since it
+   * read it: the host's stored entry is still exactly `expectedHost` (or the
+   * host is still not stored), the sequence number of its latest report is
+   * still `expectedSeq` (or it still has none), and no other host is bound to
+   * `host.msid`. The report becomes the latest (the old latest the previous
+   * one) and `host` replaces the entry. Resolves false, changing nothing,
+   * otherwise: another writer bound the host or stored one of its reports
+   * first, and the caller reads again and decides again (the report may now
+   * be stale, or the agent may now speak for a host bound to another MSID).
+   */
+  commitReport(commit: ReportCommit): Promise<boolean>;
   /**
    * Add or replace an action (by its ID), unchecked: for restoring or
    * importing records. The center itself writes actions only through
@@ -244,6 +292,20 @@ export class MemoryConfigurationStore implements ConfigurationStore {
     const old = this.#latest.get(hostId);
     if (old !== undefined) this.#previous.set(hostId, old);
     this.#latest.set(hostId, report);
+  }
+
+  /** {@inheritDoc ConfigurationStore.commitReport} */
+  async commitReport(commit: ReportCommit): Promise<boolean> {
+    // No await between the checks and the writes: atomic on one event loop.
+    const { host, report } = commit;
+    if (!sameHost(commit) || JSON.stringify(this.#hosts.get(host.hostId)) !== JSON.stringify(commit.expectedHost)) return false;
+    if ((this.#latest.get(host.hostId)?.seq ?? null) !== commit.expectedSeq) return false;
+    for (const h of this.#hosts.values()) if (h.msid === host.msid && h.hostId !== host.hostId) return false;
+    const old = this.#latest.get(host.hostId);
+    if (old !== undefined) this.#previous.set(host.hostId, old);
+    this.#latest.set(host.hostId, report);
+    this.#hosts.set(host.hostId, host);
+    return true;
   }
 
   /** {@inheritDoc ConfigurationStore.putAction} */
