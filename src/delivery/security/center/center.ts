@@ -15,7 +15,12 @@
  *   the agent's identity key with its certificate alongside (channel/), so
  *   the center knows the MSID that sent it and refuses a report for another
  *   host (`GS_ERR_SECURITY_WRONG_HOST`). A host ID is bound to the first
- *   MSID that reports under it (or to the one enrolled for it beforehand).
+ *   MSID that reports under it (or to the one enrolled for it beforehand),
+ *   also when several centers share one database: a report is stored with
+ *   its host's entry by one conditional write
+ *   ({@link ConfigurationStore.commitReport}), so of two agents racing for a
+ *   host ID one is bound, and of a host's reports racing at two centers the
+ *   newest stays (the other is answered `stale`).
  * - The four triggers of seed 004 §4.2 are explicit entry points, each
  *   ending in the same acting step:
  *   1. a new host joins: its first accepted report ({@link SecurityCenter.receiveReport}):
