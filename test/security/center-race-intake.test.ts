@@ -1,14 +1,16 @@
 // Two security centers on ONE configuration store — a PostgreSQL database (a throwaway server
 // from test/helpers/postgres.ts), one SQLite file, or one MemoryConfigurationStore object —
 // take reports for the same host ID at the same moment. The race is forced, not left to
-// timing: each center's store is wrapped in a decorator whose first report write (the commit;
-// `putReport` too, for code that writes reports unchecked) waits at a shared gate until both
+// timing: each center's store is wrapped in a decorator whose first write of a report or host
+// (the conditional ones, and `putReport`/`putHost` too, for code that writes unchecked) waits at a shared gate until both
 // centers have made their reads and got there, then lets them write one after the other in a
 // chosen order. So both centers decided on the same stored state, and only the store's
 // conditional write can keep the second from overwriting the first.
 //   (a) two agents (different identities) reporting as one new host ID: one binding wins, the
 //       other agent is refused with GS_ERR_SECURITY_WRONG_HOST, the store holds one binding and
 //       the winner's report; also one agent reporting as two new host IDs at once.
+//       Enrolments too: one agent enrolled as two host IDs at two centers at once gets one; an
+//       agent reporting as a host ID an operator is enrolling for another agent is refused.
 //   (b) one host's reports N and N+1 at two centers, the newer one written first: the stored
 //       latest stays N+1 and N is answered `stale`; a duplicate N+2 at both: one accepted, one `stale`.
 // The PostgreSQL case is skipped with the reason printed where no server can be started
@@ -120,7 +122,10 @@ class GatedStore implements ConfigurationStore {
     return this.inner.hostByMsid(msid);
   }
   putHost(entry: HostEntry): Promise<void> {
-    return this.inner.putHost(entry);
+    return this.#gated(() => this.inner.putHost(entry));
+  }
+  replaceHost(expected: HostEntry | undefined, next: HostEntry): Promise<boolean> {
+    return this.#gated(() => this.inner.replaceHost(expected, next));
   }
   hosts(): Promise<HostEntry[]> {
     return this.inner.hosts();
@@ -258,6 +263,24 @@ describe.each(BACKENDS)('two SecurityCenters taking reports on %s', (_name, unav
     expect((await view.hostByMsid(z.msid))?.hostId).toBe('hz-4');
     expect(await view.getHost('hz-3')).toBeUndefined();
     expect(await view.latest('hz-3')).toBeUndefined();
+  });
+
+  it.skipIf(unavailable !== undefined)('bind an agent to one host when it is enrolled as two at once, or enrolled while another agent reports as that host', async () => {
+    const { a, b, gate, view } = await twoCenters(stores);
+    const x = createServerIdentity();
+    gate.arm(['A', 'B']);
+    const codes = await Promise.all([outcome(a.center.enrollHost('e-1', x.msid, 'agent-e-1').then(() => ({ status: 'accepted' }) as AnswerMessage)), outcome(b.center.enrollHost('e-2', x.msid, 'agent-e-2').then(() => ({ status: 'accepted' }) as AnswerMessage))]);
+    expect(gate.passed.slice(-2)).toEqual(['A', 'B']);
+    expect(codes).toEqual(['accepted', 'GS_ERR_SECURITY_WRONG_HOST']);
+    expect((await view.hosts()).map((h) => [h.hostId, h.msid])).toEqual([['e-1', x.msid]]);
+    // An operator enrols e-3 for agent y at A while agent z reports as e-3 at B: the enrolment is written first, z is refused.
+    const [y, z] = [createServerIdentity(), createServerIdentity()];
+    gate.arm(['A', 'B']);
+    const both = await Promise.all([outcome(a.center.enrollHost('e-3', y.msid, 'agent-e-3').then(() => ({ status: 'accepted' }) as AnswerMessage)), outcome(b.center.receiveReport(await message('e-3', z, 1)))]);
+    expect(both).toEqual(['accepted', 'GS_ERR_SECURITY_WRONG_HOST']);
+    expect((await view.getHost('e-3'))?.msid).toBe(y.msid);
+    expect(await view.latest('e-3')).toBeUndefined();
+    expect(b.refused).toEqual(['GS_ERR_SECURITY_WRONG_HOST']);
   });
 
   it.skipIf(unavailable !== undefined)('keep the newest report when one host\'s reports reach both centers at once; an older or duplicate one is answered stale', async () => {

@@ -91,6 +91,26 @@ describe.each(STORES)('ConfigurationStore (%s)', (_name, make) => {
     await s.close();
   });
 
+  it('replaces a host entry only as read (compare and swap), never giving an MSID a second host', async () => {
+    const s = await make();
+    const a1 = host('a', identity.msid);
+    expect(await s.replaceHost(undefined, a1)).toBe(true);
+    expect(await s.replaceHost(undefined, a1)).toBe(false);
+    expect(await s.replaceHost({ ...a1, lastSeen: 7 }, { ...a1, firewall: 'x' })).toBe(false);
+    expect(await s.replaceHost({ ...a1, hostId: 'b' }, { ...a1, firewall: 'x' })).toBe(false);
+    expect(await s.replaceHost(undefined, host('b', identity.msid))).toBe(false);
+    expect(await s.hosts()).toEqual([a1]);
+    // re-binding the host to another agent, as read: allowed (an enrolment)
+    expect(await s.replaceHost(a1, host('a', other.msid))).toBe(true);
+    expect(await s.replaceHost(a1, { ...a1, firewall: 'x' })).toBe(false);
+    expect(await s.replaceHost(undefined, host('b', identity.msid))).toBe(true);
+    expect((await s.hosts()).map((h) => [h.hostId, h.msid])).toEqual([
+      ['a', other.msid],
+      ['b', identity.msid],
+    ]);
+    await s.close();
+  });
+
   it('commits a report with its host entry only as read: same entry, same latest seq, MSID bound to no other host', async () => {
     const s = await make();
     const r1 = await baseReport();
@@ -218,6 +238,9 @@ describe('PostgresConfigurationStore databases', () => {
       const stored = (await s1.actions('a'))[0]!;
       const swaps = await Promise.all([s1.replaceAction(stored, { ...stored, detail: 'one' }), s2.replaceAction(stored, { ...stored, detail: 'two' })]);
       expect(swaps.filter(Boolean)).toHaveLength(1);
+      // and for host entries
+      const hosts = await Promise.all([s1.replaceHost(undefined, host('e', `MSID-e1`)), s2.replaceHost(undefined, host('e', `MSID-e2`))]);
+      expect(hosts.filter(Boolean)).toHaveLength(1);
       // and for report commits: of two that read the same host state, one is stored
       const r = await baseReport();
       for (let i = 0; i < 20; i++) {

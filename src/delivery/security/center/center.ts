@@ -81,7 +81,7 @@ import { Acting } from './acting.js';
 import { ActionBook } from './actions.js';
 import type { AdvisoryImportResult, CenterContext, ScanImportResult, SecurityCenterEvents, SecurityCenterOptions } from './context.js';
 import { Dispatching } from './dispatching.js';
-import { checkEnrollment, enroll } from './enrollment.js';
+import { HOST_TRIES, checkEnrollment, enroll, setFirewall } from './enrollment.js';
 import { ReportIntake } from './intake.js';
 import { Notifications } from './notifications.js';
 import { EMPTY_POLICY, checkPolicyDocument, firewallFor } from './policy-document.js';
@@ -274,7 +274,11 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
     this.#policy = checked;
     await this.#exclusive(async () => {
       await this.config.setPolicy(checked);
-      for (const h of await this.config.hosts()) await this.config.putHost({ ...h, firewall: firewallFor(this.#policy, h.hostId, (err) => this.emit('error', err)) });
+      for (const h of await this.config.hosts()) {
+        if (!(await setFirewall(this.config, h, firewallFor(this.#policy, h.hostId, (err) => this.emit('error', err))))) {
+          this.emit('error', new Error(`host ${h.hostId}: its entry changed ${HOST_TRIES} times in a row while its rule set was replaced; the rule set was not stored`));
+        }
+      }
     });
   }
 

@@ -40,15 +40,44 @@ export function checkEnrollment(hostId: string, msid: string, pcid: string, devi
 }
 
 /**
+ * How many times a host's entry is read and written again after another
+ * writer (another center sharing the store) changed it first.
+ * @internal
+ */
+export const HOST_TRIES = 16;
+
+/**
  * Enrol a host (the caller holds the store lock): bind `hostId` to the agent
- * `msid`, not seen yet. Resolves with the stored entry.
+ * `msid`, not seen yet. Resolves with the stored entry. The check and the
+ * write are one compare and swap ({@link ConfigurationStore.replaceHost}),
+ * so of an enrolment here and another center's binding of the same agent to
+ * another host, one loses and is refused.
  * @throws SecurityCenterError `GS_ERR_SECURITY_WRONG_HOST` when that agent is enrolled as another host.
  * @internal
  */
 export async function enroll(config: ConfigurationStore, hostId: string, msid: string, pcid: string, device: HostEntry['device']): Promise<HostEntry> {
-  const other = await config.hostByMsid(msid);
-  if (other && other.hostId !== hostId) throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${other.hostId}`);
   const entry: HostEntry = { hostId, msid, pcid, device, firstSeen: 0, lastSeen: 0, firewall: null };
-  await config.putHost(entry);
-  return entry;
+  for (let attempt = 0; attempt < HOST_TRIES; attempt++) {
+    const other = await config.hostByMsid(msid);
+    if (other && other.hostId !== hostId) throw new SecurityCenterError('GS_ERR_SECURITY_WRONG_HOST', `agent ${msid} is enrolled as host ${other.hostId}`);
+    if (await config.replaceHost(await config.getHost(hostId), entry)) return entry;
+  }
+  throw new Error(`host ${hostId}: its entry changed under the enrolment ${HOST_TRIES} times in a row (other writers); nothing was stored`);
+}
+
+/**
+ * Replace a stored host's nftables rule set (after a policy change) by
+ * compare and swap, keeping what other writers change meanwhile. Resolves
+ * false when it was given up ({@link HOST_TRIES} lost swaps in a row); a
+ * host that is gone is left alone.
+ * @internal
+ */
+export async function setFirewall(config: ConfigurationStore, host: HostEntry, firewall: string | null): Promise<boolean> {
+  let current: HostEntry | undefined = host;
+  for (let attempt = 0; attempt < HOST_TRIES; attempt++) {
+    if (current === undefined) return true;
+    if (await config.replaceHost(current, { ...current, firewall })) return true;
+    current = await config.getHost(host.hostId);
+  }
+  return false;
 }

@@ -48,7 +48,8 @@
  * enrolment or policy change (they write hosts without the lock) got there
  * first; then the transaction writes nothing else and the commit resolves
  * false. An MSID already bound to another host (`hosts.msid UNIQUE`) also
- * resolves false.
+ * resolves false. {@link PostgresConfigurationStore.replaceHost} (enrolments,
+ * policy changes) is that conditional statement alone.
  *
  * Two centers on one database make one action per finding: a claim
  * ({@link PostgresConfigurationStore.claimAction}) takes the transaction-level
@@ -103,6 +104,34 @@ const UNIQUE_VIOLATION = '23505';
 const REPORT_LOCK = 0x6773636f; // 'gsco'
 /** The advisory lock an action claim takes. */
 const ACTION_LOCK = 0x67736361; // 'gsca'
+
+/**
+ * Write `next` only if `next.hostId`'s entry is still `expected` (absent when
+ * undefined) and `next.msid` is no other host's: one conditional statement,
+ * so a concurrent writer's row lock makes it wait and then re-check against
+ * the row as that writer left it. A duplicate MSID raises a unique violation
+ * ({@link lostToUniqueMsid}).
+ */
+async function swapHost(q: Pick<PostgresPool, 'query'>, expected: HostEntry | undefined, next: HostEntry): Promise<boolean> {
+  const owner = (await q.query('SELECT host_id FROM hosts WHERE msid = $1 AND host_id <> $2', [next.msid, next.hostId])).rows[0];
+  if (owner !== undefined) return false;
+  const entry = JSON.stringify(next);
+  const written =
+    expected === undefined
+      ? await q.query('INSERT INTO hosts (host_id, msid, entry) VALUES ($1, $2, $3) ON CONFLICT (host_id) DO NOTHING', [next.hostId, next.msid, entry])
+      : await q.query('UPDATE hosts SET msid = $2, entry = $3 WHERE host_id = $1 AND entry = $4', [next.hostId, next.msid, entry, JSON.stringify(expected)]);
+  return written.rowCount === 1;
+}
+
+/** `write`'s answer, or false when it hit `hosts.msid UNIQUE`: another writer bound that MSID to another host after the check. */
+async function lostToUniqueMsid(write: () => Promise<boolean>): Promise<boolean> {
+  try {
+    return await write();
+  } catch (err) {
+    if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) return false;
+    throw err;
+  }
+}
 
 /** A {@link ConfigurationStore} on a PostgreSQL server; open one with {@link PostgresConfigurationStore.open}. @public */
 export class PostgresConfigurationStore implements ConfigurationStore {
@@ -161,6 +190,13 @@ export class PostgresConfigurationStore implements ConfigurationStore {
     ]);
   }
 
+  /** {@inheritDoc ConfigurationStore.replaceHost} */
+  async replaceHost(expected: HostEntry | undefined, next: HostEntry): Promise<boolean> {
+    const pool = this.#open();
+    if (!sameHost(expected, next)) return false;
+    return lostToUniqueMsid(() => swapHost(pool, expected, next));
+  }
+
   /** {@inheritDoc ConfigurationStore.hosts} */
   async hosts(): Promise<HostEntry[]> {
     return this.#all<HostEntry>('SELECT entry FROM hosts ORDER BY host_id COLLATE "C"', 'entry', []);
@@ -189,29 +225,18 @@ export class PostgresConfigurationStore implements ConfigurationStore {
   async commitReport(commit: ReportCommit): Promise<boolean> {
     const pool = this.#open();
     const { host, report } = commit;
-    if (!sameHost(commit)) return false;
-    try {
-      return await inTransaction(pool, REPORT_LOCK, async (c) => {
+    if (!sameHost(commit.expectedHost, host)) return false;
+    return lostToUniqueMsid(async () =>
+      inTransaction(pool, REPORT_LOCK, async (c) => {
         const latest = (await c.query('SELECT seq FROM reports WHERE host_id = $1 AND slot = 0', [host.hostId])).rows[0];
         if ((latest === undefined ? null : Number(latest['seq'])) !== commit.expectedSeq) return false;
-        const owner = (await c.query('SELECT host_id FROM hosts WHERE msid = $1 AND host_id <> $2', [host.msid, host.hostId])).rows[0];
-        if (owner !== undefined) return false;
-        const entry = JSON.stringify(host);
-        const written =
-          commit.expectedHost === undefined
-            ? await c.query('INSERT INTO hosts (host_id, msid, entry) VALUES ($1, $2, $3) ON CONFLICT (host_id) DO NOTHING', [host.hostId, host.msid, entry])
-            : await c.query('UPDATE hosts SET msid = $2, entry = $3 WHERE host_id = $1 AND entry = $4', [host.hostId, host.msid, entry, JSON.stringify(commit.expectedHost)]);
-        if (written.rowCount !== 1) return false;
+        if (!(await swapHost(c, commit.expectedHost, host))) return false;
         await c.query('DELETE FROM reports WHERE host_id = $1 AND slot = 1', [host.hostId]);
         await c.query('UPDATE reports SET slot = 1 WHERE host_id = $1 AND slot = 0', [host.hostId]);
         await c.query('INSERT INTO reports (host_id, slot, seq, report) VALUES ($1, 0, $2, $3)', [host.hostId, report.seq, JSON.stringify(report)]);
         return true;
-      });
-    } catch (err) {
-      // An enrolment elsewhere bound this MSID to another host between the check and the write.
-      if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) return false;
-      throw err;
-    }
+      }),
+    );
   }
 
   /** {@inheritDoc ConfigurationStore.putAction} */

@@ -36,8 +36,9 @@
  * actions and inserts in one `BEGIN IMMEDIATE` transaction, so it holds the
  * file's write lock throughout: two processes on one file cannot both claim
  * a finding. A compare-and-swap is one `UPDATE … WHERE action = <as read>`.
- * A report is committed with its host's entry
- * ({@link SqliteConfigurationStore.commitReport}) the same way: one
+ * A host's entry is compared and swapped
+ * ({@link SqliteConfigurationStore.replaceHost}), and a report committed
+ * with it ({@link SqliteConfigurationStore.commitReport}), the same way: one
  * `BEGIN IMMEDIATE` transaction reads the host's entry, its latest report's
  * `seq` and the MSID's owner, and writes only when they are still as the
  * caller read them.
@@ -100,6 +101,7 @@ export class SqliteConfigurationStore implements ConfigurationStore {
   readonly #putReport: { (hostId: string, report: FullReport): void; immediate(hostId: string, report: FullReport): void };
   readonly #claim: { (action: ActionRecord): ActionRecord | null; immediate(action: ActionRecord): ActionRecord | null };
   readonly #commit: { (commit: ReportCommit): boolean; immediate(commit: ReportCommit): boolean };
+  readonly #replaceHost: { (expected: HostEntry | undefined, next: HostEntry): boolean; immediate(expected: HostEntry | undefined, next: HostEntry): boolean };
 
   private constructor(path: string, db: Database) {
     this.path = path;
@@ -129,15 +131,24 @@ export class SqliteConfigurationStore implements ConfigurationStore {
       this.#s.shift.run(hostId);
       this.#s.putReport.run(hostId, report.seq, JSON.stringify(report));
     });
+    // Inside a transaction: is `next.hostId`'s entry still `expected`, and `next.msid` no other host's?
+    const hostAsRead = (expected: HostEntry | undefined, next: HostEntry): boolean => {
+      if (!sameHost(expected, next)) return false;
+      const stored = this.#s.host.get(next.hostId) as { entry: string } | undefined;
+      if (stored?.entry !== (expected === undefined ? undefined : JSON.stringify(expected))) return false;
+      const owner = this.#s.hostByMsid.get(next.msid) as { entry: string } | undefined;
+      return owner === undefined || (JSON.parse(owner.entry) as HostEntry).hostId === next.hostId;
+    };
+    this.#replaceHost = db.transaction((expected: HostEntry | undefined, next: HostEntry) => {
+      if (!hostAsRead(expected, next)) return false;
+      this.#s.putHost.run(next.hostId, next.msid, JSON.stringify(next));
+      return true;
+    });
     this.#commit = db.transaction((commit: ReportCommit) => {
       const { host, report } = commit;
-      if (!sameHost(commit)) return false;
-      const stored = this.#s.host.get(host.hostId) as { entry: string } | undefined;
-      if (stored?.entry !== (commit.expectedHost === undefined ? undefined : JSON.stringify(commit.expectedHost))) return false;
+      if (!hostAsRead(commit.expectedHost, host)) return false;
       const latest = this.#s.seq.get(host.hostId) as { seq: number } | undefined;
       if ((latest?.seq ?? null) !== commit.expectedSeq) return false;
-      const owner = this.#s.hostByMsid.get(host.msid) as { entry: string } | undefined;
-      if (owner !== undefined && (JSON.parse(owner.entry) as HostEntry).hostId !== host.hostId) return false;
       this.#s.delReport.run(host.hostId);
       this.#s.shift.run(host.hostId);
       this.#s.putReport.run(host.hostId, report.seq, JSON.stringify(report));
@@ -190,6 +201,12 @@ export class SqliteConfigurationStore implements ConfigurationStore {
   async putHost(entry: HostEntry): Promise<void> {
     this.#open();
     this.#s.putHost.run(entry.hostId, entry.msid, JSON.stringify(entry));
+  }
+
+  /** {@inheritDoc ConfigurationStore.replaceHost} */
+  async replaceHost(expected: HostEntry | undefined, next: HostEntry): Promise<boolean> {
+    this.#open();
+    return this.#replaceHost.immediate(expected, next);
   }
 
   /** {@inheritDoc ConfigurationStore.hosts} */

@@ -100,12 +100,12 @@ export interface ReportCommit {
 }
 
 /**
- * True when `commit` is self-consistent: the expected entry, if any, is of
- * the same host ({@link ConfigurationStore.commitReport}).
+ * True when `expected`, if any, is an entry of `next`'s host
+ * ({@link ConfigurationStore.replaceHost}, {@link ConfigurationStore.commitReport}).
  * @internal
  */
-export function sameHost(commit: ReportCommit): boolean {
-  return commit.expectedHost === undefined || commit.expectedHost.hostId === commit.host.hostId;
+export function sameHost(expected: HostEntry | undefined, next: HostEntry): boolean {
+  return expected === undefined || expected.hostId === next.hostId;
 }
 
 /** What started an action: the four triggers of seed 004 §4.2. @public */
@@ -181,11 +181,21 @@ export interface ConfigurationStore {
   /** The host whose agent has this MSID, or undefined. */
   hostByMsid(msid: string): Promise<HostEntry | undefined>;
   /**
-   * Add or replace a host, unchecked: for enrolment, policy changes and
-   * restoring records. Reports are stored with their entry by
-   * {@link ConfigurationStore.commitReport}.
+   * Add or replace a host, unchecked: for restoring or importing records.
+   * The center writes hosts only through {@link ConfigurationStore.replaceHost}
+   * and, with a report, {@link ConfigurationStore.commitReport}.
    */
   putHost(entry: HostEntry): Promise<void>;
+  /**
+   * Compare and swap a host's entry: store `next` only if the stored entry
+   * of `next.hostId` is still exactly `expected` (undefined: the host is
+   * still not stored) and no other host is bound to `next.msid`, as one
+   * atomic step, also against other processes sharing the store. Resolves
+   * false, changing nothing, otherwise (another writer changed the entry,
+   * or the MSID is another host's): the caller reads again and decides again.
+   * Enrolments and policy changes write hosts this way.
+   */
+  replaceHost(expected: HostEntry | undefined, next: HostEntry): Promise<boolean>;
   /** Every host, by host ID. */
   hosts(): Promise<HostEntry[]>;
   /** The host's latest full report. */
@@ -272,6 +282,20 @@ export class MemoryConfigurationStore implements ConfigurationStore {
     this.#hosts.set(entry.hostId, entry);
   }
 
+  /** {@inheritDoc ConfigurationStore.replaceHost} */
+  async replaceHost(expected: HostEntry | undefined, next: HostEntry): Promise<boolean> {
+    if (!this.#hostAsRead(expected, next)) return false;
+    this.#hosts.set(next.hostId, next);
+    return true;
+  }
+
+  /** True when `next.hostId`'s entry is still `expected` and `next.msid` is no other host's. */
+  #hostAsRead(expected: HostEntry | undefined, next: HostEntry): boolean {
+    if (!sameHost(expected, next) || JSON.stringify(this.#hosts.get(next.hostId)) !== JSON.stringify(expected)) return false;
+    for (const h of this.#hosts.values()) if (h.msid === next.msid && h.hostId !== next.hostId) return false;
+    return true;
+  }
+
   /** {@inheritDoc ConfigurationStore.hosts} */
   async hosts(): Promise<HostEntry[]> {
     return [...this.#hosts.values()].sort((a, b) => (a.hostId < b.hostId ? -1 : a.hostId > b.hostId ? 1 : 0));
@@ -298,9 +322,8 @@ export class MemoryConfigurationStore implements ConfigurationStore {
   async commitReport(commit: ReportCommit): Promise<boolean> {
     // No await between the checks and the writes: atomic on one event loop.
     const { host, report } = commit;
-    if (!sameHost(commit) || JSON.stringify(this.#hosts.get(host.hostId)) !== JSON.stringify(commit.expectedHost)) return false;
+    if (!this.#hostAsRead(commit.expectedHost, host)) return false;
     if ((this.#latest.get(host.hostId)?.seq ?? null) !== commit.expectedSeq) return false;
-    for (const h of this.#hosts.values()) if (h.msid === host.msid && h.hostId !== host.hostId) return false;
     const old = this.#latest.get(host.hostId);
     if (old !== undefined) this.#previous.set(host.hostId, old);
     this.#latest.set(host.hostId, report);
