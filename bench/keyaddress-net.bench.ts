@@ -37,7 +37,10 @@
  * instead of adding to it. Its CPU line still counts both threads.
  *
  * A sixth and seventh (`…, client in its own namespace` and the same
- * `…, listener only`) measure it as a deployment runs it: the client in its
+ * `…, listener only`), and an eighth (`…, own CPUs`: the sixth with the
+ * server bound to CPU 1 and the client to CPU 0 by `taskset`, so they never
+ * share one, as a client and a server on two hosts do not; needs two CPUs)
+ * measure it as a deployment runs it: the client in its
  * own process in a second namespace, joined to the server's by a veth pair
  * with the /64 routed to the server (test/keyaddress/fixtures/netns.ts
  * namespacePair()); both listeners in one server process, dialled
@@ -70,7 +73,7 @@
  * never failed.
  */
 import { execFile } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ip, localNamespace, namespacePair, namespacesAvailable, runInNamespace, type NsChild } from '../test/keyaddress/fixtures/netns.js';
 import { defineFigures, median, sideBySide, type Figure } from './harness.js';
@@ -175,8 +178,8 @@ async function tcpMetrics(ns: string): Promise<number> {
  * server) for ours and the baseline, and how many TCP metrics entries
  * (`ip tcp_metrics show`) each namespace holds at the end.
  */
-function pairFigure(window: 'ratchet' | 'list'): Figure {
-  const name = `keyaddress-listener set-up admit x ${CONNECTIONS}, client in its own namespace${window === 'list' ? ', listener only' : ''}`;
+function pairFigure(window: 'ratchet' | 'list', pinned = false): Figure {
+  const name = `keyaddress-listener set-up admit x ${CONNECTIONS}, client in its own namespace${window === 'list' ? ', listener only' : ''}${pinned ? ', own CPUs' : ''}`;
   return {
     name,
     unit: 'µs/connection',
@@ -187,8 +190,10 @@ function pairFigure(window: 'ratchet' | 'list'): Figure {
       // ("What the kernel keeps"), set in both namespaces before anything
       // runs, so it holds for ours and the plain baseline alike.
       for (const ns of [pair.server, pair.client]) await ip(['netns', 'exec', ns, 'sysctl', '-q', '-w', `${NO_METRICS_SAVE}=1`]);
-      const server = runInNamespace(pair.server, worker, [pair.prefix, 'admit', window, 'server']);
-      const client = runInNamespace(pair.client, worker, [pair.prefix, 'admit', window, 'client']);
+      // Pinned: the server on CPU 1 and the client on CPU 0, as on two hosts; unpinned, the scheduler
+      // may put both on one CPU, and then the wall time is the two processes' CPU added up.
+      const server = runInNamespace(pair.server, worker, [pair.prefix, 'admit', window, 'server'], pinned ? 1 : undefined);
+      const client = runInNamespace(pair.client, worker, [pair.prefix, 'admit', window, 'client'], pinned ? 0 : undefined);
       try {
         await Promise.all([server.next(30_000), client.next(30_000)]); // ready
         const check = await ask(client, 'check');
@@ -263,6 +268,7 @@ export const figures = defineFigures(
         figure('admit', 'plain', 'ratchet', 'thread'),
         pairFigure('ratchet'),
         pairFigure('list'),
+        ...(availableParallelism() >= 2 ? [pairFigure('ratchet', true)] : []),
         figure('bind'),
       ]
     : [],
