@@ -13,6 +13,9 @@
 //       agent reporting as a host ID an operator is enrolling for another agent is refused.
 //   (b) one host's reports N and N+1 at two centers, the newer one written first: the stored
 //       latest stays N+1 and N is answered `stale`; a duplicate N+2 at both: one accepted, one `stale`.
+//   (c) after a host is re-enrolled to a new agent (the old one had reached report 50), the new
+//       agent's first report 1 delivered to both at once: stored once (not `stale` against 50,
+//       not refused), the other answered `stale` against the new agent's 1.
 // The PostgreSQL case is skipped with the reason printed where no server can be started
 // (GS_REQUIRE_POSTGRES=1 makes that a failure).
 import path from 'node:path';
@@ -302,6 +305,23 @@ describe.each(BACKENDS)('two SecurityCenters taking reports on %s', (_name, unav
     expect((await view.latest('h1'))?.seq).toBe(4);
     expect((await view.previous('h1'))?.seq).toBe(3);
     expect((await view.hosts()).map((h) => [h.hostId, h.msid])).toEqual([['h1', x.msid]]);
+    expect([...a.refused, ...b.refused]).toEqual([]);
+  });
+
+  it.skipIf(unavailable !== undefined)('store a re-enrolled host\'s first report from its new agent once when it reaches both centers at once', async () => {
+    const { a, b, gate, view } = await twoCenters(stores);
+    const [y, x] = [createServerIdentity(), createServerIdentity()];
+    await a.center.enrollHost('r1', y.msid, 'agent-r1');
+    expect(await outcome(a.center.receiveReport(await message('r1', y, 50)))).toBe('accepted');
+    await b.center.enrollHost('r1', x.msid, 'agent-r1');
+    const first = await message('r1', x, 1);
+    gate.arm(['A', 'B']);
+    const both = await Promise.all([outcome(a.center.receiveReport(first)), outcome(b.center.receiveReport(first))]);
+    expect(gate.passed.slice(-2)).toEqual(['A', 'B']);
+    expect(both).toEqual(['accepted', 'stale above 1']);
+    expect(await view.latest('r1')).toMatchObject({ hostMsid: x.msid, seq: 1 });
+    expect(await view.previous('r1')).toMatchObject({ hostMsid: y.msid, seq: 50 });
+    expect((await view.getHost('r1'))?.msid).toBe(x.msid);
     expect([...a.refused, ...b.refused]).toEqual([]);
   });
 });

@@ -291,6 +291,18 @@ export class SecurityCenter extends EventEmitter<SecurityCenterEvents> {
    * Enrol a host before it reports: only the agent with this MSID may report
    * under `hostId` (with `enrollment: 'closed'`, only enrolled hosts may).
    * Resolves with the stored entry.
+   *
+   * For a host already bound to another agent, this re-enrols it: from now
+   * on the old agent is refused with `GS_ERR_SECURITY_WRONG_HOST`, and the
+   * new agent's reports start a fresh sequence for the host — its first full
+   * report is accepted whatever number the old agent had reached and is
+   * handled as a joining host's (diagnosis, actions with trigger `join`, the
+   * rule set, the `joined` event); a delta before it is answered
+   * `need-full`. The stored reports are not deleted: the old agent's stay as
+   * the host's history until the new agent's replace them (after its first
+   * report, the old agent's last one is the host's previous report), but
+   * they are never the base of the new agent's deltas.
+   * @throws SecurityCenterError `GS_ERR_SECURITY_WRONG_HOST` when the agent is enrolled as another host.
    */
   async enrollHost(hostId: string, msid: string, pcid: string, device: HostEntry['device'] = 'server'): Promise<HostEntry> {
     this.#checkOpen();

@@ -4,7 +4,10 @@
  * enrolled for it beforehand ({@link SecurityCenter.enrollHost}; with
  * `closed` enrollment only enrolled hosts may report). Another MSID for a
  * bound host, or a bound MSID under another host ID, is refused with
- * `GS_ERR_SECURITY_WRONG_HOST`.
+ * `GS_ERR_SECURITY_WRONG_HOST`. Enrolling a bound host to another agent
+ * re-binds it (re-enrolment); the host's stored reports are kept, and
+ * intake does not take the old agent's as the base of the new agent's
+ * (intake.ts).
  */
 import { SecurityCenterError } from '../../../errors/index.js';
 import { checkOption } from '../../../errors/check.js';

@@ -8,6 +8,15 @@
  * policy, returned to network-device agents in the answer and kept. A refused
  * report changes nothing.
  *
+ * After a host is re-enrolled to another agent ({@link SecurityCenter.enrollHost}),
+ * the new agent's reports start a fresh sequence for the host: a stored
+ * report of the old agent is no base for them (its first full report is
+ * accepted and handled as a joining host's, a delta before it is answered
+ * `need-full`, and the old agent's higher numbers do not make it `stale`).
+ * The old agent's reports stay stored as the host's history until the new
+ * agent's reports replace them; the old agent itself is refused with
+ * `GS_ERR_SECURITY_WRONG_HOST`.
+ *
  * Several centers on one database: the checks (who the host is bound to, the
  * latest report's sequence number) are reads, and the report is stored with
  * its host's entry by one conditional write,
@@ -48,6 +57,19 @@ function answer(status: AnswerMessage['status'], seq: number | null, expectSeqAb
 }
 
 /**
+ * The base a report of agent `msid` is applied to: the host's stored latest
+ * report when that agent sent it; undefined when another agent did (the host
+ * was re-enrolled to `msid` since, {@link SecurityCenter.enrollHost}). So a
+ * new agent's reports start a fresh sequence for the host: its first full
+ * report is taken whatever the old agent's numbers were, and a delta before
+ * it is answered `need-full` (`no-base`). The old agent's reports stay
+ * stored (the history); they are never the base of the new agent's deltas.
+ */
+function ownReport(latest: FullReport | undefined, msid: string): FullReport | undefined {
+  return latest?.hostMsid === msid ? latest : undefined;
+}
+
+/**
  * Takes report messages (one per center).
  * @internal
  */
@@ -85,13 +107,18 @@ export class ReportIntake {
    * The store part of {@link ReportIntake.receive}, under the center's store
    * lock: read, decide, commit only if what was read is still stored
    * ({@link ConfigurationStore.commitReport}); else read and decide again.
+   * The commit expects the stored latest report's sequence number as read,
+   * also when that report is another agent's and so not the base (after a
+   * re-enrolment): a report another center stored meanwhile still makes the
+   * commit fail and the report be decided again.
    */
   async #apply(info: ReportInfo, msid: string, report: ReturnType<typeof parseConfigurationReport>): Promise<AnswerMessage> {
     const c = this.#c;
     for (let attempt = 0; attempt < COMMIT_TRIES; attempt++) {
       c.checkOpen();
       const known = await checkReporter(c.config, info.host, msid, c.options.enrollment);
-      const previous = await c.config.latest(info.host);
+      const latest = await c.config.latest(info.host);
+      const previous = ownReport(latest, report.hostMsid);
       const outcome = applyReport(previous, report, c.options.limits ?? {});
       if (outcome.status === 'stale') return answer('stale', null, outcome.expectSeqAbove, `report ${report.seq} is not newer than ${outcome.expectSeqAbove}`);
       if (outcome.status === 'need-full') return answer('need-full', null, null, outcome.message);
@@ -99,7 +126,7 @@ export class ReportIntake {
       const first = known === undefined || known.lastSeen === 0;
       const firewall = first ? firewallFor(c.policy(), info.host, (err) => c.emit('error', err)) : known.firewall;
       const host: HostEntry = { hostId: info.host, msid, pcid: info.pcid, device: info.device, firstSeen: known?.firstSeen || now, lastSeen: now, firewall };
-      if (await c.config.commitReport({ expectedHost: known, expectedSeq: previous?.seq ?? null, host, report: outcome.report })) return this.#accepted(first, previous, host, outcome.report);
+      if (await c.config.commitReport({ expectedHost: known, expectedSeq: latest?.seq ?? null, host, report: outcome.report })) return this.#accepted(first, previous, host, outcome.report);
     }
     const message = `report ${report.seq} for host ${info.host} was not stored: its records changed under it ${COMMIT_TRIES} times in a row (other writers); the agent is asked for a full report`;
     c.emit('error', new Error(message));

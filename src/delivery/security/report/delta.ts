@@ -126,6 +126,10 @@ function applyChanges<T>(base: readonly T[], c: SetChanges<T>, key: (t: T) => st
  * delta applies only to report `seq - 1`. A delta that would grow a list past
  * `limits` (defaults: {@link DEFAULT_REPORT_LIMITS}) throws
  * `GS_ERR_SECURITY_MALFORMED_REPORT`, as the same full report would.
+ * `current` must be a state of the report's own `hostMsid` (the caller
+ * passes undefined when it holds only another agent's reports for the host,
+ * as the security center does after a re-enrolment).
+ * @throws RangeError when `current` is another `hostMsid`'s state.
  * @public
  */
 export function applyReport(current: FullReport | undefined, incoming: ConfigurationReport, limits: Partial<ReportLimits> = {}): ApplyOutcome {
