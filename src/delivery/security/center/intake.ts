@@ -146,6 +146,6 @@ export class ReportIntake {
     const trigger: Trigger = first || completes ? 'join' : 'report';
     void c.act(diagnosis.findings.map((f) => ({ finding: f, trigger })));
     const sendRules = host.device === 'network-device' && host.firewall !== null;
-    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, files: requestedFiles(c.policy(), host.hostId), body: sendRules ? Buffer.from(host.firewall!, 'utf8') : new Uint8Array(0) };
+    return { ...answer('accepted', report.seq, null, null), firewall: sendRules, files: wanted, body: sendRules ? Buffer.from(host.firewall!, 'utf8') : new Uint8Array(0) };
   }
 }

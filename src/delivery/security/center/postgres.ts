@@ -105,6 +105,13 @@ const REPORT_LOCK = 0x6773636f; // 'gsco'
 /** The advisory lock an action claim takes. */
 const ACTION_LOCK = 0x67736361; // 'gsca'
 
+/** Inside a transaction: the host's latest report becomes its previous one (slot 1), and `report` the latest (slot 0). */
+async function storeReport(c: Pick<PostgresPool, 'query'>, hostId: string, report: FullReport): Promise<void> {
+  await c.query('DELETE FROM reports WHERE host_id = $1 AND slot = 1', [hostId]);
+  await c.query('UPDATE reports SET slot = 1 WHERE host_id = $1 AND slot = 0', [hostId]);
+  await c.query('INSERT INTO reports (host_id, slot, seq, report) VALUES ($1, 0, $2, $3)', [hostId, report.seq, JSON.stringify(report)]);
+}
+
 /**
  * Write `next` only if `next.hostId`'s entry is still `expected` (absent when
  * undefined) and `next.msid` is no other host's: one conditional statement,
@@ -215,9 +222,7 @@ export class PostgresConfigurationStore implements ConfigurationStore {
   /** {@inheritDoc ConfigurationStore.putReport} */
   async putReport(hostId: string, report: FullReport): Promise<void> {
     await inTransaction(this.#open(), REPORT_LOCK, async (c) => {
-      await c.query('DELETE FROM reports WHERE host_id = $1 AND slot = 1', [hostId]);
-      await c.query('UPDATE reports SET slot = 1 WHERE host_id = $1 AND slot = 0', [hostId]);
-      await c.query('INSERT INTO reports (host_id, slot, seq, report) VALUES ($1, 0, $2, $3)', [hostId, report.seq, JSON.stringify(report)]);
+      await storeReport(c, hostId, report);
     });
   }
 
@@ -231,9 +236,7 @@ export class PostgresConfigurationStore implements ConfigurationStore {
         const latest = (await c.query('SELECT seq FROM reports WHERE host_id = $1 AND slot = 0', [host.hostId])).rows[0];
         if ((latest === undefined ? null : Number(latest['seq'])) !== commit.expectedSeq) return false;
         if (!(await swapHost(c, commit.expectedHost, host))) return false;
-        await c.query('DELETE FROM reports WHERE host_id = $1 AND slot = 1', [host.hostId]);
-        await c.query('UPDATE reports SET slot = 1 WHERE host_id = $1 AND slot = 0', [host.hostId]);
-        await c.query('INSERT INTO reports (host_id, slot, seq, report) VALUES ($1, 0, $2, $3)', [host.hostId, report.seq, JSON.stringify(report)]);
+        await storeReport(c, host.hostId, report);
         return true;
       }),
     );

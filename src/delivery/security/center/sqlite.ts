@@ -126,11 +126,13 @@ export class SqliteConfigurationStore implements ConfigurationStore {
       policy: p('SELECT doc FROM policy WHERE id = 1'),
       putPolicy: p('INSERT INTO policy (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc'),
     };
-    this.#putReport = db.transaction((hostId: string, report: FullReport) => {
+    // The host's latest report becomes its previous one (slot 1), and `report` the latest (slot 0).
+    const storeReport = (hostId: string, report: FullReport): void => {
       this.#s.delReport.run(hostId);
       this.#s.shift.run(hostId);
       this.#s.putReport.run(hostId, report.seq, JSON.stringify(report));
-    });
+    };
+    this.#putReport = db.transaction(storeReport);
     // Inside a transaction: is `next.hostId`'s entry still `expected`, and `next.msid` no other host's?
     const hostAsRead = (expected: HostEntry | undefined, next: HostEntry): boolean => {
       if (!sameHost(expected, next)) return false;
@@ -149,9 +151,7 @@ export class SqliteConfigurationStore implements ConfigurationStore {
       if (!hostAsRead(commit.expectedHost, host)) return false;
       const latest = this.#s.seq.get(host.hostId) as { seq: number } | undefined;
       if ((latest?.seq ?? null) !== commit.expectedSeq) return false;
-      this.#s.delReport.run(host.hostId);
-      this.#s.shift.run(host.hostId);
-      this.#s.putReport.run(host.hostId, report.seq, JSON.stringify(report));
+      storeReport(host.hostId, report);
       this.#s.putHost.run(host.hostId, host.msid, JSON.stringify(host));
       return true;
     });
