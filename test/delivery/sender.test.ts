@@ -8,7 +8,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runSimUpdate, tempDirs } from '../../bench/multicast-sim-run.js';
 import { Pacer } from '../../src/delivery/update/pacer.js';
-import { nextRate, proactiveRepair, requestLoss, roundRepair } from '../../src/delivery/update/rounds.js';
+import { FEW_RECEIVERS_LEFT, ROUND_SHORTFALL, nextRate, proactiveRepair, requestLoss, roundRepair } from '../../src/delivery/update/rounds.js';
+
+const ROUND_SHORTFALL_OK = 1 - ROUND_SHORTFALL;
 import { VirtualClock, independentLoss, type Clock } from '../../src/transport/index.js';
 
 const dirs = tempDirs();
@@ -112,6 +114,31 @@ describe('rounds arithmetic', () => {
     expect(roundRepair(10, 0)).toBe(10);
     expect(roundRepair(10, 0.05)).toBeGreaterThan(10);
     expect(roundRepair(10, 0.05)).toBeLessThan(16);
+  });
+  it('with few receivers left, a repair round is the fewest symbols that leave the largest need short at most 1 % of the time', () => {
+    // P[at least `need` of `n` arrive], each lost with probability q: the binomial sum, term by term.
+    const arrive = (n: number, need: number, q: number): number => {
+      let sum = 0;
+      for (let got = need; got <= n; got++) {
+        let c = 1;
+        for (let i = 0; i < got; i++) c = (c * (n - i)) / (i + 1);
+        sum += c * (1 - q) ** got * q ** (n - got);
+      }
+      return sum;
+    };
+    for (const q of [0.01, 0.05, 0.2]) {
+      for (const need of [1, 2, 5, 10, 30, 60]) {
+        const n = roundRepair(need, q, 16);
+        expect(arrive(n, need, q)).toBeGreaterThanOrEqual(ROUND_SHORTFALL_OK);
+        expect(n === need || arrive(n - 1, need, q) < ROUND_SHORTFALL_OK).toBe(true);
+      }
+    }
+    expect(roundRepair(5, 0.05, 16)).toBe(7); // one standard deviation would send 6: short 3.3 % of the time
+  });
+  it('with many receivers left, a repair round is the mean plus one standard deviation', () => {
+    expect(roundRepair(5, 0.05, FEW_RECEIVERS_LEFT + 1)).toBe(Math.ceil(5 / 0.95 + Math.sqrt((5 / 0.95) * 0.05)));
+    expect(roundRepair(30, 0.05, 1000)).toBe(33);
+    expect(roundRepair(30, 0.05, 1000)).toBeLessThan(roundRepair(30, 0.05, FEW_RECEIVERS_LEFT));
   });
   it('request loss and the back-off rule', () => {
     expect(requestLoss(100, 110, 5)).toBeCloseTo(15 / 110);

@@ -39,21 +39,60 @@ export function proactiveRepair(kb: number, p: number, pool: number): number {
 }
 
 /**
- * Fresh repair symbols to send in a repair round for a block whose largest
- * reported need is `need`: `need / (1 − p)` (what the receiver that asked
- * gets `need` of on average, at the mean loss `p`) plus one standard
- * deviation. Every other receiver needs at most as many, and each fresh
- * repair symbol heals a different loss at each of them (any `kb` distinct
- * symbols decode). A smaller margin costs rounds, a larger one bytes: at
- * 1,000 receivers and 5 % loss, 1.5 σ + 1 symbol sent ≈ 0.5 % more of the
- * file for no fewer rounds (docs/delivery.md, "Rounds").
+ * Receivers still without the file at or below which a repair round's
+ * margin aims to finish them all (see {@link roundRepair}).
  * @internal
  */
-export function roundRepair(need: number, p: number): number {
+export const FEW_RECEIVERS_LEFT = 64;
+
+/**
+ * With few receivers left, the most a repair round may leave the receiver
+ * with the largest need of a block short (the probability that it loses more
+ * of the round's symbols than the margin covers): 1 %.
+ * @internal
+ */
+export const ROUND_SHORTFALL = 0.01;
+
+/**
+ * Fresh repair symbols to send in a repair round for a block whose largest
+ * reported need is `need`, at loss `p`, with `left` receivers still without
+ * the file. Every other receiver needs at most as many, and each fresh
+ * repair symbol heals a different loss at each of them (any `kb` distinct
+ * symbols decode). `p = 0` sends exactly `need`.
+ *
+ * - Few left (≤ {@link FEW_RECEIVERS_LEFT}): the fewest `n` of which the
+ *   receiver with that need still gets `need` with probability
+ *   ≥ 1 − {@link ROUND_SHORTFALL} (the binomial tail, exact). The largest
+ *   need is then mostly one receiver's, and a block left short costs a whole
+ *   further round — the wait for requests, four group RTTs, is worth
+ *   megabytes of sending — where the margin costs a symbol or two per block
+ *   asked for.
+ * - Many left: `need / (1 − p)` plus one standard deviation. Many receivers
+ *   then have needs near the largest, so no margin the bytes can afford
+ *   finishes them all in one round; a larger one only costs bytes
+ *   (docs/delivery.md, "Rounds").
+ * @internal
+ */
+export function roundRepair(need: number, p: number, left = 1): number {
   if (need <= 0) return 0;
   const q = Math.min(Math.max(p, 0), 0.5);
-  const n = need / (1 - q);
-  return Math.ceil(n + Math.sqrt(n * q));
+  if (q === 0) return need;
+  const mean = need / (1 - q);
+  if (left > FEW_RECEIVERS_LEFT) return Math.ceil(mean + Math.sqrt(mean * q));
+  // Bounded: the tail passes 1 − shortfall within a few standard deviations of the mean.
+  for (let n = Math.max(need, Math.floor(mean)); ; n++) if (lossTail(n, n - need, q) >= 1 - ROUND_SHORTFALL) return n;
+}
+
+/** P[at most `most` of `n` lost], each lost with probability `q` (0 < q ≤ 0.5), summed in log space. */
+function lossTail(n: number, most: number, q: number): number {
+  const step = Math.log(q / (1 - q));
+  let logPmf = n * Math.log1p(-q); // P[none lost]
+  let sum = Math.exp(logPmf);
+  for (let i = 1; i <= most; i++) {
+    logPmf += Math.log((n - i + 1) / i) + step;
+    sum += Math.exp(logPmf);
+  }
+  return sum;
 }
 
 /**

@@ -573,9 +573,10 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
       // Plain retransmission where repair cannot serve: exactly the symbols receivers named.
       perBlock.push([...esis].sort((a, b) => a - b).map((esi) => ({ sbn, esi })));
     }
+    const left = this.#pending();
     for (const [sbn, need] of this.#needs) {
       if (this.#lacking.has(sbn) && (this.#poolUsed[sbn] === 1 || this.#nextEsi[sbn]! >= this.#k + this.#m)) continue; // served above
-      const n = roundRepair(need, planLoss);
+      const n = roundRepair(need, planLoss, left);
       const list: Item[] = [];
       for (let j = 0; j < n; j++) list.push({ sbn, esi: this.#freshEsi(sbn) });
       perBlock.push(list);
@@ -730,7 +731,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   #takeLacking(sbn: number, esis: readonly number[], need: number | undefined): void {
     if (!Number.isInteger(sbn) || sbn < 0 || sbn >= this.#blocks) return;
     const kb = blockSourceSymbols(this.#encoder.layout, sbn);
-    const want = Math.min(esis.length, roundRepair(need ?? esis.length, Math.max(this.#o.expectedLoss, 0.01)));
+    const want = Math.min(esis.length, roundRepair(need ?? esis.length, Math.max(this.#o.expectedLoss, 0.01), this.#pending()));
     let set = this.#lacking.get(sbn);
     if (!set) this.#lacking.set(sbn, (set = new Set()));
     for (const esi of esis.slice(0, want)) if (Number.isInteger(esi) && esi >= 0 && esi < kb) set.add(esi);
