@@ -4,7 +4,7 @@
  * scripts/ts-register.mjs):
  *
  *   multicast-net-node.ts send    JSON   — prepare and send the update, print the sender's report
- *   multicast-net-node.ts receive JSON   — take one update, print the receiver's report
+ *   multicast-net-node.ts receive JSON   — take one update (or `transfers`), print the receiver's report
  *
  * JSON is one argument with the options below. Both print one JSON line on
  * stdout when done (`{"ready":true}` first for a receiver, once it listens)
@@ -31,6 +31,9 @@ export interface SendArgs {
   readonly expectedLoss: number;
   readonly interface: string;
   readonly family: 'ipv6' | 'ipv4';
+  /** The update's name and file ID (default `update.bin`, 1). */
+  readonly name?: string;
+  readonly fileId?: number;
 }
 
 /** Options of `receive`. */
@@ -44,6 +47,12 @@ export interface ReceiveArgs {
   readonly dataGroup: string;
   readonly interface: string;
   readonly family: 'ipv6' | 'ipv4';
+  /**
+   * Updates to take before exiting (default 1). With 2 the first is a
+   * warm-up, as a receiver daemon has taken updates before: the report and
+   * the CPU figures are the last one's.
+   */
+  readonly transfers?: number;
 }
 
 /** What `send` prints. */
@@ -70,7 +79,7 @@ async function send(a: SendArgs): Promise<SendOutput> {
   const file = new Uint8Array(readFileSync(a.file));
   const key = IdentityKey.fromPem(readFileSync(a.keyPem, 'utf8'));
   const t0 = performance.now();
-  const update = prepareUpdate(file, { name: 'update.bin', key, fileId: 1, version: 1 });
+  const update = prepareUpdate(file, { name: a.name ?? 'update.bin', key, fileId: a.fileId ?? 1, version: 1 });
   const prepareMs = performance.now() - t0;
   const socket = await udpBind({ family: a.family, port: a.port, interface: a.interface, reuseAddr: true, sendBufferBytes: SOCKET_BUFFER, receiveBufferBytes: SOCKET_BUFFER });
   const sender = new UpdateSender({
@@ -124,7 +133,19 @@ async function receive(a: ReceiveArgs): Promise<unknown> {
     host: a.host,
     directory: a.directory,
   });
-  const done = new Promise<object>((resolve) => rx.once('done', resolve));
+  const transfers = a.transfers ?? 1;
+  let cpu0 = process.cpuUsage();
+  let ru0 = process.resourceUsage();
+  let taken = 0;
+  const done = new Promise<object>((resolve) =>
+    rx.on('done', (report) => {
+      if (++taken === transfers) return resolve(report);
+      // A warm-up taken: the figures are the next update's.
+      cpu0 = process.cpuUsage();
+      ru0 = process.resourceUsage();
+      states.length = 0;
+    }),
+  );
   const t0 = performance.now();
   const states: { state: string; why: string; atMs: number }[] = [];
   rx.on('state', (state: string, why: string) => states.push({ state, why, atMs: Math.round(performance.now() - t0) }));
@@ -135,7 +156,8 @@ async function receive(a: ReceiveArgs): Promise<unknown> {
   });
   rx.start();
   // CPU from here on is the transfer's; before it, start-up (loading and compiling the TypeScript).
-  const cpu0 = process.cpuUsage();
+  cpu0 = process.cpuUsage();
+  ru0 = process.resourceUsage();
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
   const report = await done;
   // Let the last FIN repeats go out before closing.
@@ -144,7 +166,10 @@ async function receive(a: ReceiveArgs): Promise<unknown> {
   socket.close();
   const cpu = process.cpuUsage(cpu0);
   const all = process.cpuUsage();
-  return { ...report, states, dropped, cpuMs: Math.round((cpu.user + cpu.system) / 1000), cpuUserMs: Math.round(cpu.user / 1000), cpuSystemMs: Math.round(cpu.system / 1000), processCpuMs: Math.round((all.user + all.system) / 1000) };
+  const ru = process.resourceUsage();
+  // Context switches: voluntary ≈ wake-ups for datagrams; involuntary = preempted for want of a CPU.
+  const switches = { voluntary: ru.voluntaryContextSwitches - ru0.voluntaryContextSwitches, involuntary: ru.involuntaryContextSwitches - ru0.involuntaryContextSwitches };
+  return { ...report, states, dropped, switches, cpuMs: Math.round((cpu.user + cpu.system) / 1000), cpuUserMs: Math.round(cpu.user / 1000), cpuSystemMs: Math.round(cpu.system / 1000), processCpuMs: Math.round((all.user + all.system) / 1000) };
 }
 
 const [mode, json] = process.argv.slice(2);

@@ -335,6 +335,16 @@ function profileArgs(): string[] {
   return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
 }
 
+/**
+ * Node options for every gatesock process of the bench, from
+ * `GS_BENCH_NODE_FLAGS` (space-separated; for diagnosis, e.g.
+ * `--trace-opt`: what such flags print on stdout goes to
+ * `$GS_BENCH_NODE_LOG/r<i>.log` for the receivers when that is set).
+ */
+function nodeFlags(): string[] {
+  return (process.env['GS_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((s) => s !== '');
+}
+
 /** Options of {@link runUftp}. */
 export interface UftpOptions {
   /** The file to send (its bytes are checked at every receiver afterwards). */
@@ -349,6 +359,8 @@ export interface UftpOptions {
   readonly port?: number;
   /** Socket buffer bytes for both sides (-B). Default 8 MiB. */
   readonly bufferBytes?: number;
+  /** A smaller file the same uftpd daemons take first, unmeasured (as {@link GatesockRunOptions.warmUpFile}). */
+  readonly warmUpFile?: string;
 }
 
 /** SHA-256 of a file, hex. */
@@ -403,25 +415,31 @@ export async function runUftp(net: MulticastNet, options: UftpOptions): Promise<
       });
     });
     await Promise.all(ready);
-    const before = net.senderUdp();
     // Through sh, which prints the CPU time of its waited child (cutime + cstime) to stderr afterwards.
     const cpuLine = 'uftp "$@"; rc=$?; echo "GSCPU $(cut -d" " -f16,17 /proc/$$/stat)" >&2; exit $rc';
-    const run = await net.runIn(
-      net.sender,
-      'sh',
-      ['-c', cpuLine, 'sh', '-I', addr(net.sender), '-M', pub, '-P', priv, '-p', port, '-R', String(Math.round(options.rateKbps)), '-C', 'none', '-B', buf, '-x', '2', options.file],
-      options.timeoutMs,
-    );
+    const uftp = async (file: string) => {
+      const run = await net.runIn(
+        net.sender,
+        'sh',
+        ['-c', cpuLine, 'sh', '-I', addr(net.sender), '-M', pub, '-P', priv, '-p', port, '-R', String(Math.round(options.rateKbps)), '-C', 'none', '-B', buf, '-x', '2', file],
+        options.timeoutMs,
+      );
+      if (run.timedOut) throw new Error(`uftp did not finish within ${options.timeoutMs} ms`);
+      // Its end-of-run table has one "Status: Completed" line per receiver (log level 2).
+      const completed = ((run.stderr + run.stdout).match(/Status: Completed/g) ?? []).length;
+      if (run.code !== 0 || completed !== net.receivers.length) {
+        throw new Error(`uftp exited with ${run.code}, ${completed}/${net.receivers.length} receivers completed: ${run.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      }
+      return run;
+    };
+    if (options.warmUpFile !== undefined) await uftp(options.warmUpFile);
+    const receiverCpu0 = daemons.map((d) => procCpuSeconds(d.pid));
+    const before = net.senderUdp();
+    const run = await uftp(options.file);
     const after = net.senderUdp();
-    const receiverCpu = daemons.map((d) => procCpuSeconds(d.pid));
+    const receiverCpu = daemons.map((d, i) => procCpuSeconds(d.pid) - receiverCpu0[i]!);
     const senderTicks = /GSCPU (\d+) (\d+)/.exec(run.stderr);
     const senderCpu = senderTicks ? (Number(senderTicks[1]) + Number(senderTicks[2])) / CLOCK_TICKS : Number.NaN;
-    if (run.timedOut) throw new Error(`uftp did not finish within ${options.timeoutMs} ms`);
-    // Its end-of-run table has one "Status: Completed" line per receiver (log level 2).
-    const completed = ((run.stderr + run.stdout).match(/Status: Completed/g) ?? []).length;
-    if (run.code !== 0 || completed !== net.receivers.length) {
-      throw new Error(`uftp exited with ${run.code}, ${completed}/${net.receivers.length} receivers completed: ${run.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-    }
     const want = await sha256File(options.file);
     const size = statSync(options.file).size;
     for (const d of dirs) {
@@ -449,6 +467,12 @@ export interface GatesockRunOptions {
   readonly family?: 'ipv6' | 'ipv4';
   /** UDP port. Default 7400. */
   readonly port?: number;
+  /**
+   * A smaller file each receiver takes first, unmeasured, as a receiver
+   * daemon has taken updates before (its code is then compiled): the
+   * receivers' figures are the measured update's. Default: none.
+   */
+  readonly warmUpFile?: string;
 }
 
 /** What {@link runGatesockUpdate} measured, beyond {@link TransferResult}. */
@@ -469,7 +493,7 @@ export interface GatesockRunResult extends TransferResult {
  * fails or times out.
  */
 export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunOptions): Promise<GatesockRunResult> {
-  const { mkdtempSync, rmSync, statSync, writeFileSync } = await import('node:fs');
+  const { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { createInterface } = await import('node:readline');
@@ -493,8 +517,8 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
     const common = { port, controlGroup, dataGroup, interface: 'eth0', family };
     // Receivers first; each says when it listens.
     const receivers = net.receivers.map((r, i) => {
-      const args = { ...common, host: hosts[i]!, directory: join(root, `r${i}`), publisherKey: formatPublicKey(key.publicKey) };
-      const child = net.spawnIn(r, process.execPath, [...(i === 0 ? profileArgs() : []), '--import', register, node, 'receive', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const args = { ...common, host: hosts[i]!, directory: join(root, `r${i}`), publisherKey: formatPublicKey(key.publicKey), transfers: options.warmUpFile === undefined ? 1 : 2 };
+      const child = net.spawnIn(r, process.execPath, [...nodeFlags(), ...(i === 0 ? profileArgs() : []), '--import', register, node, 'receive', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       let stderr = '';
       child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
@@ -503,6 +527,11 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
       const ready = new Promise<void>((res) => (onReady = res));
       const done = new Promise<{ ok: boolean; status: string; cpuMs: number }>((res, rej) => {
         lines.on('line', (line) => {
+          // Anything else on stdout is node's own (GS_BENCH_NODE_FLAGS such as --trace-opt): to a log when asked.
+          if (!line.startsWith('{')) {
+            if (process.env['GS_BENCH_NODE_LOG'] !== undefined) appendFileSync(join(process.env['GS_BENCH_NODE_LOG'], `r${i}.log`), `${line}\n`);
+            return;
+          }
           const msg = JSON.parse(line) as { ready?: boolean; ok?: boolean; status?: string };
           if (msg.ready === true) onReady();
           else res(msg as { ok: boolean; status: string; cpuMs: number });
@@ -512,13 +541,18 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
       return { ready: Promise.race([ready, done.then(() => undefined)]), done };
     });
     await Promise.all(receivers.map((r) => r.ready));
+    if (options.warmUpFile !== undefined) {
+      const warm = { ...common, file: options.warmUpFile, keyPem, hosts, rateBps: options.rateBps, expectedLoss: options.expectedLoss, name: 'warm-up.bin', fileId: 2 };
+      const w = await net.runIn(net.sender, process.execPath, [...nodeFlags(), '--import', register, node, 'send', JSON.stringify(warm)], options.timeoutMs);
+      if (w.timedOut || w.code !== 0) throw new Error(`gatesock warm-up sender failed (${w.timedOut ? 'timed out' : `exit ${w.code}`}): ${w.stderr.trim().slice(-800)}`);
+    }
     const before = net.senderUdp();
     const sendArgs = { ...common, file: options.file, keyPem, hosts, rateBps: options.rateBps, expectedLoss: options.expectedLoss };
-    const run = await net.runIn(net.sender, process.execPath, [...profileArgs(), '--import', register, node, 'send', JSON.stringify(sendArgs)], options.timeoutMs);
+    const run = await net.runIn(net.sender, process.execPath, [...nodeFlags(), ...profileArgs(), '--import', register, node, 'send', JSON.stringify(sendArgs)], options.timeoutMs);
     const after = net.senderUdp();
     if (run.timedOut) throw new Error(`gatesock sender did not finish within ${options.timeoutMs} ms`);
     if (run.code !== 0) throw new Error(`gatesock sender exited with ${run.code}: ${run.stderr.trim().slice(-800)}`);
-    const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { prepareMs: number; transferMs: number; rounds: number; grttMs: number; completed: number; receivers: number; states: unknown[]; cpuMs: number };
+    const out = JSON.parse(run.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!) as { prepareMs: number; transferMs: number; rounds: number; grttMs: number; completed: number; receivers: number; states: unknown[]; cpuMs: number };
     if (process.env['GS_BENCH_TRACE'] !== undefined) process.stderr.write(`gatesock sender (cpu ${out.cpuMs} ms, group RTT ${out.grttMs.toFixed(1)} ms): ${JSON.stringify(out.states)}\n`);
     if (out.completed !== net.receivers.length) throw new Error(`gatesock: ${out.completed}/${net.receivers.length} receivers completed`);
     const reports = await Promise.all(receivers.map((r) => r.done));
