@@ -116,4 +116,25 @@ describe('AEAD sealInto', () => {
       { numRuns: 200 },
     );
   });
+
+  it('sha256PrefixEquals agrees with comparing the SHA-256 prefix, for matches, one-bit differences and ranges outside', () => {
+    const equals = native!.sha256PrefixEquals!.bind(native);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 40 }), fc.nat(), (data, length, at, flip) => {
+        const expected = new Uint8Array(at + 32);
+        expected.set(nobleBackend.sha256(data).subarray(0, length), at);
+        expect(equals(data, expected, at, length)).toBe(true);
+        if (length > 0) {
+          const wrong = expected.slice();
+          wrong[at + (flip % length)]! ^= 1 << flip % 8;
+          expect(equals(data, wrong, at, length)).toBe(false);
+        }
+        // A range that does not fit in `expected`, or a length past the digest: false, never a throw.
+        expect(equals(data, expected, expected.length - length + 1, length)).toBe(false);
+        expect(equals(data, expected, -1, length)).toBe(false);
+        expect(equals(data, new Uint8Array(64), 0, 33)).toBe(false);
+      }),
+      { numRuns: 200 },
+    );
+  });
 });

@@ -59,6 +59,15 @@ export interface CryptoBackend {
   };
   /** SHA-256 of the concatenation of `parts`. */
   sha256(...parts: Uint8Array[]): Uint8Array;
+  /**
+   * Optional: true when the first `length` bytes (at most 32) of SHA-256 of
+   * `data` equal `expected[at, at + length)`, compared in constant time in
+   * those bytes; false when the range is outside `expected`. A backend
+   * implements it when it can do so more cheaply than {@link CryptoBackend.sha256}
+   * and a comparison (the native one makes no digest array); callers fall
+   * back to those where it is absent.
+   */
+  sha256PrefixEquals?(data: Uint8Array, expected: Uint8Array, at: number, length: number): boolean;
   /** HMAC-SHA-256 of the concatenation of `parts` under `key`. */
   hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
   /** Cryptographically secure random bytes. */

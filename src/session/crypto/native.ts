@@ -95,6 +95,7 @@ function makeNativeBackend(c: typeof NodeCrypto): CryptoBackend {
   };
   // `crypto.hash` (Node ≥ 20.12, 21.7): a one-shot digest without a Hash object.
   const oneShot = (c as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
+  const oneShotText = oneShot as unknown as ((algorithm: string, data: Uint8Array, encoding: 'latin1') => string) | undefined;
   // A peer's ephemeral key meets two DH tokens in one handshake; keep its
   // KeyObject for the second (same content check as private keys).
   const publicCache = new WeakMap<Uint8Array, { copy: Uint8Array; key: NodeCrypto.KeyObject; crv: Crv }>();
@@ -146,6 +147,16 @@ function makeNativeBackend(c: typeof NodeCrypto): CryptoBackend {
       for (const p of parts) h.update(p);
       return asBytes(h.digest());
     },
+    // The digest as a one-byte string: no Buffer (an ArrayBuffer to allocate and sweep) per call.
+    ...(oneShotText !== undefined && {
+      sha256PrefixEquals(data: Uint8Array, expected: Uint8Array, at: number, length: number): boolean {
+        if (!(length >= 0 && length <= 32 && at >= 0 && at + length <= expected.length)) return false;
+        const digest = oneShotText('sha256', data, 'latin1');
+        let diff = 0;
+        for (let i = 0; i < length; i++) diff |= digest.charCodeAt(i) ^ expected[at + i]!;
+        return diff === 0;
+      },
+    }),
     hmacSha256(key: Uint8Array, ...parts: Uint8Array[]) {
       const h = c.createHmac('sha256', key);
       for (const p of parts) h.update(p);

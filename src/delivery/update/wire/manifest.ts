@@ -228,6 +228,7 @@ export function symbolHash(crypto: CryptoBackend, symbol: Uint8Array): Uint8Arra
  */
 export function symbolHashMatches(crypto: CryptoBackend, symbol: Uint8Array, hashes: Uint8Array, at: number): boolean {
   if (at < 0 || at + SYMBOL_HASH_LEN > hashes.length) return false;
+  if (crypto.sha256PrefixEquals) return crypto.sha256PrefixEquals(symbol, hashes, at, SYMBOL_HASH_LEN);
   const digest = crypto.sha256(symbol);
   let diff = 0;
   for (let i = 0; i < SYMBOL_HASH_LEN; i++) diff |= digest[i]! ^ hashes[at + i]!;
