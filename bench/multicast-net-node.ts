@@ -4,7 +4,7 @@
  * scripts/ts-register.mjs):
  *
  *   multicast-net-node.ts send    JSON   — prepare and send the update, print the sender's report
- *   multicast-net-node.ts receive JSON   — take one update (or `transfers`), print the receiver's report
+ *   multicast-net-node.ts receive JSON   — take one update (after a warm-up with `warmUpName`), print the receiver's report
  *
  * JSON is one argument with the options below. Both print one JSON line on
  * stdout when done (`{"ready":true}` first for a receiver, once it listens)
@@ -48,11 +48,11 @@ export interface ReceiveArgs {
   readonly interface: string;
   readonly family: 'ipv6' | 'ipv4';
   /**
-   * Updates to take before exiting (default 1). With 2 the first is a
-   * warm-up, as a receiver daemon has taken updates before: the report and
-   * the CPU figures are the last one's.
+   * The name of an update to take first, unmeasured, as a receiver daemon
+   * has taken updates before: the report and the CPU figures are then the
+   * next update's. A receiver that misses the warm-up reports the next one.
    */
-  readonly transfers?: number;
+  readonly warmUpName?: string;
 }
 
 /** What `send` prints. */
@@ -133,14 +133,12 @@ async function receive(a: ReceiveArgs): Promise<unknown> {
     host: a.host,
     directory: a.directory,
   });
-  const transfers = a.transfers ?? 1;
   let cpu0 = process.cpuUsage();
   let ru0 = process.resourceUsage();
-  let taken = 0;
   const done = new Promise<object>((resolve) =>
     rx.on('done', (report) => {
-      if (++taken === transfers) return resolve(report);
-      // A warm-up taken: the figures are the next update's.
+      if (report.name !== a.warmUpName) return resolve(report);
+      // The warm-up taken: the figures are the next update's.
       cpu0 = process.cpuUsage();
       ru0 = process.resourceUsage();
       states.length = 0;

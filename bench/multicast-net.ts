@@ -345,6 +345,9 @@ function nodeFlags(): string[] {
   return (process.env['GS_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((s) => s !== '');
 }
 
+/** The name the warm-up update of {@link GatesockRunOptions.warmUpFile} goes under. */
+const WARM_UP_NAME = 'warm-up.bin';
+
 /** Options of {@link runUftp}. */
 export interface UftpOptions {
   /** The file to send (its bytes are checked at every receiver afterwards). */
@@ -517,7 +520,7 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
     const common = { port, controlGroup, dataGroup, interface: 'eth0', family };
     // Receivers first; each says when it listens.
     const receivers = net.receivers.map((r, i) => {
-      const args = { ...common, host: hosts[i]!, directory: join(root, `r${i}`), publisherKey: formatPublicKey(key.publicKey), transfers: options.warmUpFile === undefined ? 1 : 2 };
+      const args = { ...common, host: hosts[i]!, directory: join(root, `r${i}`), publisherKey: formatPublicKey(key.publicKey), ...(options.warmUpFile !== undefined && { warmUpName: WARM_UP_NAME }) };
       const child = net.spawnIn(r, process.execPath, [...nodeFlags(), ...(i === 0 ? profileArgs() : []), '--import', register, node, 'receive', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       let stderr = '';
@@ -542,7 +545,7 @@ export async function runGatesockUpdate(net: MulticastNet, options: GatesockRunO
     });
     await Promise.all(receivers.map((r) => r.ready));
     if (options.warmUpFile !== undefined) {
-      const warm = { ...common, file: options.warmUpFile, keyPem, hosts, rateBps: options.rateBps, expectedLoss: options.expectedLoss, name: 'warm-up.bin', fileId: 2 };
+      const warm = { ...common, file: options.warmUpFile, keyPem, hosts, rateBps: options.rateBps, expectedLoss: options.expectedLoss, name: WARM_UP_NAME, fileId: 2 };
       const w = await net.runIn(net.sender, process.execPath, [...nodeFlags(), '--import', register, node, 'send', JSON.stringify(warm)], options.timeoutMs);
       if (w.timedOut || w.code !== 0) throw new Error(`gatesock warm-up sender failed (${w.timedOut ? 'timed out' : `exit ${w.code}`}): ${w.stderr.trim().slice(-800)}`);
     }
