@@ -69,6 +69,8 @@ export interface SendOutput {
   readonly cpuMs: number;
   /** The group round-trip time the sender used, ms. */
   readonly grttMs: number;
+  /** Datagrams of its own it heard back (0 on a port of its own). */
+  readonly echoes: number;
   /** The sender's state changes, ms after start. */
   readonly states: readonly { readonly state: string; readonly why: string; readonly atMs: number }[];
 }
@@ -81,12 +83,14 @@ async function send(a: SendArgs): Promise<SendOutput> {
   const t0 = performance.now();
   const update = prepareUpdate(file, { name: a.name ?? 'update.bin', key, fileId: a.fileId ?? 1, version: 1 });
   const prepareMs = performance.now() - t0;
-  const socket = await udpBind({ family: a.family, port: a.port, interface: a.interface, reuseAddr: true, sendBufferBytes: SOCKET_BUFFER, receiveBufferBytes: SOCKET_BUFFER });
+  // A port of its own, as the CLI's sender has: requests come by unicast and no datagram it sends loops back to it.
+  const socket = await udpBind({ family: a.family, port: 0, interface: a.interface, sendBufferBytes: SOCKET_BUFFER, receiveBufferBytes: SOCKET_BUFFER });
   const sender = new UpdateSender({
     socket,
     update,
     controlGroup: a.controlGroup,
     dataGroup: a.dataGroup,
+    port: a.port,
     expectedHosts: a.hosts,
     rateBps: a.rateBps,
     expectedLoss: a.expectedLoss,
@@ -116,6 +120,7 @@ async function send(a: SendArgs): Promise<SendOutput> {
     bytesSent: report.bytesSent,
     rounds: report.rounds,
     grttMs: report.grttMs,
+    echoes: report.echoes,
     completed: report.receivers.filter((r) => r.completed).length,
     receivers: report.receivers.length,
     states,

@@ -95,6 +95,11 @@ export interface SimUpdateOptions {
   readonly delayMs?: number;
   /** Code and block shape of the update (default: prepareUpdate's, rs8 k = 192, m = 64). */
   readonly code?: Pick<PrepareUpdateOptions, 'code' | 'sourceSymbols' | 'repairSymbols'>;
+  /**
+   * Port the sender binds (default the receivers' port, SIM_PORT; 0 for one of
+   * its own, as the CLI's sender has).
+   */
+  readonly senderPort?: number;
   /** Sender options besides socket/update/groups. */
   readonly sender?: Partial<Omit<UpdateSenderOptions, 'socket' | 'update' | 'controlGroup' | 'dataGroup'>>;
   readonly handler?: UpdateHandler;
@@ -162,12 +167,13 @@ export function runSimUpdate(o: SimUpdateOptions): SimUpdateResult {
   }
   const file = simFile(o.fileSize, o.seed);
   const update = prepareUpdate(file, { name: 'update.bin', key: simKey(), fileId: 1 + (o.seed % 60000), version: 1, ...o.code });
-  const socket = senderHost.bind(SIM_PORT);
+  const socket = senderHost.bind(o.senderPort ?? SIM_PORT);
   const sender = new UpdateSender({
     socket,
     update,
     controlGroup: SIM_CONTROL,
     dataGroup: SIM_DATA,
+    port: SIM_PORT,
     joinWindowMs: 200,
     announceIntervalMs: 50,
     expectedLoss: o.loss,

@@ -55,9 +55,10 @@ async function socketFor(name: string, role: 'sender' | 'receiver'): Promise<Dat
 async function openSocket(name: string, role: 'sender' | 'receiver'): Promise<DatagramSocket> {
   if (net) {
     const host = net.addHost(role === 'sender' ? { name, uplink: { rateBps: 200e6 } } : { name, downlink: { delayMs: 2, jitterMs: 1, loss: independentLoss(0.05) } });
-    return host.bind(PORT);
+    return host.bind(role === 'sender' ? 0 : PORT);
   }
-  if (role === 'sender') return udpBind({ family: 'ipv4', port: 0, groups: [GROUP], interface: 'lo' });
+  // The sender has a port of its own: receivers' requests reach it by unicast, and it never hears its own data.
+  if (role === 'sender') return udpBind({ family: 'ipv4', port: 0, interface: 'lo' });
   // Receivers on one host share the group's port, so each answers from a socket of its own.
   const listen = withLoss(await udpBind({ family: 'ipv4', port: PORT, groups: [GROUP], interface: 'lo', reuseAddr: true }), { loss: independentLoss(0.05), seed: name.length });
   return withReplySocket(listen, await udpBind({ family: 'ipv4', port: 0, interface: 'lo' }));

@@ -13,9 +13,11 @@
  *
  * A receiver listens on the group's port and answers from a second,
  * ephemeral socket, so several receivers can share one host (their replies
- * and the sender's acks then have distinct ports). A sender binds the
- * group's port (receivers' requests then reach the other receivers too, for
- * suppression); `--local-port 0` lets it share a host with receivers.
+ * and the sender's acks then have distinct ports). A sender binds an
+ * ephemeral port of its own (`--local-port` fixes one, for a firewall):
+ * receivers send it their requests by unicast as well as to the group, and
+ * it never hears its own data back, as a socket on the group's port would
+ * through multicast loopback, at one receive per datagram sent.
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -214,8 +216,9 @@ async function runSend(file: string, o: SendOptions, io: Io): Promise<void> {
     const a = update.announcement;
     const socket = await udpBind({
       family: familyOf(o.group),
-      port: o.localPort ?? o.group.port,
-      groups: [o.group.address],
+      port: o.localPort ?? 0,
+      // On the group's port it shares the port with any receivers of this host.
+      reuseAddr: o.localPort === o.group.port,
       hopLimit: o.ttl,
       sendBufferBytes: 4 << 20,
       receiveBufferBytes: 4 << 20,
@@ -238,7 +241,7 @@ async function runSend(file: string, o: SendOptions, io: Io): Promise<void> {
       socket.close(); // an open socket would keep the process alive after the error
       throw err;
     }
-    io.note(`sending ${a.name} (${human(a.size)}, version ${a.version}, file ID ${a.fileId}, key ${a.keyId}) to ${o.group.address} port ${o.group.port}`);
+    io.note(`sending ${a.name} (${human(a.size)}, version ${a.version}, file ID ${a.fileId}, key ${a.keyId}) to ${o.group.address} port ${o.group.port} from port ${socket.localAddress.port}`);
     const showBar = o.progress ?? process.stderr.isTTY === true;
     const bar = showBar
       ? new SingleBar({
@@ -406,7 +409,7 @@ export function registerUpdateCommands(program: Command, io: Io): void {
     .option('--rate <bits/s>', 'rate limit, e.g. 100M, 1G', parseRate, parseRate(UPDATE_DEFAULTS.rate))
     .option('--interface <name>', 'interface to send on (name or address), e.g. eth0 or lo')
     .option('--ttl <n>', 'multicast hop limit', intIn('--ttl', 1, 255), UPDATE_DEFAULTS.ttl)
-    .option('--local-port <n>', "local port (default: the group's; 0 to share a host with receivers)", intIn('--local-port', 0, 65535))
+    .option('--local-port <n>', "local port to send from and take replies on (default: an ephemeral one; the group's own port makes the sender hear its data back)", intIn('--local-port', 0, 65535))
     .option('--expect <hosts>', 'comma-separated receivers to wait for; the join ends once all answered')
     .option('--join-window <ms>', 'how long to collect RECV answers', intIn('--join-window', 1, 3_600_000))
     .option('--valid <seconds>', 'seconds the announcement stays valid', intIn('--valid', 1, 10 * 365 * 86_400), UPDATE_DEFAULTS.validSeconds)

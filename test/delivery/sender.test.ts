@@ -94,6 +94,19 @@ describe('UpdateSender', () => {
     expect(clean.report.rateBps).toBe(rateBps);
   });
 
+  it('on a port of its own it hears no datagram of its own, and takes the requests by unicast', () => {
+    const own = runSimUpdate({ receivers: 12, loss: 0.05, fileSize: 400_000, seed: 11, dir: tmp(), senderPort: 0 });
+    expect(own.correct).toBe(12);
+    expect(own.report.echoes).toBe(0);
+    // Requests reached it: it counted them per host, and repaired.
+    expect(own.report.receivers.reduce((n, r) => n + r.requests, 0)).toBeGreaterThan(0);
+    expect(own.report.rounds).toBeGreaterThan(1);
+    // On the receivers' port it joins the data group, and multicast loopback hands it back what it sends.
+    const shared = runSimUpdate({ receivers: 12, loss: 0.05, fileSize: 400_000, seed: 11, dir: tmp() });
+    expect(shared.correct).toBe(12);
+    expect(shared.report.echoes).toBeGreaterThanOrEqual(Math.ceil(400_000 / 1_400));
+  });
+
   it('counts every datagram it sends in bytesSent, by kind', () => {
     const r = runSimUpdate({ receivers: 10, loss: 0.05, fileSize: 200_000, seed: 8, dir: tmp() });
     const k = r.report.bytesByKind;

@@ -50,13 +50,21 @@ export type SenderState = 'announcing' | 'collecting' | 'sending' | 'repairing' 
  * @public
  */
 export interface UpdateSenderOptions {
-  /** The bound socket; its clock times everything. */
+  /**
+   * The bound socket; its clock times everything. Bind it to a port other
+   * than the receivers' (port 0 will do): receivers then send their requests
+   * to it by unicast as well as to the group, and it never hears its own
+   * data. On the receivers' port it must join the data group to hear
+   * requests, and multicast loopback then hands it back every datagram it
+   * sends, a receive per datagram on the CPU that paces the transfer
+   * ({@link SenderReport.echoes} counts them).
+   */
   readonly socket: DatagramSocket;
   /** The signed update (`prepareUpdate`): announcement, encoder, manifest pages, signed markers and acks. */
   readonly update: PreparedUpdate;
   /** Group the announcement goes to. */
   readonly controlGroup: string;
-  /** Group the data goes to (receivers' requests come to it too). Default `controlGroup`. */
+  /** Group the data goes to (receivers' requests come to it too, on the receivers' port). Default `controlGroup`. */
   readonly dataGroup?: string;
   /** Port of the receivers. Default: the socket's own port. */
   readonly port?: number;
@@ -158,6 +166,12 @@ export interface SenderReport {
   readonly overhead: number;
   /** Datagrams dropped as junk or foreign. */
   readonly junk: number;
+  /**
+   * This update's own data-session datagrams heard back (multicast loopback
+   * to a sender socket bound to the receivers' port); 0 when the socket has a
+   * port of its own, as {@link UpdateSenderOptions.socket} advises.
+   */
+  readonly echoes: number;
   /** Loss seen in round 1's requests (worst receiver): a good `expectedLoss` for the next transfer. */
   readonly lossEstimate: number;
   /** Rate in force at the end (after back-offs), bits/s. */
@@ -290,6 +304,9 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   #emptyPasses = 0;
   #lossEstimate = -1;
   #junk = 0;
+  #echoes = 0;
+  /** The socket joined the data group (it shares the receivers' port, where their requests go). */
+  #inDataGroup = false;
   readonly #bytesBy: SenderBytes = { announce: 0, manifest: 0, data: 0, repair: 0, round: 0, ack: 0 };
   #resolve: ((r: SenderReport) => void) | undefined;
   #promise: Promise<SenderReport> | undefined;
@@ -366,7 +383,11 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     const s = this.#o.socket;
     this.#startedAt = s.clock.now();
     s.on('message', this.#onMessage);
-    s.joinGroup(this.#o.dataGroup);
+    // On a port of its own, requests come by unicast, and joining would gain nothing.
+    if (this.#o.port === s.localAddress.port) {
+      s.joinGroup(this.#o.dataGroup);
+      this.#inDataGroup = true;
+    }
     this.#setState('collecting', 'announcement multicast');
     this.#announce(0);
     return this.#promise;
@@ -386,6 +407,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
 
   /** Stop hearing the data group (requests); a socket already closed is fine. */
   #leaveGroup(): void {
+    if (!this.#inDataGroup) return;
+    this.#inDataGroup = false;
     try {
       this.#o.socket.leaveGroup(this.#o.dataGroup);
     } catch {
@@ -684,8 +707,8 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
         return;
       }
       default:
-        // Our own multicast looped back (data, manifests, markers), or another sender's: not for us.
-        if ('fileId' in msg && msg.fileId === this.#fileId) return;
+        // Our own multicast looped back (data, manifests, markers, acks), or another sender's: not for us.
+        if ('fileId' in msg && msg.fileId === this.#fileId) return void this.#echoes++;
         this.#junk++;
     }
   }
@@ -850,6 +873,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
       bytesByKind: { ...this.#bytesBy },
       overhead: size > 0 ? this.#pacer.bytes / size : 0,
       junk: this.#junk,
+      echoes: this.#echoes,
       lossEstimate: Math.max(0, this.#lossEstimate),
       rateBps: this.#pacer.rateBps,
       grttMs: this.#grtt,
