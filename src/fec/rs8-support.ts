@@ -4,8 +4,8 @@
  * it refuses, before any work is dispatched). Internal to src/fec.
  */
 import { FecError } from '../errors/index.js';
-import { gfMul } from './gf256.js';
-import { invertMatrix, type Gf256Matrix } from './matrix.js';
+import { combineRows } from './gf256-kernel.js';
+import { invertMatrix, zeroMatrix, type Gf256Matrix } from './matrix.js';
 
 /** Whether two byte arrays share any memory. */
 export function overlaps(a: Uint8Array, b: Uint8Array): boolean {
@@ -226,20 +226,18 @@ export function rs8DecodeRows(parity: Gf256Matrix, k: number, chosen: readonly n
   if (j.length !== e || j.some((p) => p < 0) || (present > 0 && chosen[present - 1]! >= k)) {
     throw new RangeError(`decode rows: ${e} missing data shards need exactly ${e} parity shards among the chosen`);
   }
+  if (e === 0) return [];
   const a: Gf256Matrix = j.map((p) => Uint8Array.from(missing, (col) => parity[p]![col]!));
   const ainv = invertMatrix(a);
-  const rows: Gf256Matrix = [];
+  // A⁻¹ · P[J] over every column, a row at a time with the kernels (not a field
+  // multiplication per entry); then each row keeps the present data shards' columns.
+  const rows = zeroMatrix(e, k);
+  combineRows(ainv, j.map((p) => parity[p]!), rows, 0, k);
   for (let r = 0; r < e; r++) {
-    const row = new Uint8Array(k);
-    const ar = ainv[r]!;
-    for (let t = 0; t < present; t++) {
-      const col = chosen[t]!;
-      let acc = 0;
-      for (let x = 0; x < e; x++) acc ^= gfMul(ar[x]!, parity[j[x]!]![col]!);
-      row[t] = acc;
-    }
-    for (let x = 0; x < e; x++) row[present + x] = ar[x]!;
-    rows.push(row);
+    const row = rows[r]!;
+    // In place: chosen[t] ≥ t (ascending data shard indices), so no column is read after it is overwritten.
+    for (let t = 0; t < present; t++) row[t] = row[chosen[t]!]!;
+    row.set(ainv[r]!, present);
   }
   return rows;
 }
