@@ -9,6 +9,10 @@
  * - `… rounds`: passes in which the sender answered requests (round 1 = the
  *   first transmission).
  *
+ * The sender has a port of its own, as `gatesock update send` has by default
+ * (receivers' requests reach it by unicast); on the receivers' port the
+ * figures are the same.
+ *
  * Baseline: plain-retransmission ARQ (bench/multicast-sim-arq.ts) on the
  * same network model and seed — no FEC, every packet any receiver lists as
  * missing is sent again, round after round. `ratio` is ours / ARQ.
@@ -64,7 +68,7 @@ function measure(receivers: number, loss: number, large = false): Pair {
   const dir = simTempDir('gatesock-mc-bench-');
   try {
     const fileSize = large ? RS16_FILE : FILE_SIZE;
-    const r = runSimUpdate({ receivers, loss, fileSize, seed: SEED, dir, ...(large ? { code: RS16 } : {}) });
+    const r = runSimUpdate({ receivers, loss, fileSize, seed: SEED, dir, senderPort: 0, ...(large ? { code: RS16 } : {}) });
     if (r.correct !== receivers) throw new Error(`ours: ${receivers - r.correct} of ${receivers} receivers do not have the exact file`);
     const a: ArqResult = runSimArq({ receivers, loss, fileSize, seed: SEED });
     if (a.complete !== receivers) throw new Error(`ARQ: ${receivers - a.complete} of ${receivers} receivers are missing packets`);
