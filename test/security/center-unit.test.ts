@@ -28,6 +28,7 @@ import type { Notifier, SecurityNotification } from '../../src/delivery/security
 import { collectConfiguration } from '../../src/delivery/security/collect/index.js';
 import { diffReports, encodeConfigurationReport, type FullReport } from '../../src/delivery/security/report/index.js';
 import { FAKE_UPGRADE, FIXTURES, collectFor, dpkgStatus, installedVersion, memoryCenterLink, tempDir, until, writeRoot, type FixturePackage } from './fixtures/center/harness.js';
+import { rejectionCodeOf } from '../helpers/error-code.js';
 
 const dirs: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -39,15 +40,6 @@ function dir(tag: string): string {
   const d = tempDir(tag);
   dirs.push(d);
   return d;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as SecurityCenterError).code;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** A full report of a fixture root for this identity. */
@@ -335,13 +327,13 @@ describe('SecurityCenter over memory pieces', () => {
     const identityB = createServerIdentity();
     const own = await reportOf(identityB, agents.b!.root, 1);
     const asA = signReportMessage({ host: 'a', pcid: 'agent-b', device: 'server' }, encodeConfigurationReport(own), identityB);
-    expect(await codeOf(center.receiveReport(asA))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(await rejectionCodeOf(center.receiveReport(asA))).toBe('GS_ERR_SECURITY_WRONG_HOST');
     // a report whose hostMsid is a's, signed by someone else
     const fakeA = { ...own, hostMsid: agents.a!.agent.msid };
-    expect(await codeOf(center.receiveReport(signReportMessage({ host: 'a', pcid: 'agent-a', device: 'server' }, encodeConfigurationReport(fakeA), identityB)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(await rejectionCodeOf(center.receiveReport(signReportMessage({ host: 'a', pcid: 'agent-a', device: 'server' }, encodeConfigurationReport(fakeA), identityB)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
     // tampered after signing
     const good = signReportMessage({ host: 'z', pcid: 'agent-z', device: 'server' }, encodeConfigurationReport(own), identityB);
-    expect(await codeOf(center.receiveReport({ ...good, body: encodeConfigurationReport({ ...own, kernel: 'evil' }) }))).toBe('GS_ERR_SECURITY_MALFORMED_REPORT');
+    expect(await rejectionCodeOf(center.receiveReport({ ...good, body: encodeConfigurationReport({ ...own, kernel: 'evil' }) }))).toBe('GS_ERR_SECURITY_MALFORMED_REPORT');
     // hostile content: a path trick, a version that is not one, wrong types
     const hostile: FullReport[] = [
       { ...own, files: [{ path: '/etc/../shadow', sha256: null, size: null, content: null, omitted: null }] } as unknown as FullReport,
@@ -349,7 +341,7 @@ describe('SecurityCenter over memory pieces', () => {
       { ...own, seq: 'one' } as unknown as FullReport,
     ];
     const codes = [];
-    for (const r of hostile) codes.push(await codeOf(center.receiveReport(signReportMessage({ host: 'z', pcid: 'agent-z', device: 'server' }, Buffer.from(JSON.stringify(r)), identityB))));
+    for (const r of hostile) codes.push(await rejectionCodeOf(center.receiveReport(signReportMessage({ host: 'z', pcid: 'agent-z', device: 'server' }, Buffer.from(JSON.stringify(r)), identityB))));
     expect(codes).toEqual(['GS_ERR_SECURITY_UNSAFE_PATH', 'GS_ERR_SECURITY_BAD_VERSION', 'GS_ERR_SECURITY_MALFORMED_REPORT']);
     // nothing changed
     expect((await center.hosts()).map((h) => h.hostId)).toEqual(['a', 'b']);
@@ -359,7 +351,7 @@ describe('SecurityCenter over memory pieces', () => {
     const bFull = (await center.config.latest('b'))!;
     expect(bFull.hostMsid).toBe(b.msid);
     const fromB = await reportOf(agents.b!.identity, agents.b!.root, 99);
-    expect(await codeOf(center.receiveReport(signReportMessage({ host: 'c', pcid: 'agent-b', device: 'server' }, encodeConfigurationReport(fromB), agents.b!.identity)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(await rejectionCodeOf(center.receiveReport(signReportMessage({ host: 'c', pcid: 'agent-b', device: 'server' }, encodeConfigurationReport(fromB), agents.b!.identity)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
     expect(await center.config.getHost('c')).toBeUndefined();
   });
 
@@ -372,15 +364,15 @@ describe('SecurityCenter over memory pieces', () => {
     const info = { host: 'h1', pcid: 'agent-h1', device: 'server' as const };
     const from = async (identity: Identity) => signReportMessage(info, encodeConfigurationReport(await reportOf(identity, root, 1)), identity);
     // Not enrolled yet: refused, and nothing is stored.
-    expect(await codeOf(center.receiveReport(await from(owner)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(await rejectionCodeOf(center.receiveReport(await from(owner)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
     expect(await center.config.getHost('h1')).toBeUndefined();
     // Enrolled with the owner's MSID: the owner's report is taken, a stranger's for the same host is not.
     await center.enrollHost('h1', owner.msid, 'agent-h1');
-    expect(await codeOf(center.receiveReport(await from(stranger)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(await rejectionCodeOf(center.receiveReport(await from(stranger)))).toBe('GS_ERR_SECURITY_WRONG_HOST');
     expect((await center.receiveReport(await from(owner))).status).toBe('accepted');
     expect((await center.config.latest('h1'))?.hostMsid).toBe(owner.msid);
     // One agent, one host: the owner cannot be enrolled under a second name.
-    expect(await codeOf(center.enrollHost('h2', owner.msid, 'agent-h2'))).toBe('GS_ERR_SECURITY_WRONG_HOST');
+    expect(await rejectionCodeOf(center.enrollHost('h2', owner.msid, 'agent-h2'))).toBe('GS_ERR_SECURITY_WRONG_HOST');
   });
 
   it('sequences deltas: a gap asks for a full report, a replay is stale', async () => {
@@ -438,7 +430,7 @@ describe('SecurityCenter over memory pieces', () => {
     expect(r2.findings[0]!.status).toBe('confirmed');
     expect(r2.actions).toEqual([]);
     // not nmap XML: refused, nothing changes
-    expect(await codeOf(center.importScan('<!DOCTYPE x [<!ENTITY a "b">]><nmaprun/>'))).toBe('GS_ERR_SECURITY_MALFORMED_ADVISORY');
+    expect(await rejectionCodeOf(center.importScan('<!DOCTYPE x [<!ENTITY a "b">]><nmaprun/>'))).toBe('GS_ERR_SECURITY_MALFORMED_ADVISORY');
     expect(await center.actions()).toHaveLength(1);
   });
 });

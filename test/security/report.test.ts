@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SecurityCenterError } from '../../src/errors/index.js';
 import {
   ConfigurationLedger,
   applyReport,
@@ -28,6 +27,7 @@ import {
   type FullReport,
   type PackageEntry,
 } from '../../src/delivery/security/report/index.js';
+import { codeOf } from '../helpers/error-code.js';
 
 const TEXT = fs.readFileSync(path.join(import.meta.dirname, 'fixtures/reports/full-web1.json'), 'utf8');
 const MSID = JSON.parse(TEXT).hostMsid as string;
@@ -35,15 +35,6 @@ const OTHER = `MSID-${'2E'.repeat(32)}`;
 const fixture = (): FullReport => JSON.parse(TEXT) as FullReport;
 type Mutable = Record<string, unknown> & { [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof SecurityCenterError) return err.code;
-    throw err;
-  }
-  return 'accepted';
-}
 const check = (v: unknown, limits = {}) => validateConfigurationReport(v, { authenticatedMsid: MSID, limits });
 function variant(edit: (r: Mutable) => void): Mutable {
   const r = JSON.parse(TEXT) as Mutable;

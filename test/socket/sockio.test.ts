@@ -9,28 +9,11 @@ import { ConfigError, SocketError } from '../../src/errors/index.js';
 import { SockEvent, SockIo, WOULD_BLOCK } from '../../src/socket/index.js';
 import { memoryPair } from '../../src/transport/index.js';
 import { concat, randomBytes, recvAll, sendAll, sha256, sleep, TRANSPORTS, type SockPair } from './pairs.js';
+import { codeOf, rejectionCodeOf } from '../helpers/error-code.js';
 
 /** Active Node timers right now. */
 function timerCount(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return undefined;
-}
-
-function syncCodeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return undefined;
 }
 
 for (const [name, makePair] of TRANSPORTS) {
@@ -78,7 +61,7 @@ for (const [name, makePair] of TRANSPORTS) {
       expect((await b.recv()).length).toBe(0);
       expect((await b.recv()).length).toBe(0);
       expect(b.recvAsync()).toEqual(new Uint8Array(0));
-      expect(await codeOf(a.send(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
+      expect(await rejectionCodeOf(a.send(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
       // Half-close: b can still send to a.
       await b.send(Uint8Array.of(7, 8));
       b.end();
@@ -218,12 +201,12 @@ for (const [name, makePair] of TRANSPORTS) {
       const waiting = a.recv();
       await a.send(Uint8Array.of(5, 6));
       const closed = a.disconnect();
-      expect(await codeOf(waiting)).toBe('GS_ERR_NOT_CONNECTED');
+      expect(await rejectionCodeOf(waiting)).toBe('GS_ERR_NOT_CONNECTED');
       expect(a.isConnected).toBe(false);
-      expect(await codeOf(a.send(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
-      expect(await codeOf(a.recv())).toBe('GS_ERR_NOT_CONNECTED');
-      expect(syncCodeOf(() => a.sendAsync(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
-      expect(syncCodeOf(() => a.recvAsync())).toBe('GS_ERR_NOT_CONNECTED');
+      expect(await rejectionCodeOf(a.send(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
+      expect(await rejectionCodeOf(a.recv())).toBe('GS_ERR_NOT_CONNECTED');
+      expect(codeOf(() => a.sendAsync(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
+      expect(codeOf(() => a.recvAsync())).toBe('GS_ERR_NOT_CONNECTED');
       expect(concat(await recvAll(b))).toEqual(Uint8Array.of(5, 6));
       expect(b.isConnected).toBe(true); // half-closed by the peer, not closed
       // Whatever b still sends is discarded; b's disconnect finishes both sides.
@@ -272,7 +255,7 @@ for (const [name, makePair] of TRANSPORTS) {
       expect(Array.from(await b.recv())).toEqual([1, 2, 3]);
       const err = await b.recv().catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'GS_ERR_NOT_CONNECTED' });
-      expect(await codeOf(b.send(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
+      expect(await rejectionCodeOf(b.send(Uint8Array.of(1)))).toBe('GS_ERR_NOT_CONNECTED');
     });
 
     it('leaves no timers or listeners behind after many calls', async () => {
@@ -288,7 +271,7 @@ for (const [name, makePair] of TRANSPORTS) {
         expect(Array.from(await got)).toEqual([i & 255]);
       }
       b.setTimeout(1);
-      for (let i = 0; i < 20; i++) expect(await codeOf(b.recv())).toBe('GS_ERR_TIMEOUT');
+      for (let i = 0; i < 20; i++) expect(await rejectionCodeOf(b.recv())).toBe('GS_ERR_TIMEOUT');
       expect(timerCount()).toBeLessThanOrEqual(timers);
       expect(listeners()).toEqual(before);
     });
@@ -332,6 +315,6 @@ describe('SockIo construction and arguments', () => {
     y.destroy();
     const s = SockIo.fromStream(x);
     expect(s.isConnected).toBe(false);
-    expect(await codeOf(s.recv())).toBe('GS_ERR_NOT_CONNECTED');
+    expect(await rejectionCodeOf(s.recv())).toBe('GS_ERR_NOT_CONNECTED');
   });
 });

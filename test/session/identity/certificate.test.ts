@@ -14,18 +14,10 @@ import {
 } from '../../../src/session/identity/index.js';
 import { ROLE_PURPOSE_DER } from '../../../src/session/identity/oids.js';
 import { DAY, createGatewaySystemPki, indexOfBytes } from './pki.js';
+import { codeOf } from '../../helpers/error-code.js';
 
 const NOW = new Date('2030-06-15T12:00:00.500Z');
 const HOUR = 3_600_000;
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 describe('certificate round trips (build → DER → parse)', () => {
   const pki = createGatewaySystemPki({ now: NOW });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CertificateError, ConfigError } from '../../../src/errors/index.js';
+import { CertificateError } from '../../../src/errors/index.js';
 import { nativeBackend, nobleBackend, type CryptoBackend } from '../../../src/session/crypto/index.js';
 import {
   VerificationCache,
@@ -16,6 +16,7 @@ import { buildCertificate, ext } from '../../../src/session/identity/issue.js';
 import { partsOf } from '../../../src/session/identity/certificate.js';
 import * as asn1js from 'asn1js';
 import { DAY, createGatewaySystemPki, flipByte, indexOfBytes } from './pki.js';
+import { codeOf } from '../../helpers/error-code.js';
 
 const NOW = new Date('2031-03-01T00:00:00Z');
 const pki = createGatewaySystemPki({ now: NOW });
@@ -23,16 +24,6 @@ const gw = pki.gateway.certificate;
 const ctl = pki.controller.certificate;
 const server = createServerIdentity({ now: NOW });
 const base: VerifyCertificateOptions = { roots: [pki.root], now: NOW };
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (!(e instanceof CertificateError) && !(e instanceof ConfigError)) throw e;
-    return e.code;
-  }
-  return undefined;
-}
 
 /** A backend that counts Ed25519 verifications. */
 function countingBackend(): CryptoBackend & { verifies: number } {
