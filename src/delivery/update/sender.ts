@@ -305,8 +305,6 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
   #lossEstimate = -1;
   #junk = 0;
   #echoes = 0;
-  /** The socket joined the data group (it shares the receivers' port, where their requests go). */
-  #inDataGroup = false;
   readonly #bytesBy: SenderBytes = { announce: 0, manifest: 0, data: 0, repair: 0, round: 0, ack: 0 };
   #resolve: ((r: SenderReport) => void) | undefined;
   #promise: Promise<SenderReport> | undefined;
@@ -384,10 +382,7 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     this.#startedAt = s.clock.now();
     s.on('message', this.#onMessage);
     // On a port of its own, requests come by unicast, and joining would gain nothing.
-    if (this.#o.port === s.localAddress.port) {
-      s.joinGroup(this.#o.dataGroup);
-      this.#inDataGroup = true;
-    }
+    if (this.#onReceiversPort) s.joinGroup(this.#o.dataGroup);
     this.#setState('collecting', 'announcement multicast');
     this.#announce(0);
     return this.#promise;
@@ -405,10 +400,14 @@ export class UpdateSender extends EventEmitter<UpdateSenderEvents> {
     if (!wasDone) this.#resolve?.(this.#makeReport());
   }
 
+  /** The socket is bound to the receivers' port, where their requests to the data group go. */
+  get #onReceiversPort(): boolean {
+    return this.#o.port === this.#o.socket.localAddress.port;
+  }
+
   /** Stop hearing the data group (requests); a socket already closed is fine. */
   #leaveGroup(): void {
-    if (!this.#inDataGroup) return;
-    this.#inDataGroup = false;
+    if (!this.#onReceiversPort) return;
     try {
       this.#o.socket.leaveGroup(this.#o.dataGroup);
     } catch {
